@@ -1,0 +1,67 @@
+/*
+ * proto.h - the messages mailroot processes exchange over IPC.
+ *
+ * Payloads use the mr_buf_put_* / mr_rd_* encoding (buf.h): u32, u64 and
+ * strings (u32 length, bytes, NUL).  Every decoder checks mr_rd_done().
+ * Field lists below are in order.
+ */
+#ifndef MR_PROTO_H
+#define MR_PROTO_H
+
+/* Limits applied by every decoder. */
+#define MR_ADDR_MAX	512	/* RFC 5321 path, generous */
+#define MR_TEXT_MAX	4096	/* reply texts, host names, reasons */
+#define MR_RCPT_MAX	10000	/* recipients in one frame */
+#define MR_ID_MAX	64	/* queue ids */
+
+enum mr_msgtype {
+	/* master -> any child */
+	MR_M_PEER = 1,		/* u32 peer kind (enum mr_proc); fd = channel */
+	MR_M_SHUTDOWN,		/* (empty): finish and exit */
+
+	/* smtpd -> queued */
+	MR_Q_NEW,		/* u64 req, u32 server index */
+	MR_Q_COMMIT,		/* u64 req, str id, str sender, u32 n, n x str
+				 * rcpt, u64 size, str client-ip, str helo */
+	MR_Q_ABORT,		/* str id */
+	/* queued -> smtpd */
+	MR_Q_NEW_OK,		/* u64 req, str id; fd = writable data file */
+	MR_Q_NEW_FAIL,		/* u64 req, str reason */
+	MR_Q_COMMIT_OK,		/* u64 req, str id */
+	MR_Q_COMMIT_FAIL,	/* u64 req, str reason */
+
+	/* queued -> deliverd */
+	MR_D_JOB,		/* u64 job, u32 server index, str id,
+				 * str sender, u32 n, n x str rcpt; fd = data
+				 * file opened read-only */
+	/* deliverd -> queued */
+	MR_D_RESULT,		/* u64 job, u32 n, n x (u32 status, str text)
+				 * in the job's recipient order; status is
+				 * enum mr_dstatus */
+
+	MR_MSG_MAX = MR_D_RESULT
+};
+
+enum mr_proc {
+	MR_PROC_MASTER = 0,
+	MR_PROC_SMTPD,
+	MR_PROC_QUEUED,
+	MR_PROC_DELIVERD,
+	MR_PROC_COUNT
+};
+
+enum mr_dstatus {
+	MR_DS_OK = 2,		/* delivered (2xx) */
+	MR_DS_TEMP = 4,		/* retry later (4xx, network failure) */
+	MR_DS_PERM = 5		/* bounce (5xx) */
+};
+
+/* The file descriptor numbers a child finds at exec. */
+#define MR_FD_MASTER	3	/* channel to mailrootd */
+#define MR_FD_CONFIG	4	/* read-only snapshot of the configuration */
+#define MR_FD_PEER1	5	/* smtpd: queued; queued: smtpd; deliverd: queued */
+#define MR_FD_PEER2	6	/* queued: deliverd */
+#define MR_FD_LISTEN	7	/* smtpd: first listener, in configuration
+				 * order (server by server, listen by listen) */
+
+#endif
