@@ -37,11 +37,13 @@ mr_xcalloc(size_t n, size_t sz)
 void *
 mr_xreallocarray(void *old, size_t n, size_t sz)
 {
+	size_t bytes;
 	void *p;
 
 	if (sz && n > SIZE_MAX / sz)
 		mr_panic("allocation overflow (%zu x %zu)", n, sz);
-	p = realloc(old, n * sz ? n * sz : 1);
+	bytes = n * sz;
+	p = realloc(old, bytes ? bytes : 1);
 	if (p == NULL)
 		mr_panic("out of memory (%zu x %zu bytes)", n, sz);
 	return p;

@@ -46,10 +46,25 @@ struct mr_ipc {
 static void	ipc_read(evutil_socket_t, short, void *);
 static void	ipc_write(evutil_socket_t, short, void *);
 
+/*
+ * A Unix datagram longer than the sender's SO_SNDBUF fails with EMSGSIZE,
+ * and Linux's default (about 208 KB) is smaller than the largest frame:
+ * raise it on both ends so that every legal frame can be sent.
+ */
 int
 mr_ipc_pair(int sv[2])
 {
-	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
+	int sz = 2 * (MR_IPC_HDR + MR_IPC_MAX);
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == -1 ||
+	    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -114,7 +129,7 @@ ipc_recvmsg(int sock, unsigned char *buf, size_t cap, int *fdp, int *nfds,
 	*fdp = -1;
 	*nfds = 0;
 	n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	if (n <= 0)
+	if (n < 0)
 		return n;
 	*truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
 	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
@@ -134,6 +149,11 @@ ipc_recvmsg(int sock, unsigned char *buf, size_t cap, int *fdp, int *nfds,
 				close(fds[i]);
 			(*nfds)++;
 		}
+	}
+	if (n == 0 && *fdp != -1) {
+		/* an empty datagram reads as end of channel: drop its fd */
+		close(*fdp);
+		*fdp = -1;
 	}
 	return n;
 }

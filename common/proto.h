@@ -61,7 +61,7 @@ enum mr_dstatus {
 #define MR_FD_CONFIG	4	/* read-only snapshot of the configuration */
 #define MR_FD_PEER1	5	/* smtpd: queued; queued: smtpd; deliverd: queued */
 #define MR_FD_PEER2	6	/* queued: deliverd */
-#define MR_FD_LISTEN	7	/* smtpd: first listener, in configuration
+#define MR_FD_LISTEN	6	/* smtpd: first listener, in configuration
 				 * order (server by server, listen by listen) */
 
 #endif

@@ -1,1 +1,38 @@
-/* stub */
+/*
+ * master.h - mailrootd, the privileged parent.
+ */
+#ifndef MR_MASTER_H
+#define MR_MASTER_H
+
+#include <sys/types.h>
+
+#include "conf.h"
+#include "proto.h"
+
+struct event_base;
+
+struct mr_master {
+	struct event_base	*base;
+	struct mr_config	*cfg;
+	char			*cfgpath;
+	char			*cfgtext;	/* the text cfg was parsed from */
+	size_t			 cfglen;
+	int			 foreground;
+	int			*lfds;		/* listeners, config order */
+	size_t			 nlfds;
+	int			 stopping;
+};
+
+/* listen.c */
+int	mr_listen_all(struct mr_master *, int *oldfds, size_t nold,
+	    const struct mr_config *oldcfg);
+void	mr_listen_close(int *fds, size_t n);
+
+/* supervise.c */
+void	mr_supervise_init(struct mr_master *);
+void	mr_supervise_start(struct mr_master *);
+void	mr_supervise_reload(struct mr_master *);
+void	mr_supervise_stop(struct mr_master *);
+void	mr_supervise_reap(struct mr_master *);
+
+#endif

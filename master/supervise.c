@@ -1,2 +1,392 @@
+/*
+ * supervise.c - starts, wires, restarts and stops the three children.
+ *
+ * Each child gets a channel to the master, a snapshot of the configuration
+ * text (a sealed memfd: every process parses the very bytes the master
+ * checked) and channels to its peers.  When a child is restarted, the
+ * master makes fresh peer channels and hands the surviving peer its end
+ * with MR_M_PEER.  The master reads nothing from the network.
+ */
 #include "config.h"
-typedef int mr_stub_supervise_t;
+
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "ipc.h"
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+struct child {
+	const char	*name;
+	enum mr_proc	 proc;
+	pid_t		 pid;
+	struct mr_ipc	*chan;
+	int		 restart_now;	/* reload: no backoff */
+	unsigned	 deaths;	/* recent deaths, for backoff */
+	uint64_t	 last_death;
+	struct event	*timer;		/* pending restart */
+};
+
+static struct mr_master *master;
+static struct child children[MR_PROC_COUNT] = {
+	[MR_PROC_SMTPD] = { .name = "smtpd", .proc = MR_PROC_SMTPD },
+	[MR_PROC_QUEUED] = { .name = "queued", .proc = MR_PROC_QUEUED },
+	[MR_PROC_DELIVERD] = { .name = "deliverd", .proc = MR_PROC_DELIVERD },
+};
+static char *exe_dir;
+
+static void	spawn(enum mr_proc);
+
+/* Children are found beside mailrootd in a build tree, else in libexec. */
+static char *
+child_path(const char *name)
+{
+	char path[PATH_MAX];
+
+	if (exe_dir != NULL) {
+		snprintf(path, sizeof(path), "%s/../%s/%s", exe_dir, name,
+		    name);
+		if (access(path, X_OK) == 0)
+			return mr_xstrdup(path);
+	}
+	snprintf(path, sizeof(path), "%s/%s", MR_LIBEXECDIR, name);
+	return mr_xstrdup(path);
+}
+
+static int
+config_snapshot(void)
+{
+	int fd;
+
+	fd = memfd_create("mailroot.conf", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd == -1)
+		mr_fatal("memfd_create: %s", strerror(errno));
+	if (mr_write_all(fd, master->cfgtext, master->cfglen) == -1)
+		mr_fatal("writing the configuration snapshot: %s",
+		    strerror(errno));
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+	    F_SEAL_SEAL);
+	return fd;
+}
+
+static int
+running(enum mr_proc p)
+{
+	return children[p].pid > 0 && children[p].chan != NULL;
+}
+
+/* The peers each child talks to, in fd order after MR_FD_CONFIG. */
+static size_t
+peers_of(enum mr_proc p, enum mr_proc out[2])
+{
+	switch (p) {
+	case MR_PROC_SMTPD:
+	case MR_PROC_DELIVERD:
+		out[0] = MR_PROC_QUEUED;
+		return 1;
+	case MR_PROC_QUEUED:
+		out[0] = MR_PROC_SMTPD;
+		out[1] = MR_PROC_DELIVERD;
+		return 2;
+	default:
+		mr_panic("peers_of: bad process %d", (int)p);
+	}
+}
+
+static void
+master_chan_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+{
+	struct child *ch = arg;
+
+	if (msg == NULL) {
+		/* the child is gone or misbehaved: end it; SIGCHLD restarts */
+		mr_ipc_free(c);
+		ch->chan = NULL;
+		if (ch->pid > 0)
+			kill(ch->pid, SIGTERM);
+		return;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+	mr_warn("%s sent unexpected message type %u to the master",
+	    ch->name, msg->type);
+}
+
+/* Places fds[i] at descriptor 3 + i in the child and closes the rest. */
+static void
+child_fds(int *fds, size_t n)
+{
+	size_t i;
+	int hi;
+
+	for (i = 0; i < n; i++) {
+		hi = fcntl(fds[i], F_DUPFD, 1000 + (int)n);
+		if (hi == -1)
+			_exit(127);
+		fds[i] = hi;
+	}
+	for (i = 0; i < n; i++)
+		if (dup2(fds[i], 3 + (int)i) == -1)
+			_exit(127);
+	close_range(3 + (unsigned)n, ~0U, 0);
+}
+
+static void
+exec_child(enum mr_proc p, int *fds, size_t n)
+{
+	char *path = child_path(children[p].name);
+	char *argv[6];
+	int i = 0;
+	sigset_t none;
+
+	child_fds(fds, n);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	argv[i++] = (char *)children[p].name;
+	argv[i++] = "-f";
+	argv[i++] = master->cfgpath;
+	if (master->foreground)
+		argv[i++] = "-d";
+	argv[i] = NULL;
+	execv(path, argv);
+	fprintf(stderr, "mailrootd: exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+static void
+spawn(enum mr_proc p)
+{
+	struct child *ch = &children[p];
+	enum mr_proc peers[2];
+	int mpair[2], ppair[2][2], cfgfd, fds[256];
+	size_t npeers, i, n = 0;
+	pid_t pid;
+
+	if (master->stopping)
+		return;
+	if (mr_ipc_pair(mpair) == -1)
+		mr_fatal("socketpair: %s", strerror(errno));
+	cfgfd = config_snapshot();
+	npeers = peers_of(p, peers);
+	for (i = 0; i < npeers; i++)
+		if (mr_ipc_pair(ppair[i]) == -1)
+			mr_fatal("socketpair: %s", strerror(errno));
+	fds[n++] = mpair[1];
+	fds[n++] = cfgfd;
+	for (i = 0; i < npeers; i++)
+		fds[n++] = ppair[i][1];
+	if (p == MR_PROC_SMTPD)
+		for (i = 0; i < master->nlfds && n < 256; i++)
+			fds[n++] = master->lfds[i];
+
+	pid = fork();
+	if (pid == -1) {
+		mr_err("fork %s: %s", ch->name, strerror(errno));
+		n = 0;
+	} else if (pid == 0)
+		exec_child(p, fds, n);
+
+	close(mpair[1]);
+	close(cfgfd);
+	for (i = 0; i < npeers; i++) {
+		close(ppair[i][1]);
+		/* hand the surviving peer its end; a peer that is down gets
+		 * a fresh channel when it starts */
+		if (pid > 0 && running(peers[i])) {
+			struct mr_buf b;
+
+			mr_buf_init(&b);
+			mr_buf_put_u32(&b, p);
+			mr_ipc_sendb(children[peers[i]].chan, MR_M_PEER,
+			    ppair[i][0], &b);
+			mr_buf_free(&b);
+		}
+		close(ppair[i][0]);
+	}
+	if (pid <= 0) {
+		close(mpair[0]);
+		return;
+	}
+	ch->pid = pid;
+	ch->chan = mr_ipc_new(master->base, mpair[0], ch->name, MR_MSG_MAX,
+	    master_chan_cb, ch);
+	mr_info("started %s (pid %ld)", ch->name, (long)pid);
+}
+
+static void
+restart_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct child *ch = arg;
+
+	(void)fd;
+	(void)ev;
+	spawn(ch->proc);
+}
+
+/* Backoff: 100 ms doubling per death within a minute, at most 30 s. */
+static void
+schedule_restart(struct child *ch)
+{
+	struct timeval tv;
+	uint64_t now = mr_now_ms(), delay;
+
+	if (ch->restart_now) {
+		ch->restart_now = 0;
+		delay = 0;
+	} else {
+		if (now - ch->last_death > 60000)
+			ch->deaths = 0;
+		ch->deaths++;
+		ch->last_death = now;
+		delay = 100ULL << (ch->deaths > 9 ? 9 : ch->deaths - 1);
+		if (delay > 30000)
+			delay = 30000;
+		mr_warn("restarting %s in %llu ms", ch->name,
+		    (unsigned long long)delay);
+	}
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+	if (ch->timer == NULL)
+		ch->timer = evtimer_new(master->base, restart_cb, ch);
+	evtimer_add(ch->timer, &tv);
+}
+
+void
+mr_supervise_init(struct mr_master *m)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+
+	master = m;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	if (n > 0) {
+		char *slash;
+
+		path[n] = '\0';
+		if ((slash = strrchr(path, '/')) != NULL) {
+			*slash = '\0';
+			exe_dir = mr_xstrdup(path);
+		}
+	}
+}
+
+void
+mr_supervise_start(struct mr_master *m)
+{
+	(void)m;
+	spawn(MR_PROC_QUEUED);
+	spawn(MR_PROC_DELIVERD);
+	spawn(MR_PROC_SMTPD);
+}
+
+static void
+tell_child_stop(struct child *ch)
+{
+	if (ch->pid <= 0)
+		return;
+	if (ch->chan != NULL)
+		mr_ipc_send(ch->chan, MR_M_SHUTDOWN, -1, NULL, 0);
+	kill(ch->pid, SIGTERM);
+}
+
+/* Reload: each child is stopped and started again at once with the new
+ * snapshot; the queue is durable, so queued restarting loses nothing. */
+void
+mr_supervise_reload(struct mr_master *m)
+{
+	int p;
+
+	(void)m;
+	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
+		children[p].restart_now = 1;
+		tell_child_stop(&children[p]);
+	}
+}
+
+void
+mr_supervise_reap(struct mr_master *m)
+{
+	int status, p;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
+			if (children[p].pid == pid)
+				break;
+		if (p == MR_PROC_COUNT)
+			continue;
+		children[p].pid = 0;
+		if (children[p].chan != NULL) {
+			mr_ipc_free(children[p].chan);
+			children[p].chan = NULL;
+		}
+		if (WIFSIGNALED(status))
+			mr_log(m->stopping ? LOG_INFO : LOG_WARNING,
+			    "%s (pid %ld) killed by signal %d",
+			    children[p].name, (long)pid, WTERMSIG(status));
+		else
+			mr_log(m->stopping || children[p].restart_now ?
+			    LOG_INFO : LOG_WARNING,
+			    "%s (pid %ld) exited with status %d",
+			    children[p].name, (long)pid, WEXITSTATUS(status));
+		if (!m->stopping)
+			schedule_restart(&children[p]);
+	}
+	if (m->stopping) {
+		for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
+			if (children[p].pid > 0)
+				return;
+		event_base_loopexit(m->base, NULL);
+	}
+}
+
+static void
+stop_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	int p;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
+		if (children[p].pid > 0) {
+			mr_warn("%s did not stop in time; killing it",
+			    children[p].name);
+			kill(children[p].pid, SIGKILL);
+		}
+}
+
+void
+mr_supervise_stop(struct mr_master *m)
+{
+	struct timeval tv = { 10, 0 };
+	int p, any = 0;
+
+	m->stopping = 1;
+	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
+		if (children[p].timer != NULL)
+			evtimer_del(children[p].timer);
+		if (children[p].pid > 0)
+			any = 1;
+		tell_child_stop(&children[p]);
+	}
+	if (!any) {
+		event_base_loopexit(m->base, NULL);
+		return;
+	}
+	event_base_once(m->base, -1, EV_TIMEOUT, stop_timeout_cb, NULL, &tv);
+}

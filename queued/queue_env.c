@@ -1,2 +1,269 @@
+/*
+ * queue_env.c - the envelope file beside each queued message.
+ *
+ * Queue/ID.env holds sender, recipients with their state, attempts and the
+ * next try, one field per line.  Every value is xtext-encoded (RFC 3461
+ * section 4: bytes outside "!".."~", "+" and "=" become "+XX"), so no value
+ * can start a new line or field; the file stores data, never a command.
+ * Changes are written to Queue/tmp and renamed over the old file.
+ */
 #include "config.h"
-typedef int mr_stub_queue_env_t;
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "log.h"
+#include "queued.h"
+#include "util.h"
+
+#define ENV_MAGIC	"mailroot-envelope 1"
+#define ENV_MAX		(4 << 20)
+
+void
+msg_path(const struct qmsg *m, const char *ext, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s.%s", m->qs->queue, m->id, ext);
+}
+
+void
+msg_free(struct qmsg *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	if (m->timer != NULL)
+		event_free(m->timer);
+	for (i = 0; i < m->nrcpts; i++) {
+		free(m->rcpts[i].addr);
+		free(m->rcpts[i].text);
+	}
+	free(m->rcpts);
+	free(m->sender);
+	free(m->client);
+	free(m->helo);
+	free(m->job_idx);
+	free(m);
+}
+
+static void
+put_xtext(struct mr_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < '!' || *p > '~' || *p == '+' || *p == '=') {
+			char e[3] = { '+', hex[*p >> 4], hex[*p & 15] };
+
+			mr_buf_add(b, e, 3);
+		} else
+			mr_buf_add(b, p, 1);
+	}
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes xtext; NULL on a bad escape or an encoded NUL. */
+static char *
+get_xtext(const char *s)
+{
+	struct mr_buf b;
+	int hi, lo;
+
+	mr_buf_init(&b);
+	mr_buf_reserve(&b, strlen(s));
+	for (; *s != '\0'; s++) {
+		if (*s != '+') {
+			mr_buf_add(&b, s, 1);
+			continue;
+		}
+		if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 ||
+		    (hi == 0 && lo == 0)) {
+			mr_buf_free(&b);
+			return NULL;
+		}
+		char c = (char)(hi << 4 | lo);
+		mr_buf_add(&b, &c, 1);
+		s += 2;
+	}
+	return b.data;
+}
+
+static const char state_char[] = { 'P', 'S', 'F' };
+
+int
+env_write(const struct qmsg *m)
+{
+	char tmp[4096], path[4096];
+	struct mr_buf b;
+	size_t i;
+	int fd, rc = -1, saved;
+
+	mr_buf_init(&b);
+	mr_buf_printf(&b, ENV_MAGIC "\nid %s\ncreated %lld\nnext-try %lld\n"
+	    "attempts %u\nsize %llu\n", m->id, (long long)m->created,
+	    (long long)m->next_try, m->attempts, (unsigned long long)m->size);
+	mr_buf_adds(&b, "client ");
+	put_xtext(&b, m->client);
+	mr_buf_adds(&b, "\nhelo ");
+	put_xtext(&b, m->helo);
+	mr_buf_adds(&b, "\nsender ");
+	put_xtext(&b, m->sender);
+	mr_buf_adds(&b, "\n");
+	for (i = 0; i < m->nrcpts; i++) {
+		mr_buf_printf(&b, "rcpt %c ", state_char[m->rcpts[i].state]);
+		put_xtext(&b, m->rcpts[i].addr);
+		if (m->rcpts[i].text != NULL) {
+			mr_buf_adds(&b, " ");
+			put_xtext(&b, m->rcpts[i].text);
+		}
+		mr_buf_adds(&b, "\n");
+	}
+	mr_buf_adds(&b, "end\n");
+
+	snprintf(tmp, sizeof(tmp), "%s/%s.env", m->qs->tmp, m->id);
+	msg_path(m, "env", path, sizeof(path));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd == -1)
+		goto out;
+	if (mr_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		goto out;
+	}
+	if (close(fd) == -1 || rename(tmp, path) == -1) {
+		saved = errno;
+		unlink(tmp);
+		errno = saved;
+		goto out;
+	}
+	rc = mr_fsync_dir(m->qs->queue);
+out:
+	mr_buf_free(&b);
+	return rc;
+}
+
+static int
+parse_num(const char *s, long long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return (errno || end == s || *end != '\0' || *v < 0) ? -1 : 0;
+}
+
+/* One "key value" line into m; -1 if it does not belong. */
+static int
+env_line(struct qmsg *m, char *line)
+{
+	char *val = strchr(line, ' ');
+	long long v;
+
+	if (val == NULL)
+		return strcmp(line, "end") == 0 ? 1 : -1;
+	*val++ = '\0';
+	if (strcmp(line, "id") == 0)
+		return strcmp(val, m->id) == 0 ? 0 : -1;
+	if (strcmp(line, "created") == 0 || strcmp(line, "next-try") == 0 ||
+	    strcmp(line, "attempts") == 0 || strcmp(line, "size") == 0) {
+		if (parse_num(val, &v) == -1)
+			return -1;
+		if (line[0] == 'c')
+			m->created = (time_t)v;
+		else if (line[0] == 'n')
+			m->next_try = (time_t)v;
+		else if (line[0] == 'a')
+			m->attempts = v > 1000000 ? 1000000 : (unsigned)v;
+		else
+			m->size = (uint64_t)v;
+		return 0;
+	}
+	if (strcmp(line, "client") == 0 && m->client == NULL)
+		return (m->client = get_xtext(val)) ? 0 : -1;
+	if (strcmp(line, "helo") == 0 && m->helo == NULL)
+		return (m->helo = get_xtext(val)) ? 0 : -1;
+	if (strcmp(line, "sender") == 0 && m->sender == NULL)
+		return (m->sender = get_xtext(val)) ? 0 : -1;
+	if (strcmp(line, "rcpt") == 0) {
+		struct qrcpt *r;
+		char *text;
+		const char *st = strchr("PSF", val[0]);
+
+		if (st == NULL || val[0] == '\0' || val[1] != ' ' ||
+		    m->nrcpts >= 100000)
+			return -1;
+		m->rcpts = mr_xreallocarray(m->rcpts, m->nrcpts + 1,
+		    sizeof(*m->rcpts));
+		r = &m->rcpts[m->nrcpts++];
+		memset(r, 0, sizeof(*r));
+		r->state = (enum rcpt_state)(st - "PSF");
+		if ((text = strchr(val + 2, ' ')) != NULL) {
+			*text++ = '\0';
+			if ((r->text = get_xtext(text)) == NULL)
+				return -1;
+		}
+		return (r->addr = get_xtext(val + 2)) ? 0 : -1;
+	}
+	return -1;
+}
+
+struct qmsg *
+env_read(struct qserver *qs, const char *id)
+{
+	struct qmsg *m;
+	char path[4096], *text, *line, *nl;
+	size_t len;
+	int rc = -1;
+
+	m = mr_xcalloc(1, sizeof(*m));
+	m->qs = qs;
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	msg_path(m, "env", path, sizeof(path));
+	if ((text = mr_read_file(path, ENV_MAX, &len)) == NULL) {
+		mr_err("%s: %s", path, strerror(errno));
+		msg_free(m);
+		return NULL;
+	}
+	if (strlen(text) != len || strncmp(text, ENV_MAGIC "\n",
+	    sizeof(ENV_MAGIC)) != 0)
+		goto bad;
+	for (line = text + sizeof(ENV_MAGIC); *line != '\0'; line = nl + 1) {
+		if ((nl = strchr(line, '\n')) == NULL)
+			goto bad;
+		*nl = '\0';
+		if ((rc = env_line(m, line)) != 0)
+			break;
+	}
+	if (rc != 1 || m->sender == NULL || m->nrcpts == 0)
+		goto bad;
+	if (m->client == NULL)
+		m->client = mr_xstrdup("");
+	if (m->helo == NULL)
+		m->helo = mr_xstrdup("");
+	free(text);
+	return m;
+bad:
+	mr_err("%s: malformed envelope", path);
+	free(text);
+	msg_free(m);
+	return NULL;
+}

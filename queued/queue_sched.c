@@ -1,2 +1,412 @@
+/*
+ * queue_sched.c - what happens to a committed message: local recipients
+ * go to Drop, remote ones to deliverd; results update the envelope; the
+ * IIS retry schedule (15, 30, 60, then every 240 minutes by default) and
+ * expiry (2 days) decide the rest; failures become a DSN (bounce.c).
+ *
+ * Security: results from deliverd are checked against the job they answer
+ * (job id, recipient count); a malformed result drops deliverd's channel.
+ */
 #include "config.h"
-typedef int mr_stub_queue_sched_t;
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "queued.h"
+#include "util.h"
+
+void	queued_drop_deliverd(void);
+
+static void	attempt(struct qmsg *);
+
+static void
+list_add(struct qmsg *m)
+{
+	m->prev = NULL;
+	m->next = q->msgs;
+	if (q->msgs != NULL)
+		q->msgs->prev = m;
+	q->msgs = m;
+	q->nmsgs++;
+}
+
+static void
+list_del(struct qmsg *m)
+{
+	if (m->prev != NULL)
+		m->prev->next = m->next;
+	else
+		q->msgs = m->next;
+	if (m->next != NULL)
+		m->next->prev = m->prev;
+	q->nmsgs--;
+}
+
+static void
+timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	attempt(arg);
+}
+
+static void
+set_timer(struct qmsg *m, time_t at)
+{
+	struct timeval tv;
+	time_t now = time(NULL);
+
+	if (m->timer == NULL)
+		m->timer = evtimer_new(q->base, timer_cb, m);
+	tv.tv_sec = at > now ? at - now : 0;
+	tv.tv_usec = 0;
+	evtimer_add(m->timer, &tv);
+}
+
+static void
+mark_local(struct qmsg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		const char *at = strrchr(m->rcpts[i].addr, '@');
+
+		m->rcpts[i].local = at != NULL &&
+		    mr_domain_is_local(m->qs->srv, at + 1);
+	}
+}
+
+/* Removes a message whose every recipient is done: envelope first, so
+ * a crash in between leaves an orphan that recovery deletes. */
+static void
+finish(struct qmsg *m)
+{
+	char path[4096];
+
+	msg_path(m, "env", path, sizeof(path));
+	if (unlink(path) == -1 && errno != ENOENT)
+		mr_err("unlink %s: %s", path, strerror(errno));
+	msg_path(m, "eml", path, sizeof(path));
+	if (unlink(path) == -1 && errno != ENOENT)
+		mr_err("unlink %s: %s", path, strerror(errno));
+	list_del(m);
+	msg_free(m);
+}
+
+static int
+is_local_route(const struct qmsg *m, size_t i)
+{
+	return m->rcpts[i].local;
+}
+
+/* After an attempt: done, bounced, or scheduled again. */
+static void
+settle(struct qmsg *m)
+{
+	const struct mr_delivery *d = &m->qs->srv->delivery;
+	time_t now = time(NULL);
+	size_t i, pending = 0, failed = 0;
+	unsigned expire;
+	int any_remote = 0;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state == R_PENDING) {
+			pending++;
+			any_remote |= !is_local_route(m, i);
+		}
+	}
+	expire = any_remote ? d->expire_outbound : d->expire_local;
+	if (pending > 0 && now - m->created >= (time_t)expire) {
+		for (i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].state == R_PENDING) {
+				m->rcpts[i].state = R_FAILED;
+				mr_info("%s: to=<%s> status=expired (%s)",
+				    m->id, m->rcpts[i].addr,
+				    m->rcpts[i].text ? m->rcpts[i].text :
+				    "no attempt succeeded");
+			}
+		pending = 0;
+	}
+	for (i = 0; i < m->nrcpts; i++)
+		failed += m->rcpts[i].state == R_FAILED;
+	if (pending == 0) {
+		if (failed > 0 && bounce_send(m) == -1) {
+			/* keep it: try to bounce again later */
+			set_timer(m, now + 300);
+			return;
+		}
+		finish(m);
+		return;
+	}
+	m->attempts++;
+	i = m->attempts - 1 < d->nretry ? m->attempts - 1 : d->nretry - 1;
+	m->next_try = now + (time_t)d->retry[i];
+	if (env_write(m) == -1)
+		mr_err("%s: updating envelope: %s", m->id, strerror(errno));
+	set_timer(m, m->next_try);
+}
+
+static void
+deliver_local(struct qmsg *m, int datafd)
+{
+	char err[512];
+	size_t i;
+	int any = 0;
+
+	for (i = 0; i < m->nrcpts; i++)
+		any |= m->rcpts[i].local && m->rcpts[i].state == R_PENDING;
+	if (!any)
+		return;
+	if (drop_deliver(m, datafd, err, sizeof(err)) == -1) {
+		mr_err("%s: %s", m->id, err);
+		for (i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].local &&
+			    m->rcpts[i].state == R_PENDING) {
+				free(m->rcpts[i].text);
+				m->rcpts[i].text = mr_xstrdup(err);
+			}
+		return;
+	}
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].local && m->rcpts[i].state == R_PENDING) {
+			m->rcpts[i].state = R_SENT;
+			mr_info("%s: to=<%s> relay=local status=sent "
+			    "(delivered to Drop)", m->id, m->rcpts[i].addr);
+		}
+}
+
+/* Hands the remote recipients to deliverd; 1 if a job went out. */
+static int
+deliver_remote(struct qmsg *m, int datafd)
+{
+	struct mr_buf b;
+	size_t i, n = 0;
+
+	for (i = 0; i < m->nrcpts; i++)
+		n += !m->rcpts[i].local && m->rcpts[i].state == R_PENDING;
+	if (n == 0 || q->deliverd == NULL)
+		return 0;
+	free(m->job_idx);
+	m->job_idx = mr_xcalloc(n, sizeof(size_t));
+	m->job_n = 0;
+	m->job = ++q->next_job;
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, m->job);
+	mr_buf_put_u32(&b, (uint32_t)m->qs->srv->index);
+	mr_buf_put_str(&b, m->id);
+	mr_buf_put_str(&b, m->sender);
+	mr_buf_put_u32(&b, (uint32_t)n);
+	for (i = 0; i < m->nrcpts; i++)
+		if (!m->rcpts[i].local && m->rcpts[i].state == R_PENDING) {
+			mr_buf_put_str(&b, m->rcpts[i].addr);
+			m->job_idx[m->job_n++] = i;
+		}
+	if (mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == -1)
+		m->job = 0;
+	mr_buf_free(&b);
+	return m->job != 0;
+}
+
+static void
+attempt(struct qmsg *m)
+{
+	char path[4096];
+	int fd;
+
+	if (m->job != 0)
+		return;
+	msg_path(m, "eml", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		mr_err("%s: cannot open %s: %s", m->id, path, strerror(errno));
+		set_timer(m, time(NULL) + 300);
+		return;
+	}
+	deliver_local(m, fd);
+	if (deliver_remote(m, fd)) {
+		close(fd);
+		return;		/* settled when the result comes */
+	}
+	close(fd);
+	if (q->deliverd == NULL) {
+		size_t i;
+
+		for (i = 0; i < m->nrcpts; i++)
+			if (!m->rcpts[i].local &&
+			    m->rcpts[i].state == R_PENDING) {
+				/* waits for deliverd, no attempt counted */
+				m->next_try = time(NULL);
+				return;
+			}
+	}
+	settle(m);
+}
+
+void
+sched_add(struct qmsg *m)
+{
+	mark_local(m);
+	list_add(m);
+	/* from the loop: the 250 for smtpd goes out first */
+	set_timer(m, 0);
+}
+
+static struct qmsg *
+find_job(uint64_t job)
+{
+	struct qmsg *m;
+
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (m->job == job)
+			return m;
+	return NULL;
+}
+
+void
+sched_result(const unsigned char *data, size_t len)
+{
+	struct qmsg *m;
+	struct mr_rd rd;
+	uint64_t job;
+	uint32_t n, i, st;
+	const char *text;
+
+	mr_rd_init(&rd, data, len);
+	job = mr_rd_u64(&rd);
+	n = mr_rd_u32(&rd);
+	if (rd.err || job == 0 || (m = find_job(job)) == NULL ||
+	    n != m->job_n) {
+		queued_drop_deliverd();
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct qrcpt *r = &m->rcpts[m->job_idx[i]];
+
+		st = mr_rd_u32(&rd);
+		text = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
+		if (rd.err || (st != MR_DS_OK && st != MR_DS_TEMP &&
+		    st != MR_DS_PERM))
+			break;
+		free(r->text);
+		r->text = mr_xstrdup(text);
+		if (st == MR_DS_OK)
+			r->state = R_SENT;
+		else if (st == MR_DS_PERM)
+			r->state = R_FAILED;
+	}
+	m->job = 0;
+	if (!mr_rd_done(&rd)) {
+		queued_drop_deliverd();
+		return;
+	}
+	settle(m);
+}
+
+void
+sched_deliverd_lost(void)
+{
+	struct qmsg *m;
+
+	/* jobs in flight are offered again when deliverd is back */
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (m->job != 0) {
+			m->job = 0;
+			m->next_try = time(NULL);
+		}
+}
+
+void
+sched_deliverd_up(void)
+{
+	struct qmsg *m, *next;
+	time_t now = time(NULL);
+
+	for (m = q->msgs; m != NULL; m = next) {
+		next = m->next;
+		if (m->job == 0 && m->next_try <= now)
+			attempt(m);
+	}
+}
+
+/* Empties Queue/tmp: nothing there was ever acknowledged. */
+static void
+clean_tmp(struct qserver *qs)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(qs->tmp)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", qs->tmp, de->d_name);
+		if (unlink(path) == -1)
+			mr_warn("unlink %s: %s", path, strerror(errno));
+	}
+	closedir(d);
+}
+
+static void
+recover_server(struct qserver *qs)
+{
+	char path[4096], id[MR_ID_MAX + 1];
+	struct dirent *de;
+	struct qmsg *m;
+	size_t len, n = 0;
+	DIR *d;
+
+	clean_tmp(qs);
+	if ((d = opendir(qs->queue)) == NULL) {
+		mr_err("opendir %s: %s", qs->queue, strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len < 5 || len - 4 > MR_ID_MAX ||
+		    strcmp(de->d_name + len - 4, ".eml") != 0)
+			continue;
+		memcpy(id, de->d_name, len - 4);
+		id[len - 4] = '\0';
+		snprintf(path, sizeof(path), "%s/%s.env", qs->queue, id);
+		if (access(path, F_OK) == -1) {
+			/* data without envelope: never acknowledged */
+			snprintf(path, sizeof(path), "%s/%s", qs->queue,
+			    de->d_name);
+			unlink(path);
+			continue;
+		}
+		if ((m = env_read(qs, id)) == NULL)
+			continue;
+		mark_local(m);
+		list_add(m);
+		set_timer(m, m->next_try);
+		n++;
+	}
+	closedir(d);
+	if (n > 0)
+		mr_info("%s: recovered %zu queued message%s", qs->queue, n,
+		    n == 1 ? "" : "s");
+}
+
+void
+sched_recover(void)
+{
+	size_t i;
+
+	for (i = 0; i < q->nservers; i++)
+		recover_server(&q->servers[i]);
+}

@@ -1,2 +1,281 @@
+/*
+ * queued.c - process set-up and IPC dispatch of queued, the queue manager.
+ *
+ * Security: queued runs as the queue user and is the only process that
+ * opens files in a mailroot.  Everything smtpd and deliverd send it is
+ * checked (types, lengths, counts, address syntax) before it is used or
+ * written to disk.
+ */
 #include "config.h"
-int main(void) { return 0; }
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "ipc.h"
+#include "log.h"
+#include "privdrop.h"
+#include "proto.h"
+#include "queued.h"
+#include "util.h"
+
+struct queued *q;
+
+static void	smtpd_cb(struct mr_ipc *, struct mr_ipc_msg *, void *);
+static void	deliverd_cb(struct mr_ipc *, struct mr_ipc_msg *, void *);
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: queued -f name [-d] (started by mailrootd)\n");
+	exit(2);
+}
+
+static void
+set_peer(uint32_t kind, int fd)
+{
+	if (kind == MR_PROC_SMTPD) {
+		if (q->smtpd != NULL)
+			mr_ipc_free(q->smtpd);
+		commit_drop_all();
+		q->smtpd = mr_ipc_new(q->base, fd, "smtpd", MR_MSG_MAX,
+		    smtpd_cb, NULL);
+		mr_info("connected to smtpd");
+	} else {
+		if (q->deliverd != NULL) {
+			mr_ipc_free(q->deliverd);
+			q->deliverd = NULL;
+			sched_deliverd_lost();
+		}
+		q->deliverd = mr_ipc_new(q->base, fd, "deliverd", MR_MSG_MAX,
+		    deliverd_cb, NULL);
+		mr_info("connected to deliverd");
+		sched_deliverd_up();
+	}
+}
+
+static void
+begin_stop(void)
+{
+	if (q->stopping)
+		return;
+	q->stopping = 1;
+	/* nothing acknowledged lives only in memory: stopping is safe */
+	event_base_loopexit(q->base, NULL);
+}
+
+static void
+master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+{
+	struct mr_rd rd;
+	uint32_t kind;
+
+	(void)arg;
+	if (msg == NULL) {
+		mr_ipc_free(c);
+		q->master = NULL;
+		begin_stop();
+		return;
+	}
+	switch (msg->type) {
+	case MR_M_SHUTDOWN:
+		begin_stop();
+		break;
+	case MR_M_PEER:
+		mr_rd_init(&rd, msg->data, msg->len);
+		kind = mr_rd_u32(&rd);
+		if (!mr_rd_done(&rd) || msg->fd < 0 ||
+		    (kind != MR_PROC_SMTPD && kind != MR_PROC_DELIVERD)) {
+			mr_warn("master: bad PEER message");
+			break;
+		}
+		set_peer(kind, msg->fd);
+		msg->fd = -1;
+		break;
+	default:
+		mr_warn("master: unexpected message type %u", msg->type);
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+}
+
+static void
+smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+{
+	(void)arg;
+	if (msg == NULL) {
+		mr_warn("lost the channel to smtpd");
+		mr_ipc_free(c);
+		q->smtpd = NULL;
+		commit_drop_all();
+		return;
+	}
+	if (msg->fd >= 0) {
+		/* smtpd never sends descriptors */
+		close(msg->fd);
+		msg->fd = -1;
+		goto bad;
+	}
+	switch (msg->type) {
+	case MR_Q_NEW:
+		commit_new(c, msg->data, msg->len);
+		return;
+	case MR_Q_COMMIT:
+		commit_commit(c, msg->data, msg->len);
+		return;
+	case MR_Q_ABORT:
+		commit_abort(msg->data, msg->len);
+		return;
+	default:
+		break;
+	}
+bad:
+	mr_warn("smtpd sent an unexpected message (type %u); dropping the "
+	    "channel", msg->type);
+	mr_ipc_free(c);
+	q->smtpd = NULL;
+	commit_drop_all();
+}
+
+static void
+deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+{
+	(void)arg;
+	if (msg != NULL && msg->type == MR_D_RESULT && msg->fd < 0) {
+		sched_result(msg->data, msg->len);
+		return;
+	}
+	if (msg != NULL) {
+		mr_warn("deliverd sent an unexpected message (type %u); "
+		    "dropping the channel", msg->type);
+		if (msg->fd >= 0)
+			close(msg->fd);
+	} else
+		mr_warn("lost the channel to deliverd");
+	mr_ipc_free(c);
+	q->deliverd = NULL;
+	sched_deliverd_lost();
+}
+
+/* Called by sched_result on a malformed result: the peer is dropped. */
+void	queued_drop_deliverd(void);
+void
+queued_drop_deliverd(void)
+{
+	if (q->deliverd == NULL)
+		return;
+	mr_warn("deliverd sent a malformed result; dropping the channel");
+	mr_ipc_free(q->deliverd);
+	q->deliverd = NULL;
+	sched_deliverd_lost();
+}
+
+static void
+on_sigterm(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)sig;
+	(void)ev;
+	(void)arg;
+	begin_stop();
+}
+
+static void
+setup_servers(void)
+{
+	struct mr_buf b;
+	size_t i;
+
+	q->nservers = q->cfg->nservers;
+	q->servers = mr_xcalloc(q->nservers, sizeof(struct qserver));
+	mr_buf_init(&b);
+	for (i = 0; i < q->nservers; i++) {
+		struct qserver *qs = &q->servers[i];
+		const char *mr = q->cfg->servers[i].mailroot;
+
+		qs->srv = &q->cfg->servers[i];
+#define MKPATH(field, sub) do {						\
+		mr_buf_reset(&b);					\
+		mr_buf_printf(&b, "%s/%s", mr, sub);			\
+		qs->field = mr_xstrdup(b.data);				\
+	} while (0)
+		MKPATH(queue, "Queue");
+		MKPATH(tmp, "Queue/tmp");
+		MKPATH(drop, "Drop");
+		MKPATH(badmail, "Badmail");
+#undef MKPATH
+	}
+	mr_buf_free(&b);
+}
+
+static struct mr_config *
+read_config(const char *name)
+{
+	struct mr_config *cfg;
+	char *text;
+	size_t len;
+
+	text = mr_read_fd(MR_FD_CONFIG, 4 << 20, &len);
+	if (text == NULL)
+		mr_fatal("queued: reading the configuration snapshot: %s",
+		    strerror(errno));
+	close(MR_FD_CONFIG);
+	cfg = mr_config_parse(name, text, len, stderr);
+	free(text);
+	if (cfg == NULL)
+		mr_fatal("queued: the configuration snapshot does not parse");
+	return cfg;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct event *sigterm;
+	const char *name = NULL;
+	int ch, fg = 0;
+
+	while ((ch = getopt(argc, argv, "df:")) != -1) {
+		switch (ch) {
+		case 'd':
+			fg = 1;
+			break;
+		case 'f':
+			name = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (name == NULL)
+		usage();
+	mr_log_init("queued", fg);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	q = mr_xcalloc(1, sizeof(*q));
+	q->cfg = read_config(name);
+	if ((q->base = event_base_new()) == NULL)
+		mr_fatal("queued: event_base_new failed");
+	mr_privdrop("queued", q->cfg->user, NULL);
+	umask(027);
+	setup_servers();
+
+	q->master = mr_ipc_new(q->base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
+	    master_cb, NULL);
+	q->smtpd = mr_ipc_new(q->base, MR_FD_PEER1, "smtpd", MR_MSG_MAX,
+	    smtpd_cb, NULL);
+	q->deliverd = mr_ipc_new(q->base, MR_FD_PEER2, "deliverd", MR_MSG_MAX,
+	    deliverd_cb, NULL);
+	sched_recover();
+	sigterm = evsignal_new(q->base, SIGTERM, on_sigterm, NULL);
+	event_add(sigterm, NULL);
+	event_base_dispatch(q->base);
+	mr_info("queued: exiting");
+	return 0;
+}

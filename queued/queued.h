@@ -1,1 +1,93 @@
-/* stub */
+/*
+ * queued.h - the queue manager: owns every mailroot.
+ */
+#ifndef MR_QUEUED_H
+#define MR_QUEUED_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "conf.h"
+
+struct event;
+struct event_base;
+struct mr_ipc;
+
+enum rcpt_state { R_PENDING = 0, R_SENT, R_FAILED };
+
+struct qrcpt {
+	char		*addr;
+	enum rcpt_state	 state;
+	int		 local;		/* delivered to Drop */
+	char		*text;		/* last result, for logs and NDRs */
+};
+
+struct qserver {
+	const struct mr_server	*srv;
+	char			*queue;		/* <mailroot>/Queue */
+	char			*tmp;		/* <mailroot>/Queue/tmp */
+	char			*drop;
+	char			*badmail;
+};
+
+struct qmsg {
+	struct qmsg	*next, *prev;
+	struct qserver	*qs;
+	char		 id[64 + 1];
+	char		*sender;	/* "" = null sender */
+	char		*client;
+	char		*helo;
+	struct qrcpt	*rcpts;
+	size_t		 nrcpts;
+	time_t		 created;
+	time_t		 next_try;
+	unsigned	 attempts;
+	uint64_t	 size;
+	struct event	*timer;
+	uint64_t	 job;		/* non-zero while at deliverd */
+	size_t		*job_idx;	/* recipients in the job */
+	size_t		 job_n;
+};
+
+struct queued {
+	struct event_base	*base;
+	struct mr_config	*cfg;
+	struct qserver		*servers;
+	size_t			 nservers;
+	struct mr_ipc		*master;
+	struct mr_ipc		*smtpd;
+	struct mr_ipc		*deliverd;
+	struct qmsg		*msgs;		/* every message in the queue */
+	size_t			 nmsgs;
+	uint64_t		 next_job;
+	int			 stopping;
+};
+
+extern struct queued *q;
+
+/* queue_commit.c: receiving new messages from smtpd */
+void	commit_new(struct mr_ipc *, const unsigned char *, size_t);
+void	commit_commit(struct mr_ipc *, const unsigned char *, size_t);
+void	commit_abort(const unsigned char *, size_t);
+void	commit_drop_all(void);	/* smtpd went away */
+
+/* queue_env.c: the envelope file beside each message */
+int	 env_write(const struct qmsg *);	/* durable, atomic */
+struct qmsg *env_read(struct qserver *, const char *id);
+void	 msg_free(struct qmsg *);
+void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
+
+/* queue_sched.c: delivery scheduling and results */
+void	sched_recover(void);
+void	sched_add(struct qmsg *);	/* a committed message */
+void	sched_result(const unsigned char *, size_t);
+void	sched_deliverd_up(void);
+void	sched_deliverd_lost(void);
+
+/* bounce.c: DSNs and Badmail; 0 when the failure is reported */
+int	bounce_send(const struct qmsg *);
+
+/* drop.c: local delivery */
+int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);
+
+#endif

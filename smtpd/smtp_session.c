@@ -1,2 +1,921 @@
+/*
+ * smtp_session.c - one SMTP session: the command state machine, the relay
+ * decision and the DATA stream written straight into the queue file.
+ *
+ * Security: every byte here comes from an untrusted client.  Command lines
+ * are bounded; addresses go through mr_path_parse; relay is decided by the
+ * recipient's domain alone and is closed unless the client is listed or
+ * authenticated.  Only CRLF "." CRLF ends DATA: a bare LF or bare CR never
+ * does (SMTP smuggling); bare LF is stored as CRLF so that no later hop can
+ * read a different end of message either.
+ */
 #include "config.h"
-typedef int mr_stub_smtp_session_t;
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "smtpd.h"
+#include "util.h"
+
+#define LINE_MAX_SMTP	2048	/* command line incl. ESMTP parameters */
+#define ERRORS_MAX	25	/* bad commands before we hang up */
+#define FLUSH_AT	(64 * 1024)
+#define HASH_SIZE	4096
+
+enum state {
+	S_CMD,		/* reading commands */
+	S_WAIT_NEW,	/* MAIL sent to queued, waiting for the file */
+	S_DATA,		/* reading the message */
+	S_WAIT_COMMIT,	/* end of data sent to queued */
+	S_CLOSING	/* flushing the last reply */
+};
+
+/* Position in the DATA byte stream (see the header comment). */
+enum dstate { D_BOL, D_MID, D_CR, D_DOT, D_DOTCR };
+
+struct session {
+	struct session		*hnext;
+	uint64_t		 id;
+	struct listener		*l;
+	const struct mr_server	*srv;
+	struct bufferevent	*bev;
+	enum state		 state;
+	struct sockaddr_storage	 peer;
+	char			 ip[INET6_ADDRSTRLEN];
+	char			 helo[256];
+	int			 esmtp;
+	int			 errors;
+	unsigned		 nmsgs;
+	uint64_t		 session_bytes;
+
+	/* the transaction */
+	int			 in_mail;
+	char			 sender[MR_PATH_MAX + 1];
+	char			**rcpts;
+	size_t			 nrcpts;
+	char			 qid[MR_ID_MAX + 1];
+	int			 datafd;
+
+	/* DATA */
+	enum dstate		 dstate;
+	struct mr_buf		 out;
+	uint64_t		 size;
+	int			 too_big;
+	int			 write_error;
+	int			 in_headers;
+	unsigned		 hops;
+	char			 hline[10];	/* start of a header line */
+	size_t			 hlen;
+};
+
+static struct session	*table[HASH_SIZE];
+static size_t		 nsessions;
+
+static void	session_read(struct bufferevent *, void *);
+static void	process_input(struct session *);
+
+size_t
+session_count(void)
+{
+	return nsessions;
+}
+
+static struct session *
+lookup(uint64_t id)
+{
+	struct session *s;
+
+	for (s = table[id % HASH_SIZE]; s != NULL; s = s->hnext)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void
+reply(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+reply(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	bufferevent_write(s->bev, line, (size_t)n);
+}
+
+static void
+reset_transaction(struct session *s)
+{
+	size_t i;
+
+	if (s->datafd != -1) {
+		close(s->datafd);
+		s->datafd = -1;
+	}
+	if (s->qid[0] != '\0' && smtpd->queued != NULL) {
+		struct mr_buf b;
+
+		mr_buf_init(&b);
+		mr_buf_put_str(&b, s->qid);
+		mr_ipc_sendb(smtpd->queued, MR_Q_ABORT, -1, &b);
+		mr_buf_free(&b);
+	}
+	s->qid[0] = '\0';
+	for (i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	s->in_mail = 0;
+	s->sender[0] = '\0';
+	mr_buf_reset(&s->out);
+	s->size = 0;
+	s->too_big = s->write_error = 0;
+}
+
+static void
+session_free(struct session *s)
+{
+	struct session **pp;
+
+	reset_transaction(s);
+	for (pp = &table[s->id % HASH_SIZE]; *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	nsessions--;
+	smtpd->conns[s->srv->index]--;
+	bufferevent_free(s->bev);
+	mr_buf_free(&s->out);
+	free(s);
+	smtpd_maybe_exit();
+}
+
+static void
+close_after_reply(struct session *s)
+{
+	s->state = S_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_free(s);
+}
+
+static void
+session_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (s->state == S_CLOSING)
+		session_free(s);
+}
+
+static void
+session_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT && s->state != S_CLOSING) {
+		mr_info("session %llu [%s]: idle timeout",
+		    (unsigned long long)s->id, s->ip);
+		reply(s, "421 4.4.2 %s Idle timeout, closing connection",
+		    s->srv->fqdn);
+		bufferevent_set_timeouts(s->bev, NULL, NULL);
+		close_after_reply(s);
+		return;
+	}
+	session_free(s);
+}
+
+static int
+peer_ip(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *a;
+
+	if (sa->sa_family == AF_INET)
+		a = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else {
+		snprintf(buf, len, "unknown");
+		return -1;
+	}
+	return inet_ntop(sa->sa_family, a, buf, (socklen_t)len) ? 0 : -1;
+}
+
+void
+session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
+{
+	const struct mr_server *srv = l->srv;
+	struct session *s;
+	struct timeval tv;
+
+	if (smtpd->stopping) {
+		close(fd);
+		return;
+	}
+	s = mr_xcalloc(1, sizeof(*s));
+	s->id = ++smtpd->next_id;
+	s->l = l;
+	s->srv = srv;
+	s->datafd = -1;
+	if ((size_t)len <= sizeof(s->peer))
+		memcpy(&s->peer, sa, (size_t)len);
+	peer_ip(sa, s->ip, sizeof(s->ip));
+	s->bev = bufferevent_socket_new(smtpd->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		close(fd);
+		free(s);
+		return;
+	}
+	s->hnext = table[s->id % HASH_SIZE];
+	table[s->id % HASH_SIZE] = s;
+	nsessions++;
+	smtpd->conns[srv->index]++;
+	bufferevent_setcb(s->bev, session_read, session_write, session_event,
+	    s);
+	tv.tv_sec = srv->limits.idle_timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 1024 * 1024);
+
+	if (l->lcfg->tls || l->lcfg->proxy) {
+		mr_warn("session %llu [%s]: %s listeners are not supported "
+		    "yet", (unsigned long long)s->id, s->ip,
+		    l->lcfg->tls ? "implicit TLS" : "PROXY protocol");
+		close_after_reply(s);
+		return;
+	}
+	if (!mr_access_check(&srv->connection, sa, NULL)) {
+		mr_info("session %llu [%s]: connection denied by rule",
+		    (unsigned long long)s->id, s->ip);
+		reply(s, "554 5.7.1 %s Access denied", srv->fqdn);
+		close_after_reply(s);
+		return;
+	}
+	if (srv->limits.connections &&
+	    smtpd->conns[srv->index] > srv->limits.connections) {
+		reply(s, "421 4.7.0 %s Too many connections, try again later",
+		    srv->fqdn);
+		close_after_reply(s);
+		return;
+	}
+	mr_debug("session %llu: connect from [%s] to %s",
+	    (unsigned long long)s->id, s->ip, l->lcfg->text);
+	reply(s, "220 %s ESMTP mailroot", srv->fqdn);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- commands ---- */
+
+static int
+verb_is(const char *line, const char *verb, const char **args)
+{
+	size_t n = strlen(verb);
+
+	if (strncasecmp(line, verb, n) != 0)
+		return 0;
+	if (line[n] != '\0' && line[n] != ' ')
+		return 0;
+	*args = line + n;
+	while (**args == ' ')
+		(*args)++;
+	return 1;
+}
+
+static void
+cmd_helo(struct session *s, const char *args, int esmtp)
+{
+	const struct mr_limits *lim = &s->srv->limits;
+
+	if (*args == '\0' || strlen(args) >= sizeof(s->helo) ||
+	    strpbrk(args, " \t") != NULL) {
+		reply(s, "501 5.5.4 Syntax: %s hostname",
+		    esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	reset_transaction(s);
+	snprintf(s->helo, sizeof(s->helo), "%s", args);
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		reply(s, "250 %s Hello [%s]", s->srv->fqdn, s->ip);
+		return;
+	}
+	reply(s, "250-%s Hello [%s]", s->srv->fqdn, s->ip);
+	reply(s, "250-SIZE %llu", (unsigned long long)lim->message_size);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-8BITMIME");
+	reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+/* ESMTP parameters of MAIL FROM (RFC 1870 SIZE, RFC 6152 BODY). */
+static int
+mail_params(struct session *s, const char *p)
+{
+	while (*p != '\0') {
+		const char *end;
+		size_t n;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		end = strchr(p, ' ');
+		n = end ? (size_t)(end - p) : strlen(p);
+		if (n > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
+			char *e;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(p + 5, &e, 10);
+			if (errno || e != p + n || !isdigit((unsigned char)p[5])) {
+				reply(s, "501 5.5.4 Bad SIZE parameter");
+				return -1;
+			}
+			if (v > s->srv->limits.message_size) {
+				reply(s, "552 5.3.4 Message size exceeds "
+				    "fixed limit of %llu bytes",
+				    (unsigned long long)
+				    s->srv->limits.message_size);
+				return -1;
+			}
+		} else if ((n == 9 && strncasecmp(p, "BODY=7BIT", n) == 0) ||
+		    (n == 13 && strncasecmp(p, "BODY=8BITMIME", n) == 0)) {
+			/* we store 8-bit data as it comes */
+		} else {
+			reply(s, "555 5.5.4 Unsupported parameter %.*s",
+			    (int)(n > 40 ? 40 : n), p);
+			return -1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+static void
+cmd_mail(struct session *s, const char *args)
+{
+	struct mr_path path;
+	const char *err;
+	struct mr_buf b;
+	int n;
+
+	if (s->helo[0] == '\0') {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->in_mail) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (strncasecmp(args, "FROM:", 5) != 0) {
+		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	args += 5;
+	while (*args == ' ')	/* "MAIL FROM: <a@b>" is common */
+		args++;
+	n = mr_path_parse(args, strlen(args), 1, 0, &path, &err);
+	if (n < 0) {
+		reply(s, "501 5.1.7 Bad sender address syntax: %s", err);
+		return;
+	}
+	if (args[n] != '\0' && args[n] != ' ') {
+		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
+		return;
+	}
+	if (!s->esmtp && args[n] != '\0') {
+		reply(s, "555 5.5.4 Parameters need EHLO");
+		return;
+	}
+	if (mail_params(s, args + n) == -1)
+		return;
+	if (s->srv->limits.messages_per_connection &&
+	    s->nmsgs >= s->srv->limits.messages_per_connection) {
+		reply(s, "421 4.7.0 %s Too many messages in this connection; "
+		    "reconnect to send more", s->srv->fqdn);
+		close_after_reply(s);
+		return;
+	}
+	if (smtpd->queued == NULL) {
+		reply(s, "451 4.3.0 Queue temporarily unavailable, try again "
+		    "later");
+		return;
+	}
+	snprintf(s->sender, sizeof(s->sender), "%s", path.addr);
+	s->in_mail = 1;
+	/* wait for the queue file before answering */
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, s->id);
+	mr_buf_put_u32(&b, (uint32_t)s->srv->index);
+	mr_ipc_sendb(smtpd->queued, MR_Q_NEW, -1, &b);
+	mr_buf_free(&b);
+	s->state = S_WAIT_NEW;
+}
+
+/* Local (or alias) domains take mail from anyone; anything else is relay. */
+static int
+relay_allowed(struct session *s, const char *domain)
+{
+	const struct mr_domain *d;
+
+	if (mr_access_check(&s->srv->relay, (struct sockaddr *)&s->peer, NULL))
+		return 1;
+	d = mr_config_domain(s->srv, domain);
+	return d != NULL && d->kind == MR_DOMAIN_REMOTE && d->relay;
+}
+
+static void
+cmd_rcpt(struct session *s, const char *args)
+{
+	struct mr_path path;
+	const char *err;
+	int n;
+
+	if (!s->in_mail) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (strncasecmp(args, "TO:", 3) != 0) {
+		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	args += 3;
+	while (*args == ' ')
+		args++;
+	n = mr_path_parse(args, strlen(args), 0, 1, &path, &err);
+	if (n < 0) {
+		reply(s, "501 5.1.3 Bad recipient address syntax: %s", err);
+		return;
+	}
+	if (args[n] != '\0') {
+		reply(s, "555 5.5.4 Unsupported RCPT parameter");
+		return;
+	}
+	if (s->nrcpts >= s->srv->limits.recipients_per_message) {
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (path.postmaster) {
+		/* RFC 5321 4.5.1: <Postmaster> is always accepted */
+		snprintf(path.addr, sizeof(path.addr), "postmaster@%s",
+		    s->srv->fqdn);
+	} else if (!mr_domain_is_local(s->srv, path.domain) &&
+	    !relay_allowed(s, path.domain)) {
+		mr_info("session %llu [%s]: relay denied: from=<%s> to=<%s>",
+		    (unsigned long long)s->id, s->ip, s->sender, path.addr);
+		reply(s, "550 5.7.1 <%s>: Relay access denied", path.addr);
+		return;
+	}
+	s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(char *));
+	s->rcpts[s->nrcpts++] = mr_xstrdup(path.addr);
+	reply(s, "250 2.1.5 Ok");
+}
+
+static void
+rfc5322_date(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+static void
+flush_data(struct session *s)
+{
+	if (s->out.len == 0)
+		return;
+	if (!s->write_error && !s->too_big &&
+	    mr_write_all(s->datafd, s->out.data, s->out.len) == -1) {
+		mr_err("session %llu: writing queue file %s: %s",
+		    (unsigned long long)s->id, s->qid, strerror(errno));
+		s->write_error = 1;
+	}
+	mr_buf_reset(&s->out);
+}
+
+static void
+cmd_data(struct session *s)
+{
+	char date[64];
+
+	if (!s->in_mail) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpts == 0) {
+		reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	rfc5322_date(date, sizeof(date));
+	mr_buf_reset(&s->out);
+	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n"
+	    "\tby %s (mailroot) with %s id %s", s->helo, s->ip, s->srv->fqdn,
+	    s->esmtp ? "ESMTP" : "SMTP", s->qid);
+	if (s->nrcpts == 1)
+		mr_buf_printf(&s->out, "\r\n\tfor <%s>", s->rcpts[0]);
+	mr_buf_printf(&s->out, "; %s\r\n", date);
+	s->size = s->out.len;
+	s->dstate = D_BOL;
+	s->in_headers = 1;
+	s->hops = 0;
+	s->hlen = 0;
+	s->state = S_DATA;
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+dispatch(struct session *s, const char *line)
+{
+	const char *args;
+
+	if (verb_is(line, "EHLO", &args))
+		cmd_helo(s, args, 1);
+	else if (verb_is(line, "HELO", &args))
+		cmd_helo(s, args, 0);
+	else if (verb_is(line, "MAIL", &args))
+		cmd_mail(s, args);
+	else if (verb_is(line, "RCPT", &args))
+		cmd_rcpt(s, args);
+	else if (verb_is(line, "DATA", &args) && *args == '\0')
+		cmd_data(s);
+	else if (verb_is(line, "RSET", &args)) {
+		reset_transaction(s);
+		reply(s, "250 2.0.0 Ok");
+	} else if (verb_is(line, "NOOP", &args))
+		reply(s, "250 2.0.0 Ok");
+	else if (verb_is(line, "QUIT", &args)) {
+		reply(s, "221 2.0.0 %s Bye", s->srv->fqdn);
+		close_after_reply(s);
+	} else if (verb_is(line, "VRFY", &args))
+		reply(s, "252 2.5.2 Send some mail, I'll try my best");
+	else if (verb_is(line, "HELP", &args))
+		reply(s, "214 2.0.0 See RFC 5321");
+	else if (verb_is(line, "STARTTLS", &args) ||
+	    verb_is(line, "AUTH", &args) || verb_is(line, "ETRN", &args))
+		reply(s, "502 5.5.1 Error: command not implemented");
+	else {
+		reply(s, "500 5.5.2 Error: command not recognized");
+		s->errors++;
+	}
+	if (s->errors >= ERRORS_MAX && s->state != S_CLOSING) {
+		reply(s, "421 4.7.0 %s Too many errors", s->srv->fqdn);
+		close_after_reply(s);
+	}
+}
+
+/* ---- DATA ---- */
+
+static void
+emit(struct session *s, const char *p, size_t n)
+{
+	size_t i;
+
+	s->size += n;
+	if (s->size > s->srv->limits.message_size)
+		s->too_big = 1;
+	if (s->too_big || s->write_error)
+		return;
+	if (s->in_headers) {
+		for (i = 0; i < n; i++) {
+			if (p[i] == '\n') {
+				if (s->hlen <= 1)	/* "\r\n" alone */
+					s->in_headers = 0;
+				else if (s->hlen >= 9 && strncasecmp(s->hline,
+				    "received:", 9) == 0)
+					s->hops++;
+				s->hlen = 0;
+			} else if (s->hlen < sizeof(s->hline))
+				s->hline[s->hlen++] = p[i];
+			else
+				s->hlen = sizeof(s->hline);
+		}
+	}
+	mr_buf_add(&s->out, p, n);
+	if (s->out.len >= FLUSH_AT)
+		flush_data(s);
+}
+
+static void end_of_data(struct session *);
+
+/*
+ * Feeds n bytes of DATA through the dot-unstuffing state machine.
+ * Returns the bytes consumed: all of them, or up to the end of the message.
+ */
+static size_t
+data_bytes(struct session *s, const char *p, size_t n)
+{
+	size_t i, run = 0;
+
+	for (i = 0; i < n; i++) {
+		char c = p[i];
+
+		switch (s->dstate) {
+		case D_MID:
+			if (c == '\r' || c == '\n')
+				break;
+			run++;
+			continue;
+		case D_BOL:
+			if (c == '.') {
+				s->dstate = D_DOT;
+				continue;
+			}
+			break;
+		case D_CR:
+			if (c == '\n') {
+				emit(s, "\r\n", 2);
+				s->dstate = D_BOL;
+				continue;
+			}
+			emit(s, "\r", 1);	/* bare CR: kept as data */
+			s->dstate = D_MID;
+			break;
+		case D_DOT:
+			if (c == '\r') {
+				s->dstate = D_DOTCR;
+				continue;
+			}
+			s->dstate = D_MID;	/* the stuffed dot is dropped */
+			break;
+		case D_DOTCR:
+			if (c == '\n') {
+				end_of_data(s);
+				return i + 1;
+			}
+			emit(s, "\r", 1);
+			s->dstate = D_MID;
+			break;
+		}
+		/* c starts a new run or is CR / LF in the middle of a line */
+		if (run) {
+			emit(s, p + i - run, run);
+			run = 0;
+		}
+		if (c == '\r')
+			s->dstate = D_CR;
+		else if (c == '\n') {
+			emit(s, "\r\n", 2);	/* bare LF becomes CRLF but
+						 * never starts a line that
+						 * can end the message */
+			s->dstate = D_MID;
+		} else {
+			s->dstate = D_MID;
+			run = 1;
+		}
+	}
+	if (run)
+		emit(s, p + n - run, run);
+	return n;
+}
+
+static void
+end_of_data(struct session *s)
+{
+	const struct mr_server *srv = s->srv;
+	struct mr_buf b;
+	size_t i;
+
+	flush_data(s);
+	close(s->datafd);
+	s->datafd = -1;
+	s->nmsgs++;
+	s->session_bytes += s->size;
+	if (s->too_big) {
+		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		    "bytes", (unsigned long long)srv->limits.message_size);
+		goto reject;
+	}
+	if (s->session_bytes > srv->limits.session_size) {
+		reply(s, "552 5.3.4 Session size limit of %llu bytes "
+		    "exceeded", (unsigned long long)srv->limits.session_size);
+		goto reject;
+	}
+	if (s->hops > srv->hop_count) {
+		reply(s, "554 5.4.6 Too many hops (%u Received headers; the "
+		    "limit is %u): mail loop?", s->hops, srv->hop_count);
+		goto reject;
+	}
+	if (s->write_error || smtpd->queued == NULL) {
+		reply(s, "451 4.3.0 Error: could not store the message, "
+		    "try again later");
+		goto reject;
+	}
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, s->id);
+	mr_buf_put_str(&b, s->qid);
+	mr_buf_put_str(&b, s->sender);
+	mr_buf_put_u32(&b, (uint32_t)s->nrcpts);
+	for (i = 0; i < s->nrcpts; i++)
+		mr_buf_put_str(&b, s->rcpts[i]);
+	mr_buf_put_u64(&b, s->size);
+	mr_buf_put_str(&b, s->ip);
+	mr_buf_put_str(&b, s->helo);
+	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
+	mr_buf_free(&b);
+	s->state = S_WAIT_COMMIT;
+	return;
+reject:
+	reset_transaction(s);
+	s->state = S_CMD;
+}
+
+/* ---- input ---- */
+
+static void
+process_data(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec vec[8];
+	size_t used;
+	int i, nv;
+
+	while (s->state == S_DATA && evbuffer_get_length(in) > 0) {
+		nv = evbuffer_peek(in, -1, NULL, vec, 8);
+		if (nv > 8)
+			nv = 8;
+		for (i = 0; i < nv && s->state == S_DATA; i++) {
+			used = data_bytes(s, vec[i].iov_base, vec[i].iov_len);
+			evbuffer_drain(in, used);
+			if (used < vec[i].iov_len)
+				break;
+		}
+	}
+}
+
+static void
+process_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	char *line;
+	size_t n;
+
+	for (;;) {
+		if (s->state == S_DATA) {
+			process_data(s);
+			if (s->state == S_DATA)
+				return;
+			continue;
+		}
+		if (s->state != S_CMD)
+			return;
+		line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+		if (line == NULL) {
+			if (evbuffer_get_length(in) > LINE_MAX_SMTP) {
+				reply(s, "500 5.5.2 Line too long");
+				close_after_reply(s);
+			}
+			return;
+		}
+		if (n > LINE_MAX_SMTP) {
+			reply(s, "500 5.5.2 Line too long");
+			s->errors++;
+		} else if (memchr(line, '\0', n) != NULL) {
+			reply(s, "500 5.5.2 Error: NUL in command");
+			s->errors++;
+		} else
+			dispatch(s, line);
+		free(line);
+		if (s->state == S_CLOSING)
+			return;
+	}
+}
+
+static void
+session_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process_input(arg);
+}
+
+/* Resumes a session that waited for queued. */
+static void
+resume(struct session *s)
+{
+	s->state = S_CMD;
+	process_input(s);
+}
+
+/* ---- replies from queued ---- */
+
+void
+session_new_ok(uint64_t req, const char *id, int fd)
+{
+	struct session *s = lookup(req);
+	struct mr_buf b;
+
+	if (s == NULL || s->state != S_WAIT_NEW) {
+		/* the session went away meanwhile: give the file back */
+		close(fd);
+		if (smtpd->queued != NULL) {
+			mr_buf_init(&b);
+			mr_buf_put_str(&b, id);
+			mr_ipc_sendb(smtpd->queued, MR_Q_ABORT, -1, &b);
+			mr_buf_free(&b);
+		}
+		return;
+	}
+	snprintf(s->qid, sizeof(s->qid), "%s", id);
+	s->datafd = fd;
+	reply(s, "250 2.1.0 Ok");
+	resume(s);
+}
+
+void
+session_new_fail(uint64_t req, const char *reason)
+{
+	struct session *s = lookup(req);
+
+	if (s == NULL || s->state != S_WAIT_NEW)
+		return;
+	mr_warn("session %llu: queued cannot take a message: %s",
+	    (unsigned long long)s->id, reason);
+	reset_transaction(s);
+	reply(s, "451 4.3.0 Error: queue temporarily unavailable");
+	resume(s);
+}
+
+void
+session_commit_done(uint64_t req, int ok, const char *text)
+{
+	struct session *s = lookup(req);
+
+	if (s == NULL || s->state != S_WAIT_COMMIT)
+		return;
+	if (ok) {
+		mr_info("session %llu [%s]: queued as %s: from=<%s> "
+		    "nrcpt=%zu size=%llu", (unsigned long long)s->id, s->ip,
+		    s->qid, s->sender, s->nrcpts,
+		    (unsigned long long)s->size);
+		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		s->qid[0] = '\0';	/* committed: not ours to abort */
+	} else {
+		mr_warn("session %llu: commit of %s failed: %s",
+		    (unsigned long long)s->id, s->qid, text);
+		reply(s, "451 4.3.0 Error: could not store the message, "
+		    "try again later");
+	}
+	reset_transaction(s);
+	resume(s);
+}
+
+void
+session_queued_lost(void)
+{
+	struct session *s;
+	size_t h;
+
+	for (h = 0; h < HASH_SIZE; h++)
+		for (s = table[h]; s != NULL; s = s->hnext) {
+			if (s->state != S_WAIT_NEW &&
+			    s->state != S_WAIT_COMMIT) {
+				/* a file in progress can no longer be
+				 * committed by anyone */
+				if (s->qid[0] != '\0')
+					s->write_error = 1;
+				continue;
+			}
+			s->qid[0] = '\0';
+			reset_transaction(s);
+			reply(s, "451 4.3.0 Error: queue temporarily "
+			    "unavailable, try again later");
+			s->state = S_CMD;
+			/* resumed on the next read event */
+			bufferevent_trigger(s->bev, EV_READ, 0);
+		}
+}

@@ -1,2 +1,300 @@
+/*
+ * smtpd.c - process set-up and the IPC dispatch of smtpd.
+ *
+ * Security: smtpd faces the network.  It parses its configuration snapshot
+ * and then drops to its own user inside an empty chroot before it accepts
+ * a connection; it never opens a queue file (queued hands it one writable
+ * descriptor per message) and never sees credentials.
+ */
 #include "config.h"
-int main(void) { return 0; }
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "buf.h"
+#include "ipc.h"
+#include "log.h"
+#include "privdrop.h"
+#include "proto.h"
+#include "smtpd.h"
+#include "util.h"
+
+struct smtpd *smtpd;
+
+static void	queued_cb(struct mr_ipc *, struct mr_ipc_msg *, void *);
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: smtpd -f name [-d] (started by mailrootd)\n");
+	exit(2);
+}
+
+static void
+accept_cb(struct evconnlistener *ev, evutil_socket_t fd,
+    struct sockaddr *sa, int len, void *arg)
+{
+	(void)ev;
+	session_accept(arg, fd, sa, len);
+}
+
+static void
+accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)ev;
+	/* EMFILE and friends: log and keep listening */
+	mr_warn("accept on %s: %s", l->lcfg->text,
+	    evutil_socket_error_to_string(err));
+}
+
+static void
+setup_listeners(void)
+{
+	size_t s, i, n = 0;
+	int fd = MR_FD_LISTEN;
+
+	for (s = 0; s < smtpd->cfg->nservers; s++)
+		n += smtpd->cfg->servers[s].nlistens;
+	smtpd->listeners = mr_xcalloc(n, sizeof(struct listener));
+	smtpd->nlisteners = n;
+	n = 0;
+	for (s = 0; s < smtpd->cfg->nservers; s++)
+		for (i = 0; i < smtpd->cfg->servers[s].nlistens; i++, n++) {
+			struct listener *l = &smtpd->listeners[n];
+
+			l->srv = &smtpd->cfg->servers[s];
+			l->lcfg = &l->srv->listens[i];
+			mr_set_nonblock(fd);
+			mr_set_cloexec(fd, 1);
+			l->ev = evconnlistener_new(smtpd->base, accept_cb, l,
+			    LEV_OPT_CLOSE_ON_FREE, -1, fd++);
+			if (l->ev == NULL)
+				mr_fatal("listener %s: %s", l->lcfg->text,
+				    strerror(errno));
+			evconnlistener_set_error_cb(l->ev, accept_error_cb);
+		}
+}
+
+static void
+stop_listening(void)
+{
+	size_t i;
+
+	for (i = 0; i < smtpd->nlisteners; i++)
+		if (smtpd->listeners[i].ev != NULL) {
+			evconnlistener_free(smtpd->listeners[i].ev);
+			smtpd->listeners[i].ev = NULL;
+		}
+}
+
+/* Graceful stop: no new sessions; exit when the last one ends or after
+ * 10 seconds. */
+static void
+stop_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	event_base_loopexit(smtpd->base, NULL);
+}
+
+void
+smtpd_maybe_exit(void)
+{
+	if (smtpd->stopping && session_count() == 0)
+		event_base_loopexit(smtpd->base, NULL);
+}
+
+static void
+begin_stop(void)
+{
+	struct timeval tv = { 10, 0 };
+
+	if (smtpd->stopping)
+		return;
+	smtpd->stopping = 1;
+	stop_listening();
+	event_base_once(smtpd->base, -1, EV_TIMEOUT, stop_timeout, NULL, &tv);
+	smtpd_maybe_exit();
+}
+
+static void
+on_sigterm(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)sig;
+	(void)ev;
+	(void)arg;
+	begin_stop();
+}
+
+static void
+master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+{
+	struct mr_rd rd;
+	uint32_t kind;
+
+	(void)arg;
+	if (msg == NULL) {
+		/* the master is gone: nobody supervises us any more */
+		mr_ipc_free(c);
+		smtpd->master = NULL;
+		event_base_loopexit(smtpd->base, NULL);
+		return;
+	}
+	switch (msg->type) {
+	case MR_M_SHUTDOWN:
+		begin_stop();
+		break;
+	case MR_M_PEER:
+		mr_rd_init(&rd, msg->data, msg->len);
+		kind = mr_rd_u32(&rd);
+		if (!mr_rd_done(&rd) || kind != MR_PROC_QUEUED ||
+		    msg->fd < 0) {
+			mr_warn("master: bad PEER message");
+			break;
+		}
+		if (smtpd->queued != NULL)
+			mr_ipc_free(smtpd->queued);
+		session_queued_lost();
+		smtpd->queued = mr_ipc_new(smtpd->base, msg->fd, "queued",
+		    MR_MSG_MAX, queued_cb, NULL);
+		msg->fd = -1;
+		mr_info("connected to queued");
+		break;
+	default:
+		mr_warn("master: unexpected message type %u", msg->type);
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+}
+
+static int
+handle_queued(struct mr_ipc_msg *msg)
+{
+	struct mr_rd rd;
+	const char *s;
+	uint64_t req;
+
+	mr_rd_init(&rd, msg->data, msg->len);
+	req = mr_rd_u64(&rd);
+	switch (msg->type) {
+	case MR_Q_NEW_OK:
+		s = mr_rd_str(&rd, MR_ID_MAX, NULL);
+		if (!mr_rd_done(&rd) || msg->fd < 0)
+			return -1;
+		session_new_ok(req, s, msg->fd);
+		msg->fd = -1;
+		return 0;
+	case MR_Q_NEW_FAIL:
+		s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
+		if (!mr_rd_done(&rd))
+			return -1;
+		session_new_fail(req, s);
+		return 0;
+	case MR_Q_COMMIT_OK:
+	case MR_Q_COMMIT_FAIL:
+		s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
+		if (!mr_rd_done(&rd))
+			return -1;
+		session_commit_done(req, msg->type == MR_Q_COMMIT_OK, s);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static void
+queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+{
+	(void)arg;
+	if (msg != NULL && handle_queued(msg) == 0) {
+		if (msg->fd >= 0)
+			close(msg->fd);
+		return;
+	}
+	if (msg != NULL) {
+		mr_warn("queued sent a malformed message (type %u); "
+		    "dropping the channel", msg->type);
+		if (msg->fd >= 0)
+			close(msg->fd);
+	} else
+		mr_warn("lost the channel to queued");
+	mr_ipc_free(c);
+	smtpd->queued = NULL;
+	session_queued_lost();
+}
+
+static struct mr_config *
+read_config(const char *name)
+{
+	struct mr_config *cfg;
+	char *text;
+	size_t len;
+
+	text = mr_read_fd(MR_FD_CONFIG, 4 << 20, &len);
+	if (text == NULL)
+		mr_fatal("smtpd: reading the configuration snapshot: %s",
+		    strerror(errno));
+	close(MR_FD_CONFIG);
+	cfg = mr_config_parse(name, text, len, stderr);
+	free(text);
+	if (cfg == NULL)
+		mr_fatal("smtpd: the configuration snapshot does not parse");
+	return cfg;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct event *sigterm;
+	const char *name = NULL;
+	int ch, fg = 0;
+
+	while ((ch = getopt(argc, argv, "df:")) != -1) {
+		switch (ch) {
+		case 'd':
+			fg = 1;
+			break;
+		case 'f':
+			name = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (name == NULL)
+		usage();
+	mr_log_init("smtpd", fg);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	smtpd = mr_xcalloc(1, sizeof(*smtpd));
+	smtpd->cfg = read_config(name);
+	smtpd->conns = mr_xcalloc(smtpd->cfg->nservers, sizeof(unsigned));
+	if ((smtpd->base = event_base_new()) == NULL)
+		mr_fatal("smtpd: event_base_new failed");
+	mr_privdrop("smtpd", smtpd->cfg->smtpd_user,
+	    geteuid() == 0 ? smtpd->cfg->chroot : NULL);
+
+	smtpd->master = mr_ipc_new(smtpd->base, MR_FD_MASTER, "mailrootd",
+	    MR_MSG_MAX, master_cb, NULL);
+	smtpd->queued = mr_ipc_new(smtpd->base, MR_FD_PEER1, "queued",
+	    MR_MSG_MAX, queued_cb, NULL);
+	setup_listeners();
+	sigterm = evsignal_new(smtpd->base, SIGTERM, on_sigterm, NULL);
+	event_add(sigterm, NULL);
+	event_base_dispatch(smtpd->base);
+	mr_info("smtpd: exiting");
+	return 0;
+}

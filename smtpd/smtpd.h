@@ -1,1 +1,49 @@
-/* stub */
+/*
+ * smtpd.h - the inbound SMTP server shared by every virtual server.
+ */
+#ifndef MR_SMTPD_H
+#define MR_SMTPD_H
+
+#include <sys/socket.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+struct event_base;
+struct mr_ipc;
+struct session;
+
+struct listener {
+	const struct mr_server	*srv;
+	const struct mr_listen	*lcfg;
+	struct evconnlistener	*ev;
+};
+
+struct smtpd {
+	struct event_base	*base;
+	struct mr_config	*cfg;
+	struct mr_ipc		*master;
+	struct mr_ipc		*queued;	/* NULL while queued is down */
+	struct listener		*listeners;
+	size_t			 nlisteners;
+	unsigned		*conns;		/* per server */
+	uint64_t		 next_id;
+	int			 stopping;
+};
+
+extern struct smtpd *smtpd;
+
+/* smtp_session.c */
+void	session_accept(struct listener *, int fd, struct sockaddr *, int len);
+/* A reply from queued for the session with request id req. */
+void	session_new_ok(uint64_t req, const char *id, int fd);
+void	session_new_fail(uint64_t req, const char *reason);
+void	session_commit_done(uint64_t req, int ok, const char *text);
+/* queued went away: every waiting session gets a temporary failure. */
+void	session_queued_lost(void);
+size_t	session_count(void);
+
+/* smtpd.c */
+void	smtpd_maybe_exit(void);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * bounce.c - delivery status notifications (RFC 3464) for recipients that
+ * failed, and Badmail for what cannot be bounced.
+ *
+ * A failed message yields one DSN to its envelope sender (and a copy to
+ * ndr-copy-to, IIS "Send copy of Non-Delivery Report to"), queued like
+ * any other message with the null sender.  A message whose sender is
+ * already null (a bounce that failed) goes to Badmail as ID.BAD with the
+ * reason in ID.BDR, as IIS did; it is never bounced again (no loops).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "queued.h"
+#include "util.h"
+
+#define HEADERS_MAX	(64 * 1024)
+
+/* "5.1.1" found in a reply text, or the default. */
+static void
+status_of(const char *text, char *out, size_t len, const char *def)
+{
+	const char *p;
+
+	for (p = text ? text : ""; *p != '\0'; p++) {
+		if ((p[0] == '4' || p[0] == '5') && p[1] == '.' &&
+		    isdigit((unsigned char)p[2]) && (p == text ||
+		    p[-1] == ' ')) {
+			size_t n = strspn(p, "0123456789.");
+
+			if (n >= 5 && n < len) {
+				memcpy(out, p, n);
+				out[n] = '\0';
+				return;
+			}
+		}
+	}
+	snprintf(out, len, "%s", def);
+}
+
+/* The original header section, at most HEADERS_MAX bytes. */
+static void
+original_headers(int fd, struct mr_buf *out)
+{
+	char buf[HEADERS_MAX];
+	ssize_t n;
+	char *end;
+
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	end = strstr(buf, "\r\n\r\n");
+	mr_buf_add(out, buf, end ? (size_t)(end - buf) + 2 : (size_t)n);
+}
+
+static void
+compose(const struct qmsg *m, const char *nid, int datafd, struct mr_buf *b)
+{
+	const struct mr_server *srv = m->qs->srv;
+	const char *dom = srv->masquerade_domain ? srv->masquerade_domain :
+	    srv->fqdn;
+	char date[64], status[16];
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	mr_buf_printf(b, "From: Mail Delivery System <postmaster@%s>\r\n"
+	    "To: <%s>\r\nSubject: Delivery Status Notification (Failure)\r\n"
+	    "Date: %s\r\nMessage-ID: <%s@%s>\r\n"
+	    "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	    "\tboundary=\"%s/%s\"\r\n\r\n", dom, m->sender, date, nid,
+	    srv->fqdn, nid, srv->fqdn);
+	mr_buf_printf(b, "--%s/%s\r\nContent-Type: text/plain; "
+	    "charset=us-ascii\r\n\r\nThis is the mail system at %s.\r\n\r\n"
+	    "Your message could not be delivered to the following "
+	    "recipients:\r\n\r\n", nid, srv->fqdn, srv->fqdn);
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == R_FAILED)
+			mr_buf_printf(b, "<%s>: %s\r\n", m->rcpts[i].addr,
+			    m->rcpts[i].text ? m->rcpts[i].text :
+			    "delivery time expired");
+	mr_buf_printf(b, "\r\n--%s/%s\r\nContent-Type: "
+	    "message/delivery-status\r\n\r\nReporting-MTA: dns; %s\r\n"
+	    "X-Mailroot-Queue-ID: %s\r\n", nid, srv->fqdn, srv->fqdn, m->id);
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state != R_FAILED)
+			continue;
+		status_of(m->rcpts[i].text, status, sizeof(status), "4.4.7");
+		mr_buf_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\n"
+		    "Action: failed\r\nStatus: %s\r\n", m->rcpts[i].addr,
+		    status);
+		if (m->rcpts[i].text != NULL)
+			mr_buf_printf(b, "Diagnostic-Code: smtp; %s\r\n",
+			    m->rcpts[i].text);
+	}
+	mr_buf_printf(b, "\r\n--%s/%s\r\nContent-Type: text/rfc822-headers"
+	    "\r\n\r\n", nid, srv->fqdn);
+	original_headers(datafd, b);
+	mr_buf_printf(b, "\r\n--%s/%s--\r\n", nid, srv->fqdn);
+}
+
+/* Writes bytes as a new durable message in m's queue and schedules it. */
+static int
+enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data)
+{
+	struct qmsg *n;
+	char tmp[4096], path[4096];
+	int fd, nr;
+
+	n = mr_xcalloc(1, sizeof(*n));
+	n->qs = m->qs;
+	snprintf(n->id, sizeof(n->id), "%s", nid);
+	n->sender = mr_xstrdup("");
+	n->client = mr_xstrdup("");
+	n->helo = mr_xstrdup("");
+	nr = m->qs->srv->ndr_copy_to ? 2 : 1;
+	n->rcpts = mr_xcalloc((size_t)nr, sizeof(struct qrcpt));
+	n->rcpts[0].addr = mr_xstrdup(m->sender);
+	if (nr == 2)
+		n->rcpts[1].addr = mr_xstrdup(m->qs->srv->ndr_copy_to);
+	n->nrcpts = (size_t)nr;
+	n->created = time(NULL);
+	n->size = data->len;
+	snprintf(tmp, sizeof(tmp), "%s/%s.eml", n->qs->tmp, n->id);
+	msg_path(n, "eml", path, sizeof(path));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd == -1 || mr_write_all(fd, data->data, data->len) == -1 ||
+	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1 ||
+	    env_write(n) == -1) {
+		mr_err("%s: cannot queue a DSN: %s", m->id, strerror(errno));
+		unlink(tmp);
+		unlink(path);
+		msg_free(n);
+		return -1;
+	}
+	mr_info("%s: sender non-delivery notification: %s", m->id, n->id);
+	sched_add(n);
+	return 0;
+}
+
+static int
+to_badmail(const struct qmsg *m, int datafd)
+{
+	char path[4096], reason[1024];
+	struct mr_buf b;
+	size_t i;
+	int fd, rc = -1;
+	char buf[65536];
+	off_t off = 0;
+	ssize_t n;
+
+	if (!m->qs->srv->badmail) {
+		mr_warn("%s: undeliverable DSN discarded (badmail off)", m->id);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/%s.BAD", m->qs->badmail, m->id);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd == -1)
+		goto out;
+	while ((n = pread(datafd, buf, sizeof(buf), off)) > 0) {
+		if (mr_write_all(fd, buf, (size_t)n) == -1)
+			break;
+		off += n;
+	}
+	if (n != 0 || fsync(fd) == -1 || close(fd) == -1)
+		goto out;
+	mr_buf_init(&b);
+	mr_buf_adds(&b, "Unable to deliver this message because the "
+	    "following error was encountered: This message is a delivery "
+	    "status notification that cannot be delivered.\r\n");
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == R_FAILED)
+			mr_buf_printf(&b, "<%s>: %s\r\n", m->rcpts[i].addr,
+			    m->rcpts[i].text ? m->rcpts[i].text : "expired");
+	snprintf(reason, sizeof(reason), "%s/%s.BDR", m->qs->badmail, m->id);
+	fd = open(reason, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd != -1 && mr_write_all(fd, b.data, b.len) == 0 &&
+	    fsync(fd) == 0 && close(fd) == 0 &&
+	    mr_fsync_dir(m->qs->badmail) == 0)
+		rc = 0;
+	mr_buf_free(&b);
+	mr_warn("%s: undeliverable DSN moved to Badmail", m->id);
+	return rc;
+out:
+	mr_err("%s: Badmail: %s", m->id, strerror(errno));
+	return -1;
+}
+
+int
+bounce_send(const struct qmsg *m)
+{
+	char path[4096], nid[MR_QID_LEN + 1];
+	struct mr_buf b;
+	int fd, rc;
+
+	msg_path(m, "eml", path, sizeof(path));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		mr_err("%s: %s: %s", m->id, path, strerror(errno));
+		return -1;
+	}
+	if (m->sender[0] == '\0') {
+		rc = to_badmail(m, fd);
+		close(fd);
+		return rc;
+	}
+	mr_queue_id(nid);
+	mr_buf_init(&b);
+	compose(m, nid, fd, &b);
+	close(fd);
+	rc = enqueue(m, nid, &b);
+	mr_buf_free(&b);
+	return rc;
+}
