@@ -30,6 +30,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "dstream.h"
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
@@ -48,9 +49,6 @@ enum state {
 	S_WAIT_COMMIT,	/* end of data sent to queued */
 	S_CLOSING	/* flushing the last reply */
 };
-
-/* Position in the DATA byte stream (see the header comment). */
-enum dstate { D_BOL, D_MID, D_CR, D_DOT, D_DOTCR };
 
 struct session {
 	struct session		*hnext;
@@ -76,15 +74,11 @@ struct session {
 	int			 datafd;
 
 	/* DATA */
-	enum dstate		 dstate;
+	struct mr_dstream	 ds;
 	struct mr_buf		 out;
 	uint64_t		 size;
 	int			 too_big;
 	int			 write_error;
-	int			 in_headers;
-	unsigned		 hops;
-	char			 hline[10];	/* start of a header line */
-	size_t			 hlen;
 };
 
 static struct session	*table[HASH_SIZE];
@@ -92,6 +86,7 @@ static size_t		 nsessions;
 
 static void	session_read(struct bufferevent *, void *);
 static void	process_input(struct session *);
+static void	emit(void *, const char *, size_t);
 
 size_t
 session_count(void)
@@ -551,10 +546,7 @@ cmd_data(struct session *s)
 		mr_buf_printf(&s->out, "\r\n\tfor <%s>", s->rcpts[0]);
 	mr_buf_printf(&s->out, "; %s\r\n", date);
 	s->size = s->out.len;
-	s->dstate = D_BOL;
-	s->in_headers = 1;
-	s->hops = 0;
-	s->hlen = 0;
+	mr_dstream_init(&s->ds, emit, s);
 	s->state = S_DATA;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -601,107 +593,20 @@ dispatch(struct session *s, const char *line)
 
 /* ---- DATA ---- */
 
+/* Bytes of the message as they will be stored. */
 static void
-emit(struct session *s, const char *p, size_t n)
+emit(void *arg, const char *p, size_t n)
 {
-	size_t i;
+	struct session *s = arg;
 
 	s->size += n;
 	if (s->size > s->srv->limits.message_size)
 		s->too_big = 1;
 	if (s->too_big || s->write_error)
 		return;
-	if (s->in_headers) {
-		for (i = 0; i < n; i++) {
-			if (p[i] == '\n') {
-				if (s->hlen <= 1)	/* "\r\n" alone */
-					s->in_headers = 0;
-				else if (s->hlen >= 9 && strncasecmp(s->hline,
-				    "received:", 9) == 0)
-					s->hops++;
-				s->hlen = 0;
-			} else if (s->hlen < sizeof(s->hline))
-				s->hline[s->hlen++] = p[i];
-			else
-				s->hlen = sizeof(s->hline);
-		}
-	}
 	mr_buf_add(&s->out, p, n);
 	if (s->out.len >= FLUSH_AT)
 		flush_data(s);
-}
-
-static void end_of_data(struct session *);
-
-/*
- * Feeds n bytes of DATA through the dot-unstuffing state machine.
- * Returns the bytes consumed: all of them, or up to the end of the message.
- */
-static size_t
-data_bytes(struct session *s, const char *p, size_t n)
-{
-	size_t i, run = 0;
-
-	for (i = 0; i < n; i++) {
-		char c = p[i];
-
-		switch (s->dstate) {
-		case D_MID:
-			if (c == '\r' || c == '\n')
-				break;
-			run++;
-			continue;
-		case D_BOL:
-			if (c == '.') {
-				s->dstate = D_DOT;
-				continue;
-			}
-			break;
-		case D_CR:
-			if (c == '\n') {
-				emit(s, "\r\n", 2);
-				s->dstate = D_BOL;
-				continue;
-			}
-			emit(s, "\r", 1);	/* bare CR: kept as data */
-			s->dstate = D_MID;
-			break;
-		case D_DOT:
-			if (c == '\r') {
-				s->dstate = D_DOTCR;
-				continue;
-			}
-			s->dstate = D_MID;	/* the stuffed dot is dropped */
-			break;
-		case D_DOTCR:
-			if (c == '\n') {
-				end_of_data(s);
-				return i + 1;
-			}
-			emit(s, "\r", 1);
-			s->dstate = D_MID;
-			break;
-		}
-		/* c starts a new run or is CR / LF in the middle of a line */
-		if (run) {
-			emit(s, p + i - run, run);
-			run = 0;
-		}
-		if (c == '\r')
-			s->dstate = D_CR;
-		else if (c == '\n') {
-			emit(s, "\r\n", 2);	/* bare LF becomes CRLF but
-						 * never starts a line that
-						 * can end the message */
-			s->dstate = D_MID;
-		} else {
-			s->dstate = D_MID;
-			run = 1;
-		}
-	}
-	if (run)
-		emit(s, p + n - run, run);
-	return n;
 }
 
 static void
@@ -726,9 +631,11 @@ end_of_data(struct session *s)
 		    "exceeded", (unsigned long long)srv->limits.session_size);
 		goto reject;
 	}
-	if (s->hops > srv->hop_count) {
+	/* our own Received header is the first one counted */
+	if (s->ds.received > srv->hop_count) {
 		reply(s, "554 5.4.6 Too many hops (%u Received headers; the "
-		    "limit is %u): mail loop?", s->hops, srv->hop_count);
+		    "limit is %u): mail loop?", s->ds.received,
+		    srv->hop_count);
 		goto reject;
 	}
 	if (s->write_error || smtpd->queued == NULL) {
@@ -763,19 +670,20 @@ process_data(struct session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer_iovec vec[8];
 	size_t used;
-	int i, nv;
+	int i, nv, done = 0;
 
-	while (s->state == S_DATA && evbuffer_get_length(in) > 0) {
+	while (!done && evbuffer_get_length(in) > 0) {
 		nv = evbuffer_peek(in, -1, NULL, vec, 8);
 		if (nv > 8)
 			nv = 8;
-		for (i = 0; i < nv && s->state == S_DATA; i++) {
-			used = data_bytes(s, vec[i].iov_base, vec[i].iov_len);
+		for (i = 0; i < nv && !done; i++) {
+			used = mr_dstream_feed(&s->ds, vec[i].iov_base,
+			    vec[i].iov_len, &done);
 			evbuffer_drain(in, used);
-			if (used < vec[i].iov_len)
-				break;
 		}
 	}
+	if (done)
+		end_of_data(s);
 }
 
 static void

@@ -1,0 +1,36 @@
+/*
+ * dstream.h - the SMTP DATA byte stream: dot-unstuffing, end-of-data
+ * detection and header counting, independent of any socket.
+ *
+ * Only CRLF "." CRLF ends the data.  A bare LF is passed on as CRLF but
+ * never starts a line that can end the data, and a bare CR is kept as
+ * data, so no peer can make two hops disagree on where a message ends
+ * (SMTP smuggling).  Used by smtpd for DATA and by queued for Pickup
+ * files, which IIS wrote dot-stuffed.
+ */
+#ifndef MR_DSTREAM_H
+#define MR_DSTREAM_H
+
+#include <stddef.h>
+
+enum mr_dstate { MR_D_BOL, MR_D_MID, MR_D_CR, MR_D_DOT, MR_D_DOTCR };
+
+typedef void (*mr_dstream_emit)(void *arg, const char *p, size_t n);
+
+struct mr_dstream {
+	enum mr_dstate	 st;
+	int		 in_headers;	/* before the first empty line */
+	unsigned	 received;	/* Received: header fields seen */
+	char		 hline[10];	/* start of the current header line */
+	size_t		 hlen;
+	mr_dstream_emit	 emit;
+	void		*arg;
+};
+
+void	mr_dstream_init(struct mr_dstream *, mr_dstream_emit, void *arg);
+/* Feeds n bytes; returns the bytes consumed.  *done becomes 1 when the
+ * terminating CRLF.CRLF was consumed (the rest is the next command). */
+size_t	mr_dstream_feed(struct mr_dstream *, const char *p, size_t n,
+	    int *done);
+
+#endif
