@@ -16,7 +16,8 @@
 #include "buf.h"
 #include "conf_lex.h"
 
-#define MAX_DEPTH	8	/* server { delivery { outbound { } } } is 3 */
+/* server { delivery { outbound { } } } is 3 deep */
+#define MAX_DEPTH	8
 
 static void
 diag(struct mr_cf_diag *d, int line, int col, const char *kind,
@@ -198,7 +199,7 @@ mr_lex_next(struct mr_lex *lx, struct mr_token *tok)
 
 struct reader {
 	struct mr_lex	 lx;
-	int		 bad;		/* current statement had a bad token */
+	int		 bad;	/* the statement had a bad token */
 };
 
 static void

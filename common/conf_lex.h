@@ -20,9 +20,10 @@ struct mr_cf_diag {
 	int		 nwarnings;
 };
 
-void	mr_cf_error(struct mr_cf_diag *, int line, int col, const char *, ...)
+/* line, col, then a printf format */
+void	mr_cf_error(struct mr_cf_diag *, int, int, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
-void	mr_cf_warn(struct mr_cf_diag *, int line, int col, const char *, ...)
+void	mr_cf_warn(struct mr_cf_diag *, int, int, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
 
 enum mr_tok_type {
@@ -38,7 +39,7 @@ enum mr_tok_type {
 
 struct mr_token {
 	enum mr_tok_type	 type;
-	char			*text;	/* WORD, STRING: malloc'd, else NULL */
+	char			*text;	/* WORD, STRING: malloc'd */
 	int			 line;	/* 1-based */
 	int			 col;	/* 1-based, in bytes */
 };

@@ -13,7 +13,6 @@
 #include "config.h"
 
 #include <sys/types.h>
-#include <sys/stat.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -48,7 +47,7 @@ struct dstate {
 
 struct sstate {
 	int		 tls_set, tls_line, tls_col;
-	int		 tlsl_line, tlsl_col;	/* first "listen ... tls" */
+	int		 tlsl_line, tlsl_col;	/* first tls listen */
 	struct dstate	*ds;
 	size_t		 nds;
 };
@@ -489,7 +488,8 @@ get_hostport(struct pc *pc, const struct mr_cf_stmt *st, size_t i,
 	if (port != NULL && get_port(pc, st, i, port, &p) == -1)
 		return -1;
 	set_str(dst, s);
-	lower(*dst);
+	if (s[0] != '[')
+		lower(*dst);
 	return 0;
 bad:
 	aerr(pc, st, i, "bad host \"%s\": expected a host name or [IP], "
@@ -1614,8 +1614,8 @@ static const struct kw server_kw[] = {
 	{ "mailroot", 1, 1, NOBLOCK, kw_mailroot },
 	{ "fqdn", 1, 1, NOBLOCK, kw_fqdn },
 	{ "pki", 1, 1, NOBLOCK, kw_srv_pki },
-	{ "connection", 2, 4, NOBLOCK, kw_connection },
-	{ "relay", 2, 4, NOBLOCK, kw_relay },
+	{ "connection", 2, 3, NOBLOCK, kw_connection },
+	{ "relay", 2, 3, NOBLOCK, kw_relay },
 	{ "auth", 0, 0, BLOCK, kw_auth_in },
 	{ "tls", 1, 1, NOBLOCK, kw_tls_in },
 	{ "limits", 0, 0, BLOCK, kw_limits },

@@ -34,10 +34,10 @@
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
+#include "smtp_cmd.h"
 #include "smtpd.h"
 #include "util.h"
 
-#define LINE_MAX_SMTP	2048	/* command line incl. ESMTP parameters */
 #define ERRORS_MAX	25	/* bad commands before we hang up */
 #define FLUSH_AT	(64 * 1024)
 #define HASH_SIZE	4096
@@ -296,36 +296,15 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 
 /* ---- commands ---- */
 
-static int
-verb_is(const char *line, const char *verb, const char **args)
-{
-	size_t n = strlen(verb);
-
-	if (strncasecmp(line, verb, n) != 0)
-		return 0;
-	if (line[n] != '\0' && line[n] != ' ')
-		return 0;
-	*args = line + n;
-	while (**args == ' ')
-		(*args)++;
-	return 1;
-}
-
 static void
-cmd_helo(struct session *s, const char *args, int esmtp)
+cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 {
 	const struct mr_limits *lim = &s->srv->limits;
 
-	if (*args == '\0' || strlen(args) >= sizeof(s->helo) ||
-	    strpbrk(args, " \t") != NULL) {
-		reply(s, "501 5.5.4 Syntax: %s hostname",
-		    esmtp ? "EHLO" : "HELO");
-		return;
-	}
 	reset_transaction(s);
-	snprintf(s->helo, sizeof(s->helo), "%s", args);
-	s->esmtp = esmtp;
-	if (!esmtp) {
+	snprintf(s->helo, sizeof(s->helo), "%s", c->arg);
+	s->esmtp = c->verb == MR_V_EHLO;
+	if (!s->esmtp) {
 		reply(s, "250 %s Hello [%s]", s->srv->fqdn, s->ip);
 		return;
 	}
@@ -336,57 +315,10 @@ cmd_helo(struct session *s, const char *args, int esmtp)
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
-/* ESMTP parameters of MAIL FROM (RFC 1870 SIZE, RFC 6152 BODY). */
-static int
-mail_params(struct session *s, const char *p)
-{
-	while (*p != '\0') {
-		const char *end;
-		size_t n;
-
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		end = strchr(p, ' ');
-		n = end ? (size_t)(end - p) : strlen(p);
-		if (n > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
-			char *e;
-			unsigned long long v;
-
-			errno = 0;
-			v = strtoull(p + 5, &e, 10);
-			if (errno || e != p + n || !isdigit((unsigned char)p[5])) {
-				reply(s, "501 5.5.4 Bad SIZE parameter");
-				return -1;
-			}
-			if (v > s->srv->limits.message_size) {
-				reply(s, "552 5.3.4 Message size exceeds "
-				    "fixed limit of %llu bytes",
-				    (unsigned long long)
-				    s->srv->limits.message_size);
-				return -1;
-			}
-		} else if ((n == 9 && strncasecmp(p, "BODY=7BIT", n) == 0) ||
-		    (n == 13 && strncasecmp(p, "BODY=8BITMIME", n) == 0)) {
-			/* we store 8-bit data as it comes */
-		} else {
-			reply(s, "555 5.5.4 Unsupported parameter %.*s",
-			    (int)(n > 40 ? 40 : n), p);
-			return -1;
-		}
-		p += n;
-	}
-	return 0;
-}
-
 static void
-cmd_mail(struct session *s, const char *args)
+cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 {
-	struct mr_path path;
-	const char *err;
 	struct mr_buf b;
-	int n;
 
 	if (s->helo[0] == '\0') {
 		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -396,28 +328,11 @@ cmd_mail(struct session *s, const char *args)
 		reply(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
-	if (strncasecmp(args, "FROM:", 5) != 0) {
-		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+	if (c->has_size && c->size > s->srv->limits.message_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		    "bytes", (unsigned long long)s->srv->limits.message_size);
 		return;
 	}
-	args += 5;
-	while (*args == ' ')	/* "MAIL FROM: <a@b>" is common */
-		args++;
-	n = mr_path_parse(args, strlen(args), 1, 0, &path, &err);
-	if (n < 0) {
-		reply(s, "501 5.1.7 Bad sender address syntax: %s", err);
-		return;
-	}
-	if (args[n] != '\0' && args[n] != ' ') {
-		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
-		return;
-	}
-	if (!s->esmtp && args[n] != '\0') {
-		reply(s, "555 5.5.4 Parameters need EHLO");
-		return;
-	}
-	if (mail_params(s, args + n) == -1)
-		return;
 	if (s->srv->limits.messages_per_connection &&
 	    s->nmsgs >= s->srv->limits.messages_per_connection) {
 		reply(s, "421 4.7.0 %s Too many messages in this connection; "
@@ -430,7 +345,7 @@ cmd_mail(struct session *s, const char *args)
 		    "later");
 		return;
 	}
-	snprintf(s->sender, sizeof(s->sender), "%s", path.addr);
+	snprintf(s->sender, sizeof(s->sender), "%s", c->path.addr);
 	s->in_mail = 1;
 	/* wait for the queue file before answering */
 	mr_buf_init(&b);
@@ -454,49 +369,31 @@ relay_allowed(struct session *s, const char *domain)
 }
 
 static void
-cmd_rcpt(struct session *s, const char *args)
+cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 {
-	struct mr_path path;
-	const char *err;
-	int n;
+	char addr[MR_PATH_MAX + 1];
 
 	if (!s->in_mail) {
 		reply(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	if (strncasecmp(args, "TO:", 3) != 0) {
-		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
-		return;
-	}
-	args += 3;
-	while (*args == ' ')
-		args++;
-	n = mr_path_parse(args, strlen(args), 0, 1, &path, &err);
-	if (n < 0) {
-		reply(s, "501 5.1.3 Bad recipient address syntax: %s", err);
-		return;
-	}
-	if (args[n] != '\0') {
-		reply(s, "555 5.5.4 Unsupported RCPT parameter");
 		return;
 	}
 	if (s->nrcpts >= s->srv->limits.recipients_per_message) {
 		reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	if (path.postmaster) {
-		/* RFC 5321 4.5.1: <Postmaster> is always accepted */
-		snprintf(path.addr, sizeof(path.addr), "postmaster@%s",
-		    s->srv->fqdn);
-	} else if (!mr_domain_is_local(s->srv, path.domain) &&
-	    !relay_allowed(s, path.domain)) {
+	if (c->path.postmaster)	/* RFC 5321 4.5.1: always accepted */
+		snprintf(addr, sizeof(addr), "postmaster@%s", s->srv->fqdn);
+	else if (!mr_domain_is_local(s->srv, c->path.domain) &&
+	    !relay_allowed(s, c->path.domain)) {
 		mr_info("session %llu [%s]: relay denied: from=<%s> to=<%s>",
-		    (unsigned long long)s->id, s->ip, s->sender, path.addr);
-		reply(s, "550 5.7.1 <%s>: Relay access denied", path.addr);
+		    (unsigned long long)s->id, s->ip, s->sender,
+		    c->path.addr);
+		reply(s, "550 5.7.1 <%s>: Relay access denied", c->path.addr);
 		return;
-	}
+	} else
+		snprintf(addr, sizeof(addr), "%s", c->path.addr);
 	s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(char *));
-	s->rcpts[s->nrcpts++] = mr_xstrdup(path.addr);
+	s->rcpts[s->nrcpts++] = mr_xstrdup(addr);
 	reply(s, "250 2.1.5 Ok");
 }
 
@@ -552,38 +449,49 @@ cmd_data(struct session *s)
 }
 
 static void
-dispatch(struct session *s, const char *line)
+dispatch(struct session *s, const char *line, size_t len)
 {
-	const char *args;
+	struct mr_smtp_cmd c;
 
-	if (verb_is(line, "EHLO", &args))
-		cmd_helo(s, args, 1);
-	else if (verb_is(line, "HELO", &args))
-		cmd_helo(s, args, 0);
-	else if (verb_is(line, "MAIL", &args))
-		cmd_mail(s, args);
-	else if (verb_is(line, "RCPT", &args))
-		cmd_rcpt(s, args);
-	else if (verb_is(line, "DATA", &args) && *args == '\0')
-		cmd_data(s);
-	else if (verb_is(line, "RSET", &args)) {
-		reset_transaction(s);
-		reply(s, "250 2.0.0 Ok");
-	} else if (verb_is(line, "NOOP", &args))
-		reply(s, "250 2.0.0 Ok");
-	else if (verb_is(line, "QUIT", &args)) {
-		reply(s, "221 2.0.0 %s Bye", s->srv->fqdn);
-		close_after_reply(s);
-	} else if (verb_is(line, "VRFY", &args))
-		reply(s, "252 2.5.2 Send some mail, I'll try my best");
-	else if (verb_is(line, "HELP", &args))
-		reply(s, "214 2.0.0 See RFC 5321");
-	else if (verb_is(line, "STARTTLS", &args) ||
-	    verb_is(line, "AUTH", &args) || verb_is(line, "ETRN", &args))
-		reply(s, "502 5.5.1 Error: command not implemented");
-	else {
-		reply(s, "500 5.5.2 Error: command not recognized");
+	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
+		reply(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
+	} else {
+		switch (c.verb) {
+		case MR_V_EHLO:
+		case MR_V_HELO:
+			cmd_helo(s, &c);
+			break;
+		case MR_V_MAIL:
+			cmd_mail(s, &c);
+			break;
+		case MR_V_RCPT:
+			cmd_rcpt(s, &c);
+			break;
+		case MR_V_DATA:
+			cmd_data(s);
+			break;
+		case MR_V_RSET:
+			reset_transaction(s);
+			reply(s, "250 2.0.0 Ok");
+			break;
+		case MR_V_NOOP:
+			reply(s, "250 2.0.0 Ok");
+			break;
+		case MR_V_QUIT:
+			reply(s, "221 2.0.0 %s Bye", s->srv->fqdn);
+			close_after_reply(s);
+			break;
+		case MR_V_VRFY:
+			reply(s, "252 2.5.2 Send some mail, I'll try my best");
+			break;
+		case MR_V_HELP:
+			reply(s, "214 2.0.0 See RFC 5321");
+			break;
+		default:
+			reply(s, "502 5.5.1 Error: command not implemented");
+			break;
+		}
 	}
 	if (s->errors >= ERRORS_MAX && s->state != S_CLOSING) {
 		reply(s, "421 4.7.0 %s Too many errors", s->srv->fqdn);
@@ -704,20 +612,13 @@ process_input(struct session *s)
 			return;
 		line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 		if (line == NULL) {
-			if (evbuffer_get_length(in) > LINE_MAX_SMTP) {
+			if (evbuffer_get_length(in) > MR_SMTP_LINE_MAX) {
 				reply(s, "500 5.5.2 Line too long");
 				close_after_reply(s);
 			}
 			return;
 		}
-		if (n > LINE_MAX_SMTP) {
-			reply(s, "500 5.5.2 Line too long");
-			s->errors++;
-		} else if (memchr(line, '\0', n) != NULL) {
-			reply(s, "500 5.5.2 Error: NUL in command");
-			s->errors++;
-		} else
-			dispatch(s, line);
+		dispatch(s, line, n);
 		free(line);
 		if (s->state == S_CLOSING)
 			return;

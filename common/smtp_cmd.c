@@ -1,0 +1,166 @@
+/*
+ * smtp_cmd.c - SMTP command lines (RFC 5321 4.1) into struct mr_smtp_cmd.
+ *
+ * Security: the line comes straight from a network client.  It is bounded
+ * (MR_SMTP_LINE_MAX), must not contain NUL, CR, LF or other control bytes
+ * outside what the grammar allows, and addresses go through mr_path_parse.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp_cmd.h"
+
+static const struct {
+	const char	*name;
+	enum mr_verb	 verb;
+} verbs[] = {
+	{ "EHLO", MR_V_EHLO }, { "HELO", MR_V_HELO }, { "MAIL", MR_V_MAIL },
+	{ "RCPT", MR_V_RCPT }, { "DATA", MR_V_DATA }, { "RSET", MR_V_RSET },
+	{ "NOOP", MR_V_NOOP }, { "QUIT", MR_V_QUIT }, { "VRFY", MR_V_VRFY },
+	{ "HELP", MR_V_HELP }, { "STARTTLS", MR_V_STARTTLS },
+	{ "AUTH", MR_V_AUTH }, { "ETRN", MR_V_ETRN },
+};
+
+static int
+fail(struct mr_smtp_cmd *c, int code, const char *status, const char *text)
+{
+	c->code = code;
+	c->status = status;
+	c->text = text;
+	return code;
+}
+
+/* One ESMTP parameter of MAIL FROM: "KEY=VALUE", n bytes. */
+static int
+mail_param(struct mr_smtp_cmd *c, const char *p, size_t n)
+{
+	if (n > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
+		uint64_t v = 0;
+		size_t i;
+
+		if (c->has_size || n - 5 > 19)
+			return fail(c, 501, "5.5.4", "Bad SIZE parameter");
+		for (i = 5; i < n; i++) {
+			if (!isdigit((unsigned char)p[i]))
+				return fail(c, 501, "5.5.4",
+				    "Bad SIZE parameter");
+			v = v * 10 + (uint64_t)(p[i] - '0');
+		}
+		c->has_size = 1;
+		c->size = v;
+		return 0;
+	}
+	if (n == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) {
+		c->body = MR_BODY_7BIT;
+		return 0;
+	}
+	if (n == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0) {
+		c->body = MR_BODY_8BITMIME;
+		return 0;
+	}
+	return fail(c, 555, "5.5.4", "Unsupported MAIL parameter");
+}
+
+static int
+parse_params(struct mr_smtp_cmd *c, const char *p, int is_mail)
+{
+	while (*p == ' ')
+		p++;
+	while (*p != '\0') {
+		size_t n = strcspn(p, " ");
+
+		if (!is_mail)
+			return fail(c, 555, "5.5.4",
+			    "Unsupported RCPT parameter");
+		if (mail_param(c, p, n) != 0)
+			return c->code;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+/* "FROM:<path> params" / "TO:<path> params" */
+static int
+parse_path_cmd(struct mr_smtp_cmd *c, const char *arg, int esmtp,
+    int is_mail)
+{
+	const char *kw = is_mail ? "FROM:" : "TO:";
+	size_t kwlen = strlen(kw);
+	const char *err;
+	int n;
+
+	if (strncasecmp(arg, kw, kwlen) != 0)
+		return fail(c, 501, "5.5.4", is_mail ?
+		    "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
+	arg += kwlen;
+	while (*arg == ' ')	/* "MAIL FROM: <a@b>" is common */
+		arg++;
+	n = mr_path_parse(arg, strlen(arg), is_mail, !is_mail, &c->path,
+	    &err);
+	if (n < 0)
+		return fail(c, 501, is_mail ? "5.1.7" : "5.1.3", err);
+	arg += n;
+	if (*arg != '\0' && *arg != ' ')
+		return fail(c, 501, "5.5.4", "Syntax error after address");
+	while (*arg == ' ')
+		arg++;
+	if (*arg != '\0' && !esmtp)
+		return fail(c, 555, "5.5.4", "Parameters need EHLO");
+	return parse_params(c, arg, is_mail);
+}
+
+int
+mr_smtp_parse(const char *line, size_t len, int esmtp,
+    struct mr_smtp_cmd *c)
+{
+	size_t i, vlen;
+
+	memset(c, 0, sizeof(*c));
+	if (len > MR_SMTP_LINE_MAX)
+		return fail(c, 500, "5.5.2", "Line too long");
+	for (i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+			return fail(c, 500, "5.5.2",
+			    "Control character in command");
+	vlen = strcspn(line, " ");
+	for (i = 0; i < sizeof(verbs) / sizeof(*verbs); i++)
+		if (strlen(verbs[i].name) == vlen &&
+		    strncasecmp(line, verbs[i].name, vlen) == 0)
+			break;
+	if (i == sizeof(verbs) / sizeof(*verbs))
+		return fail(c, 500, "5.5.2", "Command not recognized");
+	c->verb = verbs[i].verb;
+	c->arg = line + vlen;
+	while (*c->arg == ' ')
+		c->arg++;
+	switch (c->verb) {
+	case MR_V_EHLO:
+	case MR_V_HELO:
+		if (*c->arg == '\0' || strpbrk(c->arg, " \t") != NULL ||
+		    strlen(c->arg) > 255)
+			return fail(c, 501, "5.5.4", c->verb == MR_V_EHLO ?
+			    "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+		return 0;
+	case MR_V_MAIL:
+		return parse_path_cmd(c, c->arg, esmtp, 1);
+	case MR_V_RCPT:
+		return parse_path_cmd(c, c->arg, esmtp, 0);
+	case MR_V_DATA:
+	case MR_V_RSET:
+	case MR_V_QUIT:
+	case MR_V_STARTTLS:
+		if (*c->arg != '\0')
+			return fail(c, 501, "5.5.4",
+			    "Syntax error: no parameters allowed");
+		return 0;
+	default:
+		return 0;
+	}
+}
