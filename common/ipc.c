@@ -52,6 +52,16 @@ static void	ipc_write(evutil_socket_t, short, void *);
  * raise it on both ends so that every legal frame can be sent.
  */
 int
+mr_ipc_is_channel(int fd)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_SEQPACKET;
+}
+
+int
 mr_ipc_pair(int sv[2])
 {
 	int sz = 2 * (MR_IPC_HDR + MR_IPC_MAX);

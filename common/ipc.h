@@ -58,6 +58,9 @@ int		 mr_ipc_recv_fd(int sock, uint32_t max_type,
 int		 mr_ipc_decode(const unsigned char *buf, size_t n, int truncated,
 		    int nfds, uint32_t max_type, struct mr_ipc_msg *out,
 		    const char **err);
+/* 1 if fd is a SOCK_SEQPACKET socket (a channel), else 0: a child whose
+ * peer is not running yet finds /dev/null in that slot. */
+int		 mr_ipc_is_channel(int fd);
 /* Creates a SOCK_SEQPACKET socketpair with close-on-exec set. */
 int		 mr_ipc_pair(int sv[2]);
 

@@ -182,9 +182,16 @@ spawn(enum mr_proc p)
 		mr_fatal("socketpair: %s", strerror(errno));
 	cfgfd = config_snapshot();
 	npeers = peers_of(p, peers);
-	for (i = 0; i < npeers; i++)
-		if (mr_ipc_pair(ppair[i]) == -1)
+	for (i = 0; i < npeers; i++) {
+		if (!running(peers[i])) {
+			/* not a channel: the child waits for MR_M_PEER */
+			ppair[i][0] = -1;
+			ppair[i][1] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (ppair[i][1] == -1)
+				mr_fatal("/dev/null: %s", strerror(errno));
+		} else if (mr_ipc_pair(ppair[i]) == -1)
 			mr_fatal("socketpair: %s", strerror(errno));
+	}
 	fds[n++] = mpair[1];
 	fds[n++] = cfgfd;
 	for (i = 0; i < npeers; i++)
@@ -206,6 +213,8 @@ spawn(enum mr_proc p)
 		close(ppair[i][1]);
 		/* hand the surviving peer its end; a peer that is down gets
 		 * a fresh channel when it starts */
+		if (ppair[i][0] == -1)
+			continue;
 		if (pid > 0 && running(peers[i])) {
 			struct mr_buf b;
 

@@ -268,10 +268,16 @@ main(int argc, char *argv[])
 
 	q->master = mr_ipc_new(q->base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
 	    master_cb, NULL);
-	q->smtpd = mr_ipc_new(q->base, MR_FD_PEER1, "smtpd", MR_MSG_MAX,
-	    smtpd_cb, NULL);
-	q->deliverd = mr_ipc_new(q->base, MR_FD_PEER2, "deliverd", MR_MSG_MAX,
-	    deliverd_cb, NULL);
+	if (mr_ipc_is_channel(MR_FD_PEER1))
+		q->smtpd = mr_ipc_new(q->base, MR_FD_PEER1, "smtpd",
+		    MR_MSG_MAX, smtpd_cb, NULL);
+	else
+		close(MR_FD_PEER1);
+	if (mr_ipc_is_channel(MR_FD_PEER2))
+		q->deliverd = mr_ipc_new(q->base, MR_FD_PEER2, "deliverd",
+		    MR_MSG_MAX, deliverd_cb, NULL);
+	else
+		close(MR_FD_PEER2);
 	sched_recover();
 	sigterm = evsignal_new(q->base, SIGTERM, on_sigterm, NULL);
 	event_add(sigterm, NULL);

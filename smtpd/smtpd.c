@@ -289,8 +289,11 @@ main(int argc, char *argv[])
 
 	smtpd->master = mr_ipc_new(smtpd->base, MR_FD_MASTER, "mailrootd",
 	    MR_MSG_MAX, master_cb, NULL);
-	smtpd->queued = mr_ipc_new(smtpd->base, MR_FD_PEER1, "queued",
-	    MR_MSG_MAX, queued_cb, NULL);
+	if (mr_ipc_is_channel(MR_FD_PEER1))
+		smtpd->queued = mr_ipc_new(smtpd->base, MR_FD_PEER1, "queued",
+		    MR_MSG_MAX, queued_cb, NULL);
+	else
+		close(MR_FD_PEER1);
 	setup_listeners();
 	sigterm = evsignal_new(smtpd->base, SIGTERM, on_sigterm, NULL);
 	event_add(sigterm, NULL);
