@@ -226,13 +226,41 @@ env_line(struct qmsg *m, char *line)
 	return -1;
 }
 
+/*
+ * Parses envelope text (len bytes) for message id into m, which the
+ * caller allocated with id and qs set.  0, or -1 when malformed.
+ */
+int
+env_parse(struct qmsg *m, char *text, size_t len)
+{
+	char *line, *nl;
+	int rc = -1;
+
+	if (strlen(text) != len || strncmp(text, ENV_MAGIC "\n",
+	    sizeof(ENV_MAGIC)) != 0)
+		return -1;
+	for (line = text + sizeof(ENV_MAGIC); *line != '\0'; line = nl + 1) {
+		if ((nl = strchr(line, '\n')) == NULL)
+			return -1;
+		*nl = '\0';
+		if ((rc = env_line(m, line)) != 0)
+			break;
+	}
+	if (rc != 1 || m->sender == NULL || m->nrcpts == 0)
+		return -1;
+	if (m->client == NULL)
+		m->client = mr_xstrdup("");
+	if (m->helo == NULL)
+		m->helo = mr_xstrdup("");
+	return 0;
+}
+
 struct qmsg *
 env_read(struct qserver *qs, const char *id)
 {
 	struct qmsg *m;
-	char path[4096], *text, *line, *nl;
+	char path[4096], *text;
 	size_t len;
-	int rc = -1;
 
 	m = mr_xcalloc(1, sizeof(*m));
 	m->qs = qs;
@@ -243,27 +271,12 @@ env_read(struct qserver *qs, const char *id)
 		msg_free(m);
 		return NULL;
 	}
-	if (strlen(text) != len || strncmp(text, ENV_MAGIC "\n",
-	    sizeof(ENV_MAGIC)) != 0)
-		goto bad;
-	for (line = text + sizeof(ENV_MAGIC); *line != '\0'; line = nl + 1) {
-		if ((nl = strchr(line, '\n')) == NULL)
-			goto bad;
-		*nl = '\0';
-		if ((rc = env_line(m, line)) != 0)
-			break;
+	if (env_parse(m, text, len) == -1) {
+		mr_err("%s: malformed envelope", path);
+		free(text);
+		msg_free(m);
+		return NULL;
 	}
-	if (rc != 1 || m->sender == NULL || m->nrcpts == 0)
-		goto bad;
-	if (m->client == NULL)
-		m->client = mr_xstrdup("");
-	if (m->helo == NULL)
-		m->helo = mr_xstrdup("");
 	free(text);
 	return m;
-bad:
-	mr_err("%s: malformed envelope", path);
-	free(text);
-	msg_free(m);
-	return NULL;
 }

@@ -360,6 +360,38 @@ clean_tmp(struct qserver *qs)
 	closedir(d);
 }
 
+/*
+ * A message whose envelope cannot be read is kept, not lost: data and
+ * envelope move to Badmail as ID.BAD and ID.BDP (the IIS names) with the
+ * reason in ID.BDR, for an administrator to look at.
+ */
+static void
+quarantine(struct qserver *qs, const char *id)
+{
+	static const char reason[] = "Unable to deliver this message because "
+	    "its envelope file in the queue is malformed.\r\n";
+	char from[4096], to[4096];
+	int fd;
+
+	snprintf(from, sizeof(from), "%s/%s.eml", qs->queue, id);
+	snprintf(to, sizeof(to), "%s/%s.BAD", qs->badmail, id);
+	if (rename(from, to) == -1)
+		mr_err("rename %s: %s", from, strerror(errno));
+	snprintf(from, sizeof(from), "%s/%s.env", qs->queue, id);
+	snprintf(to, sizeof(to), "%s/%s.BDP", qs->badmail, id);
+	if (rename(from, to) == -1)
+		mr_err("rename %s: %s", from, strerror(errno));
+	snprintf(to, sizeof(to), "%s/%s.BDR", qs->badmail, id);
+	fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd == -1 || mr_write_all(fd, reason, sizeof(reason) - 1) == -1)
+		mr_err("%s: %s", to, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	mr_fsync_dir(qs->badmail);
+	mr_fsync_dir(qs->queue);
+	mr_warn("%s: malformed envelope; moved to Badmail", id);
+}
+
 static void
 recover_server(struct qserver *qs)
 {
@@ -389,8 +421,10 @@ recover_server(struct qserver *qs)
 			unlink(path);
 			continue;
 		}
-		if ((m = env_read(qs, id)) == NULL)
+		if ((m = env_read(qs, id)) == NULL) {
+			quarantine(qs, id);
 			continue;
+		}
 		mark_local(m);
 		list_add(m);
 		set_timer(m, m->next_try);

@@ -74,6 +74,7 @@ void	commit_drop_all(void);	/* smtpd went away */
 /* queue_env.c: the envelope file beside each message */
 int	 env_write(const struct qmsg *);	/* durable, atomic */
 struct qmsg *env_read(struct qserver *, const char *id);
+int	 env_parse(struct qmsg *, char *text, size_t len);
 void	 msg_free(struct qmsg *);
 void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
 
