@@ -26,7 +26,7 @@
 #include "addr.h"
 
 #define LABEL_MAX	63	/* RFC 1035 2.3.4 */
-#define LITERAL_MAX	64	/* "IPv6:" and the longest IPv6 text, roomy */
+#define LITERAL_MAX	64	/* "IPv6:" + longest IPv6 text, roomy */
 
 struct scan {
 	const unsigned char	*s;
@@ -438,7 +438,7 @@ mr_path_parse(const char *s, size_t len, int allow_null,
 		if (c == -1)
 			return path_fail(out, err, "missing > after address");
 		if (c == '@')
-			return path_fail(out, err, "more than one @ in address");
+			return path_fail(out, err, "more than one @");
 		fail_at(&sc, "invalid character in domain");
 		return path_fail(out, err, sc.err);
 	}
@@ -460,12 +460,13 @@ mr_mailbox_parse(const char *s, size_t len, struct mr_path *out,
 
 	path_clear(out);
 	if (len > MR_PATH_MAX)
-		return path_fail(out, err, "address longer than 256 characters");
+		return path_fail(out, err,
+		    "address longer than 256 characters");
 	if (scan_mailbox(&sc, &local, &dom) == -1)
 		return path_fail(out, err, sc.err);
 	if (sc.pos != len) {
 		if (peek(&sc) == '@')
-			return path_fail(out, err, "more than one @ in address");
+			return path_fail(out, err, "more than one @");
 		fail_at(&sc, "invalid character in domain");
 		return path_fail(out, err, sc.err);
 	}

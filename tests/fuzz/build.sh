@@ -1,0 +1,44 @@
+#!/bin/sh
+# build.sh - compiles mailroot's libFuzzer targets with clang.
+#
+# Usage: tests/fuzz/build.sh [builddir]
+#   builddir: a configured build tree whose config.h to use; without it
+#   a minimal config.h (_GNU_SOURCE) is generated.
+# Binaries go to $FUZZ_OUT (default ${TMPDIR:-/tmp}/mailroot-fuzz), never
+# into the source tree.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+out=${FUZZ_OUT:-${TMPDIR:-/tmp}/mailroot-fuzz}
+CC=${CC:-clang}
+mkdir -p "$out"
+
+if [ $# -ge 1 ] && [ -f "$1/config.h" ]; then
+	confdir=$(cd "$1" && pwd)
+else
+	confdir=$out/include
+	mkdir -p "$confdir"
+	printf '#define _GNU_SOURCE 1\n' > "$confdir/config.h"
+fi
+
+CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+-fno-sanitize-recover=undefined -Wall -Wextra -I$top/common -I$confdir"
+
+ev_cflags=$(pkg-config --cflags libevent_core 2>/dev/null || true)
+ev_libs=$(pkg-config --libs libevent_core 2>/dev/null || echo -levent_core)
+
+# target: the common/ sources it needs, then extra link flags
+build() {
+	name=$1
+	shift
+	echo "fuzz: building $name"
+	# shellcheck disable=SC2086
+	$CC $CFLAGS $ev_cflags -o "$out/$name" "$here/$name.c" "$@"
+}
+
+build fuzz_addr "$top/common/addr.c"
+build fuzz_ipc "$top/common/ipc.c" "$top/common/buf.c" \
+    "$top/common/log.c" $ev_libs
+
+echo "fuzz: targets in $out"
