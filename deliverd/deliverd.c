@@ -1,2 +1,873 @@
+/*
+ * deliverd.c - the outbound delivery process: start-up, the channels to
+ * mailrootd and queued, jobs, routing of recipients to destinations,
+ * connection limits, and the per-recipient results.
+ *
+ * Security: runs unprivileged (mr_privdrop) after the resolver and TLS
+ * contexts are made.  Every MR_D_JOB frame is untrusted input: lengths,
+ * counts, the server index and the descriptor are checked, and envelope
+ * strings holding a control byte (an SMTP command injection) drop the
+ * channel.  deliverd never opens the queue: it reads the message through
+ * the descriptor queued hands it, and answers with results only.
+ */
 #include "config.h"
-int main(void) { return 0; }
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "conf.h"
+#include "ipc.h"
+#include "log.h"
+#include "privdrop.h"
+#include "proto.h"
+#include "util.h"
+#include "deliverd.h"
+
+#define JOBS_MAX		10000	/* in flight; more are deferred */
+#define SHUTDOWN_GRACE		10	/* seconds */
+#define MSGS_PER_CONN_CAP	1000	/* when the setting is unlimited */
+
+static struct {
+	struct event_base	*base;
+	struct mr_config	*cfg;
+	struct mr_ipc		*master;
+	struct mr_ipc		*queued;
+	TAILQ_HEAD(, job)	 jobs;
+	size_t			 njobs;
+	TAILQ_HEAD(, dest)	 dests;
+	unsigned		*srvconns;	/* sessions per server */
+	int			 stopping;
+	int			 abandoning;
+	struct event		*grace;
+} d;
+
+static void	job_finish(struct job *);
+static void	dest_kick(struct dest *);
+
+struct event_base *
+deliverd_base(void)
+{
+	return d.base;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: deliverd -f config-name [-d]\n");
+	exit(1);
+}
+
+static const char *
+status_word(int st)
+{
+	switch (st) {
+	case MR_DS_OK:
+		return "sent";
+	case MR_DS_PERM:
+		return "bounced";
+	default:
+		return "deferred";
+	}
+}
+
+/* ---- destinations ---- */
+
+static void
+dest_free(struct dest *ds)
+{
+	TAILQ_REMOVE(&d.dests, ds, entry);
+	free(ds->key);
+	free(ds->name);
+	free(ds);
+}
+
+static void
+dest_gc(struct dest *ds)
+{
+	if (ds->nconn == 0 && TAILQ_EMPTY(&ds->queue))
+		dest_free(ds);
+}
+
+static struct dest *
+dest_get(size_t srvidx, enum dest_kind kind, const char *name,
+    unsigned port, int esmtp, enum mr_tls_out tls, enum mr_out_auth auth)
+{
+	struct dest *ds;
+	struct mr_buf key;
+
+	mr_buf_init(&key);
+	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d", srvidx, (int)kind, name,
+	    port, esmtp, (int)tls, (int)auth);
+	TAILQ_FOREACH(ds, &d.dests, entry)
+		if (strcmp(ds->key, key.data) == 0) {
+			mr_buf_free(&key);
+			return ds;
+		}
+	ds = mr_xcalloc(1, sizeof(*ds));
+	ds->key = key.data;
+	ds->srv = &d.cfg->servers[srvidx];
+	ds->srvidx = srvidx;
+	ds->kind = kind;
+	ds->name = mr_xstrdup(name);
+	ds->port = port;
+	ds->esmtp = esmtp;
+	ds->tls = tls;
+	ds->auth = auth;
+	TAILQ_INIT(&ds->queue);
+	TAILQ_INSERT_TAIL(&d.dests, ds, entry);
+	return ds;
+}
+
+/*
+ * A smart host or route: "[1.2.3.4]", "[IPv6:::1]:2525" (no DNS),
+ * or "host[:port]" (A/AAAA of host, no MX: IIS semantics).
+ */
+static struct dest *
+dest_host(size_t srvidx, const char *spec, int esmtp, enum mr_tls_out tls,
+    enum mr_out_auth auth, struct mr_buf *err)
+{
+	const struct mr_server *srv = &d.cfg->servers[srvidx];
+	struct sockaddr_storage ss;
+	struct dest *ds = NULL;
+	socklen_t sslen;
+	unsigned port;
+	size_t len;
+	char *host;
+
+	if (mr_split_hostport(spec, srv->delivery.outbound.port, &host,
+	    &port) == -1 || port == 0 || port > 65535) {
+		mr_buf_printf(err, "4.3.5 bad next-hop \"%s\" in the "
+		    "configuration", spec);
+		return NULL;
+	}
+	len = strlen(host);
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+		host[len - 1] = '\0';
+		if (mx_parse_ip(host + 1, port, &ss, &sslen) == -1)
+			mr_buf_printf(err, "4.3.5 bad address literal \"%s\" "
+			    "in the configuration", spec);
+		else
+			ds = dest_get(srvidx, DEST_LITERAL, host + 1, port,
+			    esmtp, tls, auth);
+	} else
+		ds = dest_get(srvidx, DEST_HOST, host, port, esmtp, tls, auth);
+	free(host);
+	return ds;
+}
+
+/*
+ * Where mail for domain goes: a remote domain's route, else the smart
+ * host, else the domain's MX hosts (an address literal: that address).
+ */
+static struct dest *
+dest_route(size_t srvidx, const char *domain, struct mr_buf *err)
+{
+	const struct mr_server *srv = &d.cfg->servers[srvidx];
+	const struct mr_outbound *ob = &srv->delivery.outbound;
+	const struct mr_domain *dom = mr_config_domain(srv, domain);
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	size_t len;
+	char lit[MR_DOMAIN_MAX + 1];
+
+	if (dom != NULL && dom->kind != MR_DOMAIN_REMOTE)
+		dom = NULL;
+	if (dom != NULL && dom->route != NULL &&
+	    strcasecmp(dom->route, "dns") != 0)
+		return dest_host(srvidx, dom->route, dom->esmtp, dom->tls,
+		    dom->auth, err);
+	if (srv->delivery.smart_host != NULL)
+		return dest_host(srvidx, srv->delivery.smart_host, ob->esmtp,
+		    ob->tls, ob->auth, err);
+	if (domain[0] != '[')
+		return dest_get(srvidx, DEST_MX, domain, ob->port,
+		    dom ? dom->esmtp : ob->esmtp, dom ? dom->tls : ob->tls,
+		    dom ? dom->auth : ob->auth);
+	len = strlen(domain);
+	if (len < 3 || len - 2 >= sizeof(lit) || domain[len - 1] != ']')
+		goto bad;
+	memcpy(lit, domain + 1, len - 2);
+	lit[len - 2] = '\0';
+	if (mx_parse_ip(lit, ob->port, &ss, &sslen) == -1)
+		goto bad;
+	return dest_get(srvidx, DEST_LITERAL, lit, ob->port, ob->esmtp,
+	    ob->tls, ob->auth);
+bad:
+	mr_buf_printf(err, "5.1.2 bad address literal %s", domain);
+	return NULL;
+}
+
+static int
+srv_room(size_t srvidx)
+{
+	unsigned max = d.cfg->servers[srvidx].delivery.outbound.connections;
+
+	return max == 0 || d.srvconns[srvidx] < max;
+}
+
+/* Starts sessions for waiting deliveries, within the limits. */
+static void
+dest_kick(struct dest *ds)
+{
+	unsigned per = ds->srv->delivery.outbound.per_domain;
+	struct delivery *dl;
+
+	while (!d.abandoning && (dl = TAILQ_FIRST(&ds->queue)) != NULL &&
+	    (per == 0 || ds->nconn < per) && srv_room(ds->srvidx)) {
+		TAILQ_REMOVE(&ds->queue, dl, entry);
+		dl->queued = 0;
+		ds->nconn++;
+		d.srvconns[ds->srvidx]++;
+		(void)smtp_start(ds, dl);
+	}
+}
+
+static void
+kick_all(void)
+{
+	struct dest *ds, *next;
+
+	TAILQ_FOREACH(ds, &d.dests, entry)
+		dest_kick(ds);
+	for (ds = TAILQ_FIRST(&d.dests); ds != NULL; ds = next) {
+		next = TAILQ_NEXT(ds, entry);
+		dest_gc(ds);
+	}
+}
+
+/* ---- results ---- */
+
+void
+deliverd_set(struct delivery *dl, size_t i, int status, const char *text)
+{
+	struct rcpt *r = &dl->job->rcpts[dl->idx[i]];
+
+	free(r->text);
+	r->status = status;
+	r->text = mr_xstrdup(text ? text : "");
+}
+
+/* Fails a delivery that never reached a session. */
+static void
+delivery_fail(struct delivery *dl, int status, const char *why)
+{
+	size_t i;
+
+	if (dl->queued)
+		TAILQ_REMOVE(&dl->dest->queue, dl, entry);
+	dl->queued = 0;
+	for (i = 0; i < dl->n; i++)
+		deliverd_set(dl, i, status, why);
+	deliverd_done(dl, "none");
+}
+
+void
+deliverd_done(struct delivery *dl, const char *relay)
+{
+	struct job *j = dl->job;
+	struct rcpt *r;
+	size_t i;
+
+	if (dl->done)
+		mr_panic("delivery of %s finished twice", j->qid);
+	dl->done = 1;
+	dl->sess = NULL;
+	for (i = 0; i < dl->n; i++) {
+		r = &j->rcpts[dl->idx[i]];
+		if (r->status == 0)
+			deliverd_set(dl, i, MR_DS_TEMP, "4.3.0 internal error: "
+			    "no result");
+		mr_info("%s: to=<%s>, relay=%s, status=%s (%s)", j->qid,
+		    r->addr, relay, status_word(r->status), r->text);
+	}
+	if (--j->pending == 0)
+		job_finish(j);
+}
+
+struct delivery *
+deliverd_next(struct dest *ds, unsigned sent)
+{
+	unsigned max = ds->srv->limits.messages_per_connection;
+	struct delivery *dl;
+
+	if (max == 0)
+		max = MSGS_PER_CONN_CAP;
+	if (d.stopping || d.abandoning || sent >= max ||
+	    (dl = TAILQ_FIRST(&ds->queue)) == NULL)
+		return NULL;
+	TAILQ_REMOVE(&ds->queue, dl, entry);
+	dl->queued = 0;
+	return dl;
+}
+
+void
+deliverd_sess_end(struct dest *ds, int status, const char *why)
+{
+	struct delivery *dl;
+
+	ds->nconn--;
+	d.srvconns[ds->srvidx]--;
+	/* every address failed or the name does not resolve: the deliveries
+	 * waiting for the same destination share that fate now */
+	while (status != 0 && (dl = TAILQ_FIRST(&ds->queue)) != NULL)
+		delivery_fail(dl, status, why);
+	kick_all();
+}
+
+/* ---- jobs ---- */
+
+static void
+job_free(struct job *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->nrcpt; i++) {
+		free(j->rcpts[i].addr);
+		free(j->rcpts[i].domain);
+		free(j->rcpts[i].text);
+	}
+	for (i = 0; i < j->ndlv; i++) {
+		free(j->dlv[i]->idx);
+		free(j->dlv[i]);
+	}
+	free(j->dlv);
+	free(j->rcpts);
+	if (j->fd >= 0 && close(j->fd) == -1)
+		mr_warn("%s: close: %s", j->qid, strerror(errno));
+	free(j->qid);
+	free(j->sender);
+	free(j);
+}
+
+static void	maybe_exit(void);
+
+/* MR_D_RESULT: u64 job, u32 n, n x (u32 status, str text). */
+static void
+job_finish(struct job *j)
+{
+	struct mr_buf b;
+	size_t i, cap = MR_TEXT_MAX, total = 16;
+
+	for (i = 0; i < j->nrcpt; i++)
+		total += 9 + strlen(j->rcpts[i].text);
+	/* keep the frame within MR_IPC_MAX: shorten the texts if needed */
+	if (total > MR_IPC_MAX)
+		cap = (MR_IPC_MAX - 16) / j->nrcpt - 9;
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, j->id);
+	mr_buf_put_u32(&b, (uint32_t)j->nrcpt);
+	for (i = 0; i < j->nrcpt; i++) {
+		const char *t = j->rcpts[i].text;
+		size_t n = strlen(t);
+
+		mr_buf_put_u32(&b, (uint32_t)j->rcpts[i].status);
+		mr_buf_put_strn(&b, t, n > cap ? cap : n);
+	}
+	if (d.queued == NULL ||
+	    mr_ipc_sendb(d.queued, MR_D_RESULT, -1, &b) == -1)
+		mr_warn("%s: result for job %llu not sent: queued is gone",
+		    j->qid, (unsigned long long)j->id);
+	mr_buf_free(&b);
+	TAILQ_REMOVE(&d.jobs, j, entry);
+	d.njobs--;
+	job_free(j);
+	maybe_exit();
+}
+
+/* No control byte (CR, LF, NUL...) may reach an SMTP command line. */
+static int
+envelope_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+domain_ok(const char *dom)
+{
+	size_t i, n = strlen(dom);
+
+	if (n == 0 || n > MR_DOMAIN_MAX || dom[0] == '.' || dom[n - 1] == '.')
+		return 0;
+	if (dom[0] == '[')
+		return dom[n - 1] == ']';
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)dom[i]) && dom[i] != '-' &&
+		    dom[i] != '.' && dom[i] != '_')
+			return 0;
+	return strstr(dom, "..") == NULL;
+}
+
+static void
+rcpt_init(struct rcpt *r, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	char *p;
+
+	r->addr = mr_xstrdup(addr);
+	r->domain = mr_xstrdup(at ? at + 1 : "");
+	for (p = r->domain; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+/*
+ * MR_D_JOB: u64 job, u32 server index, str id, str sender, u32 n,
+ * n x str rcpt; fd = the message.  Returns the job or NULL with *err.
+ */
+static struct job *
+job_decode(const struct mr_ipc_msg *m, const char **err)
+{
+	struct job *j = mr_xcalloc(1, sizeof(*j));
+	const char *qid, *sender, *rc;
+	struct stat st;
+	struct mr_rd rd;
+	uint32_t srv, n, i;
+
+	j->fd = -1;
+	mr_rd_init(&rd, m->data, m->len);
+	j->id = mr_rd_u64(&rd);
+	srv = mr_rd_u32(&rd);
+	qid = mr_rd_str(&rd, MR_ID_MAX, NULL);
+	sender = mr_rd_str(&rd, MR_ADDR_MAX, NULL);
+	n = mr_rd_u32(&rd);
+	if (rd.err || n == 0 || n > MR_RCPT_MAX) {
+		*err = rd.err ? "malformed job" : "bad recipient count";
+		goto fail;
+	}
+	j->qid = mr_xstrdup(qid);
+	j->sender = mr_xstrdup(sender);
+	j->rcpts = mr_xcalloc(n, sizeof(*j->rcpts));
+	for (i = 0; i < n; i++) {
+		if ((rc = mr_rd_str(&rd, MR_ADDR_MAX, NULL)) == NULL)
+			break;
+		rcpt_init(&j->rcpts[i], rc);
+		j->nrcpt++;
+		if (!envelope_ok(rc) || *rc == '\0') {
+			*err = "bad recipient";
+			goto fail;
+		}
+	}
+	if (!mr_rd_done(&rd)) {
+		*err = "malformed job";
+		goto fail;
+	}
+	if (srv >= d.cfg->nservers) {
+		*err = "server index out of range";
+		goto fail;
+	}
+	if (!envelope_ok(j->sender) || !envelope_ok(j->qid) || *qid == '\0') {
+		*err = "control byte in id or sender";
+		goto fail;
+	}
+	if (m->fd < 0) {
+		*err = "job without message descriptor";
+		goto fail;
+	}
+	j->fd = m->fd;
+	if (fstat(j->fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		*err = "message descriptor is not a regular file";
+		j->fd = -1;	/* the caller closes m->fd */
+		goto fail;
+	}
+	j->size = st.st_size;
+	j->srv = &d.cfg->servers[srv];
+	j->srvidx = srv;
+	return j;
+fail:
+	job_free(j);
+	return NULL;
+}
+
+/* Adds recipient i to the job's delivery for ds (one per destination). */
+static void
+job_add(struct job *j, struct dest *ds, size_t i)
+{
+	struct delivery *dl = NULL;
+	size_t k;
+
+	for (k = 0; k < j->ndlv; k++)
+		if (j->dlv[k]->dest == ds)
+			dl = j->dlv[k];
+	if (dl == NULL) {
+		dl = mr_xcalloc(1, sizeof(*dl));
+		dl->job = j;
+		dl->dest = ds;
+		dl->idx = mr_xcalloc(j->nrcpt, sizeof(*dl->idx));
+		j->dlv = mr_xreallocarray(j->dlv, j->ndlv + 1,
+		    sizeof(*j->dlv));
+		j->dlv[j->ndlv++] = dl;
+	}
+	dl->idx[dl->n++] = i;
+}
+
+/* Groups the recipients by destination and queues the deliveries.
+ * Recipients that cannot be routed get their result at once. */
+static void
+job_route(struct job *j)
+{
+	struct mr_buf err;
+	struct dest *ds;
+	size_t i, k;
+
+	for (i = 0; i < j->nrcpt; i++) {
+		struct rcpt *r = &j->rcpts[i];
+
+		mr_buf_init(&err);
+		ds = NULL;
+		if (!domain_ok(r->domain))
+			mr_buf_printf(&err, "5.1.2 bad destination domain "
+			    "\"%s\"", r->domain);
+		else if ((ds = dest_route(j->srvidx, r->domain, &err)) != NULL &&
+		    ds->auth != MR_AUTH_OUT_NONE) {
+			/* TODO: AUTH to smart hosts; until then keep the mail
+			 * queued rather than send it unauthenticated */
+			mr_buf_printf(&err, "4.7.0 outbound AUTH to %s is not "
+			    "supported yet", ds->name);
+			ds = NULL;
+		}
+		if (ds != NULL)
+			job_add(j, ds, i);
+		else {
+			r->status = err.data[0] == '5' ? MR_DS_PERM :
+			    MR_DS_TEMP;
+			r->text = mr_xstrdup(err.data);
+			mr_info("%s: to=<%s>, relay=none, status=%s (%s)",
+			    j->qid, r->addr, status_word(r->status), r->text);
+		}
+		mr_buf_free(&err);
+	}
+	j->pending = j->ndlv;
+	for (k = 0; k < j->ndlv; k++) {
+		TAILQ_INSERT_TAIL(&j->dlv[k]->dest->queue, j->dlv[k], entry);
+		j->dlv[k]->queued = 1;
+	}
+}
+
+/* Answers a job we will not take now: every recipient deferred. */
+static void
+job_refuse(struct job *j, const char *why)
+{
+	size_t i;
+
+	for (i = 0; i < j->nrcpt; i++) {
+		j->rcpts[i].status = MR_DS_TEMP;
+		j->rcpts[i].text = mr_xstrdup(why);
+		mr_info("%s: to=<%s>, relay=none, status=deferred (%s)",
+		    j->qid, j->rcpts[i].addr, why);
+	}
+}
+
+static void	queued_drop(const char *why);
+
+static void
+on_job(struct mr_ipc_msg *m)
+{
+	const char *err;
+	struct job *j;
+
+	if ((j = job_decode(m, &err)) == NULL) {
+		if (m->fd >= 0)
+			(void)close(m->fd);
+		queued_drop(err);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&d.jobs, j, entry);
+	d.njobs++;
+	if (d.stopping)
+		job_refuse(j, "4.3.2 mail system shutting down");
+	else if (d.njobs > JOBS_MAX)
+		job_refuse(j, "4.3.2 too many deliveries in progress");
+	else
+		job_route(j);
+	if (j->pending == 0)
+		job_finish(j);
+	else
+		kick_all();
+}
+
+/* ---- channels ---- */
+
+/* queued is gone: it re-offers these jobs from its durable queue. */
+static void
+jobs_abandon(void)
+{
+	struct job *j;
+	size_t k;
+
+	d.abandoning = 1;
+	TAILQ_FOREACH(j, &d.jobs, entry)
+		for (k = 0; k < j->ndlv; k++)
+			if (j->dlv[k]->queued) {
+				TAILQ_REMOVE(&j->dlv[k]->dest->queue,
+				    j->dlv[k], entry);
+				j->dlv[k]->queued = 0;
+			}
+	TAILQ_FOREACH(j, &d.jobs, entry)
+		for (k = 0; k < j->ndlv; k++)
+			if (j->dlv[k]->sess != NULL)
+				smtp_abort(j->dlv[k]->sess);
+	while ((j = TAILQ_FIRST(&d.jobs)) != NULL) {
+		TAILQ_REMOVE(&d.jobs, j, entry);
+		job_free(j);
+	}
+	d.njobs = 0;
+	d.abandoning = 0;
+	kick_all();
+}
+
+static void
+queued_drop(const char *why)
+{
+	if (why != NULL)
+		mr_warn("queued: %s; dropping the channel", why);
+	if (d.queued != NULL)
+		mr_ipc_free(d.queued);
+	d.queued = NULL;
+	jobs_abandon();
+	maybe_exit();
+}
+
+static void
+queued_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
+{
+	(void)c;
+	(void)arg;
+	if (m == NULL) {
+		mr_info("queued channel closed; waiting for a new one");
+		queued_drop(NULL);
+		return;
+	}
+	if (m->type != MR_D_JOB) {
+		if (m->fd >= 0)
+			(void)close(m->fd);
+		queued_drop("unexpected message type");
+		return;
+	}
+	on_job(m);
+}
+
+static void
+queued_attach(int fd)
+{
+	if (d.queued != NULL) {
+		mr_info("new queued channel replaces the old one");
+		queued_drop(NULL);
+	}
+	d.queued = mr_ipc_new(d.base, fd, "queued", MR_MSG_MAX, queued_cb,
+	    NULL);
+}
+
+static void
+maybe_exit(void)
+{
+	if (d.stopping && d.njobs == 0)
+		event_base_loopbreak(d.base);
+}
+
+static void
+grace_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	mr_warn("shutdown: %zu deliveries still running after %d s; "
+	    "leaving them to queued", d.njobs, SHUTDOWN_GRACE);
+	event_base_loopbreak(d.base);
+}
+
+static void
+shutdown_start(void)
+{
+	struct timeval tv = { .tv_sec = SHUTDOWN_GRACE };
+	struct dest *ds;
+	struct delivery *dl;
+
+	if (d.stopping)
+		return;
+	d.stopping = 1;
+	mr_info("shutting down");
+	/* deliveries not started yet go back to queued at once */
+	TAILQ_FOREACH(ds, &d.dests, entry)
+		while ((dl = TAILQ_FIRST(&ds->queue)) != NULL)
+			delivery_fail(dl, MR_DS_TEMP,
+			    "4.3.2 mail system shutting down");
+	d.grace = evtimer_new(d.base, grace_cb, NULL);
+	if (d.grace == NULL || evtimer_add(d.grace, &tv) == -1)
+		mr_panic("shutdown: cannot arm the timer");
+	maybe_exit();
+}
+
+static void
+master_drop(const char *why)
+{
+	if (why != NULL)
+		mr_err("mailrootd: %s", why);
+	mr_info("mailrootd is gone; exiting");
+	mr_ipc_free(d.master);
+	d.master = NULL;
+	event_base_loopbreak(d.base);
+}
+
+/* MR_M_PEER: u32 peer kind; fd = the channel. */
+static void
+on_peer(struct mr_ipc_msg *m)
+{
+	struct mr_rd rd;
+	uint32_t kind;
+
+	mr_rd_init(&rd, m->data, m->len);
+	kind = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || m->fd < 0) {
+		if (m->fd >= 0)
+			(void)close(m->fd);
+		master_drop("malformed peer message");
+		return;
+	}
+	if (kind != MR_PROC_QUEUED) {
+		mr_warn("mailrootd: unexpected peer kind %u ignored", kind);
+		(void)close(m->fd);
+		return;
+	}
+	queued_attach(m->fd);
+}
+
+static void
+master_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
+{
+	(void)c;
+	(void)arg;
+	if (m == NULL) {
+		master_drop(NULL);
+		return;
+	}
+	switch (m->type) {
+	case MR_M_PEER:
+		on_peer(m);
+		return;
+	case MR_M_SHUTDOWN:
+		if (m->fd >= 0)
+			(void)close(m->fd);
+		shutdown_start();
+		return;
+	default:
+		if (m->fd >= 0)
+			(void)close(m->fd);
+		master_drop("unexpected message type");
+		return;
+	}
+}
+
+/* ---- start and stop ---- */
+
+static struct mr_config *
+config_read(const char *name)
+{
+	struct mr_config *cfg;
+	size_t len;
+	char *text;
+
+	if ((text = mr_read_fd(MR_FD_CONFIG, 4 << 20, &len)) == NULL)
+		mr_fatal("cannot read the configuration from fd %d: %s",
+		    MR_FD_CONFIG, strerror(errno));
+	if (close(MR_FD_CONFIG) == -1)
+		mr_fatal("close config fd: %s", strerror(errno));
+	cfg = mr_config_parse(name, text, len, stderr);
+	free(text);
+	if (cfg == NULL)
+		mr_fatal("%s: configuration errors", name);
+	if (cfg->nservers == 0)
+		mr_fatal("%s: no server", name);
+	return cfg;
+}
+
+static void
+teardown(void)
+{
+	struct job *j;
+	int i;
+
+	/* let queued results still in the channel go out */
+	for (i = 0; i < 4 && d.queued != NULL; i++)
+		(void)event_base_loop(d.base, EVLOOP_NONBLOCK);
+	smtp_fini();
+	while ((j = TAILQ_FIRST(&d.jobs)) != NULL) {
+		TAILQ_REMOVE(&d.jobs, j, entry);
+		job_free(j);
+	}
+	while (!TAILQ_EMPTY(&d.dests))
+		dest_free(TAILQ_FIRST(&d.dests));
+	if (d.queued != NULL)
+		mr_ipc_free(d.queued);
+	if (d.master != NULL)
+		mr_ipc_free(d.master);
+	if (d.grace != NULL)
+		event_free(d.grace);
+	mx_fini();
+	event_base_free(d.base);
+	free(d.srvconns);
+	mr_config_free(d.cfg);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *name = NULL;
+	int ch, foreground = 0;
+
+	while ((ch = getopt(argc, argv, "df:")) != -1) {
+		switch (ch) {
+		case 'd':
+			foreground = 1;
+			break;
+		case 'f':
+			name = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (name == NULL || optind != argc)
+		usage();
+	mr_log_init("deliverd", foreground);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		mr_fatal("signal: %s", strerror(errno));
+	TAILQ_INIT(&d.jobs);
+	TAILQ_INIT(&d.dests);
+	d.cfg = config_read(name);
+	d.srvconns = mr_xcalloc(d.cfg->nservers, sizeof(*d.srvconns));
+	if ((d.base = event_base_new()) == NULL)
+		mr_fatal("cannot create the event loop");
+	/* before the drop: the resolver reads /etc/resolv.conf */
+	if (mx_init(d.base, d.cfg->resolver) == -1)
+		mr_fatal("cannot set up the resolver");
+	if (smtp_init() == -1)
+		mr_fatal("cannot set up TLS");
+	(void)mr_privdrop("deliverd", d.cfg->deliver_user, NULL);
+	d.master = mr_ipc_new(d.base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
+	    master_cb, NULL);
+	if (mr_ipc_is_channel(MR_FD_PEER1))
+		d.queued = mr_ipc_new(d.base, MR_FD_PEER1, "queued",
+		    MR_MSG_MAX, queued_cb, NULL);
+	else
+		close(MR_FD_PEER1);	/* queued is down: MR_M_PEER follows */
+	mr_info("started");
+	if (event_base_dispatch(d.base) == -1)
+		mr_err("event loop failed");
+	teardown();
+	return 0;
+}

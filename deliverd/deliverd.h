@@ -1,1 +1,134 @@
-/* stub */
+/*
+ * deliverd.h - the outbound delivery process: jobs, destinations,
+ * SMTP sessions and the resolver, as the three deliverd files share them.
+ *
+ * Security: deliverd runs unprivileged.  Jobs from queued are checked
+ * (deliverd.c) before anything here sees them; replies from remote servers
+ * are untrusted text that is parsed, bounded and cleaned (smtp_client.c)
+ * before it reaches a log line or a result.
+ */
+#ifndef MR_DELIVERD_H
+#define MR_DELIVERD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+struct event_base;
+struct smtp_sess;
+
+/* One recipient of a job and, once known, its result. */
+struct rcpt {
+	char		*addr;
+	char		*domain;	/* lower-cased copy */
+	int		 status;	/* 0 = pending, else enum mr_dstatus */
+	char		*text;
+};
+
+/* A message queued asked us to deliver (MR_D_JOB). */
+struct job {
+	TAILQ_ENTRY(job)	 entry;
+	uint64_t		 id;
+	const struct mr_server	*srv;
+	size_t			 srvidx;
+	char			*qid;
+	char			*sender;
+	struct rcpt		*rcpts;
+	size_t			 nrcpt;
+	int			 fd;		/* message data, read-only */
+	off_t			 size;
+	struct delivery		**dlv;		/* one per destination */
+	size_t			 ndlv;
+	size_t			 pending;	/* deliveries not finished */
+};
+
+enum dest_kind {
+	DEST_MX,	/* MX of name, implicit MX on NODATA */
+	DEST_HOST,	/* A/AAAA of name (smart host, route) */
+	DEST_LITERAL	/* name is an IP address, no DNS */
+};
+
+/*
+ * A next hop: the MX hosts of a domain, or a smart host / route.
+ * Recipients of a job that share one are sent in one transaction, and
+ * the connection limits count per destination.
+ */
+struct dest {
+	TAILQ_ENTRY(dest)	 entry;
+	char			*key;
+	const struct mr_server	*srv;
+	size_t			 srvidx;
+	enum dest_kind		 kind;
+	char			*name;		/* domain, host or IP */
+	unsigned		 port;
+	int			 esmtp;
+	enum mr_tls_out		 tls;
+	enum mr_out_auth	 auth;
+	unsigned		 nconn;		/* sessions open */
+	TAILQ_HEAD(, delivery)	 queue;		/* waiting for a session */
+};
+
+/* One SMTP transaction: a job's recipients that share a destination. */
+struct delivery {
+	TAILQ_ENTRY(delivery)	 entry;
+	struct job		*job;
+	struct dest		*dest;
+	size_t			*idx;		/* into job->rcpts */
+	size_t			 n;
+	struct smtp_sess	*sess;		/* NULL while waiting */
+	int			 queued;	/* on dest->queue */
+	int			 done;
+};
+
+/* deliverd.c: what the SMTP client calls back. */
+void		 deliverd_done(struct delivery *, const char *relay);
+struct delivery	*deliverd_next(struct dest *, unsigned sent);
+/* status != 0: every delivery still waiting for dest ends so too */
+void		 deliverd_sess_end(struct dest *, int status,
+		    const char *why);
+void		 deliverd_set(struct delivery *, size_t i, int status,
+		    const char *text);
+struct event_base *deliverd_base(void);
+
+/* smtp_client.c */
+int		 smtp_init(void);
+void		 smtp_fini(void);
+struct smtp_sess *smtp_start(struct dest *, struct delivery *);
+void		 smtp_abort(struct smtp_sess *);
+
+/* mx_resolve.c: where a destination's mail goes, as connectable
+ * addresses in the order to try them. */
+struct mx_addr {
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			*host;		/* MX or host name, or IP */
+};
+
+struct mx_result {
+	int		 status;	/* 0, MR_DS_TEMP or MR_DS_PERM */
+	char		*error;		/* when status != 0 */
+	struct mx_addr	*addrs;
+	size_t		 naddrs;
+};
+
+struct mx_query;
+typedef void	(*mx_cb)(struct mx_result *, void *arg);
+
+int		 mx_init(struct event_base *, const char *resolver);
+void		 mx_fini(void);
+/* Never calls back before returning.  The callback owns the result
+ * (mx_result_free) and the query is gone once it has run. */
+struct mx_query	*mx_resolve(enum dest_kind, const char *name,
+		    unsigned port, mx_cb, void *arg);
+void		 mx_cancel(struct mx_query *);
+void		 mx_result_free(struct mx_result *);
+/* "1.2.3.4", "IPv6:::1" or "::1" to an address; -1 if not an IP. */
+int		 mx_parse_ip(const char *, unsigned port,
+		    struct sockaddr_storage *, socklen_t *);
+
+#endif

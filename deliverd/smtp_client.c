@@ -1,2 +1,1129 @@
+/*
+ * smtp_client.c - the outbound SMTP session: connect to a destination's
+ * addresses in turn, EHLO (HELO on `esmtp no' or after a 5xx to EHLO,
+ * never the IIS "ESMTP off" trap), STARTTLS, then one or more
+ * transactions (MAIL, RCPT, DATA with dot-stuffing), then QUIT.
+ *
+ * Security: the remote server is untrusted.  Replies are parsed line by
+ * line with bounded length and line count, their text is cleaned of
+ * control bytes before it is logged or reported, and bytes a server
+ * sends ahead of the TLS handshake are refused (STARTTLS response
+ * injection).  A misbehaving server costs its own session only.  The
+ * envelope strings come from deliverd.c, checked to hold no CR, LF or
+ * other control byte, so they cannot inject SMTP commands.
+ */
 #include "config.h"
-typedef int mr_stub_smtp_client_t;
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "buf.h"
+#include "log.h"
+#include "proto.h"
+#include "deliverd.h"
+
+#define REPLY_LINE_MAX	2048	/* RFC 5321 says 512; be lenient */
+#define REPLY_LINES_MAX	256
+#define REPLY_TEXT_MAX	1024	/* kept of a reply for logs and results */
+#define BODY_CHUNK	(64 * 1024)
+#define BODY_HIGH	(256 * 1024)	/* output kept queued while sending */
+
+enum smtp_state {
+	S_RESOLVE,
+	S_CONNECT,
+	S_GREETING,
+	S_EHLO,
+	S_HELO,
+	S_STARTTLS,
+	S_TLS,		/* handshake in progress */
+	S_RSET,
+	S_MAIL,
+	S_RCPT,
+	S_DATA,
+	S_BODY,		/* sending the message */
+	S_DOT,		/* waiting for the end-of-data reply */
+	S_QUIT
+};
+
+static const char *const state_what[] = {
+	[S_RESOLVE] = "resolving",
+	[S_CONNECT] = "connecting",
+	[S_GREETING] = "receiving the initial server greeting",
+	[S_EHLO] = "sending EHLO",
+	[S_HELO] = "sending HELO",
+	[S_STARTTLS] = "sending STARTTLS",
+	[S_TLS] = "performing the TLS handshake",
+	[S_RSET] = "sending RSET",
+	[S_MAIL] = "sending MAIL FROM",
+	[S_RCPT] = "sending RCPT TO",
+	[S_DATA] = "sending DATA",
+	[S_BODY] = "sending the message body",
+	[S_DOT] = "waiting for the end of data reply",
+	[S_QUIT] = "sending QUIT"
+};
+
+struct smtp_sess {
+	TAILQ_ENTRY(smtp_sess)	 entry;
+	struct dest		*dest;
+	struct delivery		*dlv;
+	struct mx_query		*mxq;
+	struct mx_result	*addrs;
+	size_t			 ai;		/* address being tried */
+	int			 notls;		/* retry of ai in plain text */
+	struct bufferevent	*bev;
+	enum smtp_state		 state;
+	int			 tls_on;
+	int			 ehlo_failed;	/* 5xx to EHLO: HELO now */
+	int			 ext_starttls;
+	int			 ext_size;
+	uint64_t		 size_max;
+	char			 relay[320];	/* "host[ip]:port" */
+	struct mr_buf		 reply;		/* text of the reply so far */
+	int			 code;		/* of the reply so far */
+	unsigned		 nlines;
+	size_t			 ri;		/* next RCPT */
+	unsigned char		*accepted;
+	size_t			 naccepted;
+	off_t			 off;		/* body read offset */
+	int			 bol, cr;	/* dot-stuffing state */
+	int			 need_rset;
+	unsigned		 sent;		/* transactions on this connection */
+	char			*lasterr;	/* why the last address failed */
+	struct event		*defer;		/* runs the next step */
+	void			(*deferred)(struct smtp_sess *);
+	int			 inside;	/* callbacks running */
+	int			 zombie;	/* ended; free when outermost */
+	int			 end_status;
+	char			*end_why;
+};
+
+static TAILQ_HEAD(, smtp_sess) sessions = TAILQ_HEAD_INITIALIZER(sessions);
+static SSL_CTX	*ctx_any, *ctx_verify;
+static int	 finishing;
+
+static void	sess_try_addr(struct smtp_sess *);
+static void	sess_transaction(struct smtp_sess *);
+static void	sess_host_fail(struct smtp_sess *, const char *);
+static void	sess_readcb(struct bufferevent *, void *);
+static void	sess_writecb(struct bufferevent *, void *);
+static void	sess_eventcb(struct bufferevent *, short, void *);
+
+/* ---- set-up ---- */
+
+int
+smtp_init(void)
+{
+	ctx_any = SSL_CTX_new(TLS_client_method());
+	ctx_verify = SSL_CTX_new(TLS_client_method());
+	if (ctx_any == NULL || ctx_verify == NULL) {
+		mr_err("TLS: cannot create a client context");
+		return -1;
+	}
+	SSL_CTX_set_verify(ctx_any, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_verify(ctx_verify, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_set_default_verify_paths(ctx_verify) != 1 ||
+	    SSL_CTX_set_min_proto_version(ctx_verify, TLS1_2_VERSION) != 1) {
+		mr_err("TLS: cannot load the system certificate store");
+		return -1;
+	}
+	return 0;
+}
+
+static void	sess_destroy(struct smtp_sess *);
+
+void
+smtp_fini(void)
+{
+	struct smtp_sess *s;
+
+	finishing = 1;
+	while ((s = TAILQ_FIRST(&sessions)) != NULL)
+		sess_destroy(s);
+	SSL_CTX_free(ctx_any);
+	SSL_CTX_free(ctx_verify);
+	ctx_any = ctx_verify = NULL;
+}
+
+/* ---- session life ---- */
+
+static void
+sess_close(struct smtp_sess *s)
+{
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	s->bev = NULL;
+	s->tls_on = 0;
+}
+
+static void
+sess_destroy(struct smtp_sess *s)
+{
+	struct dest *dest = s->dest;
+	int status = s->end_status;
+	char *why = s->end_why;
+
+	TAILQ_REMOVE(&sessions, s, entry);
+	if (s->dlv != NULL)
+		s->dlv->sess = NULL;
+	mx_cancel(s->mxq);
+	mx_result_free(s->addrs);
+	sess_close(s);
+	if (s->defer != NULL)
+		event_free(s->defer);
+	mr_buf_free(&s->reply);
+	free(s->accepted);
+	free(s->lasterr);
+	free(s);
+	if (!finishing)
+		deliverd_sess_end(dest, status, why);
+	free(why);
+}
+
+/* Ends the session: now, or when the outermost callback returns. */
+static void
+sess_end(struct smtp_sess *s, int status, const char *why)
+{
+	if (s->zombie)
+		return;
+	s->zombie = 1;
+	s->end_status = status;
+	s->end_why = why ? mr_xstrdup(why) : NULL;
+	sess_close(s);
+	if (s->inside == 0)
+		sess_destroy(s);
+}
+
+static void
+sess_enter(struct smtp_sess *s)
+{
+	s->inside++;
+}
+
+static void
+sess_leave(struct smtp_sess *s)
+{
+	if (--s->inside == 0 && s->zombie)
+		sess_destroy(s);
+}
+
+static void
+sess_defer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_sess *s = arg;
+	void (*fn)(struct smtp_sess *) = s->deferred;
+
+	(void)fd;
+	(void)ev;
+	s->deferred = NULL;
+	sess_enter(s);
+	if (fn != NULL && !s->zombie)
+		fn(s);
+	sess_leave(s);
+}
+
+/* Runs fn from the event loop: a step never recurses into the next. */
+static void
+sess_defer(struct smtp_sess *s, void (*fn)(struct smtp_sess *))
+{
+	s->deferred = fn;
+	event_active(s->defer, 0, 0);
+}
+
+void
+smtp_abort(struct smtp_sess *s)
+{
+	if (s->dlv != NULL)
+		s->dlv->sess = NULL;
+	s->dlv = NULL;
+	sess_end(s, 0, NULL);
+}
+
+static unsigned
+sess_timeout(const struct smtp_sess *s)
+{
+	unsigned t = s->dest->srv->delivery.outbound.timeout;
+
+	return t ? t : 600;
+}
+
+/* Waiting for a reply: both directions time out. */
+static void
+sess_timeouts(struct smtp_sess *s, int reading)
+{
+	struct timeval tv = { .tv_sec = sess_timeout(s) };
+
+	bufferevent_set_timeouts(s->bev, reading ? &tv : NULL, &tv);
+}
+
+/* ---- results ---- */
+
+static struct job *
+sess_job(struct smtp_sess *s)
+{
+	return s->dlv->job;
+}
+
+/* Sets the result of recipient i of the current delivery. */
+static void
+sess_set(struct smtp_sess *s, size_t i, int status, const char *text)
+{
+	deliverd_set(s->dlv, i, status, text);
+}
+
+static int
+code_status(int code)
+{
+	if (code >= 200 && code < 300)
+		return MR_DS_OK;
+	if (code >= 500 && code < 600)
+		return MR_DS_PERM;
+	return MR_DS_TEMP;
+}
+
+/* "host[ip]:port said: 550 5.1.1 text" into b. */
+static void
+sess_said(struct smtp_sess *s, struct mr_buf *b)
+{
+	mr_buf_init(b);
+	mr_buf_printf(b, "%s said: %d %s", s->relay, s->code,
+	    s->reply.data ? s->reply.data : "");
+}
+
+/* Gives every recipient not yet decided status and text. */
+static void
+sess_set_rest(struct smtp_sess *s, int status, const char *text,
+    int accepted_only)
+{
+	size_t i;
+
+	for (i = 0; i < s->dlv->n; i++)
+		if (!accepted_only || s->accepted[i])
+			sess_set(s, i, status, text);
+}
+
+/* The current delivery has all its results: hand it back. */
+static void
+sess_dlv_done(struct smtp_sess *s)
+{
+	struct delivery *d = s->dlv;
+
+	s->dlv = NULL;
+	d->sess = NULL;
+	free(s->accepted);
+	s->accepted = NULL;
+	deliverd_done(d, s->relay[0] ? s->relay : "none");
+}
+
+/* ---- output ---- */
+
+static void
+sess_cmd(struct smtp_sess *s, enum smtp_state next, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sends one command line; its arguments were checked by deliverd.c. */
+static void
+sess_cmd(struct smtp_sess *s, enum smtp_state next, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		mr_panic("smtp: command line too long");
+	memcpy(line + n, "\r\n", 2);
+	s->state = next;
+	s->code = 0;
+	s->nlines = 0;
+	mr_buf_reset(&s->reply);
+	sess_timeouts(s, 1);
+	if (bufferevent_write(s->bev, line, (size_t)n + 2) == -1)
+		mr_panic("smtp: bufferevent_write failed");
+}
+
+/* ---- connecting ---- */
+
+static void
+sess_set_relay(struct smtp_sess *s, const struct mx_addr *a)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const void *p;
+	unsigned port;
+
+	if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)&a->ss;
+
+		p = &sin6->sin6_addr;
+		port = ntohs(sin6->sin6_port);
+	} else {
+		const struct sockaddr_in *sin = (const void *)&a->ss;
+
+		p = &sin->sin_addr;
+		port = ntohs(sin->sin_port);
+	}
+	if (inet_ntop(a->ss.ss_family, p, ip, sizeof(ip)) == NULL)
+		snprintf(ip, sizeof(ip), "?");
+	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", a->host, ip, port);
+}
+
+/* Every address failed at the connection level. */
+static void
+sess_all_failed(struct smtp_sess *s)
+{
+	const char *why = s->lasterr ? s->lasterr :
+	    "no address could be reached";
+
+	if (s->dlv != NULL) {
+		sess_set_rest(s, MR_DS_TEMP, why, 0);
+		sess_dlv_done(s);
+	}
+	sess_end(s, MR_DS_TEMP, why);
+}
+
+static void
+sess_connect_failed(struct smtp_sess *s, int err)
+{
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "connect to %s: %s", s->relay, strerror(err));
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+static void
+sess_try_addr(struct smtp_sess *s)
+{
+	const struct mx_addr *a;
+
+	sess_close(s);
+	if (s->dlv == NULL) {		/* nothing left to send */
+		sess_end(s, 0, NULL);
+		return;
+	}
+	if (s->ai >= s->addrs->naddrs) {
+		sess_all_failed(s);
+		return;
+	}
+	a = &s->addrs->addrs[s->ai];
+	sess_set_relay(s, a);
+	s->state = S_CONNECT;
+	s->ehlo_failed = 0;
+	s->need_rset = 0;
+	s->sent = 0;
+	s->bev = bufferevent_socket_new(deliverd_base(), -1,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (s->bev == NULL)
+		mr_panic("smtp: bufferevent_socket_new failed");
+	bufferevent_setcb(s->bev, sess_readcb, sess_writecb, sess_eventcb, s);
+	sess_timeouts(s, 0);
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&a->ss,
+	    a->sslen) == -1) {
+		int err = errno ? errno : ECONNREFUSED;
+
+		sess_close(s);
+		sess_connect_failed(s, err);
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * A failure of this host (connect, greeting, timeout, lost connection,
+ * TLS): try the next address, unless the message may already have been
+ * accepted (the end-of-data reply was pending) or nothing is left to do.
+ */
+static void
+sess_host_fail(struct smtp_sess *s, const char *why)
+{
+	enum smtp_state st = s->state;
+
+	sess_close(s);
+	if (s->dlv == NULL) {
+		sess_end(s, 0, NULL);
+		return;
+	}
+	if (st == S_DOT) {
+		mr_warn("%s: %s", sess_job(s)->qid, why);
+		sess_set_rest(s, MR_DS_TEMP, why, 1);
+		sess_dlv_done(s);
+		sess_end(s, 0, NULL);
+		return;
+	}
+	mr_info("%s: %s", sess_job(s)->qid, why);
+	free(s->lasterr);
+	s->lasterr = mr_xstrdup(why);
+	/* a failed opportunistic handshake retries the address in plain */
+	if (!s->notls || st != S_TLS) {
+		s->ai++;
+		s->notls = 0;
+	}
+	sess_defer(s, sess_try_addr);
+}
+
+static void
+sess_resolved(struct mx_result *r, void *arg)
+{
+	struct smtp_sess *s = arg;
+
+	s->mxq = NULL;
+	sess_enter(s);
+	if (r->status != 0) {
+		if (s->dlv != NULL) {
+			sess_set_rest(s, r->status, r->error, 0);
+			sess_dlv_done(s);
+		}
+		sess_end(s, r->status, r->error);
+		mx_result_free(r);
+	} else {
+		s->addrs = r;
+		s->ai = 0;
+		sess_try_addr(s);
+	}
+	sess_leave(s);
+}
+
+struct smtp_sess *
+smtp_start(struct dest *dest, struct delivery *d)
+{
+	struct smtp_sess *s = mr_xcalloc(1, sizeof(*s));
+
+	s->dest = dest;
+	s->dlv = d;
+	d->sess = s;
+	mr_buf_init(&s->reply);
+	s->state = S_RESOLVE;
+	s->defer = event_new(deliverd_base(), -1, 0, sess_defer_cb, s);
+	if (s->defer == NULL)
+		mr_panic("smtp: event_new failed");
+	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	s->mxq = mx_resolve(dest->kind, dest->name, dest->port,
+	    sess_resolved, s);
+	return s;
+}
+
+/* ---- TLS ---- */
+
+static const char *
+sess_tls_host(const struct smtp_sess *s)
+{
+	return s->addrs->addrs[s->ai].host;
+}
+
+static SSL *
+sess_ssl_new(struct smtp_sess *s)
+{
+	const char *host = sess_tls_host(s);
+	int verify = s->dest->tls == MR_TLS_OUT_VERIFY;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	SSL *ssl;
+	int literal;
+
+	if ((ssl = SSL_new(verify ? ctx_verify : ctx_any)) == NULL)
+		return NULL;
+	literal = mx_parse_ip(host, 0, &ss, &len) == 0;
+	if (!literal && SSL_set_tlsext_host_name(ssl, host) != 1)
+		goto fail;
+	if (!verify)
+		return ssl;
+	if (literal) {
+		const char *ip = strncasecmp(host, "IPv6:", 5) == 0 ?
+		    host + 5 : host;
+
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    ip) != 1)
+			goto fail;
+	} else if (SSL_set1_host(ssl, host) != 1)
+		goto fail;
+	return ssl;
+fail:
+	SSL_free(ssl);
+	return NULL;
+}
+
+static void
+sess_starttls(struct smtp_sess *s)
+{
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	/* anything the server sent after 220 came before TLS: refuse it */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) != 0) {
+		sess_host_fail(s, "protocol error: data after 220 to "
+		    "STARTTLS (response injection)");
+		return;
+	}
+	if ((ssl = sess_ssl_new(s)) == NULL) {
+		sess_host_fail(s, "TLS: cannot set up a session");
+		return;
+	}
+	tls = bufferevent_openssl_filter_new(deliverd_base(), s->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		sess_host_fail(s, "TLS: cannot set up a session");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	s->bev = tls;
+	bufferevent_setcb(s->bev, sess_readcb, sess_writecb, sess_eventcb, s);
+	s->state = S_TLS;
+	sess_timeouts(s, 1);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void
+sess_tls_failed(struct smtp_sess *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	unsigned long e = bufferevent_get_openssl_error(s->bev);
+	char err[256] = "handshake failed";
+	struct mr_buf b;
+	long vr;
+
+	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) != X509_V_OK)
+		snprintf(err, sizeof(err), "%s",
+		    X509_verify_cert_error_string(vr));
+	else if (e != 0)
+		ERR_error_string_n(e, err, sizeof(err));
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "TLS with %s failed: %s", s->relay, err);
+	/* opportunistic: the same address again, in plain text */
+	if (s->dest->tls == MR_TLS_OUT_OPPORTUNISTIC)
+		s->notls = 1;
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+/* ---- the dialogue ---- */
+
+static void
+sess_ehlo(struct smtp_sess *s)
+{
+	s->ext_starttls = s->ext_size = 0;
+	s->size_max = 0;
+	if (s->dest->esmtp && !s->ehlo_failed)
+		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
+	else
+		sess_cmd(s, S_HELO, "HELO %s", s->dest->srv->fqdn);
+}
+
+/* Notes an EHLO keyword line (RFC 5321 4.1.1.1). */
+static void
+sess_ehlo_line(struct smtp_sess *s, const char *kw)
+{
+	if (strcasecmp(kw, "STARTTLS") == 0)
+		s->ext_starttls = 1;
+	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
+	    (kw[4] == '\0' || kw[4] == ' ')) {
+		s->ext_size = 1;
+		s->size_max = kw[4] ? strtoull(kw + 5, NULL, 10) : 0;
+	}
+}
+
+static void
+sess_after_ehlo(struct smtp_sess *s)
+{
+	enum mr_tls_out tls = s->dest->tls;
+
+	if (!s->tls_on && tls != MR_TLS_OUT_NONE && !s->notls &&
+	    s->ext_starttls) {
+		sess_cmd(s, S_STARTTLS, "STARTTLS");
+		return;
+	}
+	if (!s->tls_on && (tls == MR_TLS_OUT_REQUIRED ||
+	    tls == MR_TLS_OUT_VERIFY)) {
+		struct mr_buf b;
+
+		mr_buf_init(&b);
+		mr_buf_printf(&b, "TLS required but not offered by %s",
+		    s->relay);
+		sess_host_fail(s, b.data);
+		mr_buf_free(&b);
+		return;
+	}
+	sess_transaction(s);
+}
+
+static void
+sess_too_big(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "5.3.4 message size %lld exceeds size limit %llu "
+	    "of server %s", (long long)sess_job(s)->size,
+	    (unsigned long long)s->size_max, s->relay);
+	sess_set_rest(s, MR_DS_PERM, b.data, 0);
+	mr_buf_free(&b);
+}
+
+static void	sess_next_dlv(struct smtp_sess *);
+
+static void
+sess_transaction(struct smtp_sess *s)
+{
+	struct job *j = sess_job(s);
+
+	free(s->accepted);
+	s->accepted = mr_xcalloc(s->dlv->n ? s->dlv->n : 1, 1);
+	s->naccepted = 0;
+	s->ri = 0;
+	if (s->need_rset) {
+		sess_cmd(s, S_RSET, "RSET");
+		return;
+	}
+	if (s->ext_size && s->size_max > 0 &&
+	    (uint64_t)j->size > s->size_max) {
+		sess_too_big(s);
+		sess_next_dlv(s);
+		return;
+	}
+	if (s->ext_size)
+		sess_cmd(s, S_MAIL, "MAIL FROM:<%s> SIZE=%lld", j->sender,
+		    (long long)j->size);
+	else
+		sess_cmd(s, S_MAIL, "MAIL FROM:<%s>", j->sender);
+}
+
+static void
+sess_rcpt(struct smtp_sess *s)
+{
+	struct job *j = sess_job(s);
+
+	sess_cmd(s, S_RCPT, "RCPT TO:<%s>", j->rcpts[s->dlv->idx[s->ri]].addr);
+}
+
+/* The transaction is over: report it, then reuse or quit. */
+static void
+sess_next_dlv(struct smtp_sess *s)
+{
+	struct dest *dest = s->dest;
+	struct delivery *d;
+
+	sess_dlv_done(s);
+	s->sent++;
+	if ((d = deliverd_next(dest, s->sent)) != NULL) {
+		s->dlv = d;
+		d->sess = s;
+		sess_transaction(s);
+		return;
+	}
+	sess_cmd(s, S_QUIT, "QUIT");
+}
+
+/* Fills the output with the next part of the message, dot-stuffed. */
+static void	sess_body_fill(struct smtp_sess *);
+
+static void
+sess_on_data(struct smtp_sess *s)
+{
+	s->off = 0;
+	s->bol = 1;
+	s->cr = 0;
+	s->state = S_BODY;
+	sess_timeouts(s, 0);
+	sess_body_fill(s);
+}
+
+/*
+ * Appends n bytes of message to out: a "." at the start of a line gets
+ * another (RFC 5321 4.5.2), and a bare LF becomes CRLF so that no line
+ * ending a lenient server might honour goes unstuffed (SMTP smuggling).
+ */
+static void
+stuff(struct evbuffer *out, const char *p, size_t n, int *bol, int *cr)
+{
+	size_t i, start = 0;
+
+	for (i = 0; i < n; i++) {
+		if (*bol && p[i] == '.') {
+			evbuffer_add(out, p + start, i - start);
+			evbuffer_add(out, ".", 1);
+			start = i;
+		} else if (p[i] == '\n' && !*cr) {
+			evbuffer_add(out, p + start, i - start);
+			evbuffer_add(out, "\r", 1);
+			start = i;
+		}
+		*bol = p[i] == '\n';
+		*cr = p[i] == '\r';
+	}
+	evbuffer_add(out, p + start, n - start);
+}
+
+static void
+sess_body_end(struct smtp_sess *s, struct evbuffer *out)
+{
+	if (!s->bol)
+		evbuffer_add(out, s->cr ? "\n" : "\r\n", s->cr ? 1 : 2);
+	evbuffer_add(out, ".\r\n", 3);
+	s->state = S_DOT;
+	s->code = 0;
+	s->nlines = 0;
+	mr_buf_reset(&s->reply);
+	sess_timeouts(s, 1);
+}
+
+static void
+sess_body_fill(struct smtp_sess *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	char buf[BODY_CHUNK];
+	ssize_t n;
+
+	while (s->state == S_BODY && evbuffer_get_length(out) < BODY_HIGH) {
+		n = pread(sess_job(s)->fd, buf, sizeof(buf), s->off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			struct mr_buf b;
+
+			mr_buf_init(&b);
+			mr_buf_printf(&b, "4.3.0 cannot read message: %s",
+			    strerror(errno));
+			mr_err("%s: %s", sess_job(s)->qid, b.data);
+			/* closing mid-DATA: the server discards the message */
+			sess_set_rest(s, MR_DS_TEMP, b.data, 1);
+			mr_buf_free(&b);
+			sess_dlv_done(s);
+			sess_end(s, 0, NULL);
+			return;
+		}
+		if (n == 0) {
+			sess_body_end(s, out);
+			return;
+		}
+		stuff(out, buf, (size_t)n, &s->bol, &s->cr);
+		s->off += n;
+	}
+}
+
+/* ---- replies ---- */
+
+static void
+sess_reply_greeting(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	if (s->code / 100 == 2) {
+		sess_ehlo(s);
+		return;
+	}
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "host %s refused to talk to me: %d %s", s->relay,
+	    s->code, s->reply.data ? s->reply.data : "");
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+static void
+sess_reply_hello(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	if (s->code / 100 == 2) {
+		sess_after_ehlo(s);
+		return;
+	}
+	if (s->state == S_EHLO && s->code / 100 == 5) {
+		s->ehlo_failed = 1;	/* RFC 5321 3.2: fall back to HELO */
+		sess_ehlo(s);
+		return;
+	}
+	sess_said(s, &b);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+static void
+sess_reply_starttls(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	if (s->code == 220) {
+		sess_starttls(s);
+		return;
+	}
+	if (s->dest->tls == MR_TLS_OUT_OPPORTUNISTIC) {
+		s->notls = 1;
+		sess_after_ehlo(s);
+		return;
+	}
+	sess_said(s, &b);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+static void
+sess_reply_mail(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	if (s->code / 100 == 2) {
+		sess_rcpt(s);
+		return;
+	}
+	sess_said(s, &b);
+	sess_set_rest(s, code_status(s->code), b.data, 0);
+	mr_buf_free(&b);
+	s->need_rset = 1;
+	sess_next_dlv(s);
+}
+
+static void
+sess_reply_rcpt(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	if (s->code / 100 == 2) {
+		s->accepted[s->ri] = 1;
+		s->naccepted++;
+	} else {
+		sess_said(s, &b);
+		sess_set(s, s->ri, code_status(s->code), b.data);
+		mr_buf_free(&b);
+	}
+	if (++s->ri < s->dlv->n) {
+		sess_rcpt(s);
+		return;
+	}
+	if (s->naccepted > 0) {
+		sess_cmd(s, S_DATA, "DATA");
+		return;
+	}
+	s->need_rset = 1;
+	sess_next_dlv(s);
+}
+
+static void
+sess_reply_data(struct smtp_sess *s)
+{
+	struct mr_buf b;
+	int st;
+
+	if (s->state == S_DATA && s->code == 354) {
+		sess_on_data(s);
+		return;
+	}
+	sess_said(s, &b);
+	st = code_status(s->code);
+	if (s->state == S_DATA && st == MR_DS_OK)
+		st = MR_DS_TEMP;	/* 2xx to DATA is no 354 */
+	sess_set_rest(s, st, b.data, 1);
+	mr_buf_free(&b);
+	if (s->state == S_DATA)
+		s->need_rset = 1;
+	sess_next_dlv(s);
+}
+
+/* One complete reply: act on it according to the state. */
+static void
+sess_reply(struct smtp_sess *s)
+{
+	switch (s->state) {
+	case S_GREETING:
+		sess_reply_greeting(s);
+		break;
+	case S_EHLO:
+	case S_HELO:
+		sess_reply_hello(s);
+		break;
+	case S_STARTTLS:
+		sess_reply_starttls(s);
+		break;
+	case S_RSET:
+		if (s->code / 100 != 2) {
+			struct mr_buf b;
+
+			sess_said(s, &b);
+			sess_host_fail(s, b.data);
+			mr_buf_free(&b);
+			break;
+		}
+		s->need_rset = 0;
+		sess_transaction(s);
+		break;
+	case S_MAIL:
+		sess_reply_mail(s);
+		break;
+	case S_RCPT:
+		sess_reply_rcpt(s);
+		break;
+	case S_DATA:
+	case S_DOT:
+		sess_reply_data(s);
+		break;
+	case S_QUIT:
+		sess_end(s, 0, NULL);
+		break;
+	default:
+		sess_host_fail(s, "protocol error: unexpected reply");
+		break;
+	}
+}
+
+/* Appends printable text to the reply, bounded. */
+static void
+sess_reply_text(struct smtp_sess *s, const char *t, size_t n)
+{
+	size_t i;
+
+	if (s->reply.len > 0 && s->reply.len < REPLY_TEXT_MAX)
+		mr_buf_add(&s->reply, " ", 1);
+	for (i = 0; i < n && s->reply.len < REPLY_TEXT_MAX; i++) {
+		char c = t[i];
+
+		if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+			c = '?';
+		mr_buf_add(&s->reply, &c, 1);
+	}
+}
+
+/*
+ * Parses one reply line "ddd[ -]text": returns 1 when the reply is
+ * complete, 0 when more lines follow, -1 on a malformed line.
+ */
+static int
+sess_line(struct smtp_sess *s, const char *l, size_t n)
+{
+	int code;
+
+	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
+	    l[2] < '0' || l[2] > '9' || (n > 3 && l[3] != ' ' && l[3] != '-'))
+		return -1;
+	code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
+	if (s->nlines > 0 && code != s->code)
+		return -1;
+	if (++s->nlines > REPLY_LINES_MAX)
+		return -1;
+	s->code = code;
+	if (n > 4 && s->state == S_EHLO && s->nlines > 1 && code == 250)
+		sess_ehlo_line(s, l + 4);
+	if (n > 4)
+		sess_reply_text(s, l + 4, n - 4);
+	return n == 3 || l[3] == ' ';
+}
+
+static void
+sess_readcb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_sess *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *l;
+	int rc;
+
+	sess_enter(s);
+	/* early replies during the body wait until the dot is sent */
+	while (!s->zombie && s->bev == bev && s->state != S_BODY &&
+	    s->deferred == NULL) {
+		if ((l = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) == NULL) {
+			if (evbuffer_get_length(in) > REPLY_LINE_MAX)
+				sess_host_fail(s, "protocol error: reply "
+				    "line too long");
+			break;
+		}
+		rc = n > REPLY_LINE_MAX ? -1 : sess_line(s, l, n);
+		free(l);
+		if (rc == -1) {
+			sess_host_fail(s, "protocol error: malformed reply");
+			break;
+		}
+		if (rc == 1) {
+			sess_reply(s);
+			mr_buf_reset(&s->reply);
+			s->nlines = 0;
+			/* after 220 to STARTTLS the next bytes belong to TLS */
+			if (s->state == S_TLS)
+				break;
+		}
+	}
+	sess_leave(s);
+}
+
+static void
+sess_writecb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_sess *s = arg;
+
+	sess_enter(s);
+	if (!s->zombie && s->bev == bev && s->state == S_BODY)
+		sess_body_fill(s);
+	sess_leave(s);
+}
+
+static void
+sess_event_fail(struct smtp_sess *s, short what)
+{
+	struct mr_buf b;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	mr_buf_init(&b);
+	if (s->state == S_CONNECT && (what & BEV_EVENT_ERROR)) {
+		mr_buf_free(&b);
+		sess_connect_failed(s, err ? err : ECONNREFUSED);
+		return;
+	}
+	if (s->state == S_TLS && !(what & BEV_EVENT_TIMEOUT)) {
+		mr_buf_free(&b);
+		sess_tls_failed(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		mr_buf_printf(&b, "conversation with %s timed out while %s",
+		    s->relay, state_what[s->state]);
+	else
+		mr_buf_printf(&b, "lost connection with %s while %s",
+		    s->relay, state_what[s->state]);
+	if (s->state == S_QUIT)
+		sess_end(s, 0, NULL);
+	else
+		sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+static void
+sess_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_sess *s = arg;
+
+	sess_enter(s);
+	if (s->zombie || s->bev != bev)
+		goto out;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (s->state == S_CONNECT) {
+			s->state = S_GREETING;
+			sess_timeouts(s, 1);
+		} else if (s->state == S_TLS) {
+			s->tls_on = 1;
+			sess_ehlo(s);
+		}
+		goto out;
+	}
+	sess_event_fail(s, what);
+out:
+	sess_leave(s);
+}
