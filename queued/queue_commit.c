@@ -14,10 +14,12 @@
  */
 #include "config.h"
 
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,39 +194,256 @@ bad:
 	return NULL;
 }
 
-/* Makes a received message durable; 0 or -1 (errno-style text in err). */
-static int
-make_durable(struct pending *p, struct qmsg *m, char *err, size_t errlen)
-{
-	char from[4096], to[4096];
+/*
+ * Group commit.  Commits that arrive while the disk is busy wait in the
+ * next batch; one worker thread makes a whole batch durable with one
+ * syncfs and one directory fsync per mailroot, however many messages it
+ * holds, and the loop answers each session only when its batch is done.
+ * The loop keeps serving smtpd and deliverd meanwhile.
+ */
+struct commit {
+	struct commit	*next;
+	struct pending	*p;
+	struct qmsg	*m;
+	uint64_t	 req;
+	unsigned	 gen;		/* smtpd channel generation */
+	int		 failed;
+	char		 err[160];
+};
 
-	if (fsync(p->fd) == -1) {
-		snprintf(err, errlen, "fsync: %s", strerror(errno));
-		return -1;
+static struct {
+	pthread_t	 thread;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	struct commit	*collecting, **ctail;	/* loop only */
+	struct commit	*work;		/* handed to the worker */
+	struct commit	*done;		/* handed back */
+	int		 busy;		/* loop only: a batch is out */
+	int		 efd;		/* eventfd: a batch is done */
+	struct event	*ev_done, *ev_kick;
+	unsigned	 gen;
+} gc;
+
+static void
+commit_fail(struct commit *c, const char *what)
+{
+	c->failed = 1;
+	snprintf(c->err, sizeof(c->err), "%s: %s", what, strerror(errno));
+}
+
+/* Distinct Queue directories of a batch (a handful of servers at most). */
+static size_t
+batch_queues(struct commit *b, struct qserver **qs, size_t max)
+{
+	struct commit *c;
+	size_t n = 0, i;
+
+	for (c = b; c != NULL; c = c->next) {
+		for (i = 0; i < n; i++)
+			if (qs[i] == c->p->qs)
+				break;
+		if (i == n && n < max)
+			qs[n++] = c->p->qs;
 	}
-	tmp_path(p, "eml", from, sizeof(from));
-	msg_path(m, "eml", to, sizeof(to));
-	if (rename(from, to) == -1) {
-		snprintf(err, errlen, "rename into Queue: %s", strerror(errno));
+	return n;
+}
+
+static int
+sync_queue(const struct qserver *qs, int whole_fs)
+{
+	int fd, rc, saved;
+
+	fd = open(qs->queue, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
 		return -1;
+#ifdef HAVE_SYNCFS
+	rc = whole_fs ? syncfs(fd) : fsync(fd);
+#else
+	rc = whole_fs ? (sync(), 0) : fsync(fd);
+#endif
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* The worker's half: everything that touches the disk. */
+static void
+commit_batch(struct commit *b)
+{
+	struct qserver *qs[64];
+	struct commit *c;
+	char from[4096], to[4096];
+	size_t n, i;
+
+	/* 1. envelopes beside the data, in tmp, not yet visible */
+	for (c = b; c != NULL; c = c->next) {
+		tmp_path(c->p, "env", from, sizeof(from));
+		if (env_write_file(from, c->m, 0) == -1)
+			commit_fail(c, "envelope");
 	}
-	if (env_write(m) == -1) {
-		snprintf(err, errlen, "envelope: %s", strerror(errno));
-		unlink(to);
-		return -1;
+	/* 2. one flush for data and envelopes of the whole batch */
+	n = batch_queues(b, qs, 64);
+	for (i = 0; i < n; i++)
+		if (sync_queue(qs[i], 1) == -1)
+			for (c = b; c != NULL; c = c->next)
+				if (c->p->qs == qs[i])
+					commit_fail(c, "syncfs");
+	/* 3. publish: data first, envelope last (recovery drops data
+	 * without an envelope); 4. one directory fsync per queue */
+	for (c = b; c != NULL; c = c->next) {
+		if (c->failed)
+			continue;
+		tmp_path(c->p, "eml", from, sizeof(from));
+		msg_path(c->m, "eml", to, sizeof(to));
+		if (rename(from, to) == -1) {
+			commit_fail(c, "rename");
+			continue;
+		}
+		tmp_path(c->p, "env", from, sizeof(from));
+		msg_path(c->m, "env", to, sizeof(to));
+		if (rename(from, to) == -1) {
+			commit_fail(c, "rename");
+			msg_path(c->m, "eml", to, sizeof(to));
+			unlink(to);
+		}
 	}
-	return 0;
+	for (i = 0; i < n; i++)
+		if (sync_queue(qs[i], 0) == -1)
+			for (c = b; c != NULL; c = c->next)
+				if (c->p->qs == qs[i] && !c->failed)
+					commit_fail(c, "fsync Queue");
+	for (c = b; c != NULL; c = c->next) {
+		close(c->p->fd);
+		c->p->fd = -1;
+	}
+}
+
+static void *
+commit_worker(void *arg)
+{
+	struct commit *b;
+	uint64_t one = 1;
+
+	(void)arg;
+	pthread_mutex_lock(&gc.lock);
+	for (;;) {
+		while (gc.work == NULL)
+			pthread_cond_wait(&gc.cond, &gc.lock);
+		b = gc.work;
+		gc.work = NULL;
+		pthread_mutex_unlock(&gc.lock);
+		commit_batch(b);
+		pthread_mutex_lock(&gc.lock);
+		gc.done = b;
+		if (write(gc.efd, &one, sizeof(one)) != sizeof(one))
+			mr_panic("commit: eventfd write: %s", strerror(errno));
+	}
+	return NULL;
+}
+
+static void
+start_batch(void)
+{
+	if (gc.busy || gc.collecting == NULL)
+		return;
+	gc.busy = 1;
+	pthread_mutex_lock(&gc.lock);
+	gc.work = gc.collecting;
+	pthread_cond_signal(&gc.cond);
+	pthread_mutex_unlock(&gc.lock);
+	gc.collecting = NULL;
+	gc.ctail = &gc.collecting;
+}
+
+static void
+kick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	start_batch();
+}
+
+static void
+finish_commit(struct commit *c)
+{
+	struct mr_ipc *chan = gc.gen == c->gen ? q->smtpd : NULL;
+
+	if (c->failed) {
+		mr_err("%s: commit failed: %s", c->p->id, c->err);
+		if (chan != NULL)
+			reply_str(chan, MR_Q_COMMIT_FAIL, c->req, c->err, -1);
+		pending_discard(c->p);
+		msg_free(c->m);
+		return;
+	}
+	free(c->p);
+	if (chan != NULL)
+		reply_str(chan, MR_Q_COMMIT_OK, c->req, c->m->id, -1);
+	mr_info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]", c->m->id,
+	    c->m->sender, (unsigned long long)c->m->size, c->m->nrcpts,
+	    c->m->client);
+	/* durable even if smtpd vanished meanwhile: it is delivered */
+	sched_add(c->m);
+}
+
+static void
+done_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct commit *b, *next;
+	uint64_t v;
+
+	(void)ev;
+	(void)arg;
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	pthread_mutex_lock(&gc.lock);
+	b = gc.done;
+	gc.done = NULL;
+	pthread_mutex_unlock(&gc.lock);
+	for (; b != NULL; b = next) {
+		next = b->next;
+		finish_commit(b);
+		free(b);
+	}
+	gc.busy = 0;
+	start_batch();
+}
+
+void
+commit_init(void)
+{
+	gc.ctail = &gc.collecting;
+	if ((gc.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
+		mr_fatal("queued: eventfd: %s", strerror(errno));
+	pthread_mutex_init(&gc.lock, NULL);
+	pthread_cond_init(&gc.cond, NULL);
+	gc.ev_done = event_new(q->base, gc.efd, EV_READ | EV_PERSIST, done_cb,
+	    NULL);
+	gc.ev_kick = evtimer_new(q->base, kick_cb, NULL);
+	event_add(gc.ev_done, NULL);
+	if (pthread_create(&gc.thread, NULL, commit_worker, NULL) != 0)
+		mr_fatal("queued: cannot start the commit thread");
+}
+
+/* smtpd's channel was replaced: answers for the old one go nowhere. */
+void
+commit_new_channel(void)
+{
+	gc.gen++;
 }
 
 void
 commit_commit(struct mr_ipc *c, const unsigned char *data, size_t len)
 {
+	struct commit *cm;
 	struct pending *p;
 	struct qmsg *m;
 	const char *id;
-	char err[512];
 	uint64_t req;
 	struct stat st;
+	struct timeval zero = { 0, 0 };
 
 	m = parse_commit(data, len, &req, &id);
 	if (m == NULL || (p = pending_take(id)) == NULL) {
@@ -240,17 +459,14 @@ commit_commit(struct mr_ipc *c, const unsigned char *data, size_t len)
 	/* the size smtpd claims is only a hint; the file says how big */
 	if (fstat(p->fd, &st) == 0)
 		m->size = (uint64_t)st.st_size;
-	if (make_durable(p, m, err, sizeof(err)) == -1) {
-		mr_err("%s: commit failed: %s", p->id, err);
-		reply_str(c, MR_Q_COMMIT_FAIL, req, err, -1);
-		pending_discard(p);
-		msg_free(m);
-		return;
-	}
-	close(p->fd);
-	free(p);
-	reply_str(c, MR_Q_COMMIT_OK, req, m->id, -1);
-	mr_info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]", m->id,
-	    m->sender, (unsigned long long)m->size, m->nrcpts, m->client);
-	sched_add(m);
+	cm = mr_xcalloc(1, sizeof(*cm));
+	cm->p = p;
+	cm->m = m;
+	cm->req = req;
+	cm->gen = gc.gen;
+	*gc.ctail = cm;
+	gc.ctail = &cm->next;
+	/* after this loop pass: every commit read meanwhile joins */
+	if (!gc.busy)
+		evtimer_add(gc.ev_kick, &zero);
 }

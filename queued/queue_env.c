@@ -107,58 +107,80 @@ get_xtext(const char *s)
 
 static const char state_char[] = { 'P', 'S', 'F' };
 
+void
+env_format(const struct qmsg *m, struct mr_buf *b)
+{
+	size_t i;
+
+	mr_buf_printf(b, ENV_MAGIC "\nid %s\ncreated %lld\nnext-try %lld\n"
+	    "attempts %u\nsize %llu\n", m->id, (long long)m->created,
+	    (long long)m->next_try, m->attempts, (unsigned long long)m->size);
+	mr_buf_adds(b, "client ");
+	put_xtext(b, m->client);
+	mr_buf_adds(b, "\nhelo ");
+	put_xtext(b, m->helo);
+	mr_buf_adds(b, "\nsender ");
+	put_xtext(b, m->sender);
+	mr_buf_adds(b, "\n");
+	for (i = 0; i < m->nrcpts; i++) {
+		mr_buf_printf(b, "rcpt %c ", state_char[m->rcpts[i].state]);
+		put_xtext(b, m->rcpts[i].addr);
+		if (m->rcpts[i].text != NULL) {
+			mr_buf_adds(b, " ");
+			put_xtext(b, m->rcpts[i].text);
+		}
+		mr_buf_adds(b, "\n");
+	}
+	mr_buf_adds(b, "end\n");
+}
+
+int
+env_write_file(const char *path, const struct qmsg *m, int sync)
+{
+	struct mr_buf b;
+	int fd, rc = -1, saved;
+
+	mr_buf_init(&b);
+	env_format(m, &b);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd == -1)
+		goto out;
+	if (mr_write_all(fd, b.data, b.len) == -1 || (sync && fsync(fd) == -1)) {
+		saved = errno;
+		close(fd);
+		unlink(path);
+		errno = saved;
+		goto out;
+	}
+	if (close(fd) == -1) {
+		saved = errno;
+		unlink(path);
+		errno = saved;
+		goto out;
+	}
+	rc = 0;
+out:
+	mr_buf_free(&b);
+	return rc;
+}
+
 int
 env_write(const struct qmsg *m)
 {
 	char tmp[4096], path[4096];
-	struct mr_buf b;
-	size_t i;
-	int fd, rc = -1, saved;
-
-	mr_buf_init(&b);
-	mr_buf_printf(&b, ENV_MAGIC "\nid %s\ncreated %lld\nnext-try %lld\n"
-	    "attempts %u\nsize %llu\n", m->id, (long long)m->created,
-	    (long long)m->next_try, m->attempts, (unsigned long long)m->size);
-	mr_buf_adds(&b, "client ");
-	put_xtext(&b, m->client);
-	mr_buf_adds(&b, "\nhelo ");
-	put_xtext(&b, m->helo);
-	mr_buf_adds(&b, "\nsender ");
-	put_xtext(&b, m->sender);
-	mr_buf_adds(&b, "\n");
-	for (i = 0; i < m->nrcpts; i++) {
-		mr_buf_printf(&b, "rcpt %c ", state_char[m->rcpts[i].state]);
-		put_xtext(&b, m->rcpts[i].addr);
-		if (m->rcpts[i].text != NULL) {
-			mr_buf_adds(&b, " ");
-			put_xtext(&b, m->rcpts[i].text);
-		}
-		mr_buf_adds(&b, "\n");
-	}
-	mr_buf_adds(&b, "end\n");
+	int saved;
 
 	snprintf(tmp, sizeof(tmp), "%s/%s.env", m->qs->tmp, m->id);
 	msg_path(m, "env", path, sizeof(path));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd == -1)
-		goto out;
-	if (mr_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		errno = saved;
-		goto out;
-	}
-	if (close(fd) == -1 || rename(tmp, path) == -1) {
+	if (env_write_file(tmp, m, 1) == -1)
+		return -1;
+	if (rename(tmp, path) == -1) {
 		saved = errno;
 		unlink(tmp);
 		errno = saved;
-		goto out;
+		return -1;
 	}
-	rc = mr_fsync_dir(m->qs->queue);
-out:
-	mr_buf_free(&b);
-	return rc;
+	return mr_fsync_dir(m->qs->queue);
 }
 
 static int

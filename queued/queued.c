@@ -46,6 +46,7 @@ set_peer(uint32_t kind, int fd)
 		if (q->smtpd != NULL)
 			mr_ipc_free(q->smtpd);
 		commit_drop_all();
+		commit_new_channel();
 		q->smtpd = mr_ipc_new(q->base, fd, "smtpd", MR_MSG_MAX,
 		    smtpd_cb, NULL);
 		mr_info("connected to smtpd");
@@ -265,6 +266,7 @@ main(int argc, char *argv[])
 	mr_privdrop("queued", q->cfg->user, NULL);
 	umask(027);
 	setup_servers();
+	commit_init();
 
 	q->master = mr_ipc_new(q->base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
 	    master_cb, NULL);

@@ -11,6 +11,7 @@
 
 struct event;
 struct event_base;
+struct mr_buf;
 struct mr_ipc;
 
 enum rcpt_state { R_PENDING = 0, R_SENT, R_FAILED };
@@ -70,9 +71,14 @@ void	commit_new(struct mr_ipc *, const unsigned char *, size_t);
 void	commit_commit(struct mr_ipc *, const unsigned char *, size_t);
 void	commit_abort(const unsigned char *, size_t);
 void	commit_drop_all(void);	/* smtpd went away */
+void	commit_init(void);
+void	commit_new_channel(void);
 
 /* queue_env.c: the envelope file beside each message */
 int	 env_write(const struct qmsg *);	/* durable, atomic */
+void	 env_format(const struct qmsg *, struct mr_buf *);
+/* writes the envelope to path (fsynced when sync) */
+int	 env_write_file(const char *path, const struct qmsg *, int sync);
 struct qmsg *env_read(struct qserver *, const char *id);
 int	 env_parse(struct qmsg *, char *text, size_t len);
 void	 msg_free(struct qmsg *);
