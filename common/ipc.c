@@ -369,8 +369,10 @@ ipc_read(evutil_socket_t fd, short ev, void *arg)
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n == -1) {
-			mr_warn("ipc %s: receive: %s", c->peer,
-			    strerror(errno));
+			/* a peer that exits with frames unread resets */
+			if (errno != ECONNRESET)
+				mr_warn("ipc %s: receive: %s", c->peer,
+				    strerror(errno));
 			ipc_fail(c);
 			return;
 		}

@@ -307,9 +307,11 @@ tell_child_stop(struct child *ch)
 {
 	if (ch->pid <= 0)
 		return;
-	if (ch->chan != NULL)
-		mr_ipc_send(ch->chan, MR_M_SHUTDOWN, -1, NULL, 0);
-	kill(ch->pid, SIGTERM);
+	/* a child with a channel finishes its work first; one without is
+	 * told by signal; the stop timer kills what lingers */
+	if (ch->chan == NULL ||
+	    mr_ipc_send(ch->chan, MR_M_SHUTDOWN, -1, NULL, 0) == -1)
+		kill(ch->pid, SIGTERM);
 }
 
 /* Reload: each child is stopped and started again at once with the new
