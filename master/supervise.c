@@ -36,6 +36,7 @@ struct child {
 	pid_t		 pid;
 	struct mr_ipc	*chan;
 	int		 restart_now;	/* reload: no backoff */
+	int		 stop_asked;	/* MR_M_SHUTDOWN sent */
 	unsigned	 deaths;	/* recent deaths, for backoff */
 	uint64_t	 last_death;
 	struct event	*timer;		/* pending restart */
@@ -116,7 +117,9 @@ master_chan_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		/* the child is gone or misbehaved: end it; SIGCHLD restarts */
 		mr_ipc_free(c);
 		ch->chan = NULL;
-		if (ch->pid > 0)
+		/* a child asked to stop may close first; any other child
+		 * that drops its channel is ended (SIGCHLD restarts it) */
+		if (ch->pid > 0 && !ch->stop_asked)
 			kill(ch->pid, SIGTERM);
 		return;
 	}
@@ -231,6 +234,7 @@ spawn(enum mr_proc p)
 		return;
 	}
 	ch->pid = pid;
+	ch->stop_asked = 0;
 	ch->chan = mr_ipc_new(master->base, mpair[0], ch->name, MR_MSG_MAX,
 	    master_chan_cb, ch);
 	mr_info("started %s (pid %ld)", ch->name, (long)pid);
@@ -307,6 +311,7 @@ tell_child_stop(struct child *ch)
 {
 	if (ch->pid <= 0)
 		return;
+	ch->stop_asked = 1;
 	/* a child with a channel finishes its work first; one without is
 	 * told by signal; the stop timer kills what lingers */
 	if (ch->chan == NULL ||
