@@ -409,6 +409,15 @@ done_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	gc.busy = 0;
 	start_batch();
+	if (q->stopping && commit_idle())
+		event_base_loopexit(q->base, NULL);
+}
+
+/* No commit in flight or waiting: stopping loses no answer. */
+int
+commit_idle(void)
+{
+	return !gc.busy && gc.collecting == NULL;
 }
 
 void

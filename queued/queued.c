@@ -69,8 +69,10 @@ begin_stop(void)
 	if (q->stopping)
 		return;
 	q->stopping = 1;
-	/* nothing acknowledged lives only in memory: stopping is safe */
-	event_base_loopexit(q->base, NULL);
+	/* nothing acknowledged lives only in memory: stopping is safe once
+	 * the commits in flight have been answered */
+	if (commit_idle())
+		event_base_loopexit(q->base, NULL);
 }
 
 static void

@@ -73,6 +73,7 @@ void	commit_abort(const unsigned char *, size_t);
 void	commit_drop_all(void);	/* smtpd went away */
 void	commit_init(void);
 void	commit_new_channel(void);
+int	commit_idle(void);
 
 /* queue_env.c: the envelope file beside each message */
 int	 env_write(const struct qmsg *);	/* durable, atomic */
