@@ -539,10 +539,11 @@ end_of_data(struct session *s)
 		    "exceeded", (unsigned long long)srv->limits.session_size);
 		goto reject;
 	}
-	/* our own Received header is the first one counted */
-	if (s->ds.received > srv->hop_count) {
+	/* the hops are the client's Received fields plus our own (IIS
+	 * "Maximum hop count"; RFC 5321 6.3) */
+	if (s->ds.received + 1 > srv->hop_count) {
 		reply(s, "554 5.4.6 Too many hops (%u Received headers; the "
-		    "limit is %u): mail loop?", s->ds.received,
+		    "limit is %u): mail loop?", s->ds.received + 1,
 		    srv->hop_count);
 		goto reject;
 	}

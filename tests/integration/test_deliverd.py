@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""deliverd_harness.py - drives deliverd alone, standing in for mailrootd
+"""test_deliverd.py - drives deliverd alone, standing in for mailrootd
 and queued: socketpairs on fds 3 and 5, the configuration on fd 4, MR_D_JOB
 frames in, MR_D_RESULT frames out, with real SMTP peers on loopback (aiosmtpd
 and small scripted servers) and a tiny DNS server for the MX path.
 
-Run: MAILROOT_BUILDDIR=/tmp/b-deliverd /usr/bin/python3 deliverd_harness.py
+Run: MAILROOT_BUILDDIR=/tmp/b-deliverd /usr/bin/python3 test_deliverd.py
      [-v] [--valgrind] [test-name ...]
 Also collected by pytest (test_* functions).
 """
