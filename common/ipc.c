@@ -22,6 +22,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "proto.h"
 
 struct frame {
 	struct frame	*next;
@@ -450,6 +451,19 @@ mr_ipc_send(struct mr_ipc *c, uint32_t type, int fd, const void *data,
 	 * from a callback, never from inside its own send call */
 	event_add(c->wev, NULL);
 	return 0;
+}
+
+void
+mr_ipc_report_bad(struct mr_ipc *m, uint32_t kind)
+{
+	struct mr_buf b;
+
+	if (m == NULL)
+		return;
+	mr_buf_init(&b);
+	mr_buf_put_u32(&b, kind);
+	mr_ipc_sendb(m, MR_M_PEER_BAD, -1, &b);
+	mr_buf_free(&b);
 }
 
 int

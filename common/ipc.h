@@ -61,6 +61,8 @@ int		 mr_ipc_decode(const unsigned char *buf, size_t n, int truncated,
 /* 1 if fd is a SOCK_SEQPACKET socket (a channel), else 0: a child whose
  * peer is not running yet finds /dev/null in that slot. */
 int		 mr_ipc_is_channel(int fd);
+/* Tells the master (channel m, may be NULL) that peer kind misbehaved. */
+void		 mr_ipc_report_bad(struct mr_ipc *m, uint32_t kind);
 /* Creates a SOCK_SEQPACKET socketpair with close-on-exec set. */
 int		 mr_ipc_pair(int sv[2]);
 

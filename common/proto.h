@@ -39,7 +39,11 @@ enum mr_msgtype {
 				 * in the job's recipient order; status is
 				 * enum mr_dstatus */
 
-	MR_MSG_MAX = MR_D_RESULT
+	/* any child -> master */
+	MR_M_PEER_BAD,		/* u32 peer kind: that peer sent a malformed
+				 * frame and was dropped; restart it */
+
+	MR_MSG_MAX = MR_M_PEER_BAD
 };
 
 enum mr_proc {

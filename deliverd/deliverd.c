@@ -633,8 +633,10 @@ jobs_abandon(void)
 static void
 queued_drop(const char *why)
 {
-	if (why != NULL)
+	if (why != NULL) {
 		mr_warn("queued: %s; dropping the channel", why);
+		mr_ipc_report_bad(d.master, MR_PROC_QUEUED);
+	}
 	if (d.queued != NULL)
 		mr_ipc_free(d.queued);
 	d.queued = NULL;

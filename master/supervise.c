@@ -108,6 +108,31 @@ peers_of(enum mr_proc p, enum mr_proc out[2])
 	}
 }
 
+/*
+ * A child dropped a peer that sent it garbage: the offender is stopped
+ * and, like any child that dies, restarted with fresh channels.
+ */
+static void
+peer_bad(struct child *reporter, struct mr_ipc_msg *msg)
+{
+	struct mr_rd rd;
+	uint32_t kind;
+
+	mr_rd_init(&rd, msg->data, msg->len);
+	kind = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || kind <= MR_PROC_MASTER ||
+	    kind >= MR_PROC_COUNT || kind == reporter->proc) {
+		mr_warn("%s sent a malformed PEER_BAD", reporter->name);
+		return;
+	}
+	if (children[kind].pid <= 0)
+		return;
+	mr_warn("%s reports that %s misbehaved; restarting %s",
+	    reporter->name, children[kind].name, children[kind].name);
+	children[kind].stop_asked = 1;
+	kill(children[kind].pid, SIGKILL);
+}
+
 static void
 master_chan_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 {
@@ -125,6 +150,10 @@ master_chan_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	}
 	if (msg->fd >= 0)
 		close(msg->fd);
+	if (msg->type == MR_M_PEER_BAD) {
+		peer_bad(ch, msg);
+		return;
+	}
 	mr_warn("%s sent unexpected message type %u to the master",
 	    ch->name, msg->type);
 }

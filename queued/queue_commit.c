@@ -103,7 +103,9 @@ commit_new(struct mr_ipc *c, const unsigned char *data, size_t len)
 	req = mr_rd_u64(&rd);
 	idx = mr_rd_u32(&rd);
 	if (!mr_rd_done(&rd) || idx >= q->nservers) {
-		mr_warn("smtpd: malformed NEW request");
+		mr_warn("smtpd sent a malformed NEW request; dropping the "
+		    "channel");
+		queued_drop_smtpd();
 		return;
 	}
 	if (q->stopping) {
@@ -444,7 +446,7 @@ commit_new_channel(void)
 }
 
 void
-commit_commit(struct mr_ipc *c, const unsigned char *data, size_t len)
+commit_commit(const unsigned char *data, size_t len)
 {
 	struct commit *cm;
 	struct pending *p;
@@ -456,10 +458,10 @@ commit_commit(struct mr_ipc *c, const unsigned char *data, size_t len)
 
 	m = parse_commit(data, len, &req, &id);
 	if (m == NULL || (p = pending_take(id)) == NULL) {
-		mr_warn("smtpd: malformed or unknown COMMIT");
-		if (m != NULL)
-			reply_str(c, MR_Q_COMMIT_FAIL, req, "unknown id", -1);
+		mr_warn("smtpd sent a malformed COMMIT or one for an id it "
+		    "was not given; dropping the channel");
 		msg_free(m);
+		queued_drop_smtpd();
 		return;
 	}
 	m->qs = p->qs;

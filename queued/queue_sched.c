@@ -27,8 +27,6 @@
 #include "queued.h"
 #include "util.h"
 
-void	queued_drop_deliverd(void);
-
 static void	attempt(struct qmsg *);
 
 static void

@@ -132,7 +132,7 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		commit_new(c, msg->data, msg->len);
 		return;
 	case MR_Q_COMMIT:
-		commit_commit(c, msg->data, msg->len);
+		commit_commit(msg->data, msg->len);
 		return;
 	case MR_Q_ABORT:
 		commit_abort(msg->data, msg->len);
@@ -143,6 +143,7 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 bad:
 	mr_warn("smtpd sent an unexpected message (type %u); dropping the "
 	    "channel", msg->type);
+	mr_ipc_report_bad(q->master, MR_PROC_SMTPD);
 	mr_ipc_free(c);
 	q->smtpd = NULL;
 	commit_drop_all();
@@ -161,6 +162,7 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		    "dropping the channel", msg->type);
 		if (msg->fd >= 0)
 			close(msg->fd);
+		mr_ipc_report_bad(q->master, MR_PROC_DELIVERD);
 	} else
 		mr_warn("lost the channel to deliverd");
 	mr_ipc_free(c);
@@ -168,14 +170,26 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	sched_deliverd_lost();
 }
 
+/* A malformed request from smtpd: the peer is dropped and reported. */
+void
+queued_drop_smtpd(void)
+{
+	if (q->smtpd == NULL)
+		return;
+	mr_ipc_free(q->smtpd);
+	q->smtpd = NULL;
+	commit_drop_all();
+	mr_ipc_report_bad(q->master, MR_PROC_SMTPD);
+}
+
 /* Called by sched_result on a malformed result: the peer is dropped. */
-void	queued_drop_deliverd(void);
 void
 queued_drop_deliverd(void)
 {
 	if (q->deliverd == NULL)
 		return;
 	mr_warn("deliverd sent a malformed result; dropping the channel");
+	mr_ipc_report_bad(q->master, MR_PROC_DELIVERD);
 	mr_ipc_free(q->deliverd);
 	q->deliverd = NULL;
 	sched_deliverd_lost();

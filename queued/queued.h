@@ -66,9 +66,13 @@ struct queued {
 
 extern struct queued *q;
 
+/* queued.c */
+void	queued_drop_smtpd(void);
+void	queued_drop_deliverd(void);
+
 /* queue_commit.c: receiving new messages from smtpd */
 void	commit_new(struct mr_ipc *, const unsigned char *, size_t);
-void	commit_commit(struct mr_ipc *, const unsigned char *, size_t);
+void	commit_commit(const unsigned char *, size_t);
 void	commit_abort(const unsigned char *, size_t);
 void	commit_drop_all(void);	/* smtpd went away */
 void	commit_init(void);

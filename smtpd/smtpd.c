@@ -229,6 +229,7 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		    "dropping the channel", msg->type);
 		if (msg->fd >= 0)
 			close(msg->fd);
+		mr_ipc_report_bad(smtpd->master, MR_PROC_QUEUED);
 	} else
 		mr_warn("lost the channel to queued");
 	mr_ipc_free(c);
