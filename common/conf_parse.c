@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "conf_lex.h"
+#include "log.h"
 
 #define CONF_MAX_SIZE	(4u * 1024 * 1024)
 
@@ -568,13 +569,16 @@ get_net(struct pc *pc, const struct mr_cf_stmt *st, size_t i,
 	max = r->family == AF_INET ? 32 : 128;
 	r->prefix = max;
 	if (slash != NULL) {
-		if (!all_digits(slash + 1) || strlen(slash + 1) > 3 ||
-		    atoi(slash + 1) > max) {
+		/* At most 3 digits: strtol cannot overflow. */
+		long prefix = all_digits(slash + 1) && strlen(slash + 1) <= 3 ?
+		    strtol(slash + 1, NULL, 10) : -1;
+
+		if (prefix < 0 || prefix > max) {
 			aerr(pc, st, i, "bad CIDR \"%s\": prefix must be 0-%d",
 			    s, max);
 			return -1;
 		}
-		r->prefix = atoi(slash + 1);
+		r->prefix = (int)prefix;
 	}
 	if (mask_addr(r->addr, max / 8, r->prefix)) {
 		inet_ntop(r->family, r->addr, ip, sizeof(ip));
@@ -1284,6 +1288,9 @@ kw_retry(struct pc *pc, const struct mr_cf_stmt *st)
 	unsigned v[MR_RETRY_MAX];
 	size_t i;
 
+	/* dispatch() held the count to retry's 1..MR_RETRY_MAX. */
+	if (st->nargs < 2 || st->nargs - 1 > MR_RETRY_MAX)
+		mr_panic("config: retry with %zu arguments", st->nargs - 1);
 	for (i = 1; i < st->nargs; i++)
 		if (get_duration(pc, st, i, &v[i - 1]) == -1)
 			return;
@@ -1939,8 +1946,9 @@ mr_config_parse(const char *name, const char *text, size_t len, FILE *errs)
 	free(pc.ss);
 	free(pc.refs);
 	mr_cf_stmt_free(&root);
+	/* Nowhere to report a failure to write the report. */
 	if (errs != NULL)
-		fflush(errs);
+		(void)fflush(errs);
 	if (pc.d.nerrors > 0) {
 		mr_config_free(pc.cf);
 		return NULL;

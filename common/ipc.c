@@ -40,6 +40,7 @@ struct mr_ipc {
 	struct event	*rev, *wev;
 	struct frame	*head, **tail;
 	int		 dead;
+	int		 bad;		/* died of a malformed frame */
 	int		*freed;		/* set when freed inside a callback */
 	unsigned char	*rbuf;
 };
@@ -311,6 +312,12 @@ mr_ipc_new(struct event_base *base, int fd, const char *peer,
 	return c;
 }
 
+int
+mr_ipc_was_bad(const struct mr_ipc *c)
+{
+	return c->bad;
+}
+
 const char *
 mr_ipc_peer(const struct mr_ipc *c)
 {
@@ -386,6 +393,7 @@ ipc_read(evutil_socket_t fd, short ev, void *arg)
 			mr_warn("ipc %s: dropping peer: %s", c->peer, err);
 			if (rfd >= 0)
 				close(rfd);
+			c->bad = 1;
 			ipc_fail(c);
 			return;
 		}

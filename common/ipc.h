@@ -38,6 +38,9 @@ struct mr_ipc	*mr_ipc_new(struct event_base *, int fd, const char *peer,
 		    uint32_t max_type, mr_ipc_cb, void *arg);
 void		 mr_ipc_free(struct mr_ipc *);
 const char	*mr_ipc_peer(const struct mr_ipc *);
+/* In the msg == NULL callback: 1 if the peer sent a malformed frame
+ * (misbehaved) rather than closing. */
+int		 mr_ipc_was_bad(const struct mr_ipc *);
 /* Queues a frame; fd (>= 0) is duplicated, the caller keeps its copy.
  * Returns 0, or -1 when the channel is already dead. */
 int		 mr_ipc_send(struct mr_ipc *, uint32_t type, int fd,

@@ -647,9 +647,12 @@ queued_drop(const char *why)
 static void
 queued_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
 {
-	(void)c;
 	(void)arg;
 	if (m == NULL) {
+		if (mr_ipc_was_bad(c)) {
+			queued_drop("malformed frame");
+			return;
+		}
 		mr_info("queued channel closed; waiting for a new one");
 		queued_drop(NULL);
 		return;

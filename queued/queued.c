@@ -116,6 +116,8 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	(void)arg;
 	if (msg == NULL) {
 		mr_warn("lost the channel to smtpd");
+		if (mr_ipc_was_bad(c))
+			mr_ipc_report_bad(q->master, MR_PROC_SMTPD);
 		mr_ipc_free(c);
 		q->smtpd = NULL;
 		commit_drop_all();
@@ -163,8 +165,11 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		if (msg->fd >= 0)
 			close(msg->fd);
 		mr_ipc_report_bad(q->master, MR_PROC_DELIVERD);
-	} else
+	} else {
 		mr_warn("lost the channel to deliverd");
+		if (mr_ipc_was_bad(c))
+			mr_ipc_report_bad(q->master, MR_PROC_DELIVERD);
+	}
 	mr_ipc_free(c);
 	q->deliverd = NULL;
 	sched_deliverd_lost();

@@ -230,8 +230,11 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		if (msg->fd >= 0)
 			close(msg->fd);
 		mr_ipc_report_bad(smtpd->master, MR_PROC_QUEUED);
-	} else
+	} else {
 		mr_warn("lost the channel to queued");
+		if (mr_ipc_was_bad(c))
+			mr_ipc_report_bad(smtpd->master, MR_PROC_QUEUED);
+	}
 	mr_ipc_free(c);
 	smtpd->queued = NULL;
 	session_queued_lost();
