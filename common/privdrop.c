@@ -14,6 +14,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -26,6 +27,9 @@ mr_privdrop(const char *proc, const char *user, const char *root_dir)
 	uid_t uid;
 	gid_t gid;
 
+	/* the time zone is read now: neither a chroot nor the sandbox
+	 * lets a child open /etc/localtime later */
+	tzset();
 	if (geteuid() != 0) {
 		mr_info("%s: not started as root: running as uid %ld "
 		    "without chroot (no privilege separation)", proc,

@@ -32,6 +32,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "privdrop.h"
+#include "sandbox.h"
 #include "proto.h"
 #include "util.h"
 #include "deliverd.h"
@@ -863,6 +864,14 @@ main(int argc, char *argv[])
 	if (smtp_init() == -1)
 		mr_fatal("cannot set up TLS");
 	(void)mr_privdrop("deliverd", d.cfg->deliver_user, NULL);
+	/* read-only: the resolver and CA certificates; no mailroot */
+	{
+		static const char *const ro[] = { "/etc", "/usr/share",
+		    "/usr/lib/ssl", "/usr/local/share/ca-certificates", NULL };
+
+		mr_sandbox_files("deliverd", ro, NULL);
+		mr_sandbox_syscalls("deliverd");
+	}
 	d.master = mr_ipc_new(d.base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
 	    master_cb, NULL);
 	if (mr_ipc_is_channel(MR_FD_PEER1))

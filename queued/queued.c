@@ -23,6 +23,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "privdrop.h"
+#include "sandbox.h"
 #include "proto.h"
 #include "queued.h"
 #include "util.h"
@@ -237,6 +238,21 @@ setup_servers(void)
 	mr_buf_free(&b);
 }
 
+/* queued may touch its mailroots and nothing else. */
+static void
+sandbox(void)
+{
+	const char **rw;
+	size_t i;
+
+	rw = mr_xcalloc(q->nservers + 1, sizeof(char *));
+	for (i = 0; i < q->nservers; i++)
+		rw[i] = q->cfg->servers[i].mailroot;
+	mr_sandbox_files("queued", NULL, rw);
+	free(rw);
+	mr_sandbox_syscalls("queued");
+}
+
 static struct mr_config *
 read_config(const char *name)
 {
@@ -287,6 +303,7 @@ main(int argc, char *argv[])
 	mr_privdrop("queued", q->cfg->user, NULL);
 	umask(027);
 	setup_servers();
+	sandbox();
 	commit_init();
 
 	q->master = mr_ipc_new(q->base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,

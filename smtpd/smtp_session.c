@@ -368,6 +368,19 @@ relay_allowed(struct session *s, const char *domain)
 	return d != NULL && d->kind == MR_DOMAIN_REMOTE && d->relay;
 }
 
+/* The server's first local domain (the IIS "default domain"): where a
+ * bare <Postmaster> is delivered, never to another host. */
+static const char *
+default_domain(const struct mr_server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->ndomains; i++)
+		if (srv->domains[i].kind == MR_DOMAIN_LOCAL)
+			return srv->domains[i].name;
+	return srv->fqdn;
+}
+
 static void
 cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 {
@@ -382,7 +395,8 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 		return;
 	}
 	if (c->path.postmaster)	/* RFC 5321 4.5.1: always accepted */
-		snprintf(addr, sizeof(addr), "postmaster@%s", s->srv->fqdn);
+		snprintf(addr, sizeof(addr), "postmaster@%s",
+		    default_domain(s->srv));
 	else if (!mr_domain_is_local(s->srv, c->path.domain) &&
 	    !relay_allowed(s, c->path.domain)) {
 		mr_info("session %llu [%s]: relay denied: from=<%s> to=<%s>",
@@ -613,7 +627,9 @@ process_input(struct session *s)
 			return;
 		line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 		if (line == NULL) {
-			if (evbuffer_get_length(in) > MR_SMTP_LINE_MAX) {
+			/* + 1: the CR of a line at the limit may be here
+			 * before its LF */
+			if (evbuffer_get_length(in) > MR_SMTP_LINE_MAX + 1) {
 				reply(s, "500 5.5.2 Line too long");
 				close_after_reply(s);
 			}

@@ -24,6 +24,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "privdrop.h"
+#include "sandbox.h"
 #include "proto.h"
 #include "smtpd.h"
 #include "util.h"
@@ -290,6 +291,10 @@ main(int argc, char *argv[])
 		mr_fatal("smtpd: event_base_new failed");
 	mr_privdrop("smtpd", smtpd->cfg->smtpd_user,
 	    geteuid() == 0 ? smtpd->cfg->chroot : NULL);
+	/* smtpd opens no file at all: it writes only descriptors queued
+	 * hands it */
+	mr_sandbox_files("smtpd", NULL, NULL);
+	mr_sandbox_syscalls("smtpd");
 
 	smtpd->master = mr_ipc_new(smtpd->base, MR_FD_MASTER, "mailrootd",
 	    MR_MSG_MAX, master_cb, NULL);

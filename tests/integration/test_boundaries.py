@@ -20,7 +20,6 @@ import pytest
 import mailroot_harness as mh
 
 SYS_PIDFD_GETFD = 438          # x86_64 and arm64 share this number
-FD_PEER1 = 5                   # common/proto.h MR_FD_PEER1
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -37,6 +36,20 @@ def children(pid):
     return out
 
 
+def all_children(pid):
+    """The three children by name, waiting (bounded) until each has
+    exec'd: between fork and exec a child is still called mailrootd."""
+    kids = {}
+
+    def ready():
+        kids.clear()
+        kids.update(children(pid))
+        return all(k in kids for k in ("smtpd", "queued", "deliverd"))
+
+    assert mh.wait_until(ready, 10), kids
+    return dict(kids)
+
+
 def steal_fd(pid, fd):
     pidfd = os.pidfd_open(pid)
     try:
@@ -48,10 +61,24 @@ def steal_fd(pid, fd):
         os.close(pidfd)
 
 
-def send_garbage(pid, fd):
-    s = socket.socket(fileno=steal_fd(pid, fd))
+def peer_channel(pid):
+    """A copy of one of pid's channels to a peer: a SOCK_SEQPACKET socket
+    other than fd 3, the channel to mailrootd."""
+    fds = sorted(int(f) for f in os.listdir("/proc/%d/fd" % pid))
+    for fd in fds:
+        if fd <= 3 or not os.readlink(
+                "/proc/%d/fd/%d" % (pid, fd)).startswith("socket:"):
+            continue
+        s = socket.socket(fileno=steal_fd(pid, fd))
+        if s.type == socket.SOCK_SEQPACKET:
+            return s
+        s.close()       # our copy only
+    pytest.fail("no peer channel among %d's descriptors" % pid)
+
+
+def send_garbage(pid):
+    s = peer_channel(pid)
     try:
-        assert s.type == socket.SOCK_SEQPACKET
         s.send(b"\xff\x00\x17")        # shorter than a frame header
     finally:
         s.close()
@@ -67,13 +94,12 @@ def relay_one(d, sink, subject):
 
 @pytest.mark.parametrize("victim", ["smtpd", "deliverd", "queued"])
 def test_garbage_ipc_restarts_offender(start_mailroot, sink, victim):
-    """Garbage written on the victim's first peer channel (for smtpd and
-    deliverd the channel to queued; for queued whichever channel holds
-    that descriptor number) reaches a well-behaved peer, which drops it
-    and reports the victim; mailrootd restarts only the victim."""
+    """Garbage written on one of the victim's peer channels reaches a
+    well-behaved peer, which drops it and reports the victim; mailrootd
+    restarts only the victim."""
     d = start_mailroot(sink=sink)
-    before = children(d.pid)
-    send_garbage(before[victim], FD_PEER1)
+    before = all_children(d.pid)
+    send_garbage(before[victim])
 
     def restarted():
         now = children(d.pid)
@@ -82,7 +108,7 @@ def test_garbage_ipc_restarts_offender(start_mailroot, sink, victim):
     assert mh.wait_until(restarted, 10), d.log_text()
     log = d.log_text()
     assert "reports that %s misbehaved" % victim in log, log
-    now = children(d.pid)
+    now = all_children(d.pid)
     for comm, pid in before.items():
         if comm != victim:
             assert now.get(comm) == pid, (comm, before, now)
@@ -128,7 +154,7 @@ def test_unprivileged_users_cannot_open_mailroot(start_mailroot, sink, user):
 @pytest.mark.skipif(not mh.IS_ROOT, reason="needs root")
 def test_smtpd_root_is_empty(start_mailroot, sink):
     d = start_mailroot(sink=sink)
-    smtpd = children(d.pid)["smtpd"]
+    smtpd = all_children(d.pid)["smtpd"]
     root = os.readlink("/proc/%d/root" % smtpd)
     assert root != "/" and list(Path(root).iterdir()) == []
 
@@ -160,7 +186,7 @@ def test_master_holds_no_client_connection(start_mailroot, sink):
     with socket.create_connection(("127.0.0.1", d.port), timeout=10) as c:
         assert c.recv(512).startswith(b"220 ")
         est = established_inodes()
-        kids = children(d.pid)
+        kids = all_children(d.pid)
         assert socket_inodes(kids["smtpd"]) & est, "smtpd holds no session"
         assert not socket_inodes(d.pid) & est, \
             "mailrootd holds a client connection"

@@ -1,7 +1,792 @@
+/*
+ * test_smtp.c - table-driven tests for the SMTP command parser
+ * (smtp_cmd.c) and the DATA stream machine (dstream.c).
+ *
+ * Both take bytes straight from a network client, so every row here is
+ * an input a client can send.  Each row of a table becomes one cmocka
+ * test named after it.  A command line is passed as (pointer, length)
+ * with a NUL at the length, as smtpd passes it, so a row can hold a NUL
+ * inside the line.  A DATA stream row is fed whole, one byte at a time,
+ * and split at every position into two and three feeds: the state must
+ * carry across calls and every feeding must emit the same bytes, consume
+ * the same count and end (or not end) the data alike.
+ */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
-static void t_stub(void **s) { (void)s; }
-int main(void) { const struct CMUnitTest t[] = { cmocka_unit_test(t_stub) }; return cmocka_run_group_tests(t, NULL, NULL); }
+
+#include "dstream.h"
+#include "smtp_cmd.h"
+
+/* ---- mr_smtp_parse ---- */
+
+#define ESMTP	1
+#define SMTP	0
+
+struct ccase {
+	const char	*name;
+	const char	*line;
+	size_t		 len;		/* 0: strlen(line) */
+	int		 esmtp;
+	int		 code;		/* 0: valid */
+	const char	*status;	/* expected enhanced status if code */
+	enum mr_verb	 verb;		/* checked when valid */
+	const char	*addr;		/* path.addr; NULL: not checked */
+	const char	*domain;
+};
+
+#define OKV(n, l, v)		{ n, l, 0, SMTP, 0, NULL, v, NULL, NULL }
+#define OKE(n, l, v)		{ n, l, 0, ESMTP, 0, NULL, v, NULL, NULL }
+#define OKP(n, l, e, v, a, d)	{ n, l, 0, e, 0, NULL, v, a, d }
+#define BAD(n, l, e, c, s)	{ n, l, 0, e, c, s, MR_V_UNKNOWN, NULL, NULL }
+#define BADN(n, l, c, s)	{ n, l, sizeof(l) - 1, ESMTP, c, s, \
+				    MR_V_UNKNOWN, NULL, NULL }
+
+static const struct ccase cmds[] = {
+	/* every verb */
+	OKV("verb EHLO", "EHLO client.example", MR_V_EHLO),
+	OKV("verb HELO", "HELO client.example", MR_V_HELO),
+	OKP("verb MAIL", "MAIL FROM:<a@b.example>", SMTP, MR_V_MAIL,
+	    "a@b.example", "b.example"),
+	OKP("verb RCPT", "RCPT TO:<c@d.example>", SMTP, MR_V_RCPT,
+	    "c@d.example", "d.example"),
+	OKV("verb DATA", "DATA", MR_V_DATA),
+	OKV("verb RSET", "RSET", MR_V_RSET),
+	OKV("verb NOOP", "NOOP", MR_V_NOOP),
+	OKV("verb QUIT", "QUIT", MR_V_QUIT),
+	OKV("verb VRFY", "VRFY user", MR_V_VRFY),
+	OKV("verb HELP", "HELP", MR_V_HELP),
+	OKV("verb STARTTLS", "STARTTLS", MR_V_STARTTLS),
+	OKV("verb AUTH", "AUTH PLAIN", MR_V_AUTH),
+	OKV("verb ETRN", "ETRN example.com", MR_V_ETRN),
+
+	/* case-insensitive verbs and keywords */
+	OKV("lower-case ehlo", "ehlo client.example", MR_V_EHLO),
+	OKV("mixed-case HeLo", "HeLo client.example", MR_V_HELO),
+	OKP("lower-case mail from", "mail from:<a@b.example>", SMTP,
+	    MR_V_MAIL, "a@b.example", "b.example"),
+	OKP("mixed-case rCpT tO", "rCpT tO:<a@b.example>", SMTP, MR_V_RCPT,
+	    "a@b.example", "b.example"),
+	OKV("lower-case data", "data", MR_V_DATA),
+	OKV("lower-case quit", "quit", MR_V_QUIT),
+	OKV("lower-case starttls", "starttls", MR_V_STARTTLS),
+	OKV("trailing spaces after DATA", "DATA   ", MR_V_DATA),
+	OKV("NOOP takes a string", "NOOP anything at all", MR_V_NOOP),
+
+	/* HELO / EHLO argument */
+	BAD("HELO without argument", "HELO", SMTP, 501, "5.5.4"),
+	BAD("EHLO without argument", "EHLO", SMTP, 501, "5.5.4"),
+	BAD("EHLO with a space only", "EHLO ", SMTP, 501, "5.5.4"),
+	BAD("HELO with two words", "HELO a.example b.example", SMTP, 501,
+	    "5.5.4"),
+	BAD("EHLO with a trailing space", "EHLO a.example ", SMTP, 501,
+	    "5.5.4"),
+	BAD("EHLO with a tab inside", "EHLO a\tb", SMTP, 501, "5.5.4"),
+	OKV("EHLO address literal", "EHLO [192.0.2.1]", MR_V_EHLO),
+	OKV("EHLO after two spaces", "EHLO  client.example", MR_V_EHLO),
+
+	/* MAIL FROM */
+	OKP("MAIL FROM: space after colon", "MAIL FROM: <a@b.example>", SMTP,
+	    MR_V_MAIL, "a@b.example", "b.example"),
+	OKP("MAIL FROM null sender", "MAIL FROM:<>", SMTP, MR_V_MAIL, "", ""),
+	OKP("MAIL FROM null sender, space", "MAIL FROM: <>", SMTP, MR_V_MAIL,
+	    "", ""),
+	OKP("MAIL FROM trailing spaces", "MAIL FROM:<a@b.example>   ", SMTP,
+	    MR_V_MAIL, "a@b.example", "b.example"),
+	OKP("MAIL FROM domain lower-cased", "MAIL FROM:<Joe@B.Example>", SMTP,
+	    MR_V_MAIL, "Joe@b.example", "b.example"),
+	BAD("MAIL without FROM", "MAIL", SMTP, 501, "5.5.4"),
+	BAD("MAIL TO: instead of FROM:", "MAIL TO:<a@b.example>", SMTP, 501,
+	    "5.5.4"),
+	BAD("MAIL FROM without colon", "MAIL FROM <a@b.example>", SMTP, 501,
+	    "5.5.4"),
+	BAD("MAIL FROM without brackets", "MAIL FROM:a@b.example", SMTP, 501,
+	    "5.1.7"),
+	BAD("MAIL FROM empty", "MAIL FROM:", SMTP, 501, "5.1.7"),
+	BAD("MAIL FROM <postmaster> is no sender", "MAIL FROM:<postmaster>",
+	    SMTP, 501, "5.1.7"),
+	/* the path parser itself wants a space or the end after '>' */
+	BAD("MAIL FROM junk after path", "MAIL FROM:<a@b.example>x", ESMTP,
+	    501, "5.1.7"),
+	BAD("MAIL FROM parameter glued to path",
+	    "MAIL FROM:<a@b.example>SIZE=10", ESMTP, 501, "5.1.7"),
+	BAD("RCPT TO parameter glued to path",
+	    "RCPT TO:<a@b.example>NOTIFY=NEVER", ESMTP, 501, "5.1.3"),
+	BAD("MAIL FROM unclosed bracket", "MAIL FROM:<a@b.example", SMTP, 501,
+	    "5.1.7"),
+
+	/* MAIL parameters */
+	BAD("SIZE not a number", "MAIL FROM:<a@b.example> SIZE=abc", ESMTP,
+	    501, "5.5.4"),
+	BAD("SIZE negative", "MAIL FROM:<a@b.example> SIZE=-1", ESMTP, 501,
+	    "5.5.4"),
+	BAD("SIZE with trailing junk", "MAIL FROM:<a@b.example> SIZE=12k",
+	    ESMTP, 501, "5.5.4"),
+	BAD("SIZE twice", "MAIL FROM:<a@b.example> SIZE=1 SIZE=2", ESMTP, 501,
+	    "5.5.4"),
+	BAD("SIZE of 20 digits", "MAIL FROM:<a@b.example> "
+	    "SIZE=18446744073709551616", ESMTP, 501, "5.5.4"),
+	BAD("SIZE of 40 digits", "MAIL FROM:<a@b.example> "
+	    "SIZE=9999999999999999999999999999999999999999", ESMTP, 501,
+	    "5.5.4"),
+	BAD("BODY=BINARYMIME unsupported",
+	    "MAIL FROM:<a@b.example> BODY=BINARYMIME", ESMTP, 555, "5.5.4"),
+	BAD("BODY= empty", "MAIL FROM:<a@b.example> BODY=", ESMTP, 555,
+	    "5.5.4"),
+	BAD("unknown MAIL parameter", "MAIL FROM:<a@b.example> FOO=bar",
+	    ESMTP, 555, "5.5.4"),
+	BAD("AUTH= not implemented", "MAIL FROM:<a@b.example> AUTH=<>",
+	    ESMTP, 555, "5.5.4"),
+	BAD("unknown after a good one",
+	    "MAIL FROM:<a@b.example> SIZE=10 RET=HDRS", ESMTP, 555, "5.5.4"),
+	BAD("SIZE without EHLO", "MAIL FROM:<a@b.example> SIZE=10", SMTP,
+	    555, "5.5.4"),
+	BAD("BODY without EHLO", "MAIL FROM:<a@b.example> BODY=8BITMIME",
+	    SMTP, 555, "5.5.4"),
+
+	/* RCPT TO */
+	OKP("RCPT TO: space after colon", "RCPT TO: <a@b.example>", SMTP,
+	    MR_V_RCPT, "a@b.example", "b.example"),
+	BAD("RCPT null path", "RCPT TO:<>", SMTP, 501, "5.1.3"),
+	BAD("RCPT FROM: instead of TO:", "RCPT FROM:<a@b.example>", SMTP, 501,
+	    "5.5.4"),
+	BAD("RCPT without TO", "RCPT", SMTP, 501, "5.5.4"),
+	BAD("RCPT without brackets", "RCPT TO:a@b.example", SMTP, 501,
+	    "5.1.3"),
+	BAD("RCPT parameter with EHLO", "RCPT TO:<a@b.example> NOTIFY=NEVER",
+	    ESMTP, 555, "5.5.4"),
+	BAD("RCPT parameter without EHLO",
+	    "RCPT TO:<a@b.example> ORCPT=rfc822;a@b.example", SMTP, 555,
+	    "5.5.4"),
+	BAD("RCPT SIZE= is no RCPT parameter", "RCPT TO:<a@b.example> SIZE=1",
+	    ESMTP, 555, "5.5.4"),
+
+	/* commands that take no argument */
+	BAD("DATA with argument", "DATA now", SMTP, 501, "5.5.4"),
+	BAD("RSET with argument", "RSET all", SMTP, 501, "5.5.4"),
+	BAD("QUIT with argument", "QUIT now", SMTP, 501, "5.5.4"),
+	BAD("STARTTLS with argument", "STARTTLS x", ESMTP, 501, "5.5.4"),
+
+	/* control characters and NUL: the line is (ptr, len) */
+	BADN("NUL after the verb", "NOOP\0x", 500, "5.5.2"),
+	BADN("NUL inside MAIL FROM", "MAIL FROM:<a\0@b.example>", 500,
+	    "5.5.2"),
+	BADN("NUL before parameters", "MAIL FROM:<a@b.example>\0 SIZE=1",
+	    500, "5.5.2"),
+	BADN("NUL as the whole line", "\0", 500, "5.5.2"),
+	BADN("NUL at the end", "QUIT\0", 500, "5.5.2"),
+	BAD("CR inside a line", "NOOP\rQUIT", SMTP, 500, "5.5.2"),
+	BAD("LF inside a line", "NOOP\nQUIT", SMTP, 500, "5.5.2"),
+	BAD("ESC inside HELO", "HELO a\033b", SMTP, 500, "5.5.2"),
+	BAD("control byte inside a path", "RCPT TO:<a\001@b.example>", SMTP,
+	    500, "5.5.2"),
+	BAD("DEL inside a path", "RCPT TO:<a\177@b.example>", SMTP, 501,
+	    "5.1.3"),
+
+	/* unknown verbs */
+	BAD("unknown verb", "FOO bar", SMTP, 500, "5.5.2"),
+	BAD("empty line", "", SMTP, 500, "5.5.2"),
+	BAD("verb with a prefix", "XMAIL FROM:<a@b.example>", SMTP, 500,
+	    "5.5.2"),
+	BAD("verb glued to argument", "MAILFROM:<a@b.example>", SMTP, 500,
+	    "5.5.2"),
+	BAD("leading space", " NOOP", SMTP, 500, "5.5.2"),
+	BAD("verb followed by tab", "NOOP\tx", SMTP, 500, "5.5.2"),
+	BAD("truncated verb", "QUI", SMTP, 500, "5.5.2"),
+	BAD("8-bit verb", "QU\311T", SMTP, 500, "5.5.2"),
+
+	/*
+	 * Open-relay tricks reach the parser as a local part at a domain;
+	 * routing uses the domain alone (addr.h).
+	 */
+	OKP("percent hack is local", "RCPT TO:<user%remote.example@local.test>",
+	    SMTP, MR_V_RCPT, "user%remote.example@local.test", "local.test"),
+	OKP("bang path is local", "RCPT TO:<remote.example!user@local.test>",
+	    SMTP, MR_V_RCPT, "remote.example!user@local.test", "local.test"),
+	OKP("quoted a@b is local", "RCPT TO:<\"a@b\"@local.test>", SMTP,
+	    MR_V_RCPT, "\"a@b\"@local.test", "local.test"),
+	OKP("source route to local dropped",
+	    "RCPT TO:<@local.test:user@remote.example>", SMTP, MR_V_RCPT,
+	    "user@remote.example", "remote.example"),
+	OKP("source route to remote dropped",
+	    "RCPT TO:<@remote.example,@other.example:user@local.test>", SMTP,
+	    MR_V_RCPT, "user@local.test", "local.test"),
+	OKP("recipient domain lower-cased", "RCPT TO:<User@LOCAL.Test>", SMTP,
+	    MR_V_RCPT, "User@local.test", "local.test"),
+	BAD("quoted address, no domain", "RCPT TO:<\"user@remote.example\">",
+	    SMTP, 501, "5.1.3"),
+	BAD("two @", "RCPT TO:<user@remote.example@local.test>", SMTP, 501,
+	    "5.1.3"),
+	BAD("no local part", "RCPT TO:<@local.test>", SMTP, 501, "5.1.3"),
+	BAD("space in the path", "RCPT TO:<user @local.test>", SMTP, 501,
+	    "5.1.3"),
+};
+
+static void
+check_cmd(void **state)
+{
+	const struct ccase *t = *state;
+	struct mr_smtp_cmd c;
+	size_t len = t->len ? t->len : strlen(t->line);
+	char *line;
+	int rc;
+
+	/* a copy of exactly len bytes plus the NUL smtpd guarantees, so
+	 * that the sanitizers catch a read past the line */
+	line = malloc(len + 1);
+	assert_non_null(line);
+	memcpy(line, t->line, len);
+	line[len] = '\0';
+	memset(&c, 0xa5, sizeof(c));
+	rc = mr_smtp_parse(line, len, t->esmtp, &c);
+	if (t->code == 0) {
+		if (rc != 0)
+			print_error("unexpected %d %s %s\n", c.code,
+			    c.status ? c.status : "-", c.text ? c.text : "-");
+		assert_int_equal(rc, 0);
+		assert_int_equal(c.code, 0);
+		assert_int_equal(c.verb, t->verb);
+		assert_non_null(c.arg);
+		if (t->addr != NULL) {
+			assert_string_equal(c.path.addr, t->addr);
+			assert_non_null(c.path.domain);
+			assert_string_equal(c.path.domain, t->domain);
+		}
+	} else {
+		assert_int_equal(rc, t->code);
+		assert_int_equal(c.code, t->code);
+		assert_non_null(c.status);
+		assert_string_equal(c.status, t->status);
+		assert_non_null(c.text);
+		assert_true(strlen(c.text) > 0);
+		/* the text goes into a reply line as is */
+		assert_null(strpbrk(c.text, "\r\n"));
+	}
+	free(line);
+}
+
+/* ---- mr_smtp_parse, cases that need more than a row ---- */
+
+static int
+parse(const char *line, int esmtp, struct mr_smtp_cmd *c)
+{
+	return mr_smtp_parse(line, strlen(line), esmtp, c);
+}
+
+static void
+t_helo_arg(void **state)
+{
+	struct mr_smtp_cmd c;
+
+	(void)state;
+	assert_int_equal(parse("EHLO client.example", SMTP, &c), 0);
+	assert_string_equal(c.arg, "client.example");
+	assert_int_equal(parse("helo  [192.0.2.1]", SMTP, &c), 0);
+	assert_string_equal(c.arg, "[192.0.2.1]");
+	assert_int_equal(parse("VRFY  postmaster", SMTP, &c), 0);
+	assert_string_equal(c.arg, "postmaster");
+}
+
+static void
+t_helo_length(void **state)
+{
+	struct mr_smtp_cmd c;
+	char line[5 + 300];
+
+	(void)state;
+	memcpy(line, "EHLO ", 5);
+	memset(line + 5, 'a', 255);
+	line[5 + 255] = '\0';
+	assert_int_equal(parse(line, SMTP, &c), 0);
+	assert_int_equal(strlen(c.arg), 255);
+	memset(line + 5, 'a', 256);
+	line[5 + 256] = '\0';
+	assert_int_equal(parse(line, SMTP, &c), 501);
+	assert_string_equal(c.status, "5.5.4");
+}
+
+static void
+t_null_sender(void **state)
+{
+	struct mr_smtp_cmd c;
+
+	(void)state;
+	assert_int_equal(parse("MAIL FROM:<>", SMTP, &c), 0);
+	assert_int_equal(c.path.null, 1);
+	assert_string_equal(c.path.addr, "");
+	assert_int_equal(c.has_size, 0);
+	assert_int_equal(c.body, MR_BODY_NONE);
+	assert_int_equal(parse("MAIL FROM:<> SIZE=0 BODY=7BIT", ESMTP, &c),
+	    0);
+	assert_int_equal(c.path.null, 1);
+	assert_int_equal(c.has_size, 1);
+	assert_true(c.size == 0);
+	assert_int_equal(c.body, MR_BODY_7BIT);
+}
+
+static void
+t_size_param(void **state)
+{
+	struct mr_smtp_cmd c;
+
+	(void)state;
+	assert_int_equal(parse("MAIL FROM:<a@b.example> SIZE=1000", ESMTP,
+	    &c), 0);
+	assert_int_equal(c.has_size, 1);
+	assert_true(c.size == 1000);
+	assert_int_equal(c.path.null, 0);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> size=12345", ESMTP,
+	    &c), 0);
+	assert_true(c.size == 12345);
+	/* the largest that fits (19 digits) */
+	assert_int_equal(parse("MAIL FROM:<a@b.example> "
+	    "SIZE=9999999999999999999", ESMTP, &c), 0);
+	assert_true(c.size == UINT64_C(9999999999999999999));
+	/* leading zeros are digits too */
+	assert_int_equal(parse("MAIL FROM:<a@b.example> "
+	    "SIZE=0000000000000000042", ESMTP, &c), 0);
+	assert_true(c.size == 42);
+	/* an empty SIZE value is a bad parameter, never a size of 0 */
+	assert_true(parse("MAIL FROM:<a@b.example> SIZE=", ESMTP, &c) >= 500);
+	assert_int_equal(c.has_size, 0);
+}
+
+static void
+t_body_param(void **state)
+{
+	struct mr_smtp_cmd c;
+
+	(void)state;
+	assert_int_equal(parse("MAIL FROM:<a@b.example> BODY=8BITMIME", ESMTP,
+	    &c), 0);
+	assert_int_equal(c.body, MR_BODY_8BITMIME);
+	assert_int_equal(c.has_size, 0);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> body=7bit", ESMTP,
+	    &c), 0);
+	assert_int_equal(c.body, MR_BODY_7BIT);
+	assert_int_equal(parse("MAIL FROM: <a@b.example>  BODY=8bitmime  "
+	    "SIZE=7 ", ESMTP, &c), 0);
+	assert_int_equal(c.body, MR_BODY_8BITMIME);
+	assert_true(c.size == 7);
+	assert_string_equal(c.path.addr, "a@b.example");
+}
+
+static void
+t_postmaster(void **state)
+{
+	struct mr_smtp_cmd c;
+
+	(void)state;
+	assert_int_equal(parse("RCPT TO:<postmaster>", SMTP, &c), 0);
+	assert_int_equal(c.path.postmaster, 1);
+	assert_int_equal(parse("RCPT TO:<Postmaster>", SMTP, &c), 0);
+	assert_int_equal(c.path.postmaster, 1);
+	assert_int_equal(parse("rcpt to: <POSTMASTER>", SMTP, &c), 0);
+	assert_int_equal(c.path.postmaster, 1);
+	/* with a domain it is an ordinary mailbox */
+	assert_int_equal(parse("RCPT TO:<postmaster@local.test>", SMTP, &c),
+	    0);
+	assert_int_equal(c.path.postmaster, 0);
+	assert_string_equal(c.path.domain, "local.test");
+	/* any other bare word is no address */
+	assert_int_equal(parse("RCPT TO:<root>", SMTP, &c), 501);
+}
+
+static void
+t_quoted_local_len(void **state)
+{
+	struct mr_smtp_cmd c;
+
+	(void)state;
+	assert_int_equal(parse("RCPT TO:<\"a@b\"@local.test>", SMTP, &c), 0);
+	assert_int_equal(c.path.local_len, 5);
+	assert_ptr_equal(c.path.domain, c.path.addr + 6);
+}
+
+static void
+t_line_length(void **state)
+{
+	struct mr_smtp_cmd c;
+	char *line;
+	size_t n;
+
+	(void)state;
+	line = malloc(MR_SMTP_LINE_MAX + 2);
+	assert_non_null(line);
+	/* exactly the limit: accepted */
+	memcpy(line, "NOOP ", 5);
+	memset(line + 5, 'x', MR_SMTP_LINE_MAX - 5);
+	line[MR_SMTP_LINE_MAX] = '\0';
+	assert_int_equal(mr_smtp_parse(line, MR_SMTP_LINE_MAX, SMTP, &c), 0);
+	assert_int_equal(c.verb, MR_V_NOOP);
+	/* one byte more: 500 5.5.2, whatever the command */
+	line[MR_SMTP_LINE_MAX] = 'x';
+	line[MR_SMTP_LINE_MAX + 1] = '\0';
+	assert_int_equal(mr_smtp_parse(line, MR_SMTP_LINE_MAX + 1, SMTP, &c),
+	    500);
+	assert_string_equal(c.status, "5.5.2");
+	/* an overlong MAIL FROM with a long parameter list */
+	n = (size_t)snprintf(line, MR_SMTP_LINE_MAX + 2,
+	    "MAIL FROM:<a@b.example>");
+	for (; n < MR_SMTP_LINE_MAX + 1; n++)
+		line[n] = n % 8 ? 'x' : ' ';
+	line[n] = '\0';
+	assert_int_equal(mr_smtp_parse(line, n, ESMTP, &c), 500);
+	assert_string_equal(c.status, "5.5.2");
+	free(line);
+}
+
+static void
+t_overlong_path(void **state)
+{
+	struct mr_smtp_cmd c;
+	char line[512];
+	int n;
+
+	(void)state;
+	/* a local part of 65 bytes is over RFC 5321 4.5.3.1.1 */
+	n = snprintf(line, sizeof(line), "RCPT TO:<%065d@local.test>", 0);
+	assert_true(n > 0);
+	assert_int_equal(parse(line, SMTP, &c), 501);
+	assert_string_equal(c.status, "5.1.3");
+}
+
+/* ---- mr_dstream_feed ---- */
+
+struct sink {
+	char	 buf[4096];
+	size_t	 len;
+	int	 overflow;
+};
+
+static void
+collect(void *arg, const char *p, size_t n)
+{
+	struct sink *k = arg;
+
+	/* the machine emits only bytes it was given or CRLF */
+	assert_true(n > 0);
+	if (k->len + n > sizeof(k->buf)) {
+		k->overflow = 1;
+		return;
+	}
+	memcpy(k->buf + k->len, p, n);
+	k->len += n;
+}
+
+struct dcase {
+	const char	*name;
+	const char	*in;
+	size_t		 inlen;
+	const char	*out;
+	size_t		 outlen;
+	size_t		 consumed;	/* (size_t)-1: all of it */
+	int		 done;
+	int		 received;	/* -1: not checked */
+};
+
+#define ALL	((size_t)-1)
+/* input, output, consumed, done: string literals with their lengths */
+#define D(n, i, o, c, d)	{ n, i, sizeof(i) - 1, o, sizeof(o) - 1, c, \
+				    d, -1 }
+#define R(n, i, o, r)		{ n, i, sizeof(i) - 1, o, sizeof(o) - 1, \
+				    ALL, 1, r }
+
+static const struct dcase streams[] = {
+	D("simple message", "Subject: x\r\n\r\nbody\r\n.\r\n",
+	    "Subject: x\r\n\r\nbody\r\n", ALL, 1),
+	D("empty message", ".\r\n", "", ALL, 1),
+	D("empty message, then a command", ".\r\nQUIT\r\n", "", 3, 1),
+	D("end, then pipelined commands", "a\r\n.\r\nMAIL FROM:<x@y>\r\n",
+	    "a\r\n", 6, 1),
+	D("end, then a second end", "a\r\n.\r\n.\r\n", "a\r\n", 6, 1),
+	D("dot-stuffed lines unstuffed",
+	    "..a\r\n..\r\n...\r\nb..\r\n.\r\n",
+	    ".a\r\n.\r\n..\r\nb..\r\n", ALL, 1),
+	D("dot followed by text", ".abc\r\n.\r\n", "abc\r\n", ALL, 1),
+	D("dot inside a line kept", "a.b\r\n.\r\n", "a.b\r\n", ALL, 1),
+	D("no end yet", "abc\r\ndef\r\n", "abc\r\ndef\r\n", ALL, 0),
+	D("no end yet, CR held", "abc\r", "abc", ALL, 0),
+	D("no end yet, dot held", "abc\r\n.", "abc\r\n", ALL, 0),
+	D("no end yet, dot CR held", "abc\r\n.\r", "abc\r\n", ALL, 0),
+	D("empty lines", "a\r\n\r\n\r\nb\r\n.\r\n", "a\r\n\r\n\r\nb\r\n",
+	    ALL, 1),
+	D("NUL and 8-bit bytes are data", "a\0b\377\r\n.\r\n",
+	    "a\0b\377\r\n", ALL, 1),
+
+	/* bare LF and bare CR */
+	D("bare LF becomes CRLF", "a\nb\r\n.\r\n", "a\r\nb\r\n", ALL, 1),
+	D("bare LF at the start", "\nb\r\n.\r\n", "\r\nb\r\n", ALL, 1),
+	D("bare CR kept", "a\rb\r\n.\r\n", "a\rb\r\n", ALL, 1),
+	D("CR CR LF", "a\r\r\n.\r\n", "a\r\r\n", ALL, 1),
+	D("LF CR", "a\n\rb\r\n.\r\n", "a\r\n\rb\r\n", ALL, 1),
+
+	/* SMTP smuggling: none of these ends the data */
+	D("LF dot LF does not end", "a\n.\nb\r\n.\r\n", "a\r\n.\r\nb\r\n",
+	    ALL, 1),
+	D("LF dot CRLF does not end", "a\n.\r\nb\r\n.\r\n",
+	    "a\r\n.\r\nb\r\n", ALL, 1),
+	D("CRLF dot LF does not end", "a\r\n.\nb\r\n.\r\n",
+	    "a\r\n\r\nb\r\n", ALL, 1),
+	D("CR dot CRLF does not end", "a\r.\r\nb\r\n.\r\n",
+	    "a\r.\r\nb\r\n", ALL, 1),
+	D("CRLF dot CR does not end", "a\r\n.\rb\r\n.\r\n",
+	    "a\r\n\rb\r\n", ALL, 1),
+	D("CRLF dot CR CR LF does not end", "a\r\n.\r\r\nb\r\n.\r\n",
+	    "a\r\n\r\r\nb\r\n", ALL, 1),
+	D("LF dot LF only, no end", "a\n.\n", "a\r\n.\r\n", ALL, 0),
+	D("CR dot CR LF only, no end", "a\r.\r\n", "a\r.\r\n", ALL, 0),
+	D("CRLF dot LF at the start, no end", ".\n", "\r\n", ALL, 0),
+	D("bare LF dot CRLF at the start, no end", "\n.\r\n", "\r\n.\r\n", ALL,
+	    0),
+	D("smuggled transaction stays data",
+	    "Subject: s\r\n\r\nhello\n.\r\nMAIL FROM:<x@y>\r\n"
+	    "RCPT TO:<z@remote.example>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n",
+	    "Subject: s\r\n\r\nhello\r\n.\r\nMAIL FROM:<x@y>\r\n"
+	    "RCPT TO:<z@remote.example>\r\nDATA\r\nsmuggled\r\n",
+	    sizeof("Subject: s\r\n\r\nhello\n.\r\nMAIL FROM:<x@y>\r\n"
+	    "RCPT TO:<z@remote.example>\r\nDATA\r\nsmuggled\r\n.\r\n") - 1, 1),
+
+	/* Received: header fields (hop count) */
+	R("no Received", "Subject: x\r\n\r\nb\r\n.\r\n",
+	    "Subject: x\r\n\r\nb\r\n", 0),
+	R("Received counted", "Received: a\r\nReceived: b\r\n\r\nb\r\n.\r\n",
+	    "Received: a\r\nReceived: b\r\n\r\nb\r\n", 2),
+	R("Received any case", "received: a\r\nRECEIVED: b\r\nReCeIvEd:c\r\n"
+	    "\r\n.\r\n", "received: a\r\nRECEIVED: b\r\nReCeIvEd:c\r\n\r\n", 3),
+	R("Received with no value", "Received:\r\n\r\n.\r\n",
+	    "Received:\r\n\r\n", 1),
+	R("Received in the body not counted",
+	    "Received: a\r\n\r\nReceived: b\r\nReceived: c\r\n.\r\n",
+	    "Received: a\r\n\r\nReceived: b\r\nReceived: c\r\n", 1),
+	R("folded Received counted once",
+	    "Received: from a\r\n\tby b\r\n Received: x\r\n\tfor <c@d>;"
+	    " date\r\nSubject: s\r\n\r\n.\r\n",
+	    "Received: from a\r\n\tby b\r\n Received: x\r\n\tfor <c@d>;"
+	    " date\r\nSubject: s\r\n\r\n", 1),
+	R("look-alike fields not counted",
+	    "X-Received: a\r\nReceivedx: b\r\nReceive: c\r\nReceived-SPF: d"
+	    "\r\n\r\n.\r\n",
+	    "X-Received: a\r\nReceivedx: b\r\nReceive: c\r\nReceived-SPF: d"
+	    "\r\n\r\n", 0),
+	R("bare LF header lines", "Received: a\nReceived: b\n\nReceived: c\r\n"
+	    ".\r\n", "Received: a\r\nReceived: b\r\n\r\nReceived: c\r\n", 2),
+	R("no header section", "\r\nReceived: a\r\n.\r\n",
+	    "\r\nReceived: a\r\n", 0),
+	R("long Received lines", "Received: from a.very.long.host.name."
+	    "example ([192.0.2.1]) by mx.example with ESMTP id 0123456789\r\n"
+	    "Received: x\r\n\r\n.\r\n",
+	    "Received: from a.very.long.host.name."
+	    "example ([192.0.2.1]) by mx.example with ESMTP id 0123456789\r\n"
+	    "Received: x\r\n\r\n", 2),
+	R("headers only, no body", "Received: a\r\n.\r\n", "Received: a\r\n",
+	    1),
+};
+
+/* One feeding of in[0..n) cut at the given points; returns the bytes
+ * consumed in all and whether the data ended.  Stops at the end, as
+ * smtpd does: the rest is the next command. */
+static size_t
+feed_cut(const struct dcase *t, const size_t *cuts, size_t ncuts,
+    struct sink *k, int *done, unsigned *received)
+{
+	struct mr_dstream d;
+	size_t i, from = 0, to, used, total = 0;
+
+	memset(k, 0, sizeof(*k));
+	mr_dstream_init(&d, collect, k);
+	*done = 0;
+	for (i = 0; i <= ncuts && !*done; i++) {
+		to = i < ncuts ? cuts[i] : t->inlen;
+		used = mr_dstream_feed(&d, t->in + from, to - from, done);
+		assert_true(used <= to - from);
+		if (!*done)
+			assert_int_equal(used, to - from);
+		total += used;
+		from = to;
+	}
+	*received = d.received;
+	return total;
+}
+
+static void
+expect_feed(const struct dcase *t, const size_t *cuts, size_t ncuts)
+{
+	struct sink k;
+	unsigned received;
+	size_t consumed;
+	int done;
+
+	consumed = feed_cut(t, cuts, ncuts, &k, &done, &received);
+	if (k.len != t->outlen || memcmp(k.buf, t->out, k.len) != 0 ||
+	    done != t->done ||
+	    consumed != (t->consumed == ALL ? t->inlen : t->consumed) ||
+	    (t->received >= 0 && received != (unsigned)t->received)) {
+		size_t i;
+
+		print_error("feeding cut at");
+		for (i = 0; i < ncuts; i++)
+			print_error(" %zu", cuts[i]);
+		print_error(": emitted %zu bytes, done %d, consumed %zu, "
+		    "received %u\n", k.len, done, consumed, received);
+	}
+	assert_false(k.overflow);
+	assert_memory_equal(k.buf, t->out, t->outlen);
+	assert_int_equal(k.len, t->outlen);
+	assert_int_equal(done, t->done);
+	assert_int_equal(consumed, t->consumed == ALL ? t->inlen :
+	    t->consumed);
+	if (t->received >= 0)
+		assert_int_equal(received, t->received);
+}
+
+static void
+check_stream(void **state)
+{
+	const struct dcase *t = *state;
+	size_t cuts[2], i, j, *every;
+
+	/* whole */
+	expect_feed(t, NULL, 0);
+	/* two feeds, cut at every position (an empty feed included) */
+	for (i = 0; i <= t->inlen; i++) {
+		cuts[0] = i;
+		expect_feed(t, cuts, 1);
+	}
+	/* three feeds */
+	for (i = 0; i <= t->inlen; i++)
+		for (j = i; j <= t->inlen; j++) {
+			cuts[0] = i;
+			cuts[1] = j;
+			expect_feed(t, cuts, 2);
+		}
+	/* one byte at a time */
+	every = calloc(t->inlen + 1, sizeof(*every));
+	assert_non_null(every);
+	for (i = 0; i < t->inlen; i++)
+		every[i] = i + 1;
+	expect_feed(t, every, t->inlen ? t->inlen - 1 : 0);
+	free(every);
+}
+
+/* After the end the machine is not fed again; a new message starts from
+ * init, with a fresh header count. */
+static void
+t_stream_reinit(void **state)
+{
+	struct mr_dstream d;
+	struct sink k;
+	int done;
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	mr_dstream_init(&d, collect, &k);
+	assert_int_equal(mr_dstream_feed(&d, "Received: a\r\n.\r\n", 16,
+	    &done), 16);
+	assert_int_equal(done, 1);
+	assert_int_equal(d.received, 1);
+	mr_dstream_init(&d, collect, &k);
+	assert_int_equal(d.received, 0);
+	assert_int_equal(d.in_headers, 1);
+	assert_int_equal(mr_dstream_feed(&d, "b\r\n.\r\n", 6, &done), 6);
+	assert_int_equal(done, 1);
+	assert_int_equal(k.len, 13 + 3);
+	assert_memory_equal(k.buf, "Received: a\r\nb\r\n", 16);
+}
+
+/* done is reset by every call; a feed of nothing consumes nothing */
+static void
+t_stream_empty_feed(void **state)
+{
+	struct mr_dstream d;
+	struct sink k;
+	int done = 1;
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	mr_dstream_init(&d, collect, &k);
+	assert_int_equal(mr_dstream_feed(&d, "", 0, &done), 0);
+	assert_int_equal(done, 0);
+	assert_int_equal(k.len, 0);
+}
+
+/* Many Received fields: the count does not wrap or stop. */
+static void
+t_stream_many_received(void **state)
+{
+	struct mr_dstream d;
+	struct sink k;
+	int i, done;
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	mr_dstream_init(&d, collect, &k);
+	for (i = 0; i < 100; i++) {
+		k.len = 0;
+		assert_int_equal(mr_dstream_feed(&d, "Received: x\r\n", 13,
+		    &done), 13);
+		assert_int_equal(done, 0);
+	}
+	assert_int_equal(d.received, 100);
+	k.len = 0;
+	assert_int_equal(mr_dstream_feed(&d, "\r\nReceived: y\r\n.\r\n", 18,
+	    &done), 18);
+	assert_int_equal(done, 1);
+	assert_int_equal(d.received, 100);
+}
+
+/* ---- main ---- */
+
+#define NCMDS		(sizeof(cmds) / sizeof(*cmds))
+#define NSTREAMS	(sizeof(streams) / sizeof(*streams))
+
+static const struct CMUnitTest fixed[] = {
+	cmocka_unit_test(t_helo_arg),
+	cmocka_unit_test(t_helo_length),
+	cmocka_unit_test(t_null_sender),
+	cmocka_unit_test(t_size_param),
+	cmocka_unit_test(t_body_param),
+	cmocka_unit_test(t_postmaster),
+	cmocka_unit_test(t_quoted_local_len),
+	cmocka_unit_test(t_line_length),
+	cmocka_unit_test(t_overlong_path),
+	cmocka_unit_test(t_stream_reinit),
+	cmocka_unit_test(t_stream_empty_feed),
+	cmocka_unit_test(t_stream_many_received),
+};
+
+#define NFIXED		(sizeof(fixed) / sizeof(*fixed))
+
+int
+main(void)
+{
+	static struct CMUnitTest tests[NCMDS + NSTREAMS + NFIXED];
+	static char names[NCMDS + NSTREAMS][96];
+	size_t i, n = 0;
+
+	/* one named test per row; the group runner takes a built array */
+	for (i = 0; i < NCMDS; i++, n++) {
+		snprintf(names[n], sizeof(names[n]), "parse: %s",
+		    cmds[i].name);
+		tests[n].name = names[n];
+		tests[n].test_func = check_cmd;
+		tests[n].initial_state = (void *)&cmds[i];
+	}
+	for (i = 0; i < NSTREAMS; i++, n++) {
+		snprintf(names[n], sizeof(names[n]), "dstream: %s",
+		    streams[i].name);
+		tests[n].name = names[n];
+		tests[n].test_func = check_stream;
+		tests[n].initial_state = (void *)&streams[i];
+	}
+	for (i = 0; i < NFIXED; i++)
+		tests[n++] = fixed[i];
+	return _cmocka_run_group_tests("smtp", tests, n, NULL, NULL);
+}
