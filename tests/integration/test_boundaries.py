@@ -190,3 +190,13 @@ def test_master_holds_no_client_connection(start_mailroot, sink):
         assert socket_inodes(kids["smtpd"]) & est, "smtpd holds no session"
         assert not socket_inodes(d.pid) & est, \
             "mailrootd holds a client connection"
+
+
+def test_children_are_sandboxed(start_mailroot, sink):
+    """Every child runs under a seccomp filter with no new privileges."""
+    d = start_mailroot(sink=sink)
+    for comm, pid in all_children(d.pid).items():
+        st = dict(line.split(":", 1) for line in
+                  Path("/proc/%d/status" % pid).read_text().splitlines())
+        assert st["Seccomp"].strip() == "2", (comm, st["Seccomp"])
+        assert st["NoNewPrivs"].strip() == "1", comm
