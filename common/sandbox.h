@@ -26,4 +26,8 @@ void	mr_sandbox_syscalls(const char *proc);
 int	mr_sandbox_files(const char *proc, const char *const *ro,
 	    const char *const *rw);
 
+/* 1 in a sanitizer build, where exec, ptrace and file access stay open
+ * for the sanitizer's own use. */
+int	mr_sandbox_relaxed(void);
+
 #endif
