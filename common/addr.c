@@ -234,13 +234,14 @@ scan_domain(struct scan *sc)
 	return 0;
 }
 
-/* Checks the text between the brackets of an address literal. */
+/* Checks the n bytes (NUL-terminated) between the brackets of an
+ * address literal. */
 static int
-check_literal(struct scan *sc, const char *text)
+check_literal(struct scan *sc, const char *text, size_t n)
 {
 	unsigned char a[sizeof(struct in6_addr)];
 
-	if (ascii_caseeq((const unsigned char *)text, "IPv6:", 5)) {
+	if (n >= 5 && ascii_caseeq((const unsigned char *)text, "IPv6:", 5)) {
 		if (inet_pton(AF_INET6, text + 5, a) != 1)
 			return fail(sc, "invalid IPv6 address literal");
 		return 0;
@@ -278,7 +279,7 @@ scan_literal(struct scan *sc)
 	text[n] = '\0';
 	if (n == 0)
 		return fail(sc, "empty address literal");
-	if (check_literal(sc, text) == -1)
+	if (check_literal(sc, text, n) == -1)
 		return -1;
 	sc->pos++;
 	return 0;

@@ -57,7 +57,9 @@ enum ref_kind { REF_PKI, REF_TABLE };
 
 struct ref {
 	enum ref_kind	 kind;
-	const char	*name;		/* owned by the configuration */
+	const char	*name;		/* the statement's own argument text:
+					 * a repeated setting frees the copy
+					 * in the configuration */
 	int		 line, col;
 };
 
@@ -674,8 +676,9 @@ add_ref(struct pc *pc, enum ref_kind kind, const char *name,
 	pc->refs = mr_xreallocarray(pc->refs, pc->nrefs + 1,
 	    sizeof(*pc->refs));
 	r = &pc->refs[pc->nrefs++];
+	(void)name;
 	r->kind = kind;
-	r->name = name;
+	r->name = st->args[i].text;
 	r->line = st->args[i].line;
 	r->col = st->args[i].col;
 }

@@ -104,7 +104,9 @@ mr_sandbox_syscalls(const char *proc)
 	prog.filter = f;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		mr_fatal("%s: PR_SET_NO_NEW_PRIVS: %s", proc, strerror(errno));
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == -1) {
+	/* TSYNC: threads already running (a resolver's) get it too */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+	    SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0) {
 		if (errno == EINVAL) {
 			mr_warn("%s: seccomp not available in this kernel",
 			    proc);

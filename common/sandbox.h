@@ -17,7 +17,8 @@
 void	mr_sandbox_syscalls(const char *proc);
 
 /*
- * Restricts file system access with Landlock to read-only paths ro[] and
+ * Restricts file system access with Landlock (the calling thread and the
+ * threads it starts later: call it before starting any) to read-only paths ro[] and
  * read-write paths rw[] (NULL-terminated lists; either may be NULL, and
  * both NULL means no file may be opened at all).  Already open files keep
  * working.  A kernel without Landlock is reported and tolerated.

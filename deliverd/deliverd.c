@@ -510,7 +510,7 @@ job_add(struct job *j, struct dest *ds, size_t i)
 		dl->dest = ds;
 		dl->idx = mr_xcalloc(j->nrcpt, sizeof(*dl->idx));
 		j->dlv = mr_xreallocarray(j->dlv, j->ndlv + 1,
-		    sizeof(*j->dlv));
+		    sizeof(*j->dlv));	/* NOLINT(bugprone-sizeof-expression) */
 		j->dlv[j->ndlv++] = dl;
 	}
 	dl->idx[dl->n++] = i;
@@ -805,6 +805,7 @@ static void
 teardown(void)
 {
 	struct job *j;
+	struct dest *ds;
 	int i;
 
 	/* let queued results still in the channel go out */
@@ -815,8 +816,8 @@ teardown(void)
 		TAILQ_REMOVE(&d.jobs, j, entry);
 		job_free(j);
 	}
-	while (!TAILQ_EMPTY(&d.dests))
-		dest_free(TAILQ_FIRST(&d.dests));
+	while ((ds = TAILQ_FIRST(&d.dests)) != NULL)
+		dest_free(ds);	/* NOLINT(clang-analyzer-unix.Malloc) */
 	if (d.queued != NULL)
 		mr_ipc_free(d.queued);
 	if (d.master != NULL)

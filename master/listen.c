@@ -31,9 +31,15 @@ bind_one(const struct mr_listen *l)
 		mr_err("listen %s: socket: %s", l->text, strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (l->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* Without V6ONLY a [::] listener takes the IPv4 port as well, and
+	 * the 0.0.0.0 one beside it fails to bind. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (l->addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &one, sizeof(one)) == -1)) {
+		mr_err("listen %s: setsockopt: %s", l->text, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1) {
 		mr_err("listen %s: bind: %s", l->text, strerror(errno));
 		close(fd);

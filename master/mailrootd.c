@@ -64,7 +64,12 @@ load_config(const char *path, char **textp, size_t *lenp, int to_log)
 	if (to_log) {
 		char *line, *nl;
 
-		fclose(errs);
+		/* fclose sets errtext; if it fails, errtext may be stale */
+		if (fclose(errs) == EOF) {
+			mr_err("%s: collecting the parser's messages: %s",
+			    path, strerror(errno));
+			errtext = NULL;
+		}
 		for (line = errtext; line != NULL && *line != '\0';
 		    line = nl ? nl + 1 : NULL) {
 			if ((nl = strchr(line, '\n')) != NULL)
@@ -270,8 +275,11 @@ main(int argc, char *argv[])
 		return 1;
 	if (print)
 		mr_config_print(m.cfg, stdout);
-	if (check || print)
+	if (check || print) {
+		mr_config_free(m.cfg);
+		free(m.cfgtext);
 		return 0;
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	prepare_dirs(m.cfg);

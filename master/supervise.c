@@ -51,6 +51,7 @@ static struct child children[MR_PROC_COUNT] = {
 static char *exe_dir;
 
 static void	spawn(enum mr_proc);
+static void	schedule_restart(struct child *);
 
 /* Children are found beside mailrootd in a build tree, else in libexec. */
 static char *
@@ -79,8 +80,11 @@ config_snapshot(void)
 	if (mr_write_all(fd, master->cfgtext, master->cfglen) == -1)
 		mr_fatal("writing the configuration snapshot: %s",
 		    strerror(errno));
-	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-	    F_SEAL_SEAL);
+	/* Sealed, the snapshot a child reads cannot change under it. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE | F_SEAL_SEAL) == -1)
+		mr_fatal("sealing the configuration snapshot: %s",
+		    strerror(errno));
 	return fd;
 }
 
@@ -187,7 +191,8 @@ exec_child(enum mr_proc p, int *fds, size_t n)
 
 	child_fds(fds, n);
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) == -1)
+		_exit(127);
 	argv[i++] = (char *)children[p].name;
 	argv[i++] = "-f";
 	argv[i++] = master->cfgpath;
@@ -235,7 +240,6 @@ spawn(enum mr_proc p)
 	pid = fork();
 	if (pid == -1) {
 		mr_err("fork %s: %s", ch->name, strerror(errno));
-		n = 0;
 	} else if (pid == 0)
 		exec_child(p, fds, n);
 
@@ -260,6 +264,8 @@ spawn(enum mr_proc p)
 	}
 	if (pid <= 0) {
 		close(mpair[0]);
+		if (pid == -1)
+			schedule_restart(ch);	/* fork failed: try again */
 		return;
 	}
 	ch->pid = pid;

@@ -85,20 +85,24 @@ get_xtext(const char *s)
 {
 	struct mr_buf b;
 	int hi, lo;
+	char c;
 
 	mr_buf_init(&b);
+	mr_buf_add(&b, "", 0);		/* "" decodes to "", terminated */
 	mr_buf_reserve(&b, strlen(s));
 	for (; *s != '\0'; s++) {
 		if (*s != '+') {
 			mr_buf_add(&b, s, 1);
 			continue;
 		}
+		/* values are single-line text: no control bytes at all
+		 * (addresses go back on the wire in RCPT TO) */
 		if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 ||
-		    (hi == 0 && lo == 0)) {
+		    (hi << 4 | lo) < 0x20 || (hi << 4 | lo) == 0x7f) {
 			mr_buf_free(&b);
 			return NULL;
 		}
-		char c = (char)(hi << 4 | lo);
+		c = (char)(hi << 4 | lo);
 		mr_buf_add(&b, &c, 1);
 		s += 2;
 	}

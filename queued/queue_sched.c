@@ -261,6 +261,19 @@ sched_add(struct qmsg *m)
 	set_timer(m, 0);
 }
 
+/* A reply text as one printable line (it goes into the envelope, logs
+ * and DSNs): control bytes become spaces. */
+static char *
+one_line(const char *text)
+{
+	char *t = mr_xstrdup(text), *p;
+
+	for (p = t; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return t;
+}
+
 static struct qmsg *
 find_job(uint64_t job)
 {
@@ -298,7 +311,7 @@ sched_result(const unsigned char *data, size_t len)
 		    st != MR_DS_PERM))
 			break;
 		free(r->text);
-		r->text = mr_xstrdup(text);
+		r->text = one_line(text);
 		if (st == MR_DS_OK)
 			r->state = R_SENT;
 		else if (st == MR_DS_PERM)

@@ -182,8 +182,10 @@ close_after_reply(struct session *s)
 {
 	s->state = S_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
+	/* freed from the loop by session_write, never under a caller
+	 * that still holds s */
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_free(s);
+		bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void

@@ -28,7 +28,7 @@ CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 ev_cflags=$(pkg-config --cflags libevent_core 2>/dev/null || true)
 ev_libs=$(pkg-config --libs libevent_core 2>/dev/null || echo -levent_core)
 
-# target: the common/ sources it needs, then extra link flags
+# target: the sources it needs, then extra link flags
 build() {
 	name=$1
 	shift
@@ -37,8 +37,15 @@ build() {
 	$CC $CFLAGS $ev_cflags -o "$out/$name" "$here/$name.c" "$@"
 }
 
-build fuzz_addr "$top/common/addr.c"
-build fuzz_ipc "$top/common/ipc.c" "$top/common/buf.c" \
-    "$top/common/log.c" $ev_libs
+c=$top/common
+
+build fuzz_addr "$c/addr.c"
+build fuzz_ipc "$c/ipc.c" "$c/buf.c" "$c/log.c" $ev_libs
+build fuzz_conf "$c/conf_lex.c" "$c/conf_parse.c" "$c/conf_print.c" \
+    "$c/conf_lookup.c" "$c/buf.c" "$c/log.c"
+build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/addr.c"
+build fuzz_dstream "$c/dstream.c"
+build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
+    "$c/log.c" "$c/util.c" $ev_libs
 
 echo "fuzz: targets in $out"

@@ -155,6 +155,7 @@ def test_unprivileged_users_cannot_open_mailroot(start_mailroot, sink, user):
 def test_smtpd_root_is_empty(start_mailroot, sink):
     d = start_mailroot(sink=sink)
     smtpd = all_children(d.pid)["smtpd"]
+    mh.wait_until(lambda: os.readlink("/proc/%d/root" % smtpd) != "/", 10)
     root = os.readlink("/proc/%d/root" % smtpd)
     assert root != "/" and list(Path(root).iterdir()) == []
 
@@ -195,8 +196,16 @@ def test_master_holds_no_client_connection(start_mailroot, sink):
 def test_children_are_sandboxed(start_mailroot, sink):
     """Every child runs under a seccomp filter with no new privileges."""
     d = start_mailroot(sink=sink)
+
+    def status(path):
+        return dict(line.split(":", 1) for line in
+                    Path(path, "status").read_text().splitlines())
+
     for comm, pid in all_children(d.pid).items():
-        st = dict(line.split(":", 1) for line in
-                  Path("/proc/%d/status" % pid).read_text().splitlines())
-        assert st["Seccomp"].strip() == "2", (comm, st["Seccomp"])
-        assert st["NoNewPrivs"].strip() == "1", comm
+        # a child sets its limits once set up; wait (bounded) for that
+        mh.wait_until(lambda: status("/proc/%d" % pid)["Seccomp"].strip()
+                      == "2", 10)
+        for task in Path("/proc/%d/task" % pid).iterdir():
+            st = status(task)
+            assert st["Seccomp"].strip() == "2", (comm, task.name)
+            assert st["NoNewPrivs"].strip() == "1", (comm, task.name)

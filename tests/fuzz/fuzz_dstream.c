@@ -1,0 +1,131 @@
+/*
+ * fuzz_dstream.c - libFuzzer target for the DATA stream (dstream.c).
+ *
+ * The first two input bytes choose where the rest is split; the two parts
+ * are fed in two calls, as bytes arrive from a socket.  Beyond "no crash",
+ * the stream must keep the promise of dstream.h: only CRLF "." CRLF (or
+ * "." CRLF at the very start) ends the data, and the first one does; the
+ * output holds no bare LF and at most twice the input; and feeding the
+ * same bytes in one call gives the same output, end and state, so nothing
+ * depends on how the peer's bytes were cut into packets.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dstream.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+#define CHECK(x) do {							\
+	if (!(x)) {							\
+		fprintf(stderr, "invariant failed: %s\n", #x);		\
+		abort();						\
+	}								\
+} while (0)
+
+struct sink {
+	char	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+
+static void
+emit(void *arg, const char *p, size_t n)
+{
+	struct sink *s = arg;
+
+	CHECK(n > 0 && n <= s->cap - s->len);
+	memcpy(s->data + s->len, p, n);
+	s->len += n;
+}
+
+/* Where the data must end: after the first CRLF.CRLF, or 0 if nowhere. */
+static size_t
+expected_end(const char *p, size_t n)
+{
+	const char *t;
+
+	if (n >= 3 && memcmp(p, ".\r\n", 3) == 0)
+		return 3;
+	if ((t = memmem(p, n, "\r\n.\r\n", 5)) != NULL)
+		return (size_t)(t - p) + 5;
+	return 0;
+}
+
+static void
+check_output(const struct sink *s, size_t consumed)
+{
+	size_t i;
+
+	CHECK(s->len <= 2 * consumed);
+	for (i = 0; i < s->len; i++)
+		if (s->data[i] == '\n')
+			CHECK(i > 0 && s->data[i - 1] == '\r');
+}
+
+/* Feeds p in one call, or two when split < n; returns bytes consumed. */
+static size_t
+feed(struct mr_dstream *d, const char *p, size_t n, size_t split, int *done)
+{
+	size_t used;
+
+	if (split >= n)
+		return mr_dstream_feed(d, p, n, done);
+	used = mr_dstream_feed(d, p, split, done);
+	CHECK(used <= split);
+	if (*done)
+		return used;
+	CHECK(used == split);
+	used = mr_dstream_feed(d, p + split, n - split, done);
+	CHECK(used <= n - split);
+	return split + used;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mr_dstream d1, d2;
+	struct sink s1, s2;
+	const char *p;
+	size_t n, split, used1, used2, end;
+	int done1, done2;
+
+	if (size < 2)
+		return 0;
+	p = (const char *)data + 2;
+	n = size - 2;
+	split = ((size_t)data[0] << 8 | data[1]) % (n + 1);
+
+	s1.cap = s2.cap = 2 * n + 1;
+	s1.len = s2.len = 0;
+	s1.data = malloc(s1.cap);
+	s2.data = malloc(s2.cap);
+	CHECK(s1.data != NULL && s2.data != NULL);
+
+	mr_dstream_init(&d1, emit, &s1);
+	used1 = feed(&d1, p, n, split, &done1);
+	mr_dstream_init(&d2, emit, &s2);
+	used2 = mr_dstream_feed(&d2, p, n, &done2);
+
+	CHECK(used1 <= n && used2 <= n);
+	end = expected_end(p, n);
+	if (end != 0)
+		CHECK(done2 && used2 == end);
+	else
+		CHECK(!done2 && used2 == n);
+	check_output(&s2, used2);
+
+	CHECK(done1 == done2 && used1 == used2);
+	CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
+	CHECK(d1.st == d2.st && d1.in_headers == d2.in_headers);
+	CHECK(d1.received == d2.received && d1.hlen == d2.hlen);
+
+	free(s1.data);
+	free(s2.data);
+	return 0;
+}
