@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 SRCDIR = Path(__file__).resolve().parents[2]
-BUILDDIR = Path(os.environ.get("MAILROOT_BUILDDIR") or SRCDIR).resolve()
+BUILDDIR = Path(os.environ.get("MAILROOT_BUILDDIR") or SRCDIR / "build").resolve()
 MAILROOTD = BUILDDIR / "master" / "mailrootd"
 
 IS_ROOT = os.geteuid() == 0

@@ -4,7 +4,7 @@ and queued: socketpairs on fds 3 and 5, the configuration on fd 4, MR_D_JOB
 frames in, MR_D_RESULT frames out, with real SMTP peers on loopback (aiosmtpd
 and small scripted servers) and a tiny DNS server for the MX path.
 
-Run: MAILROOT_BUILDDIR=/tmp/b-deliverd /usr/bin/python3 test_deliverd.py
+Run: MAILROOT_BUILDDIR=BUILD /usr/bin/python3 test_deliverd.py
      [-v] [--valgrind] [test-name ...]
 Also collected by pytest (test_* functions).
 """
@@ -22,7 +22,7 @@ import time
 
 from aiosmtpd.controller import Controller
 
-BUILDDIR = os.environ.get("MAILROOT_BUILDDIR", "/tmp/b-deliverd")
+BUILDDIR = os.environ.get("MAILROOT_BUILDDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build"))
 DELIVERD = os.path.join(BUILDDIR, "deliverd", "deliverd")
 VALGRIND = os.environ.get("DELIVERD_VALGRIND") == "1"
 VERBOSE = os.environ.get("DELIVERD_VERBOSE") == "1"
