@@ -851,7 +851,8 @@ main(int argc, char *argv[])
 	if (name == NULL || optind != argc)
 		usage();
 	mr_log_init("deliverd", foreground);
-	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR ||
+	    signal(SIGHUP, SIG_IGN) == SIG_ERR)	/* reloads: via mailrootd */
 		mr_fatal("signal: %s", strerror(errno));
 	TAILQ_INIT(&d.jobs);
 	TAILQ_INIT(&d.dests);

@@ -88,7 +88,7 @@ load_config(const char *path, char **textp, size_t *lenp, int to_log)
 }
 
 /* mkdir -p for a mailroot's parents (root-owned, like any spool path). */
-static void
+static int
 make_parents(const char *path)
 {
 	char buf[4096];
@@ -97,66 +97,88 @@ make_parents(const char *path)
 	snprintf(buf, sizeof(buf), "%s", path);
 	for (p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
 		*p = '\0';
-		if (mkdir(buf, 0755) == -1 && errno != EEXIST)
-			mr_fatal("mkdir %s: %s", buf, strerror(errno));
+		if (mkdir(buf, 0755) == -1 && errno != EEXIST) {
+			mr_err("mkdir %s: %s", buf, strerror(errno));
+			return -1;
+		}
 		*p = '/';
 	}
+	return 0;
 }
 
-static void
+static int
 make_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, int chown_it)
 {
-	if (mkdir(path, mode) == -1 && errno != EEXIST)
-		mr_fatal("mkdir %s: %s", path, strerror(errno));
-	if (chown_it && chown(path, uid, gid) == -1)
-		mr_fatal("chown %s: %s", path, strerror(errno));
+	if (mkdir(path, mode) == -1 && errno != EEXIST) {
+		mr_err("mkdir %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (chown_it && chown(path, uid, gid) == -1) {
+		mr_err("chown %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /*
  * Every mailroot gets Queue, Pickup, Drop and Badmail, owned by the queue
  * user; the chroot directory for smtpd exists, is owned by root and empty.
+ * Returns 0, or -1 with the reason logged.
  */
-static void
+static int
 prepare_dirs(const struct mr_config *cfg)
 {
 	struct passwd *pw = NULL;
 	char path[4096];
 	size_t s, i;
 	int root = geteuid() == 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
 
-	if (root && (pw = getpwnam(cfg->user)) == NULL)
-		mr_fatal("user \"%s\" does not exist (create it: useradd "
-		    "--system --no-create-home --shell /usr/sbin/nologin %s)",
-		    cfg->user, cfg->user);
+	if (root) {
+		if ((pw = getpwnam(cfg->user)) == NULL) {
+			mr_err("user \"%s\" does not exist (create it: "
+			    "useradd --system --no-create-home --shell "
+			    "/usr/sbin/nologin %s)", cfg->user, cfg->user);
+			return -1;
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
 	for (s = 0; s < cfg->nservers; s++) {
 		const char *mr = cfg->servers[s].mailroot;
 
-		make_parents(mr);
-		make_dir(mr, 0755, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0,
-		    root);
+		if (make_parents(mr) == -1 ||
+		    make_dir(mr, 0755, uid, gid, root) == -1)
+			return -1;
 		for (i = 0; i < sizeof(mailroot_dirs) / sizeof(*mailroot_dirs);
 		    i++) {
 			snprintf(path, sizeof(path), "%s/%s", mr,
 			    mailroot_dirs[i]);
-			make_dir(path, 0750, pw ? pw->pw_uid : 0,
-			    pw ? pw->pw_gid : 0, root);
+			if (make_dir(path, 0750, uid, gid, root) == -1)
+				return -1;
 		}
 		snprintf(path, sizeof(path), "%s/Queue/tmp", mr);
-		make_dir(path, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0,
-		    root);
+		if (make_dir(path, 0700, uid, gid, root) == -1)
+			return -1;
 	}
 	if (root) {
 		struct stat st;
 
-		make_parents(cfg->chroot);
-		if (mkdir(cfg->chroot, 0755) == -1 && errno != EEXIST)
-			mr_fatal("mkdir %s: %s (the chroot directory for "
-			    "smtpd)", cfg->chroot, strerror(errno));
+		if (make_parents(cfg->chroot) == -1 ||
+		    (mkdir(cfg->chroot, 0755) == -1 && errno != EEXIST)) {
+			mr_err("mkdir %s: %s (the chroot directory for smtpd)",
+			    cfg->chroot, strerror(errno));
+			return -1;
+		}
 		if (stat(cfg->chroot, &st) == -1 || st.st_uid != 0 ||
-		    (st.st_mode & 022))
-			mr_fatal("%s: the chroot directory must be owned by "
+		    (st.st_mode & 022)) {
+			mr_err("%s: the chroot directory must be owned by "
 			    "root and not writable by others", cfg->chroot);
+			return -1;
+		}
 	}
+	return 0;
 }
 
 static void
@@ -205,6 +227,13 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 		    "configuration stays in force", m->cfgpath);
 		return;
 	}
+	if (prepare_dirs(cfg) == -1) {
+		mr_err("reload failed: cannot prepare the mailroots; the "
+		    "running configuration stays in force");
+		mr_config_free(cfg);
+		free(text);
+		return;
+	}
 	old = m->cfg;
 	oldfds = m->lfds;
 	nold = m->nlfds;
@@ -217,7 +246,6 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 		free(text);
 		return;
 	}
-	prepare_dirs(cfg);
 	mr_listen_close(oldfds, nold);
 	free(oldfds);
 	mr_config_free(old);
@@ -282,7 +310,8 @@ main(int argc, char *argv[])
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	prepare_dirs(m.cfg);
+	if (prepare_dirs(m.cfg) == -1)
+		mr_fatal("cannot prepare the mailroots; not starting");
 	if ((m.base = event_base_new()) == NULL)
 		mr_fatal("event_base_new failed");
 	if (mr_listen_all(&m, NULL, 0, NULL) == -1)

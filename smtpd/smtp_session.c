@@ -44,7 +44,7 @@
 
 enum state {
 	S_CMD,		/* reading commands */
-	S_WAIT_NEW,	/* MAIL sent to queued, waiting for the file */
+	S_WAIT_NEW,	/* DATA came before queued's file: waiting */
 	S_DATA,		/* reading the message */
 	S_WAIT_COMMIT,	/* end of data sent to queued */
 	S_CLOSING	/* flushing the last reply */
@@ -72,6 +72,10 @@ struct session {
 	size_t			 nrcpts;
 	char			 qid[MR_ID_MAX + 1];
 	int			 datafd;
+	int			 new_pending;	/* our NEW not answered yet */
+	int			 new_failed;	/* queued refused it */
+	unsigned		 news_out;	/* NEWs in flight, stale ones
+						 * included (RSET) */
 
 	/* DATA */
 	struct mr_dstream	 ds;
@@ -152,6 +156,8 @@ reset_transaction(struct session *s)
 	s->rcpts = NULL;
 	s->nrcpts = 0;
 	s->in_mail = 0;
+	s->new_pending = 0;	/* a late answer is handed back */
+	s->new_failed = 0;
 	s->sender[0] = '\0';
 	mr_buf_reset(&s->out);
 	s->size = 0;
@@ -349,13 +355,16 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	}
 	snprintf(s->sender, sizeof(s->sender), "%s", c->path.addr);
 	s->in_mail = 1;
-	/* wait for the queue file before answering */
+	/* the queue file arrives while the RCPTs are read; only DATA
+	 * waits for it (and answers 451 if queued refused) */
 	mr_buf_init(&b);
 	mr_buf_put_u64(&b, s->id);
 	mr_buf_put_u32(&b, (uint32_t)s->srv->index);
 	mr_ipc_sendb(smtpd->queued, MR_Q_NEW, -1, &b);
 	mr_buf_free(&b);
-	s->state = S_WAIT_NEW;
+	s->new_pending = 1;
+	s->news_out++;
+	reply(s, "250 2.1.0 Ok");
 }
 
 /* Local (or alias) domains take mail from anyone; anything else is relay. */
@@ -448,6 +457,16 @@ cmd_data(struct session *s)
 	}
 	if (s->nrcpts == 0) {
 		reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->new_pending) {
+		s->state = S_WAIT_NEW;	/* session_new_ok comes back here */
+		return;
+	}
+	if (s->new_failed || s->datafd == -1) {
+		reset_transaction(s);
+		reply(s, "451 4.3.0 Error: queue temporarily unavailable, "
+		    "try again later");
 		return;
 	}
 	rfc5322_date(date, sizeof(date));
@@ -655,47 +674,79 @@ session_read(struct bufferevent *bev, void *arg)
 static void
 resume(struct session *s)
 {
-	s->state = S_CMD;
+	if (s->state == S_WAIT_NEW || s->state == S_WAIT_COMMIT)
+		s->state = S_CMD;
 	process_input(s);
 }
 
 /* ---- replies from queued ---- */
 
+/* Gives an unwanted queue file back to queued. */
+static void
+give_back(const char *id, int fd)
+{
+	struct mr_buf b;
+
+	close(fd);
+	if (smtpd->queued == NULL)
+		return;
+	mr_buf_init(&b);
+	mr_buf_put_str(&b, id);
+	mr_ipc_sendb(smtpd->queued, MR_Q_ABORT, -1, &b);
+	mr_buf_free(&b);
+}
+
+/*
+ * Answers to NEW come in the order the NEWs went out; one that a RSET
+ * made stale is followed by the current one, so only the last answer
+ * still out belongs to the transaction.
+ */
+static struct session *
+answer_for(uint64_t req)
+{
+	struct session *s = lookup(req);
+
+	if (s == NULL || s->news_out == 0)
+		return NULL;
+	if (--s->news_out > 0 || !s->new_pending)
+		return NULL;
+	s->new_pending = 0;
+	return s;
+}
+
 void
 session_new_ok(uint64_t req, const char *id, int fd)
 {
-	struct session *s = lookup(req);
-	struct mr_buf b;
+	struct session *s = answer_for(req);
 
-	if (s == NULL || s->state != S_WAIT_NEW) {
-		/* the session went away meanwhile: give the file back */
-		close(fd);
-		if (smtpd->queued != NULL) {
-			mr_buf_init(&b);
-			mr_buf_put_str(&b, id);
-			mr_ipc_sendb(smtpd->queued, MR_Q_ABORT, -1, &b);
-			mr_buf_free(&b);
-		}
+	if (s == NULL) {
+		give_back(id, fd);
 		return;
 	}
 	snprintf(s->qid, sizeof(s->qid), "%s", id);
 	s->datafd = fd;
-	reply(s, "250 2.1.0 Ok");
-	resume(s);
+	if (s->state == S_WAIT_NEW) {
+		s->state = S_CMD;
+		cmd_data(s);
+		resume(s);
+	}
 }
 
 void
 session_new_fail(uint64_t req, const char *reason)
 {
-	struct session *s = lookup(req);
+	struct session *s = answer_for(req);
 
-	if (s == NULL || s->state != S_WAIT_NEW)
+	if (s == NULL)
 		return;
 	mr_warn("session %llu: queued cannot take a message: %s",
 	    (unsigned long long)s->id, reason);
-	reset_transaction(s);
-	reply(s, "451 4.3.0 Error: queue temporarily unavailable");
-	resume(s);
+	s->new_failed = 1;
+	if (s->state == S_WAIT_NEW) {
+		s->state = S_CMD;
+		cmd_data(s);	/* answers 451 */
+		resume(s);
+	}
 }
 
 void
@@ -730,6 +781,12 @@ session_queued_lost(void)
 
 	for (h = 0; h < HASH_SIZE; h++)
 		for (s = table[h]; s != NULL; s = s->hnext) {
+			/* NEWs in flight will never be answered */
+			s->news_out = 0;
+			if (s->new_pending) {
+				s->new_pending = 0;
+				s->new_failed = 1;
+			}
 			if (s->state != S_WAIT_NEW &&
 			    s->state != S_WAIT_COMMIT) {
 				/* a file in progress can no longer be
