@@ -92,6 +92,11 @@ get_xtext(const char *s)
 	mr_buf_reserve(&b, strlen(s));
 	for (; *s != '\0'; s++) {
 		if (*s != '+') {
+			/* xtext is printable ASCII; anything else is damage */
+			if (*s < '!' || *s > '~') {
+				mr_buf_free(&b);
+				return NULL;
+			}
 			mr_buf_add(&b, s, 1);
 			continue;
 		}
