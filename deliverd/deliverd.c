@@ -31,6 +31,7 @@
 #include "conf.h"
 #include "ipc.h"
 #include "log.h"
+#include "child.h"
 #include "privdrop.h"
 #include "sandbox.h"
 #include "proto.h"
@@ -62,13 +63,6 @@ struct event_base *
 deliverd_base(void)
 {
 	return d.base;
-}
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: deliverd -f config-name [-d]\n");
-	exit(1);
 }
 
 static const char *
@@ -780,27 +774,6 @@ master_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
 
 /* ---- start and stop ---- */
 
-static struct mr_config *
-config_read(const char *name)
-{
-	struct mr_config *cfg;
-	size_t len;
-	char *text;
-
-	if ((text = mr_read_fd(MR_FD_CONFIG, 4 << 20, &len)) == NULL)
-		mr_fatal("cannot read the configuration from fd %d: %s",
-		    MR_FD_CONFIG, strerror(errno));
-	if (close(MR_FD_CONFIG) == -1)
-		mr_fatal("close config fd: %s", strerror(errno));
-	cfg = mr_config_parse(name, text, len, stderr);
-	free(text);
-	if (cfg == NULL)
-		mr_fatal("%s: configuration errors", name);
-	if (cfg->nservers == 0)
-		mr_fatal("%s: no server", name);
-	return cfg;
-}
-
 static void
 teardown(void)
 {
@@ -833,30 +806,11 @@ teardown(void)
 int
 main(int argc, char *argv[])
 {
-	const char *name = NULL;
-	int ch, foreground = 0;
-
-	while ((ch = getopt(argc, argv, "df:")) != -1) {
-		switch (ch) {
-		case 'd':
-			foreground = 1;
-			break;
-		case 'f':
-			name = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (name == NULL || optind != argc)
-		usage();
-	mr_log_init("deliverd", foreground);
-	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR ||
-	    signal(SIGHUP, SIG_IGN) == SIG_ERR)	/* reloads: via mailrootd */
-		mr_fatal("signal: %s", strerror(errno));
 	TAILQ_INIT(&d.jobs);
 	TAILQ_INIT(&d.dests);
-	d.cfg = config_read(name);
+	d.cfg = mr_child_start("deliverd", argc, argv);
+	if (d.cfg->nservers == 0)
+		mr_fatal("deliverd: the configuration has no server");
 	d.srvconns = mr_xcalloc(d.cfg->nservers, sizeof(*d.srvconns));
 	if ((d.base = event_base_new()) == NULL)
 		mr_fatal("cannot create the event loop");

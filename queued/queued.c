@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "child.h"
 #include "ipc.h"
 #include "log.h"
 #include "privdrop.h"
@@ -32,13 +33,6 @@ struct queued *q;
 
 static void	smtpd_cb(struct mr_ipc *, struct mr_ipc_msg *, void *);
 static void	deliverd_cb(struct mr_ipc *, struct mr_ipc_msg *, void *);
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: queued -f name [-d] (started by mailrootd)\n");
-	exit(2);
-}
 
 static void
 set_peer(uint32_t kind, int fd)
@@ -253,51 +247,13 @@ sandbox(void)
 	mr_sandbox_syscalls("queued");
 }
 
-static struct mr_config *
-read_config(const char *name)
-{
-	struct mr_config *cfg;
-	char *text;
-	size_t len;
-
-	text = mr_read_fd(MR_FD_CONFIG, 4 << 20, &len);
-	if (text == NULL)
-		mr_fatal("queued: reading the configuration snapshot: %s",
-		    strerror(errno));
-	close(MR_FD_CONFIG);
-	cfg = mr_config_parse(name, text, len, stderr);
-	free(text);
-	if (cfg == NULL)
-		mr_fatal("queued: the configuration snapshot does not parse");
-	return cfg;
-}
-
 int
 main(int argc, char *argv[])
 {
 	struct event *sigterm;
-	const char *name = NULL;
-	int ch, fg = 0;
 
-	while ((ch = getopt(argc, argv, "df:")) != -1) {
-		switch (ch) {
-		case 'd':
-			fg = 1;
-			break;
-		case 'f':
-			name = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (name == NULL)
-		usage();
-	mr_log_init("queued", fg);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
 	q = mr_xcalloc(1, sizeof(*q));
-	q->cfg = read_config(name);
+	q->cfg = mr_child_start("queued", argc, argv);
 	if ((q->base = event_base_new()) == NULL)
 		mr_fatal("queued: event_base_new failed");
 	mr_privdrop("queued", q->cfg->user, NULL);

@@ -21,6 +21,7 @@
 #include <event2/listener.h>
 
 #include "buf.h"
+#include "child.h"
 #include "ipc.h"
 #include "log.h"
 #include "privdrop.h"
@@ -32,13 +33,6 @@
 struct smtpd *smtpd;
 
 static void	queued_cb(struct mr_ipc *, struct mr_ipc_msg *, void *);
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: smtpd -f name [-d] (started by mailrootd)\n");
-	exit(2);
-}
 
 static void
 accept_cb(struct evconnlistener *ev, evutil_socket_t fd,
@@ -241,51 +235,13 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	session_queued_lost();
 }
 
-static struct mr_config *
-read_config(const char *name)
-{
-	struct mr_config *cfg;
-	char *text;
-	size_t len;
-
-	text = mr_read_fd(MR_FD_CONFIG, 4 << 20, &len);
-	if (text == NULL)
-		mr_fatal("smtpd: reading the configuration snapshot: %s",
-		    strerror(errno));
-	close(MR_FD_CONFIG);
-	cfg = mr_config_parse(name, text, len, stderr);
-	free(text);
-	if (cfg == NULL)
-		mr_fatal("smtpd: the configuration snapshot does not parse");
-	return cfg;
-}
-
 int
 main(int argc, char *argv[])
 {
 	struct event *sigterm;
-	const char *name = NULL;
-	int ch, fg = 0;
 
-	while ((ch = getopt(argc, argv, "df:")) != -1) {
-		switch (ch) {
-		case 'd':
-			fg = 1;
-			break;
-		case 'f':
-			name = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (name == NULL)
-		usage();
-	mr_log_init("smtpd", fg);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
 	smtpd = mr_xcalloc(1, sizeof(*smtpd));
-	smtpd->cfg = read_config(name);
+	smtpd->cfg = mr_child_start("smtpd", argc, argv);
 	smtpd->conns = mr_xcalloc(smtpd->cfg->nservers, sizeof(unsigned));
 	if ((smtpd->base = event_base_new()) == NULL)
 		mr_fatal("smtpd: event_base_new failed");
