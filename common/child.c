@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "child.h"
 #include "conf.h"
 #include "log.h"
@@ -67,4 +69,20 @@ mr_child_start(const char *proc, int argc, char *argv[])
 	if (cfg == NULL)
 		mr_fatal("%s: the configuration snapshot does not parse", proc);
 	return cfg;
+}
+
+struct event_base *
+mr_child_loop(void)
+{
+	struct event_config *ec;
+	struct event_base *base;
+
+	if ((ec = event_config_new()) == NULL)
+		mr_fatal("event_config_new failed");
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (base == NULL)
+		mr_fatal("cannot create the event loop");
+	return base;
 }

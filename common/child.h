@@ -14,4 +14,10 @@ struct mr_config;
 struct mr_config	*mr_child_start(const char *proc, int argc,
 			    char *argv[]);
 
+struct event_base;
+
+/* The event loop of a child: epoll with its change list, so that a
+ * callback's enable/disable pairs cost one epoll_ctl, not several. */
+struct event_base	*mr_child_loop(void);
+
 #endif

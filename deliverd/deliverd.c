@@ -812,8 +812,7 @@ main(int argc, char *argv[])
 	if (d.cfg->nservers == 0)
 		mr_fatal("deliverd: the configuration has no server");
 	d.srvconns = mr_xcalloc(d.cfg->nservers, sizeof(*d.srvconns));
-	if ((d.base = event_base_new()) == NULL)
-		mr_fatal("cannot create the event loop");
+	d.base = mr_child_loop();
 	/* before the drop: the resolver reads /etc/resolv.conf */
 	if (mx_init(d.base, d.cfg->resolver) == -1)
 		mr_fatal("cannot set up the resolver");

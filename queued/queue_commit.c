@@ -219,12 +219,34 @@ static struct {
 	pthread_cond_t	 cond;
 	struct commit	*collecting, **ctail;	/* loop only */
 	struct commit	*work;		/* handed to the worker */
+	struct trash	*trash, **ttail;	/* files to remove, in order */
 	struct commit	*done;		/* handed back */
 	int		 busy;		/* loop only: a batch is out */
+	int		 quit;		/* the worker ends when idle */
 	int		 efd;		/* eventfd: a batch is done */
 	struct event	*ev_done, *ev_kick;
 	unsigned	 gen;
 } gc;
+
+/* A queue file whose message is done; removed by the worker so that the
+ * loop never waits on the disk (an unlink can wait for a discard). */
+struct trash {
+	struct trash	*next;
+	char		 path[];
+};
+
+static void
+empty_trash(struct trash *t)
+{
+	struct trash *next;
+
+	for (; t != NULL; t = next) {
+		next = t->next;
+		if (unlink(t->path) == -1 && errno != ENOENT)
+			mr_err("unlink %s: %s", t->path, strerror(errno));
+		free(t);
+	}
+}
 
 static void
 commit_fail(struct commit *c, const char *what)
@@ -325,22 +347,36 @@ static void *
 commit_worker(void *arg)
 {
 	struct commit *b;
+	struct trash *t;
 	uint64_t one = 1;
 
 	(void)arg;
 	pthread_mutex_lock(&gc.lock);
 	for (;;) {
-		while (gc.work == NULL)
+		while (gc.work == NULL && gc.trash == NULL && !gc.quit)
 			pthread_cond_wait(&gc.cond, &gc.lock);
+		if (gc.work == NULL && gc.trash == NULL)
+			break;		/* told to quit, and nothing left */
 		b = gc.work;
 		gc.work = NULL;
+		t = gc.trash;
+		gc.trash = NULL;
+		gc.ttail = &gc.trash;
 		pthread_mutex_unlock(&gc.lock);
-		commit_batch(b);
+		if (b != NULL) {
+			commit_batch(b);
+			/* answered before the trash is taken out */
+			pthread_mutex_lock(&gc.lock);
+			gc.done = b;
+			pthread_mutex_unlock(&gc.lock);
+			if (write(gc.efd, &one, sizeof(one)) != sizeof(one))
+				mr_panic("commit: eventfd write: %s",
+				    strerror(errno));
+		}
+		empty_trash(t);
 		pthread_mutex_lock(&gc.lock);
-		gc.done = b;
-		if (write(gc.efd, &one, sizeof(one)) != sizeof(one))
-			mr_panic("commit: eventfd write: %s", strerror(errno));
 	}
+	pthread_mutex_unlock(&gc.lock);
 	return NULL;
 }
 
@@ -426,6 +462,7 @@ void
 commit_init(void)
 {
 	gc.ctail = &gc.collecting;
+	gc.ttail = &gc.trash;
 	if ((gc.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
 		mr_fatal("queued: eventfd: %s", strerror(errno));
 	pthread_mutex_init(&gc.lock, NULL);
@@ -436,6 +473,34 @@ commit_init(void)
 	event_add(gc.ev_done, NULL);
 	if (pthread_create(&gc.thread, NULL, commit_worker, NULL) != 0)
 		mr_fatal("queued: cannot start the commit thread");
+}
+
+/* Removes path later, in the worker, after everything queued before it. */
+void
+commit_unlink(const char *path)
+{
+	struct trash *t;
+	size_t n = strlen(path) + 1;
+
+	t = mr_xmalloc(sizeof(*t) + n);
+	t->next = NULL;
+	memcpy(t->path, path, n);
+	pthread_mutex_lock(&gc.lock);
+	*gc.ttail = t;
+	gc.ttail = &t->next;
+	pthread_cond_signal(&gc.cond);
+	pthread_mutex_unlock(&gc.lock);
+}
+
+/* At exit: the worker removes what is left in the trash and ends. */
+void
+commit_shutdown(void)
+{
+	pthread_mutex_lock(&gc.lock);
+	gc.quit = 1;
+	pthread_cond_signal(&gc.cond);
+	pthread_mutex_unlock(&gc.lock);
+	pthread_join(gc.thread, NULL);
 }
 
 /* smtpd's channel was replaced: answers for the old one go nowhere. */

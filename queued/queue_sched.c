@@ -94,11 +94,9 @@ finish(struct qmsg *m)
 	char path[4096];
 
 	msg_path(m, "env", path, sizeof(path));
-	if (unlink(path) == -1 && errno != ENOENT)
-		mr_err("unlink %s: %s", path, strerror(errno));
+	commit_unlink(path);
 	msg_path(m, "eml", path, sizeof(path));
-	if (unlink(path) == -1 && errno != ENOENT)
-		mr_err("unlink %s: %s", path, strerror(errno));
+	commit_unlink(path);
 	list_del(m);
 	msg_free(m);
 }
@@ -403,6 +401,22 @@ quarantine(struct qserver *qs, const char *id)
 	mr_warn("%s: malformed envelope; moved to Badmail", id);
 }
 
+/* An envelope whose data is gone belongs to a message that was finished
+ * (the data is removed after the envelope, but a stop may reorder). */
+static void
+drop_lone_env(struct qserver *qs, const char *name, size_t idlen)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%.*s.eml", qs->queue, (int)idlen,
+	    name);
+	if (access(path, F_OK) == 0 || errno != ENOENT)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", qs->queue, name);
+	if (unlink(path) == -1)
+		mr_warn("unlink %s: %s", path, strerror(errno));
+}
+
 static void
 recover_server(struct qserver *qs)
 {
@@ -419,6 +433,11 @@ recover_server(struct qserver *qs)
 	}
 	while ((de = readdir(d)) != NULL) {
 		len = strlen(de->d_name);
+		if (len >= 5 && len - 4 <= MR_ID_MAX &&
+		    strcmp(de->d_name + len - 4, ".env") == 0) {
+			drop_lone_env(qs, de->d_name, len - 4);
+			continue;
+		}
 		if (len < 5 || len - 4 > MR_ID_MAX ||
 		    strcmp(de->d_name + len - 4, ".eml") != 0)
 			continue;

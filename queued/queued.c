@@ -254,8 +254,7 @@ main(int argc, char *argv[])
 
 	q = mr_xcalloc(1, sizeof(*q));
 	q->cfg = mr_child_start("queued", argc, argv);
-	if ((q->base = event_base_new()) == NULL)
-		mr_fatal("queued: event_base_new failed");
+	q->base = mr_child_loop();
 	mr_privdrop("queued", q->cfg->user, NULL);
 	umask(027);
 	setup_servers();
@@ -278,6 +277,7 @@ main(int argc, char *argv[])
 	sigterm = evsignal_new(q->base, SIGTERM, on_sigterm, NULL);
 	event_add(sigterm, NULL);
 	event_base_dispatch(q->base);
+	commit_shutdown();
 	mr_info("queued: exiting");
 	return 0;
 }

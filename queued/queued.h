@@ -78,6 +78,8 @@ void	commit_drop_all(void);	/* smtpd went away */
 void	commit_init(void);
 void	commit_new_channel(void);
 int	commit_idle(void);
+void	commit_unlink(const char *path);
+void	commit_shutdown(void);
 
 /* queue_env.c: the envelope file beside each message */
 int	 env_write(const struct qmsg *);	/* durable, atomic */

@@ -243,8 +243,7 @@ main(int argc, char *argv[])
 	smtpd = mr_xcalloc(1, sizeof(*smtpd));
 	smtpd->cfg = mr_child_start("smtpd", argc, argv);
 	smtpd->conns = mr_xcalloc(smtpd->cfg->nservers, sizeof(unsigned));
-	if ((smtpd->base = event_base_new()) == NULL)
-		mr_fatal("smtpd: event_base_new failed");
+	smtpd->base = mr_child_loop();
 	mr_privdrop("smtpd", smtpd->cfg->smtpd_user,
 	    geteuid() == 0 ? smtpd->cfg->chroot : NULL);
 	/* smtpd opens no file at all: it writes only descriptors queued
