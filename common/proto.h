@@ -38,6 +38,12 @@ enum mr_msgtype {
 	MR_D_RESULT,		/* u64 job, u32 n, n x (u32 status, str text)
 				 * in the job's recipient order; status is
 				 * enum mr_dstatus */
+	MR_D_REPLAY,		/* u32 n, n x (str id, str rcpt, u32 status,
+				 * str text): final results of the last
+				 * minute, sent to a new queued channel; a
+				 * queued that died before it read them
+				 * applies them instead of delivering twice */
+	MR_D_REPLAY_END,	/* (empty): no more replays on this channel */
 
 	/* any child -> master */
 	MR_M_PEER_BAD,		/* u32 peer kind: that peer sent a malformed

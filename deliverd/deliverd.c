@@ -54,7 +54,12 @@ static struct {
 	int			 stopping;
 	int			 abandoning;
 	struct event		*grace;
+	size_t			 norphans;	/* jobs of a queued that died */
+	int			 replay_due;	/* a new queued waits for them */
+	struct event		*replay_timer;
 } d;
+
+#define ORPHAN_WAIT		10	/* seconds a replay waits for orphans */
 
 static void	job_finish(struct job *);
 static void	dest_kick(struct dest *);
@@ -349,6 +354,30 @@ job_free(struct job *j)
 
 static void	maybe_exit(void);
 
+/* Tells the current queued what was delivered for its predecessor. */
+static void
+replay_now(void)
+{
+	d.replay_due = 0;
+	if (d.replay_timer != NULL)
+		evtimer_del(d.replay_timer);
+	if (d.queued != NULL)
+		replay_send(d.queued);
+}
+
+static void
+replay_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (d.replay_due) {
+		mr_warn("%zu deliveries for the previous queued still "
+		    "running; replaying without them", d.norphans);
+		replay_now();
+	}
+}
+
 /* MR_D_RESULT: u64 job, u32 n, n x (u32 status, str text). */
 static void
 job_finish(struct job *j)
@@ -370,8 +399,14 @@ job_finish(struct job *j)
 
 		mr_buf_put_u32(&b, (uint32_t)j->rcpts[i].status);
 		mr_buf_put_strn(&b, t, n > cap ? cap : n);
+		replay_record(j->qid, j->rcpts[i].addr, j->rcpts[i].status,
+		    t, cap);
 	}
-	if (d.queued == NULL ||
+	if (j->orphan) {
+		/* only the replay log reports it, to the next queued */
+		if (--d.norphans == 0 && d.replay_due)
+			replay_now();
+	} else if (d.queued == NULL ||
 	    mr_ipc_sendb(d.queued, MR_D_RESULT, -1, &b) == -1)
 		mr_warn("%s: result for job %llu not sent: queued is gone",
 		    j->qid, (unsigned long long)j->id);
@@ -625,6 +660,23 @@ jobs_abandon(void)
 	kick_all();
 }
 
+/*
+ * queued went away (killed, restarted): its jobs run to the end, so that
+ * a message half sent is not cut off, and their results are replayed to
+ * the next queued instead of being delivered again by it.
+ */
+static void
+jobs_orphan(void)
+{
+	struct job *j;
+
+	TAILQ_FOREACH(j, &d.jobs, entry)
+		if (!j->orphan) {
+			j->orphan = 1;
+			d.norphans++;
+		}
+}
+
 static void
 queued_drop(const char *why)
 {
@@ -635,7 +687,11 @@ queued_drop(const char *why)
 	if (d.queued != NULL)
 		mr_ipc_free(d.queued);
 	d.queued = NULL;
-	jobs_abandon();
+	if (why != NULL) {
+		jobs_abandon();		/* a misbehaving queued: trust none */
+		d.norphans = 0;
+	} else
+		jobs_orphan();
 	maybe_exit();
 }
 
@@ -664,12 +720,23 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
 static void
 queued_attach(int fd)
 {
+	struct timeval tv = { ORPHAN_WAIT, 0 };
+
 	if (d.queued != NULL) {
 		mr_info("new queued channel replaces the old one");
 		queued_drop(NULL);
 	}
 	d.queued = mr_ipc_new(d.base, fd, "queued", MR_MSG_MAX, queued_cb,
 	    NULL);
+	if (d.norphans == 0) {
+		replay_send(d.queued);
+		return;
+	}
+	/* the replay waits (bounded) for the previous queued's jobs */
+	d.replay_due = 1;
+	if (d.replay_timer == NULL)
+		d.replay_timer = evtimer_new(d.base, replay_timeout, NULL);
+	evtimer_add(d.replay_timer, &tv);
 }
 
 static void
@@ -798,6 +865,9 @@ teardown(void)
 	if (d.grace != NULL)
 		event_free(d.grace);
 	mx_fini();
+	replay_free();
+	if (d.replay_timer != NULL)
+		event_free(d.replay_timer);
 	event_base_free(d.base);
 	free(d.srvconns);
 	mr_config_free(d.cfg);
@@ -830,8 +900,7 @@ main(int argc, char *argv[])
 	d.master = mr_ipc_new(d.base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
 	    master_cb, NULL);
 	if (mr_ipc_is_channel(MR_FD_PEER1))
-		d.queued = mr_ipc_new(d.base, MR_FD_PEER1, "queued",
-		    MR_MSG_MAX, queued_cb, NULL);
+		queued_attach(MR_FD_PEER1);
 	else
 		close(MR_FD_PEER1);	/* queued is down: MR_M_PEER follows */
 	mr_info("started");

@@ -45,6 +45,8 @@ struct job {
 	struct delivery		**dlv;		/* one per destination */
 	size_t			 ndlv;
 	size_t			 pending;	/* deliveries not finished */
+	int			 orphan;	/* its queued is gone: finish,
+						 * keep the results for replay */
 };
 
 enum dest_kind {
@@ -130,5 +132,13 @@ void		 mx_result_free(struct mx_result *);
 /* "1.2.3.4", "IPv6:::1" or "::1" to an address; -1 if not an IP. */
 int		 mx_parse_ip(const char *, unsigned port,
 		    struct sockaddr_storage *, socklen_t *);
+
+struct mr_ipc;
+
+/* replay.c */
+void	replay_record(const char *qid, const char *rcpt, int status,
+	    const char *text, size_t textmax);
+void	replay_send(struct mr_ipc *);
+void	replay_free(void);
 
 #endif

@@ -43,28 +43,24 @@ copy_data(int from, int to)
 	}
 }
 
-/* Renames into Drop under a name no other file has. */
+/*
+ * Renames into Drop as ID.eml, never over another file.  If ID.eml is
+ * there already, a queued was killed after this rename but before it
+ * recorded the delivery: every local recipient pending then is in that
+ * file, so it is not delivered twice.
+ */
 static int
 publish(const struct qmsg *m, const char *tmp)
 {
 	char path[4096];
-	int i;
 
-	for (i = 0; i < 1000; i++) {
-		if (i == 0)
-			snprintf(path, sizeof(path), "%s/%s.eml", m->qs->drop,
-			    m->id);
-		else
-			snprintf(path, sizeof(path), "%s/%s-%d.eml",
-			    m->qs->drop, m->id, i);
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path,
-		    RENAME_NOREPLACE) == 0)
-			return mr_fsync_dir(m->qs->drop);
-		if (errno != EEXIST)
-			return -1;
-	}
-	errno = EEXIST;
-	return -1;
+	snprintf(path, sizeof(path), "%s/%s.eml", m->qs->drop, m->id);
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return mr_fsync_dir(m->qs->drop);
+	if (errno != EEXIST)
+		return -1;
+	unlink(tmp);
+	return 0;
 }
 
 int

@@ -342,6 +342,8 @@ sched_deliverd_up(void)
 	struct qmsg *m, *next;
 	time_t now = time(NULL);
 
+	if (q->held)
+		return;		/* sched_release tries them */
 	for (m = q->msgs; m != NULL; m = next) {
 		next = m->next;
 		if (m->job == 0 && m->next_try <= now)
@@ -457,8 +459,7 @@ recover_server(struct qserver *qs)
 		}
 		mark_local(m);
 		list_add(m);
-		set_timer(m, m->next_try);
-		n++;
+		n++;		/* tried after sched_release */
 	}
 	closedir(d);
 	if (n > 0)
@@ -466,11 +467,117 @@ recover_server(struct qserver *qs)
 		    n == 1 ? "" : "s");
 }
 
+static void
+hold_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (q->held)
+		mr_warn("no replay from deliverd; trying the queue anyway");
+	sched_release();
+}
+
+/*
+ * Recovered messages are held until deliverd has replayed the results
+ * of the last minute (a previous queued may have died before reading
+ * them; deliverd first lets that queued's deliveries finish, for up to
+ * 10 seconds) or for at most HOLD_MAX seconds.
+ */
+#define HOLD_MAX	15
+
 void
 sched_recover(void)
 {
+	struct timeval tv = { HOLD_MAX, 0 };
 	size_t i;
 
 	for (i = 0; i < q->nservers; i++)
 		recover_server(&q->servers[i]);
+	q->held = 1;
+	q->hold_timer = evtimer_new(q->base, hold_timeout, NULL);
+	evtimer_add(q->hold_timer, &tv);
+}
+
+void
+sched_release(void)
+{
+	struct qmsg *m;
+
+	if (!q->held)
+		return;
+	q->held = 0;
+	evtimer_del(q->hold_timer);
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (m->job == 0 && (m->timer == NULL ||
+		    !evtimer_pending(m->timer, NULL)))
+			set_timer(m, m->next_try);
+}
+
+static struct qmsg *
+find_id(const char *id)
+{
+	struct qmsg *m;
+
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+/* Applies one replayed result; 1 if it changed the message. */
+static int
+apply_replay(struct qmsg *m, const char *rcpt, uint32_t st, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		struct qrcpt *r = &m->rcpts[i];
+
+		if (r->local || r->state != R_PENDING ||
+		    strcmp(r->addr, rcpt) != 0)
+			continue;
+		free(r->text);
+		r->text = one_line(text);
+		r->state = st == MR_DS_OK ? R_SENT : R_FAILED;
+		mr_info("%s: to=<%s> status=%s (replayed by deliverd: %s)",
+		    m->id, r->addr, st == MR_DS_OK ? "sent" : "bounced",
+		    r->text);
+		return 1;
+	}
+	return 0;
+}
+
+void
+sched_replay(const unsigned char *data, size_t len)
+{
+	struct qmsg *m;
+	struct mr_rd rd;
+	const char *id, *rcpt, *text;
+	uint32_t n, i, st;
+
+	mr_rd_init(&rd, data, len);
+	n = mr_rd_u32(&rd);
+	if (rd.err || n > MR_RCPT_MAX) {
+		queued_drop_deliverd();
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		id = mr_rd_str(&rd, MR_ID_MAX, NULL);
+		rcpt = mr_rd_str(&rd, MR_ADDR_MAX, NULL);
+		st = mr_rd_u32(&rd);
+		text = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
+		if (rd.err || (st != MR_DS_OK && st != MR_DS_PERM)) {
+			queued_drop_deliverd();
+			return;
+		}
+		/* a message being delivered now is left to its job */
+		if ((m = find_id(id)) == NULL || m->job != 0 ||
+		    !apply_replay(m, rcpt, st, text))
+			continue;
+		if (!q->held)
+			settle(m);
+	}
+	if (!mr_rd_done(&rd))
+		queued_drop_deliverd();
 }

@@ -150,9 +150,20 @@ static void
 deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 {
 	(void)arg;
-	if (msg != NULL && msg->type == MR_D_RESULT && msg->fd < 0) {
-		sched_result(msg->data, msg->len);
-		return;
+	if (msg != NULL && msg->fd < 0) {
+		switch (msg->type) {
+		case MR_D_RESULT:
+			sched_result(msg->data, msg->len);
+			return;
+		case MR_D_REPLAY:
+			sched_replay(msg->data, msg->len);
+			return;
+		case MR_D_REPLAY_END:
+			sched_release();
+			return;
+		default:
+			break;
+		}
 	}
 	if (msg != NULL) {
 		mr_warn("deliverd sent an unexpected message (type %u); "

@@ -61,6 +61,9 @@ struct queued {
 	struct qmsg		*msgs;		/* every message in the queue */
 	size_t			 nmsgs;
 	uint64_t		 next_job;
+	int			 held;		/* recovered messages wait for
+						 * deliverd's replays */
+	struct event		*hold_timer;
 	int			 stopping;
 };
 
@@ -95,6 +98,8 @@ void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
 void	sched_recover(void);
 void	sched_add(struct qmsg *);	/* a committed message */
 void	sched_result(const unsigned char *, size_t);
+void	sched_replay(const unsigned char *, size_t);
+void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
 
