@@ -1,0 +1,496 @@
+#!/usr/bin/python3
+"""contrib/bench/report.py - RESULTS.md from the results of contrib/bench/run.
+
+Reads, in the results directory: limit.jsonl, postfix.jsonl, mailroot.jsonl
+(relay-bench --json output: one line per run, a median line per series),
+idle.json (contrib/bench/idle), meta.env, the configurations and the logs
+under logs/.  Standard library only.
+
+    report.py --results DIR --output RESULTS.md [--builddir D --srcdir D]
+    report.py --results DIR --output RESULTS.md --idle-only
+"""
+
+import argparse
+import collections
+import json
+import os
+import platform
+import re
+import subprocess
+import time
+
+MTAS = ("postfix", "mailroot")
+NAMES = {"postfix": "Postfix", "mailroot": "mailroot"}
+ROWS = ["c1-4k", "c20-4k", "c100-4k", "c20-1k", "c20-1m"]
+IDLE_BEGIN = "<!-- idle sessions: begin (contrib/bench/idle) -->"
+IDLE_END = "<!-- idle sessions: end -->"
+MIB = 1048576.0
+
+
+def read_jsonl(path):
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
+
+
+def series(lines):
+    """label -> (the median line, or the only run) and label -> all runs."""
+    med, runs = {}, collections.defaultdict(list)
+    for r in lines:
+        if "count" not in r:
+            continue
+        label = re.sub(r" \[median of \d+\]$", "", r["label"])
+        if r.get("median_of"):
+            med[label] = r
+        else:
+            runs[label].append(r)
+    for label, rs in runs.items():
+        med.setdefault(label, rs[-1])
+    return med, runs
+
+
+def idle_lines(lines):
+    return {r["label"]: r for r in lines if "rss" in r and "count" not in r}
+
+
+def read_env(path):
+    d = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.rstrip("\n").split("=", 1)
+                    d[k] = v
+    except OSError:
+        pass
+    return d
+
+
+def cmd(args, cwd=None):
+    try:
+        return subprocess.run(args, cwd=cwd, capture_output=True, text=True,
+                              timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def fmt(v, f="%.1f"):
+    return (f % v) if isinstance(v, (int, float)) else "-"
+
+
+def ratio(m, p):
+    if isinstance(m, (int, float)) and isinstance(p, (int, float)) and p:
+        return "%.2f" % (m / p)
+    return "-"
+
+
+def cpu_per_1000(r):
+    if r and r.get("mta_cpu_s") is not None and r.get("count"):
+        return 1000.0 * r["mta_cpu_s"] / r["count"]
+    return None
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = "%.1f GiB" % (int(line.split()[1]) / 1048576.0)
+    except OSError:
+        pass
+    return [("CPUs (nproc)", str(os.cpu_count())), ("CPU model", model),
+            ("memory", mem), ("kernel", platform.release()),
+            ("OS", cmd(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]) or "?")]
+
+
+def log_problems(path, pattern, limit=12):
+    """(count, [(n, example line)]) of the log lines matching pattern,
+    grouped by the line with numbers, ids and times masked."""
+    groups = collections.OrderedDict()
+    total = 0
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                if not re.search(pattern, line):
+                    continue
+                total += 1
+                key = re.sub(r"\[\d+\]", "[N]", line)
+                key = re.sub(r"^\S+ +\d+ [\d:]+ ", "", key)
+                key = re.sub(r"^<\d+>\S+ +\d+ [\d:]+ ", "", key)
+                key = re.sub(r"\b[0-9A-F]{10,}\b", "ID", key)
+                key = re.sub(r"\d+", "N", key)
+                if key in groups:
+                    groups[key][0] += 1
+                else:
+                    groups[key] = [1, line.rstrip("\n")]
+    except OSError:
+        return None, []
+    top = sorted(groups.values(), key=lambda g: -g[0])[:limit]
+    return total, [(n, ex) for n, ex in top]
+
+
+def idle_section(res_dir):
+    out = [IDLE_BEGIN, "", "## Idle sessions (contrib/bench/idle)", ""]
+    try:
+        with open(os.path.join(res_dir, "idle.json")) as f:
+            idle = json.load(f)
+    except (OSError, ValueError):
+        out += ["Not measured in this run (BENCH_IDLE=0, or contrib/bench/idle failed).",
+                "", IDLE_END]
+        return out
+    out += ["Measured %s.  N sessions held open against one mailroot smtpd process "
+            "(connected, 220 greeting read, then nothing sent; `limits { connections 0 }`), "
+            "opened at most 200 at a time from the source addresses listed.  With all of "
+            "them open: the smtpd process's RSS and PSS, and the time 20 fresh clients from "
+            "127.0.0.1 (one after the other) waited for their 220 greeting.  Kernel socket "
+            "memory is not in the RSS; `TCP mem` is the namespace's TCP buffer pages "
+            "from /proc/net/sockstat." % idle.get("date", "?"), ""]
+    out += ["| N | opened | still open | errors | open time s | smtpd RSS before MiB "
+            "| smtpd RSS held MiB (PSS) | RSS per session KiB | greeting p50 / max ms "
+            "(no load) | smtpd RSS after close MiB | TCP mem pages | sources |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in idle.get("rounds", []):
+        if "sessions" not in r:
+            out.append("| ? | %s |" % r.get("error", "no result"))
+            continue
+        b, h, a = (r.get("smtpd_before") or {}, r.get("smtpd_held") or {},
+                   r.get("smtpd_after") or {})
+        per = None
+        if h.get("rss") and b.get("rss") and r.get("opened"):
+            per = (h["rss"] - b["rss"]) / 1024.0 / r["opened"]
+        pr, bp = r.get("probe_ms") or {}, r.get("baseline_probe_ms") or {}
+        errs = sum((r.get("errors") or {}).values())
+        restarted = ""
+        if str(r.get("smtpd_pid_after")) != str(r.get("smtpd_pid")):
+            restarted = " (smtpd pid changed: %s -> %s)" % (r.get("smtpd_pid"),
+                                                           r.get("smtpd_pid_after"))
+        out.append("| %d | %d | %s | %d%s | %s | %s | %s (%s) | %s | %s / %s (%s) | %s | %s | %s |" % (
+            r["sessions"], r.get("opened", 0), r.get("still_open", "-"), errs, restarted,
+            fmt(r.get("open_s"), "%.2f"),
+            fmt(b.get("rss") and b["rss"] / MIB, "%.1f"),
+            fmt(h.get("rss") and h["rss"] / MIB, "%.1f"),
+            fmt(h.get("pss") and h["pss"] / MIB, "%.1f"),
+            fmt(per, "%.2f"),
+            fmt(pr.get("median"), "%.2f"), fmt(pr.get("max"), "%.2f"),
+            fmt(bp.get("median"), "%.2f"),
+            fmt(a.get("rss") and a["rss"] / MIB, "%.1f"),
+            (r.get("sockstat_held") or {}).get("tcp_mem_pages", "-"),
+            "%s (%d)" % (", ".join(r.get("sources", [])[:1]) + ("…" if len(r.get("sources", [])) > 1 else ""),
+                         len(r.get("sources", [])))))
+        if r.get("errors"):
+            out.append("")
+            out.append("Errors at N=%d: %s" % (r["sessions"], ", ".join(
+                "%s × %d" % (k, v) for k, v in sorted(r["errors"].items()))))
+            out.append("")
+    out += ["", IDLE_END]
+    return out
+
+
+def full_report(a):
+    res = a.results
+    meta = read_env(os.path.join(res, "meta.env"))
+    med, runs, idle = {}, {}, {}
+    for m in MTAS:
+        lines = read_jsonl(os.path.join(res, m + ".jsonl"))
+        med[m], runs[m] = series(lines)
+        idle.update(idle_lines(lines))
+    lim_med, _ = series(read_jsonl(os.path.join(res, "limit.jsonl")))
+    quick = meta.get("quick") == "1"
+
+    o = []
+    o += ["# mailroot against Postfix: relay benchmark", ""]
+    o += ["Written by `contrib/bench/run` (with `contrib/bench/report.py`) on %s.%s" % (
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "  **Smoke run (BENCH_QUICK=1): fewer messages, one run per row, no median.**"
+        if quick else ""), ""]
+    o += ["Every figure comes from relay-bench: the MTA listens on 127.0.0.1:2525 and relays "
+          "everything to relay-bench's sink on 127.0.0.1:2526; client, MTA and sink share the "
+          "host, inside a network namespace that has only a loopback interface.  Each row: "
+          "%s after a discarded warmup, one message per connection, one recipient.  "
+          "Ratios are mailroot / Postfix: above 1 is better for mailroot in the rates, below 1 "
+          "is better in latency, memory and CPU.  Absolute numbers move with the host; compare "
+          "the ratios, and both against the loopback ceiling." % (
+              "the median of %s runs" % meta.get("repeat", "3") if not quick
+              else "a single run"), ""]
+
+    o += ["## Machine", ""]
+    o += ["| | |", "|---|---|"]
+    for k, v in machine():
+        o.append("| %s | %s |" % (k, v))
+    for k, lab in (("load_start", "load average at start"), ("load_end", "load average at end")):
+        if meta.get(k):
+            o.append("| %s | %s |" % (lab, meta[k]))
+    o.append("")
+    o += ["The load averages include anything else the host ran meanwhile; on a busy host "
+          "the figures are noisy (the client and sink need CPU too).", ""]
+
+    o += ["## Versions", ""]
+    src = a.srcdir or "."
+    o.append("- Postfix %s (Debian package %s)" % (
+        cmd(["postconf", "-dh", "mail_version"]) or "?",
+        cmd(["dpkg-query", "-W", "-f", "${Version}", "postfix"]) or "?"))
+    if meta.get("mailroot_git"):
+        desc, head = meta["mailroot_git"], meta.get("mailroot_commit", "?")
+    else:
+        desc = cmd(["git", "describe", "--always", "--dirty", "--tags"], cwd=src)
+        head = cmd(["git", "rev-parse", "HEAD"], cwd=src)
+    subj = cmd(["git", "log", "-1", "--format=%s", head], cwd=src) if head else ""
+    o.append("- mailroot %s (commit %s, \"%s\")%s" % (
+        desc or "?", head or "?", subj,
+        "; the working tree had uncommitted changes" if desc.endswith("-dirty") else ""))
+    if meta.get("mailrootd_sha256"):
+        o.append("- mailrootd binary: built %s, sha256 %s…, from the build directory "
+                 "given as MAILROOT_BUILDDIR (the state of the tree when the run began)" % (
+                     meta.get("mailrootd_mtime", "?"), meta["mailrootd_sha256"]))
+    rbv = meta.get("relay_bench")
+    if rbv:
+        o.append("- relay-bench: %s" % rbv)
+    o.append("")
+
+    # ------------------------------------------------------------------ summary
+    o += ["## Summary (mailroot / Postfix)", ""]
+    o += ["| run | accept msg/s | e2e msg/s | latency p50 | latency p99 | peak RSS | peak PSS "
+          "| CPU per 1000 msg |", "|---|---|---|---|---|---|---|---|"]
+    for row in ROWS:
+        p = med["postfix"].get("postfix " + row)
+        m = med["mailroot"].get("mailroot " + row)
+        if not p and not m:
+            continue
+        g = lambda r, k: r.get(k) if r else None
+        lat = lambda r, k: (r.get("latency_ms") or {}).get(k) if r else None
+        o.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            row, ratio(g(m, "accept_rate"), g(p, "accept_rate")),
+            ratio(g(m, "e2e_rate"), g(p, "e2e_rate")),
+            ratio(lat(m, "p50"), lat(p, "p50")), ratio(lat(m, "p99"), lat(p, "p99")),
+            ratio(g(m, "rss_peak"), g(p, "rss_peak")), ratio(g(m, "pss_peak"), g(p, "pss_peak")),
+            ratio(cpu_per_1000(m), cpu_per_1000(p))))
+    pi, mi = idle.get("postfix idle"), idle.get("mailroot idle")
+    if pi and mi:
+        o += ["", "Idle, before the first run: RSS %s, PSS %s (mailroot / Postfix)." % (
+            ratio(mi["rss"], pi["rss"]), ratio(mi["pss"], pi["pss"]))]
+    o.append("")
+
+    # ------------------------------------------------------------------ ceiling
+    o += ["## Loopback ceiling (relay-bench limit -c 20 -s 4k)", ""]
+    if lim_med:
+        o += ["No MTA: the client straight into the sink.  An MTA in between cannot beat "
+              "this.", ""]
+        o += ["| client → sink | n | accept msg/s | e2e msg/s | latency p50 / p99 ms |",
+              "|---|---|---|---|---|"]
+        for label, r in lim_med.items():
+            lat = r.get("latency_ms") or {}
+            o.append("| %s | %d | %s | %s | %s |" % (
+                label.replace("limit ", ""), r["count"], fmt(r["accept_rate"], "%.0f"),
+                fmt(r["e2e_rate"], "%.0f"),
+                "%s / %s" % (fmt(lat.get("p50")), fmt(lat.get("p99")))
+                if lat.get("p50") is not None else "-"))
+    else:
+        o.append("Not measured.")
+    o.append("")
+
+    # ------------------------------------------------------------------ rows
+    o += ["## Results per run", ""]
+    if pi or mi:
+        o += ["Idle memory, before the first run (relay-bench rss):", ""]
+        o += ["| | Postfix | mailroot | mailroot/Postfix |", "|---|---|---|---|"]
+        for k, lab in (("rss", "idle RSS MiB"), ("pss", "idle PSS MiB"), ("procs", "processes")):
+            pv, mv = (pi or {}).get(k), (mi or {}).get(k)
+            f = (lambda v: fmt(v / MIB if isinstance(v, (int, float)) else None)) \
+                if k != "procs" else (lambda v: fmt(v, "%d"))
+            o.append("| %s | %s | %s | %s |" % (lab, f(pv), f(mv), ratio(mv, pv)))
+        o.append("")
+    for row in ROWS:
+        p = med["postfix"].get("postfix " + row)
+        m = med["mailroot"].get("mailroot " + row)
+        if not p and not m:
+            continue
+        r0 = p or m
+        o += ["### %s: %d messages of %s, %d parallel session%s%s" % (
+            row, r0["count"], row.split("-")[1], r0["sessions"],
+            "" if r0["sessions"] == 1 else "s",
+            ", median of %d" % r0["median_of"] if r0.get("median_of") else ""), ""]
+        o += ["| | Postfix | mailroot | mailroot/Postfix |", "|---|---|---|---|"]
+
+        def line(lab, pv, mv, f="%.1f"):
+            o.append("| %s | %s | %s | %s |" % (lab, fmt(pv, f), fmt(mv, f), ratio(mv, pv)))
+
+        g = lambda r, k: r.get(k) if r else None
+        lat = lambda r, k: (r.get("latency_ms") or {}).get(k) if r else None
+        mib = lambda v: v / MIB if isinstance(v, (int, float)) else None
+        line("accept msg/s", g(p, "accept_rate"), g(m, "accept_rate"), "%.0f")
+        line("e2e msg/s", g(p, "e2e_rate"), g(m, "e2e_rate"), "%.0f")
+        line("latency p50 ms", lat(p, "p50"), lat(m, "p50"))
+        line("latency p99 ms", lat(p, "p99"), lat(m, "p99"))
+        line("RSS before the run MiB", mib(g(p, "rss_before")), mib(g(m, "rss_before")))
+        line("peak RSS MiB", mib(g(p, "rss_peak")), mib(g(m, "rss_peak")))
+        line("peak PSS MiB", mib(g(p, "pss_peak")), mib(g(m, "pss_peak")))
+        line("idle RSS MiB (before the first run)", mib((pi or {}).get("rss")),
+             mib((mi or {}).get("rss")))
+        line("peak processes", g(p, "procs_peak"), g(m, "procs_peak"), "%d")
+        line("MTA CPU s per 1000 messages", cpu_per_1000(p), cpu_per_1000(m), "%.2f")
+        o.append("| accepted / delivered / failed | %s | %s | |" % tuple(
+            ("%d / %d / %d%s%s" % (r["accepted"], r["delivered"], r.get("failed", 0),
+                                   " DRAIN TIMEOUT" if r.get("drain_timeout") else "",
+                                   " dup %d" % r["duplicates"] if r.get("duplicates") else ""))
+            if r else "-" for r in (p, m)))
+        allr = lambda mta, lab: [x for x in runs[mta].get(lab, [])]
+        pr, mr = allr("postfix", "postfix " + row), allr("mailroot", "mailroot " + row)
+        if len(pr) > 1 or len(mr) > 1:
+            o.append("| accept msg/s of each run | %s | %s | |" % (
+                ", ".join(fmt(x["accept_rate"], "%.0f") for x in pr) or "-",
+                ", ".join(fmt(x["accept_rate"], "%.0f") for x in mr) or "-"))
+        o.append("")
+
+    # ------------------------------------------------------------------ problems
+    o += ["## Problems seen", ""]
+    probs = []
+    for mta in MTAS:
+        for label, rs in runs[mta].items():
+            for x in rs:
+                bad = []
+                if x.get("failed"):
+                    bad.append("%d failed (%s)" % (x["failed"], ", ".join(
+                        "%s × %d" % kv for kv in list((x.get("errors") or {}).items())[:3])))
+                if x.get("delivered", 0) < x.get("accepted", 0):
+                    bad.append("%d accepted but not delivered" % (x["accepted"] - x["delivered"]))
+                if x.get("drain_timeout"):
+                    bad.append("drain timeout")
+                if x.get("duplicates"):
+                    bad.append("%d duplicates" % x["duplicates"])
+                if bad:
+                    probs.append("- %s: %s" % (label, "; ".join(bad)))
+    for k, lab in (("postfix_left", "Postfix"), ("mailroot_left", "mailroot")):
+        v = meta.get(k)
+        if v not in (None, "-", "0"):
+            probs.append("- %s: %s files left in its queue after its last run" % (lab, v))
+    if probs:
+        o += probs
+    else:
+        o.append("- relay-bench: every accepted message reached the sink, once; no failed "
+                 "transactions, no drain timeout; both queues empty at the end.")
+    o.append("")
+    n, groups = log_problems(os.path.join(res, "logs", "mailroot-syslog.log"),
+                             r"^<(1[6-9]|20)>")
+    if n is not None:
+        o.append("mailroot's log (syslog, captured by the run): %d lines of severity "
+                 "warning or worse%s" % (n, ":" if n else "."))
+        if n:
+            o += ["", "```"] + ["%6d × %s" % (c, ex) for c, ex in groups] + ["```"]
+        o.append("")
+    n, groups = log_problems(os.path.join(res, "logs", "postfix-maillog.log"),
+                             r"postfix/\S+\[\d+\]: (warning|error|fatal|panic):")
+    if n is not None:
+        o.append("Postfix's maillog_file: %d lines of warning or worse%s" % (n, ":" if n else "."))
+        if n:
+            o += ["", "```"] + ["%6d × %s" % (c, ex) for c, ex in groups] + ["```"]
+        o.append("")
+
+    # ------------------------------------------------------------------ caveats
+    o += ["## Notes on fairness", ""]
+    o.append("- mailroot logs to syslog; the run's syslog receiver (a small Python process) "
+             "is not in mailroot's process tree, so its CPU is not in mailroot's figures: "
+             "%s s over all of mailroot's runs, warmups included.  Postfix logs through its "
+             "own postlogd, which is counted." % meta.get("syslog_receiver_cpu_during_mailroot", "?"))
+    o.append("- Postfix keeps idle smtpd and smtp processes for a while (max_idle): the memory "
+             "of its tree before a run includes those left by the previous rows.")
+    o.append("- The reference main.cf leaves Postfix's compiled-in `alias_maps` "
+             "(hash:/etc/aliases, nis:mail.aliases); on this host there is no "
+             "/etc/aliases.db, so each new Postfix smtpd logs an error and a warning once "
+             "at start (see above), not per message.")
+    o.append("- Client, sink and MTA share the CPUs; with %s CPUs the client and sink cost "
+             "is a large part of the total (see the client and sink CPU in the JSON)." %
+             os.cpu_count())
+    o.append("")
+
+    # ------------------------------------------------------------------ configs
+    o += ["## Configurations", ""]
+    o += ["Postfix: a private instance (`postfix -c CONFDIR start`), its own configuration "
+          "and queue directories under a temporary directory (`$TMP` below).  `main.cf` is the "
+          "reference configuration of relay-bench's README; only paths differ: `maillog_file` "
+          "points into `$TMP` (so `maillog_file_prefixes` must allow it) and "
+          "`queue_directory` and `data_directory` are the instance's own.  `master.cf` is "
+          "Debian's /etc/postfix/master.cf with the `smtp inet` line replaced by the line "
+          "shown.  The files the chrooted daemons need (/etc/services, resolv.conf, hosts, "
+          "...) are copied into `$TMP/postfix/spool/etc` as Debian does for its own queue "
+          "directory.", ""]
+    for fn, title in (("postfix-main.cf", "main.cf"),
+                      ("postfix-master.cf.line", "master.cf, the changed line"),
+                      ("mailroot.conf", "mailroot.conf")):
+        try:
+            with open(os.path.join(res, fn)) as f:
+                text = f.read().rstrip("\n")
+        except OSError:
+            continue
+        if fn == "mailroot.conf":
+            o += ["mailroot: `mailrootd -f mailroot.conf -p PIDFILE` from the build tree "
+                  "(not -d: it logs to syslog; the run gives it a /dev/log of its own inside "
+                  "a private mount namespace and keeps what it logs).  Started as root, so "
+                  "its children run as mailroot, mailroot-smtpd (chrooted into `$TMP/"
+                  "mailroot/empty`) and mailroot-deliver.  Every other setting has its "
+                  "default (`mailrootd -P` prints them); the contrib/bench/idle rounds add "
+                  "`connections 0` to `limits`.", ""]
+        o += ["%s:" % title, "", "```", text, "```", ""]
+    if meta.get("postfix_chroot") and meta.get("postfix_chroot") != "y":
+        o += ["Note: Postfix's smtpd ran without chroot (`n`), unlike the reference line.", ""]
+    o += idle_section(res)
+    return "\n".join(o) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--results", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--builddir")
+    p.add_argument("--srcdir")
+    p.add_argument("--idle-only", action="store_true",
+                   help="replace only the idle section of --output")
+    a = p.parse_args()
+    if a.idle_only:
+        sec = "\n".join(idle_section(a.results)) + "\n"
+        try:
+            with open(a.output) as f:
+                text = f.read()
+        except OSError:
+            text = "# mailroot against Postfix: relay benchmark\n\n"
+        i, j = text.find(IDLE_BEGIN), text.find(IDLE_END)
+        if i >= 0 and j > i:
+            text = text[:i] + sec + text[j + len(IDLE_END):].lstrip("\n")
+        else:
+            text = text.rstrip("\n") + "\n\n" + sec
+    else:
+        text = full_report(a)
+        # the profile is written by hand (contrib/bench/PROFILE.md): where
+        # mailroot's CPU goes, measured with perf; kept with the figures
+        prof = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "PROFILE.md")
+        if os.path.exists(prof):
+            with open(prof) as f:
+                text = text.rstrip("\n") + "\n\n" + f.read()
+    tmp = a.output + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, a.output)
+
+
+if __name__ == "__main__":
+    main()
