@@ -462,6 +462,26 @@ mr_ipc_send(struct mr_ipc *c, uint32_t type, int fd, const void *data,
 }
 
 void
+mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
+    struct mr_ipc *master, uint32_t kind)
+{
+	if (msg != NULL) {
+		mr_warn("%s sent an unexpected message (type %u); dropping "
+		    "the channel", c->peer, msg->type);
+		if (msg->fd >= 0) {
+			close(msg->fd);
+			msg->fd = -1;
+		}
+		mr_ipc_report_bad(master, kind);
+	} else {
+		mr_warn("lost the channel to %s", c->peer);
+		if (c->bad)
+			mr_ipc_report_bad(master, kind);
+	}
+	mr_ipc_free(c);
+}
+
+void
 mr_ipc_report_bad(struct mr_ipc *m, uint32_t kind)
 {
 	struct mr_buf b;

@@ -64,6 +64,14 @@ int		 mr_ipc_decode(const unsigned char *buf, size_t n, int truncated,
 /* 1 if fd is a SOCK_SEQPACKET socket (a channel), else 0: a child whose
  * peer is not running yet finds /dev/null in that slot. */
 int		 mr_ipc_is_channel(int fd);
+/*
+ * The end of a peer channel c, from its callback: msg is the unexpected
+ * message (NULL when the channel closed or sent a malformed frame).  Logs
+ * why, closes msg's descriptor, reports a misbehaving peer of the given
+ * kind to the master channel (may be NULL), and frees c.
+ */
+void		 mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
+		    struct mr_ipc *master, uint32_t kind);
 /* Tells the master (channel m, may be NULL) that peer kind misbehaved. */
 void		 mr_ipc_report_bad(struct mr_ipc *m, uint32_t kind);
 /* Creates a SOCK_SEQPACKET socketpair with close-on-exec set. */

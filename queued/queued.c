@@ -109,21 +109,8 @@ static void
 smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 {
 	(void)arg;
-	if (msg == NULL) {
-		mr_warn("lost the channel to smtpd");
-		if (mr_ipc_was_bad(c))
-			mr_ipc_report_bad(q->master, MR_PROC_SMTPD);
-		mr_ipc_free(c);
-		q->smtpd = NULL;
-		commit_drop_all();
-		return;
-	}
-	if (msg->fd >= 0) {
-		/* smtpd never sends descriptors */
-		close(msg->fd);
-		msg->fd = -1;
-		goto bad;
-	}
+	if (msg == NULL || msg->fd >= 0)	/* smtpd never sends one */
+		goto gone;
 	switch (msg->type) {
 	case MR_Q_NEW:
 		commit_new(c, msg->data, msg->len);
@@ -137,11 +124,8 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	default:
 		break;
 	}
-bad:
-	mr_warn("smtpd sent an unexpected message (type %u); dropping the "
-	    "channel", msg->type);
-	mr_ipc_report_bad(q->master, MR_PROC_SMTPD);
-	mr_ipc_free(c);
+gone:
+	mr_ipc_peer_gone(c, msg, q->master, MR_PROC_SMTPD);
 	q->smtpd = NULL;
 	commit_drop_all();
 }
@@ -165,18 +149,7 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 			break;
 		}
 	}
-	if (msg != NULL) {
-		mr_warn("deliverd sent an unexpected message (type %u); "
-		    "dropping the channel", msg->type);
-		if (msg->fd >= 0)
-			close(msg->fd);
-		mr_ipc_report_bad(q->master, MR_PROC_DELIVERD);
-	} else {
-		mr_warn("lost the channel to deliverd");
-		if (mr_ipc_was_bad(c))
-			mr_ipc_report_bad(q->master, MR_PROC_DELIVERD);
-	}
-	mr_ipc_free(c);
+	mr_ipc_peer_gone(c, msg, q->master, MR_PROC_DELIVERD);
 	q->deliverd = NULL;
 	sched_deliverd_lost();
 }

@@ -219,18 +219,7 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 			close(msg->fd);
 		return;
 	}
-	if (msg != NULL) {
-		mr_warn("queued sent a malformed message (type %u); "
-		    "dropping the channel", msg->type);
-		if (msg->fd >= 0)
-			close(msg->fd);
-		mr_ipc_report_bad(smtpd->master, MR_PROC_QUEUED);
-	} else {
-		mr_warn("lost the channel to queued");
-		if (mr_ipc_was_bad(c))
-			mr_ipc_report_bad(smtpd->master, MR_PROC_QUEUED);
-	}
-	mr_ipc_free(c);
+	mr_ipc_peer_gone(c, msg, smtpd->master, MR_PROC_QUEUED);
 	smtpd->queued = NULL;
 	session_queued_lost();
 }
