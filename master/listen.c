@@ -92,6 +92,11 @@ mr_listen_all(struct mr_master *m, int *oldfds, size_t nold,
 
 	for (s = 0; s < m->cfg->nservers; s++)
 		n += m->cfg->servers[s].nlistens;
+	if (n > MR_LISTEN_MAX) {
+		mr_err("%zu listen addresses; at most %d are supported", n,
+		    MR_LISTEN_MAX);
+		return -1;
+	}
 	fds = mr_xcalloc(n ? n : 1, sizeof(int));
 	for (s = 0; s < m->cfg->nservers; s++)
 		for (i = 0; i < m->cfg->servers[s].nlistens; i++, k++) {

@@ -42,6 +42,9 @@ struct child {
 	struct event	*timer;		/* pending restart */
 };
 
+/* master, config, two peers, then smtpd's listeners */
+#define MAX_CHILD_FDS	(4 + MR_LISTEN_MAX)
+
 static struct mr_master *master;
 static struct child children[MR_PROC_COUNT] = {
 	[MR_PROC_SMTPD] = { .name = "smtpd", .proc = MR_PROC_SMTPD },
@@ -170,7 +173,7 @@ child_fds(int *fds, size_t n)
 	int hi;
 
 	for (i = 0; i < n; i++) {
-		hi = fcntl(fds[i], F_DUPFD, 1000 + (int)n);
+		hi = fcntl(fds[i], F_DUPFD, 3 + (int)n);
 		if (hi == -1)
 			_exit(127);
 		fds[i] = hi;
@@ -209,7 +212,7 @@ spawn(enum mr_proc p)
 {
 	struct child *ch = &children[p];
 	enum mr_proc peers[2];
-	int mpair[2], ppair[2][2], cfgfd, fds[256];
+	int mpair[2], ppair[2][2], cfgfd, fds[MAX_CHILD_FDS];
 	size_t npeers, i, n = 0;
 	pid_t pid;
 
@@ -234,7 +237,7 @@ spawn(enum mr_proc p)
 	for (i = 0; i < npeers; i++)
 		fds[n++] = ppair[i][1];
 	if (p == MR_PROC_SMTPD)
-		for (i = 0; i < master->nlfds && n < 256; i++)
+		for (i = 0; i < master->nlfds; i++)
 			fds[n++] = master->lfds[i];
 
 	pid = fork();
