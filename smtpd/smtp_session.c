@@ -336,6 +336,12 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 		reply(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
+	/* IIS "Require secure channel": no session is under TLS yet
+	 * (inbound STARTTLS is not implemented), so none may send mail */
+	if (s->srv->tls == MR_TLS_IN_REQUIRED) {
+		reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
 	if (c->has_size && c->size > s->srv->limits.message_size) {
 		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
 		    "bytes", (unsigned long long)s->srv->limits.message_size);

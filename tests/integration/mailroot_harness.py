@@ -228,10 +228,13 @@ def files_under(directory):
 # The daemon.
 
 def config_text(port, mailroot, sink_port=None, relay_allow=("127.0.0.1",),
-                local_domains=("local.test",), chroot=None, server_extra=""):
+                local_domains=("local.test",), chroot=None, server_extra="",
+                global_extra=""):
     lines = ['hostname "mx.test.example"']
     if chroot:
         lines.append('chroot "%s"' % chroot)
+    if global_extra:
+        lines.append(global_extra)
     lines += ['server "test" {',
               "    listen 127.0.0.1:%d" % port,
               '    mailroot "%s"' % mailroot]
