@@ -481,6 +481,19 @@ mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
 	mr_ipc_free(c);
 }
 
+uint32_t
+mr_ipc_peer_kind(const struct mr_ipc_msg *msg)
+{
+	struct mr_rd rd;
+	uint32_t kind;
+
+	mr_rd_init(&rd, msg->data, msg->len);
+	kind = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || msg->fd < 0 || kind >= MR_PROC_COUNT)
+		return 0;
+	return kind;
+}
+
 void
 mr_ipc_report_bad(struct mr_ipc *m, uint32_t kind)
 {

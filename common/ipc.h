@@ -72,6 +72,9 @@ int		 mr_ipc_is_channel(int fd);
  */
 void		 mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
 		    struct mr_ipc *master, uint32_t kind);
+/* Decodes MR_M_PEER (u32 peer kind, with a descriptor): the kind, or 0
+ * when the message is malformed. */
+uint32_t	 mr_ipc_peer_kind(const struct mr_ipc_msg *);
 /* Tells the master (channel m, may be NULL) that peer kind misbehaved. */
 void		 mr_ipc_report_bad(struct mr_ipc *m, uint32_t kind);
 /* Creates a SOCK_SEQPACKET socketpair with close-on-exec set. */

@@ -794,12 +794,9 @@ master_drop(const char *why)
 static void
 on_peer(struct mr_ipc_msg *m)
 {
-	struct mr_rd rd;
-	uint32_t kind;
+	uint32_t kind = mr_ipc_peer_kind(m);
 
-	mr_rd_init(&rd, m->data, m->len);
-	kind = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || m->fd < 0) {
+	if (kind == 0) {
 		if (m->fd >= 0)
 			(void)close(m->fd);
 		master_drop("malformed peer message");

@@ -73,7 +73,6 @@ begin_stop(void)
 static void
 master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 {
-	struct mr_rd rd;
 	uint32_t kind;
 
 	(void)arg;
@@ -88,10 +87,8 @@ master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		begin_stop();
 		break;
 	case MR_M_PEER:
-		mr_rd_init(&rd, msg->data, msg->len);
-		kind = mr_rd_u32(&rd);
-		if (!mr_rd_done(&rd) || msg->fd < 0 ||
-		    (kind != MR_PROC_SMTPD && kind != MR_PROC_DELIVERD)) {
+		kind = mr_ipc_peer_kind(msg);
+		if (kind != MR_PROC_SMTPD && kind != MR_PROC_DELIVERD) {
 			mr_warn("master: bad PEER message");
 			break;
 		}

@@ -137,7 +137,6 @@ on_sigterm(evutil_socket_t sig, short ev, void *arg)
 static void
 master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 {
-	struct mr_rd rd;
 	uint32_t kind;
 
 	(void)arg;
@@ -153,10 +152,8 @@ master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		begin_stop();
 		break;
 	case MR_M_PEER:
-		mr_rd_init(&rd, msg->data, msg->len);
-		kind = mr_rd_u32(&rd);
-		if (!mr_rd_done(&rd) || kind != MR_PROC_QUEUED ||
-		    msg->fd < 0) {
+		kind = mr_ipc_peer_kind(msg);
+		if (kind != MR_PROC_QUEUED) {
 			mr_warn("master: bad PEER message");
 			break;
 		}

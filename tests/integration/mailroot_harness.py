@@ -63,6 +63,23 @@ def sanitizer_reports(text):
     return [m for m in SANITIZER_MARKS if m in text]
 
 
+def children(pid):
+    """{comm: pid} of pid's direct children (the last of each name)."""
+    out = {}
+    for task in Path("/proc", str(pid), "task").iterdir():
+        try:
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                comm = Path("/proc", kid, "comm").read_text().strip()
+            except OSError:
+                continue
+            out[comm] = int(kid)
+    return out
+
+
 def ensure_users():
     """As root, create the system users mailrootd drops its children to."""
     if not IS_ROOT:

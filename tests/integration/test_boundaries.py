@@ -24,17 +24,6 @@ SYS_PIDFD_GETFD = 438          # x86_64 and arm64 share this number
 libc = ctypes.CDLL(None, use_errno=True)
 
 
-def children(pid):
-    out = {}
-    for task in Path("/proc", str(pid), "task").iterdir():
-        for kid in (task / "children").read_text().split():
-            try:
-                comm = Path("/proc", kid, "comm").read_text().strip()
-            except OSError:
-                continue
-            out[comm] = int(kid)
-    return out
-
 
 def all_children(pid):
     """The three children by name, waiting (bounded) until each has
@@ -43,7 +32,7 @@ def all_children(pid):
 
     def ready():
         kids.clear()
-        kids.update(children(pid))
+        kids.update(mh.children(pid))
         return all(k in kids for k in ("smtpd", "queued", "deliverd"))
 
     assert mh.wait_until(ready, 10), kids
@@ -102,7 +91,7 @@ def test_garbage_ipc_restarts_offender(start_mailroot, sink, victim):
     send_garbage(before[victim])
 
     def restarted():
-        now = children(d.pid)
+        now = mh.children(d.pid)
         return victim in now and now[victim] != before[victim]
 
     assert mh.wait_until(restarted, 10), d.log_text()

@@ -13,7 +13,6 @@ import signal
 import smtplib
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,17 +22,6 @@ MESSAGES = 300         # per run: enough to hit every phase, still quick
 CLIENTS = 3
 OUTBOUND = 3           # sessions to the sink: bounds deliverd's window
 
-
-def children(pid):
-    out = {}
-    for task in Path("/proc", str(pid), "task").iterdir():
-        for kid in (task / "children").read_text().split():
-            try:
-                comm = Path("/proc", kid, "comm").read_text().strip()
-            except OSError:
-                continue
-            out[comm] = int(kid)
-    return out
 
 
 def sender(port, ids, acked, stop):
@@ -73,12 +61,12 @@ def test_sigkill_loses_nothing_acknowledged(start_mailroot, sink, victim):
             time.sleep(0.1)
             if len(acked) >= MESSAGES:
                 break
-            kids = children(d.pid)
+            kids = mh.children(d.pid)
             if victim in kids:
                 os.kill(kids[victim], signal.SIGKILL)
                 kills += 1
                 mid_flow += 0 < len(acked) < MESSAGES
-            mh.wait_until(lambda: victim in children(d.pid), 5)
+            mh.wait_until(lambda: victim in mh.children(d.pid), 5)
     finally:
         for t in threads:
             t.join(timeout=120)
