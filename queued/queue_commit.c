@@ -3,10 +3,15 @@
  * durable commit that must finish before smtpd may answer 250.
  *
  * Commit order (a crash at any point loses nothing acknowledged and
- * delivers nothing twice): fsync the data; write and fsync the envelope
- * in Queue/tmp; rename the data, then the envelope, into Queue; fsync
- * Queue.  Recovery treats Queue/ID.eml without Queue/ID.env as never
- * acknowledged and removes it, and empties Queue/tmp.
+ * delivers nothing twice beyond what SMTP itself allows): smtpd writes
+ * the data straight into Queue/ID.eml; queued writes Queue/ID.env, whose
+ * last line is "end" and which records the data's size; one syncfs makes
+ * data, envelope and both directory entries durable; only then 250.
+ * Recovery treats Queue/ID.eml without a complete Queue/ID.env, or whose
+ * size differs from the one the envelope records, as never acknowledged
+ * (a crash came before the syncfs finished) and removes both files.
+ * Nothing is renamed and no directory is flushed on its own: one flush
+ * per batch, where write-fsync-rename-fsync costs two.
  *
  * Security: the commit request comes from smtpd, which faces the network:
  * its ids must match a file handed out on the same channel, and every
@@ -60,9 +65,9 @@ reply_str(struct mr_ipc *c, uint32_t type, uint64_t req, const char *s,
 }
 
 static void
-tmp_path(const struct pending *p, const char *ext, char *buf, size_t len)
+pending_path(const struct pending *p, const char *ext, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s.%s", p->qs->tmp, p->id, ext);
+	snprintf(buf, len, "%s/%s.%s", p->qs->queue, p->id, ext);
 }
 
 static void
@@ -70,10 +75,14 @@ pending_discard(struct pending *p)
 {
 	char path[4096];
 
-	tmp_path(p, "eml", path, sizeof(path));
+	pending_path(p, "env", path, sizeof(path));
 	if (unlink(path) == -1 && errno != ENOENT)
 		mr_warn("unlink %s: %s", path, strerror(errno));
-	close(p->fd);
+	pending_path(p, "eml", path, sizeof(path));
+	if (unlink(path) == -1 && errno != ENOENT)
+		mr_warn("unlink %s: %s", path, strerror(errno));
+	if (p->fd != -1)
+		close(p->fd);
 	free(p);
 }
 
@@ -115,7 +124,7 @@ commit_new(struct mr_ipc *c, const unsigned char *data, size_t len)
 	p = mr_xcalloc(1, sizeof(*p));
 	p->qs = &q->servers[idx];
 	mr_queue_id(p->id);
-	tmp_path(p, "eml", path, sizeof(path));
+	pending_path(p, "eml", path, sizeof(path));
 	p->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (p->fd == -1) {
 		mr_err("create %s: %s", path, strerror(errno));
@@ -199,9 +208,11 @@ bad:
 /*
  * Group commit.  Commits that arrive while the disk is busy wait in the
  * next batch; one worker thread makes a whole batch durable with one
- * syncfs and one directory fsync per mailroot, however many messages it
- * holds, and the loop answers each session only when its batch is done.
- * The loop keeps serving smtpd and deliverd meanwhile.
+ * syncfs per file system, however many messages it holds, and the loop
+ * answers each session only when its batch is done.  The loop keeps
+ * serving smtpd and deliverd meanwhile.  Finished messages are removed
+ * by a second thread, so that no commit ever waits behind an unlink
+ * (which can wait for a discard on the device).
  */
 struct commit {
 	struct commit	*next;
@@ -213,27 +224,27 @@ struct commit {
 	char		 err[160];
 };
 
+/* A queue file whose message is done. */
+struct trash {
+	struct trash	*next;
+	char		 path[];
+};
+
 static struct {
-	pthread_t	 thread;
+	pthread_t	 thread, trash_thread;
 	pthread_mutex_t	 lock;
-	pthread_cond_t	 cond;
+	pthread_cond_t	 cond;		/* work for the commit worker */
+	pthread_cond_t	 trash_cond;	/* work for the trash thread */
 	struct commit	*collecting, **ctail;	/* loop only */
 	struct commit	*work;		/* handed to the worker */
 	struct trash	*trash, **ttail;	/* files to remove, in order */
 	struct commit	*done;		/* handed back */
 	int		 busy;		/* loop only: a batch is out */
-	int		 quit;		/* the worker ends when idle */
+	int		 quit;		/* the threads end when idle */
 	int		 efd;		/* eventfd: a batch is done */
 	struct event	*ev_done, *ev_kick;
 	unsigned	 gen;
 } gc;
-
-/* A queue file whose message is done; removed by the worker so that the
- * loop never waits on the disk (an unlink can wait for a discard). */
-struct trash {
-	struct trash	*next;
-	char		 path[];
-};
 
 static void
 empty_trash(struct trash *t)
@@ -272,8 +283,10 @@ batch_queues(struct commit *b, struct qserver **qs, size_t max)
 	return n;
 }
 
+/* Flushes the file system that holds qs's Queue: data, envelopes and
+ * directory entries alike. */
 static int
-sync_queue(const struct qserver *qs, int whole_fs)
+sync_queue(const struct qserver *qs)
 {
 	int fd, rc, saved;
 
@@ -281,9 +294,10 @@ sync_queue(const struct qserver *qs, int whole_fs)
 	if (fd == -1)
 		return -1;
 #ifdef HAVE_SYNCFS
-	rc = whole_fs ? syncfs(fd) : fsync(fd);
+	rc = syncfs(fd);
 #else
-	rc = whole_fs ? (sync(), 0) : fsync(fd);
+	sync();
+	rc = 0;
 #endif
 	saved = errno;
 	close(fd);
@@ -297,46 +311,23 @@ commit_batch(struct commit *b)
 {
 	struct qserver *qs[64];
 	struct commit *c;
-	char from[4096], to[4096];
+	char path[4096];
 	size_t n, i;
 
-	/* 1. envelopes beside the data, in tmp, not yet visible */
+	/* 1. the envelopes beside their data (each one complete only
+	 * with its last line, "end") */
 	for (c = b; c != NULL; c = c->next) {
-		tmp_path(c->p, "env", from, sizeof(from));
-		if (env_write_file(from, c->m, 0) == -1)
+		pending_path(c->p, "env", path, sizeof(path));
+		if (env_write_file(path, c->m, 0) == -1)
 			commit_fail(c, "envelope");
 	}
-	/* 2. one flush for data and envelopes of the whole batch */
+	/* 2. one flush for data, envelopes and names of the whole batch */
 	n = batch_queues(b, qs, 64);
 	for (i = 0; i < n; i++)
-		if (sync_queue(qs[i], 1) == -1)
-			for (c = b; c != NULL; c = c->next)
-				if (c->p->qs == qs[i])
-					commit_fail(c, "syncfs");
-	/* 3. publish: data first, envelope last (recovery drops data
-	 * without an envelope); 4. one directory fsync per queue */
-	for (c = b; c != NULL; c = c->next) {
-		if (c->failed)
-			continue;
-		tmp_path(c->p, "eml", from, sizeof(from));
-		msg_path(c->m, "eml", to, sizeof(to));
-		if (rename(from, to) == -1) {
-			commit_fail(c, "rename");
-			continue;
-		}
-		tmp_path(c->p, "env", from, sizeof(from));
-		msg_path(c->m, "env", to, sizeof(to));
-		if (rename(from, to) == -1) {
-			commit_fail(c, "rename");
-			msg_path(c->m, "eml", to, sizeof(to));
-			unlink(to);
-		}
-	}
-	for (i = 0; i < n; i++)
-		if (sync_queue(qs[i], 0) == -1)
+		if (sync_queue(qs[i]) == -1)
 			for (c = b; c != NULL; c = c->next)
 				if (c->p->qs == qs[i] && !c->failed)
-					commit_fail(c, "fsync Queue");
+					commit_fail(c, "syncfs");
 	for (c = b; c != NULL; c = c->next) {
 		close(c->p->fd);
 		c->p->fd = -1;
@@ -347,32 +338,46 @@ static void *
 commit_worker(void *arg)
 {
 	struct commit *b;
-	struct trash *t;
 	uint64_t one = 1;
 
 	(void)arg;
 	pthread_mutex_lock(&gc.lock);
 	for (;;) {
-		while (gc.work == NULL && gc.trash == NULL && !gc.quit)
+		while (gc.work == NULL && !gc.quit)
 			pthread_cond_wait(&gc.cond, &gc.lock);
-		if (gc.work == NULL && gc.trash == NULL)
+		if (gc.work == NULL)
 			break;		/* told to quit, and nothing left */
 		b = gc.work;
 		gc.work = NULL;
+		pthread_mutex_unlock(&gc.lock);
+		commit_batch(b);
+		pthread_mutex_lock(&gc.lock);
+		gc.done = b;
+		pthread_mutex_unlock(&gc.lock);
+		if (write(gc.efd, &one, sizeof(one)) != sizeof(one))
+			mr_panic("commit: eventfd write: %s", strerror(errno));
+		pthread_mutex_lock(&gc.lock);
+	}
+	pthread_mutex_unlock(&gc.lock);
+	return NULL;
+}
+
+static void *
+trash_worker(void *arg)
+{
+	struct trash *t;
+
+	(void)arg;
+	pthread_mutex_lock(&gc.lock);
+	for (;;) {
+		while (gc.trash == NULL && !gc.quit)
+			pthread_cond_wait(&gc.trash_cond, &gc.lock);
+		if (gc.trash == NULL)
+			break;		/* told to quit, and nothing left */
 		t = gc.trash;
 		gc.trash = NULL;
 		gc.ttail = &gc.trash;
 		pthread_mutex_unlock(&gc.lock);
-		if (b != NULL) {
-			commit_batch(b);
-			/* answered before the trash is taken out */
-			pthread_mutex_lock(&gc.lock);
-			gc.done = b;
-			pthread_mutex_unlock(&gc.lock);
-			if (write(gc.efd, &one, sizeof(one)) != sizeof(one))
-				mr_panic("commit: eventfd write: %s",
-				    strerror(errno));
-		}
 		empty_trash(t);
 		pthread_mutex_lock(&gc.lock);
 	}
@@ -467,15 +472,18 @@ commit_init(void)
 		mr_fatal("queued: eventfd: %s", strerror(errno));
 	pthread_mutex_init(&gc.lock, NULL);
 	pthread_cond_init(&gc.cond, NULL);
+	pthread_cond_init(&gc.trash_cond, NULL);
 	gc.ev_done = event_new(q->base, gc.efd, EV_READ | EV_PERSIST, done_cb,
 	    NULL);
 	gc.ev_kick = evtimer_new(q->base, kick_cb, NULL);
 	event_add(gc.ev_done, NULL);
-	if (pthread_create(&gc.thread, NULL, commit_worker, NULL) != 0)
-		mr_fatal("queued: cannot start the commit thread");
+	if (pthread_create(&gc.thread, NULL, commit_worker, NULL) != 0 ||
+	    pthread_create(&gc.trash_thread, NULL, trash_worker, NULL) != 0)
+		mr_fatal("queued: cannot start the commit threads");
 }
 
-/* Removes path later, in the worker, after everything queued before it. */
+/* Removes path later, in the trash thread, after everything queued
+ * before it. */
 void
 commit_unlink(const char *path)
 {
@@ -488,19 +496,22 @@ commit_unlink(const char *path)
 	pthread_mutex_lock(&gc.lock);
 	*gc.ttail = t;
 	gc.ttail = &t->next;
-	pthread_cond_signal(&gc.cond);
+	pthread_cond_signal(&gc.trash_cond);
 	pthread_mutex_unlock(&gc.lock);
 }
 
-/* At exit: the worker removes what is left in the trash and ends. */
+/* At exit: the threads finish what they hold (the trash included) and
+ * end. */
 void
 commit_shutdown(void)
 {
 	pthread_mutex_lock(&gc.lock);
 	gc.quit = 1;
 	pthread_cond_signal(&gc.cond);
+	pthread_cond_signal(&gc.trash_cond);
 	pthread_mutex_unlock(&gc.lock);
 	pthread_join(gc.thread, NULL);
+	pthread_join(gc.trash_thread, NULL);
 }
 
 /* smtpd's channel was replaced: answers for the old one go nowhere. */

@@ -5,7 +5,9 @@
  * next try, one field per line.  Every value is xtext-encoded (RFC 3461
  * section 4: bytes outside "!".."~", "+" and "=" become "+XX"), so no value
  * can start a new line or field; the file stores data, never a command.
- * Changes are written to Queue/tmp and renamed over the old file.
+ * The last line is "end": a file without it was cut short.  The first
+ * version is written in place at commit (queue_commit.c); changes are
+ * written to Queue/tmp, flushed and renamed over the old file.
  */
 #include "config.h"
 
@@ -286,19 +288,34 @@ env_parse(struct qmsg *m, char *text, size_t len)
 	return 0;
 }
 
+/*
+ * Reads Queue/ID.env.  NULL when it cannot be read or is malformed; then
+ * *torn says whether it was merely cut short (empty, or without its last
+ * line "end"): an envelope written for a commit that a crash interrupted
+ * before the flush, so the message was never acknowledged.
+ */
 struct qmsg *
-env_read(struct qserver *qs, const char *id)
+env_read(struct qserver *qs, const char *id, int *torn)
 {
+	static const char end[] = "\nend\n";
 	struct qmsg *m;
 	char path[4096], *text;
 	size_t len;
 
+	*torn = 0;
 	m = mr_xcalloc(1, sizeof(*m));
 	m->qs = qs;
 	snprintf(m->id, sizeof(m->id), "%s", id);
 	msg_path(m, "env", path, sizeof(path));
 	if ((text = mr_read_file(path, ENV_MAX, &len)) == NULL) {
 		mr_err("%s: %s", path, strerror(errno));
+		msg_free(m);
+		return NULL;
+	}
+	if (len < sizeof(end) - 1 ||
+	    memcmp(text + len - (sizeof(end) - 1), end, sizeof(end) - 1) != 0) {
+		*torn = 1;
+		free(text);
 		msg_free(m);
 		return NULL;
 	}

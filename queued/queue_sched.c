@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -419,13 +421,35 @@ drop_lone_env(struct qserver *qs, const char *name, size_t idlen)
 		mr_warn("unlink %s: %s", path, strerror(errno));
 }
 
+/*
+ * A commit that a crash interrupted before its flush: the envelope was
+ * cut short or the data does not have the size the envelope records.
+ * smtpd never answered 250 for it, so the client still has the message.
+ */
+static void
+drop_unacked(struct qserver *qs, const char *id, const char *why)
+{
+	char path[4096];
+
+	mr_warn("%s: %s: removed, never acknowledged (a crash came before "
+	    "its commit finished)", id, why);
+	snprintf(path, sizeof(path), "%s/%s.env", qs->queue, id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		mr_warn("unlink %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/%s.eml", qs->queue, id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		mr_warn("unlink %s: %s", path, strerror(errno));
+}
+
 static void
 recover_server(struct qserver *qs)
 {
 	char path[4096], id[MR_ID_MAX + 1];
 	struct dirent *de;
 	struct qmsg *m;
+	struct stat st;
 	size_t len, n = 0;
+	int torn;
 	DIR *d;
 
 	clean_tmp(qs);
@@ -453,8 +477,18 @@ recover_server(struct qserver *qs)
 			unlink(path);
 			continue;
 		}
-		if ((m = env_read(qs, id)) == NULL) {
-			quarantine(qs, id);
+		if ((m = env_read(qs, id, &torn)) == NULL) {
+			if (torn)
+				drop_unacked(qs, id, "envelope cut short");
+			else
+				quarantine(qs, id);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", qs->queue, de->d_name);
+		if (stat(path, &st) == -1 || (uint64_t)st.st_size != m->size) {
+			drop_unacked(qs, id, "data shorter or longer than its "
+			    "envelope says");
+			msg_free(m);
 			continue;
 		}
 		mark_local(m);

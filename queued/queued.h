@@ -89,7 +89,7 @@ int	 env_write(const struct qmsg *);	/* durable, atomic */
 void	 env_format(const struct qmsg *, struct mr_buf *);
 /* writes the envelope to path (fsynced when sync) */
 int	 env_write_file(const char *path, const struct qmsg *, int sync);
-struct qmsg *env_read(struct qserver *, const char *id);
+struct qmsg *env_read(struct qserver *, const char *id, int *torn);
 int	 env_parse(struct qmsg *, char *text, size_t len);
 void	 msg_free(struct qmsg *);
 void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);

@@ -140,6 +140,7 @@ class _SinkHandler:
                           rcpt_options):
         reply = self.sink.reject.get(address.lower())
         if reply:
+            self.sink.rejected.append(address.lower())
             return reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
@@ -159,6 +160,7 @@ class Sink:
         self.port = free_port()
         self.messages = []
         self.reject = {}
+        self.rejected = []      # recipients refused so far, in order
         self._cond = threading.Condition()
         self._controller = Controller(_SinkHandler(self),
                                       hostname="127.0.0.1", port=self.port,
