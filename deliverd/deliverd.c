@@ -225,10 +225,21 @@ dest_kick(struct dest *ds)
 	unsigned per = ds->srv->delivery.outbound.per_domain;
 	struct delivery *dl;
 
-	while (!d.abandoning && (dl = TAILQ_FIRST(&ds->queue)) != NULL &&
-	    (per == 0 || ds->nconn < per) && srv_room(ds->srvidx)) {
+	/* connections kept idle first, then new ones within the limits */
+	while (!d.abandoning && (dl = TAILQ_FIRST(&ds->queue)) != NULL) {
 		TAILQ_REMOVE(&ds->queue, dl, entry);
 		dl->queued = 0;
+		if (smtp_reuse(ds, dl) == 0)
+			continue;
+		if ((per != 0 && ds->nconn >= per) || !srv_room(ds->srvidx)) {
+			/* an idle connection elsewhere makes room when
+			 * it has said goodbye (deliverd_sess_end kicks) */
+			if (per == 0 || ds->nconn < per)
+				(void)smtp_evict_idle(ds->srvidx);
+			TAILQ_INSERT_HEAD(&ds->queue, dl, entry);
+			dl->queued = 1;
+			break;
+		}
 		ds->nconn++;
 		d.srvconns[ds->srvidx]++;
 		(void)smtp_start(ds, dl);
@@ -311,6 +322,23 @@ deliverd_next(struct dest *ds, unsigned sent)
 	TAILQ_REMOVE(&ds->queue, dl, entry);
 	dl->queued = 0;
 	return dl;
+}
+
+int
+deliverd_may_keep(const struct dest *ds, unsigned sent)
+{
+	unsigned max = ds->srv->limits.messages_per_connection;
+
+	if (max == 0)
+		max = MSGS_PER_CONN_CAP;
+	return !d.stopping && !d.abandoning && sent < max;
+}
+
+void
+deliverd_requeue(struct delivery *dl)
+{
+	TAILQ_INSERT_HEAD(&dl->dest->queue, dl, entry);
+	dl->queued = 1;
 }
 
 void

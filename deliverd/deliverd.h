@@ -90,6 +90,10 @@ struct delivery {
 /* deliverd.c: what the SMTP client calls back. */
 void		 deliverd_done(struct delivery *, const char *relay);
 struct delivery	*deliverd_next(struct dest *, unsigned sent);
+/* may a session that sent `sent' messages wait idle for the next one? */
+int		 deliverd_may_keep(const struct dest *, unsigned sent);
+/* puts a delivery back at the head of its destination's queue */
+void		 deliverd_requeue(struct delivery *);
 /* status != 0: every delivery still waiting for dest ends so too */
 void		 deliverd_sess_end(struct dest *, int status,
 		    const char *why);
@@ -102,6 +106,8 @@ int		 smtp_init(void);
 void		 smtp_fini(void);
 struct smtp_sess *smtp_start(struct dest *, struct delivery *);
 void		 smtp_abort(struct smtp_sess *);
+int		 smtp_reuse(struct dest *, struct delivery *);
+int		 smtp_evict_idle(size_t srvidx);
 
 /* mx_resolve.c: where a destination's mail goes, as connectable
  * addresses in the order to try them. */

@@ -2,7 +2,11 @@
  * smtp_client.c - the outbound SMTP session: connect to a destination's
  * addresses in turn, EHLO (HELO on `esmtp no' or after a 5xx to EHLO,
  * never the IIS "ESMTP off" trap), STARTTLS, then one or more
- * transactions (MAIL, RCPT, DATA with dot-stuffing), then QUIT.
+ * transactions (MAIL, RCPT, DATA with dot-stuffing), then QUIT.  A
+ * connection with nothing left to send is kept IDLE_KEEP seconds for the
+ * next message to the same destination (up to messages-per-connection);
+ * if the server closed it meanwhile, that message goes back to wait for
+ * a fresh connection at no cost.
  *
  * Security: the remote server is untrusted.  Replies are parsed line by
  * line with bounded length and line count, their text is cleaned of
@@ -45,6 +49,7 @@
 #define REPLY_TEXT_MAX	1024	/* kept of a reply for logs and results */
 #define BODY_CHUNK	(64 * 1024)
 #define BODY_HIGH	(256 * 1024)	/* output kept queued while sending */
+#define IDLE_KEEP	5		/* seconds an unused connection waits */
 
 enum smtp_state {
 	S_RESOLVE,
@@ -60,6 +65,7 @@ enum smtp_state {
 	S_DATA,
 	S_BODY,		/* sending the message */
 	S_DOT,		/* waiting for the end-of-data reply */
+	S_IDLE,		/* kept for the next message */
 	S_QUIT
 };
 
@@ -77,6 +83,7 @@ static const char *const state_what[] = {
 	[S_DATA] = "sending DATA",
 	[S_BODY] = "sending the message body",
 	[S_DOT] = "waiting for the end of data reply",
+	[S_IDLE] = "waiting for the next message",
 	[S_QUIT] = "sending QUIT"
 };
 
@@ -105,6 +112,7 @@ struct smtp_sess {
 	off_t			 off;		/* body read offset */
 	int			 bol, cr;	/* dot-stuffing state */
 	int			 need_rset;
+	int			 reused;	/* taken from idle, no reply yet */
 	unsigned		 sent;		/* transactions on this connection */
 	char			*lasterr;	/* why the last address failed */
 	struct event		*defer;		/* runs the next step */
@@ -120,8 +128,9 @@ static SSL_CTX	*ctx_any, *ctx_verify;
 static int	 finishing;
 
 static void	sess_try_addr(struct smtp_sess *);
-static void	sess_transaction(struct smtp_sess *);
 static void	sess_host_fail(struct smtp_sess *, const char *);
+static void	sess_cmd(struct smtp_sess *, enum smtp_state, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
 static void	sess_readcb(struct bufferevent *, void *);
 static void	sess_writecb(struct bufferevent *, void *);
 static void	sess_eventcb(struct bufferevent *, short, void *);
@@ -273,6 +282,85 @@ sess_timeouts(struct smtp_sess *s, int reading)
 	bufferevent_set_timeouts(s->bev, reading ? &tv : NULL, &tv);
 }
 
+/* ---- the idle cache ---- */
+
+/* Nothing to send now: keep the connection for the next message.  The
+ * server may say something meanwhile (421) or close: the session ends. */
+static void
+sess_idle(struct smtp_sess *s)
+{
+	struct timeval tv = { .tv_sec = IDLE_KEEP };
+
+	s->state = S_IDLE;
+	bufferevent_set_timeouts(s->bev, &tv, NULL);
+}
+
+static struct smtp_sess *
+idle_find(const struct dest *dest, size_t srvidx)
+{
+	struct smtp_sess *s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (s->state == S_IDLE && s->dlv == NULL && !s->zombie &&
+		    (dest != NULL ? s->dest == dest :
+		    s->dest->srvidx == srvidx))
+			return s;
+	return NULL;
+}
+
+static void	sess_transaction(struct smtp_sess *);
+
+/* Sends d on an idle connection to dest, if there is one: 0, else -1.
+ * The transaction starts from the loop, never inside the caller. */
+int
+smtp_reuse(struct dest *dest, struct delivery *d)
+{
+	struct smtp_sess *s = idle_find(dest, 0);
+
+	if (s == NULL)
+		return -1;
+	s->dlv = d;
+	d->sess = s;
+	s->reused = 1;
+	sess_defer(s, sess_transaction);
+	return 0;
+}
+
+/* Frees a connection slot of server srvidx held by an idle session (it
+ * ends after QUIT): 0, or -1 when none is idle. */
+int
+smtp_evict_idle(size_t srvidx)
+{
+	struct smtp_sess *s = idle_find(NULL, srvidx);
+
+	if (s == NULL)
+		return -1;
+	sess_cmd(s, S_QUIT, "QUIT");
+	return 0;
+}
+
+/*
+ * A reused connection failed before its first reply (the server had
+ * closed it while it was idle): the delivery waits for a fresh
+ * connection, as if this one had never been tried.  1 if so.
+ */
+static int
+sess_retry_fresh(struct smtp_sess *s)
+{
+	struct delivery *d = s->dlv;
+
+	if (!s->reused || d == NULL)
+		return 0;
+	s->reused = 0;
+	s->dlv = NULL;
+	d->sess = NULL;
+	free(s->accepted);
+	s->accepted = NULL;
+	deliverd_requeue(d);
+	sess_end(s, 0, NULL);
+	return 1;
+}
+
 /* ---- results ---- */
 
 static struct job *
@@ -333,10 +421,6 @@ sess_dlv_done(struct smtp_sess *s)
 }
 
 /* ---- output ---- */
-
-static void
-sess_cmd(struct smtp_sess *s, enum smtp_state next, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Sends one command line; its arguments were checked by deliverd.c. */
 static void
@@ -459,6 +543,8 @@ sess_host_fail(struct smtp_sess *s, const char *why)
 {
 	enum smtp_state st = s->state;
 
+	if (sess_retry_fresh(s))
+		return;
 	sess_close(s);
 	if (s->dlv == NULL) {
 		sess_end(s, 0, NULL);
@@ -734,6 +820,10 @@ sess_next_dlv(struct smtp_sess *s)
 		sess_transaction(s);
 		return;
 	}
+	if (deliverd_may_keep(dest, s->sent)) {
+		sess_idle(s);
+		return;
+	}
 	sess_cmd(s, S_QUIT, "QUIT");
 }
 /* NOLINTEND(misc-no-recursion) */
@@ -886,6 +976,7 @@ sess_reply_mail(struct smtp_sess *s)
 {
 	struct mr_buf b;
 
+	s->reused = 0;		/* the connection works */
 	if (s->code / 100 == 2) {
 		sess_rcpt(s);
 		return;
@@ -1041,6 +1132,13 @@ sess_readcb(struct bufferevent *bev, void *arg)
 	int rc;
 
 	sess_enter(s);
+	/* an idle server speaks only to say goodbye (421): end quietly */
+	if (!s->zombie && s->bev == bev && s->state == S_IDLE &&
+	    s->dlv == NULL) {
+		sess_end(s, 0, NULL);
+		sess_leave(s);
+		return;
+	}
 	/* early replies during the body wait until the dot is sent */
 	while (!s->zombie && s->bev == bev && s->state != S_BODY &&
 	    s->deferred == NULL) {
@@ -1085,6 +1183,17 @@ sess_event_fail(struct smtp_sess *s, short what)
 	struct mr_buf b;
 	int err = EVUTIL_SOCKET_ERROR();
 
+	if (s->state == S_IDLE) {
+		if (sess_retry_fresh(s))
+			return;
+		if (what & BEV_EVENT_TIMEOUT) {
+			/* kept long enough: say goodbye */
+			sess_cmd(s, S_QUIT, "QUIT");
+			bufferevent_enable(s->bev, EV_READ);
+		} else
+			sess_end(s, 0, NULL);
+		return;
+	}
 	mr_buf_init(&b);
 	if (s->state == S_CONNECT && (what & BEV_EVENT_ERROR)) {
 		mr_buf_free(&b);

@@ -42,6 +42,14 @@ def free_port():
     return port
 
 
+def wait_for(pred, timeout):
+    """Polls pred until true or timeout seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pred()
+
+
 # ---- frames ----
 
 def u32(v):
@@ -142,6 +150,7 @@ class ScriptedSMTP(socketserver.StreamRequestHandler):
             return
         self.wfile.write(sc.get("GREETING", "220 scripted ESMTP")
                          .encode() + b"\r\n")
+        mails = 0
         while True:
             line = self.rfile.readline()
             if not line:
@@ -149,6 +158,11 @@ class ScriptedSMTP(socketserver.StreamRequestHandler):
             cmd = line.decode(errors="replace").rstrip("\r\n")
             self.server.log.append(cmd)
             verb = cmd.split(" ")[0].split(":")[0].upper()
+            if verb == "MAIL":
+                mails += 1
+                if mails == sc.get("DROP_ON_MAIL", 0):
+                    self.server.log.append("DROPPED")
+                    return      # closed without a word
             if verb == "DATA":
                 self.wfile.write(b"354 go\r\n")
                 if sc.get("CLOSE_AFTER_354"):
@@ -157,6 +171,11 @@ class ScriptedSMTP(socketserver.StreamRequestHandler):
                     pass
                 time.sleep(sc.get("DELAY_DOT", 0))
                 self.wfile.write(sc.get(".", "250 ok").encode() + b"\r\n")
+                if sc.get("421_AFTER_DOT"):
+                    time.sleep(0.2)
+                    self.wfile.write(b"421 4.4.2 idle, closing\r\n")
+                    self.server.log.append("SAID 421")
+                    return
                 continue
             rep = sc.get(verb, "250 ok")
             self.wfile.write(rep.encode() + b"\r\n")
@@ -281,6 +300,21 @@ server "direct" {{
 	domain "slow.test" remote {{
 		route "[127.0.0.1]:{slow}"
 	}}
+}}
+server "idle" {{
+	listen 127.0.0.1:{p4}
+	mailroot /tmp/v
+	delivery {{ smart-host "[127.0.0.1]:{idle}" }}
+}}
+server "idle421" {{
+	listen 127.0.0.1:{p5}
+	mailroot /tmp/u
+	delivery {{ smart-host "[127.0.0.1]:{idle421}" }}
+}}
+server "dropmail" {{
+	listen 127.0.0.1:{p6}
+	mailroot /tmp/t
+	delivery {{ smart-host "[127.0.0.1]:{dropmail}" }}
 }}
 server "reuse" {{
 	listen 127.0.0.1:{p3}
@@ -426,6 +460,9 @@ class Env:
         self.c354, c354port = start_scripted({"CLOSE_AFTER_354": True})
         self.slow, slowport = start_scripted({"DELAY_DOT": 2})
         self.reuse, reuseport = start_scripted({"DELAY_DOT": 0.3})
+        self.idle, idleport = start_scripted({})
+        self.idle421, idle421port = start_scripted({"421_AFTER_DOT": True})
+        self.dropmail, dropmailport = start_scripted({"DROP_ON_MAIL": 2})
         self.dns = TinyDNS({
             ("mx.dns.example", 15): [mx_rdata(10, "mx1.dns.example"),
                               mx_rdata(5, "down.dns.example")],
@@ -448,7 +485,10 @@ class Env:
                                  mxport=mxport, tlssink=tlsport,
                                  ehlo5xx=e5port, close354=c354port,
                                  slow=slowport, p3=free_port(),
-                                 reuse=reuseport,
+                                 reuse=reuseport, p4=free_port(),
+                                 idle=idleport, p5=free_port(),
+                                 idle421=idle421port, p6=free_port(),
+                                 dropmail=dropmailport,
                                  resolver="127.0.0.1@%d" % self.dns.port)
         # down.dns.example (127.0.0.2) on mxport: nothing listens there
         self.d = Deliverd(self.cfg, os.path.join(self.tmp, "deliverd.log"))
@@ -656,7 +696,7 @@ def t_tls_verify_self_signed_temp(env):
 def t_connection_reuse_and_limit(env):
     d = env.d
     for k in range(3):
-        d.send_job(1000 + k, 3, "QR%d" % k, "a@harness.example",
+        d.send_job(1000 + k, SRV_REUSE, "QR%d" % k, "a@harness.example",
                    ["r%d@remote.test" % k], MESSAGE)
     got = {}
     for _ in range(3):
@@ -668,6 +708,47 @@ def t_connection_reuse_and_limit(env):
     assert log.count("CONNECT") == 2, log
     assert sum(c.startswith("MAIL FROM") for c in log) == 3, log
     assert log.index("CONNECT", 1) > log.index("QUIT"), log
+
+
+# server indexes in CONFIG
+SRV_IDLE, SRV_IDLE421, SRV_DROPMAIL, SRV_REUSE = 3, 4, 5, 6
+
+
+def t_idle_connection_kept_then_quit(env):
+    log = env.idle.log
+    assert env.run(SRV_IDLE, ["a@remote.test"])[0][0] == MR_DS_OK
+    time.sleep(1)
+    # one message a second later: the same connection, no new greeting
+    assert env.run(SRV_IDLE, ["b@remote.test"])[0][0] == MR_DS_OK
+    assert log.count("CONNECT") == 1, log
+    assert sum(c.startswith("MAIL FROM") for c in log) == 2, log
+    assert "QUIT" not in log, log
+    # kept 5 seconds, then a polite goodbye
+    assert wait_for(lambda: "QUIT" in log, 10), log
+    assert log.count("CONNECT") == 1 and log[-1] == "QUIT", log
+
+
+def t_idle_421_then_fresh_connection(env):
+    log = env.idle421.log
+    assert env.run(SRV_IDLE421, ["a@remote.test"])[0][0] == MR_DS_OK
+    assert wait_for(lambda: "SAID 421" in log, 5), log
+    time.sleep(0.3)
+    res = env.run(SRV_IDLE421, ["b@remote.test"])
+    assert res[0][0] == MR_DS_OK, res
+    assert log.count("CONNECT") == 2, log
+
+
+def t_reused_connection_dropped_retried_fresh(env):
+    # the server drops the kept connection at the next MAIL: the message
+    # goes out on a new connection at once, not deferred for a retry
+    log = env.dropmail.log
+    assert env.run(SRV_DROPMAIL, ["a@remote.test"])[0][0] == MR_DS_OK
+    t0 = time.monotonic()
+    res = env.run(SRV_DROPMAIL, ["b@remote.test"])
+    assert res[0][0] == MR_DS_OK, res
+    assert time.monotonic() - t0 < 5
+    assert log.count("DROPPED") == 1 and log.count("CONNECT") == 2, log
+    assert sum(c.startswith("MAIL FROM") for c in log) == 3, log
 
 
 def t_queued_lost_abandons_inflight(env):
