@@ -242,9 +242,14 @@ static struct {
 	int		 busy;		/* loop only: a batch is out */
 	int		 quit;		/* the threads end when idle */
 	int		 efd;		/* eventfd: a batch is done */
-	struct event	*ev_done, *ev_kick;
+	struct event	*ev_done, *ev_kick, *ev_trash;
+	int		 trash_armed;	/* loop only: ev_trash pending */
 	unsigned	 gen;
 } gc;
+
+/* Finished files wait this long so that the trash thread wakes once for
+ * many of them, not twice per message. */
+#define TRASH_DELAY_MS	50
 
 static void
 empty_trash(struct trash *t)
@@ -463,6 +468,18 @@ commit_idle(void)
 	return !gc.busy && gc.collecting == NULL;
 }
 
+static void
+trash_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	gc.trash_armed = 0;
+	pthread_mutex_lock(&gc.lock);
+	pthread_cond_signal(&gc.trash_cond);
+	pthread_mutex_unlock(&gc.lock);
+}
+
 void
 commit_init(void)
 {
@@ -476,6 +493,7 @@ commit_init(void)
 	gc.ev_done = event_new(q->base, gc.efd, EV_READ | EV_PERSIST, done_cb,
 	    NULL);
 	gc.ev_kick = evtimer_new(q->base, kick_cb, NULL);
+	gc.ev_trash = evtimer_new(q->base, trash_cb, NULL);
 	event_add(gc.ev_done, NULL);
 	if (pthread_create(&gc.thread, NULL, commit_worker, NULL) != 0 ||
 	    pthread_create(&gc.trash_thread, NULL, trash_worker, NULL) != 0)
@@ -487,6 +505,7 @@ commit_init(void)
 void
 commit_unlink(const char *path)
 {
+	struct timeval tv = { 0, TRASH_DELAY_MS * 1000 };
 	struct trash *t;
 	size_t n = strlen(path) + 1;
 
@@ -496,8 +515,11 @@ commit_unlink(const char *path)
 	pthread_mutex_lock(&gc.lock);
 	*gc.ttail = t;
 	gc.ttail = &t->next;
-	pthread_cond_signal(&gc.trash_cond);
 	pthread_mutex_unlock(&gc.lock);
+	if (!gc.trash_armed) {
+		gc.trash_armed = 1;
+		evtimer_add(gc.ev_trash, &tv);
+	}
 }
 
 /* At exit: the threads finish what they hold (the trash included) and
