@@ -76,6 +76,8 @@ struct session {
 	int			 new_failed;	/* queued refused it */
 	unsigned		 news_out;	/* NEWs in flight, stale ones
 						 * included (RSET) */
+	struct mr_buf		 replies;	/* not yet handed to the socket */
+	int			 batching;	/* inside process_input */
 
 	/* DATA */
 	struct mr_dstream	 ds;
@@ -109,6 +111,33 @@ lookup(uint64_t id)
 	return NULL;
 }
 
+/*
+ * Replies collect while a batch of input is processed (pipelined
+ * commands get one write) and then go straight to the socket when
+ * nothing is queued before them: no write event, no extra trip round
+ * the loop.  What the socket does not take waits in the bufferevent.
+ * Plain TCP only: a TLS session must write through its bufferevent.
+ */
+static void
+flush_replies(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	ssize_t n = 0;
+
+	if (s->replies.len == 0)
+		return;
+	if (evbuffer_get_length(out) == 0) {
+		n = send(bufferevent_getfd(s->bev), s->replies.data,
+		    s->replies.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			n = 0;	/* EAGAIN, or an error the bufferevent sees */
+	}
+	if ((size_t)n < s->replies.len)
+		bufferevent_write(s->bev, s->replies.data + n,
+		    s->replies.len - (size_t)n);
+	mr_buf_free(&s->replies);	/* idle sessions keep no buffer */
+}
+
 static void
 reply(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -129,7 +158,9 @@ reply(struct session *s, const char *fmt, ...)
 		n = (int)sizeof(line) - 3;
 	line[n++] = '\r';
 	line[n++] = '\n';
-	bufferevent_write(s->bev, line, (size_t)n);
+	mr_buf_add(&s->replies, line, (size_t)n);
+	if (!s->batching)
+		flush_replies(s);
 }
 
 static void
@@ -179,6 +210,7 @@ session_free(struct session *s)
 	smtpd->conns[s->srv->index]--;
 	bufferevent_free(s->bev);
 	mr_buf_free(&s->out);
+	mr_buf_free(&s->replies);
 	free(s);
 	smtpd_maybe_exit();
 }
@@ -187,6 +219,7 @@ static void
 close_after_reply(struct session *s)
 {
 	s->state = S_CLOSING;
+	flush_replies(s);
 	bufferevent_disable(s->bev, EV_READ);
 	/* freed from the loop by session_write, never under a caller
 	 * that still holds s */
@@ -637,7 +670,7 @@ process_data(struct session *s)
 }
 
 static void
-process_input(struct session *s)
+process_lines(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	char *line;
@@ -667,6 +700,17 @@ process_input(struct session *s)
 		if (s->state == S_CLOSING)
 			return;
 	}
+}
+
+/* Everything that has arrived, answered with one write. */
+static void
+process_input(struct session *s)
+{
+	s->batching++;
+	process_lines(s);
+	s->batching--;
+	if (!s->batching)
+		flush_replies(s);
 }
 
 static void
