@@ -2,7 +2,9 @@
  * smtp_client.c - the outbound SMTP session: connect to a destination's
  * addresses in turn, EHLO (HELO on `esmtp no' or after a 5xx to EHLO,
  * never the IIS "ESMTP off" trap), STARTTLS, then one or more
- * transactions (MAIL, RCPT, DATA with dot-stuffing), then QUIT.  A
+ * transactions (MAIL, RCPT, DATA with dot-stuffing; MAIL, the RCPTs
+ * and DATA in one write where the server offers PIPELINING, RFC 2920),
+ * then QUIT.  A
  * connection with nothing left to send is kept IDLE_KEEP seconds for the
  * next message to the same destination (up to messages-per-connection);
  * if the server closed it meanwhile, that message goes back to wait for
@@ -101,6 +103,10 @@ struct smtp_sess {
 	int			 ehlo_failed;	/* 5xx to EHLO: HELO now */
 	int			 ext_starttls;
 	int			 ext_size;
+	int			 ext_pipelining;
+	int			 pipelined;	/* this transaction's commands
+						 * went out together */
+	int			 mail_failed;	/* pipelined: MAIL refused */
 	uint64_t		 size_max;
 	char			 relay[320];	/* "host[ip]:port" */
 	struct mr_buf		 reply;		/* text of the reply so far */
@@ -422,28 +428,50 @@ sess_dlv_done(struct smtp_sess *s)
 
 /* ---- output ---- */
 
-/* Sends one command line; its arguments were checked by deliverd.c. */
+/* Queues one command line; its arguments were checked by deliverd.c. */
 static void
-sess_cmd(struct smtp_sess *s, enum smtp_state next, const char *fmt, ...)
+sess_vput(struct smtp_sess *s, const char *fmt, va_list ap)
 {
 	char line[2048];
-	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line) - 2)
 		mr_panic("smtp: command line too long");
 	line[n] = '\r';
 	line[n + 1] = '\n';
+	if (bufferevent_write(s->bev, line, (size_t)n + 2) == -1)
+		mr_panic("smtp: bufferevent_write failed");
+}
+
+static void
+sess_put(struct smtp_sess *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+sess_put(struct smtp_sess *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sess_vput(s, fmt, ap);
+	va_end(ap);
+}
+
+/* Sends one command and waits for its reply in state next. */
+static void
+sess_cmd(struct smtp_sess *s, enum smtp_state next, const char *fmt, ...)
+{
+	va_list ap;
+
 	s->state = next;
 	s->code = 0;
 	s->nlines = 0;
 	mr_buf_reset(&s->reply);
 	sess_timeouts(s, 1);
-	if (bufferevent_write(s->bev, line, (size_t)n + 2) == -1)
-		mr_panic("smtp: bufferevent_write failed");
+	va_start(ap, fmt);
+	sess_vput(s, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- connecting ---- */
@@ -709,7 +737,7 @@ sess_tls_failed(struct smtp_sess *s)
 static void
 sess_ehlo(struct smtp_sess *s)
 {
-	s->ext_starttls = s->ext_size = 0;
+	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -723,6 +751,8 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 {
 	if (strcasecmp(kw, "STARTTLS") == 0)
 		s->ext_starttls = 1;
+	else if (strcasecmp(kw, "PIPELINING") == 0)
+		s->ext_pipelining = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ')) {
 		s->ext_size = 1;
@@ -790,11 +820,22 @@ sess_transaction(struct smtp_sess *s)
 		sess_next_dlv(s);
 		return;
 	}
+	s->pipelined = s->ext_pipelining;
+	s->mail_failed = 0;
 	if (s->ext_size)
 		sess_cmd(s, S_MAIL, "MAIL FROM:<%s> SIZE=%lld", j->sender,
 		    (long long)j->size);
 	else
 		sess_cmd(s, S_MAIL, "MAIL FROM:<%s>", j->sender);
+	if (s->pipelined) {
+		size_t i;
+
+		/* RFC 2920: the RCPTs and DATA follow at once; the replies
+		 * come back in order */
+		for (i = 0; i < s->dlv->n; i++)
+			sess_put(s, "RCPT TO:<%s>", j->rcpts[s->dlv->idx[i]].addr);
+		sess_put(s, "DATA");
+	}
 }
 
 static void
@@ -978,13 +1019,22 @@ sess_reply_mail(struct smtp_sess *s)
 
 	s->reused = 0;		/* the connection works */
 	if (s->code / 100 == 2) {
-		sess_rcpt(s);
+		if (s->pipelined)
+			s->state = S_RCPT;	/* already sent */
+		else
+			sess_rcpt(s);
 		return;
 	}
 	sess_said(s, &b);
 	sess_set_rest(s, code_status(s->code), b.data, 0);
 	mr_buf_free(&b);
 	s->need_rset = 1;
+	if (s->pipelined) {
+		/* the RCPT and DATA replies still come; they change nothing */
+		s->mail_failed = 1;
+		s->state = S_RCPT;
+		return;
+	}
 	sess_next_dlv(s);
 }
 
@@ -993,7 +1043,9 @@ sess_reply_rcpt(struct smtp_sess *s)
 {
 	struct mr_buf b;
 
-	if (s->code / 100 == 2) {
+	if (s->mail_failed)
+		;		/* the reply to MAIL decided */
+	else if (s->code / 100 == 2) {
 		s->accepted[s->ri] = 1;
 		s->naccepted++;
 	} else {
@@ -1002,7 +1054,12 @@ sess_reply_rcpt(struct smtp_sess *s)
 		mr_buf_free(&b);
 	}
 	if (++s->ri < s->dlv->n) {
-		sess_rcpt(s);
+		if (!s->pipelined)
+			sess_rcpt(s);
+		return;
+	}
+	if (s->pipelined) {
+		s->state = S_DATA;	/* DATA went out with them */
 		return;
 	}
 	if (s->naccepted > 0) {
@@ -1019,8 +1076,23 @@ sess_reply_data(struct smtp_sess *s)
 	struct mr_buf b;
 	int st;
 
+	if (s->state == S_DATA && s->code == 354 && s->naccepted == 0) {
+		/* pipelined, no recipient accepted, yet the server wants the
+		 * message (RFC 2920 3.1): an empty one ends the transaction */
+		s->bol = 1;
+		s->cr = 0;
+		sess_body_end(s, bufferevent_get_output(s->bev));
+		s->need_rset = 1;
+		return;
+	}
 	if (s->state == S_DATA && s->code == 354) {
 		sess_on_data(s);
+		return;
+	}
+	if (s->naccepted == 0) {
+		/* pipelined DATA refused after every RCPT was: expected */
+		s->need_rset = 1;
+		sess_next_dlv(s);
 		return;
 	}
 	sess_said(s, &b);

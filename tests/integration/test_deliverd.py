@@ -158,6 +158,18 @@ class ScriptedSMTP(socketserver.StreamRequestHandler):
             cmd = line.decode(errors="replace").rstrip("\r\n")
             self.server.log.append(cmd)
             verb = cmd.split(" ")[0].split(":")[0].upper()
+            if verb == "MAIL" and sc.get("PEEK"):
+                # were the next commands sent without waiting? (RFC 2920)
+                try:
+                    more = self.connection.recv(
+                        1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    more = b""
+                if more:
+                    self.server.log.append("PIPELINED")
+            if verb == "DATA" and "DATA" in sc:
+                self.wfile.write(sc["DATA"].encode() + b"\r\n")
+                continue
             if verb == "MAIL":
                 mails += 1
                 if mails == sc.get("DROP_ON_MAIL", 0):
@@ -183,10 +195,17 @@ class ScriptedSMTP(socketserver.StreamRequestHandler):
                 return
 
 
+class UnbufferedSMTP(ScriptedSMTP):
+    """Reads byte by byte, so that what the client sent ahead is still in
+    the socket for the PEEK check."""
+    rbufsize = 0
+
+
 def start_scripted(script, addr="127.0.0.1", port=None):
     port = port or free_port()
     socketserver.ThreadingTCPServer.allow_reuse_address = True
-    srv = socketserver.ThreadingTCPServer((addr, port), ScriptedSMTP)
+    srv = socketserver.ThreadingTCPServer(
+        (addr, port), UnbufferedSMTP if script.get("PEEK") else ScriptedSMTP)
     srv.daemon_threads = True
     srv.script = script
     srv.log = []
@@ -299,6 +318,18 @@ server "direct" {{
 	}}
 	domain "slow.test" remote {{
 		route "[127.0.0.1]:{slow}"
+	}}
+	domain "pipe.test" remote {{
+		route "[127.0.0.1]:{pipe}"
+	}}
+	domain "piperej.test" remote {{
+		route "[127.0.0.1]:{piperej}"
+	}}
+	domain "pipe354.test" remote {{
+		route "[127.0.0.1]:{pipe354}"
+	}}
+	domain "pipemail.test" remote {{
+		route "[127.0.0.1]:{pipemail}"
 	}}
 }}
 server "idle" {{
@@ -463,6 +494,15 @@ class Env:
         self.idle, idleport = start_scripted({})
         self.idle421, idle421port = start_scripted({"421_AFTER_DOT": True})
         self.dropmail, dropmailport = start_scripted({"DROP_ON_MAIL": 2})
+        pipe = {"EHLO": "250-scripted\r\n250 PIPELINING", "PEEK": True}
+        self.pipe, pipeport = start_scripted(dict(pipe))
+        self.piperej, piperejport = start_scripted(dict(
+            pipe, RCPT="550 5.1.1 no such user",
+            DATA="554 5.5.1 no valid recipients"))
+        self.pipe354, pipe354port = start_scripted(dict(
+            pipe, RCPT="550 5.1.1 no such user"))
+        self.pipemail, pipemailport = start_scripted(dict(
+            pipe, MAIL="451 4.3.0 busy"))
         self.dns = TinyDNS({
             ("mx.dns.example", 15): [mx_rdata(10, "mx1.dns.example"),
                               mx_rdata(5, "down.dns.example")],
@@ -488,7 +528,9 @@ class Env:
                                  reuse=reuseport, p4=free_port(),
                                  idle=idleport, p5=free_port(),
                                  idle421=idle421port, p6=free_port(),
-                                 dropmail=dropmailport,
+                                 dropmail=dropmailport, pipe=pipeport,
+                                 piperej=piperejport, pipe354=pipe354port,
+                                 pipemail=pipemailport,
                                  resolver="127.0.0.1@%d" % self.dns.port)
         # down.dns.example (127.0.0.2) on mxport: nothing listens there
         self.d = Deliverd(self.cfg, os.path.join(self.tmp, "deliverd.log"))
@@ -749,6 +791,49 @@ def t_reused_connection_dropped_retried_fresh(env):
     assert time.monotonic() - t0 < 5
     assert log.count("DROPPED") == 1 and log.count("CONNECT") == 2, log
     assert sum(c.startswith("MAIL FROM") for c in log) == 3, log
+
+
+def verbs(log):
+    return [c.split(":")[0].split(" ")[0] for c in log]
+
+
+def t_pipelining(env):
+    log = env.pipe.log
+    res = env.run(2, ["a@pipe.test", "b@pipe.test"])
+    assert [s for s, _ in res] == [MR_DS_OK, MR_DS_OK], res
+    # MAIL, both RCPTs and DATA in one write: all there when MAIL is read
+    v = verbs(log)
+    assert v[v.index("MAIL"):v.index("MAIL") + 5] == [
+        "MAIL", "PIPELINED", "RCPT", "RCPT", "DATA"], log
+
+
+def t_pipelining_every_rcpt_refused(env):
+    # DATA refused as it should be: the RCPT replies are the results, and
+    # the next message on the connection starts with RSET
+    log = env.piperej.log
+    res = env.run(2, ["a@piperej.test", "b@piperej.test"])
+    assert [s for s, _ in res] == [MR_DS_PERM, MR_DS_PERM], res
+    assert "550 5.1.1 no such user" in res[0][1], res
+    res = env.run(2, ["c@piperej.test"])
+    assert res[0][0] == MR_DS_PERM, res
+    v = verbs(log)
+    assert v.count("CONNECT") == 1 and v.count("RSET") == 1, log
+    assert v.index("RSET") < len(v) - v[::-1].index("MAIL") - 1, log
+
+
+def t_pipelining_354_without_recipients(env):
+    # a server that wants the message although it refused every RCPT gets
+    # an empty one; the results stay the RCPT replies
+    res = env.run(2, ["a@pipe354.test"])
+    assert res[0][0] == MR_DS_PERM and "550 5.1.1" in res[0][1], res
+    assert env.run(2, ["b@pipe354.test"])[0][0] == MR_DS_PERM
+
+
+def t_pipelining_mail_refused(env):
+    # MAIL refused: its reply decides, whatever RCPT and DATA get after it
+    res = env.run(2, ["a@pipemail.test", "b@pipemail.test"])
+    assert [s for s, _ in res] == [MR_DS_TEMP, MR_DS_TEMP], res
+    assert "451 4.3.0 busy" in res[0][1] and "451 4.3.0" in res[1][1], res
 
 
 def t_queued_lost_abandons_inflight(env):
