@@ -461,6 +461,14 @@ mr_ipc_send(struct mr_ipc *c, uint32_t type, int fd, const void *data,
 	return 0;
 }
 
+static int ipc_stopping;
+
+void
+mr_ipc_stopping(void)
+{
+	ipc_stopping = 1;
+}
+
 void
 mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
     struct mr_ipc *master, uint32_t kind)
@@ -474,7 +482,8 @@ mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
 		}
 		mr_ipc_report_bad(master, kind);
 	} else {
-		mr_warn("lost the channel to %s", c->peer);
+		mr_log(ipc_stopping && !c->bad ? LOG_INFO : LOG_WARNING,
+		    "lost the channel to %s", c->peer);
 		if (c->bad)
 			mr_ipc_report_bad(master, kind);
 	}

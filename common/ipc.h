@@ -64,6 +64,9 @@ int		 mr_ipc_decode(const unsigned char *buf, size_t n, int truncated,
 /* 1 if fd is a SOCK_SEQPACKET socket (a channel), else 0: a child whose
  * peer is not running yet finds /dev/null in that slot. */
 int		 mr_ipc_is_channel(int fd);
+/* The process is stopping: a peer that goes away is expected, and is
+ * logged as information, not as a warning. */
+void		 mr_ipc_stopping(void);
 /*
  * The end of a peer channel c, from its callback: msg is the unexpected
  * message (NULL when the channel closed or sent a malformed frame).  Logs

@@ -795,6 +795,7 @@ shutdown_start(void)
 	if (d.stopping)
 		return;
 	d.stopping = 1;
+	mr_ipc_stopping();
 	mr_info("shutting down");
 	/* deliveries not started yet go back to queued at once */
 	TAILQ_FOREACH(ds, &d.dests, entry)

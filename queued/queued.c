@@ -64,6 +64,7 @@ begin_stop(void)
 	if (q->stopping)
 		return;
 	q->stopping = 1;
+	mr_ipc_stopping();
 	/* nothing acknowledged lives only in memory: stopping is safe once
 	 * the commits in flight have been answered */
 	if (commit_idle())

@@ -120,6 +120,7 @@ begin_stop(void)
 	if (smtpd->stopping)
 		return;
 	smtpd->stopping = 1;
+	mr_ipc_stopping();
 	stop_listening();
 	event_base_once(smtpd->base, -1, EV_TIMEOUT, stop_timeout, NULL, &tv);
 	smtpd_maybe_exit();
