@@ -347,6 +347,21 @@ server "dropmail" {{
 	mailroot /tmp/t
 	delivery {{ smart-host "[127.0.0.1]:{dropmail}" }}
 }}
+server "onecon" {{
+	listen 127.0.0.1:{p7}
+	mailroot /tmp/s
+	delivery {{
+		outbound {{
+			connections 1
+		}}
+	}}
+	domain "eva.test" remote {{
+		route "[127.0.0.1]:{eva}"
+	}}
+	domain "evb.test" remote {{
+		route "[127.0.0.1]:{evb}"
+	}}
+}}
 server "reuse" {{
 	listen 127.0.0.1:{p3}
 	mailroot /tmp/w
@@ -494,6 +509,8 @@ class Env:
         self.idle, idleport = start_scripted({})
         self.idle421, idle421port = start_scripted({"421_AFTER_DOT": True})
         self.dropmail, dropmailport = start_scripted({"DROP_ON_MAIL": 2})
+        self.eva, evaport = start_scripted({})
+        self.evb, evbport = start_scripted({})
         pipe = {"EHLO": "250-scripted\r\n250 PIPELINING", "PEEK": True}
         self.pipe, pipeport = start_scripted(dict(pipe))
         self.piperej, piperejport = start_scripted(dict(
@@ -530,7 +547,8 @@ class Env:
                                  idle421=idle421port, p6=free_port(),
                                  dropmail=dropmailport, pipe=pipeport,
                                  piperej=piperejport, pipe354=pipe354port,
-                                 pipemail=pipemailport,
+                                 pipemail=pipemailport, p7=free_port(),
+                                 eva=evaport, evb=evbport,
                                  resolver="127.0.0.1@%d" % self.dns.port)
         # down.dns.example (127.0.0.2) on mxport: nothing listens there
         self.d = Deliverd(self.cfg, os.path.join(self.tmp, "deliverd.log"))
@@ -753,7 +771,7 @@ def t_connection_reuse_and_limit(env):
 
 
 # server indexes in CONFIG
-SRV_IDLE, SRV_IDLE421, SRV_DROPMAIL, SRV_REUSE = 3, 4, 5, 6
+SRV_IDLE, SRV_IDLE421, SRV_DROPMAIL, SRV_ONECON, SRV_REUSE = 3, 4, 5, 6, 7
 
 
 def t_idle_connection_kept_then_quit(env):
@@ -778,6 +796,20 @@ def t_idle_421_then_fresh_connection(env):
     res = env.run(SRV_IDLE421, ["b@remote.test"])
     assert res[0][0] == MR_DS_OK, res
     assert log.count("CONNECT") == 2, log
+
+
+def t_idle_connection_gives_way_at_the_limit(env):
+    # outbound connections 1: the connection kept idle for eva.test says
+    # QUIT at once when evb.test needs the slot, rather than after 5 s
+    assert env.run(SRV_ONECON, ["a@eva.test"])[0][0] == MR_DS_OK
+    t0 = time.monotonic()
+    assert env.run(SRV_ONECON, ["b@evb.test"])[0][0] == MR_DS_OK
+    assert time.monotonic() - t0 < 3
+    assert env.eva.log[-1] == "QUIT" and env.evb.log.count("CONNECT") == 1, (
+        env.eva.log, env.evb.log)
+    # and back: the idle evb.test connection gives way to eva.test
+    assert env.run(SRV_ONECON, ["c@eva.test"])[0][0] == MR_DS_OK
+    assert env.evb.log[-1] == "QUIT" and env.eva.log.count("CONNECT") == 2
 
 
 def t_reused_connection_dropped_retried_fresh(env):
