@@ -332,22 +332,7 @@ server "direct" {{
 		route "[127.0.0.1]:{pipemail}"
 	}}
 }}
-server "idle" {{
-	listen 127.0.0.1:{p4}
-	mailroot /tmp/v
-	delivery {{ smart-host "[127.0.0.1]:{idle}" }}
-}}
-server "idle421" {{
-	listen 127.0.0.1:{p5}
-	mailroot /tmp/u
-	delivery {{ smart-host "[127.0.0.1]:{idle421}" }}
-}}
-server "dropmail" {{
-	listen 127.0.0.1:{p6}
-	mailroot /tmp/t
-	delivery {{ smart-host "[127.0.0.1]:{dropmail}" }}
-}}
-server "onecon" {{
+{idle_servers}server "onecon" {{
 	listen 127.0.0.1:{p7}
 	mailroot /tmp/s
 	delivery {{
@@ -376,6 +361,14 @@ server "reuse" {{
 	}}
 }}
 """
+
+
+# servers 3 to 5: each relays to the scripted peer of the same name
+IDLE_SERVERS = "".join(
+    'server "%s" {{\n\tlisten 127.0.0.1:{p%d}\n\tmailroot /tmp/%s\n'
+    '\tdelivery {{ smart-host "[127.0.0.1]:{%s}" }}\n}}\n'
+    % (name, n, name, name)
+    for n, name in ((4, "idle"), (5, "idle421"), (6, "dropmail")))
 
 
 class Deliverd:
@@ -536,7 +529,8 @@ class Env:
             ("mute.dns.example", 1): [socket.inet_aton("127.0.0.4")],
         })
         self.dns.start()
-        self.cfg = CONFIG.format(p0=free_port(), p1=free_port(),
+        cfg = CONFIG.replace("{idle_servers}", IDLE_SERVERS)
+        self.cfg = cfg.format(p0=free_port(), p1=free_port(),
                                  p2=free_port(), sink=sinkport,
                                  dead=free_port(), helo=heloport,
                                  mxport=mxport, tlssink=tlsport,
