@@ -305,6 +305,8 @@ class Mailroot:
     def start(self):
         assert MAILROOTD.exists(), "%s not built (MAILROOT_BUILDDIR=%s)" % (
             MAILROOTD, BUILDDIR)
+        # a restart appends to the log: only what this start wrote counts
+        since = len(self.log_text())
         with open(self.logfile, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(MAILROOTD), "-d", "-f", str(self.conf)],
@@ -314,7 +316,8 @@ class Mailroot:
         def up():
             if self.proc.poll() is not None:
                 return "exited"
-            return READY_LINE in self.log_text() and port_accepts(self.port)
+            return READY_LINE in self.log_text()[since:] and \
+                port_accepts(self.port)
 
         state = wait_until(up, START_TIMEOUT, 0.1)
         if state is not True:

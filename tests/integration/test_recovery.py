@@ -111,5 +111,7 @@ def test_commit_leaves_data_and_envelope_in_queue(start_mailroot, sink):
     assert b"X-Rec-Id: held" in eml.read_bytes()
     # and it survives a restart as a complete message
     restart(d)
-    assert "recovered 1 queued message" in d.log_text()
+    assert mh.wait_until(
+        lambda: "recovered 1 queued message" in d.log_text(), 10), \
+        d.log_text()
     assert (d.dir("Queue") / (mid + ".eml")).exists()
