@@ -371,6 +371,10 @@ IDLE_SERVERS = "".join(
     for n, name in ((4, "idle"), (5, "idle421"), (6, "dropmail")))
 
 
+# server indexes in CONFIG (0 sink, 1 dead, 2 direct)
+SRV_IDLE, SRV_IDLE421, SRV_DROPMAIL, SRV_ONECON, SRV_REUSE = 3, 4, 5, 6, 7
+
+
 class Deliverd:
     def __init__(self, cfgtext, stderr_path):
         self.m_ours, m_theirs = socket.socketpair(socket.AF_UNIX,
@@ -707,7 +711,8 @@ def t_bad_frame_drops_channel_then_new_peer(env):
 
 def t_server_index_out_of_range(env):
     d = env.d
-    d.send_job(101, 7, "QIDX", "a@b.c", ["x@y.z"], MESSAGE)
+    # one past the last server of CONFIG
+    d.send_job(101, SRV_REUSE + 1, "QIDX", "a@b.c", ["x@y.z"], MESSAGE)
     d.q_ours.settimeout(10)
     assert d.q_ours.recv(100) == b"", "channel not dropped"
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -762,10 +767,6 @@ def t_connection_reuse_and_limit(env):
     assert log.count("CONNECT") == 2, log
     assert sum(c.startswith("MAIL FROM") for c in log) == 3, log
     assert log.index("CONNECT", 1) > log.index("QUIT"), log
-
-
-# server indexes in CONFIG
-SRV_IDLE, SRV_IDLE421, SRV_DROPMAIL, SRV_ONECON, SRV_REUSE = 3, 4, 5, 6, 7
 
 
 def t_idle_connection_kept_then_quit(env):
