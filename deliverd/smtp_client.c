@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,8 @@
 #define BODY_CHUNK	(64 * 1024)
 #define BODY_HIGH	(256 * 1024)	/* output kept queued while sending */
 #define IDLE_KEEP	5		/* seconds an unused connection waits */
+#define ZEROCOPY_MIN	(64 * 1024)	/* bodies this big go out by sendfile */
+#define ZEROCOPY_RUN	(16 * 1024)	/* in runs at least this long */
 
 enum smtp_state {
 	S_RESOLVE,
@@ -116,6 +119,7 @@ struct smtp_sess {
 	unsigned char		*accepted;
 	size_t			 naccepted;
 	off_t			 off;		/* body read offset */
+	struct evbuffer_file_segment *seg;	/* the message, for sendfile */
 	int			 bol, cr;	/* dot-stuffing state */
 	int			 need_rset;
 	int			 reused;	/* taken from idle, no reply yet */
@@ -179,9 +183,12 @@ smtp_fini(void)
 
 /* ---- session life ---- */
 
+static void	sess_seg_free(struct smtp_sess *);
+
 static void
 sess_close(struct smtp_sess *s)
 {
+	sess_seg_free(s);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
@@ -875,43 +882,91 @@ static void	sess_body_fill(struct smtp_sess *);
 static void
 sess_on_data(struct smtp_sess *s)
 {
+	struct job *j = sess_job(s);
+	int fd;
+
 	s->off = 0;
 	s->bol = 1;
 	s->cr = 0;
 	s->state = S_BODY;
+	/* A big message in plain text goes from the page cache to the
+	 * socket (sendfile) in the runs between the bytes stuffing adds;
+	 * TLS, and small messages (where one write beats a sendfile and a
+	 * write), go through our buffer. */
+	if (!s->tls_on && j->size >= ZEROCOPY_MIN &&
+	    (fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0)) != -1 &&
+	    (s->seg = evbuffer_file_segment_new(fd, 0, -1,
+	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_LOCKING)) == NULL)
+		close(fd);
 	sess_timeouts(s, 0);
 	sess_body_fill(s);
 }
 
+/* n bytes of the message that go out unchanged, at file offset off. */
+static void
+sess_run(struct smtp_sess *s, struct evbuffer *out, const char *p, off_t off,
+    size_t n)
+{
+	if (n == 0)
+		return;
+	/* a short run costs less copied than in a sendfile of its own */
+	if (s->seg == NULL || n < ZEROCOPY_RUN ||
+	    evbuffer_add_file_segment(out, s->seg, off, (ev_off_t)n) == -1)
+		evbuffer_add(out, p, n);
+}
+
 /*
- * Appends n bytes of message to out: a "." at the start of a line gets
- * another (RFC 5321 4.5.2), and a bare LF becomes CRLF so that no line
- * ending a lenient server might honour goes unstuffed (SMTP smuggling).
+ * Sends n bytes of message read from file offset off: a "." at the start
+ * of a line gets another (RFC 5321 4.5.2), and a bare LF becomes CRLF so
+ * that no line ending a lenient server might honour goes unstuffed (SMTP
+ * smuggling).
  */
 static void
-stuff(struct evbuffer *out, const char *p, size_t n, int *bol, int *cr)
+stuff(struct smtp_sess *s, struct evbuffer *out, const char *p, off_t off,
+    size_t n)
 {
-	size_t i, start = 0;
+	const char *nl;
+	size_t i = 0, start = 0, k;
 
-	for (i = 0; i < n; i++) {
-		if (*bol && p[i] == '.') {
-			evbuffer_add(out, p + start, i - start);
+	while (i < n) {
+		if (s->bol && p[i] == '.') {
+			sess_run(s, out, p + start, off + (off_t)start,
+			    i - start);
 			evbuffer_add(out, ".", 1);
 			start = i;
-		} else if (p[i] == '\n' && !*cr) {
-			evbuffer_add(out, p + start, i - start);
-			evbuffer_add(out, "\r", 1);
-			start = i;
 		}
-		*bol = p[i] == '\n';
-		*cr = p[i] == '\r';
+		if ((nl = memchr(p + i, '\n', n - i)) == NULL) {
+			s->bol = 0;
+			s->cr = p[n - 1] == '\r';
+			break;
+		}
+		k = (size_t)(nl - p);
+		if (!(k > 0 ? p[k - 1] == '\r' : s->cr)) {
+			sess_run(s, out, p + start, off + (off_t)start,
+			    k - start);
+			evbuffer_add(out, "\r", 1);
+			start = k;
+		}
+		s->bol = 1;
+		s->cr = 0;
+		i = k + 1;
 	}
-	evbuffer_add(out, p + start, n - start);
+	sess_run(s, out, p + start, off + (off_t)start, n - start);
+}
+
+/* The segment lives on in out until sent (evbuffer references). */
+static void
+sess_seg_free(struct smtp_sess *s)
+{
+	if (s->seg != NULL)
+		evbuffer_file_segment_free(s->seg);
+	s->seg = NULL;
 }
 
 static void
 sess_body_end(struct smtp_sess *s, struct evbuffer *out)
 {
+	sess_seg_free(s);
 	if (!s->bol)
 		evbuffer_add(out, s->cr ? "\n" : "\r\n", s->cr ? 1 : 2);
 	evbuffer_add(out, ".\r\n", 3);
@@ -951,7 +1006,7 @@ sess_body_fill(struct smtp_sess *s)
 			sess_body_end(s, out);
 			return;
 		}
-		stuff(out, buf, (size_t)n, &s->bol, &s->cr);
+		stuff(s, out, buf, s->off, (size_t)n);
 		s->off += n;
 	}
 }

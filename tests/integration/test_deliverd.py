@@ -590,6 +590,24 @@ def t_big_message_chunks(env):
     assert env.handler.messages[-1][2] == msg
 
 
+def t_big_message_over_tls_and_bare_lf(env):
+    # the TLS path copies; the plain path sends runs of the file itself
+    # and must still turn a bare LF into CRLF and stuff dots in between
+    msg = big_message()
+    res = env.run(2, ["u@tlsopp.test"], data=msg)
+    assert res[0][0] == MR_DS_OK, res
+    assert env.tls_handler.messages[-1][2] == msg
+    assert env.tls_handler.messages[-1][4], "not sent over TLS"
+    # long runs between one dot line and one bare LF: sent from the file
+    lines = [b"Subject: runs\r\n", b"\r\n"] + [b"y" * 76 + b"\r\n"] * 3000
+    lines[1500] = b".dot in the middle\r\n"
+    plain = b"".join(lines)
+    raw = plain.replace(b"y\r\n", b"y\n", 1)
+    res = env.run(0, ["b@remote.test"], data=raw)
+    assert res[0][0] == MR_DS_OK, res
+    assert env.handler.messages[-1][2] == plain
+
+
 def t_no_final_crlf(env):
     res = env.run(0, ["b@remote.test"], data=b"Subject: x\r\n\r\nno end")
     assert res[0][0] == MR_DS_OK, res
