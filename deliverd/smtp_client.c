@@ -123,6 +123,7 @@ struct smtp_sess {
 	int			 bol, cr;	/* dot-stuffing state */
 	int			 need_rset;
 	int			 reused;	/* taken from idle, no reply yet */
+	int			 evicted;	/* idle, told to QUIT for room */
 	unsigned		 sent;		/* transactions on this connection */
 	char			*lasterr;	/* why the last address failed */
 	struct event		*defer;		/* runs the next step */
@@ -340,14 +341,20 @@ smtp_reuse(struct dest *dest, struct delivery *d)
 }
 
 /* Frees a connection slot of server srvidx held by an idle session (it
- * ends after QUIT): 0, or -1 when none is idle. */
+ * ends after QUIT, and its end kicks the waiting deliveries): 0, or -1
+ * when none is idle.  One at a time: a kick while a goodbye is under way
+ * does not end another kept connection. */
 int
 smtp_evict_idle(size_t srvidx)
 {
-	struct smtp_sess *s = idle_find(NULL, srvidx);
+	struct smtp_sess *s;
 
-	if (s == NULL)
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (s->evicted && !s->zombie && s->dest->srvidx == srvidx)
+			return 0;
+	if ((s = idle_find(NULL, srvidx)) == NULL)
 		return -1;
+	s->evicted = 1;
 	sess_cmd(s, S_QUIT, "QUIT");
 	return 0;
 }
