@@ -153,6 +153,9 @@ port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# mailroot's port: 2525, or 2527 when run measures it beside Postfix.
+mr_port=${MR_PORT:-2525}
+
 # write_mailroot_conf DIR [EXTRA-LIMITS]: the benchmark's mailroot.conf in
 # DIR/mailroot.conf, mailroot in DIR/mailroot, smtpd's chroot DIR/empty.
 write_mailroot_conf() {
@@ -164,7 +167,7 @@ hostname "bench-mailroot.invalid"
 chroot "$d/empty"
 
 server "bench" {
-	listen 127.0.0.1:2525
+	listen 127.0.0.1:$mr_port
 	mailroot "$d/mailroot"
 	relay allow 127.0.0.0/8
 	limits { ${extra}message-size 20M; session-size 200M; messages-per-connection 1000 }
@@ -183,9 +186,9 @@ start_mailroot() {
 	"$MAILROOT_BUILDDIR/master/mailrootd" -f "$d/mailroot.conf" \
 	    -p "$d/mailrootd.pid" </dev/null >>"$d/stderr.log" 2>&1 &
 	mr_master=$!
-	if ! wait_port 2525; then
+	if ! wait_port "$mr_port"; then
 		cat "$d/stderr.log" >&2
-		die "mailrootd does not listen on 127.0.0.1:2525"
+		die "mailrootd does not listen on 127.0.0.1:$mr_port"
 	fi
 	for _ in $(seq 1 50); do [ -s "$d/mailrootd.pid" ] && break; sleep 0.1; done
 	[ -s "$d/mailrootd.pid" ] || die "mailrootd wrote no pid file"
@@ -206,5 +209,5 @@ stop_mailroot() {
 	fi
 	wait "$mr_master" 2>/dev/null || true
 	mr_master=
-	for _ in $(seq 1 100); do port_free 2525 && break; sleep 0.2; done
+	for _ in $(seq 1 100); do port_free "$mr_port" && break; sleep 0.2; done
 }

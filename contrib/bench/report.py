@@ -223,9 +223,13 @@ def full_report(a):
         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "  **Smoke run (BENCH_QUICK=1): fewer messages, one run per row, no median.**"
         if quick else ""), ""]
-    o += ["Every figure comes from relay-bench: the MTA listens on 127.0.0.1:2525 and relays "
-          "everything to relay-bench's sink on 127.0.0.1:2526; client, MTA and sink share the "
-          "host, inside a network namespace that has only a loopback interface.  Each row: "
+    o += ["Every figure comes from relay-bench: Postfix listens on 127.0.0.1:2525 and "
+          "mailroot on 127.0.0.1:2527, both running through the whole run, and each relays "
+          "everything to relay-bench's sink on 127.0.0.1:2526; client, MTAs and sink share the "
+          "host, inside a network namespace that has only a loopback interface.  Each row is "
+          "measured for one MTA right after the other (Postfix first in odd rows, mailroot "
+          "first in even ones), so that a host that speeds up or slows down during the run "
+          "weighs on both alike.  Each row: "
           "%s after a discarded warmup, one message per connection, one recipient.  "
           "Ratios are mailroot / Postfix: above 1 is better for mailroot in the rates, below 1 "
           "is better in latency, memory and CPU.  Absolute numbers move with the host; compare "
