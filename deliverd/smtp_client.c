@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -1362,6 +1363,12 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 		goto out;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->state == S_CONNECT) {
+			int one = 1;
+
+			/* commands go out whole; Nagle would only hold back
+			 * the end of a message behind a delayed ACK */
+			(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP,
+			    TCP_NODELAY, &one, sizeof(one));
 			s->state = S_GREETING;
 			sess_timeouts(s, 1);
 		} else if (s->state == S_TLS) {

@@ -13,6 +13,7 @@
 
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <ctype.h>
@@ -277,11 +278,17 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	const struct mr_server *srv = l->srv;
 	struct session *s;
 	struct timeval tv;
+	int one = 1;
 
 	if (smtpd->stopping) {
 		close(fd);
 		return;
 	}
+	/* A reply goes out whole in one send, so Nagle's algorithm only
+	 * delays it: after "250 250" to a pipelined MAIL and RCPT the client
+	 * waits for the 354 without sending, its ACK is delayed, and the 354
+	 * would wait for that ACK (about 40 ms per message). */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = mr_xcalloc(1, sizeof(*s));
 	s->id = ++smtpd->next_id;
 	s->l = l;
