@@ -224,12 +224,13 @@ def full_report(a):
         "  **Smoke run (BENCH_QUICK=1): fewer messages, one run per row, no median.**"
         if quick else ""), ""]
     o += ["Every figure comes from relay-bench: Postfix listens on 127.0.0.1:2525 and "
-          "mailroot on 127.0.0.1:2527, both running through the whole run, and each relays "
-          "everything to relay-bench's sink on 127.0.0.1:2526; client, MTAs and sink share the "
-          "host, inside a network namespace that has only a loopback interface.  Each row is "
-          "measured for one MTA right after the other (Postfix first in odd rows, mailroot "
-          "first in even ones), so that a host that speeds up or slows down during the run "
-          "weighs on both alike.  Each row: "
+          "mailroot on 127.0.0.1:2527, and each relays everything to relay-bench's sink on "
+          "127.0.0.1:2526; client, MTA and sink share the host, inside a network namespace "
+          "that has only a loopback interface.  Each row is measured for one MTA right after "
+          "the other (Postfix first in odd rows, mailroot first in even ones), so that a host "
+          "that speeds up or slows down during the run weighs on both alike; each MTA is "
+          "started for its turn and stopped after it, every process gone, so that nothing one "
+          "leaves behind runs during the other's turn.  Each row: "
           "%s after a discarded warmup, one message per connection, one recipient.  "
           "Ratios are mailroot / Postfix: above 1 is better for mailroot in the rates, below 1 "
           "is better in latency, memory and CPU.  Absolute numbers move with the host; compare "
@@ -415,8 +416,9 @@ def full_report(a):
              "is not in mailroot's process tree, so its CPU is not in mailroot's figures: "
              "%s s over all of mailroot's runs, warmups included.  Postfix logs through its "
              "own postlogd, which is counted." % meta.get("syslog_receiver_cpu_during_mailroot", "?"))
-    o.append("- Postfix keeps idle smtpd and smtp processes for a while (max_idle): the memory "
-             "of its tree before a run includes those left by the previous rows.")
+    o.append("- Each MTA starts afresh for each row, so the memory of its tree before a run "
+             "holds no processes left from earlier rows (Postfix keeps idle smtpd and smtp "
+             "processes for max_idle seconds; they do grow within a row's warmup and repeats).")
     o.append("- The reference main.cf leaves Postfix's compiled-in `alias_maps` "
              "(hash:/etc/aliases, nis:mail.aliases); on this host there is no "
              "/etc/aliases.db, so each new Postfix smtpd logs an error and a warning once "
