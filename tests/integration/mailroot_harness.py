@@ -63,8 +63,8 @@ def sanitizer_reports(text):
     return [m for m in SANITIZER_MARKS if m in text]
 
 
-def children(pid):
-    """{comm: pid} of pid's direct children (the last of each name)."""
+def child_pids(pid):
+    """{comm: [pid, ...]} of pid's direct children."""
     out = {}
     for task in Path("/proc", str(pid), "task").iterdir():
         try:
@@ -76,8 +76,13 @@ def children(pid):
                 comm = Path("/proc", kid, "comm").read_text().strip()
             except OSError:
                 continue
-            out[comm] = int(kid)
+            out.setdefault(comm, []).append(int(kid))
     return out
+
+
+def children(pid):
+    """{comm: pid} of pid's direct children (the last of each name)."""
+    return {comm: pids[-1] for comm, pids in child_pids(pid).items()}
 
 
 def ensure_users():

@@ -16,23 +16,6 @@ pytestmark = pytest.mark.skipif(not mh.IS_ROOT,
                                 reason="privilege separation needs root")
 
 
-def children(pid):
-    """{comm: [pid, ...]} of pid's direct children."""
-    out = {}
-    for task in Path("/proc", str(pid), "task").iterdir():
-        try:
-            kids = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for kid in kids:
-            try:
-                comm = Path("/proc", kid, "comm").read_text().strip()
-            except OSError:
-                continue
-            out.setdefault(comm, []).append(int(kid))
-    return out
-
-
 def status(pid):
     fields = {}
     for line in Path("/proc", str(pid), "status").read_text().splitlines():
@@ -48,7 +31,7 @@ def rooted(start_mailroot, sink):
 
 def confinement_problems(master, chroot):
     """What is wrong with the children's confinement; [] when all is well."""
-    kids = children(master)
+    kids = mh.child_pids(master)
     missing = set(mh.USERS) - set(kids)
     if missing:
         return ["no %s among mailrootd's children %s" % (sorted(missing),
