@@ -308,22 +308,7 @@ deliverd_done(struct delivery *dl, const char *relay)
 		job_finish(j);
 }
 
-struct delivery *
-deliverd_next(struct dest *ds, unsigned sent)
-{
-	unsigned max = ds->srv->limits.messages_per_connection;
-	struct delivery *dl;
-
-	if (max == 0)
-		max = MSGS_PER_CONN_CAP;
-	if (d.stopping || d.abandoning || sent >= max ||
-	    (dl = TAILQ_FIRST(&ds->queue)) == NULL)
-		return NULL;
-	TAILQ_REMOVE(&ds->queue, dl, entry);
-	dl->queued = 0;
-	return dl;
-}
-
+/* May a session that sent `sent' messages send another? */
 int
 deliverd_may_keep(const struct dest *ds, unsigned sent)
 {
@@ -332,6 +317,19 @@ deliverd_may_keep(const struct dest *ds, unsigned sent)
 	if (max == 0)
 		max = MSGS_PER_CONN_CAP;
 	return !d.stopping && !d.abandoning && sent < max;
+}
+
+struct delivery *
+deliverd_next(struct dest *ds, unsigned sent)
+{
+	struct delivery *dl;
+
+	if (!deliverd_may_keep(ds, sent) ||
+	    (dl = TAILQ_FIRST(&ds->queue)) == NULL)
+		return NULL;
+	TAILQ_REMOVE(&ds->queue, dl, entry);
+	dl->queued = 0;
+	return dl;
 }
 
 void
