@@ -8,6 +8,7 @@ checked for sanitizer reports before the test may pass.
 
 import os
 import pwd
+import random
 import signal
 import smtplib
 import socket
@@ -44,11 +45,26 @@ def wait_until(pred, timeout, interval=0.05):
     return pred()
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago and that this test
+    run has not handed out before.  Ports come from below the kernel's
+    ephemeral range (32768 and up), so neither an earlier call nor a
+    client's source port can take the same one."""
+    for _ in range(1000):
+        port = random.randrange(10000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise AssertionError("no free loopback port in 1000 tries")
 
 
 def port_accepts(port, host="127.0.0.1"):
