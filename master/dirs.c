@@ -257,6 +257,8 @@ mr_prepare_dirs(const struct mr_config *cfg, int at_start)
 	o.root = geteuid() == 0;
 	o.at_start = at_start;
 	if (o.root) {
+		/* mailrootd has no threads: getpwnam is safe here */
+		// cppcheck-suppress getpwnamCalled
 		if ((pw = getpwnam(cfg->user)) == NULL) {
 			mr_err("user \"%s\" does not exist (create it: "
 			    "useradd --system --no-create-home --shell "
