@@ -60,6 +60,19 @@ def owner(path):
     return (st.st_uid, st.st_gid, st.st_mode & 0o7777)
 
 
+def all_children(pid):
+    """The three children by name, once each has exec'd."""
+    kids = {}
+
+    def ready():
+        kids.clear()
+        kids.update(mh.children(pid))
+        return all(k in kids for k in ("smtpd", "queued", "deliverd"))
+
+    assert mh.wait_until(ready, 10), kids
+    return dict(kids)
+
+
 def reload_and_wait(d, since):
     d.proc.send_signal(signal.SIGHUP)
     assert mh.wait_until(lambda: "reload failed" in d.log_text()[since:],
@@ -73,7 +86,7 @@ def test_queue_user_link_refused_on_reload(start_mailroot, sink, workdir,
     d = start_mailroot(sink=sink)
     victim = root_file(workdir) if kind == "file" else root_dir(workdir)
     before = owner(victim)
-    kids = mh.children(d.pid)
+    kids = all_children(d.pid)
     link = d.dir(folder)
 
     def plant():
