@@ -198,3 +198,14 @@ def test_start_fixes_owner_reload_does_not(start_mailroot, sink, workdir):
     finally:
         problems = d.stop()
     assert not problems, problems
+
+
+def test_start_refuses_link_among_parents(workdir):
+    """A link on the way to a mailroot is not followed either: whoever
+    can change it could point root at another directory."""
+    real = root_dir(workdir, "realparent")
+    os.chmod(real, 0o755)
+    os.symlink(real, Path(workdir, "linkparent"))
+    d = mh.Mailroot(workdir, name="linkparent/inner")
+    log = start_fails(d)
+    assert "%s: refused" % d.mailroot in log, log
