@@ -3,8 +3,8 @@
  * libseccomp.
  *
  * Security: a child may make only the system calls listed here for it,
- * found by running each process under strace through its integration
- * tests, plus what glibc, libevent, OpenSSL, libunbound, PCRE2 and
+ * found by running each process under strace through the integration
+ * tests (contrib/syscalls prints them), plus what glibc, libevent, OpenSSL, libunbound, PCRE2 and
  * Berkeley DB make on paths the tests do not reach (signals, a syslog
  * reconnect, DNS over TCP, lock waits).  Anything else kills the whole
  * process (SIGSYS): a call outside the list is either an attack or a gap
