@@ -4,18 +4,19 @@
  *
  * Security: a child may make only the system calls listed here for it,
  * found by running each process under strace through the integration
- * tests (contrib/syscalls prints them), plus what glibc, libevent, OpenSSL, libunbound, PCRE2 and
- * Berkeley DB make on paths the tests do not reach (signals, a syslog
- * reconnect, DNS over TCP, lock waits).  Anything else kills the whole
- * process (SIGSYS): a call outside the list is either an attack or a gap
- * in the list, and in both cases a loud death, which mailrootd logs and
- * answers with a restart, is safer than an error the code might step
- * around.  A few calls a library merely probes fail with an errno
- * instead.  libseccomp checks the architecture and rejects the x32 and
- * i386 numbering on x86_64 (a number with the x32 bit set used to slip
- * past a hand-written filter); a call from a foreign architecture also
- * kills.  A sanitizer build, whose runtime forks, traces and executes its
- * helpers, keeps a deny-list of what no mailroot process may do instead
+ * tests (contrib/syscalls prints them), plus what glibc, libevent,
+ * OpenSSL, libunbound, PCRE2 and Berkeley DB make on paths the tests do
+ * not reach (signals, a syslog reconnect, DNS over TCP, lock waits).
+ * Anything else kills the whole process (SIGSYS): a call outside the
+ * list is either an attack or a gap in the list, and in both cases a
+ * loud death, which mailrootd logs and answers with a restart, is safer
+ * than an error the code might step around.  A few calls a library
+ * merely probes fail with an errno instead.  libseccomp checks the
+ * architecture and rejects the x32 and i386 numbering on x86_64 (a
+ * number with the x32 bit set used to slip past a hand-written filter);
+ * a call from a foreign architecture also kills.  A sanitizer build,
+ * whose runtime forks, traces and executes its helpers, keeps a
+ * deny-list of what no mailroot process may do instead
  * (mr_sandbox_relaxed).
  */
 #include "config.h"
