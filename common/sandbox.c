@@ -1,10 +1,11 @@
 /*
- * sandbox.c - seccomp deny-list and Landlock file rules for the children.
+ * sandbox.c - Landlock file rules for the children (their seccomp
+ * allow-lists are in sandbox_seccomp.c).
  *
  * Security: defence in depth below the user/chroot separation: even code
- * execution inside smtpd can neither exec a program nor open a file, and
- * no child can trace another or change the mount table.  Applied after
- * mr_privdrop, with PR_SET_NO_NEW_PRIVS already set.
+ * execution inside smtpd cannot open a file, queued reaches only its
+ * mailroots, deliverd only what it reads.  Applied after mr_privdrop,
+ * with PR_SET_NO_NEW_PRIVS already set.
  */
 #include "config.h"
 
@@ -13,15 +14,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <linux/audit.h>
-#include <linux/filter.h>
 #include <linux/landlock.h>
-#include <linux/seccomp.h>
 
 #include "log.h"
 #include "sandbox.h"
@@ -46,76 +43,6 @@ mr_sandbox_relaxed(void)
 	return 1;
 #else
 	return 0;
-#endif
-}
-
-#if defined(__x86_64__)
-#define MR_AUDIT_ARCH	AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define MR_AUDIT_ARCH	AUDIT_ARCH_AARCH64
-#endif
-
-static const int denied[] = {
-#ifndef MR_SANITIZED
-	SYS_execve, SYS_execveat, SYS_ptrace, SYS_process_vm_readv,
-	SYS_process_vm_writev,
-#endif
-	SYS_mount, SYS_umount2, SYS_pivot_root,
-	SYS_chroot, SYS_unshare, SYS_setns, SYS_init_module,
-	SYS_finit_module, SYS_delete_module, SYS_bpf, SYS_perf_event_open,
-	SYS_keyctl, SYS_add_key, SYS_request_key, SYS_reboot, SYS_kexec_load,
-#ifdef SYS_kexec_file_load
-	SYS_kexec_file_load,
-#endif
-#ifdef SYS_open_tree
-	SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsmount,
-#endif
-	SYS_userfaultfd, SYS_swapon, SYS_swapoff, SYS_acct,
-};
-
-#define NDENIED	(sizeof(denied) / sizeof(denied[0]))
-
-void
-mr_sandbox_syscalls(const char *proc)
-{
-#ifdef MR_AUDIT_ARCH
-	struct sock_filter f[4 + 2 * NDENIED + 1];
-	struct sock_fprog prog;
-	size_t i, n = 0;
-
-	/* a foreign architecture's numbering could dodge the list: kill */
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-	    offsetof(struct seccomp_data, arch));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-	    MR_AUDIT_ARCH, 1, 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-	    SECCOMP_RET_KILL_PROCESS);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-	    offsetof(struct seccomp_data, nr));
-	for (i = 0; i < NDENIED; i++) {
-		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ |
-		    BPF_K, (uint32_t)denied[i], 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-		    SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
-	}
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-	    SECCOMP_RET_ALLOW);
-	prog.len = (unsigned short)n;
-	prog.filter = f;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		mr_fatal("%s: PR_SET_NO_NEW_PRIVS: %s", proc, strerror(errno));
-	/* TSYNC: threads already running (a resolver's) get it too */
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-	    SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0) {
-		if (errno == EINVAL) {
-			mr_warn("%s: seccomp not available in this kernel",
-			    proc);
-			return;
-		}
-		mr_fatal("%s: seccomp: %s", proc, strerror(errno));
-	}
-#else
-	mr_warn("%s: no seccomp filter for this architecture", proc);
 #endif
 }
 

@@ -7,14 +7,19 @@
 
 #include <stddef.h>
 
+#include "proto.h"
+
 /*
- * Forbids, by seccomp filter, system calls no mailroot child needs and an
- * attacker would want: execve/execveat, ptrace and process_vm_*, mount,
- * chroot, pivot_root, unshare/setns, module loading, bpf, perf, keyrings,
- * reboot and kexec.  They fail with EPERM.  Fatal if the filter cannot be
- * installed (a kernel without seccomp is reported and tolerated).
+ * Allows, by seccomp filter, only the system calls process p makes (its
+ * allow-list in sandbox_seccomp.c); any other call, or one in a foreign
+ * architecture's numbering (x32 included), kills the process with
+ * SIGSYS.  In a sanitizer build only calls no process needs (mount,
+ * chroot, unshare, module loading, bpf, keyrings, reboot, ...) are
+ * refused, with EPERM.  Applies to every thread (TSYNC) and the threads
+ * started later.  Fatal if the filter cannot be installed (a kernel
+ * without seccomp is reported and tolerated).
  */
-void	mr_sandbox_syscalls(const char *proc);
+void	mr_sandbox_syscalls(const char *proc, enum mr_proc p);
 
 /*
  * Restricts file system access with Landlock (the calling thread and the

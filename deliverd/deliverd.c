@@ -919,7 +919,7 @@ main(int argc, char *argv[])
 		    "/usr/lib/ssl", "/usr/local/share/ca-certificates", NULL };
 
 		mr_sandbox_files("deliverd", ro, NULL);
-		mr_sandbox_syscalls("deliverd");
+		mr_sandbox_syscalls("deliverd", MR_PROC_DELIVERD);
 	}
 	d.master = mr_ipc_new(d.base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
 	    master_cb, NULL);

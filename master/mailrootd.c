@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +28,6 @@
 #include "util.h"
 
 #define CONFIG_MAX	(4 << 20)
-
-static const char *mailroot_dirs[] = { "Queue", "Pickup", "Drop", "Badmail" };
 
 static void
 usage(void)
@@ -87,111 +84,24 @@ load_config(const char *path, char **textp, size_t *lenp, int to_log)
 	return cfg;
 }
 
-/* mkdir -p for a mailroot's parents (root-owned, like any spool path). */
-static int
-make_parents(const char *path)
-{
-	char buf[4096];
-	char *p;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
-		*p = '\0';
-		if (mkdir(buf, 0755) == -1 && errno != EEXIST) {
-			mr_err("mkdir %s: %s", buf, strerror(errno));
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
-static int
-make_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, int chown_it)
-{
-	if (mkdir(path, mode) == -1 && errno != EEXIST) {
-		mr_err("mkdir %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (chown_it && chown(path, uid, gid) == -1) {
-		mr_err("chown %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Every mailroot gets Queue, Pickup, Drop and Badmail, owned by the queue
- * user; the chroot directory for smtpd exists, is owned by root and empty.
- * Returns 0, or -1 with the reason logged.
- */
-static int
-prepare_dirs(const struct mr_config *cfg)
-{
-	struct passwd *pw = NULL;
-	char path[4096];
-	size_t s, i;
-	int root = geteuid() == 0;
-	uid_t uid = 0;
-	gid_t gid = 0;
-
-	if (root) {
-		if ((pw = getpwnam(cfg->user)) == NULL) {
-			mr_err("user \"%s\" does not exist (create it: "
-			    "useradd --system --no-create-home --shell "
-			    "/usr/sbin/nologin %s)", cfg->user, cfg->user);
-			return -1;
-		}
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-	}
-	for (s = 0; s < cfg->nservers; s++) {
-		const char *mr = cfg->servers[s].mailroot;
-
-		if (make_parents(mr) == -1 ||
-		    make_dir(mr, 0755, uid, gid, root) == -1)
-			return -1;
-		for (i = 0; i < sizeof(mailroot_dirs) / sizeof(*mailroot_dirs);
-		    i++) {
-			snprintf(path, sizeof(path), "%s/%s", mr,
-			    mailroot_dirs[i]);
-			if (make_dir(path, 0750, uid, gid, root) == -1)
-				return -1;
-		}
-		snprintf(path, sizeof(path), "%s/Queue/tmp", mr);
-		if (make_dir(path, 0700, uid, gid, root) == -1)
-			return -1;
-	}
-	if (root) {
-		struct stat st;
-
-		if (make_parents(cfg->chroot) == -1 ||
-		    (mkdir(cfg->chroot, 0755) == -1 && errno != EEXIST)) {
-			mr_err("mkdir %s: %s (the chroot directory for smtpd)",
-			    cfg->chroot, strerror(errno));
-			return -1;
-		}
-		if (stat(cfg->chroot, &st) == -1 || st.st_uid != 0 ||
-		    (st.st_mode & 022)) {
-			mr_err("%s: the chroot directory must be owned by "
-			    "root and not writable by others", cfg->chroot);
-			return -1;
-		}
-	}
-	return 0;
-}
-
+/* Written once at start; a link in its place is not followed. */
 static void
 write_pidfile(const char *path)
 {
+	struct stat st;
 	char buf[32];
 	int fd, n;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (fd == -1 || mr_write_all(fd, buf, (size_t)n) == -1)
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NOCTTY |
+	    O_CLOEXEC, 0644);
+	if (fd == -1 || fstat(fd, &st) == -1)
 		mr_fatal("pid file %s: %s", path, strerror(errno));
-	close(fd);
+	if (!S_ISREG(st.st_mode))
+		mr_fatal("pid file %s: not a regular file", path);
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || mr_write_all(fd, buf, (size_t)n) == -1 ||
+	    close(fd) == -1)
+		mr_fatal("pid file %s: %s", path, strerror(errno));
 }
 
 static void
@@ -227,7 +137,7 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 		    "configuration stays in force", m->cfgpath);
 		return;
 	}
-	if (prepare_dirs(cfg) == -1) {
+	if (mr_prepare_dirs(cfg, 0) == -1) {
 		mr_err("reload failed: cannot prepare the mailroots; the "
 		    "running configuration stays in force");
 		mr_config_free(cfg);
@@ -310,7 +220,7 @@ main(int argc, char *argv[])
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	if (prepare_dirs(m.cfg) == -1)
+	if (mr_prepare_dirs(m.cfg, 1) == -1)
 		mr_fatal("cannot prepare the mailroots; not starting");
 	if ((m.base = event_base_new()) == NULL)
 		mr_fatal("event_base_new failed");

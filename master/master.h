@@ -26,6 +26,10 @@ struct mr_master {
 	int			 stopping;
 };
 
+/* dirs.c: as root, never by a path a child can change; 0 or -1 (logged).
+ * at_start: an existing folder with the wrong owner is corrected too. */
+int	mr_prepare_dirs(const struct mr_config *, int at_start);
+
 /* listen.c */
 int	mr_listen_all(struct mr_master *, int *oldfds, size_t nold,
 	    const struct mr_config *oldcfg);

@@ -39,6 +39,7 @@ struct child {
 	int		 stop_asked;	/* MR_M_SHUTDOWN sent */
 	unsigned	 deaths;	/* recent deaths, for backoff */
 	uint64_t	 last_death;
+	uint64_t	 last_bad_restart; /* ms: last kill on a PEER_BAD */
 	struct event	*timer;		/* pending restart */
 };
 
@@ -116,6 +117,28 @@ peers_of(enum mr_proc p, enum mr_proc out[2])
 }
 
 /*
+ * A report is believed only from a child that holds a channel to the
+ * accused (smtpd and deliverd talk to queued, queued to both; smtpd never
+ * talks to deliverd), and acted on at most once per this interval per
+ * accused child: a compromised child could otherwise have the master
+ * kill its peers at will.  Every report is logged.
+ */
+#define PEER_BAD_INTERVAL_MS	10000
+
+static int
+holds_channel_to(enum mr_proc reporter, uint32_t kind)
+{
+	enum mr_proc peers[2];
+	size_t i, n;
+
+	n = peers_of(reporter, peers);
+	for (i = 0; i < n; i++)
+		if ((uint32_t)peers[i] == kind)
+			return 1;
+	return 0;
+}
+
+/*
  * A child dropped a peer that sent it garbage: the offender is stopped
  * and, like any child that dies, restarted with fresh channels.
  */
@@ -123,7 +146,9 @@ static void
 peer_bad(struct child *reporter, struct mr_ipc_msg *msg)
 {
 	struct mr_rd rd;
+	struct child *t;
 	uint32_t kind;
+	uint64_t now = mr_now_ms();
 
 	mr_rd_init(&rd, msg->data, msg->len);
 	kind = mr_rd_u32(&rd);
@@ -132,12 +157,27 @@ peer_bad(struct child *reporter, struct mr_ipc_msg *msg)
 		mr_warn("%s sent a malformed PEER_BAD", reporter->name);
 		return;
 	}
-	if (children[kind].pid <= 0)
+	t = &children[kind];
+	if (!holds_channel_to(reporter->proc, kind)) {
+		mr_warn("%s reports that %s misbehaved, but has no channel "
+		    "to it: ignored", reporter->name, t->name);
 		return;
+	}
+	if (t->pid <= 0)
+		return;
+	if (t->last_bad_restart != 0 &&
+	    now - t->last_bad_restart < PEER_BAD_INTERVAL_MS) {
+		mr_warn("%s reports that %s misbehaved; %s was restarted on "
+		    "such a report less than %d s ago: not again yet",
+		    reporter->name, t->name, t->name,
+		    PEER_BAD_INTERVAL_MS / 1000);
+		return;
+	}
+	t->last_bad_restart = now;
 	mr_warn("%s reports that %s misbehaved; restarting %s",
-	    reporter->name, children[kind].name, children[kind].name);
-	children[kind].stop_asked = 1;
-	kill(children[kind].pid, SIGKILL);
+	    reporter->name, t->name, t->name);
+	t->stop_asked = 1;
+	kill(t->pid, SIGKILL);
 }
 
 static void

@@ -226,7 +226,7 @@ sandbox(void)
 		rw[i] = q->cfg->servers[i].mailroot;
 	mr_sandbox_files("queued", NULL, rw);
 	free(rw);
-	mr_sandbox_syscalls("queued");
+	mr_sandbox_syscalls("queued", MR_PROC_QUEUED);
 }
 
 int

@@ -236,7 +236,7 @@ main(int argc, char *argv[])
 	/* smtpd opens no file at all: it writes only descriptors queued
 	 * hands it */
 	mr_sandbox_files("smtpd", NULL, NULL);
-	mr_sandbox_syscalls("smtpd");
+	mr_sandbox_syscalls("smtpd", MR_PROC_SMTPD);
 
 	smtpd->master = mr_ipc_new(smtpd->base, MR_FD_MASTER, "mailrootd",
 	    MR_MSG_MAX, master_cb, NULL);
