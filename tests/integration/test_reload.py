@@ -76,8 +76,7 @@ def open_fds(pid):
 
 
 def pids(d):
-    kids = mh.children(d.pid)
-    return {k: kids.get(k) for k in ("smtpd", "queued", "deliverd")}
+    return mh.started_children(d.pid, WAIT)
 
 
 def test_stream_of_mail_across_reloads(start_mailroot, sink):
