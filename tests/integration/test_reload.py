@@ -261,3 +261,44 @@ def test_resolver_change_restarts_deliverd_only(start_mailroot, sink):
     assert after["queued"] == before["queued"]
     mh.send(d.port, "a@client.test", [RCPT], message(1))
     assert subjects(sink.wait_for(1, WAIT)) == ["reload 1"]
+
+
+def test_new_server_waits_for_open_transaction(start_mailroot, sink,
+                                               workdir):
+    """A server list change restarts smtpd only after its open sessions
+    end: a transaction in DATA completes; a client that connects
+    meanwhile waits and is served by the new smtpd."""
+    d = start_mailroot(sink=sink)
+    other = workdir / "other"
+    other.mkdir(mode=0o755)
+    mh.make_traversable(other)
+    conf_text = conf(d, sink, "1M") + """server "other" {
+    listen 127.0.0.1:%d
+    mailroot "%s"
+}
+""" % (mh.free_port(), other)
+    late = []
+
+    def client():
+        try:
+            mh.send(d.port, "b@client.test", [RCPT], message(2),
+                    timeout=WAIT * 2)
+            late.append("sent")
+        except (OSError, smtplib.SMTPException) as e:
+            late.append(repr(e))
+
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=WAIT) as s:
+        s.ehlo("client.test")
+        assert s.mail("a@client.test")[0] == 250
+        assert s.rcpt(RCPT)[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(b"Subject: reload 1\r\n\r\nfirst half\r\n")
+        assert hup(d, conf_text, children=0) == "reloaded"
+        t = threading.Thread(target=client, daemon=True)
+        t.start()
+        s.send(b"second half\r\n.\r\n")
+        code, reply = s.getreply()
+        assert code == 250, (code, reply)
+    t.join(WAIT * 3)
+    assert late == ["sent"]
+    assert subjects(sink.wait_for(2, WAIT)) == ["reload 1", "reload 2"]
