@@ -1,9 +1,14 @@
 /*
- * child.c - the common start of smtpd, queued and deliverd.
+ * child.c - what smtpd, queued and deliverd share: the start (arguments,
+ * the configuration snapshot), the channel to mailrootd, SIGTERM, and
+ * reloads: MR_M_LISTEN frames (smtpd's new listeners) then MR_M_CONFIG
+ * with a new snapshot, parsed here and handed to the child to swap in.
  *
  * Security: the configuration comes from mailrootd's sealed snapshot,
  * the very bytes mailrootd checked, not from the file (which may have
- * changed since).
+ * changed since).  Frames from mailrootd are checked like any IPC input:
+ * a malformed one is logged and ignored, its descriptor closed; a
+ * snapshot that does not parse leaves the running configuration alone.
  */
 #include "config.h"
 
@@ -16,13 +21,23 @@
 
 #include <event2/event.h>
 
+#include "buf.h"
 #include "child.h"
 #include "conf.h"
+#include "ipc.h"
 #include "log.h"
 #include "proto.h"
 #include "util.h"
 
 #define SNAPSHOT_MAX	(4 << 20)
+#define LISTEN_MAX	1000	/* as many as mailrootd binds (master.h) */
+
+static const char		*cfgname;	/* -f name, for messages */
+static const struct mr_child_ops *ops;
+static struct mr_ipc		*master;
+static struct event		*sigterm;
+static int			*lfds;		/* MR_M_LISTEN so far */
+static size_t			 nlfds;
 
 static void
 usage(const char *proc)
@@ -56,6 +71,8 @@ mr_child_start(const char *proc, int argc, char *argv[])
 	if (name == NULL || optind != argc)
 		usage(proc);
 	mr_log_init(proc, fg);
+	cfgname = name;
+	mr_config_keep_host_fqdn();
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR ||
 	    signal(SIGHUP, SIG_IGN) == SIG_ERR)
 		mr_fatal("%s: signal: %s", proc, strerror(errno));
@@ -85,4 +102,160 @@ mr_child_loop(void)
 	if (base == NULL)
 		mr_fatal("cannot create the event loop");
 	return base;
+}
+
+static void
+drop_listeners(void)
+{
+	size_t i;
+
+	for (i = 0; i < nlfds; i++)
+		(void)close(lfds[i]);
+	free(lfds);
+	lfds = NULL;
+	nlfds = 0;
+}
+
+/* MR_M_LISTEN: u32 position; fd = the listener.  Kept for MR_M_CONFIG. */
+static void
+on_listen(struct mr_ipc_msg *msg)
+{
+	struct mr_rd rd;
+	uint32_t pos;
+
+	mr_rd_init(&rd, msg->data, msg->len);
+	pos = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || msg->fd < 0 || pos != nlfds ||
+	    nlfds >= LISTEN_MAX) {
+		mr_warn("mailrootd: malformed LISTEN message ignored");
+		drop_listeners();
+		return;
+	}
+	lfds = mr_xreallocarray(lfds, nlfds + 1, sizeof(*lfds));
+	lfds[nlfds++] = msg->fd;
+	msg->fd = -1;
+}
+
+/* MR_M_CONFIG: u32 listeners sent before it; fd = the new snapshot. */
+static void
+on_config(struct mr_ipc_msg *msg)
+{
+	struct mr_config *cfg = NULL;
+	struct mr_rd rd;
+	uint32_t n;
+	size_t len;
+	char *text = NULL;
+
+	mr_rd_init(&rd, msg->data, msg->len);
+	n = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || msg->fd < 0 || n != nlfds) {
+		mr_warn("mailrootd: malformed CONFIG message ignored");
+		goto fail;
+	}
+	if ((text = mr_read_fd(msg->fd, SNAPSHOT_MAX, &len)) == NULL) {
+		mr_err("reload: reading the configuration snapshot: %s; "
+		    "the running configuration stays in force",
+		    strerror(errno));
+		goto fail;
+	}
+	/* mailrootd has logged the file's warnings already */
+	if ((cfg = mr_config_parse(cfgname, text, len, NULL)) == NULL) {
+		mr_err("reload: the configuration snapshot does not parse; "
+		    "the running configuration stays in force");
+		goto fail;
+	}
+	if (ops->reload(cfg, lfds, nlfds) == -1)
+		goto fail;
+	free(lfds);		/* the descriptors are the child's now */
+	lfds = NULL;
+	nlfds = 0;
+	free(text);
+	mr_info("configuration reloaded");
+	return;
+fail:
+	mr_config_free(cfg);
+	free(text);
+	drop_listeners();
+}
+
+static void
+on_peer(struct mr_ipc_msg *msg)
+{
+	uint32_t kind = mr_ipc_peer_kind(msg);
+
+	if (kind == 0 || ops->peer(kind, msg->fd) == -1) {
+		mr_warn("mailrootd: bad PEER message ignored");
+		return;
+	}
+	msg->fd = -1;
+}
+
+static void
+master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+{
+	(void)arg;
+	if (msg == NULL) {
+		mr_ipc_free(c);
+		master = NULL;
+		drop_listeners();
+		ops->orphaned();
+		return;
+	}
+	switch (msg->type) {
+	case MR_M_SHUTDOWN:
+		ops->stop();
+		break;
+	case MR_M_PEER:
+		on_peer(msg);
+		break;
+	case MR_M_LISTEN:
+		on_listen(msg);
+		break;
+	case MR_M_CONFIG:
+		on_config(msg);
+		break;
+	default:
+		mr_warn("mailrootd: unexpected message type %u ignored",
+		    msg->type);
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+}
+
+static void
+on_sigterm(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)sig;
+	(void)ev;
+	(void)arg;
+	ops->stop();
+}
+
+void
+mr_child_serve(struct event_base *base, const struct mr_child_ops *o)
+{
+	ops = o;
+	master = mr_ipc_new(base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
+	    master_cb, NULL);
+	sigterm = evsignal_new(base, SIGTERM, on_sigterm, NULL);
+	if (sigterm == NULL || event_add(sigterm, NULL) == -1)
+		mr_fatal("cannot watch SIGTERM");
+}
+
+struct mr_ipc *
+mr_child_master(void)
+{
+	return master;
+}
+
+void
+mr_child_end(void)
+{
+	if (master != NULL)
+		mr_ipc_free(master);
+	master = NULL;
+	if (sigterm != NULL)
+		event_free(sigterm);
+	sigterm = NULL;
+	drop_listeners();
 }

@@ -207,6 +207,10 @@ struct mr_config	*mr_config_parse(const char *name, const char *text,
 /* Reads and parses a file; NULL on any error (reported to errs). */
 struct mr_config	*mr_config_load(const char *path, FILE *errs);
 void			 mr_config_free(struct mr_config *);
+/* From now on the default hostname (the host's FQDN) is looked up once
+ * and reused: a child re-parses on reload inside its sandbox, where the
+ * name cannot be resolved, and must get the name it started with. */
+void			 mr_config_keep_host_fqdn(void);
 /* Prints the effective configuration, every default filled in, in the
  * same syntax; the output parses back to an equal configuration. */
 void			 mr_config_print(const struct mr_config *, FILE *);

@@ -1733,9 +1733,17 @@ static const struct kw global_kw[] = {
 
 /* ---- completing the model ---- */
 
-/* The host's FQDN, as IIS reads the computer's DNS name at boot. */
+static int	 keep_fqdn;	/* mr_config_keep_host_fqdn() was called */
+static char	*kept_fqdn;
+
+void
+mr_config_keep_host_fqdn(void)
+{
+	keep_fqdn = 1;
+}
+
 static char *
-host_fqdn(void)
+lookup_fqdn(void)
 {
 	struct addrinfo hints, *res;
 	char name[256], *fqdn = NULL;
@@ -1757,6 +1765,17 @@ host_fqdn(void)
 		fqdn = mr_xstrdup(valid_hostname(name) ? name : "localhost");
 	lower(fqdn);
 	return fqdn;
+}
+
+/* The host's FQDN, as IIS reads the computer's DNS name at boot. */
+static char *
+host_fqdn(void)
+{
+	if (!keep_fqdn)
+		return lookup_fqdn();
+	if (kept_fqdn == NULL)
+		kept_fqdn = lookup_fqdn();
+	return mr_xstrdup(kept_fqdn);
 }
 
 static void

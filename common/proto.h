@@ -49,7 +49,13 @@ enum mr_msgtype {
 	MR_M_PEER_BAD,		/* u32 peer kind: that peer sent a malformed
 				 * frame and was dropped; restart it */
 
-	MR_MSG_MAX = MR_M_PEER_BAD
+	/* master -> any child: reload (common/child.c) */
+	MR_M_LISTEN,		/* u32 position; fd = a listener of the new
+				 * configuration (smtpd), in config order */
+	MR_M_CONFIG,		/* u32 listeners sent before it; fd = the new
+				 * sealed snapshot: parse it and swap */
+
+	MR_MSG_MAX = MR_M_CONFIG
 };
 
 enum mr_proc {

@@ -17,7 +17,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +44,6 @@
 static struct {
 	struct event_base	*base;
 	struct mr_config	*cfg;
-	struct mr_ipc		*master;
 	struct mr_ipc		*queued;
 	TAILQ_HEAD(, job)	 jobs;
 	size_t			 njobs;
@@ -708,7 +706,7 @@ queued_drop(const char *why)
 {
 	if (why != NULL) {
 		mr_warn("queued: %s; dropping the channel", why);
-		mr_ipc_report_bad(d.master, MR_PROC_QUEUED);
+		mr_ipc_report_bad(mr_child_master(), MR_PROC_QUEUED);
 	}
 	if (d.queued != NULL)
 		mr_ipc_free(d.queued);
@@ -806,62 +804,60 @@ shutdown_start(void)
 	maybe_exit();
 }
 
+/* mailrootd is gone: nobody supervises us any more */
 static void
-master_drop(const char *why)
+orphaned(void)
 {
-	if (why != NULL)
-		mr_err("mailrootd: %s", why);
 	mr_info("mailrootd is gone; exiting");
-	mr_ipc_free(d.master);
-	d.master = NULL;
 	event_base_loopbreak(d.base);
 }
 
-/* MR_M_PEER: u32 peer kind; fd = the channel. */
-static void
-on_peer(struct mr_ipc_msg *m)
+/* MR_M_PEER: a new channel to queued. */
+static int
+on_peer(uint32_t kind, int fd)
 {
-	uint32_t kind = mr_ipc_peer_kind(m);
-
-	if (kind == 0) {
-		if (m->fd >= 0)
-			(void)close(m->fd);
-		master_drop("malformed peer message");
-		return;
-	}
-	if (kind != MR_PROC_QUEUED) {
-		mr_warn("mailrootd: unexpected peer kind %u ignored", kind);
-		(void)close(m->fd);
-		return;
-	}
-	queued_attach(m->fd);
+	if (kind != MR_PROC_QUEUED)
+		return -1;
+	queued_attach(fd);
+	return 0;
 }
 
-static void
-master_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
+/*
+ * MR_M_CONFIG: jobs and destinations take the new settings in place
+ * (limits, timeouts, the HELO name); new jobs are routed by the new
+ * configuration, sessions already open finish.  The server list and the
+ * resolver must be the ones deliverd started with: mailrootd restarts
+ * deliverd when they change.
+ */
+static int
+reload(struct mr_config *cfg, int *fds, size_t nfds)
 {
-	(void)c;
-	(void)arg;
-	if (m == NULL) {
-		master_drop(NULL);
-		return;
+	struct dest *ds;
+	struct job *j;
+
+	(void)fds;
+	if (nfds != 0 || cfg->nservers != d.cfg->nservers ||
+	    strcmp(cfg->resolver, d.cfg->resolver) != 0) {
+		mr_err("reload: the list of servers or the resolver changed; "
+		    "deliverd keeps the running configuration until it is "
+		    "restarted");
+		return -1;
 	}
-	switch (m->type) {
-	case MR_M_PEER:
-		on_peer(m);
-		return;
-	case MR_M_SHUTDOWN:
-		if (m->fd >= 0)
-			(void)close(m->fd);
-		shutdown_start();
-		return;
-	default:
-		if (m->fd >= 0)
-			(void)close(m->fd);
-		master_drop("unexpected message type");
-		return;
-	}
+	TAILQ_FOREACH(ds, &d.dests, entry)
+		ds->srv = &cfg->servers[ds->srvidx];
+	TAILQ_FOREACH(j, &d.jobs, entry)
+		j->srv = &cfg->servers[j->srvidx];
+	mr_config_free(d.cfg);
+	d.cfg = cfg;
+	return 0;
 }
+
+static const struct mr_child_ops child_ops = {
+	.stop = shutdown_start,
+	.orphaned = orphaned,
+	.peer = on_peer,
+	.reload = reload,
+};
 
 /* ---- start and stop ---- */
 
@@ -884,8 +880,7 @@ teardown(void)
 		dest_free(ds);	/* NOLINT(clang-analyzer-unix.Malloc) */
 	if (d.queued != NULL)
 		mr_ipc_free(d.queued);
-	if (d.master != NULL)
-		mr_ipc_free(d.master);
+	mr_child_end();
 	if (d.grace != NULL)
 		event_free(d.grace);
 	mx_fini();
@@ -921,8 +916,7 @@ main(int argc, char *argv[])
 		mr_sandbox_files("deliverd", ro, NULL);
 		mr_sandbox_syscalls("deliverd", MR_PROC_DELIVERD);
 	}
-	d.master = mr_ipc_new(d.base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
-	    master_cb, NULL);
+	mr_child_serve(d.base, &child_ops);
 	if (mr_ipc_is_channel(MR_FD_PEER1))
 		queued_attach(MR_FD_PEER1);
 	else

@@ -156,13 +156,14 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 		free(text);
 		return;
 	}
-	mr_listen_close(oldfds, nold);
-	free(oldfds);
-	mr_config_free(old);
 	free(m->cfgtext);
 	m->cfgtext = text;
 	m->cfglen = len;
-	mr_supervise_reload(m);
+	/* smtpd gets the new listeners before the old ones close here */
+	mr_supervise_reload(m, old);
+	mr_listen_close(oldfds, nold);
+	free(oldfds);
+	mr_config_free(old);
 	mr_info("reloaded %s", m->cfgpath);
 }
 

@@ -38,7 +38,8 @@ void	mr_listen_close(int *fds, size_t n);
 /* supervise.c */
 void	mr_supervise_init(struct mr_master *);
 void	mr_supervise_start(struct mr_master *);
-void	mr_supervise_reload(struct mr_master *);
+/* After m->cfg and m->lfds were replaced; old is the previous cfg. */
+void	mr_supervise_reload(struct mr_master *, const struct mr_config *old);
 void	mr_supervise_stop(struct mr_master *);
 void	mr_supervise_reap(struct mr_master *);
 

@@ -53,6 +53,12 @@ static struct child children[MR_PROC_COUNT] = {
 	[MR_PROC_DELIVERD] = { .name = "deliverd", .proc = MR_PROC_DELIVERD },
 };
 static char *exe_dir;
+/* a reload that changed the list of servers restarts every child */
+static enum {
+	FULL_NONE,
+	FULL_SMTPD,		/* smtpd finishing its sessions */
+	FULL_OTHERS		/* queued and deliverd stopping */
+} full_restart;
 
 static void	spawn(enum mr_proc);
 static void	schedule_restart(struct child *);
@@ -325,6 +331,8 @@ restart_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	if (full_restart != FULL_NONE)
+		return;		/* full_restart_step starts every child */
 	spawn(ch->proc);
 }
 
@@ -397,17 +405,142 @@ tell_child_stop(struct child *ch)
 		kill(ch->pid, SIGTERM);
 }
 
-/* Reload: each child is stopped and started again at once with the new
- * snapshot; the queue is durable, so queued restarting loses nothing. */
-void
-mr_supervise_reload(struct mr_master *m)
+/*
+ * Reload.  A child whose process-wide settings did not change is handed
+ * the new snapshot (smtpd its listeners first) and swaps its
+ * configuration while it runs: nothing is refused, nothing cut off.
+ * What a running child cannot take restarts it:
+ *  - the list of servers (names, mailroots, order: IPC frames name a
+ *    server by its index, queued's Landlock rules cover its mailroots):
+ *    all three, smtpd first (it finishes its sessions, new clients wait
+ *    in the listen queue), then queued and deliverd, then all start;
+ *  - a child's user, smtpd's chroot, deliverd's resolver: that child.
+ */
+static int
+same_servers(const struct mr_config *a, const struct mr_config *b)
+{
+	size_t i;
+
+	if (a->nservers != b->nservers)
+		return 0;
+	for (i = 0; i < a->nservers; i++)
+		if (strcmp(a->servers[i].name, b->servers[i].name) != 0 ||
+		    strcmp(a->servers[i].mailroot, b->servers[i].mailroot) != 0)
+			return 0;
+	return 1;
+}
+
+static int
+needs_restart(enum mr_proc p, const struct mr_config *o,
+    const struct mr_config *n)
+{
+	switch (p) {
+	case MR_PROC_SMTPD:
+		return strcmp(o->smtpd_user, n->smtpd_user) != 0 ||
+		    strcmp(o->chroot, n->chroot) != 0;
+	case MR_PROC_QUEUED:
+		return strcmp(o->user, n->user) != 0;
+	case MR_PROC_DELIVERD:
+		return strcmp(o->deliver_user, n->deliver_user) != 0 ||
+		    strcmp(o->resolver, n->resolver) != 0;
+	default:
+		mr_panic("needs_restart: bad process %d", (int)p);
+	}
+}
+
+/* MR_M_LISTEN for each listener (smtpd), then MR_M_CONFIG. */
+static void
+send_config(struct child *ch)
+{
+	struct mr_buf b;
+	uint32_t i, n = 0;
+	int fd = config_snapshot();
+
+	mr_buf_init(&b);
+	if (ch->proc == MR_PROC_SMTPD)
+		n = (uint32_t)master->nlfds;
+	for (i = 0; i < n; i++) {
+		mr_buf_reset(&b);
+		mr_buf_put_u32(&b, i);
+		if (mr_ipc_sendb(ch->chan, MR_M_LISTEN, master->lfds[i],
+		    &b) == -1)
+			break;
+	}
+	mr_buf_reset(&b);
+	mr_buf_put_u32(&b, n);
+	/* a channel that died meanwhile: the child restarts with it */
+	(void)mr_ipc_sendb(ch->chan, MR_M_CONFIG, fd, &b);
+	mr_buf_free(&b);
+	close(fd);
+}
+
+static void
+restart_child(struct child *ch)
+{
+	mr_info("reload: restarting %s", ch->name);
+	ch->restart_now = 1;
+	tell_child_stop(ch);
+}
+
+/* Every child is down: start them again, in the start order. */
+static void
+full_restart_step(void)
 {
 	int p;
 
-	(void)m;
+	if (full_restart != FULL_OTHERS)
+		return;
+	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
+		if (children[p].pid > 0)
+			return;
+	full_restart = FULL_NONE;
 	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
-		children[p].restart_now = 1;
-		tell_child_stop(&children[p]);
+		children[p].restart_now = 0;
+		if (children[p].timer != NULL)
+			evtimer_del(children[p].timer);
+	}
+	mr_supervise_start(master);
+}
+
+/* smtpd has finished its sessions: queued and deliverd stop next. */
+static void
+full_restart_others(void)
+{
+	full_restart = FULL_OTHERS;
+	tell_child_stop(&children[MR_PROC_QUEUED]);
+	tell_child_stop(&children[MR_PROC_DELIVERD]);
+	full_restart_step();
+}
+
+void
+mr_supervise_reload(struct mr_master *m, const struct mr_config *old)
+{
+	struct child *ch;
+	int p;
+
+	if (full_restart != FULL_NONE) {
+		mr_info("reload: the children restarting take it");
+		return;
+	}
+	if (!same_servers(old, m->cfg)) {
+		mr_info("reload: the list of servers changed; restarting "
+		    "smtpd, then queued and deliverd");
+		full_restart = FULL_SMTPD;
+		for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
+			children[p].restart_now = 1;	/* logged as info */
+		if (children[MR_PROC_SMTPD].pid > 0)
+			tell_child_stop(&children[MR_PROC_SMTPD]);
+		else
+			full_restart_others();
+		return;
+	}
+	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
+		ch = &children[p];
+		if (needs_restart(ch->proc, old, m->cfg))
+			restart_child(ch);
+		else if (running(ch->proc))
+			send_config(ch);
+		/* a child down now starts with the new snapshot */
 	}
 }
 
@@ -437,8 +570,14 @@ mr_supervise_reap(struct mr_master *m)
 			    LOG_INFO : LOG_WARNING,
 			    "%s (pid %ld) exited with status %d",
 			    children[p].name, (long)pid, WEXITSTATUS(status));
-		if (!m->stopping)
+		if (m->stopping)
+			continue;
+		if (full_restart == FULL_SMTPD && p == MR_PROC_SMTPD)
+			full_restart_others();
+		else if (full_restart == FULL_NONE)
 			schedule_restart(&children[p]);
+		else
+			full_restart_step();
 	}
 	if (m->stopping) {
 		for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)

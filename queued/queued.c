@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,37 +70,62 @@ begin_stop(void)
 		event_base_loopexit(q->base, NULL);
 }
 
+/* mailrootd is gone: stop as on SIGTERM, nothing acknowledged is lost */
 static void
-master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+orphaned(void)
 {
-	uint32_t kind;
-
-	(void)arg;
-	if (msg == NULL) {
-		mr_ipc_free(c);
-		q->master = NULL;
-		begin_stop();
-		return;
-	}
-	switch (msg->type) {
-	case MR_M_SHUTDOWN:
-		begin_stop();
-		break;
-	case MR_M_PEER:
-		kind = mr_ipc_peer_kind(msg);
-		if (kind != MR_PROC_SMTPD && kind != MR_PROC_DELIVERD) {
-			mr_warn("master: bad PEER message");
-			break;
-		}
-		set_peer(kind, msg->fd);
-		msg->fd = -1;
-		break;
-	default:
-		mr_warn("master: unexpected message type %u", msg->type);
-	}
-	if (msg->fd >= 0)
-		close(msg->fd);
+	begin_stop();
 }
+
+/* MR_M_PEER: a new channel to smtpd or deliverd. */
+static int
+on_peer(uint32_t kind, int fd)
+{
+	if (kind != MR_PROC_SMTPD && kind != MR_PROC_DELIVERD)
+		return -1;
+	set_peer(kind, fd);
+	return 0;
+}
+
+/*
+ * MR_M_CONFIG: the servers take their new settings in place; messages
+ * already queued follow them from their next attempt.  The mailroots
+ * must be the ones queued started with (its Landlock rules cover only
+ * those, and smtpd and deliverd name servers by index): mailrootd
+ * restarts queued when they change.
+ */
+static int
+reload(struct mr_config *cfg, int *fds, size_t nfds)
+{
+	size_t i;
+
+	(void)fds;
+	if (nfds != 0 || cfg->nservers != q->nservers) {
+		mr_err("reload: the list of servers changed; queued keeps "
+		    "the running configuration until it is restarted");
+		return -1;
+	}
+	for (i = 0; i < q->nservers; i++)
+		if (strcmp(cfg->servers[i].mailroot,
+		    q->cfg->servers[i].mailroot) != 0) {
+			mr_err("reload: the mailroot of server \"%s\" "
+			    "changed; queued keeps the running configuration "
+			    "until it is restarted", cfg->servers[i].name);
+			return -1;
+		}
+	for (i = 0; i < q->nservers; i++)
+		q->servers[i].srv = &cfg->servers[i];
+	mr_config_free(q->cfg);
+	q->cfg = cfg;
+	return 0;
+}
+
+static const struct mr_child_ops child_ops = {
+	.stop = begin_stop,
+	.orphaned = orphaned,
+	.peer = on_peer,
+	.reload = reload,
+};
 
 static void
 smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
@@ -123,7 +147,7 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		break;
 	}
 gone:
-	mr_ipc_peer_gone(c, msg, q->master, MR_PROC_SMTPD);
+	mr_ipc_peer_gone(c, msg, mr_child_master(), MR_PROC_SMTPD);
 	q->smtpd = NULL;
 	commit_drop_all();
 }
@@ -147,7 +171,7 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 			break;
 		}
 	}
-	mr_ipc_peer_gone(c, msg, q->master, MR_PROC_DELIVERD);
+	mr_ipc_peer_gone(c, msg, mr_child_master(), MR_PROC_DELIVERD);
 	q->deliverd = NULL;
 	sched_deliverd_lost();
 }
@@ -161,7 +185,7 @@ queued_drop_smtpd(void)
 	mr_ipc_free(q->smtpd);
 	q->smtpd = NULL;
 	commit_drop_all();
-	mr_ipc_report_bad(q->master, MR_PROC_SMTPD);
+	mr_ipc_report_bad(mr_child_master(), MR_PROC_SMTPD);
 }
 
 /* Called by sched_result on a malformed result: the peer is dropped. */
@@ -171,19 +195,10 @@ queued_drop_deliverd(void)
 	if (q->deliverd == NULL)
 		return;
 	mr_warn("deliverd sent a malformed result; dropping the channel");
-	mr_ipc_report_bad(q->master, MR_PROC_DELIVERD);
+	mr_ipc_report_bad(mr_child_master(), MR_PROC_DELIVERD);
 	mr_ipc_free(q->deliverd);
 	q->deliverd = NULL;
 	sched_deliverd_lost();
-}
-
-static void
-on_sigterm(evutil_socket_t sig, short ev, void *arg)
-{
-	(void)sig;
-	(void)ev;
-	(void)arg;
-	begin_stop();
 }
 
 static void
@@ -232,8 +247,6 @@ sandbox(void)
 int
 main(int argc, char *argv[])
 {
-	struct event *sigterm;
-
 	q = mr_xcalloc(1, sizeof(*q));
 	q->cfg = mr_child_start("queued", argc, argv);
 	q->base = mr_child_loop();
@@ -243,8 +256,7 @@ main(int argc, char *argv[])
 	sandbox();
 	commit_init();
 
-	q->master = mr_ipc_new(q->base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
-	    master_cb, NULL);
+	mr_child_serve(q->base, &child_ops);
 	if (mr_ipc_is_channel(MR_FD_PEER1))
 		q->smtpd = mr_ipc_new(q->base, MR_FD_PEER1, "smtpd",
 		    MR_MSG_MAX, smtpd_cb, NULL);
@@ -256,10 +268,9 @@ main(int argc, char *argv[])
 	else
 		close(MR_FD_PEER2);
 	sched_recover();
-	sigterm = evsignal_new(q->base, SIGTERM, on_sigterm, NULL);
-	event_add(sigterm, NULL);
 	event_base_dispatch(q->base);
 	commit_shutdown();
+	mr_child_end();
 	mr_info("queued: exiting");
 	return 0;
 }

@@ -55,7 +55,6 @@ struct queued {
 	struct mr_config	*cfg;
 	struct qserver		*servers;
 	size_t			 nservers;
-	struct mr_ipc		*master;
 	struct mr_ipc		*smtpd;
 	struct mr_ipc		*deliverd;
 	struct qmsg		*msgs;		/* every message in the queue */

@@ -212,6 +212,7 @@ session_free(struct session *s)
 	bufferevent_free(s->bev);
 	mr_buf_free(&s->out);
 	mr_buf_free(&s->replies);
+	smtpd_release(s->l);
 	free(s);
 	smtpd_maybe_exit();
 }
@@ -307,6 +308,7 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	s->hnext = table[s->id % HASH_SIZE];
 	table[s->id % HASH_SIZE] = s;
 	nsessions++;
+	smtpd_hold(l);
 	smtpd->conns[srv->index]++;
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,44 +53,161 @@ accept_error_cb(struct evconnlistener *ev, void *arg)
 	    evutil_socket_error_to_string(err));
 }
 
+/*
+ * A generation: one configuration and the listeners made from it.  The
+ * current generation holds a reference, and so does each session it
+ * accepted: after a reload the open sessions finish under the settings
+ * they started with, and the old configuration goes with the last one.
+ */
+struct gen {
+	struct mr_config	*cfg;
+	struct listener		*listeners;
+	size_t			 nlisteners;
+	unsigned		 refs;
+};
+
+/* No more connections through g's listeners. */
 static void
-setup_listeners(void)
-{
-	size_t s, i, n = 0;
-	int fd = MR_FD_LISTEN;
-
-	for (s = 0; s < smtpd->cfg->nservers; s++)
-		n += smtpd->cfg->servers[s].nlistens;
-	smtpd->listeners = mr_xcalloc(n, sizeof(struct listener));
-	smtpd->nlisteners = n;
-	n = 0;
-	for (s = 0; s < smtpd->cfg->nservers; s++)
-		for (i = 0; i < smtpd->cfg->servers[s].nlistens; i++, n++) {
-			struct listener *l = &smtpd->listeners[n];
-
-			l->srv = &smtpd->cfg->servers[s];
-			l->lcfg = &l->srv->listens[i];
-			mr_set_nonblock(fd);
-			mr_set_cloexec(fd, 1);
-			l->ev = evconnlistener_new(smtpd->base, accept_cb, l,
-			    LEV_OPT_CLOSE_ON_FREE, -1, fd++);
-			if (l->ev == NULL)
-				mr_fatal("listener %s: %s", l->lcfg->text,
-				    strerror(errno));
-			evconnlistener_set_error_cb(l->ev, accept_error_cb);
-		}
-}
-
-static void
-stop_listening(void)
+gen_quiet(struct gen *g)
 {
 	size_t i;
 
-	for (i = 0; i < smtpd->nlisteners; i++)
-		if (smtpd->listeners[i].ev != NULL) {
-			evconnlistener_free(smtpd->listeners[i].ev);
-			smtpd->listeners[i].ev = NULL;
+	for (i = 0; i < g->nlisteners; i++) {
+		struct listener *l = &g->listeners[i];
+
+		if (l->ev != NULL)
+			evconnlistener_free(l->ev);
+		l->ev = NULL;
+		if (l->fd != -1 && close(l->fd) == -1)
+			mr_warn("listener %s: close: %s", l->lcfg->text,
+			    strerror(errno));
+		l->fd = -1;
+	}
+}
+
+static void
+gen_free(struct gen *g)
+{
+	gen_quiet(g);
+	free(g->listeners);
+	mr_config_free(g->cfg);
+	free(g);
+}
+
+void
+smtpd_hold(struct listener *l)
+{
+	l->gen->refs++;
+}
+
+void
+smtpd_release(struct listener *l)
+{
+	struct gen *g = l->gen;
+
+	if (g->refs == 0)
+		mr_panic("smtpd_release: configuration not held");
+	if (--g->refs == 0)
+		gen_free(g);
+}
+
+/*
+ * Listens on fds, one per listen of cfg in configuration order.  Returns
+ * the new generation (owning cfg and fds), or NULL with cfg and fds left
+ * to the caller.
+ */
+static struct gen *
+gen_new(struct mr_config *cfg, const int *fds, size_t nfds)
+{
+	struct gen *g = mr_xcalloc(1, sizeof(*g));
+	size_t s, i, n = 0;
+
+	for (s = 0; s < cfg->nservers; s++)
+		n += cfg->servers[s].nlistens;
+	if (n != nfds) {
+		mr_err("%zu listeners configured, %zu received", n, nfds);
+		goto fail;
+	}
+	g->listeners = mr_xcalloc(n ? n : 1, sizeof(struct listener));
+	for (s = 0; s < cfg->nservers; s++)
+		for (i = 0; i < cfg->servers[s].nlistens; i++) {
+			struct listener *l = &g->listeners[g->nlisteners];
+
+			l->gen = g;
+			l->srv = &cfg->servers[s];
+			l->lcfg = &l->srv->listens[i];
+			l->fd = -1;
+			/* backlog 0: mailrootd listens already (1024) */
+			if (mr_set_nonblock(fds[g->nlisteners]) == -1 ||
+			    (l->ev = evconnlistener_new(smtpd->base, accept_cb,
+			    l, 0, 0, fds[g->nlisteners])) == NULL) {
+				mr_err("listener %s: %s", l->lcfg->text,
+				    strerror(errno));
+				goto fail;
+			}
+			evconnlistener_set_error_cb(l->ev, accept_error_cb);
+			g->nlisteners++;
 		}
+	for (i = 0; i < n; i++)
+		g->listeners[i].fd = fds[i];
+	g->cfg = cfg;
+	g->refs = 1;
+	return g;
+fail:
+	gen_quiet(g);		/* the descriptors are not its own yet */
+	free(g->listeners);
+	free(g);
+	return NULL;
+}
+
+/* Listeners of the configuration smtpd started with (MR_FD_LISTEN...). */
+static void
+start_listening(void)
+{
+	size_t s, i, n = 0;
+	int *fds;
+
+	for (s = 0; s < smtpd->cfg->nservers; s++)
+		n += smtpd->cfg->servers[s].nlistens;
+	fds = mr_xcalloc(n ? n : 1, sizeof(int));
+	for (i = 0; i < n; i++) {
+		fds[i] = MR_FD_LISTEN + (int)i;
+		mr_set_cloexec(fds[i], 1);
+	}
+	if ((smtpd->gen = gen_new(smtpd->cfg, fds, n)) == NULL)
+		mr_fatal("cannot listen");
+	free(fds);
+}
+
+/*
+ * MR_M_CONFIG: new sessions get cfg and listen on fds; the open ones
+ * keep theirs.  The server list must be the one smtpd started with
+ * (indexes go to queued): mailrootd restarts smtpd when it changes.
+ */
+static int
+reload(struct mr_config *cfg, int *fds, size_t nfds)
+{
+	struct gen *g, *old = smtpd->gen;
+
+	if (smtpd->stopping) {
+		mr_info("reload ignored: stopping");
+		return -1;
+	}
+	if (cfg->nservers != smtpd->cfg->nservers) {
+		mr_err("reload: the list of servers changed; smtpd keeps "
+		    "the running configuration until it is restarted");
+		return -1;
+	}
+	if ((g = gen_new(cfg, fds, nfds)) == NULL) {
+		mr_err("reload: the running configuration stays in force");
+		return -1;
+	}
+	smtpd->gen = g;
+	smtpd->cfg = cfg;
+	gen_quiet(old);
+	if (--old->refs == 0)
+		gen_free(old);
+	return 0;
 }
 
 /* Graceful stop: no new sessions; exit when the last one ends or after
@@ -121,57 +237,39 @@ begin_stop(void)
 		return;
 	smtpd->stopping = 1;
 	mr_ipc_stopping();
-	stop_listening();
+	gen_quiet(smtpd->gen);
 	event_base_once(smtpd->base, -1, EV_TIMEOUT, stop_timeout, NULL, &tv);
 	smtpd_maybe_exit();
 }
 
+/* mailrootd is gone: nobody supervises us any more */
 static void
-on_sigterm(evutil_socket_t sig, short ev, void *arg)
+orphaned(void)
 {
-	(void)sig;
-	(void)ev;
-	(void)arg;
-	begin_stop();
+	event_base_loopexit(smtpd->base, NULL);
 }
 
-static void
-master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
+/* MR_M_PEER: a new channel to queued. */
+static int
+set_queued(uint32_t kind, int fd)
 {
-	uint32_t kind;
-
-	(void)arg;
-	if (msg == NULL) {
-		/* the master is gone: nobody supervises us any more */
-		mr_ipc_free(c);
-		smtpd->master = NULL;
-		event_base_loopexit(smtpd->base, NULL);
-		return;
-	}
-	switch (msg->type) {
-	case MR_M_SHUTDOWN:
-		begin_stop();
-		break;
-	case MR_M_PEER:
-		kind = mr_ipc_peer_kind(msg);
-		if (kind != MR_PROC_QUEUED) {
-			mr_warn("master: bad PEER message");
-			break;
-		}
-		if (smtpd->queued != NULL)
-			mr_ipc_free(smtpd->queued);
-		session_queued_lost();
-		smtpd->queued = mr_ipc_new(smtpd->base, msg->fd, "queued",
-		    MR_MSG_MAX, queued_cb, NULL);
-		msg->fd = -1;
-		mr_info("connected to queued");
-		break;
-	default:
-		mr_warn("master: unexpected message type %u", msg->type);
-	}
-	if (msg->fd >= 0)
-		close(msg->fd);
+	if (kind != MR_PROC_QUEUED)
+		return -1;
+	if (smtpd->queued != NULL)
+		mr_ipc_free(smtpd->queued);
+	session_queued_lost();
+	smtpd->queued = mr_ipc_new(smtpd->base, fd, "queued", MR_MSG_MAX,
+	    queued_cb, NULL);
+	mr_info("connected to queued");
+	return 0;
 }
+
+static const struct mr_child_ops child_ops = {
+	.stop = begin_stop,
+	.orphaned = orphaned,
+	.peer = set_queued,
+	.reload = reload,
+};
 
 static int
 handle_queued(struct mr_ipc_msg *msg)
@@ -217,7 +315,7 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 			close(msg->fd);
 		return;
 	}
-	mr_ipc_peer_gone(c, msg, smtpd->master, MR_PROC_QUEUED);
+	mr_ipc_peer_gone(c, msg, mr_child_master(), MR_PROC_QUEUED);
 	smtpd->queued = NULL;
 	session_queued_lost();
 }
@@ -225,8 +323,6 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 int
 main(int argc, char *argv[])
 {
-	struct event *sigterm;
-
 	smtpd = mr_xcalloc(1, sizeof(*smtpd));
 	smtpd->cfg = mr_child_start("smtpd", argc, argv);
 	smtpd->conns = mr_xcalloc(smtpd->cfg->nservers, sizeof(unsigned));
@@ -238,17 +334,15 @@ main(int argc, char *argv[])
 	mr_sandbox_files("smtpd", NULL, NULL);
 	mr_sandbox_syscalls("smtpd", MR_PROC_SMTPD);
 
-	smtpd->master = mr_ipc_new(smtpd->base, MR_FD_MASTER, "mailrootd",
-	    MR_MSG_MAX, master_cb, NULL);
+	mr_child_serve(smtpd->base, &child_ops);
 	if (mr_ipc_is_channel(MR_FD_PEER1))
 		smtpd->queued = mr_ipc_new(smtpd->base, MR_FD_PEER1, "queued",
 		    MR_MSG_MAX, queued_cb, NULL);
 	else
 		close(MR_FD_PEER1);
-	setup_listeners();
-	sigterm = evsignal_new(smtpd->base, SIGTERM, on_sigterm, NULL);
-	event_add(sigterm, NULL);
+	start_listening();
 	event_base_dispatch(smtpd->base);
+	mr_child_end();
 	mr_info("smtpd: exiting");
 	return 0;
 }

@@ -13,19 +13,21 @@ struct event_base;
 struct mr_ipc;
 struct session;
 
+struct gen;
+
 struct listener {
+	struct gen		*gen;		/* the configuration it is of */
 	const struct mr_server	*srv;
 	const struct mr_listen	*lcfg;
-	struct evconnlistener	*ev;
+	int			 fd;		/* -1 once replaced */
+	struct evconnlistener	*ev;		/* NULL once replaced */
 };
 
 struct smtpd {
 	struct event_base	*base;
-	struct mr_config	*cfg;
-	struct mr_ipc		*master;
+	struct mr_config	*cfg;		/* for new sessions */
 	struct mr_ipc		*queued;	/* NULL while queued is down */
-	struct listener		*listeners;
-	size_t			 nlisteners;
+	struct gen		*gen;		/* cfg and its listeners */
 	unsigned		*conns;		/* per server */
 	uint64_t		 next_id;
 	int			 stopping;
@@ -45,5 +47,9 @@ size_t	session_count(void);
 
 /* smtpd.c */
 void	smtpd_maybe_exit(void);
+/* A session keeps the configuration of the listener that accepted it
+ * (and the listener) until it ends, across reloads. */
+void	smtpd_hold(struct listener *);
+void	smtpd_release(struct listener *);
 
 #endif

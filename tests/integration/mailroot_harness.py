@@ -101,6 +101,34 @@ def children(pid):
     return {comm: pids[-1] for comm, pids in child_pids(pid).items()}
 
 
+def catches_sigterm(pid):
+    """pid has a SIGTERM handler: a child of mailrootd has finished its
+    start (its comm alone says only that it has called exec)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) &
+                                (1 << (signal.SIGTERM - 1)))
+    except OSError:
+        pass
+    return False
+
+
+def started_children(pid, timeout=START_TIMEOUT):
+    """{comm: pid} of smtpd, queued and deliverd once all three have
+    started (bounded wait); None for one that did not."""
+    names = ("smtpd", "queued", "deliverd")
+
+    def ready():
+        kids = children(pid)
+        if all(n in kids and catches_sigterm(kids[n]) for n in names):
+            return kids
+        return None
+    kids = wait_until(ready, timeout) or children(pid)
+    return {n: kids.get(n) for n in names}
+
+
 def ensure_users():
     """As root, create the system users mailrootd drops its children to."""
     if not IS_ROOT:
