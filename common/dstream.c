@@ -3,7 +3,8 @@
  *
  * Security: input is untrusted bytes of any value; the machine keeps a
  * constant amount of state and emits only bytes it was given, plus CR
- * before a bare LF.
+ * before a bare LF and LF after a bare CR: what it emits has CRLF line
+ * ends only.  A NUL byte is noted (the caller refuses the message).
  */
 #include "config.h"
 
@@ -57,7 +58,7 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 
 		switch (d->st) {
 		case MR_D_MID:
-			if (c != '\r' && c != '\n') {
+			if (c != '\r' && c != '\n' && c != '\0') {
 				run++;
 				continue;
 			}
@@ -74,7 +75,10 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 				d->st = MR_D_BOL;
 				continue;
 			}
-			out(d, "\r", 1);	/* bare CR: kept as data */
+			/* bare CR: stored as CRLF, and like a bare LF it
+			 * cannot begin the end of the data */
+			out(d, "\r\n", 2);
+			d->st = MR_D_MID;
 			break;
 		case MR_D_DOT:
 			if (c == '\r') {
@@ -87,7 +91,9 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 				*done = 1;
 				return i + 1;
 			}
-			out(d, "\r", 1);	/* ".\rX": dot dropped, CR kept */
+			/* ".\rX": the dot dropped, the CR made CRLF */
+			out(d, "\r\n", 2);
+			d->st = MR_D_MID;
 			break;
 		}
 		/* c ends a run of ordinary bytes, or begins one */
@@ -95,6 +101,8 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 			out(d, p + i - run, run);
 			run = 0;
 		}
+		if (c == '\0')
+			d->nul = 1;
 		if (c == '\r')
 			d->st = MR_D_CR;
 		else if (c == '\n') {

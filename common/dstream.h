@@ -2,11 +2,14 @@
  * dstream.h - the SMTP DATA byte stream: dot-unstuffing, end-of-data
  * detection and header counting, independent of any socket.
  *
- * Only CRLF "." CRLF ends the data.  A bare LF is passed on as CRLF but
- * never starts a line that can end the data, and a bare CR is kept as
- * data, so no peer can make two hops disagree on where a message ends
- * (SMTP smuggling).  Used by smtpd for DATA and by queued for Pickup
- * files, which IIS wrote dot-stuffed.
+ * Only CRLF "." CRLF ends the data.  A bare LF or a bare CR is passed on
+ * as CRLF but never starts a line that can end the data, so what is stored
+ * has CRLF line ends only and no peer can make two hops disagree on where
+ * a message ends (SMTP smuggling).  A NUL byte sets nul: the
+ * caller refuses such a message (RFC 5321 forbids NUL without BINARYMIME,
+ * and a next hop that drops it would read CRLF NUL "." CRLF as the end).
+ * Used by smtpd for DATA and by queued for Pickup files, which IIS wrote
+ * dot-stuffed.
  */
 #ifndef MR_DSTREAM_H
 #define MR_DSTREAM_H
@@ -21,6 +24,7 @@ struct mr_dstream {
 	enum mr_dstate	 st;
 	int		 in_headers;	/* before the first empty line */
 	unsigned	 received;	/* Received: header fields seen */
+	int		 nul;		/* a NUL byte was seen */
 	char		 hline[10];	/* start of the current header line */
 	size_t		 hlen;
 	mr_dstream_emit	 emit;

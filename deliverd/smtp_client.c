@@ -56,6 +56,7 @@
 #define IDLE_KEEP	5		/* seconds an unused connection waits */
 #define ZEROCOPY_MIN	(64 * 1024)	/* bodies this big go out by sendfile */
 #define ZEROCOPY_RUN	(16 * 1024)	/* in runs at least this long */
+#define LINE_OCTETS_MAX	998		/* RFC 5321 4.5.3.1.6, CRLF apart */
 
 enum smtp_state {
 	S_RESOLVE,
@@ -122,6 +123,7 @@ struct smtp_sess {
 	off_t			 off;		/* body read offset */
 	struct evbuffer_file_segment *seg;	/* the message, for sendfile */
 	int			 bol, cr;	/* dot-stuffing state */
+	size_t			 col;		/* octets on the line so far */
 	int			 need_rset;
 	int			 reused;	/* taken from idle, no reply yet */
 	int			 evicted;	/* idle, told to QUIT for room */
@@ -896,6 +898,7 @@ sess_on_data(struct smtp_sess *s)
 	s->off = 0;
 	s->bol = 1;
 	s->cr = 0;
+	s->col = 0;
 	s->state = S_BODY;
 	/* A big message in plain text goes from the page cache to the
 	 * socket (sendfile) in the runs between the bytes stuffing adds;
@@ -923,41 +926,69 @@ sess_run(struct smtp_sess *s, struct evbuffer *out, const char *p, off_t off,
 		evbuffer_add(out, p, n);
 }
 
+/* The unchanged bytes before p[i] go out, then ins (may be empty). */
+static void
+body_splice(struct smtp_sess *s, struct evbuffer *out, const char *p,
+    off_t off, size_t *start, size_t i, const char *ins)
+{
+	sess_run(s, out, p + *start, off + (off_t)*start, i - *start);
+	if (*ins != '\0')
+		evbuffer_add(out, ins, strlen(ins));
+	*start = i;
+}
+
 /*
- * Sends n bytes of message read from file offset off: a "." at the start
- * of a line gets another (RFC 5321 4.5.2), and a bare LF becomes CRLF so
- * that no line ending a lenient server might honour goes unstuffed (SMTP
- * smuggling).
+ * Sends n bytes of message read from file offset off as RFC 5321 wants
+ * them on the wire, whatever the file holds (a queue file written before
+ * smtpd made every line end CRLF, a Pickup file): a "." at the start of a
+ * line gets another (4.5.2); a bare LF or a bare CR becomes CRLF, so that
+ * no line end a lenient server might honour goes unstuffed (SMTP
+ * smuggling); a NUL, which a next hop might drop to reveal a CRLF "."
+ * CRLF, is not sent (2.3.8); a line longer than 998 octets is folded with
+ * CRLF SPACE (4.5.3.1.6), as Postfix's smtp_line_length_limit does: a
+ * header stays one folded field, a body line gains one space.
  */
 static void
 stuff(struct smtp_sess *s, struct evbuffer *out, const char *p, off_t off,
     size_t n)
 {
-	const char *nl;
-	size_t i = 0, start = 0, k;
+	size_t i, start = 0;
 
-	while (i < n) {
-		if (s->bol && p[i] == '.') {
-			sess_run(s, out, p + start, off + (off_t)start,
-			    i - start);
-			evbuffer_add(out, ".", 1);
-			start = i;
+	for (i = 0; i < n; i++) {
+		if (s->cr) {
+			s->cr = 0;
+			s->bol = 1;
+			s->col = 0;
+			if (p[i] == '\n')
+				continue;
+			body_splice(s, out, p, off, &start, i, "\n");
 		}
-		if ((nl = memchr(p + i, '\n', n - i)) == NULL) {
-			s->bol = 0;
-			s->cr = p[n - 1] == '\r';
+		switch (p[i]) {
+		case '\r':
+			s->cr = 1;	/* decided by the next byte */
+			continue;
+		case '\n':
+			body_splice(s, out, p, off, &start, i, "\r");
+			s->bol = 1;
+			s->col = 0;
+			continue;
+		case '\0':
+			body_splice(s, out, p, off, &start, i, "");
+			start = i + 1;
+			continue;
+		case '.':
+			if (s->bol)
+				body_splice(s, out, p, off, &start, i, ".");
+			break;
+		default:
 			break;
 		}
-		k = (size_t)(nl - p);
-		if (!(k > 0 ? p[k - 1] == '\r' : s->cr)) {
-			sess_run(s, out, p + start, off + (off_t)start,
-			    k - start);
-			evbuffer_add(out, "\r", 1);
-			start = k;
+		if (s->col >= LINE_OCTETS_MAX) {
+			body_splice(s, out, p, off, &start, i, "\r\n ");
+			s->col = 1;
 		}
-		s->bol = 1;
-		s->cr = 0;
-		i = k + 1;
+		s->bol = 0;
+		s->col++;
 	}
 	sess_run(s, out, p + start, off + (off_t)start, n - start);
 }
@@ -975,8 +1006,11 @@ static void
 sess_body_end(struct smtp_sess *s, struct evbuffer *out)
 {
 	sess_seg_free(s);
-	if (!s->bol)
-		evbuffer_add(out, s->cr ? "\n" : "\r\n", s->cr ? 1 : 2);
+	if (s->cr)
+		evbuffer_add(out, "\n", 1);
+	else if (!s->bol)
+		evbuffer_add(out, "\r\n", 2);
+	s->cr = 0;
 	evbuffer_add(out, ".\r\n", 3);
 	s->state = S_DOT;
 	s->code = 0;
@@ -1144,6 +1178,7 @@ sess_reply_data(struct smtp_sess *s)
 		 * message (RFC 2920 3.1): an empty one ends the transaction */
 		s->bol = 1;
 		s->cr = 0;
+		s->col = 0;
 		sess_body_end(s, bufferevent_get_output(s->bev));
 		s->need_rset = 1;
 		return;

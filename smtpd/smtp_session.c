@@ -6,8 +6,9 @@
  * are bounded; addresses go through mr_path_parse; relay is decided by the
  * recipient's domain alone and is closed unless the client is listed or
  * authenticated.  Only CRLF "." CRLF ends DATA: a bare LF or bare CR never
- * does (SMTP smuggling); bare LF is stored as CRLF so that no later hop can
- * read a different end of message either.
+ * does (SMTP smuggling); both are stored as CRLF, and a message holding a
+ * NUL is refused, so that no later hop can read a different end of
+ * message either.  Every refusal is logged with the reply it gave.
  */
 #include "config.h"
 
@@ -18,6 +19,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +164,33 @@ reply(struct session *s, const char *fmt, ...)
 	mr_buf_add(&s->replies, line, (size_t)n);
 	if (!s->batching)
 		flush_replies(s);
+}
+
+/*
+ * Refuses something: the reply goes to the client and the same words,
+ * with the session, the client and the sender, to the log (one line), so
+ * that an administrator can tell why an application's mail failed.
+ */
+static void
+refuse(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+refuse(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->in_mail)
+		mr_info("session %llu [%s]: refused: %s (from=<%s>)",
+		    (unsigned long long)s->id, s->ip, line, s->sender);
+	else
+		mr_info("session %llu [%s]: refused: %s",
+		    (unsigned long long)s->id, s->ip, line);
+	reply(s, "%s", line);
 }
 
 static void
@@ -611,8 +640,14 @@ end_of_data(struct session *s)
 	s->nmsgs++;
 	s->session_bytes += s->size;
 	if (s->too_big) {
-		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		refuse(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
 		    "bytes", (unsigned long long)srv->limits.message_size);
+		goto reject;
+	}
+	/* RFC 5321 2.3.8 allows no NUL without BINARYMIME, and a next hop
+	 * that drops it would read CRLF NUL "." CRLF as the end of data */
+	if (s->ds.nul) {
+		refuse(s, "554 5.6.0 Message contains NUL characters");
 		goto reject;
 	}
 	if (s->session_bytes > srv->limits.session_size) {

@@ -5,7 +5,7 @@
  * are fed in two calls, as bytes arrive from a socket.  Beyond "no crash",
  * the stream must keep the promise of dstream.h: only CRLF "." CRLF (or
  * "." CRLF at the very start) ends the data, and the first one does; the
- * output holds no bare LF and at most twice the input; and feeding the
+ * output holds no bare LF or bare CR and at most twice the input; and feeding the
  * same bytes in one call gives the same output, end and state, so nothing
  * depends on how the peer's bytes were cut into packets.
  */
@@ -63,9 +63,13 @@ check_output(const struct sink *s, size_t consumed)
 	size_t i;
 
 	CHECK(s->len <= 2 * consumed);
-	for (i = 0; i < s->len; i++)
+	for (i = 0; i < s->len; i++) {
 		if (s->data[i] == '\n')
 			CHECK(i > 0 && s->data[i - 1] == '\r');
+		/* a CR waiting for its LF is held back, never emitted */
+		if (s->data[i] == '\r')
+			CHECK(i + 1 < s->len && s->data[i + 1] == '\n');
+	}
 }
 
 /* Feeds p in one call, or two when split < n; returns bytes consumed. */
@@ -124,6 +128,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
 	CHECK(d1.st == d2.st && d1.in_headers == d2.in_headers);
 	CHECK(d1.received == d2.received && d1.hlen == d2.hlen);
+	CHECK(d1.nul == d2.nul && d2.nul == (memchr(p, '\0', used2) != NULL));
 
 	free(s1.data);
 	free(s2.data);

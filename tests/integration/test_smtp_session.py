@@ -609,14 +609,14 @@ def test_empty_message(mailroot, sink):
     assert mh.split_received(msg)[1] == b""
 
 
-def test_bare_lf_stored_as_crlf(mailroot, sink):
+def test_bare_lf_and_cr_stored_as_crlf(mailroot, sink):
     with session(mailroot) as c:
         c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         send_data(c, b"Subject: lf\n\none\ntwo\rthree\r\n")
     (_, _, msg), = settle(mailroot, sink)
     assert mh.split_received(msg)[1] == \
-        b"Subject: lf\r\n\r\none\r\ntwo\rthree\r\n"
+        b"Subject: lf\r\n\r\none\r\ntwo\r\nthree\r\n"
 
 
 SMUGGLE = (b"\n.\r\n", b"\n.\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r")

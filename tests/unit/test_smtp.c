@@ -524,9 +524,11 @@ static const struct dcase streams[] = {
 	/* bare LF and bare CR */
 	D("bare LF becomes CRLF", "a\nb\r\n.\r\n", "a\r\nb\r\n", ALL, 1),
 	D("bare LF at the start", "\nb\r\n.\r\n", "\r\nb\r\n", ALL, 1),
-	D("bare CR kept", "a\rb\r\n.\r\n", "a\rb\r\n", ALL, 1),
-	D("CR CR LF", "a\r\r\n.\r\n", "a\r\r\n", ALL, 1),
-	D("LF CR", "a\n\rb\r\n.\r\n", "a\r\n\rb\r\n", ALL, 1),
+	D("bare CR becomes CRLF", "a\rb\r\n.\r\n", "a\r\nb\r\n", ALL, 1),
+	D("CR CR LF", "a\r\r\n.\r\n", "a\r\n\r\n", ALL, 1),
+	D("bare CR at the end", "a\r", "a", ALL, 0),
+	D("CR LF CR", "a\r\n\rb\r\n.\r\n", "a\r\n\r\nb\r\n", ALL, 1),
+	D("LF CR", "a\n\rb\r\n.\r\n", "a\r\n\r\nb\r\n", ALL, 1),
 
 	/* SMTP smuggling: none of these ends the data */
 	D("LF dot LF does not end", "a\n.\nb\r\n.\r\n", "a\r\n.\r\nb\r\n",
@@ -536,13 +538,15 @@ static const struct dcase streams[] = {
 	D("CRLF dot LF does not end", "a\r\n.\nb\r\n.\r\n",
 	    "a\r\n\r\nb\r\n", ALL, 1),
 	D("CR dot CRLF does not end", "a\r.\r\nb\r\n.\r\n",
-	    "a\r.\r\nb\r\n", ALL, 1),
+	    "a\r\n.\r\nb\r\n", ALL, 1),
+	D("CR dot CR does not end", "a\r.\rb\r\n.\r\n",
+	    "a\r\n.\r\nb\r\n", ALL, 1),
 	D("CRLF dot CR does not end", "a\r\n.\rb\r\n.\r\n",
-	    "a\r\n\rb\r\n", ALL, 1),
+	    "a\r\n\r\nb\r\n", ALL, 1),
 	D("CRLF dot CR CR LF does not end", "a\r\n.\r\r\nb\r\n.\r\n",
-	    "a\r\n\r\r\nb\r\n", ALL, 1),
+	    "a\r\n\r\n\r\nb\r\n", ALL, 1),
 	D("LF dot LF only, no end", "a\n.\n", "a\r\n.\r\n", ALL, 0),
-	D("CR dot CR LF only, no end", "a\r.\r\n", "a\r.\r\n", ALL, 0),
+	D("CR dot CR LF only, no end", "a\r.\r\n", "a\r\n.\r\n", ALL, 0),
 	D("CRLF dot LF at the start, no end", ".\n", "\r\n", ALL, 0),
 	D("bare LF dot CRLF at the start, no end", "\n.\r\n", "\r\n.\r\n", ALL,
 	    0),
@@ -742,6 +746,33 @@ t_stream_many_received(void **state)
 	assert_int_equal(d.received, 100);
 }
 
+/* A NUL anywhere is noted, whatever state the machine is in; its
+ * absence is not. */
+static void
+t_stream_nul(void **state)
+{
+	static const char *const ins[] = { "a\0b\r\n", "\0", ".\0",
+	    "a\r\0", "a\r\n\0.\r\n", "a\r\n.\r\0" };
+	static const size_t lens[] = { 5, 1, 2, 3, 7, 6 };
+	struct mr_dstream d;
+	struct sink k;
+	size_t i;
+	int done;
+
+	(void)state;
+	for (i = 0; i < sizeof(ins) / sizeof(*ins); i++) {
+		memset(&k, 0, sizeof(k));
+		mr_dstream_init(&d, collect, &k);
+		(void)mr_dstream_feed(&d, ins[i], lens[i], &done);
+		assert_int_equal(done, 0);
+		assert_int_equal(d.nul, 1);
+	}
+	mr_dstream_init(&d, collect, &k);
+	(void)mr_dstream_feed(&d, "a\r\n.\r\n", 6, &done);
+	assert_int_equal(done, 1);
+	assert_int_equal(d.nul, 0);
+}
+
 /* ---- main ---- */
 
 #define NCMDS		(sizeof(cmds) / sizeof(*cmds))
@@ -760,6 +791,7 @@ static const struct CMUnitTest fixed[] = {
 	cmocka_unit_test(t_stream_reinit),
 	cmocka_unit_test(t_stream_empty_feed),
 	cmocka_unit_test(t_stream_many_received),
+	cmocka_unit_test(t_stream_nul),
 };
 
 #define NFIXED		(sizeof(fixed) / sizeof(*fixed))
