@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "proto.h"		/* enum mr_body */
 
 enum mr_verb {
 	MR_V_UNKNOWN = 0,
@@ -20,7 +21,6 @@ enum mr_verb {
 	MR_V_AUTH, MR_V_ETRN
 };
 
-enum mr_body { MR_BODY_NONE, MR_BODY_7BIT, MR_BODY_8BITMIME };
 
 #define MR_SMTP_LINE_MAX	2048	/* command line incl. parameters */
 

@@ -109,6 +109,7 @@ struct smtp_sess {
 	int			 ext_starttls;
 	int			 ext_size;
 	int			 ext_pipelining;
+	int			 ext_8bitmime;
 	int			 pipelined;	/* this transaction's commands
 						 * went out together */
 	int			 mail_failed;	/* pipelined: MAIL refused */
@@ -755,6 +756,7 @@ static void
 sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
+	s->ext_8bitmime = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -770,6 +772,8 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 		s->ext_starttls = 1;
 	else if (strcasecmp(kw, "PIPELINING") == 0)
 		s->ext_pipelining = 1;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		s->ext_8bitmime = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ')) {
 		s->ext_size = 1;
@@ -814,6 +818,42 @@ sess_too_big(struct smtp_sess *s)
 	mr_buf_free(&b);
 }
 
+/*
+ * 8-bit content for a server without 8BITMIME: RFC 6152 section 3 lets us
+ * convert it to 7 bits or return it; mailroot returns it (a DSN), since a
+ * conversion must rewrite MIME structure correctly or damage the message.
+ * smtpd labels a message 8BITMIME only when it holds 8-bit bytes.
+ */
+static void
+sess_no_8bitmime(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "5.6.3 the message has 8-bit content (BODY=8BITMIME) "
+	    "and server %s does not support 8BITMIME", s->relay);
+	sess_set_rest(s, MR_DS_PERM, b.data, 0);
+	mr_buf_free(&b);
+}
+
+/* " SIZE=n BODY=x" as far as the server takes them. */
+static void
+sess_mail_params(struct smtp_sess *s, char *buf, size_t len)
+{
+	const struct job *j = sess_job(s);
+	int n = 0;
+
+	buf[0] = '\0';
+	if (s->ext_size)
+		n = snprintf(buf, len, " SIZE=%lld", (long long)j->size);
+	if (n < 0 || (size_t)n >= len)
+		return;
+	if (s->ext_8bitmime && j->body == MR_BODY_8BITMIME)
+		snprintf(buf + n, len - (size_t)n, " BODY=8BITMIME");
+	else if (s->ext_8bitmime && j->body == MR_BODY_7BIT)
+		snprintf(buf + n, len - (size_t)n, " BODY=7BIT");
+}
+
 static void	sess_next_dlv(struct smtp_sess *);
 
 /* NOLINTBEGIN(misc-no-recursion): sess_transaction and sess_next_dlv call
@@ -822,6 +862,7 @@ static void
 sess_transaction(struct smtp_sess *s)
 {
 	struct job *j = sess_job(s);
+	char params[64];
 
 	free(s->accepted);
 	s->accepted = mr_xcalloc(s->dlv->n ? s->dlv->n : 1, 1);
@@ -837,13 +878,15 @@ sess_transaction(struct smtp_sess *s)
 		sess_next_dlv(s);
 		return;
 	}
+	if (j->body == MR_BODY_8BITMIME && !s->ext_8bitmime) {
+		sess_no_8bitmime(s);
+		sess_next_dlv(s);
+		return;
+	}
 	s->pipelined = s->ext_pipelining;
 	s->mail_failed = 0;
-	if (s->ext_size)
-		sess_cmd(s, S_MAIL, "MAIL FROM:<%s> SIZE=%lld", j->sender,
-		    (long long)j->size);
-	else
-		sess_cmd(s, S_MAIL, "MAIL FROM:<%s>", j->sender);
+	sess_mail_params(s, params, sizeof(params));
+	sess_cmd(s, S_MAIL, "MAIL FROM:<%s>%s", j->sender, params);
 	if (s->pipelined) {
 		size_t i;
 

@@ -71,6 +71,8 @@ struct session {
 	/* the transaction */
 	int			 in_mail;
 	char			 sender[MR_PATH_MAX + 1];
+	enum mr_body		 body;		/* MAIL BODY= */
+	int			 eightbit;	/* an 8-bit byte was seen */
 	char			**rcpts;
 	size_t			 nrcpts;
 	char			 qid[MR_ID_MAX + 1];
@@ -220,6 +222,8 @@ reset_transaction(struct session *s)
 	s->new_pending = 0;	/* a late answer is handed back */
 	s->new_failed = 0;
 	s->sender[0] = '\0';
+	s->body = MR_BODY_NONE;
+	s->eightbit = 0;
 	mr_buf_reset(&s->out);
 	s->size = 0;
 	s->too_big = s->write_error = 0;
@@ -429,6 +433,7 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 		return;
 	}
 	snprintf(s->sender, sizeof(s->sender), "%s", c->path.addr);
+	s->body = c->body;
 	s->in_mail = 1;
 	/* the queue file arrives while the RCPTs are read; only DATA
 	 * waits for it (and answers 451 if queued refused) */
@@ -611,6 +616,31 @@ dispatch(struct session *s, const char *line, size_t len)
 
 /* ---- DATA ---- */
 
+static int
+has_8bit(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)p[i] & 0x80)
+			return 1;
+	return 0;
+}
+
+/*
+ * The label the message goes on with: BODY=8BITMIME only when it holds
+ * 8-bit bytes, so that a 7-bit message some client declared 8BITMIME
+ * still reaches a next hop without 8BITMIME (deliverd returns 8-bit
+ * mail to the sender there, RFC 6152 section 3).
+ */
+static enum mr_body
+body_label(const struct session *s)
+{
+	if (s->body == MR_BODY_8BITMIME && !s->eightbit)
+		return MR_BODY_7BIT;
+	return s->body;
+}
+
 /* Bytes of the message as they will be stored. */
 static void
 emit(void *arg, const char *p, size_t n)
@@ -622,6 +652,8 @@ emit(void *arg, const char *p, size_t n)
 		s->too_big = 1;
 	if (s->too_big || s->write_error)
 		return;
+	if (s->body == MR_BODY_8BITMIME && !s->eightbit)
+		s->eightbit = has_8bit(p, n);
 	mr_buf_add(&s->out, p, n);
 	if (s->out.len >= FLUSH_AT)
 		flush_data(s);
@@ -678,6 +710,7 @@ end_of_data(struct session *s)
 	mr_buf_put_u64(&b, s->size);
 	mr_buf_put_str(&b, s->ip);
 	mr_buf_put_str(&b, s->helo);
+	mr_buf_put_u32(&b, (uint32_t)body_label(s));
 	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
 	mr_buf_free(&b);
 	s->state = S_WAIT_COMMIT;

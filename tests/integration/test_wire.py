@@ -174,3 +174,65 @@ def test_overlong_line_folded(relay, hop):
     wire_ok(raw)
     body = raw.split(b"\r\n\r\n", 1)[1][:-5]
     assert body.replace(b"\r\n ", b"") == b"x" * (1024 * 1024)
+
+
+def test_8bitmime_passed_on(relay, hop):
+    """BODY=8BITMIME is kept with the message and given to the next hop."""
+    data = "Subject: s\r\n\r\ncaf\u00e9\r\n".encode()
+    relay_one(relay, data, mail="MAIL FROM:<a@client.test> BODY=8BITMIME")
+    raw, = hop.wait_for(1)
+    assert raw.endswith(data + b".\r\n")
+    mails = [c for c in hop.commands if c.startswith("MAIL")]
+    assert mails[0].endswith(" BODY=8BITMIME"), mails
+
+
+def test_8bitmime_declared_but_7bit(relay, hop):
+    """A client that declares 8BITMIME for plain ASCII: labelled 7BIT."""
+    relay_one(relay, b"Subject: s\r\n\r\nascii\r\n",
+              mail="MAIL FROM:<a@client.test> BODY=8BITMIME")
+    hop.wait_for(1)
+    mails = [c for c in hop.commands if c.startswith("MAIL")]
+    assert mails[0].endswith(" BODY=7BIT"), mails
+
+
+def test_8bitmime_to_hop_without_it_returned(start_mailroot, workdir):
+    """A next hop without 8BITMIME: the message is not sent unlabelled;
+    the sender gets a DSN (RFC 6152 section 3)."""
+    hop = RawHop(eightbitmime=False)
+    try:
+        class _Port:
+            port = hop.port
+        mr = start_mailroot(sink=_Port)
+        data = "Subject: s\r\n\r\ncaf\u00e9\r\n".encode()
+        relay_one(mr, data, mail="MAIL FROM:<a@local.test> BODY=8BITMIME")
+        drops = mr.wait_drop(1)
+        dsn = drops[0].read_bytes()
+        assert b"5.6.3" in dsn and b"8BITMIME" in dsn, dsn
+        assert hop.messages == []
+    finally:
+        hop.stop()
+
+
+def test_8bitmime_kept_in_envelope(start_mailroot, hop):
+    """The label survives in Queue/ID.env ("body 8BITMIME") and a restart;
+    an envelope written before it existed (no body line) still parses."""
+    from test_recovery import envelope, put, qid
+
+    class _Port:
+        port = hop.port
+    d = start_mailroot(sink=_Port)
+    assert d.stop() == []
+    data = "Subject: s\r\n\r\ncaf\u00e9\r\n".encode()
+    new, old = qid(1), qid(2)
+    put(d, new + ".eml", data)
+    put(d, new + ".env", envelope(new, len(data), rcpt="n@remote.test",
+                                  extra="body 8BITMIME\n"))
+    put(d, old + ".eml", data)
+    put(d, old + ".env", envelope(old, len(data), rcpt="o@remote.test"))
+    d.returncode = None
+    d.start()
+    hop.wait_for(2)
+    d.wait_queue_empty()
+    mails = [c for c in hop.commands if c.startswith("MAIL")]
+    assert sorted(m.endswith(" BODY=8BITMIME") for m in mails) == \
+        [False, True], mails
