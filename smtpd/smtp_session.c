@@ -65,7 +65,6 @@ struct session {
 	char			 helo[256];
 	int			 esmtp;
 	int			 errors;
-	unsigned		 nmsgs;
 	uint64_t		 session_bytes;
 
 	/* the transaction */
@@ -420,13 +419,6 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 		    "bytes", (unsigned long long)s->srv->limits.message_size);
 		return;
 	}
-	if (s->srv->limits.messages_per_connection &&
-	    s->nmsgs >= s->srv->limits.messages_per_connection) {
-		reply(s, "421 4.7.0 %s Too many messages in this connection; "
-		    "reconnect to send more", s->srv->fqdn);
-		close_after_reply(s);
-		return;
-	}
 	if (smtpd->queued == NULL) {
 		reply(s, "451 4.3.0 Queue temporarily unavailable, try again "
 		    "later");
@@ -669,7 +661,6 @@ end_of_data(struct session *s)
 	flush_data(s);
 	close(s->datafd);
 	s->datafd = -1;
-	s->nmsgs++;
 	s->session_bytes += s->size;
 	if (s->too_big) {
 		refuse(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
