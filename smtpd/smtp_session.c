@@ -270,6 +270,21 @@ session_write(struct bufferevent *bev, void *arg)
 		session_free(s);
 }
 
+/* The client went away: say what it left unfinished. */
+static void
+lost(struct session *s)
+{
+	if (s->state == S_DATA || s->state == S_WAIT_NEW)
+		mr_info("session %llu [%s]: lost connection in DATA after "
+		    "%llu bytes: message discarded (from=<%s>)",
+		    (unsigned long long)s->id, s->ip,
+		    (unsigned long long)s->size, s->sender);
+	else if (s->in_mail && s->state != S_WAIT_COMMIT)
+		mr_info("session %llu [%s]: lost connection before DATA: no "
+		    "message (from=<%s>)", (unsigned long long)s->id, s->ip,
+		    s->sender);
+}
+
 static void
 session_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -285,6 +300,7 @@ session_event(struct bufferevent *bev, short what, void *arg)
 		close_after_reply(s);
 		return;
 	}
+	lost(s);
 	session_free(s);
 }
 
@@ -363,7 +379,7 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	}
 	if (srv->limits.connections &&
 	    smtpd->conns[srv->index] > srv->limits.connections) {
-		reply(s, "421 4.7.0 %s Too many connections, try again later",
+		refuse(s, "421 4.7.0 %s Too many connections, try again later",
 		    srv->fqdn);
 		close_after_reply(s);
 		return;
@@ -401,26 +417,26 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	struct mr_buf b;
 
 	if (s->helo[0] == '\0') {
-		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		refuse(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
 	if (s->in_mail) {
-		reply(s, "503 5.5.1 Error: nested MAIL command");
+		refuse(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
 	/* IIS "Require secure channel": no session is under TLS yet
 	 * (inbound STARTTLS is not implemented), so none may send mail */
 	if (s->srv->tls == MR_TLS_IN_REQUIRED) {
-		reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	if (c->has_size && c->size > s->srv->limits.message_size) {
-		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		refuse(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
 		    "bytes", (unsigned long long)s->srv->limits.message_size);
 		return;
 	}
 	if (smtpd->queued == NULL) {
-		reply(s, "451 4.3.0 Queue temporarily unavailable, try again "
+		refuse(s, "451 4.3.0 Queue temporarily unavailable, try again "
 		    "later");
 		return;
 	}
@@ -470,11 +486,11 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 	char addr[MR_PATH_MAX + 1];
 
 	if (!s->in_mail) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
+		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
 	if (s->nrcpts >= s->srv->limits.recipients_per_message) {
-		reply(s, "452 4.5.3 Error: too many recipients");
+		refuse(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	if (c->path.postmaster)	/* RFC 5321 4.5.1: always accepted */
@@ -524,11 +540,11 @@ cmd_data(struct session *s)
 	char date[64];
 
 	if (!s->in_mail) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
+		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
 	if (s->nrcpts == 0) {
-		reply(s, "554 5.5.1 Error: no valid recipients");
+		refuse(s, "554 5.5.1 Error: no valid recipients");
 		return;
 	}
 	if (s->new_pending) {
@@ -537,7 +553,7 @@ cmd_data(struct session *s)
 	}
 	if (s->new_failed || s->datafd == -1) {
 		reset_transaction(s);
-		reply(s, "451 4.3.0 Error: queue temporarily unavailable, "
+		refuse(s, "451 4.3.0 Error: queue temporarily unavailable, "
 		    "try again later");
 		return;
 	}
@@ -561,7 +577,7 @@ dispatch(struct session *s, const char *line, size_t len)
 	struct mr_smtp_cmd c;
 
 	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
-		reply(s, "%d %s %s", c.code, c.status, c.text);
+		refuse(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
 	} else {
 		switch (c.verb) {
@@ -596,12 +612,12 @@ dispatch(struct session *s, const char *line, size_t len)
 			reply(s, "214 2.0.0 See RFC 5321");
 			break;
 		default:
-			reply(s, "502 5.5.1 Error: command not implemented");
+			refuse(s, "502 5.5.1 Error: command not implemented");
 			break;
 		}
 	}
 	if (s->errors >= ERRORS_MAX && s->state != S_CLOSING) {
-		reply(s, "421 4.7.0 %s Too many errors", s->srv->fqdn);
+		refuse(s, "421 4.7.0 %s Too many errors", s->srv->fqdn);
 		close_after_reply(s);
 	}
 }
@@ -674,20 +690,20 @@ end_of_data(struct session *s)
 		goto reject;
 	}
 	if (s->session_bytes > srv->limits.session_size) {
-		reply(s, "552 5.3.4 Session size limit of %llu bytes "
+		refuse(s, "552 5.3.4 Session size limit of %llu bytes "
 		    "exceeded", (unsigned long long)srv->limits.session_size);
 		goto reject;
 	}
 	/* the hops are the client's Received fields plus our own (IIS
 	 * "Maximum hop count"; RFC 5321 6.3) */
 	if (s->ds.received + 1 > srv->hop_count) {
-		reply(s, "554 5.4.6 Too many hops (%u Received headers; the "
+		refuse(s, "554 5.4.6 Too many hops (%u Received headers; the "
 		    "limit is %u): mail loop?", s->ds.received + 1,
 		    srv->hop_count);
 		goto reject;
 	}
 	if (s->write_error || smtpd->queued == NULL) {
-		reply(s, "451 4.3.0 Error: could not store the message, "
+		refuse(s, "451 4.3.0 Error: could not store the message, "
 		    "try again later");
 		goto reject;
 	}
@@ -756,7 +772,7 @@ process_lines(struct session *s)
 			/* + 1: the CR of a line at the limit may be here
 			 * before its LF */
 			if (evbuffer_get_length(in) > MR_SMTP_LINE_MAX + 1) {
-				reply(s, "500 5.5.2 Line too long");
+				refuse(s, "500 5.5.2 Line too long");
 				close_after_reply(s);
 			}
 			return;
@@ -882,7 +898,7 @@ session_commit_done(uint64_t req, int ok, const char *text)
 	} else {
 		mr_warn("session %llu: commit of %s failed: %s",
 		    (unsigned long long)s->id, s->qid, text);
-		reply(s, "451 4.3.0 Error: could not store the message, "
+		refuse(s, "451 4.3.0 Error: could not store the message, "
 		    "try again later");
 	}
 	reset_transaction(s);
@@ -913,7 +929,7 @@ session_queued_lost(void)
 			}
 			s->qid[0] = '\0';
 			reset_transaction(s);
-			reply(s, "451 4.3.0 Error: queue temporarily "
+			refuse(s, "451 4.3.0 Error: queue temporarily "
 			    "unavailable, try again later");
 			s->state = S_CMD;
 			/* resumed on the next read event */

@@ -719,3 +719,83 @@ def test_received_in_body_not_counted(mailroot, sink):
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         send_data(c, message("body hops", body=hops(30)))
     settle(mailroot, sink)
+
+
+# ---------------------------------------------------------------------------
+# The operational log: every refusal, one line, with the session, the
+# client, the reply code and the reason (as relay denials always were).
+
+def logged(mr, pattern, timeout=10.0):
+    """Waits for a log line matching pattern (a regex); returns it."""
+    rx = re.compile(pattern)
+
+    def find():
+        for line in mr.log_text().splitlines():
+            if rx.search(line):
+                return line
+        return None
+    line = mh.wait_until(find, timeout)
+    assert line, "no log line matching %r in:\n%s" % (pattern,
+                                                       mr.log_text())
+    return line
+
+
+SESSION_IP = r"smtpd\[\d+\]: session \d+ \[127\.0\.0\.1\]: "
+
+
+def test_refusals_logged(limited):
+    with session(limited) as c:
+        c.expect(552, "5.3.4", "MAIL FROM:<a@client.test> SIZE=20000")
+        c.expect(250, "2.1.0", "MAIL FROM:<big@client.test>")
+        for i in range(3):
+            c.expect(250, "2.1.5", "RCPT TO:<u%d@local.test>" % i)
+        c.expect(452, "4.5.3", "RCPT TO:<u3@local.test>")
+        send_data(c, message("big", ("x" * 70 + "\n") * 300), 552, "5.3.4")
+        c.expect(500, "5.5.2", "NOOP " + "x" * 3000)
+    logged(limited, SESSION_IP + r"refused: 552 5\.3\.4 Message size "
+           r"exceeds fixed limit of 10240 bytes$")
+    logged(limited, SESSION_IP + r"refused: 452 4\.5\.3 .*too many "
+           r"recipients \(from=<big@client\.test>\)$")
+    logged(limited, SESSION_IP + r"refused: 552 5\.3\.4 Message size .* "
+           r"\(from=<big@client\.test>\)$")
+    logged(limited, SESSION_IP + r"refused: 500 5\.5\.2 Line too long$")
+
+
+def test_too_many_errors_logged(mailroot):
+    with session(mailroot) as c:
+        c.send(b"".join(b"BAD%d\r\n" % i for i in range(30)))
+        for i in range(25):
+            c.expect(500, "5.5.2")
+        c.expect(421, "4.7.0")
+    logged(mailroot, SESSION_IP + r"refused: 500 5\.5\.2 Command not "
+           r"recognized$")
+    logged(mailroot, SESSION_IP + r"refused: 421 4\.7\.0 .*Too many errors")
+
+
+def test_disconnect_in_data_logged(mailroot):
+    with session(mailroot) as c:
+        c.expect(250, "2.1.0", "MAIL FROM:<gone@client.test>")
+        c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+        c.expect(354, None, "DATA")
+        c.send(b"Subject: half\r\n\r\nhalf a mess")
+    logged(mailroot, SESSION_IP + r"lost connection in DATA after \d+ "
+           r"bytes: message discarded \(from=<gone@client\.test>\)$")
+    mailroot.wait_queue_empty()
+
+
+def test_too_many_connections_logged(start_mailroot):
+    mr = start_mailroot(server_extra="    limits { connections 1 }")
+
+    def first():
+        # the harness's readiness probe may still hold the one slot
+        c = Client(mr.port)
+        if c.reply()[0] == 220:
+            return c
+        c.close()
+        return None
+    c1 = mh.wait_until(first, 10)
+    assert c1, "no connection got 220"
+    with c1:
+        with Client(mr.port) as c2:
+            c2.expect(421, "4.7.0")
+    logged(mr, SESSION_IP + r"refused: 421 4\.7\.0 .*Too many connections")
