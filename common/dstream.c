@@ -4,7 +4,9 @@
  * Security: input is untrusted bytes of any value; the machine keeps a
  * constant amount of state and emits only bytes it was given, plus CR
  * before a bare LF and LF after a bare CR: what it emits has CRLF line
- * ends only.  A NUL byte is noted (the caller refuses the message).
+ * ends only.  A NUL byte is noted (the caller refuses the message).  At
+ * most the start of one line (sizeof hline bytes) is held back while the
+ * header section is read.
  */
 #include "config.h"
 
@@ -23,28 +25,99 @@ mr_dstream_init(struct mr_dstream *d, mr_dstream_emit emit, void *arg)
 	d->arg = arg;
 }
 
-/* Counts Received: fields (hop count, RFC 5321 6.3) in what is emitted. */
+/* RFC 5322 2.2: a field name is printable US-ASCII but the colon. */
+static int
+ftext(unsigned char c)
+{
+	return c >= 33 && c <= 126 && c != ':';
+}
+
+/* A header field named hline (hlen bytes) begins: note what counts. */
+static void
+field_seen(struct mr_dstream *d)
+{
+	if (d->hlen == 8 && strncasecmp(d->hline, "received", 8) == 0)
+		d->received++;	/* hop count, RFC 5321 6.3 */
+	else if (d->hlen == 4 && strncasecmp(d->hline, "date", 4) == 0)
+		d->has_date = 1;
+	else if (d->hlen == 10 && strncasecmp(d->hline, "message-id", 10) == 0)
+		d->has_msgid = 1;
+}
+
+/* The header section is over; body says a body line follows at once. */
+static void
+headers_over(struct mr_dstream *d, int body)
+{
+	d->in_headers = 0;
+	if (d->hdr_end != NULL)
+		d->hdr_end(d->arg, body);
+}
+
+/*
+ * Reads one byte of the header section; returns 1 when it is to be
+ * emitted now, 0 when it is held in hline (the start of a line that may
+ * still be a field name).  The held bytes go out, after the hdr_end
+ * call where the line turns out not to be a header field.
+ */
+static int
+header_byte(struct mr_dstream *d, unsigned char c)
+{
+	switch (d->hst) {
+	case MR_H_PASS:
+		if (c == '\n')
+			d->hst = MR_H_BOL;
+		return 1;
+	case MR_H_BOL:
+		if (c == ' ' || c == '\t') {	/* folded continuation */
+			d->hst = MR_H_PASS;
+			return 1;
+		}
+		if (c == '\r') {		/* the empty line (CR LF here) */
+			headers_over(d, 0);
+			return 1;
+		}
+		d->hlen = 0;
+		d->hst = MR_H_NAME;
+		break;
+	case MR_H_NAME:
+		break;
+	}
+	if (ftext(c) && d->hlen < sizeof(d->hline)) {
+		d->hline[d->hlen++] = (char)c;
+		return 0;
+	}
+	if ((c == ':' && d->hlen > 0) || ftext(c)) {
+		/* a field; or a name too long to hold: taken for one */
+		if (c == ':')
+			field_seen(d);
+		d->hst = MR_H_PASS;
+	} else
+		headers_over(d, 1);	/* no field: the body begins */
+	if (d->hlen > 0)
+		d->emit(d->arg, d->hline, d->hlen);
+	return 1;
+}
+
+/*
+ * Emits bytes of the message, reading the header section on the way:
+ * Received, Date and Message-ID fields, and where the section ends (an
+ * empty line, or a line that is no header field).
+ */
 static void
 out(struct mr_dstream *d, const char *p, size_t n)
 {
-	size_t i;
+	size_t i, start = 0;
 
-	if (d->in_headers) {
-		for (i = 0; i < n; i++) {
-			if (p[i] == '\n') {
-				if (d->hlen <= 1)	/* "\r\n" alone */
-					d->in_headers = 0;
-				else if (d->hlen >= 9 && strncasecmp(d->hline,
-				    "received:", 9) == 0)
-					d->received++;
-				d->hlen = 0;
-				if (!d->in_headers)
-					break;
-			} else if (d->hlen < sizeof(d->hline))
-				d->hline[d->hlen++] = p[i];
+	for (i = 0; i < n && d->in_headers; i++) {
+		if (d->hst == MR_H_BOL && i > start) {
+			d->emit(d->arg, p + start, i - start);
+			start = i;
 		}
+		if (!header_byte(d, (unsigned char)p[i]))
+			start = i + 1;
 	}
-	d->emit(d->arg, p, n);
+	if (start < n)
+		d->emit(d->arg, p + start, n - start);
 }
 
 size_t

@@ -17,17 +17,31 @@
 #include <stddef.h>
 
 enum mr_dstate { MR_D_BOL, MR_D_MID, MR_D_CR, MR_D_DOT, MR_D_DOTCR };
+/* reading the header section: at a line's start, in what may be a field
+ * name (held back), or in the rest of a field's line */
+enum mr_hstate { MR_H_BOL = 0, MR_H_NAME, MR_H_PASS };
 
 typedef void (*mr_dstream_emit)(void *arg, const char *p, size_t n);
+/*
+ * Called once, where the header section ends, before anything after it is
+ * emitted: at the empty line (body 0), or at a line that is no header
+ * field (body 1: the caller may emit the empty line the message lacks).
+ * What it emits goes at the end of the header section.
+ */
+typedef void (*mr_dstream_hdr_end)(void *arg, int body);
 
 struct mr_dstream {
 	enum mr_dstate	 st;
 	int		 in_headers;	/* before the first empty line */
 	unsigned	 received;	/* Received: header fields seen */
 	int		 nul;		/* a NUL byte was seen */
-	char		 hline[10];	/* start of the current header line */
+	int		 has_date;	/* header fields seen */
+	int		 has_msgid;
+	enum mr_hstate	 hst;
+	char		 hline[80];	/* field name being read, held */
 	size_t		 hlen;
 	mr_dstream_emit	 emit;
+	mr_dstream_hdr_end hdr_end;	/* optional: set after init */
 	void		*arg;
 };
 

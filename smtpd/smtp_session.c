@@ -72,6 +72,7 @@ struct session {
 	char			 sender[MR_PATH_MAX + 1];
 	enum mr_body		 body;		/* MAIL BODY= */
 	int			 eightbit;	/* an 8-bit byte was seen */
+	int			 add_headers;	/* Date:, Message-ID: if absent */
 	char			**rcpts;
 	size_t			 nrcpts;
 	char			 qid[MR_ID_MAX + 1];
@@ -97,6 +98,7 @@ static size_t		 nsessions;
 static void	session_read(struct bufferevent *, void *);
 static void	process_input(struct session *);
 static void	emit(void *, const char *, size_t);
+static void	headers_end(void *, int);
 
 size_t
 session_count(void)
@@ -534,6 +536,23 @@ flush_data(struct session *s)
 	mr_buf_reset(&s->out);
 }
 
+/* add-missing-headers: local means the clients in `relay allow', as
+ * Postfix completes the headers of its local clients only. */
+static int
+add_headers_wanted(struct session *s)
+{
+	switch (s->srv->add_missing_headers) {
+	case MR_ADDHDR_ALL:
+		return 1;
+	case MR_ADDHDR_NONE:
+		return 0;
+	case MR_ADDHDR_LOCAL:
+	default:
+		return mr_access_check(&s->srv->relay,
+		    (struct sockaddr *)&s->peer, NULL);
+	}
+}
+
 static void
 cmd_data(struct session *s)
 {
@@ -567,6 +586,8 @@ cmd_data(struct session *s)
 	mr_buf_printf(&s->out, "; %s\r\n", date);
 	s->size = s->out.len;
 	mr_dstream_init(&s->ds, emit, s);
+	s->ds.hdr_end = headers_end;
+	s->add_headers = add_headers_wanted(s);
 	s->state = S_DATA;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -649,6 +670,46 @@ body_label(const struct session *s)
 	return s->body;
 }
 
+/*
+ * RFC 5322 3.6 requires Date: and wants Message-ID:; applications often
+ * leave them out.  Added at the end of the header section for the
+ * clients add-missing-headers names.
+ */
+static void
+add_missing_headers(struct session *s)
+{
+	char line[64 + MR_ID_MAX + 256];
+	int n;
+
+	if (!s->add_headers)
+		return;
+	if (!s->ds.has_date) {
+		memcpy(line, "Date: ", 6);
+		rfc5322_date(line + 6, sizeof(line) - 8);
+		n = (int)strlen(line);
+		memcpy(line + n, "\r\n", 2);
+		emit(s, line, (size_t)n + 2);
+	}
+	if (!s->ds.has_msgid) {
+		n = snprintf(line, sizeof(line), "Message-ID: <%s@%s>\r\n",
+		    s->qid, s->srv->fqdn);
+		if (n > 0 && (size_t)n < sizeof(line))
+			emit(s, line, (size_t)n);
+	}
+}
+
+/* The header section ends; a message without one gets its empty line,
+ * so that its first body line is not read as a header field. */
+static void
+headers_end(void *arg, int body)
+{
+	struct session *s = arg;
+
+	add_missing_headers(s);
+	if (body)
+		emit(s, "\r\n", 2);
+}
+
 /* Bytes of the message as they will be stored. */
 static void
 emit(void *arg, const char *p, size_t n)
@@ -674,6 +735,10 @@ end_of_data(struct session *s)
 	struct mr_buf b;
 	size_t i;
 
+	if (s->ds.in_headers) {		/* headers only, no body */
+		s->ds.in_headers = 0;
+		add_missing_headers(s);
+	}
 	flush_data(s);
 	close(s->datafd);
 	s->datafd = -1;

@@ -123,8 +123,11 @@ def session(mr, source=None, ehlo="client.test"):
 
 
 def message(subject, body="Body line.\n", extra_headers=""):
+    """A complete message: nothing is added to it."""
     return mh.crlf("%sFrom: <sender@client.test>\nTo: user@local.test\n"
-                   "Subject: %s\n\n%s" % (extra_headers, subject, body))
+                   "Subject: %s\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n"
+                   "Message-ID: <%s@client.test>\n\n%s"
+                   % (extra_headers, subject, subject.replace(" ", "."), body))
 
 
 def send_data(c, data, code=250, status="2.0.0"):
@@ -613,7 +616,8 @@ def test_message_delivered_intact(mailroot, sink):
 
 
 def test_empty_message(mailroot, sink):
-    with session(mailroot) as c:
+    # from a client outside `relay allow': no header is added to it
+    with session(mailroot, UNTRUSTED) as c:
         c.expect(250, "2.1.0", "MAIL FROM:<>")
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         send_data(c, b"")
@@ -623,7 +627,7 @@ def test_empty_message(mailroot, sink):
 
 
 def test_bare_lf_and_cr_stored_as_crlf(mailroot, sink):
-    with session(mailroot) as c:
+    with session(mailroot, UNTRUSTED) as c:
         c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         send_data(c, b"Subject: lf\n\none\ntwo\rthree\r\n")
@@ -799,3 +803,64 @@ def test_too_many_connections_logged(start_mailroot):
         with Client(mr.port) as c2:
             c2.expect(421, "4.7.0")
     logged(mr, SESSION_IP + r"refused: 421 4\.7\.0 .*Too many connections")
+
+
+# ---------------------------------------------------------------------------
+# The header section: a message without one gets its empty line; Date and
+# Message-ID are added for the clients add-missing-headers names (default
+# local: those in `relay allow').
+
+def one_message(mr, data, source=None):
+    with session(mr, source) as c:
+        c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
+        c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+        send_data(c, data)
+    (_, _, msg), = settle(mr)
+    return mh.split_received(msg)[1]
+
+
+def test_no_header_section_gets_empty_line(mailroot, sink):
+    rest = one_message(mailroot, b"hello world\r\nsecond: line\r\n",
+                       UNTRUSTED)
+    assert rest == b"\r\nhello world\r\nsecond: line\r\n", rest
+
+
+def test_missing_date_and_message_id_added(mailroot, sink):
+    rest = one_message(mailroot, b"Subject: s\r\n\r\nbody\r\n")
+    head, body = rest.split(b"\r\n\r\n", 1)
+    fields = head.split(b"\r\n")
+    assert fields[0] == b"Subject: s" and body == b"body\r\n", rest
+    assert re.match(rb"^Date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d "
+                    rb"[+-]\d{4}$", fields[1]), fields
+    assert re.match(rb"^Message-ID: <[0-9A-F]+@mx\.test\.example>$",
+                    fields[2]), fields
+    assert len(fields) == 3
+
+
+def test_headers_added_before_the_inserted_empty_line(mailroot, sink):
+    rest = one_message(mailroot, b"just text\r\n")
+    assert re.match(rb"^Date: [^\r\n]+\r\nMessage-ID: <[^\r\n]+>\r\n\r\n"
+                    rb"just text\r\n$", rest), rest
+
+
+def test_present_headers_not_duplicated(mailroot, sink):
+    data = message("complete")
+    assert one_message(mailroot, data) == data
+
+
+def test_untrusted_client_gets_no_headers(mailroot, sink):
+    data = b"Subject: s\r\n\r\nbody\r\n"
+    assert one_message(mailroot, data, UNTRUSTED) == data
+
+
+@pytest.mark.parametrize("setting,source,added", [
+    ("none", None, False),
+    ("all", UNTRUSTED, True),
+    ("local", UNTRUSTED, False),
+])
+def test_add_missing_headers_setting(start_mailroot, sink, setting, source,
+                                     added):
+    mr = start_mailroot(sink=sink,
+                        server_extra="    add-missing-headers %s" % setting)
+    rest = one_message(mr, b"Subject: s\r\n\r\nbody\r\n", source)
+    assert (b"\r\nDate: " in rest and b"\r\nMessage-ID: <" in rest) == added

@@ -513,7 +513,9 @@ static const struct dcase streams[] = {
 	D("dot followed by text", ".abc\r\n.\r\n", "abc\r\n", ALL, 1),
 	D("dot inside a line kept", "a.b\r\n.\r\n", "a.b\r\n", ALL, 1),
 	D("no end yet", "abc\r\ndef\r\n", "abc\r\ndef\r\n", ALL, 0),
-	D("no end yet, CR held", "abc\r", "abc", ALL, 0),
+	/* the start of a line that may be a header field is held too */
+	D("no end yet, CR held", "abc\r", "", ALL, 0),
+	D("no end yet, CR held after a field", "a: b\r", "a: b", ALL, 0),
 	D("no end yet, dot held", "abc\r\n.", "abc\r\n", ALL, 0),
 	D("no end yet, dot CR held", "abc\r\n.\r", "abc\r\n", ALL, 0),
 	D("empty lines", "a\r\n\r\n\r\nb\r\n.\r\n", "a\r\n\r\n\r\nb\r\n",
@@ -526,7 +528,7 @@ static const struct dcase streams[] = {
 	D("bare LF at the start", "\nb\r\n.\r\n", "\r\nb\r\n", ALL, 1),
 	D("bare CR becomes CRLF", "a\rb\r\n.\r\n", "a\r\nb\r\n", ALL, 1),
 	D("CR CR LF", "a\r\r\n.\r\n", "a\r\n\r\n", ALL, 1),
-	D("bare CR at the end", "a\r", "a", ALL, 0),
+	D("bare CR at the end", "a\r", "", ALL, 0),
 	D("CR LF CR", "a\r\n\rb\r\n.\r\n", "a\r\n\r\nb\r\n", ALL, 1),
 	D("LF CR", "a\n\rb\r\n.\r\n", "a\r\n\r\nb\r\n", ALL, 1),
 
@@ -773,6 +775,81 @@ t_stream_nul(void **state)
 	assert_int_equal(d.nul, 0);
 }
 
+/*
+ * Where the header section ends, the hdr_end callback runs once, before
+ * what follows: "[0]" at an empty line, "[1]" before a line that is no
+ * header field (a message without header section included).  Fed whole
+ * and byte by byte, with the same result.
+ */
+static const struct {
+	const char	*in, *out;
+	int		 date, msgid;
+} hdr_cases[] = {
+	{ "Subject: x\r\n\r\nbody\r\n.\r\n",
+	    "Subject: x\r\n[0]\r\nbody\r\n", 0, 0 },
+	{ "hello\r\nworld\r\n.\r\n", "[1]hello\r\nworld\r\n", 0, 0 },
+	{ "Subject: x\r\nnot a field\r\n.\r\n",
+	    "Subject: x\r\n[1]not a field\r\n", 0, 0 },
+	{ "Subject: x\r\n\tfolded\r\n more\r\n\r\n.\r\n",
+	    "Subject: x\r\n\tfolded\r\n more\r\n[0]\r\n", 0, 0 },
+	{ "Date: d\r\nMESSAGE-ID: <m>\r\n\r\n.\r\n",
+	    "Date: d\r\nMESSAGE-ID: <m>\r\n[0]\r\n", 1, 1 },
+	{ "Dates: d\r\nMessage-IDs: <m>\r\nX: Date: y\r\n\r\n.\r\n",
+	    "Dates: d\r\nMessage-IDs: <m>\r\nX: Date: y\r\n[0]\r\n", 0, 0 },
+	{ ": no name\r\n.\r\n", "[1]: no name\r\n", 0, 0 },
+	{ "Sub ject: x\r\n.\r\n", "[1]Sub ject: x\r\n", 0, 0 },
+	{ "a\nb: c\n\nd\r\n.\r\n", "[1]a\r\nb: c\r\n\r\nd\r\n", 0, 0 },
+	{ "Subject: x\r\n.\r\n", "Subject: x\r\n", 0, 0 },
+	{ ".\r\n", "", 0, 0 },
+	{ "\r\n.\r\n", "[0]\r\n", 0, 0 },
+	{ "X-Very-Long-Field-Name-That-Goes-On-And-On-Past-The-Buffer-Of-The-"
+	    "Machine-Xyz-And-Then-Some: v\r\n\r\n.\r\n",
+	    "X-Very-Long-Field-Name-That-Goes-On-And-On-Past-The-Buffer-Of-The-"
+	    "Machine-Xyz-And-Then-Some: v\r\n[0]\r\n", 0, 0 },
+};
+
+static void
+mark_end(void *arg, int body)
+{
+	collect(arg, body ? "[1]" : "[0]", 3);
+}
+
+static void
+hdr_feed(size_t c, int bytewise)
+{
+	struct mr_dstream d;
+	struct sink k;
+	size_t i, n = strlen(hdr_cases[c].in);
+	int done = 0;
+
+	memset(&k, 0, sizeof(k));
+	mr_dstream_init(&d, collect, &k);
+	d.hdr_end = mark_end;
+	for (i = 0; i < n && !done; i += bytewise ? 1 : n)
+		(void)mr_dstream_feed(&d, hdr_cases[c].in + i,
+		    bytewise ? 1 : n, &done);
+	assert_int_equal(done, 1);
+	if (k.len != strlen(hdr_cases[c].out) ||
+	    memcmp(k.buf, hdr_cases[c].out, k.len) != 0)
+		print_error("case %zu: got \"%.*s\"\n", c, (int)k.len, k.buf);
+	assert_int_equal(k.len, strlen(hdr_cases[c].out));
+	assert_memory_equal(k.buf, hdr_cases[c].out, k.len);
+	assert_int_equal(d.has_date, hdr_cases[c].date);
+	assert_int_equal(d.has_msgid, hdr_cases[c].msgid);
+}
+
+static void
+t_stream_header_end(void **state)
+{
+	size_t c;
+
+	(void)state;
+	for (c = 0; c < sizeof(hdr_cases) / sizeof(*hdr_cases); c++) {
+		hdr_feed(c, 0);
+		hdr_feed(c, 1);
+	}
+}
+
 /* ---- main ---- */
 
 #define NCMDS		(sizeof(cmds) / sizeof(*cmds))
@@ -792,6 +869,7 @@ static const struct CMUnitTest fixed[] = {
 	cmocka_unit_test(t_stream_empty_feed),
 	cmocka_unit_test(t_stream_many_received),
 	cmocka_unit_test(t_stream_nul),
+	cmocka_unit_test(t_stream_header_end),
 };
 
 #define NFIXED		(sizeof(fixed) / sizeof(*fixed))
