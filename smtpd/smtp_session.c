@@ -394,13 +394,30 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 
 /* ---- commands ---- */
 
+/*
+ * The HELO name goes into our Received field, the envelope and the logs:
+ * anything but the characters of a host name or an address literal
+ * (letters, digits, "-._:[]") becomes "?", so that no client can end the
+ * field's from clause early (";", "(", ")") or put 8-bit bytes in it.
+ */
+static void
+helo_sanitise(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i] != '\0'; i++)
+		dst[i] = isalnum((unsigned char)src[i]) ||
+		    strchr("-._:[]", src[i]) != NULL ? src[i] : '?';
+	dst[i] = '\0';
+}
+
 static void
 cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 {
 	const struct mr_limits *lim = &s->srv->limits;
 
 	reset_transaction(s);
-	snprintf(s->helo, sizeof(s->helo), "%s", c->arg);
+	helo_sanitise(s->helo, sizeof(s->helo), c->arg);
 	s->esmtp = c->verb == MR_V_EHLO;
 	if (!s->esmtp) {
 		reply(s, "250 %s Hello [%s]", s->srv->fqdn, s->ip);

@@ -864,3 +864,44 @@ def test_add_missing_headers_setting(start_mailroot, sink, setting, source,
                         server_extra="    add-missing-headers %s" % setting)
     rest = one_message(mr, b"Subject: s\r\n\r\nbody\r\n", source)
     assert (b"\r\nDate: " in rest and b"\r\nMessage-ID: <" in rest) == added
+
+
+# ---------------------------------------------------------------------------
+# Where IIS was lenient and no harm follows.
+
+def test_addresses_without_brackets(mailroot, sink):
+    """RCPT TO:user@domain (and MAIL FROM:) as IIS and Postfix take them;
+    relay is still decided by the domain."""
+    with session(mailroot, UNTRUSTED) as c:
+        c.expect(250, "2.1.0", "MAIL FROM:a@client.test")
+        c.expect(250, "2.1.5", "RCPT TO:user@local.test")
+        c.expect(250, "2.1.5", "RCPT TO: other@local.test")
+        c.expect(550, "5.7.1", "RCPT TO:x@remote.example")
+        c.expect(501, "5.1.3", "RCPT TO:user@local.test>")
+        send_data(c, message("bare"))
+    (sender, rcpts, _), = settle(mailroot, sink)
+    assert sender == "a@client.test"
+    assert rcpts == ["user@local.test", "other@local.test"]
+
+
+@pytest.mark.parametrize("line", ["EXPN staff", "TURN"])
+def test_expn_turn_not_implemented(mailroot, line):
+    """Known commands mailroot does not offer: 502, not 500 (unknown)."""
+    with session(mailroot) as c:
+        c.expect(502, "5.5.1", line)
+        c.expect(250, "2.0.0", "NOOP")
+
+
+def test_helo_sanitised_in_received(mailroot, sink):
+    """What a client says in HELO cannot end the Received field's from
+    clause, fake its date or bring 8-bit bytes into it."""
+    with session(mailroot, ehlo=None) as c:
+        c.expect(250, None, b"EHLO evil;by(x)\xc3\xa9.example")
+        c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
+        c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+        send_data(c, message("helo"))
+    (_, _, msg), = settle(mailroot, sink)
+    received, _ = mh.split_received(msg)
+    assert received.startswith(b"Received: from evil?by?x???.example "
+                               b"([127.0.0.1])"), received
+    assert received.count(b";") == 1, received
