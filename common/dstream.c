@@ -72,7 +72,7 @@ header_byte(struct mr_dstream *d, unsigned char c)
 			d->hst = MR_H_PASS;
 			return 1;
 		}
-		if (c == '\r') {		/* the empty line (CR LF here) */
+		if (c == '\r') {		/* the empty line: CR LF */
 			headers_over(d, 0);
 			return 1;
 		}

@@ -72,7 +72,7 @@ struct session {
 	char			 sender[MR_PATH_MAX + 1];
 	enum mr_body		 body;		/* MAIL BODY= */
 	int			 eightbit;	/* an 8-bit byte was seen */
-	int			 add_headers;	/* Date:, Message-ID: if absent */
+	int			 add_headers;	/* add Date:, Message-ID: */
 	char			**rcpts;
 	size_t			 nrcpts;
 	char			 qid[MR_ID_MAX + 1];
@@ -701,11 +701,12 @@ add_missing_headers(struct session *s)
 	if (!s->add_headers)
 		return;
 	if (!s->ds.has_date) {
-		memcpy(line, "Date: ", 6);
-		rfc5322_date(line + 6, sizeof(line) - 8);
-		n = (int)strlen(line);
-		memcpy(line + n, "\r\n", 2);
-		emit(s, line, (size_t)n + 2);
+		char date[64];
+
+		rfc5322_date(date, sizeof(date));
+		n = snprintf(line, sizeof(line), "Date: %s\r\n", date);
+		if (n > 0 && (size_t)n < sizeof(line))
+			emit(s, line, (size_t)n);
 	}
 	if (!s->ds.has_msgid) {
 		n = snprintf(line, sizeof(line), "Message-ID: <%s@%s>\r\n",
