@@ -32,15 +32,20 @@ ftext(unsigned char c)
 	return c >= 33 && c <= 126 && c != ':';
 }
 
-/* A header field named hline (hlen bytes) begins: note what counts. */
+/* A header field named in hline (before any white space) begins: note
+ * what counts. */
 static void
 field_seen(struct mr_dstream *d)
 {
-	if (d->hlen == 8 && strncasecmp(d->hline, "received", 8) == 0)
+	size_t n = 0;
+
+	while (n < d->hlen && d->hline[n] != ' ' && d->hline[n] != '\t')
+		n++;
+	if (n == 8 && strncasecmp(d->hline, "received", 8) == 0)
 		d->received++;	/* hop count, RFC 5321 6.3 */
-	else if (d->hlen == 4 && strncasecmp(d->hline, "date", 4) == 0)
+	else if (n == 4 && strncasecmp(d->hline, "date", 4) == 0)
 		d->has_date = 1;
-	else if (d->hlen == 10 && strncasecmp(d->hline, "message-id", 10) == 0)
+	else if (n == 10 && strncasecmp(d->hline, "message-id", 10) == 0)
 		d->has_msgid = 1;
 }
 
@@ -53,22 +58,52 @@ headers_over(struct mr_dstream *d, int body)
 		d->hdr_end(d->arg, body);
 }
 
+/* Holds c in hline if there is room: 1, else 0. */
+static int
+hold(struct mr_dstream *d, unsigned char c)
+{
+	if (d->hlen >= sizeof(d->hline))
+		return 0;
+	d->hline[d->hlen++] = (char)c;
+	return 1;
+}
+
+/*
+ * The line held in hline is decided at byte c: a header field (field is
+ * 1; c is its colon, or a name too long to hold is taken for one), or the
+ * first line of the body.  The held bytes go out after hdr_end.
+ */
+static void
+decide(struct mr_dstream *d, unsigned char c, int field)
+{
+	if (field) {
+		if (c == ':')
+			field_seen(d);
+		d->hst = MR_H_PASS;
+	} else
+		headers_over(d, 1);
+	if (d->hlen > 0)
+		d->emit(d->arg, d->hline, d->hlen);
+}
+
 /*
  * Reads one byte of the header section; returns 1 when it is to be
  * emitted now, 0 when it is held in hline (the start of a line that may
- * still be a field name).  The held bytes go out, after the hdr_end
- * call where the line turns out not to be a header field.
+ * still be a field name, with the white space RFC 5322 4.5 lets follow
+ * it before the colon).
  */
 static int
 header_byte(struct mr_dstream *d, unsigned char c)
 {
+	int wsp = c == ' ' || c == '\t';
+
 	switch (d->hst) {
 	case MR_H_PASS:
 		if (c == '\n')
 			d->hst = MR_H_BOL;
 		return 1;
 	case MR_H_BOL:
-		if (c == ' ' || c == '\t') {	/* folded continuation */
+		if (wsp) {			/* folded continuation */
 			d->hst = MR_H_PASS;
 			return 1;
 		}
@@ -78,23 +113,25 @@ header_byte(struct mr_dstream *d, unsigned char c)
 		}
 		d->hlen = 0;
 		d->hst = MR_H_NAME;
-		break;
+		/* FALLTHROUGH */
 	case MR_H_NAME:
-		break;
+		if (wsp && d->hlen > 0)
+			d->hst = MR_H_WSP;
+		else if (!ftext(c))
+			break;
+		if (hold(d, c))
+			return 0;
+		decide(d, c, 1);	/* too long to hold */
+		return 1;
+	case MR_H_WSP:
+		if (!wsp)
+			break;
+		if (hold(d, c))
+			return 0;
+		decide(d, c, 1);	/* too long to hold */
+		return 1;
 	}
-	if (ftext(c) && d->hlen < sizeof(d->hline)) {
-		d->hline[d->hlen++] = (char)c;
-		return 0;
-	}
-	if ((c == ':' && d->hlen > 0) || ftext(c)) {
-		/* a field; or a name too long to hold: taken for one */
-		if (c == ':')
-			field_seen(d);
-		d->hst = MR_H_PASS;
-	} else
-		headers_over(d, 1);	/* no field: the body begins */
-	if (d->hlen > 0)
-		d->emit(d->arg, d->hline, d->hlen);
+	decide(d, c, c == ':' && d->hlen > 0);
 	return 1;
 }
 

@@ -18,8 +18,9 @@
 
 enum mr_dstate { MR_D_BOL, MR_D_MID, MR_D_CR, MR_D_DOT, MR_D_DOTCR };
 /* reading the header section: at a line's start, in what may be a field
- * name (held back), or in the rest of a field's line */
-enum mr_hstate { MR_H_BOL = 0, MR_H_NAME, MR_H_PASS };
+ * name or the white space after it (held back), or in the rest of a
+ * field's line */
+enum mr_hstate { MR_H_BOL = 0, MR_H_NAME, MR_H_WSP, MR_H_PASS };
 
 typedef void (*mr_dstream_emit)(void *arg, const char *p, size_t n);
 /*

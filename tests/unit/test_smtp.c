@@ -608,6 +608,8 @@ static const struct dcase streams[] = {
 	    "Received: x\r\n\r\n", 2),
 	R("headers only, no body", "Received: a\r\n.\r\n", "Received: a\r\n",
 	    1),
+	R("white space before the colon", "Received : a\r\nReceived\t: b\r\n"
+	    "\r\n.\r\n", "Received : a\r\nReceived\t: b\r\n\r\n", 2),
 };
 
 /* One feeding of in[0..n) cut at the given points; returns the bytes
@@ -811,6 +813,11 @@ static const struct {
 	{ "Dates: d\r\nMessage-IDs: <m>\r\nX: Date: y\r\n\r\n.\r\n",
 	    "Dates: d\r\nMessage-IDs: <m>\r\nX: Date: y\r\n[0]\r\n", 0, 0 },
 	{ ": no name\r\n.\r\n", "[1]: no name\r\n", 0, 0 },
+	/* RFC 5322 4.5: white space may come between name and colon */
+	{ "Date : d\r\nMessage-ID\t: <m>\r\nReceived  : x\r\n\r\n.\r\n",
+	    "Date : d\r\nMessage-ID\t: <m>\r\nReceived  : x\r\n[0]\r\n",
+	    1, 1 },
+	{ "Subject x\r\n.\r\n", "[1]Subject x\r\n", 0, 0 },
 	{ "Sub ject: x\r\n.\r\n", "[1]Sub ject: x\r\n", 0, 0 },
 	{ "a\nb: c\n\nd\r\n.\r\n", "[1]a\r\nb: c\r\n\r\nd\r\n", 0, 0 },
 	{ "Subject: x\r\n.\r\n", "Subject: x\r\n", 0, 0 },
