@@ -139,6 +139,14 @@ struct mr_auth {
 	int			 require_tls;	/* 1 */
 };
 
+/* Who gets Date: and Message-ID: added where a message lacks them:
+ * clients in `relay allow' (and Pickup, the injector), everyone, nobody. */
+enum mr_add_headers {
+	MR_ADDHDR_LOCAL = 0,
+	MR_ADDHDR_ALL,
+	MR_ADDHDR_NONE
+};
+
 struct mr_server {
 	char			*name;
 	int			 line;
@@ -159,6 +167,7 @@ struct mr_server {
 	char			*masquerade_domain;
 	char			*ndr_copy_to;
 	int			 badmail;		/* 1 */
+	enum mr_add_headers	 add_missing_headers;	/* local */
 	struct mr_delivery	 delivery;
 	struct mr_logcfg	 log;
 	struct mr_domain	*domains;

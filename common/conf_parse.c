@@ -1197,6 +1197,19 @@ kw_misc(struct pc *pc, const struct mr_cf_stmt *st)
 		get_domain(pc, st, 1, &srv->masquerade_domain);
 }
 
+static const char *const add_headers_names[] = {
+	"local", "all", "none", NULL
+};
+
+static void
+kw_add_missing_headers(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	int v;
+
+	if (get_enum(pc, st, 1, add_headers_names, &v) == 0)
+		cur_server(pc)->add_missing_headers = (enum mr_add_headers)v;
+}
+
 static void
 kw_ndr_copy_to(struct pc *pc, const struct mr_cf_stmt *st)
 {
@@ -1639,6 +1652,7 @@ static const struct kw server_kw[] = {
 	{ "masquerade-domain", 1, 1, NOBLOCK, kw_misc },
 	{ "ndr-copy-to", 1, 1, NOBLOCK, kw_ndr_copy_to },
 	{ "badmail", 1, 1, NOBLOCK, kw_misc },
+	{ "add-missing-headers", 1, 1, NOBLOCK, kw_add_missing_headers },
 	{ "delivery", 0, 0, BLOCK, kw_delivery },
 	{ "log", 0, 0, BLOCK, kw_log },
 	{ "domain", 2, 3, OPTBLOCK, kw_domain },

@@ -24,6 +24,7 @@ static const char *const rotate_names[] = { "hourly", "daily", "weekly",
     "monthly", "size" };
 static const char *const deliver_names[] = { "drop", "lmtp", "maildir" };
 static const char *const auth_names[] = { "none", "login", "plain" };
+static const char *const add_headers_names[] = { "local", "all", "none" };
 
 static void
 pr_esc(FILE *fp, const char *s)
@@ -342,6 +343,8 @@ pr_server(FILE *fp, const struct mr_server *s)
 	if (s->ndr_copy_to != NULL)
 		pr_kv(fp, 1, "ndr-copy-to", s->ndr_copy_to);
 	pr_bool(fp, 1, "badmail", s->badmail);
+	pr_word(fp, 1, "add-missing-headers",
+	    add_headers_names[s->add_missing_headers]);
 	pr_delivery(fp, &s->delivery);
 	pr_log(fp, &s->log);
 	for (i = 0; i < s->ndomains; i++)

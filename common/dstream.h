@@ -2,11 +2,14 @@
  * dstream.h - the SMTP DATA byte stream: dot-unstuffing, end-of-data
  * detection and header counting, independent of any socket.
  *
- * Only CRLF "." CRLF ends the data.  A bare LF is passed on as CRLF but
- * never starts a line that can end the data, and a bare CR is kept as
- * data, so no peer can make two hops disagree on where a message ends
- * (SMTP smuggling).  Used by smtpd for DATA and by queued for Pickup
- * files, which IIS wrote dot-stuffed.
+ * Only CRLF "." CRLF ends the data.  A bare LF or a bare CR is passed on
+ * as CRLF but never starts a line that can end the data, so what is stored
+ * has CRLF line ends only and no peer can make two hops disagree on where
+ * a message ends (SMTP smuggling).  A NUL byte sets nul: the
+ * caller refuses such a message (RFC 5321 forbids NUL without BINARYMIME,
+ * and a next hop that drops it would read CRLF NUL "." CRLF as the end).
+ * Used by smtpd for DATA and by queued for Pickup files, which IIS wrote
+ * dot-stuffed.
  */
 #ifndef MR_DSTREAM_H
 #define MR_DSTREAM_H
@@ -14,16 +17,32 @@
 #include <stddef.h>
 
 enum mr_dstate { MR_D_BOL, MR_D_MID, MR_D_CR, MR_D_DOT, MR_D_DOTCR };
+/* reading the header section: at a line's start, in what may be a field
+ * name or the white space after it (held back), or in the rest of a
+ * field's line */
+enum mr_hstate { MR_H_BOL = 0, MR_H_NAME, MR_H_WSP, MR_H_PASS };
 
 typedef void (*mr_dstream_emit)(void *arg, const char *p, size_t n);
+/*
+ * Called once, where the header section ends, before anything after it is
+ * emitted: at the empty line (body 0), or at a line that is no header
+ * field (body 1: the caller may emit the empty line the message lacks).
+ * What it emits goes at the end of the header section.
+ */
+typedef void (*mr_dstream_hdr_end)(void *arg, int body);
 
 struct mr_dstream {
 	enum mr_dstate	 st;
 	int		 in_headers;	/* before the first empty line */
 	unsigned	 received;	/* Received: header fields seen */
-	char		 hline[10];	/* start of the current header line */
+	int		 nul;		/* a NUL byte was seen */
+	int		 has_date;	/* header fields seen */
+	int		 has_msgid;
+	enum mr_hstate	 hst;
+	char		 hline[80];	/* field name being read, held */
 	size_t		 hlen;
 	mr_dstream_emit	 emit;
+	mr_dstream_hdr_end hdr_end;	/* optional: set after init */
 	void		*arg;
 };
 

@@ -22,7 +22,8 @@ enum mr_msgtype {
 	/* smtpd -> queued */
 	MR_Q_NEW,		/* u64 req, u32 server index */
 	MR_Q_COMMIT,		/* u64 req, str id, str sender, u32 n, n x str
-				 * rcpt, u64 size, str client-ip, str helo */
+				 * rcpt, u64 size, str client-ip, str helo,
+				 * u32 body (enum mr_body) */
 	MR_Q_ABORT,		/* str id */
 	/* queued -> smtpd */
 	MR_Q_NEW_OK,		/* u64 req, str id; fd = writable data file */
@@ -32,8 +33,9 @@ enum mr_msgtype {
 
 	/* queued -> deliverd */
 	MR_D_JOB,		/* u64 job, u32 server index, str id,
-				 * str sender, u32 n, n x str rcpt; fd = data
-				 * file opened read-only */
+				 * str sender, u32 n, n x str rcpt, u32 body
+				 * (enum mr_body); fd = data file opened
+				 * read-only */
 	/* deliverd -> queued */
 	MR_D_RESULT,		/* u64 job, u32 n, n x (u32 status, str text)
 				 * in the job's recipient order; status is
@@ -64,6 +66,14 @@ enum mr_proc {
 	MR_PROC_QUEUED,
 	MR_PROC_DELIVERD,
 	MR_PROC_COUNT
+};
+
+/* MAIL BODY= (RFC 6152) as smtpd labelled the message: 8BITMIME only when
+ * it holds 8-bit bytes.  Decoders refuse a value above MR_BODY_8BITMIME. */
+enum mr_body {
+	MR_BODY_NONE = 0,	/* no BODY parameter */
+	MR_BODY_7BIT = 1,
+	MR_BODY_8BITMIME = 2
 };
 
 enum mr_dstatus {

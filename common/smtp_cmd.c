@@ -23,7 +23,8 @@ static const struct {
 	{ "RCPT", MR_V_RCPT }, { "DATA", MR_V_DATA }, { "RSET", MR_V_RSET },
 	{ "NOOP", MR_V_NOOP }, { "QUIT", MR_V_QUIT }, { "VRFY", MR_V_VRFY },
 	{ "HELP", MR_V_HELP }, { "STARTTLS", MR_V_STARTTLS },
-	{ "AUTH", MR_V_AUTH }, { "ETRN", MR_V_ETRN },
+	{ "AUTH", MR_V_AUTH }, { "ETRN", MR_V_ETRN }, { "EXPN", MR_V_EXPN },
+	{ "TURN", MR_V_TURN },
 };
 
 static int
@@ -86,6 +87,31 @@ parse_params(struct mr_smtp_cmd *c, const char *p, int is_mail)
 	return 0;
 }
 
+/*
+ * A path without its angle brackets, "user@domain" up to the next space,
+ * as IIS and Postfix (strict_rfc821_envelopes = no) accept it: parsed as
+ * if bracketed.  Returns the bytes of arg consumed, or -1 with *err.
+ */
+static int
+parse_bare_path(const char *arg, int is_mail, struct mr_path *path,
+    const char **err)
+{
+	char buf[MR_SMTP_LINE_MAX + 3];
+	size_t len = strcspn(arg, " ");
+
+	*err = "address must be enclosed in <>";
+	if (len == 0 || len > MR_SMTP_LINE_MAX)
+		return -1;
+	buf[0] = '<';
+	memcpy(buf + 1, arg, len);
+	buf[len + 1] = '>';
+	buf[len + 2] = '\0';
+	if (mr_path_parse(buf, len + 2, 0, !is_mail, path, err) !=
+	    (int)len + 2)
+		return -1;
+	return (int)len;
+}
+
 /* "FROM:<path> params" / "TO:<path> params" */
 static int
 parse_path_cmd(struct mr_smtp_cmd *c, const char *arg, int esmtp,
@@ -102,8 +128,11 @@ parse_path_cmd(struct mr_smtp_cmd *c, const char *arg, int esmtp,
 	arg += kwlen;
 	while (*arg == ' ')	/* "MAIL FROM: <a@b>" is common */
 		arg++;
-	n = mr_path_parse(arg, strlen(arg), is_mail, !is_mail, &c->path,
-	    &err);
+	if (*arg == '<')
+		n = mr_path_parse(arg, strlen(arg), is_mail, !is_mail,
+		    &c->path, &err);
+	else
+		n = parse_bare_path(arg, is_mail, &c->path, &err);
 	if (n < 0)
 		return fail(c, 501, is_mail ? "5.1.7" : "5.1.3", err);
 	arg += n;

@@ -12,15 +12,15 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "proto.h"		/* enum mr_body */
 
 enum mr_verb {
 	MR_V_UNKNOWN = 0,
 	MR_V_EHLO, MR_V_HELO, MR_V_MAIL, MR_V_RCPT, MR_V_DATA, MR_V_RSET,
 	MR_V_NOOP, MR_V_QUIT, MR_V_VRFY, MR_V_HELP, MR_V_STARTTLS,
-	MR_V_AUTH, MR_V_ETRN
+	MR_V_AUTH, MR_V_ETRN, MR_V_EXPN, MR_V_TURN
 };
 
-enum mr_body { MR_BODY_NONE, MR_BODY_7BIT, MR_BODY_8BITMIME };
 
 #define MR_SMTP_LINE_MAX	2048	/* command line incl. parameters */
 

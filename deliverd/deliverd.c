@@ -481,7 +481,8 @@ rcpt_init(struct rcpt *r, const char *addr)
 
 /*
  * MR_D_JOB: u64 job, u32 server index, str id, str sender, u32 n,
- * n x str rcpt; fd = the message.  Returns the job or NULL with *err.
+ * n x str rcpt, u32 body; fd = the message.  Returns the job or NULL
+ * with *err.
  */
 static struct job *
 job_decode(const struct mr_ipc_msg *m, const char **err)
@@ -516,7 +517,8 @@ job_decode(const struct mr_ipc_msg *m, const char **err)
 			goto fail;
 		}
 	}
-	if (!mr_rd_done(&rd)) {
+	j->body = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || j->body > MR_BODY_8BITMIME) {
 		*err = "malformed job";
 		goto fail;
 	}

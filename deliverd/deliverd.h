@@ -41,6 +41,7 @@ struct job {
 	struct rcpt		*rcpts;
 	size_t			 nrcpt;
 	int			 fd;		/* message data, read-only */
+	uint32_t		 body;		/* enum mr_body: MAIL BODY= */
 	off_t			 size;
 	struct delivery		**dlv;		/* one per destination */
 	size_t			 ndlv;

@@ -56,6 +56,7 @@
 #define IDLE_KEEP	5		/* seconds an unused connection waits */
 #define ZEROCOPY_MIN	(64 * 1024)	/* bodies this big go out by sendfile */
 #define ZEROCOPY_RUN	(16 * 1024)	/* in runs at least this long */
+#define LINE_OCTETS_MAX	998		/* RFC 5321 4.5.3.1.6, CRLF apart */
 
 enum smtp_state {
 	S_RESOLVE,
@@ -108,6 +109,7 @@ struct smtp_sess {
 	int			 ext_starttls;
 	int			 ext_size;
 	int			 ext_pipelining;
+	int			 ext_8bitmime;
 	int			 pipelined;	/* this transaction's commands
 						 * went out together */
 	int			 mail_failed;	/* pipelined: MAIL refused */
@@ -122,6 +124,7 @@ struct smtp_sess {
 	off_t			 off;		/* body read offset */
 	struct evbuffer_file_segment *seg;	/* the message, for sendfile */
 	int			 bol, cr;	/* dot-stuffing state */
+	size_t			 col;		/* octets on the line so far */
 	int			 need_rset;
 	int			 reused;	/* taken from idle, no reply yet */
 	int			 evicted;	/* idle, told to QUIT for room */
@@ -753,6 +756,7 @@ static void
 sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
+	s->ext_8bitmime = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -768,6 +772,8 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 		s->ext_starttls = 1;
 	else if (strcasecmp(kw, "PIPELINING") == 0)
 		s->ext_pipelining = 1;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		s->ext_8bitmime = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ')) {
 		s->ext_size = 1;
@@ -812,6 +818,42 @@ sess_too_big(struct smtp_sess *s)
 	mr_buf_free(&b);
 }
 
+/*
+ * 8-bit content for a server without 8BITMIME: RFC 6152 section 3 lets us
+ * convert it to 7 bits or return it; mailroot returns it (a DSN), since a
+ * conversion must rewrite MIME structure correctly or damage the message.
+ * smtpd labels a message 8BITMIME only when it holds 8-bit bytes.
+ */
+static void
+sess_no_8bitmime(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "5.6.3 the message has 8-bit content (BODY=8BITMIME) "
+	    "and server %s does not support 8BITMIME", s->relay);
+	sess_set_rest(s, MR_DS_PERM, b.data, 0);
+	mr_buf_free(&b);
+}
+
+/* " SIZE=n BODY=x" as far as the server takes them. */
+static void
+sess_mail_params(struct smtp_sess *s, char *buf, size_t len)
+{
+	const struct job *j = sess_job(s);
+	int n = 0;
+
+	buf[0] = '\0';
+	if (s->ext_size)
+		n = snprintf(buf, len, " SIZE=%lld", (long long)j->size);
+	if (n < 0 || (size_t)n >= len)
+		return;
+	if (s->ext_8bitmime && j->body == MR_BODY_8BITMIME)
+		snprintf(buf + n, len - (size_t)n, " BODY=8BITMIME");
+	else if (s->ext_8bitmime && j->body == MR_BODY_7BIT)
+		snprintf(buf + n, len - (size_t)n, " BODY=7BIT");
+}
+
 static void	sess_next_dlv(struct smtp_sess *);
 
 /* NOLINTBEGIN(misc-no-recursion): sess_transaction and sess_next_dlv call
@@ -820,6 +862,7 @@ static void
 sess_transaction(struct smtp_sess *s)
 {
 	struct job *j = sess_job(s);
+	char params[64];
 
 	free(s->accepted);
 	s->accepted = mr_xcalloc(s->dlv->n ? s->dlv->n : 1, 1);
@@ -835,13 +878,15 @@ sess_transaction(struct smtp_sess *s)
 		sess_next_dlv(s);
 		return;
 	}
+	if (j->body == MR_BODY_8BITMIME && !s->ext_8bitmime) {
+		sess_no_8bitmime(s);
+		sess_next_dlv(s);
+		return;
+	}
 	s->pipelined = s->ext_pipelining;
 	s->mail_failed = 0;
-	if (s->ext_size)
-		sess_cmd(s, S_MAIL, "MAIL FROM:<%s> SIZE=%lld", j->sender,
-		    (long long)j->size);
-	else
-		sess_cmd(s, S_MAIL, "MAIL FROM:<%s>", j->sender);
+	sess_mail_params(s, params, sizeof(params));
+	sess_cmd(s, S_MAIL, "MAIL FROM:<%s>%s", j->sender, params);
 	if (s->pipelined) {
 		size_t i;
 
@@ -896,6 +941,7 @@ sess_on_data(struct smtp_sess *s)
 	s->off = 0;
 	s->bol = 1;
 	s->cr = 0;
+	s->col = 0;
 	s->state = S_BODY;
 	/* A big message in plain text goes from the page cache to the
 	 * socket (sendfile) in the runs between the bytes stuffing adds;
@@ -923,41 +969,69 @@ sess_run(struct smtp_sess *s, struct evbuffer *out, const char *p, off_t off,
 		evbuffer_add(out, p, n);
 }
 
+/* The unchanged bytes before p[i] go out, then ins (may be empty). */
+static void
+body_splice(struct smtp_sess *s, struct evbuffer *out, const char *p,
+    off_t off, size_t *start, size_t i, const char *ins)
+{
+	sess_run(s, out, p + *start, off + (off_t)*start, i - *start);
+	if (*ins != '\0')
+		evbuffer_add(out, ins, strlen(ins));
+	*start = i;
+}
+
 /*
- * Sends n bytes of message read from file offset off: a "." at the start
- * of a line gets another (RFC 5321 4.5.2), and a bare LF becomes CRLF so
- * that no line ending a lenient server might honour goes unstuffed (SMTP
- * smuggling).
+ * Sends n bytes of message read from file offset off as RFC 5321 wants
+ * them on the wire, whatever the file holds (a queue file written before
+ * smtpd made every line end CRLF, a Pickup file): a "." at the start of a
+ * line gets another (4.5.2); a bare LF or a bare CR becomes CRLF, so that
+ * no line end a lenient server might honour goes unstuffed (SMTP
+ * smuggling); a NUL, which a next hop might drop to reveal a CRLF "."
+ * CRLF, is not sent (2.3.8); a line longer than 998 octets is folded with
+ * CRLF SPACE (4.5.3.1.6), as Postfix's smtp_line_length_limit does: a
+ * header stays one folded field, a body line gains one space.
  */
 static void
 stuff(struct smtp_sess *s, struct evbuffer *out, const char *p, off_t off,
     size_t n)
 {
-	const char *nl;
-	size_t i = 0, start = 0, k;
+	size_t i, start = 0;
 
-	while (i < n) {
-		if (s->bol && p[i] == '.') {
-			sess_run(s, out, p + start, off + (off_t)start,
-			    i - start);
-			evbuffer_add(out, ".", 1);
-			start = i;
+	for (i = 0; i < n; i++) {
+		if (s->cr) {
+			s->cr = 0;
+			s->bol = 1;
+			s->col = 0;
+			if (p[i] == '\n')
+				continue;
+			body_splice(s, out, p, off, &start, i, "\n");
 		}
-		if ((nl = memchr(p + i, '\n', n - i)) == NULL) {
-			s->bol = 0;
-			s->cr = p[n - 1] == '\r';
+		switch (p[i]) {
+		case '\r':
+			s->cr = 1;	/* decided by the next byte */
+			continue;
+		case '\n':
+			body_splice(s, out, p, off, &start, i, "\r");
+			s->bol = 1;
+			s->col = 0;
+			continue;
+		case '\0':
+			body_splice(s, out, p, off, &start, i, "");
+			start = i + 1;
+			continue;
+		case '.':
+			if (s->bol)
+				body_splice(s, out, p, off, &start, i, ".");
+			break;
+		default:
 			break;
 		}
-		k = (size_t)(nl - p);
-		if (!(k > 0 ? p[k - 1] == '\r' : s->cr)) {
-			sess_run(s, out, p + start, off + (off_t)start,
-			    k - start);
-			evbuffer_add(out, "\r", 1);
-			start = k;
+		if (s->col >= LINE_OCTETS_MAX) {
+			body_splice(s, out, p, off, &start, i, "\r\n ");
+			s->col = 1;
 		}
-		s->bol = 1;
-		s->cr = 0;
-		i = k + 1;
+		s->bol = 0;
+		s->col++;
 	}
 	sess_run(s, out, p + start, off + (off_t)start, n - start);
 }
@@ -975,8 +1049,11 @@ static void
 sess_body_end(struct smtp_sess *s, struct evbuffer *out)
 {
 	sess_seg_free(s);
-	if (!s->bol)
-		evbuffer_add(out, s->cr ? "\n" : "\r\n", s->cr ? 1 : 2);
+	if (s->cr)
+		evbuffer_add(out, "\n", 1);
+	else if (!s->bol)
+		evbuffer_add(out, "\r\n", 2);
+	s->cr = 0;
 	evbuffer_add(out, ".\r\n", 3);
 	s->state = S_DOT;
 	s->code = 0;
@@ -1144,6 +1221,7 @@ sess_reply_data(struct smtp_sess *s)
 		 * message (RFC 2920 3.1): an empty one ends the transaction */
 		s->bol = 1;
 		s->cr = 0;
+		s->col = 0;
 		sess_body_end(s, bufferevent_get_output(s->bev));
 		s->need_rset = 1;
 		return;

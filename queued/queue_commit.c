@@ -197,7 +197,8 @@ parse_commit(const unsigned char *data, size_t len, uint64_t *req,
 	m->client = mr_xstrdup(s ? s : "");
 	s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
 	m->helo = mr_xstrdup(s ? s : "");
-	if (!mr_rd_done(&rd))
+	m->body = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || m->body > MR_BODY_8BITMIME)
 		goto bad;
 	return m;
 bad:

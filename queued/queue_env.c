@@ -2,7 +2,9 @@
  * queue_env.c - the envelope file beside each queued message.
  *
  * Queue/ID.env holds sender, recipients with their state, attempts and the
- * next try, one field per line.  Every value is xtext-encoded (RFC 3461
+ * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
+ * the client gave MAIL BODY=; older files have no such line).  Every
+ * value is xtext-encoded (RFC 3461
  * section 4: bytes outside "!".."~", "+" and "=" become "+XX"), so no value
  * can start a new line or field; the file stores data, never a command.
  * The last line is "end": a file without it was cut short.  The first
@@ -22,6 +24,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "proto.h"
 #include "queued.h"
 #include "util.h"
 
@@ -117,6 +120,7 @@ get_xtext(const char *s)
 }
 
 static const char state_char[] = { 'P', 'S', 'F' };
+static const char *const body_name[] = { "", "7BIT", "8BITMIME" };
 
 void
 env_format(const struct qmsg *m, struct mr_buf *b)
@@ -130,6 +134,8 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 	put_xtext(b, m->client);
 	mr_buf_adds(b, "\nhelo ");
 	put_xtext(b, m->helo);
+	if (m->body > MR_BODY_NONE && m->body <= MR_BODY_8BITMIME)
+		mr_buf_printf(b, "\nbody %s", body_name[m->body]);
 	mr_buf_adds(b, "\nsender ");
 	put_xtext(b, m->sender);
 	mr_buf_adds(b, "\n");
@@ -234,6 +240,15 @@ env_line(struct qmsg *m, char *line)
 		return (m->client = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "helo") == 0 && m->helo == NULL)
 		return (m->helo = get_xtext(val)) ? 0 : -1;
+	if (strcmp(line, "body") == 0) {
+		if (strcmp(val, body_name[MR_BODY_7BIT]) == 0)
+			m->body = MR_BODY_7BIT;
+		else if (strcmp(val, body_name[MR_BODY_8BITMIME]) == 0)
+			m->body = MR_BODY_8BITMIME;
+		else
+			return -1;
+		return 0;
+	}
 	if (strcmp(line, "sender") == 0 && m->sender == NULL)
 		return (m->sender = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "rcpt") == 0) {

@@ -211,6 +211,7 @@ deliver_remote(struct qmsg *m, int datafd)
 			mr_buf_put_str(&b, m->rcpts[i].addr);
 			m->job_idx[m->job_n++] = i;
 		}
+	mr_buf_put_u32(&b, m->body);
 	if (mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == -1)
 		m->job = 0;
 	mr_buf_free(&b);

@@ -44,6 +44,7 @@ struct qmsg {
 	time_t		 next_try;
 	unsigned	 attempts;
 	uint64_t	 size;
+	uint32_t	 body;		/* enum mr_body (proto.h) */
 	struct event	*timer;
 	uint64_t	 job;		/* non-zero while at deliverd */
 	size_t		*job_idx;	/* recipients in the job */

@@ -6,8 +6,9 @@
  * are bounded; addresses go through mr_path_parse; relay is decided by the
  * recipient's domain alone and is closed unless the client is listed or
  * authenticated.  Only CRLF "." CRLF ends DATA: a bare LF or bare CR never
- * does (SMTP smuggling); bare LF is stored as CRLF so that no later hop can
- * read a different end of message either.
+ * does (SMTP smuggling); both are stored as CRLF, and a message holding a
+ * NUL is refused, so that no later hop can read a different end of
+ * message either.  Every refusal is logged with the reply it gave.
  */
 #include "config.h"
 
@@ -18,6 +19,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +65,14 @@ struct session {
 	char			 helo[256];
 	int			 esmtp;
 	int			 errors;
-	unsigned		 nmsgs;
 	uint64_t		 session_bytes;
 
 	/* the transaction */
 	int			 in_mail;
 	char			 sender[MR_PATH_MAX + 1];
+	enum mr_body		 body;		/* MAIL BODY= */
+	int			 eightbit;	/* an 8-bit byte was seen */
+	int			 add_headers;	/* add Date:, Message-ID: */
 	char			**rcpts;
 	size_t			 nrcpts;
 	char			 qid[MR_ID_MAX + 1];
@@ -94,6 +98,7 @@ static size_t		 nsessions;
 static void	session_read(struct bufferevent *, void *);
 static void	process_input(struct session *);
 static void	emit(void *, const char *, size_t);
+static void	headers_end(void *, int);
 
 size_t
 session_count(void)
@@ -164,6 +169,33 @@ reply(struct session *s, const char *fmt, ...)
 		flush_replies(s);
 }
 
+/*
+ * Refuses something: the reply goes to the client and the same words,
+ * with the session, the client and the sender, to the log (one line), so
+ * that an administrator can tell why an application's mail failed.
+ */
+static void
+refuse(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+refuse(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->in_mail)
+		mr_info("session %llu [%s]: refused: %s (from=<%s>)",
+		    (unsigned long long)s->id, s->ip, line, s->sender);
+	else
+		mr_info("session %llu [%s]: refused: %s",
+		    (unsigned long long)s->id, s->ip, line);
+	reply(s, "%s", line);
+}
+
 static void
 reset_transaction(struct session *s)
 {
@@ -191,6 +223,8 @@ reset_transaction(struct session *s)
 	s->new_pending = 0;	/* a late answer is handed back */
 	s->new_failed = 0;
 	s->sender[0] = '\0';
+	s->body = MR_BODY_NONE;
+	s->eightbit = 0;
 	mr_buf_reset(&s->out);
 	s->size = 0;
 	s->too_big = s->write_error = 0;
@@ -239,6 +273,21 @@ session_write(struct bufferevent *bev, void *arg)
 		session_free(s);
 }
 
+/* The client went away: say what it left unfinished. */
+static void
+lost(struct session *s)
+{
+	if (s->state == S_DATA || s->state == S_WAIT_NEW)
+		mr_info("session %llu [%s]: lost connection in DATA after "
+		    "%llu bytes: message discarded (from=<%s>)",
+		    (unsigned long long)s->id, s->ip,
+		    (unsigned long long)s->size, s->sender);
+	else if (s->in_mail && s->state != S_WAIT_COMMIT)
+		mr_info("session %llu [%s]: lost connection before DATA: no "
+		    "message (from=<%s>)", (unsigned long long)s->id, s->ip,
+		    s->sender);
+}
+
 static void
 session_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -254,6 +303,7 @@ session_event(struct bufferevent *bev, short what, void *arg)
 		close_after_reply(s);
 		return;
 	}
+	lost(s);
 	session_free(s);
 }
 
@@ -333,7 +383,7 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	}
 	if (srv->limits.connections &&
 	    smtpd->conns[srv->index] > srv->limits.connections) {
-		reply(s, "421 4.7.0 %s Too many connections, try again later",
+		refuse(s, "421 4.7.0 %s Too many connections, try again later",
 		    srv->fqdn);
 		close_after_reply(s);
 		return;
@@ -346,13 +396,30 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 
 /* ---- commands ---- */
 
+/*
+ * The HELO name goes into our Received field, the envelope and the logs:
+ * anything but the characters of a host name or an address literal
+ * (letters, digits, "-._:[]") becomes "?", so that no client can end the
+ * field's from clause early (";", "(", ")") or put 8-bit bytes in it.
+ */
+static void
+helo_sanitise(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i] != '\0'; i++)
+		dst[i] = isalnum((unsigned char)src[i]) ||
+		    strchr("-._:[]", src[i]) != NULL ? src[i] : '?';
+	dst[i] = '\0';
+}
+
 static void
 cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 {
 	const struct mr_limits *lim = &s->srv->limits;
 
 	reset_transaction(s);
-	snprintf(s->helo, sizeof(s->helo), "%s", c->arg);
+	helo_sanitise(s->helo, sizeof(s->helo), c->arg);
 	s->esmtp = c->verb == MR_V_EHLO;
 	if (!s->esmtp) {
 		reply(s, "250 %s Hello [%s]", s->srv->fqdn, s->ip);
@@ -371,37 +438,31 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	struct mr_buf b;
 
 	if (s->helo[0] == '\0') {
-		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		refuse(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
 	if (s->in_mail) {
-		reply(s, "503 5.5.1 Error: nested MAIL command");
+		refuse(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
 	/* IIS "Require secure channel": no session is under TLS yet
 	 * (inbound STARTTLS is not implemented), so none may send mail */
 	if (s->srv->tls == MR_TLS_IN_REQUIRED) {
-		reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	if (c->has_size && c->size > s->srv->limits.message_size) {
-		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		refuse(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
 		    "bytes", (unsigned long long)s->srv->limits.message_size);
 		return;
 	}
-	if (s->srv->limits.messages_per_connection &&
-	    s->nmsgs >= s->srv->limits.messages_per_connection) {
-		reply(s, "421 4.7.0 %s Too many messages in this connection; "
-		    "reconnect to send more", s->srv->fqdn);
-		close_after_reply(s);
-		return;
-	}
 	if (smtpd->queued == NULL) {
-		reply(s, "451 4.3.0 Queue temporarily unavailable, try again "
+		refuse(s, "451 4.3.0 Queue temporarily unavailable, try again "
 		    "later");
 		return;
 	}
 	snprintf(s->sender, sizeof(s->sender), "%s", c->path.addr);
+	s->body = c->body;
 	s->in_mail = 1;
 	/* the queue file arrives while the RCPTs are read; only DATA
 	 * waits for it (and answers 451 if queued refused) */
@@ -446,11 +507,11 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 	char addr[MR_PATH_MAX + 1];
 
 	if (!s->in_mail) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
+		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
 	if (s->nrcpts >= s->srv->limits.recipients_per_message) {
-		reply(s, "452 4.5.3 Error: too many recipients");
+		refuse(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	if (c->path.postmaster)	/* RFC 5321 4.5.1: always accepted */
@@ -494,17 +555,34 @@ flush_data(struct session *s)
 	mr_buf_reset(&s->out);
 }
 
+/* add-missing-headers: local means the clients in `relay allow', as
+ * Postfix completes the headers of its local clients only. */
+static int
+add_headers_wanted(struct session *s)
+{
+	switch (s->srv->add_missing_headers) {
+	case MR_ADDHDR_ALL:
+		return 1;
+	case MR_ADDHDR_NONE:
+		return 0;
+	case MR_ADDHDR_LOCAL:
+	default:
+		return mr_access_check(&s->srv->relay,
+		    (struct sockaddr *)&s->peer, NULL);
+	}
+}
+
 static void
 cmd_data(struct session *s)
 {
 	char date[64];
 
 	if (!s->in_mail) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
+		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
 	if (s->nrcpts == 0) {
-		reply(s, "554 5.5.1 Error: no valid recipients");
+		refuse(s, "554 5.5.1 Error: no valid recipients");
 		return;
 	}
 	if (s->new_pending) {
@@ -513,7 +591,7 @@ cmd_data(struct session *s)
 	}
 	if (s->new_failed || s->datafd == -1) {
 		reset_transaction(s);
-		reply(s, "451 4.3.0 Error: queue temporarily unavailable, "
+		refuse(s, "451 4.3.0 Error: queue temporarily unavailable, "
 		    "try again later");
 		return;
 	}
@@ -527,6 +605,8 @@ cmd_data(struct session *s)
 	mr_buf_printf(&s->out, "; %s\r\n", date);
 	s->size = s->out.len;
 	mr_dstream_init(&s->ds, emit, s);
+	s->ds.hdr_end = headers_end;
+	s->add_headers = add_headers_wanted(s);
 	s->state = S_DATA;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -537,7 +617,7 @@ dispatch(struct session *s, const char *line, size_t len)
 	struct mr_smtp_cmd c;
 
 	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
-		reply(s, "%d %s %s", c.code, c.status, c.text);
+		refuse(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
 	} else {
 		switch (c.verb) {
@@ -572,17 +652,83 @@ dispatch(struct session *s, const char *line, size_t len)
 			reply(s, "214 2.0.0 See RFC 5321");
 			break;
 		default:
-			reply(s, "502 5.5.1 Error: command not implemented");
+			refuse(s, "502 5.5.1 Error: command not implemented");
 			break;
 		}
 	}
 	if (s->errors >= ERRORS_MAX && s->state != S_CLOSING) {
-		reply(s, "421 4.7.0 %s Too many errors", s->srv->fqdn);
+		refuse(s, "421 4.7.0 %s Too many errors", s->srv->fqdn);
 		close_after_reply(s);
 	}
 }
 
 /* ---- DATA ---- */
+
+static int
+has_8bit(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)p[i] & 0x80)
+			return 1;
+	return 0;
+}
+
+/*
+ * The label the message goes on with: BODY=8BITMIME only when it holds
+ * 8-bit bytes, so that a 7-bit message some client declared 8BITMIME
+ * still reaches a next hop without 8BITMIME (deliverd returns 8-bit
+ * mail to the sender there, RFC 6152 section 3).
+ */
+static enum mr_body
+body_label(const struct session *s)
+{
+	if (s->body == MR_BODY_8BITMIME && !s->eightbit)
+		return MR_BODY_7BIT;
+	return s->body;
+}
+
+/*
+ * RFC 5322 3.6 requires Date: and wants Message-ID:; applications often
+ * leave them out.  Added at the end of the header section for the
+ * clients add-missing-headers names.
+ */
+static void
+add_missing_headers(struct session *s)
+{
+	char line[64 + MR_ID_MAX + 256];
+	int n;
+
+	if (!s->add_headers)
+		return;
+	if (!s->ds.has_date) {
+		char date[64];
+
+		rfc5322_date(date, sizeof(date));
+		n = snprintf(line, sizeof(line), "Date: %s\r\n", date);
+		if (n > 0 && (size_t)n < sizeof(line))
+			emit(s, line, (size_t)n);
+	}
+	if (!s->ds.has_msgid) {
+		n = snprintf(line, sizeof(line), "Message-ID: <%s@%s>\r\n",
+		    s->qid, s->srv->fqdn);
+		if (n > 0 && (size_t)n < sizeof(line))
+			emit(s, line, (size_t)n);
+	}
+}
+
+/* The header section ends; a message without one gets its empty line,
+ * so that its first body line is not read as a header field. */
+static void
+headers_end(void *arg, int body)
+{
+	struct session *s = arg;
+
+	add_missing_headers(s);
+	if (body)
+		emit(s, "\r\n", 2);
+}
 
 /* Bytes of the message as they will be stored. */
 static void
@@ -595,6 +741,8 @@ emit(void *arg, const char *p, size_t n)
 		s->too_big = 1;
 	if (s->too_big || s->write_error)
 		return;
+	if (s->body == MR_BODY_8BITMIME && !s->eightbit)
+		s->eightbit = has_8bit(p, n);
 	mr_buf_add(&s->out, p, n);
 	if (s->out.len >= FLUSH_AT)
 		flush_data(s);
@@ -607,31 +755,40 @@ end_of_data(struct session *s)
 	struct mr_buf b;
 	size_t i;
 
+	if (s->ds.in_headers) {		/* headers only, no body */
+		s->ds.in_headers = 0;
+		add_missing_headers(s);
+	}
 	flush_data(s);
 	close(s->datafd);
 	s->datafd = -1;
-	s->nmsgs++;
 	s->session_bytes += s->size;
 	if (s->too_big) {
-		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		refuse(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
 		    "bytes", (unsigned long long)srv->limits.message_size);
 		goto reject;
 	}
+	/* RFC 5321 2.3.8 allows no NUL without BINARYMIME, and a next hop
+	 * that drops it would read CRLF NUL "." CRLF as the end of data */
+	if (s->ds.nul) {
+		refuse(s, "554 5.6.0 Message contains NUL characters");
+		goto reject;
+	}
 	if (s->session_bytes > srv->limits.session_size) {
-		reply(s, "552 5.3.4 Session size limit of %llu bytes "
+		refuse(s, "552 5.3.4 Session size limit of %llu bytes "
 		    "exceeded", (unsigned long long)srv->limits.session_size);
 		goto reject;
 	}
 	/* the hops are the client's Received fields plus our own (IIS
 	 * "Maximum hop count"; RFC 5321 6.3) */
 	if (s->ds.received + 1 > srv->hop_count) {
-		reply(s, "554 5.4.6 Too many hops (%u Received headers; the "
+		refuse(s, "554 5.4.6 Too many hops (%u Received headers; the "
 		    "limit is %u): mail loop?", s->ds.received + 1,
 		    srv->hop_count);
 		goto reject;
 	}
 	if (s->write_error || smtpd->queued == NULL) {
-		reply(s, "451 4.3.0 Error: could not store the message, "
+		refuse(s, "451 4.3.0 Error: could not store the message, "
 		    "try again later");
 		goto reject;
 	}
@@ -645,6 +802,7 @@ end_of_data(struct session *s)
 	mr_buf_put_u64(&b, s->size);
 	mr_buf_put_str(&b, s->ip);
 	mr_buf_put_str(&b, s->helo);
+	mr_buf_put_u32(&b, (uint32_t)body_label(s));
 	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
 	mr_buf_free(&b);
 	s->state = S_WAIT_COMMIT;
@@ -699,7 +857,7 @@ process_lines(struct session *s)
 			/* + 1: the CR of a line at the limit may be here
 			 * before its LF */
 			if (evbuffer_get_length(in) > MR_SMTP_LINE_MAX + 1) {
-				reply(s, "500 5.5.2 Line too long");
+				refuse(s, "500 5.5.2 Line too long");
 				close_after_reply(s);
 			}
 			return;
@@ -825,7 +983,7 @@ session_commit_done(uint64_t req, int ok, const char *text)
 	} else {
 		mr_warn("session %llu: commit of %s failed: %s",
 		    (unsigned long long)s->id, s->qid, text);
-		reply(s, "451 4.3.0 Error: could not store the message, "
+		refuse(s, "451 4.3.0 Error: could not store the message, "
 		    "try again later");
 	}
 	reset_transaction(s);
@@ -856,7 +1014,7 @@ session_queued_lost(void)
 			}
 			s->qid[0] = '\0';
 			reset_transaction(s);
-			reply(s, "451 4.3.0 Error: queue temporarily "
+			refuse(s, "451 4.3.0 Error: queue temporarily "
 			    "unavailable, try again later");
 			s->state = S_CMD;
 			/* resumed on the next read event */

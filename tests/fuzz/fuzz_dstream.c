@@ -5,9 +5,10 @@
  * are fed in two calls, as bytes arrive from a socket.  Beyond "no crash",
  * the stream must keep the promise of dstream.h: only CRLF "." CRLF (or
  * "." CRLF at the very start) ends the data, and the first one does; the
- * output holds no bare LF and at most twice the input; and feeding the
- * same bytes in one call gives the same output, end and state, so nothing
- * depends on how the peer's bytes were cut into packets.
+ * output holds no bare LF or bare CR and at most twice the input (plus the
+ * empty line hdr_end adds, once); and feeding the same bytes in one call
+ * gives the same output, end and state, so nothing depends on how the
+ * peer's bytes were cut into packets.
  */
 #include "config.h"
 
@@ -32,6 +33,7 @@ struct sink {
 	char	*data;
 	size_t	 len;
 	size_t	 cap;
+	int	 ends;		/* hdr_end calls */
 };
 
 static void
@@ -42,6 +44,17 @@ emit(void *arg, const char *p, size_t n)
 	CHECK(n > 0 && n <= s->cap - s->len);
 	memcpy(s->data + s->len, p, n);
 	s->len += n;
+}
+
+/* As smtpd: the empty line a message without header section lacks. */
+static void
+hdr_end(void *arg, int body)
+{
+	struct sink *s = arg;
+
+	s->ends++;
+	if (body)
+		emit(s, "\r\n", 2);
 }
 
 /* Where the data must end: after the first CRLF.CRLF, or 0 if nowhere. */
@@ -62,10 +75,15 @@ check_output(const struct sink *s, size_t consumed)
 {
 	size_t i;
 
-	CHECK(s->len <= 2 * consumed);
-	for (i = 0; i < s->len; i++)
+	CHECK(s->len <= 2 * consumed + 2);
+	CHECK(s->ends <= 1);
+	for (i = 0; i < s->len; i++) {
 		if (s->data[i] == '\n')
 			CHECK(i > 0 && s->data[i - 1] == '\r');
+		/* a CR waiting for its LF is held back, never emitted */
+		if (s->data[i] == '\r')
+			CHECK(i + 1 < s->len && s->data[i + 1] == '\n');
+	}
 }
 
 /* Feeds p in one call, or two when split < n; returns bytes consumed. */
@@ -101,15 +119,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size - 2;
 	split = ((size_t)data[0] << 8 | data[1]) % (n + 1);
 
-	s1.cap = s2.cap = 2 * n + 1;
+	s1.cap = s2.cap = 2 * n + 3;
 	s1.len = s2.len = 0;
+	s1.ends = s2.ends = 0;
 	s1.data = malloc(s1.cap);
 	s2.data = malloc(s2.cap);
 	CHECK(s1.data != NULL && s2.data != NULL);
 
 	mr_dstream_init(&d1, emit, &s1);
+	d1.hdr_end = hdr_end;
 	used1 = feed(&d1, p, n, split, &done1);
 	mr_dstream_init(&d2, emit, &s2);
+	d2.hdr_end = hdr_end;
 	used2 = mr_dstream_feed(&d2, p, n, &done2);
 
 	CHECK(used1 <= n && used2 <= n);
@@ -124,6 +145,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
 	CHECK(d1.st == d2.st && d1.in_headers == d2.in_headers);
 	CHECK(d1.received == d2.received && d1.hlen == d2.hlen);
+	CHECK(d1.hst == d2.hst && s1.ends == s2.ends);
+	CHECK(s2.ends == !d2.in_headers);
+	CHECK(d1.has_date == d2.has_date && d1.has_msgid == d2.has_msgid);
+	CHECK(d1.nul == d2.nul && d2.nul == (memchr(p, '\0', used2) != NULL));
 
 	free(s1.data);
 	free(s2.data);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "proto.h"
 #include "queued.h"
 
 #define ENV_ID	"0123456789abcdef01234567"
@@ -102,6 +103,7 @@ check_roundtrip(const struct qmsg *m)
 	CHECK(str_eq(m->helo, m2->helo));
 	CHECK(m->created == m2->created && m->next_try == m2->next_try);
 	CHECK(m->attempts == m2->attempts && m->size == m2->size);
+	CHECK(m->body == m2->body && m->body <= MR_BODY_8BITMIME);
 	CHECK(m->nrcpts == m2->nrcpts);
 	for (i = 0; i < m->nrcpts; i++) {
 		CHECK(str_eq(m->rcpts[i].addr, m2->rcpts[i].addr));

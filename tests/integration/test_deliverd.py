@@ -32,6 +32,7 @@ MR_M_PEER, MR_M_SHUTDOWN = 1, 2
 MR_D_JOB, MR_D_RESULT, MR_D_REPLAY, MR_D_REPLAY_END = 10, 11, 12, 13
 MR_PROC_QUEUED = 2
 MR_DS_OK, MR_DS_TEMP, MR_DS_PERM = 2, 4, 5
+MR_BODY_NONE, MR_BODY_7BIT, MR_BODY_8BITMIME = 0, 1, 2
 
 
 def free_port():
@@ -69,11 +70,11 @@ def frame(mtype, payload=b""):
     return struct.pack("<II", mtype, len(payload)) + payload
 
 
-def job_frame(job, server, qid, sender, rcpts):
+def job_frame(job, server, qid, sender, rcpts, body=0):
     p = u64(job) + u32(server) + pstr(qid) + pstr(sender) + u32(len(rcpts))
     for r in rcpts:
         p += pstr(r)
-    return frame(MR_D_JOB, p)
+    return frame(MR_D_JOB, p + u32(body))
 
 
 def parse_result(data):
@@ -179,8 +180,16 @@ class ScriptedSMTP(socketserver.StreamRequestHandler):
                 self.wfile.write(b"354 go\r\n")
                 if sc.get("CLOSE_AFTER_354"):
                     return
-                while self.rfile.readline() not in (b".\r\n", b""):
-                    pass
+                raw = b""
+                while True:
+                    line = self.rfile.readline()
+                    raw += line
+                    if line in (b"", b".\r\n") and (
+                            raw in (b"", b".\r\n") or
+                            raw.endswith(b"\r\n.\r\n")):
+                        break
+                # the exact bytes of DATA, for the tests that read them
+                self.server.raw.append(raw)
                 time.sleep(sc.get("DELAY_DOT", 0))
                 self.wfile.write(sc.get(".", "250 ok").encode() + b"\r\n")
                 if sc.get("421_AFTER_DOT"):
@@ -209,6 +218,7 @@ def start_scripted(script, addr="127.0.0.1", port=None):
     srv.daemon_threads = True
     srv.script = script
     srv.log = []
+    srv.raw = []
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, port
 
@@ -331,6 +341,12 @@ server "direct" {{
 	domain "pipemail.test" remote {{
 		route "[127.0.0.1]:{pipemail}"
 	}}
+	domain "raw.test" remote {{
+		route "[127.0.0.1]:{raw}"
+	}}
+	domain "raw8.test" remote {{
+		route "[127.0.0.1]:{raw8}"
+	}}
 }}
 {idle_servers}server "onecon" {{
 	listen 127.0.0.1:{p7}
@@ -407,13 +423,15 @@ class Deliverd:
         m_theirs.close()
         q_theirs.close()
 
-    def send_job(self, job, server, qid, sender, rcpts, data, sock=None):
+    def send_job(self, job, server, qid, sender, rcpts, data, sock=None,
+                 body=0):
         fd = os.memfd_create("msg")
         os.write(fd, data)
         ro = os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
         os.close(fd)
         socket.send_fds(sock or self.q_ours,
-                        [job_frame(job, server, qid, sender, rcpts)], [ro])
+                        [job_frame(job, server, qid, sender, rcpts, body)],
+                        [ro])
         os.close(ro)
 
     def result(self, timeout=30, sock=None):
@@ -517,6 +535,10 @@ class Env:
             pipe, RCPT="550 5.1.1 no such user"))
         self.pipemail, pipemailport = start_scripted(dict(
             pipe, MAIL="451 4.3.0 busy"))
+        # record the exact bytes of DATA; raw8 offers 8BITMIME
+        self.raw, rawport = start_scripted({})
+        self.raw8, raw8port = start_scripted(
+            {"EHLO": "250-scripted\r\n250-SIZE 100000000\r\n250 8BITMIME"})
         self.dns = TinyDNS({
             ("mx.dns.example", 15): [mx_rdata(10, "mx1.dns.example"),
                               mx_rdata(5, "down.dns.example")],
@@ -547,15 +569,17 @@ class Env:
                                  piperej=piperejport, pipe354=pipe354port,
                                  pipemail=pipemailport, p7=free_port(),
                                  eva=evaport, evb=evbport,
+                                 raw=rawport, raw8=raw8port,
                                  resolver="127.0.0.1@%d" % self.dns.port)
         # down.dns.example (127.0.0.2) on mxport: nothing listens there
         self.d = Deliverd(self.cfg, os.path.join(self.tmp, "deliverd.log"))
         self.job = 0
 
-    def run(self, server, rcpts, data=MESSAGE, sender="a@harness.example"):
+    def run(self, server, rcpts, data=MESSAGE, sender="a@harness.example",
+            body=MR_BODY_NONE):
         self.job += 1
         self.d.send_job(self.job, server, "Q%05d" % self.job, sender, rcpts,
-                        data)
+                        data, body=body)
         job, res = self.d.result()
         assert job == self.job, (job, self.job)
         if VERBOSE:
@@ -612,6 +636,94 @@ def t_no_final_crlf(env):
     res = env.run(0, ["b@remote.test"], data=b"Subject: x\r\n\r\nno end")
     assert res[0][0] == MR_DS_OK, res
     assert env.handler.messages[-1][2] == b"Subject: x\r\n\r\nno end\r\n"
+
+
+def wire_ok(raw):
+    """The DATA bytes a next hop received obey RFC 5321: CRLF line ends
+    only, no NUL, no line over 998 octets (a stuffed dot apart), and the
+    first CRLF "." CRLF is the end."""
+    assert raw.endswith(b"\r\n.\r\n") or raw == b".\r\n", raw[-20:]
+    assert b"\0" not in raw
+    assert raw.replace(b"\r\n", b"").count(b"\r") == 0, "bare CR"
+    assert raw.replace(b"\r\n", b"").count(b"\n") == 0, "bare LF"
+    assert raw.find(b"\r\n.\r\n") == len(raw) - 5 or raw == b".\r\n"
+    for line in raw.split(b"\r\n"):
+        assert len(line) - line.startswith(b"..") <= 998, len(line)
+
+
+# what the file holds -> what a raw next hop must receive (before the end)
+CANONICAL = [
+    (b"S: s\r\n\r\nhello\r.\r\nMAIL FROM:<x@y>\r\n",
+     b"S: s\r\n\r\nhello\r\n..\r\nMAIL FROM:<x@y>\r\n"),
+    (b"S: s\r\n\r\na\n.\nMAIL FROM:<x@y>\n",
+     b"S: s\r\n\r\na\r\n..\r\nMAIL FROM:<x@y>\r\n"),
+    (b"S: s\r\n\r\na\r\n\x00.\r\nMAIL FROM:<x@y>\r\n",
+     b"S: s\r\n\r\na\r\n..\r\nMAIL FROM:<x@y>\r\n"),
+    (b"S: s\r\n\r\na\r\n.\rb\r\r\nend\r",
+     b"S: s\r\n\r\na\r\n..\r\nb\r\n\r\nend\r\n"),
+    (b"S: s\r\n\r\n" + b"x" * 2500 + b"\r\n" + b"y" * 998 + b"\r\n",
+     b"S: s\r\n\r\n" + b"x" * 998 + b"\r\n " + b"x" * 997 + b"\r\n " +
+     b"x" * 505 + b"\r\n" + b"y" * 998 + b"\r\n"),
+]
+
+
+def t_raw_next_hop_gets_canonical_lines(env):
+    # bare CR, bare LF, NUL and overlong lines in a queue file (one written
+    # before smtpd normalised them, or by Pickup) never reach the wire
+    for data, want in CANONICAL:
+        res = env.run(2, ["u@raw.test"], data=data)
+        assert res[0][0] == MR_DS_OK, res
+        raw = env.raw.raw[-1]
+        wire_ok(raw)
+        assert raw == want + b".\r\n", (data, raw)
+
+
+def t_raw_next_hop_big_message(env):
+    # the plain path sends runs of the file by sendfile: the insertions
+    # must land between them, exactly
+    lines = [b"Subject: runs\r\n", b"\r\n"] + [b"y" * 76 + b"\r\n"] * 3000
+    lines[700] = b"a\r.\r\n"
+    lines[1500] = b"z" * 40000 + b"\r\n"
+    lines[2200] = b"b\n.\n"
+    lines[2900] = b"\x00.\r\n"
+    res = env.run(2, ["u@raw.test"], data=b"".join(lines))
+    assert res[0][0] == MR_DS_OK, res
+    raw = env.raw.raw[-1]
+    wire_ok(raw)
+    assert b"a\r\n..\r\n" in raw and b"b\r\n..\r\n" in raw
+    assert raw.count(b"\r\n..\r\n") == 3
+    # 40000 octets: 998, then 40 folds of at most " " and 997
+    assert raw.count(b"\r\n z") == 40
+
+
+def t_8bitmime_labelled(env):
+    data = "Subject: s\r\n\r\ncaf\u00e9\r\n".encode()
+    res = env.run(2, ["u@raw8.test"], data=data, body=MR_BODY_8BITMIME)
+    assert res[0][0] == MR_DS_OK, res
+    mails = [c for c in env.raw8.log if c.startswith("MAIL")]
+    assert mails[-1].endswith(" BODY=8BITMIME"), mails
+    assert env.raw8.raw[-1] == data + b".\r\n"
+    res = env.run(2, ["u@raw8.test"], body=MR_BODY_7BIT)
+    assert res[0][0] == MR_DS_OK, res
+    mails = [c for c in env.raw8.log if c.startswith("MAIL")]
+    assert mails[-1].endswith(" BODY=7BIT"), mails
+    res = env.run(2, ["u@raw8.test"])
+    mails = [c for c in env.raw8.log if c.startswith("MAIL")]
+    assert "BODY=" not in mails[-1], mails
+
+
+def t_8bitmime_to_server_without_it_returned(env):
+    # RFC 6152 section 3: not sent unlabelled; returned with 5.6.3
+    before = len(env.raw.raw)
+    data = "Subject: s\r\n\r\ncaf\u00e9\r\n".encode()
+    res = env.run(2, ["u@raw.test"], data=data, body=MR_BODY_8BITMIME)
+    assert res[0][0] == MR_DS_PERM and "5.6.3" in res[0][1], res
+    assert len(env.raw.raw) == before, "8-bit data sent without 8BITMIME"
+    # 7BIT needs nothing of the server, and is not announced to it
+    res = env.run(2, ["u@raw.test"], body=MR_BODY_7BIT)
+    assert res[0][0] == MR_DS_OK, res
+    mails = [c for c in env.raw.log if c.startswith("MAIL")]
+    assert "BODY=" not in mails[-1], mails
 
 
 def t_null_sender(env):

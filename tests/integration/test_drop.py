@@ -46,10 +46,12 @@ def local_message(subject):
     return mh.crlf("From: <sender@client.test>\n"
                    "To: user@local.test\n"
                    "Subject: %s\n"
+                   "Date: Mon, 30 Nov 2026 10:00:00 +0000\n"
+                   "Message-ID: <%s@client.test>\n"
                    "\n"
                    "Body line one.\n"
                    ".A line with a leading dot.\n"
-                   "Last line.\n" % subject)
+                   "Last line.\n" % (subject, subject.replace(" ", ".")))
 
 
 def test_drop_one_recipient(mailroot, sink):

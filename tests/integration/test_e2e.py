@@ -14,6 +14,7 @@ import mailroot_harness as mh
 def message(subject, body="Hello from the mailroot tests.\n"):
     return mh.crlf("From: Sender <sender@client.test>\n"
                    "To: rcpt@remote.test\n"
+                   "Date: Mon, 30 Nov 2026 10:00:00 +0000\n"
                    "Subject: %s\n"
                    "Message-ID: <%s@client.test>\n"
                    "\n%s" % (subject, subject.replace(" ", "."), body))

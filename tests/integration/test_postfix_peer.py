@@ -121,8 +121,10 @@ def postfix_factory(workdir):
 def body(tag, i):
     # a dot at the start of a line and a long line: the hops must
     # dot-stuff and unstuff alike
-    return mh.crlf("Subject: %s %d\nX-Peer-Id: %s-%d\n\n.leading dot\n"
-                   "%s\nend %d\n" % (tag, i, tag, i, "x" * 900, i))
+    return mh.crlf("Subject: %s %d\nX-Peer-Id: %s-%d\n"
+                   "Date: Mon, 30 Nov 2026 10:00:00 +0000\n"
+                   "Message-ID: <%s.%d@client.test>\n\n.leading dot\n"
+                   "%s\nend %d\n" % (tag, i, tag, i, tag, i, "x" * 900, i))
 
 
 def arrived(sink, tag):

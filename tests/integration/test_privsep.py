@@ -83,7 +83,9 @@ def test_master_is_not_confined(rooted):
 
 
 def test_mail_flows_as_root(rooted, sink):
-    data = mh.crlf("From: <sender@client.test>\nSubject: as root\n\nbody\n")
+    data = mh.crlf("From: <sender@client.test>\nSubject: as root\n"
+                   "Date: Mon, 30 Nov 2026 10:00:00 +0000\n"
+                   "Message-ID: <root@client.test>\n\nbody\n")
     assert mh.send(rooted.port, "sender@client.test",
                    ["rcpt@remote.test", "user@local.test"], data) == {}
     got = sink.wait_for(1)

@@ -12,6 +12,7 @@ per-test alarm in conftest.py.
 """
 
 import re
+import smtplib
 import socket
 import time
 
@@ -122,8 +123,11 @@ def session(mr, source=None, ehlo="client.test"):
 
 
 def message(subject, body="Body line.\n", extra_headers=""):
+    """A complete message: nothing is added to it."""
     return mh.crlf("%sFrom: <sender@client.test>\nTo: user@local.test\n"
-                   "Subject: %s\n\n%s" % (extra_headers, subject, body))
+                   "Subject: %s\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n"
+                   "Message-ID: <%s@client.test>\n\n%s"
+                   % (extra_headers, subject, subject.replace(" ", "."), body))
 
 
 def send_data(c, data, code=250, status="2.0.0"):
@@ -414,15 +418,27 @@ def test_too_many_recipients(limited):
     assert rcpts == ["u0@local.test", "u1@local.test", "u2@local.test"]
 
 
-def test_messages_per_connection(limited):
+def test_messages_per_connection_is_outbound_only(limited):
+    # IIS: "the maximum number of outbound messages per connection"; an
+    # inbound session may send as many as it likes
     with session(limited) as c:
-        for i in range(2):
+        for i in range(5):
             c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
             c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
             send_data(c, message("message %d" % i))
-        c.expect(421, "4.7.0", "MAIL FROM:<a@client.test>")
-        assert c.closed()
-    settle(limited, drops=2)
+        c.expect(221, "2.0.0", "QUIT")
+    settle(limited, drops=5)
+
+
+def test_mass_mail_on_one_connection(mailroot, sink):
+    # what Django's send_mass_mail does: 30 messages, one connection,
+    # with the default limit of 20
+    with smtplib.SMTP("127.0.0.1", mailroot.port, timeout=TIMEOUT) as s:
+        s.ehlo("client.test")
+        for i in range(30):
+            s.sendmail("a@client.test", ["user%d@remote.example" % i],
+                       message("mass %d" % i))
+    assert len(sink.wait_for(30, timeout=60)) == 30
 
 
 def test_session_size(start_mailroot, sink):
@@ -600,7 +616,8 @@ def test_message_delivered_intact(mailroot, sink):
 
 
 def test_empty_message(mailroot, sink):
-    with session(mailroot) as c:
+    # from a client outside `relay allow': no header is added to it
+    with session(mailroot, UNTRUSTED) as c:
         c.expect(250, "2.1.0", "MAIL FROM:<>")
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         send_data(c, b"")
@@ -609,14 +626,14 @@ def test_empty_message(mailroot, sink):
     assert mh.split_received(msg)[1] == b""
 
 
-def test_bare_lf_stored_as_crlf(mailroot, sink):
-    with session(mailroot) as c:
+def test_bare_lf_and_cr_stored_as_crlf(mailroot, sink):
+    with session(mailroot, UNTRUSTED) as c:
         c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         send_data(c, b"Subject: lf\n\none\ntwo\rthree\r\n")
     (_, _, msg), = settle(mailroot, sink)
     assert mh.split_received(msg)[1] == \
-        b"Subject: lf\r\n\r\none\r\ntwo\rthree\r\n"
+        b"Subject: lf\r\n\r\none\r\ntwo\r\nthree\r\n"
 
 
 SMUGGLE = (b"\n.\r\n", b"\n.\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r")
@@ -706,3 +723,185 @@ def test_received_in_body_not_counted(mailroot, sink):
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         send_data(c, message("body hops", body=hops(30)))
     settle(mailroot, sink)
+
+
+# ---------------------------------------------------------------------------
+# The operational log: every refusal, one line, with the session, the
+# client, the reply code and the reason (as relay denials always were).
+
+def logged(mr, pattern, timeout=10.0):
+    """Waits for a log line matching pattern (a regex); returns it."""
+    rx = re.compile(pattern)
+
+    def find():
+        for line in mr.log_text().splitlines():
+            if rx.search(line):
+                return line
+        return None
+    line = mh.wait_until(find, timeout)
+    assert line, "no log line matching %r in:\n%s" % (pattern,
+                                                       mr.log_text())
+    return line
+
+
+SESSION_IP = r"smtpd\[\d+\]: session \d+ \[127\.0\.0\.1\]: "
+
+
+def test_refusals_logged(limited):
+    with session(limited) as c:
+        c.expect(552, "5.3.4", "MAIL FROM:<a@client.test> SIZE=20000")
+        c.expect(250, "2.1.0", "MAIL FROM:<big@client.test>")
+        for i in range(3):
+            c.expect(250, "2.1.5", "RCPT TO:<u%d@local.test>" % i)
+        c.expect(452, "4.5.3", "RCPT TO:<u3@local.test>")
+        send_data(c, message("big", ("x" * 70 + "\n") * 300), 552, "5.3.4")
+        c.expect(500, "5.5.2", "NOOP " + "x" * 3000)
+    logged(limited, SESSION_IP + r"refused: 552 5\.3\.4 Message size "
+           r"exceeds fixed limit of 10240 bytes$")
+    logged(limited, SESSION_IP + r"refused: 452 4\.5\.3 .*too many "
+           r"recipients \(from=<big@client\.test>\)$")
+    logged(limited, SESSION_IP + r"refused: 552 5\.3\.4 Message size .* "
+           r"\(from=<big@client\.test>\)$")
+    logged(limited, SESSION_IP + r"refused: 500 5\.5\.2 Line too long$")
+
+
+def test_too_many_errors_logged(mailroot):
+    with session(mailroot) as c:
+        c.send(b"".join(b"BAD%d\r\n" % i for i in range(30)))
+        for i in range(25):
+            c.expect(500, "5.5.2")
+        c.expect(421, "4.7.0")
+    logged(mailroot, SESSION_IP + r"refused: 500 5\.5\.2 Command not "
+           r"recognized$")
+    logged(mailroot, SESSION_IP + r"refused: 421 4\.7\.0 .*Too many errors")
+
+
+def test_disconnect_in_data_logged(mailroot):
+    with session(mailroot) as c:
+        c.expect(250, "2.1.0", "MAIL FROM:<gone@client.test>")
+        c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+        c.expect(354, None, "DATA")
+        c.send(b"Subject: half\r\n\r\nhalf a mess")
+    logged(mailroot, SESSION_IP + r"lost connection in DATA after \d+ "
+           r"bytes: message discarded \(from=<gone@client\.test>\)$")
+    mailroot.wait_queue_empty()
+
+
+def test_too_many_connections_logged(start_mailroot):
+    mr = start_mailroot(server_extra="    limits { connections 1 }")
+
+    def first():
+        # the harness's readiness probe may still hold the one slot
+        c = Client(mr.port)
+        if c.reply()[0] == 220:
+            return c
+        c.close()
+        return None
+    c1 = mh.wait_until(first, 10)
+    assert c1, "no connection got 220"
+    with c1:
+        with Client(mr.port) as c2:
+            c2.expect(421, "4.7.0")
+    logged(mr, SESSION_IP + r"refused: 421 4\.7\.0 .*Too many connections")
+
+
+# ---------------------------------------------------------------------------
+# The header section: a message without one gets its empty line; Date and
+# Message-ID are added for the clients add-missing-headers names (default
+# local: those in `relay allow').
+
+def one_message(mr, data, source=None):
+    with session(mr, source) as c:
+        c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
+        c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+        send_data(c, data)
+    (_, _, msg), = settle(mr)
+    return mh.split_received(msg)[1]
+
+
+def test_no_header_section_gets_empty_line(mailroot, sink):
+    rest = one_message(mailroot, b"hello world\r\nsecond: line\r\n",
+                       UNTRUSTED)
+    assert rest == b"\r\nhello world\r\nsecond: line\r\n", rest
+
+
+def test_missing_date_and_message_id_added(mailroot, sink):
+    rest = one_message(mailroot, b"Subject: s\r\n\r\nbody\r\n")
+    head, body = rest.split(b"\r\n\r\n", 1)
+    fields = head.split(b"\r\n")
+    assert fields[0] == b"Subject: s" and body == b"body\r\n", rest
+    assert re.match(rb"^Date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d "
+                    rb"[+-]\d{4}$", fields[1]), fields
+    assert re.match(rb"^Message-ID: <[0-9A-F]+@mx\.test\.example>$",
+                    fields[2]), fields
+    assert len(fields) == 3
+
+
+def test_headers_added_before_the_inserted_empty_line(mailroot, sink):
+    rest = one_message(mailroot, b"just text\r\n")
+    assert re.match(rb"^Date: [^\r\n]+\r\nMessage-ID: <[^\r\n]+>\r\n\r\n"
+                    rb"just text\r\n$", rest), rest
+
+
+def test_present_headers_not_duplicated(mailroot, sink):
+    data = message("complete")
+    assert one_message(mailroot, data) == data
+
+
+def test_untrusted_client_gets_no_headers(mailroot, sink):
+    data = b"Subject: s\r\n\r\nbody\r\n"
+    assert one_message(mailroot, data, UNTRUSTED) == data
+
+
+@pytest.mark.parametrize("setting,source,added", [
+    ("none", None, False),
+    ("all", UNTRUSTED, True),
+    ("local", UNTRUSTED, False),
+])
+def test_add_missing_headers_setting(start_mailroot, sink, setting, source,
+                                     added):
+    mr = start_mailroot(sink=sink,
+                        server_extra="    add-missing-headers %s" % setting)
+    rest = one_message(mr, b"Subject: s\r\n\r\nbody\r\n", source)
+    assert (b"\r\nDate: " in rest and b"\r\nMessage-ID: <" in rest) == added
+
+
+# ---------------------------------------------------------------------------
+# Where IIS was lenient and no harm follows.
+
+def test_addresses_without_brackets(mailroot, sink):
+    """RCPT TO:user@domain (and MAIL FROM:) as IIS and Postfix take them;
+    relay is still decided by the domain."""
+    with session(mailroot, UNTRUSTED) as c:
+        c.expect(250, "2.1.0", "MAIL FROM:a@client.test")
+        c.expect(250, "2.1.5", "RCPT TO:user@local.test")
+        c.expect(250, "2.1.5", "RCPT TO: other@local.test")
+        c.expect(550, "5.7.1", "RCPT TO:x@remote.example")
+        c.expect(501, "5.1.3", "RCPT TO:user@local.test>")
+        send_data(c, message("bare"))
+    (sender, rcpts, _), = settle(mailroot, sink)
+    assert sender == "a@client.test"
+    assert rcpts == ["user@local.test", "other@local.test"]
+
+
+@pytest.mark.parametrize("line", ["EXPN staff", "TURN"])
+def test_expn_turn_not_implemented(mailroot, line):
+    """Known commands mailroot does not offer: 502, not 500 (unknown)."""
+    with session(mailroot) as c:
+        c.expect(502, "5.5.1", line)
+        c.expect(250, "2.0.0", "NOOP")
+
+
+def test_helo_sanitised_in_received(mailroot, sink):
+    """What a client says in HELO cannot end the Received field's from
+    clause, fake its date or bring 8-bit bytes into it."""
+    with session(mailroot, ehlo=None) as c:
+        c.expect(250, None, b"EHLO evil;by(x)\xc3\xa9.example")
+        c.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
+        c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+        send_data(c, message("helo"))
+    (_, _, msg), = settle(mailroot, sink)
+    received, _ = mh.split_received(msg)
+    assert received.startswith(b"Received: from evil?by?x???.example "
+                               b"([127.0.0.1])"), received
+    assert received.count(b";") == 1, received

@@ -356,6 +356,7 @@ t_defaults(void **state)
 	assert_int_equal(s->reverse_dns_lookup, 0);
 	assert_int_equal(s->hop_count, 15);
 	assert_int_equal(s->badmail, 1);
+	assert_int_equal(s->add_missing_headers, MR_ADDHDR_LOCAL);
 	assert_int_equal(s->delivery.nretry, 4);
 	assert_int_equal(s->delivery.retry[0], 900);
 	assert_int_equal(s->delivery.retry[3], 14400);
@@ -381,6 +382,28 @@ t_defaults(void **state)
 	assert_true(mr_domain_is_local(s, s->fqdn));
 	check_roundtrip(cf);
 	mr_config_free(cf);
+}
+
+static void
+t_add_missing_headers(void **state)
+{
+	static const char *const v[] = { "local", "all", "none" };
+	char text[256];
+	struct mr_config *cf;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		snprintf(text, sizeof(text), SRV("\tadd-missing-headers %s\n"),
+		    v[i]);
+		cf = parse_clean(text);
+		assert_int_equal(cf->servers[0].add_missing_headers, (int)i);
+		check_roundtrip(cf);
+		mr_config_free(cf);
+	}
+	expect_error(SRV("\tadd-missing-headers yes\n"),
+	    "t.conf:4:22: bad value \"yes\" for \"add-missing-headers\": "
+	    "expected local, all or none");
 }
 
 static void
@@ -953,6 +976,7 @@ int
 main(void)
 {
 	const struct CMUnitTest t[] = {
+		cmocka_unit_test_teardown(t_add_missing_headers, teardown),
 		cmocka_unit_test_teardown(t_lex_tokens, teardown),
 		cmocka_unit_test_teardown(t_lex_unterminated, teardown),
 		cmocka_unit_test_teardown(t_lex_control_char, teardown),

@@ -107,8 +107,24 @@ static const struct ccase cmds[] = {
 	    "5.5.4"),
 	BAD("MAIL FROM without colon", "MAIL FROM <a@b.example>", SMTP, 501,
 	    "5.5.4"),
-	BAD("MAIL FROM without brackets", "MAIL FROM:a@b.example", SMTP, 501,
-	    "5.1.7"),
+	/* without brackets, as IIS and Postfix take them */
+	OKP("MAIL FROM without brackets", "MAIL FROM:a@b.example", SMTP,
+	    MR_V_MAIL, "a@b.example", "b.example"),
+	OKP("RCPT TO without brackets", "RCPT TO:c@D.example", SMTP,
+	    MR_V_RCPT, "c@d.example", "d.example"),
+	OKP("MAIL FROM without brackets, space, parameter",
+	    "MAIL FROM: a@b.example SIZE=10", ESMTP, MR_V_MAIL, "a@b.example",
+	    "b.example"),
+	OKP("RCPT TO bare Postmaster", "RCPT TO:Postmaster", SMTP, MR_V_RCPT,
+	    "postmaster", ""),
+	BAD("MAIL FROM without brackets, closing one", "MAIL FROM:a@b.example>",
+	    SMTP, 501, "5.1.7"),
+	BAD("RCPT TO without brackets, two @", "RCPT TO:a@b@c.example", SMTP,
+	    501, "5.1.3"),
+	BAD("RCPT TO without brackets, no domain", "RCPT TO:user", SMTP, 501,
+	    "5.1.3"),
+	OKV("EXPN is a verb", "EXPN list", MR_V_EXPN),
+	OKV("TURN is a verb", "TURN", MR_V_TURN),
 	BAD("MAIL FROM empty", "MAIL FROM:", SMTP, 501, "5.1.7"),
 	BAD("MAIL FROM <postmaster> is no sender", "MAIL FROM:<postmaster>",
 	    SMTP, 501, "5.1.7"),
@@ -158,8 +174,6 @@ static const struct ccase cmds[] = {
 	BAD("RCPT FROM: instead of TO:", "RCPT FROM:<a@b.example>", SMTP, 501,
 	    "5.5.4"),
 	BAD("RCPT without TO", "RCPT", SMTP, 501, "5.5.4"),
-	BAD("RCPT without brackets", "RCPT TO:a@b.example", SMTP, 501,
-	    "5.1.3"),
 	BAD("RCPT parameter with EHLO", "RCPT TO:<a@b.example> NOTIFY=NEVER",
 	    ESMTP, 555, "5.5.4"),
 	BAD("RCPT parameter without EHLO",
@@ -513,7 +527,9 @@ static const struct dcase streams[] = {
 	D("dot followed by text", ".abc\r\n.\r\n", "abc\r\n", ALL, 1),
 	D("dot inside a line kept", "a.b\r\n.\r\n", "a.b\r\n", ALL, 1),
 	D("no end yet", "abc\r\ndef\r\n", "abc\r\ndef\r\n", ALL, 0),
-	D("no end yet, CR held", "abc\r", "abc", ALL, 0),
+	/* the start of a line that may be a header field is held too */
+	D("no end yet, CR held", "abc\r", "", ALL, 0),
+	D("no end yet, CR held after a field", "a: b\r", "a: b", ALL, 0),
 	D("no end yet, dot held", "abc\r\n.", "abc\r\n", ALL, 0),
 	D("no end yet, dot CR held", "abc\r\n.\r", "abc\r\n", ALL, 0),
 	D("empty lines", "a\r\n\r\n\r\nb\r\n.\r\n", "a\r\n\r\n\r\nb\r\n",
@@ -524,9 +540,11 @@ static const struct dcase streams[] = {
 	/* bare LF and bare CR */
 	D("bare LF becomes CRLF", "a\nb\r\n.\r\n", "a\r\nb\r\n", ALL, 1),
 	D("bare LF at the start", "\nb\r\n.\r\n", "\r\nb\r\n", ALL, 1),
-	D("bare CR kept", "a\rb\r\n.\r\n", "a\rb\r\n", ALL, 1),
-	D("CR CR LF", "a\r\r\n.\r\n", "a\r\r\n", ALL, 1),
-	D("LF CR", "a\n\rb\r\n.\r\n", "a\r\n\rb\r\n", ALL, 1),
+	D("bare CR becomes CRLF", "a\rb\r\n.\r\n", "a\r\nb\r\n", ALL, 1),
+	D("CR CR LF", "a\r\r\n.\r\n", "a\r\n\r\n", ALL, 1),
+	D("bare CR at the end", "a\r", "", ALL, 0),
+	D("CR LF CR", "a\r\n\rb\r\n.\r\n", "a\r\n\r\nb\r\n", ALL, 1),
+	D("LF CR", "a\n\rb\r\n.\r\n", "a\r\n\r\nb\r\n", ALL, 1),
 
 	/* SMTP smuggling: none of these ends the data */
 	D("LF dot LF does not end", "a\n.\nb\r\n.\r\n", "a\r\n.\r\nb\r\n",
@@ -536,13 +554,15 @@ static const struct dcase streams[] = {
 	D("CRLF dot LF does not end", "a\r\n.\nb\r\n.\r\n",
 	    "a\r\n\r\nb\r\n", ALL, 1),
 	D("CR dot CRLF does not end", "a\r.\r\nb\r\n.\r\n",
-	    "a\r.\r\nb\r\n", ALL, 1),
+	    "a\r\n.\r\nb\r\n", ALL, 1),
+	D("CR dot CR does not end", "a\r.\rb\r\n.\r\n",
+	    "a\r\n.\r\nb\r\n", ALL, 1),
 	D("CRLF dot CR does not end", "a\r\n.\rb\r\n.\r\n",
-	    "a\r\n\rb\r\n", ALL, 1),
+	    "a\r\n\r\nb\r\n", ALL, 1),
 	D("CRLF dot CR CR LF does not end", "a\r\n.\r\r\nb\r\n.\r\n",
-	    "a\r\n\r\r\nb\r\n", ALL, 1),
+	    "a\r\n\r\n\r\nb\r\n", ALL, 1),
 	D("LF dot LF only, no end", "a\n.\n", "a\r\n.\r\n", ALL, 0),
-	D("CR dot CR LF only, no end", "a\r.\r\n", "a\r.\r\n", ALL, 0),
+	D("CR dot CR LF only, no end", "a\r.\r\n", "a\r\n.\r\n", ALL, 0),
 	D("CRLF dot LF at the start, no end", ".\n", "\r\n", ALL, 0),
 	D("bare LF dot CRLF at the start, no end", "\n.\r\n", "\r\n.\r\n", ALL,
 	    0),
@@ -588,6 +608,8 @@ static const struct dcase streams[] = {
 	    "Received: x\r\n\r\n", 2),
 	R("headers only, no body", "Received: a\r\n.\r\n", "Received: a\r\n",
 	    1),
+	R("white space before the colon", "Received : a\r\nReceived\t: b\r\n"
+	    "\r\n.\r\n", "Received : a\r\nReceived\t: b\r\n\r\n", 2),
 };
 
 /* One feeding of in[0..n) cut at the given points; returns the bytes
@@ -742,6 +764,113 @@ t_stream_many_received(void **state)
 	assert_int_equal(d.received, 100);
 }
 
+/* A NUL anywhere is noted, whatever state the machine is in; its
+ * absence is not. */
+static void
+t_stream_nul(void **state)
+{
+	static const char *const ins[] = { "a\0b\r\n", "\0", ".\0",
+	    "a\r\0", "a\r\n\0.\r\n", "a\r\n.\r\0" };
+	static const size_t lens[] = { 5, 1, 2, 3, 7, 6 };
+	struct mr_dstream d;
+	struct sink k;
+	size_t i;
+	int done;
+
+	(void)state;
+	for (i = 0; i < sizeof(ins) / sizeof(*ins); i++) {
+		memset(&k, 0, sizeof(k));
+		mr_dstream_init(&d, collect, &k);
+		(void)mr_dstream_feed(&d, ins[i], lens[i], &done);
+		assert_int_equal(done, 0);
+		assert_int_equal(d.nul, 1);
+	}
+	mr_dstream_init(&d, collect, &k);
+	(void)mr_dstream_feed(&d, "a\r\n.\r\n", 6, &done);
+	assert_int_equal(done, 1);
+	assert_int_equal(d.nul, 0);
+}
+
+/*
+ * Where the header section ends, the hdr_end callback runs once, before
+ * what follows: "[0]" at an empty line, "[1]" before a line that is no
+ * header field (a message without header section included).  Fed whole
+ * and byte by byte, with the same result.
+ */
+static const struct {
+	const char	*in, *out;
+	int		 date, msgid;
+} hdr_cases[] = {
+	{ "Subject: x\r\n\r\nbody\r\n.\r\n",
+	    "Subject: x\r\n[0]\r\nbody\r\n", 0, 0 },
+	{ "hello\r\nworld\r\n.\r\n", "[1]hello\r\nworld\r\n", 0, 0 },
+	{ "Subject: x\r\nnot a field\r\n.\r\n",
+	    "Subject: x\r\n[1]not a field\r\n", 0, 0 },
+	{ "Subject: x\r\n\tfolded\r\n more\r\n\r\n.\r\n",
+	    "Subject: x\r\n\tfolded\r\n more\r\n[0]\r\n", 0, 0 },
+	{ "Date: d\r\nMESSAGE-ID: <m>\r\n\r\n.\r\n",
+	    "Date: d\r\nMESSAGE-ID: <m>\r\n[0]\r\n", 1, 1 },
+	{ "Dates: d\r\nMessage-IDs: <m>\r\nX: Date: y\r\n\r\n.\r\n",
+	    "Dates: d\r\nMessage-IDs: <m>\r\nX: Date: y\r\n[0]\r\n", 0, 0 },
+	{ ": no name\r\n.\r\n", "[1]: no name\r\n", 0, 0 },
+	/* RFC 5322 4.5: white space may come between name and colon */
+	{ "Date : d\r\nMessage-ID\t: <m>\r\nReceived  : x\r\n\r\n.\r\n",
+	    "Date : d\r\nMessage-ID\t: <m>\r\nReceived  : x\r\n[0]\r\n",
+	    1, 1 },
+	{ "Subject x\r\n.\r\n", "[1]Subject x\r\n", 0, 0 },
+	{ "Sub ject: x\r\n.\r\n", "[1]Sub ject: x\r\n", 0, 0 },
+	{ "a\nb: c\n\nd\r\n.\r\n", "[1]a\r\nb: c\r\n\r\nd\r\n", 0, 0 },
+	{ "Subject: x\r\n.\r\n", "Subject: x\r\n", 0, 0 },
+	{ ".\r\n", "", 0, 0 },
+	{ "\r\n.\r\n", "[0]\r\n", 0, 0 },
+	{ "X-Very-Long-Field-Name-That-Goes-On-And-On-Past-The-Buffer-Of-The-"
+	    "Machine-Xyz-And-Then-Some: v\r\n\r\n.\r\n",
+	    "X-Very-Long-Field-Name-That-Goes-On-And-On-Past-The-Buffer-Of-The-"
+	    "Machine-Xyz-And-Then-Some: v\r\n[0]\r\n", 0, 0 },
+};
+
+static void
+mark_end(void *arg, int body)
+{
+	collect(arg, body ? "[1]" : "[0]", 3);
+}
+
+static void
+hdr_feed(size_t c, int bytewise)
+{
+	struct mr_dstream d;
+	struct sink k;
+	size_t i, n = strlen(hdr_cases[c].in);
+	int done = 0;
+
+	memset(&k, 0, sizeof(k));
+	mr_dstream_init(&d, collect, &k);
+	d.hdr_end = mark_end;
+	for (i = 0; i < n && !done; i += bytewise ? 1 : n)
+		(void)mr_dstream_feed(&d, hdr_cases[c].in + i,
+		    bytewise ? 1 : n, &done);
+	assert_int_equal(done, 1);
+	if (k.len != strlen(hdr_cases[c].out) ||
+	    memcmp(k.buf, hdr_cases[c].out, k.len) != 0)
+		print_error("case %zu: got \"%.*s\"\n", c, (int)k.len, k.buf);
+	assert_int_equal(k.len, strlen(hdr_cases[c].out));
+	assert_memory_equal(k.buf, hdr_cases[c].out, k.len);
+	assert_int_equal(d.has_date, hdr_cases[c].date);
+	assert_int_equal(d.has_msgid, hdr_cases[c].msgid);
+}
+
+static void
+t_stream_header_end(void **state)
+{
+	size_t c;
+
+	(void)state;
+	for (c = 0; c < sizeof(hdr_cases) / sizeof(*hdr_cases); c++) {
+		hdr_feed(c, 0);
+		hdr_feed(c, 1);
+	}
+}
+
 /* ---- main ---- */
 
 #define NCMDS		(sizeof(cmds) / sizeof(*cmds))
@@ -760,6 +889,8 @@ static const struct CMUnitTest fixed[] = {
 	cmocka_unit_test(t_stream_reinit),
 	cmocka_unit_test(t_stream_empty_feed),
 	cmocka_unit_test(t_stream_many_received),
+	cmocka_unit_test(t_stream_nul),
+	cmocka_unit_test(t_stream_header_end),
 };
 
 #define NFIXED		(sizeof(fixed) / sizeof(*fixed))
