@@ -82,7 +82,7 @@ maillog_file_prefixes = {self.dir}
             r = self.postfix(*args)
             assert r.returncode == 0, "postfix %s: %s%s" % (
                 args[0], r.stdout, r.stderr)
-        assert mh.wait_until(lambda: mh.port_accepts(self.port), 20), \
+        assert mh.wait_until(lambda: mh.port_accepts(self.port), 60), \
             "postfix does not listen on %d\n%s" % (self.port, self.log())
         return self
 
