@@ -132,7 +132,7 @@ server "two" {{
     fqdn "two.test"
     relay allow 127.0.0.3
     limits {{
-        connections 2
+        connections 3
         recipients-per-message 5
     }}
     delivery {{ smart-host "[127.0.0.1]:{s2}" }}
@@ -200,11 +200,14 @@ def test_limits_are_per_server(two):
         # no connection limit here: two more clients at once are greeted
         assert greeting("127.0.0.1", two.port, CLIENT_A).startswith(b"220")
         assert greeting("127.0.0.1", two.port, CLIENT_A).startswith(b"220")
-    # the other server: its own limits, the defaults for the rest
+    # the other server: its own limits, the defaults for the rest (its
+    # connection limit is 3, not 2, so that a session another test just
+    # ended and smtpd has not yet counted out cannot turn a client away)
     with session("127.0.0.2", two.port2, CLIENT_B) as s, \
-            session("127.0.0.2", two.port2, CLIENT_B) as s2:
+            session("127.0.0.2", two.port2, CLIENT_B) as s2, \
+            session("127.0.0.2", two.port2, CLIENT_B) as s3:
         assert s.esmtp_features["size"] == str(2048 * 1024)
-        assert s2.noop()[0] == 250
+        assert s2.noop()[0] == 250 and s3.noop()[0] == 250
         line = greeting("127.0.0.2", two.port2, CLIENT_B)
         assert line.startswith(b"421 4.7.0"), line
         s.mail("a@client.test", ["SIZE=20000"])
