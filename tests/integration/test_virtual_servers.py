@@ -201,8 +201,9 @@ def test_limits_are_per_server(two):
         assert greeting("127.0.0.1", two.port, CLIENT_A).startswith(b"220")
         assert greeting("127.0.0.1", two.port, CLIENT_A).startswith(b"220")
     # the other server: its own limits, the defaults for the rest (its
-    # connection limit is 3, not 2, so that a session another test just
-    # ended and smtpd has not yet counted out cannot turn a client away)
+    # connection limit is 3, not 2, so that in test_relay_lists a session
+    # just ended that smtpd has not yet counted out cannot turn the next
+    # one away)
     with session("127.0.0.2", two.port2, CLIENT_B) as s, \
             session("127.0.0.2", two.port2, CLIENT_B) as s2, \
             session("127.0.0.2", two.port2, CLIENT_B) as s3:
