@@ -289,3 +289,16 @@ def test_samples_have_no_errors(sample):
     assert proc.returncode == 0, proc.stderr
     for line in proc.stderr.splitlines():
         assert re.match(INERT_RE % re.escape(str(path)), line), line
+
+
+def test_running_daemon_warns_once(start_mailroot):
+    """mailrootd reports the warnings at start-up; its children, which
+    parse the same snapshot, do not repeat them."""
+    d = start_mailroot(server_extra='    masquerade-domain "m.example"')
+    # each child has parsed the snapshot once it logs anything
+    assert mh.wait_until(lambda: all("%s[" % c in d.log_text() for c in
+                                     ("smtpd", "queued", "deliverd")), 60), \
+        d.log_text()
+    log = d.log_text()
+    assert log.count('warning: "masquerade-domain" is only partly '
+                     'implemented') == 1, log
