@@ -419,7 +419,7 @@ class Deliverd:
                         [job_frame(job, server, qid, sender, rcpts)], [ro])
         os.close(ro)
 
-    def result(self, timeout=30, sock=None):
+    def result(self, timeout=60, sock=None):
         s = sock or self.q_ours
         s.settimeout(timeout)
         while True:
