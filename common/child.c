@@ -81,10 +81,14 @@ mr_child_start(const char *proc, int argc, char *argv[])
 		mr_fatal("%s: reading the configuration snapshot: %s", proc,
 		    strerror(errno));
 	close(MR_FD_CONFIG);
-	cfg = mr_config_parse(name, text, len, stderr);
-	free(text);
-	if (cfg == NULL)
+	/* mailrootd has reported the warnings already: each child repeating
+	 * them would only say the same thing three times more */
+	cfg = mr_config_parse(name, text, len, NULL);
+	if (cfg == NULL) {
+		mr_config_free(mr_config_parse(name, text, len, stderr));
 		mr_fatal("%s: the configuration snapshot does not parse", proc);
+	}
+	free(text);
 	return cfg;
 }
 

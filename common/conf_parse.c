@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "conf_inert.h"
 #include "conf_lex.h"
 #include "log.h"
 
@@ -1978,6 +1979,7 @@ mr_config_parse(const char *name, const char *text, size_t len, FILE *errs)
 	pc.cf->file = mr_xstrdup(name);
 	mr_cf_read(&pc.d, text, len, &root);
 	dispatch(&pc, root.kids, root.nkids, global_kw, "at top level");
+	mr_cf_inert(&pc.d, &root);
 	global_defaults(pc.cf);
 	check_refs(&pc);
 	for (i = 0; i < pc.cf->nservers; i++)

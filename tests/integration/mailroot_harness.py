@@ -27,8 +27,8 @@ USERS = {"queued": "mailroot", "smtpd": "mailroot-smtpd",
          "deliverd": "mailroot-deliver"}
 
 READY_LINE = "mailrootd: ready"
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 10.0
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
                    "ERROR: LeakSanitizer")
 
@@ -231,7 +231,7 @@ class Sink:
             self.messages.append(msg)
             self._cond.notify_all()
 
-    def wait_for(self, count, timeout=15.0):
+    def wait_for(self, count, timeout=60.0):
         """Waits until at least count messages arrived; returns a copy."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -269,7 +269,7 @@ def split_received(data):
     return data[:end], data[end:]
 
 
-def send(port, sender, rcpts, data, timeout=15.0):
+def send(port, sender, rcpts, data, timeout=60.0):
     """One SMTP session, one message; returns the refused-recipient dict
     smtplib reports (raises on total refusal)."""
     with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as s:
@@ -417,7 +417,7 @@ class Mailroot:
         else:
             problems.append("mailrootd exited before the test ended "
                             "(status %s)" % self.proc.returncode)
-        left = wait_until(lambda: not self.group_members(), 5.0, 0.1)
+        left = wait_until(lambda: not self.group_members(), 30.0, 0.1)
         if not left:
             problems.append("processes left running after mailrootd "
                             "stopped: %s" % self.group_members())
@@ -443,7 +443,7 @@ class Mailroot:
     def queue_files(self):
         return files_under(self.dir("Queue"))
 
-    def wait_queue_empty(self, timeout=15.0):
+    def wait_queue_empty(self, timeout=60.0):
         files = wait_until(lambda: not self.queue_files(), timeout, 0.1)
         assert files, "Queue not empty after %.0f s: %s" % (
             timeout, self.queue_files())
@@ -451,7 +451,7 @@ class Mailroot:
     def drop_files(self):
         return files_under(self.dir("Drop"))
 
-    def wait_drop(self, count, timeout=15.0):
+    def wait_drop(self, count, timeout=60.0):
         """Waits for count .eml files directly in Drop; returns them."""
         def ready():
             emls = [f for f in self.drop_files()

@@ -144,3 +144,161 @@ def test_relay_sample_is_short():
     lines = [l for l in (mh.SRCDIR / "etc/relay.conf").read_text().splitlines()
              if l.strip() and not l.strip().startswith("#")]
     assert 0 < len(lines) < 10, lines
+
+
+# ---------------------------------------------------------------------------
+# Settings parsed but not implemented yet: each is warned about at its
+# position (mailrootd -n still exits 0), and a deny rule that can never
+# match -- which would let in the clients it names -- is an error.
+
+INERT = """\
+control-group wheel
+metrics listen 127.0.0.1:9325
+pki "p" { certificate "/c"; key "/k" }
+table users db:/etc/users.db
+server "t" {
+    listen 127.0.0.1:2525
+    listen 127.0.0.1:2465 tls
+    listen 127.0.0.1:2526 proxy-protocol
+    mailroot "/tmp/m"
+    pki "p"
+    connection allow domain ".good.example"
+    relay allow domain ".good.example"
+    relay authenticated yes
+    auth { users users }
+    tls optional
+    reverse-dns-lookup yes
+    masquerade-domain "m.example"
+    log { format w3c }
+    delivery {
+        delay-notify outbound 1h
+        smart-host-first-direct yes
+        outbound { auth login "u" password-file "/pw" }
+    }
+    domain "l.example" local {
+        deliver lmtp "/run/lmtp"
+        aliases users
+    }
+    domain "m.example" local { deliver maildir "/var/mail/%d/%u" }
+    domain "r.example" remote {
+        auth plain "u" password-file "/pw"
+        hold-for-etrn yes
+        etrn-allow 192.0.2.0/24
+    }
+}
+"""
+
+# (line, column, the setting the warning names)
+INERT_WARNINGS = [
+    (1, 1, "control-group"), (2, 1, "metrics"), (3, 1, "pki"),
+    (4, 1, "table"), (7, 27, "listen ... tls"),
+    (8, 27, "listen ... proxy-protocol"), (10, 5, "pki"),
+    (11, 5, "connection allow domain"), (12, 5, "relay allow domain"),
+    (13, 5, "relay authenticated"), (14, 12, "auth { users }"),
+    (15, 5, "tls optional"), (16, 5, "reverse-dns-lookup"),
+    (17, 5, "masquerade-domain"), (18, 5, "log"), (20, 9, "delay-notify"),
+    (21, 9, "smart-host-first-direct"), (22, 20, "auth login"),
+    (25, 9, "deliver lmtp"), (26, 9, "aliases"), (28, 32, "deliver maildir"),
+    (30, 9, "auth plain"), (31, 9, "hold-for-etrn"), (32, 9, "etrn-allow"),
+]
+
+INERT_RE = r'^%s:(\d+):(\d+): warning: "([^"]+)" is (?:not yet|only partly) ' \
+           r'implemented'
+
+
+def inert_warnings(conf, stderr):
+    return [(int(l), int(c), n) for l, c, n in
+            re.findall(INERT_RE % re.escape(str(conf)), stderr, re.M)]
+
+
+def test_inert_settings_warn_with_position(tmp_path):
+    conf = write(tmp_path, "inert.conf", INERT)
+    proc = mh.run_mailrootd("-n", "-f", conf)
+    assert proc.returncode == 0, proc.stderr
+    got = inert_warnings(conf, proc.stderr)
+    assert sorted(got) == sorted(INERT_WARNINGS), proc.stderr
+    assert '"log" is not yet implemented and has no effect' in proc.stderr
+
+
+def manual_inert_names():
+    """The settings listed in mailroot.conf(5), SETTINGS NOT YET
+    IMPLEMENTED, with the mdoc macros taken out."""
+    text = (mh.SRCDIR / "man/mailroot.conf.5").read_text()
+    sec = text.split(".Sh SETTINGS NOT YET IMPLEMENTED\n", 1)[1]
+    sec = sec.split("\n.Sh ", 1)[0]
+    names = set()
+    for line in sec.splitlines():
+        if line.startswith(".It "):
+            words = [w for w in line[4:].split()
+                     if w not in ("Ic", "Cm", "No", "Ar")]
+            names.add(" ".join(words))
+    return names
+
+
+def test_manual_lists_the_inert_settings(tmp_path):
+    """The manual and the warnings name the same set of settings."""
+    conf = write(tmp_path, "inert.conf", INERT + "server \"u\" {\n"
+                 "    listen 127.0.0.1:2527\n    mailroot \"/tmp/n\"\n"
+                 "    connection deny domain \"x.example\"\n"
+                 "    relay deny domain \"x.example\"\n}\n")
+    proc = mh.run_mailrootd("-n", "-f", conf)
+    warned = {n for _, _, n in inert_warnings(conf, proc.stderr)}
+    errors = set(re.findall(r'^%s:\d+:\d+: "([^"]+)" is not yet implemented'
+                            % re.escape(str(conf)), proc.stderr, re.M))
+    assert errors == {"connection deny domain", "relay deny domain"}, \
+        proc.stderr
+    assert manual_inert_names() == warned | errors
+
+
+@pytest.mark.parametrize("rule", ["connection deny domain \".bad.example\"",
+                                  "relay deny domain \"bad.example\""])
+def test_deny_rule_that_cannot_match_is_an_error(tmp_path, rule):
+    conf = write(tmp_path, "deny.conf",
+                 'server "t" {\n    listen 127.0.0.1:2525\n'
+                 '    mailroot "/tmp/m"\n    %s\n'
+                 '    connection allow 127.0.0.0/8\n'
+                 '    relay allow 127.0.0.0/8\n}\n' % rule)
+    proc = mh.run_mailrootd("-n", "-f", conf)
+    assert proc.returncode != 0, proc.stderr
+    kind = rule.split()[0]
+    assert re.search(r'^%s:4:5: "%s deny domain" is not yet implemented: no '
+                     r'reverse DNS lookup is made, so the rule never matches'
+                     % (re.escape(str(conf)), kind), proc.stderr, re.M), \
+        proc.stderr
+
+
+def test_honoured_values_are_not_warned_about(tmp_path):
+    """A value asking for what mailroot already does is no warning."""
+    conf = write(tmp_path, "honoured.conf", GOOD.replace(
+        "    domain", "    reverse-dns-lookup no\n    relay authenticated no\n"
+        "    tls none\n    auth { require-tls yes }\n"
+        "    delivery { smart-host-first-direct no\n"
+        "        outbound { auth none } }\n"
+        "    domain \"r.example\" remote { hold-for-etrn no; auth none }\n"
+        "    domain \"d.example\" local { deliver drop }\n    domain"))
+    proc = mh.run_mailrootd("-n", "-f", conf)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("sample", ["etc/mailroot.conf", "etc/relay.conf"])
+def test_samples_have_no_errors(sample):
+    """Warnings about settings not implemented yet, and nothing else."""
+    path = mh.SRCDIR / sample
+    proc = mh.run_mailrootd("-n", "-f", path)
+    assert proc.returncode == 0, proc.stderr
+    for line in proc.stderr.splitlines():
+        assert re.match(INERT_RE % re.escape(str(path)), line), line
+
+
+def test_running_daemon_warns_once(start_mailroot):
+    """mailrootd reports the warnings at start-up; its children, which
+    parse the same snapshot, do not repeat them."""
+    d = start_mailroot(server_extra='    masquerade-domain "m.example"')
+    # each child has parsed the snapshot once it logs anything
+    assert mh.wait_until(lambda: all("%s[" % c in d.log_text() for c in
+                                     ("smtpd", "queued", "deliverd")), 60), \
+        d.log_text()
+    log = d.log_text()
+    assert log.count('warning: "masquerade-domain" is only partly '
+                     'implemented') == 1, log

@@ -6,7 +6,9 @@ and small scripted servers) and a tiny DNS server for the MX path.
 
 Run: MAILROOT_BUILDDIR=BUILD /usr/bin/python3 test_deliverd.py
      [-v] [--valgrind] [test-name ...]
-Also collected by pytest (test_* functions).
+Also collected by pytest: each t_* scenario is its own test case, run in
+file order against one deliverd (module fixture), so that one failure
+does not hide the others; deliverd's exit status is a case of its own.
 """
 
 import os
@@ -20,6 +22,7 @@ import tempfile
 import threading
 import time
 
+import pytest
 from aiosmtpd.controller import Controller
 
 BUILDDIR = os.environ.get("MAILROOT_BUILDDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build"))
@@ -434,7 +437,7 @@ class Deliverd:
                         [ro])
         os.close(ro)
 
-    def result(self, timeout=30, sock=None):
+    def result(self, timeout=60, sock=None):
         s = sock or self.q_ours
         s.settimeout(timeout)
         while True:
@@ -574,6 +577,7 @@ class Env:
         # down.dns.example (127.0.0.2) on mxport: nothing listens there
         self.d = Deliverd(self.cfg, os.path.join(self.tmp, "deliverd.log"))
         self.job = 0
+        self.rc = None
 
     def run(self, server, rcpts, data=MESSAGE, sender="a@harness.example",
             body=MR_BODY_NONE):
@@ -588,10 +592,11 @@ class Env:
         return res
 
     def close(self):
-        rc = self.d.stop()
-        for c in (self.sink, self.tls_sink, self.mxsink):
-            c.stop()
-        return rc
+        if self.rc is None:
+            self.rc = self.d.stop()
+            for c in (self.sink, self.tls_sink, self.mxsink):
+                c.stop()
+        return self.rc
 
 
 # ---- tests ----
@@ -864,7 +869,9 @@ def t_timeout_next_mx(env):
     t0 = time.time()
     res = env.run(2, ["u@slowmx.dns.example"])
     assert res[0][0] == MR_DS_OK, res
-    assert 4 < time.time() - t0 < 15
+    # waited for the 5 s timeout (a lower bound holds on any machine), not
+    # for the mute peer to hang up after 30 s; the log says which
+    assert time.time() - t0 > 4
     assert "timed out while receiving the initial server greeting" in \
         env.d.log()
 
@@ -902,22 +909,22 @@ def t_connection_reuse_and_limit(env):
 def t_idle_connection_kept_then_quit(env):
     log = env.idle.log
     assert env.run(SRV_IDLE, ["a@remote.test"])[0][0] == MR_DS_OK
-    time.sleep(1)
-    # one message a second later: the same connection, no new greeting
+    # the next message: the same connection, no new greeting
     assert env.run(SRV_IDLE, ["b@remote.test"])[0][0] == MR_DS_OK
     assert log.count("CONNECT") == 1, log
     assert sum(c.startswith("MAIL FROM") for c in log) == 2, log
     assert "QUIT" not in log, log
     # kept 5 seconds, then a polite goodbye
-    assert wait_for(lambda: "QUIT" in log, 10), log
+    assert wait_for(lambda: "QUIT" in log, 60), log
     assert log.count("CONNECT") == 1 and log[-1] == "QUIT", log
 
 
 def t_idle_421_then_fresh_connection(env):
     log = env.idle421.log
     assert env.run(SRV_IDLE421, ["a@remote.test"])[0][0] == MR_DS_OK
-    assert wait_for(lambda: "SAID 421" in log, 5), log
-    time.sleep(0.3)
+    assert wait_for(lambda: "SAID 421" in log, 60), log
+    # whether deliverd has read the 421 yet or finds the connection dropped
+    # when it reuses it, the message goes out on a second connection
     res = env.run(SRV_IDLE421, ["b@remote.test"])
     assert res[0][0] == MR_DS_OK, res
     assert log.count("CONNECT") == 2, log
@@ -929,7 +936,9 @@ def t_idle_connection_gives_way_at_the_limit(env):
     assert env.run(SRV_ONECON, ["a@eva.test"])[0][0] == MR_DS_OK
     t0 = time.monotonic()
     assert env.run(SRV_ONECON, ["b@evb.test"])[0][0] == MR_DS_OK
-    assert time.monotonic() - t0 < 3
+    # the one bound that is the behaviour itself: sooner than the 5 s an
+    # idle connection is otherwise kept (deliverd logs no eviction)
+    assert time.monotonic() - t0 < 5
     assert env.eva.log[-1] == "QUIT" and env.evb.log.count("CONNECT") == 1, (
         env.eva.log, env.evb.log)
     # and back: the idle evb.test connection gives way to eva.test
@@ -942,10 +951,9 @@ def t_reused_connection_dropped_retried_fresh(env):
     # goes out on a new connection at once, not deferred for a retry
     log = env.dropmail.log
     assert env.run(SRV_DROPMAIL, ["a@remote.test"])[0][0] == MR_DS_OK
-    t0 = time.monotonic()
     res = env.run(SRV_DROPMAIL, ["b@remote.test"])
+    # delivered, not reported deferred: deliverd retried it itself
     assert res[0][0] == MR_DS_OK, res
-    assert time.monotonic() - t0 < 5
     assert log.count("DROPPED") == 1 and log.count("CONNECT") == 2, log
     assert sum(c.startswith("MAIL FROM") for c in log) == 3, log
 
@@ -993,18 +1001,28 @@ def t_pipelining_mail_refused(env):
     assert "451 4.3.0 busy" in res[0][1] and "451 4.3.0" in res[1][1], res
 
 
+def sent_from(log, sender):
+    """Whether a scripted peer has seen DATA after MAIL FROM:<sender>."""
+    v = [c for c in log if c.startswith("MAIL FROM:<%s>" % sender)
+         or c == "DATA"]
+    return any(c != "DATA" and "DATA" in v[i:] for i, c in enumerate(v))
+
+
 def t_queued_lost_abandons_inflight(env):
     d = env.d
+    closed = d.log().count("queued channel closed")
     # in flight at the slow peer, waiting in the queue, and resolving
-    d.send_job(1500, 2, "QAB1", "a@harness.example", ["u@slow.test"],
+    d.send_job(1500, 2, "QAB1", "lost@harness.example", ["u@slow.test"],
                MESSAGE)
     d.send_job(1501, 2, "QAB2", "a@harness.example", ["u@slow.test"],
                MESSAGE)
     d.send_job(1502, 2, "QAB3", "a@harness.example",
                ["u@slowmx.dns.example"], MESSAGE)
-    time.sleep(0.5)
+    assert wait_for(lambda: sent_from(env.slow.log, "lost@harness.example"),
+                    60), env.slow.log
     d.q_ours.close()
-    time.sleep(0.3)
+    assert wait_for(lambda: d.log().count("queued channel closed") >
+                    closed, 60), d.log()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     socket.send_fds(d.m_ours, [frame(MR_M_PEER, u32(MR_PROC_QUEUED))],
                     [theirs.fileno()])
@@ -1017,11 +1035,12 @@ def t_queued_lost_abandons_inflight(env):
 
 def t_shutdown_waits_for_inflight(env):
     d = env.d
-    d.send_job(2000, 2, "QSLOW", "a@harness.example", ["u@slow.test"],
+    d.send_job(2000, 2, "QSLOW", "slow@harness.example", ["u@slow.test"],
                MESSAGE)
-    time.sleep(0.5)
+    assert wait_for(lambda: sent_from(env.slow.log, "slow@harness.example"),
+                    60), env.slow.log
     d.m_ours.send(frame(MR_M_SHUTDOWN))
-    time.sleep(0.2)
+    assert wait_for(lambda: "shutting down" in d.log(), 60), d.log()
     d.send_job(2001, 0, "QLATE", "a@harness.example", ["b@remote.test"],
                MESSAGE)
     got = {}
@@ -1071,8 +1090,26 @@ def run_all(names=()):
     return failed
 
 
-def test_deliverd():
-    assert run_all() == 0
+@pytest.fixture(scope="module")
+def env():
+    e = Env()
+    yield e
+    e.close()
+
+
+@pytest.mark.parametrize("case", TESTS, ids=[t.__name__ for t in TESTS])
+def test_scenario(env, case):
+    try:
+        case(env)
+    except BaseException:
+        print(env.d.log())      # shown with the failure
+        raise
+
+
+def test_deliverd_exit_status(env):
+    """Runs after every scenario: deliverd stopped cleanly."""
+    rc = env.close()
+    assert rc == 0, env.d.log()
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_drop_many_messages(mailroot, sink):
         sent.append(data)
         mh.send(mailroot.port, "sender@client.test", ["user@local.test"],
                 data)
-    drops = mailroot.wait_drop(10, timeout=20)
+    drops = mailroot.wait_drop(10, timeout=60)
     bodies = sorted(mh.split_received(parse_drop(p.read_bytes())[2])[1]
                     for p in drops)
     assert bodies == sorted(sent)

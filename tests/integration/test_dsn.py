@@ -33,7 +33,7 @@ def test_undeliverable_report_goes_to_badmail(mailroot, sink):
     mh.send(mailroot.port, "", ["gone@remote.test"],
             mh.crlf("Subject: a report\n\nbody\n"))
     bad = mailroot.dir("Badmail")
-    assert mh.wait_until(lambda: len(list(bad.iterdir())) >= 2, 15), \
+    assert mh.wait_until(lambda: len(list(bad.iterdir())) >= 2, 60), \
         mailroot.log_text()
     names = sorted(p.suffix for p in bad.iterdir())
     assert names == [".BAD", ".BDR"], names

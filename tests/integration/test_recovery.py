@@ -99,9 +99,9 @@ def test_commit_leaves_data_and_envelope_in_queue(start_mailroot, sink):
     sink.reject_rcpt("held@remote.test", "451 4.3.0 try later (sink)")
     d = start_mailroot(sink=sink)
     mh.send(d.port, SENDER, ["held@remote.test"], message("held"))
-    assert mh.wait_until(lambda: "held@remote.test" in sink.rejected, 10)
+    assert mh.wait_until(lambda: "held@remote.test" in sink.rejected, 60)
     files = mh.wait_until(lambda: [f for f in d.queue_files()
-                                   if f.suffix == ".env"], 15, 0.1)
+                                   if f.suffix == ".env"], 60, 0.1)
     assert files, d.queue_files()
     mid = files[0].stem
     eml = d.dir("Queue") / (mid + ".eml")
@@ -112,6 +112,6 @@ def test_commit_leaves_data_and_envelope_in_queue(start_mailroot, sink):
     # and it survives a restart as a complete message
     restart(d)
     assert mh.wait_until(
-        lambda: "recovered 1 queued message" in d.log_text(), 10), \
+        lambda: "recovered 1 queued message" in d.log_text(), 60), \
         d.log_text()
     assert (d.dir("Queue") / (mid + ".eml")).exists()

@@ -90,7 +90,7 @@ class Client:
         expect_reply(got, code, status, line)
         return got[1]
 
-    def closed(self, timeout=5.0):
+    def closed(self, timeout=30.0):
         """True when the server closes the connection (EOF or reset)
         within timeout, with no further reply."""
         self.sock.settimeout(timeout)
@@ -463,10 +463,10 @@ def test_idle_timeout(start_mailroot):
     mr = start_mailroot(server_extra="    limits { idle-timeout 2s }")
     with session(mr) as c:
         t0 = time.monotonic()
-        c.sock.settimeout(10.0)
+        c.sock.settimeout(30.0)
         c.expect(421, "4.4.2")
-        elapsed = time.monotonic() - t0
-        assert 1.5 <= elapsed <= 6.0, elapsed
+        # a lower bound holds however loaded the machine is
+        assert time.monotonic() - t0 >= 1.5
         assert c.closed()
 
 
@@ -477,7 +477,7 @@ def test_idle_timeout_in_data(start_mailroot):
         c.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
         c.expect(354, None, "DATA")
         c.send(b"Subject: stalled\r\n\r\nhalf a message")
-        c.sock.settimeout(10.0)
+        c.sock.settimeout(30.0)
         c.expect(421, "4.4.2")
         assert c.closed()
     time.sleep(1.0)
@@ -486,9 +486,11 @@ def test_idle_timeout_in_data(start_mailroot):
 
 
 def test_idle_timeout_reset_by_activity(start_mailroot):
-    mr = start_mailroot(server_extra="    limits { idle-timeout 2s }")
+    # 4 s of activity in steps of 1 s against a 3 s timeout: each step
+    # has 2 s to spare on a loaded machine
+    mr = start_mailroot(server_extra="    limits { idle-timeout 3s }")
     with session(mr) as c:
-        for _ in range(3):
+        for _ in range(4):
             time.sleep(1.0)
             c.expect(250, "2.0.0", "NOOP")
 

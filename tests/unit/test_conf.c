@@ -69,12 +69,39 @@ expect_warning(const char *text, const char *msg)
 	mr_config_free(cf);
 }
 
+static int
+has(const char *p, size_t n, const char *s)
+{
+	return memmem(p, n, s, strlen(s)) != NULL;
+}
+
+/* Whether every diagnostic in errbuf is a warning about a setting that is
+ * not implemented yet (conf_inert.c): those are expected of any file
+ * that uses such a setting, the printed defaults included. */
+static int
+only_inert_warnings(void)
+{
+	const char *p, *nl;
+	size_t n;
+
+	for (p = errbuf; p != NULL && *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			return 0;
+		n = (size_t)(nl - p);
+		if (!has(p, n, ": warning: \"") ||
+		    (!has(p, n, "\" is not yet implemented") &&
+		    !has(p, n, "\" is only partly implemented")))
+			return 0;
+	}
+	return 1;
+}
+
 static struct mr_config *
 parse_clean(const char *text)
 {
 	struct mr_config *cf = parse(text);
 
-	if (cf == NULL || errlen != 0)
+	if (cf == NULL || !only_inert_warnings())
 		fail_msg("unexpected diagnostics:\n%s", errbuf);
 	return cf;
 }
@@ -101,7 +128,7 @@ check_roundtrip(struct mr_config *cf)
 
 	p1 = print_conf(cf);
 	cf2 = parse(p1);
-	if (cf2 == NULL || errlen != 0)
+	if (cf2 == NULL || !only_inert_warnings())
 		fail_msg("printed configuration does not parse:\n%s\n%s",
 		    errbuf, p1);
 	p2 = print_conf(cf2);
@@ -279,8 +306,11 @@ t_shipped(void **state)
 	cf = mr_config_load(ETC "/relay.conf", fp);
 	assert_non_null(cf);
 	assert_int_equal(fclose(fp), 0);
-	assert_string_equal(out, "");
-	free(out);
+	/* the example shows settings not implemented yet, and says so */
+	free(errbuf);
+	errbuf = out;
+	if (!only_inert_warnings())
+		fail_msg("unexpected diagnostics:\n%s", errbuf);
 	assert_string_equal(cf->servers[0].delivery.smart_host,
 	    "[192.0.2.25]");
 	assert_int_equal(cf->servers[0].relay.nrules, 1);
@@ -858,6 +888,54 @@ t_warn_open_relay(void **state)
 	    "relay");
 }
 
+/* Every setting that is parsed but not acted on yet is named, at its
+ * position; a value that asks for what the daemons already do is not. */
+static void
+t_inert_warnings(void **state)
+{
+	(void)state;
+	expect_warning("control-group wheel\n" SRV(""),
+	    "t.conf:1:1: warning: \"control-group\" is not yet implemented "
+	    "and has no effect");
+	expect_warning(SRV("\treverse-dns-lookup yes\n"),
+	    "t.conf:4:2: warning: \"reverse-dns-lookup\" is not yet "
+	    "implemented and has no effect");
+	expect_warning(SRV("\tlisten 127.0.0.1:26 proxy-protocol\n"),
+	    "t.conf:4:22: warning: \"listen ... proxy-protocol\" is not yet "
+	    "implemented");
+	expect_warning(SRV("\tconnection allow domain x.example\n"),
+	    "t.conf:4:2: warning: \"connection allow domain\" is not yet "
+	    "implemented and has no effect");
+	expect_warning(SRV("\tdelivery {\n\t\tdelay-notify local 1h\n\t}\n"),
+	    "t.conf:5:3: warning: \"delay-notify\" is not yet implemented");
+	expect_warning(SRV("\tdomain r.example remote {\n\t\tauth plain u "
+	    "password-file /p\n\t}\n"),
+	    "t.conf:5:3: warning: \"auth plain\" is not yet implemented");
+	expect_warning(SRV("\tmasquerade-domain m.example\n"),
+	    "t.conf:4:2: warning: \"masquerade-domain\" is only partly "
+	    "implemented");
+	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
+	    "\tdelivery { smart-host-first-direct no }\n"
+	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n")));
+	if (errlen != 0)
+		fail_msg("a value mailroot honours was warned about:\n%s",
+		    errbuf);
+}
+
+/* A deny rule that can never match would let in whom it names: refused. */
+static void
+t_inert_deny_domain(void **state)
+{
+	(void)state;
+	expect_error(SRV("\tconnection deny domain \".bad.example\"\n"),
+	    "t.conf:4:2: \"connection deny domain\" is not yet implemented: "
+	    "no reverse DNS lookup is made, so the rule never matches");
+	expect_error(SRV("\trelay deny domain bad.example\n"
+	    "\trelay allow 10.0.0.0/8\n"),
+	    "t.conf:4:2: \"relay deny domain\" is not yet implemented: "
+	    "no reverse DNS lookup is made");
+}
+
 static void
 t_err_recovery(void **state)
 {
@@ -1016,6 +1094,8 @@ main(void)
 		cmocka_unit_test_teardown(t_err_dup_pki_table, teardown),
 		cmocka_unit_test_teardown(t_err_table_type, teardown),
 		cmocka_unit_test_teardown(t_warn_open_relay, teardown),
+		cmocka_unit_test_teardown(t_inert_warnings, teardown),
+		cmocka_unit_test_teardown(t_inert_deny_domain, teardown),
 		cmocka_unit_test_teardown(t_err_recovery, teardown),
 		cmocka_unit_test_teardown(t_access_check, teardown),
 		cmocka_unit_test_teardown(t_domain_lookup, teardown),

@@ -1,0 +1,217 @@
+/*
+ * conf_inert.c - the settings mailroot.conf(5) accepts but the daemons do
+ * not act on yet (marked "parsed; not yet implemented" in the manual).
+ *
+ * Each such statement in a file gets a warning at its position, so that
+ * "mailrootd -n" tells the administrator what the file asks for and does
+ * not get.  A setting whose inertness leaves the server more open than
+ * the file says -- a deny rule that can never match -- is an error: the
+ * file is refused rather than run more open than written.  The table
+ * below is the whole list; the manual's section SETTINGS NOT YET
+ * IMPLEMENTED names the same set (tests/integration/test_config_check.py
+ * compares them).  Remove an entry when its setting is implemented.
+ *
+ * Security: reads only the statement tree conf_lex.c built; every value
+ * was already checked by conf_parse.c, which rejects a file with errors.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "conf_lex.h"
+#include "conf_inert.h"
+
+enum where {
+	W_TOP, W_SERVER, W_AUTH, W_DELIVERY, W_OUTBOUND, W_LOCAL, W_REMOTE
+};
+
+struct inert {
+	const char	*kw;
+	const char	*a1;	/* args[1] must be this (NULL: any) */
+	const char	*a2;	/* args[2] must be this (NULL: any) */
+	const char	*opt;	/* some later argument is this */
+	const char	*name;	/* the setting, as the message quotes it */
+	const char	*what;	/* the rest of the message */
+	enum where	 where;
+	int		 error;	/* inert and opens access */
+};
+
+/* The table reads where, keyword, arguments, error, name, text. */
+#define I(w, kw, a1, a2, opt, err, name, what) \
+	{ kw, a1, a2, opt, name, what, w, err }
+
+#define NOEFFECT	"is not yet implemented and has no effect"
+
+static const struct inert inert[] = {
+	I(W_TOP, "control-group", NULL, NULL, NULL, 0, "control-group",
+	    NOEFFECT ": there is no control socket yet"),
+	I(W_TOP, "metrics", NULL, NULL, NULL, 0, "metrics",
+	    NOEFFECT ": no metrics are served"),
+	I(W_TOP, "pki", NULL, NULL, NULL, 0, "pki",
+	    NOEFFECT ": no certificate is loaded"),
+	I(W_TOP, "table", NULL, NULL, NULL, 0, "table",
+	    NOEFFECT ": no table is opened"),
+	I(W_SERVER, "listen", NULL, NULL, "tls", 0, "listen ... tls",
+	    "is not yet implemented: connections to this listener are "
+	    "closed without a greeting"),
+	I(W_SERVER, "listen", NULL, NULL, "proxy-protocol", 0,
+	    "listen ... proxy-protocol", "is not yet implemented: "
+	    "connections to this listener are closed without a greeting"),
+	I(W_SERVER, "pki", NULL, NULL, NULL, 0, "pki",
+	    NOEFFECT ": STARTTLS is not offered"),
+	I(W_SERVER, "connection", "allow", "domain", NULL, 0,
+	    "connection allow domain", NOEFFECT ": no reverse DNS lookup "
+	    "is made, so the rule never matches"),
+	I(W_SERVER, "connection", "deny", "domain", NULL, 1,
+	    "connection deny domain", "is not yet implemented: no reverse "
+	    "DNS lookup is made, so the rule never matches and the clients "
+	    "it names would be let in; deny them by network instead"),
+	I(W_SERVER, "relay", "allow", "domain", NULL, 0,
+	    "relay allow domain", NOEFFECT ": no reverse DNS lookup is "
+	    "made, so the rule never matches"),
+	I(W_SERVER, "relay", "deny", "domain", NULL, 1, "relay deny domain",
+	    "is not yet implemented: no reverse DNS lookup is made, so the "
+	    "rule never matches and the clients it names could relay if a "
+	    "later rule allows them; deny them by network instead"),
+	I(W_SERVER, "relay", "authenticated", "yes", NULL, 0,
+	    "relay authenticated", NOEFFECT ": there is no AUTH yet"),
+	I(W_AUTH, "users", NULL, NULL, NULL, 0, "auth { users }",
+	    NOEFFECT ": AUTH is not offered"),
+	I(W_SERVER, "tls", "optional", NULL, NULL, 0, "tls optional",
+	    NOEFFECT ": STARTTLS is not offered"),
+	I(W_SERVER, "reverse-dns-lookup", "yes", NULL, NULL, 0,
+	    "reverse-dns-lookup", NOEFFECT),
+	I(W_SERVER, "masquerade-domain", NULL, NULL, NULL, 0,
+	    "masquerade-domain", "is only partly implemented: it names the "
+	    "sender of non-delivery reports, but the envelope sender of "
+	    "outgoing mail is not rewritten"),
+	I(W_SERVER, "log", NULL, NULL, NULL, 0, "log",
+	    NOEFFECT ": no transaction log is written"),
+	I(W_DELIVERY, "delay-notify", NULL, NULL, NULL, 0, "delay-notify",
+	    NOEFFECT ": no delay notification is sent"),
+	I(W_DELIVERY, "smart-host-first-direct", "yes", NULL, NULL, 0,
+	    "smart-host-first-direct", NOEFFECT ": with a smart host, mail "
+	    "always goes to it"),
+	I(W_OUTBOUND, "auth", "login", NULL, NULL, 0, "auth login",
+	    "is not yet implemented: mail that needs it stays queued until "
+	    "it expires"),
+	I(W_OUTBOUND, "auth", "plain", NULL, NULL, 0, "auth plain",
+	    "is not yet implemented: mail that needs it stays queued until "
+	    "it expires"),
+	I(W_LOCAL, "deliver", "lmtp", NULL, NULL, 0, "deliver lmtp",
+	    "is not yet implemented: mail for this domain goes to Drop"),
+	I(W_LOCAL, "deliver", "maildir", NULL, NULL, 0, "deliver maildir",
+	    "is not yet implemented: mail for this domain goes to Drop"),
+	I(W_LOCAL, "aliases", NULL, NULL, NULL, 0, "aliases",
+	    NOEFFECT ": recipients are not rewritten"),
+	I(W_REMOTE, "auth", "login", NULL, NULL, 0, "auth login",
+	    "is not yet implemented: mail that needs it stays queued until "
+	    "it expires"),
+	I(W_REMOTE, "auth", "plain", NULL, NULL, 0, "auth plain",
+	    "is not yet implemented: mail that needs it stays queued until "
+	    "it expires"),
+	I(W_REMOTE, "hold-for-etrn", "yes", NULL, NULL, 0, "hold-for-etrn",
+	    NOEFFECT ": the mail is delivered as usual"),
+	I(W_REMOTE, "etrn-allow", NULL, NULL, NULL, 0, "etrn-allow",
+	    NOEFFECT ": there is no ETRN yet"),
+};
+
+static int
+arg_is(const struct mr_cf_stmt *st, size_t i, const char *want)
+{
+	return want == NULL || (i < st->nargs &&
+	    strcmp(st->args[i].text, want) == 0);
+}
+
+/* The argument the message points at: the option, else the keyword. */
+static const struct mr_cf_arg *
+matches(const struct inert *in, enum where w, const struct mr_cf_stmt *st)
+{
+	size_t i;
+
+	if (in->where != w || strcmp(st->args[0].text, in->kw) != 0 ||
+	    !arg_is(st, 1, in->a1) || !arg_is(st, 2, in->a2))
+		return NULL;
+	if (in->opt == NULL)
+		return &st->args[0];
+	for (i = 2; i < st->nargs; i++)
+		if (strcmp(st->args[i].text, in->opt) == 0)
+			return &st->args[i];
+	return NULL;
+}
+
+static void
+check_stmt(struct mr_cf_diag *d, enum where w, const struct mr_cf_stmt *st)
+{
+	const struct mr_cf_arg *at;
+	size_t i;
+
+	for (i = 0; i < sizeof(inert) / sizeof(inert[0]); i++) {
+		if ((at = matches(&inert[i], w, st)) == NULL)
+			continue;
+		if (inert[i].error)
+			mr_cf_error(d, at->line, at->col, "\"%s\" %s",
+			    inert[i].name, inert[i].what);
+		else
+			mr_cf_warn(d, at->line, at->col, "\"%s\" %s",
+			    inert[i].name, inert[i].what);
+	}
+}
+
+/* Which table a block's statements are looked up in; -1: none. */
+static int
+inner(enum where w, const struct mr_cf_stmt *st)
+{
+	const char *kw = st->args[0].text;
+
+	if (w == W_TOP && strcmp(kw, "server") == 0)
+		return W_SERVER;
+	if (w == W_SERVER && strcmp(kw, "auth") == 0)
+		return W_AUTH;
+	if (w == W_SERVER && strcmp(kw, "delivery") == 0)
+		return W_DELIVERY;
+	if (w == W_DELIVERY && strcmp(kw, "outbound") == 0)
+		return W_OUTBOUND;
+	if (w == W_SERVER && strcmp(kw, "domain") == 0 && st->nargs > 2)
+		return strcmp(st->args[2].text, "local") == 0 ? W_LOCAL :
+		    strcmp(st->args[2].text, "remote") == 0 ? W_REMOTE : -1;
+	return -1;
+}
+
+/* server { delivery { outbound { } } } is the deepest block we look in */
+#define WALK_DEPTH	4
+
+struct level {
+	const struct mr_cf_stmt	*kids;
+	size_t			 n, i;
+	enum where		 w;
+};
+
+void
+mr_cf_inert(struct mr_cf_diag *d, const struct mr_cf_stmt *root)
+{
+	struct level lv[WALK_DEPTH];
+	const struct mr_cf_stmt *st;
+	struct level *l;
+	size_t top = 0;
+	int in;
+
+	lv[0] = (struct level){ root->kids, root->nkids, 0, W_TOP };
+	for (;;) {
+		l = &lv[top];
+		if (l->i == l->n) {
+			if (top == 0)
+				return;
+			top--;
+			continue;
+		}
+		st = &l->kids[l->i++];
+		if (st->nargs == 0)
+			continue;
+		check_stmt(d, l->w, st);
+		if ((in = inner(l->w, st)) != -1 && top + 1 < WALK_DEPTH)
+			lv[++top] = (struct level){ st->kids, st->nkids, 0,
+			    (enum where)in };
+	}
+}
