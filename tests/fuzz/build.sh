@@ -23,7 +23,7 @@ else
 fi
 
 CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
--fno-sanitize-recover=undefined -Wall -Wextra -I$top/common -I$confdir"
+-fno-sanitize-recover=undefined -Wall -Wextra -I$here -I$top/common -I$confdir"
 
 ev_cflags=$(pkg-config --cflags libevent_core 2>/dev/null || true)
 ev_libs=$(pkg-config --libs libevent_core 2>/dev/null || echo -levent_core)
