@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "master.h"
 #include "util.h"
@@ -122,14 +123,12 @@ peers_of(enum mr_proc p, enum mr_proc out[2])
 static void
 peer_bad(struct child *reporter, struct mr_ipc_msg *msg)
 {
-	struct mr_rd rd;
+	const char *err;
 	uint32_t kind;
 
-	mr_rd_init(&rd, msg->data, msg->len);
-	kind = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || kind <= MR_PROC_MASTER ||
-	    kind >= MR_PROC_COUNT || kind == reporter->proc) {
-		mr_warn("%s sent a malformed PEER_BAD", reporter->name);
+	if (mr_msg_peer_bad(msg->data, msg->len, (uint32_t)reporter->proc,
+	    &kind, &err) == -1) {
+		mr_warn("%s sent a %s", reporter->name, err);
 		return;
 	}
 	if (children[kind].pid <= 0)

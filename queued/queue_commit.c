@@ -33,9 +33,9 @@
 
 #include <event2/event.h>
 
-#include "addr.h"
 #include "buf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 #include "queued.h"
@@ -102,53 +102,48 @@ pending_take(const char *id)
 void
 commit_new(struct mr_ipc *c, const unsigned char *data, size_t len)
 {
+	struct mr_m_new req;
 	struct pending *p;
-	struct mr_rd rd;
+	const char *err;
 	char path[4096];
-	uint64_t req;
-	uint32_t idx;
 
-	mr_rd_init(&rd, data, len);
-	req = mr_rd_u64(&rd);
-	idx = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || idx >= q->nservers) {
+	if (mr_msg_new(data, len, &req, &err) == -1 ||
+	    req.server >= q->nservers) {
 		mr_warn("smtpd sent a malformed NEW request; dropping the "
 		    "channel");
 		queued_drop_smtpd();
 		return;
 	}
 	if (q->stopping) {
-		reply_str(c, MR_Q_NEW_FAIL, req, "queue is stopping", -1);
+		reply_str(c, MR_Q_NEW_FAIL, req.req, "queue is stopping", -1);
 		return;
 	}
 	p = mr_xcalloc(1, sizeof(*p));
-	p->qs = &q->servers[idx];
+	p->qs = &q->servers[req.server];
 	mr_queue_id(p->id);
 	pending_path(p, "eml", path, sizeof(path));
 	p->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (p->fd == -1) {
 		mr_err("create %s: %s", path, strerror(errno));
-		reply_str(c, MR_Q_NEW_FAIL, req, strerror(errno), -1);
+		reply_str(c, MR_Q_NEW_FAIL, req.req, strerror(errno), -1);
 		free(p);
 		return;
 	}
 	p->next = pendings;
 	pendings = p;
-	reply_str(c, MR_Q_NEW_OK, req, p->id, p->fd);
+	reply_str(c, MR_Q_NEW_OK, req.req, p->id, p->fd);
 }
 
 void
 commit_abort(const unsigned char *data, size_t len)
 {
+	struct mr_m_abort ab;
 	struct pending *p;
-	struct mr_rd rd;
-	const char *id;
+	const char *err;
 
-	mr_rd_init(&rd, data, len);
-	id = mr_rd_str(&rd, MR_ID_MAX, NULL);
-	if (!mr_rd_done(&rd))
+	if (mr_msg_abort(data, len, &ab, &err) == -1)
 		return;
-	if ((p = pending_take(id)) != NULL)
+	if ((p = pending_take(ab.id)) != NULL)
 		pending_discard(p);
 }
 
@@ -163,46 +158,26 @@ commit_drop_all(void)
 	}
 }
 
-/* Parses the COMMIT request into a message; NULL if malformed. */
+/* The message a decoded COMMIT describes; takes over its recipients. */
 static struct qmsg *
-parse_commit(const unsigned char *data, size_t len, uint64_t *req,
-    const char **id)
+commit_msg(struct mr_m_commit *c)
 {
 	struct qmsg *m;
-	struct mr_path path;
-	struct mr_rd rd;
-	const char *s, *err;
-	size_t i, n;
+	size_t i;
 
-	mr_rd_init(&rd, data, len);
-	*req = mr_rd_u64(&rd);
-	*id = mr_rd_str(&rd, MR_ID_MAX, NULL);
-	s = mr_rd_str(&rd, MR_ADDR_MAX, &n);
-	if (rd.err || (n > 0 && mr_mailbox_parse(s, n, &path, &err) == -1))
-		return NULL;
 	m = mr_xcalloc(1, sizeof(*m));
-	m->sender = mr_xstrdup(s);
-	m->nrcpts = mr_rd_u32(&rd);
-	if (rd.err || m->nrcpts == 0 || m->nrcpts > MR_RCPT_MAX)
-		goto bad;
-	m->rcpts = mr_xcalloc(m->nrcpts, sizeof(struct qrcpt));
-	for (i = 0; i < m->nrcpts; i++) {
-		s = mr_rd_str(&rd, MR_ADDR_MAX, &n);
-		if (s == NULL || mr_mailbox_parse(s, n, &path, &err) == -1)
-			goto bad;
-		m->rcpts[i].addr = mr_xstrdup(path.addr);
+	m->sender = mr_xstrdup(c->sender);
+	m->rcpts = mr_xcalloc(c->nrcpts, sizeof(struct qrcpt));
+	for (i = 0; i < c->nrcpts; i++) {
+		m->rcpts[i].addr = c->rcpts[i];
+		c->rcpts[i] = NULL;
 	}
-	m->size = mr_rd_u64(&rd);
-	s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-	m->client = mr_xstrdup(s ? s : "");
-	s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-	m->helo = mr_xstrdup(s ? s : "");
-	if (!mr_rd_done(&rd))
-		goto bad;
+	m->nrcpts = c->nrcpts;
+	m->size = c->size;
+	m->client = mr_xstrdup(c->client);
+	m->helo = mr_xstrdup(c->helo);
+	mr_msg_commit_free(c);
 	return m;
-bad:
-	msg_free(m);
-	return NULL;
 }
 
 /*
@@ -546,22 +521,27 @@ commit_new_channel(void)
 void
 commit_commit(const unsigned char *data, size_t len)
 {
+	struct mr_m_commit req;
 	struct commit *cm;
 	struct pending *p;
 	struct qmsg *m;
-	const char *id;
-	uint64_t req;
+	const char *err;
 	struct stat st;
 	struct timeval zero = { 0, 0 };
 
-	m = parse_commit(data, len, &req, &id);
-	if (m == NULL || (p = pending_take(id)) == NULL) {
-		mr_warn("smtpd sent a malformed COMMIT or one for an id it "
-		    "was not given; dropping the channel");
-		msg_free(m);
+	if (mr_msg_commit(data, len, &req, &err) == -1) {
+		mr_warn("smtpd: %s; dropping the channel", err);
 		queued_drop_smtpd();
 		return;
 	}
+	if ((p = pending_take(req.id)) == NULL) {
+		mr_warn("smtpd sent a COMMIT for an id it was not given; "
+		    "dropping the channel");
+		mr_msg_commit_free(&req);
+		queued_drop_smtpd();
+		return;
+	}
+	m = commit_msg(&req);
 	m->qs = p->qs;
 	snprintf(m->id, sizeof(m->id), "%s", p->id);
 	m->created = time(NULL);
@@ -571,7 +551,7 @@ commit_commit(const unsigned char *data, size_t len)
 	cm = mr_xcalloc(1, sizeof(*cm));
 	cm->p = p;
 	cm->m = m;
-	cm->req = req;
+	cm->req = req.req;
 	cm->gen = gc.gen;
 	*gc.ctail = cm;
 	gc.ctail = &cm->next;

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 #include "queued.h"
@@ -288,40 +289,32 @@ find_job(uint64_t job)
 void
 sched_result(const unsigned char *data, size_t len)
 {
+	struct mr_m_results res;
 	struct qmsg *m;
-	struct mr_rd rd;
-	uint64_t job;
-	uint32_t n, i, st;
-	const char *text;
+	const char *err;
+	size_t i;
 
-	mr_rd_init(&rd, data, len);
-	job = mr_rd_u64(&rd);
-	n = mr_rd_u32(&rd);
-	if (rd.err || job == 0 || (m = find_job(job)) == NULL ||
-	    n != m->job_n) {
+	if (mr_msg_result(data, len, &res, &err) == -1) {
 		queued_drop_deliverd();
 		return;
 	}
-	for (i = 0; i < n; i++) {
+	if ((m = find_job(res.job)) == NULL || res.n != m->job_n) {
+		mr_msg_results_free(&res);
+		queued_drop_deliverd();
+		return;
+	}
+	for (i = 0; i < res.n; i++) {
 		struct qrcpt *r = &m->rcpts[m->job_idx[i]];
 
-		st = mr_rd_u32(&rd);
-		text = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-		if (rd.err || (st != MR_DS_OK && st != MR_DS_TEMP &&
-		    st != MR_DS_PERM))
-			break;
 		free(r->text);
-		r->text = one_line(text);
-		if (st == MR_DS_OK)
+		r->text = one_line(res.r[i].text);
+		if (res.r[i].status == MR_DS_OK)
 			r->state = R_SENT;
-		else if (st == MR_DS_PERM)
+		else if (res.r[i].status == MR_DS_PERM)
 			r->state = R_FAILED;
 	}
+	mr_msg_results_free(&res);
 	m->job = 0;
-	if (!mr_rd_done(&rd)) {
-		queued_drop_deliverd();
-		return;
-	}
 	settle(m);
 }
 
@@ -585,33 +578,24 @@ apply_replay(struct qmsg *m, const char *rcpt, uint32_t st, const char *text)
 void
 sched_replay(const unsigned char *data, size_t len)
 {
+	struct mr_m_results res;
 	struct qmsg *m;
-	struct mr_rd rd;
-	const char *id, *rcpt, *text;
-	uint32_t n, i, st;
+	const char *err;
+	size_t i;
 
-	mr_rd_init(&rd, data, len);
-	n = mr_rd_u32(&rd);
-	if (rd.err || n > MR_RCPT_MAX) {
+	if (mr_msg_replay(data, len, &res, &err) == -1) {
 		queued_drop_deliverd();
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		id = mr_rd_str(&rd, MR_ID_MAX, NULL);
-		rcpt = mr_rd_str(&rd, MR_ADDR_MAX, NULL);
-		st = mr_rd_u32(&rd);
-		text = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-		if (rd.err || (st != MR_DS_OK && st != MR_DS_PERM)) {
-			queued_drop_deliverd();
-			return;
-		}
+	for (i = 0; i < res.n; i++) {
+		const struct mr_m_status *st = &res.r[i];
+
 		/* a message being delivered now is left to its job */
-		if ((m = find_id(id)) == NULL || m->job != 0 ||
-		    !apply_replay(m, rcpt, st, text))
+		if ((m = find_id(st->id)) == NULL || m->job != 0 ||
+		    !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
 		if (!q->held)
 			settle(m);
 	}
-	if (!mr_rd_done(&rd))
-		queued_drop_deliverd();
+	mr_msg_results_free(&res);
 }

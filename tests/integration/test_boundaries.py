@@ -12,6 +12,7 @@ exactly as a compromised child could.
 import ctypes
 import os
 import socket
+import struct
 import subprocess
 from pathlib import Path
 
@@ -105,6 +106,90 @@ def test_garbage_ipc_restarts_offender(start_mailroot, sink, victim):
     assert mh.wait_until(lambda: d.log_text().count("connected to") >= 3,
                          10), d.log_text()
     relay_one(d, sink, "after %s garbage" % victim)
+
+
+# Message types (common/proto.h) and the payload encoding (common/buf.h).
+MR_Q_COMMIT, MR_Q_NEW_OK, MR_D_JOB, MR_D_RESULT = 4, 6, 10, 11
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+def pstr(s):
+    return u32(len(s)) + s + b"\0"
+
+
+def peer_channels(pid):
+    """Copies of pid's peer channels, in descriptor order (queued: smtpd,
+    then deliverd)."""
+    out = []
+    for fd in sorted(int(f) for f in os.listdir("/proc/%d/fd" % pid)):
+        if fd <= 3 or not os.readlink(
+                "/proc/%d/fd/%d" % (pid, fd)).startswith("socket:"):
+            continue
+        s = socket.socket(fileno=steal_fd(pid, fd))
+        if s.type == socket.SOCK_SEQPACKET:
+            out.append(s)
+        else:
+            s.close()
+    return out
+
+
+# Well-framed frames whose payload is hostile: (sender, which of its peer
+# channels, receiver, type, payload).  The first is the COMMIT that once
+# crashed queued (a recipient count above MR_RCPT_MAX).
+HOSTILE = {
+    "commit-rcpt-count": ("smtpd", 0, "queued", MR_Q_COMMIT,
+                          u64(1) + pstr(b"x") + pstr(b"") + u32(10001)),
+    "commit-count-beyond-payload": ("smtpd", 0, "queued", MR_Q_COMMIT,
+                                    u64(1) + pstr(b"x") + pstr(b"") +
+                                    u32(9999) + pstr(b"a@b.test")),
+    "result-rcpt-count": ("deliverd", 0, "queued", MR_D_RESULT,
+                          u64(1) + u32(0xffffffff)),
+    "job-rcpt-count": ("queued", 1, "deliverd", MR_D_JOB,
+                       u64(1) + u32(0) + pstr(b"id") + pstr(b"") +
+                       u32(10001)),
+    "new-ok-control-id": ("queued", 0, "smtpd", MR_Q_NEW_OK,
+                          u64(1) + pstr(b"id\r\nX-Injected: 1")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_payload_drops_sender(start_mailroot, sink, case):
+    """A frame that is well framed but whose payload lies (counts beyond
+    the limit or the payload, control bytes) is refused by the receiver's
+    decoder: the receiver lives on, the sender is reported and restarted,
+    and no process dies of a signal."""
+    sender, which, receiver, mtype, payload = HOSTILE[case]
+    d = start_mailroot(sink=sink)
+    before = all_children(d.pid)
+    chans = peer_channels(before[sender])
+    try:
+        chans[which].send(u32(mtype) + u32(len(payload)) + payload)
+    finally:
+        for c in chans:
+            c.close()
+
+    def restarted():
+        now = mh.children(d.pid)
+        return sender in now and now[sender] != before[sender]
+
+    assert mh.wait_until(restarted, 10), d.log_text()
+    log = d.log_text()
+    assert "reports that %s misbehaved" % sender in log, log
+    for end in ("killed", "exited"):
+        assert "%s (pid %d) %s" % (receiver, before[receiver], end) \
+            not in log, log
+    assert "killed by signal 11" not in log, log
+    assert mh.children(d.pid).get(receiver) == before[receiver], log
+    assert mh.wait_until(lambda: d.log_text().count("connected to") >= 3,
+                         10), d.log_text()
+    relay_one(d, sink, "after %s" % case)
 
 
 def run_as(user, argv):
