@@ -6,12 +6,23 @@
  * delivers nothing twice beyond what SMTP itself allows): smtpd writes
  * the data straight into Queue/ID.eml; queued writes Queue/ID.env, whose
  * last line is "end" and which records the data's size; one syncfs makes
- * data, envelope and both directory entries durable; only then 250.
+ * data, envelope and both directory entries durable; then each file is
+ * flushed again through the descriptor that wrote it, which is what
+ * reports its write errors (below); only then 250.
  * Recovery treats Queue/ID.eml without a complete Queue/ID.env, or whose
  * size differs from the one the envelope records, as never acknowledged
  * (a crash came before the syncfs finished) and removes both files.
  * Nothing is renamed and no directory is flushed on its own: one flush
  * per batch, where write-fsync-rename-fsync costs two.
+ *
+ * Write errors: Linux reports a writeback error to syncfs only through a
+ * descriptor opened before the error (and before 5.8 not at all), so a
+ * flush through a directory opened per batch can miss an error that
+ * background writeback met earlier, or that an earlier syncfs consumed.
+ * The descriptors that wrote were opened before their file had any data
+ * (the data's at NEW, the envelope's in the batch), so fdatasync/fsync
+ * on them reports every error their pages met, whoever saw it first;
+ * after the syncfs they have nothing left to write and cost no I/O.
  *
  * Security: the commit request comes from smtpd, which faces the network:
  * its ids must match a file handed out on the same channel, and every
@@ -195,6 +206,7 @@ struct commit {
 	struct qmsg	*m;
 	uint64_t	 req;
 	unsigned	 gen;		/* smtpd channel generation */
+	int		 envfd;		/* worker only: the new envelope */
 	int		 failed;
 	char		 err[160];
 };
@@ -246,23 +258,6 @@ commit_fail(struct commit *c, const char *what)
 	snprintf(c->err, sizeof(c->err), "%s: %s", what, strerror(errno));
 }
 
-/* Distinct Queue directories of a batch (a handful of servers at most). */
-static size_t
-batch_queues(struct commit *b, struct qserver **qs, size_t max)
-{
-	struct commit *c;
-	size_t n = 0, i;
-
-	for (c = b; c != NULL; c = c->next) {
-		for (i = 0; i < n; i++)
-			if (qs[i] == c->p->qs)
-				break;
-		if (i == n && n < max)
-			qs[n++] = c->p->qs;
-	}
-	return n;
-}
-
 /* Flushes the file system that holds qs's Queue: data, envelopes and
  * directory entries alike. */
 static int
@@ -285,33 +280,65 @@ sync_queue(const struct qserver *qs)
 	return rc;
 }
 
+/* One flush for every Queue directory of the batch, however many. */
+static void
+sync_queues(struct commit *b)
+{
+	unsigned char *done = mr_xcalloc(q->nservers, 1);
+	struct commit *c, *o;
+	size_t i;
+
+	for (c = b; c != NULL; c = c->next) {
+		i = (size_t)(c->p->qs - q->servers);
+		if (done[i])
+			continue;
+		done[i] = 1;
+		if (sync_queue(c->p->qs) == -1)
+			for (o = c; o != NULL; o = o->next)
+				if (o->p->qs == c->p->qs && !o->failed)
+					commit_fail(o, "syncfs");
+	}
+	free(done);
+}
+
+/* The errors of c's own files, through the descriptors that wrote them;
+ * both are closed. */
+static void
+check_files(struct commit *c)
+{
+	if (!c->failed && fdatasync(c->p->fd) == -1)
+		commit_fail(c, "data");
+	if (close(c->p->fd) == -1 && !c->failed)
+		commit_fail(c, "data");
+	c->p->fd = -1;
+	if (c->envfd == -1)
+		return;
+	if (!c->failed && fsync(c->envfd) == -1)
+		commit_fail(c, "envelope");
+	if (close(c->envfd) == -1 && !c->failed)
+		commit_fail(c, "envelope");
+	c->envfd = -1;
+}
+
 /* The worker's half: everything that touches the disk. */
 static void
 commit_batch(struct commit *b)
 {
-	struct qserver *qs[64];
 	struct commit *c;
 	char path[4096];
-	size_t n, i;
 
 	/* 1. the envelopes beside their data (each one complete only
 	 * with its last line, "end") */
 	for (c = b; c != NULL; c = c->next) {
 		pending_path(c->p, "env", path, sizeof(path));
-		if (env_write_file(path, c->m, 0) == -1)
+		if ((c->envfd = env_create(path, c->m)) == -1)
 			commit_fail(c, "envelope");
 	}
 	/* 2. one flush for data, envelopes and names of the whole batch */
-	n = batch_queues(b, qs, 64);
-	for (i = 0; i < n; i++)
-		if (sync_queue(qs[i]) == -1)
-			for (c = b; c != NULL; c = c->next)
-				if (c->p->qs == qs[i] && !c->failed)
-					commit_fail(c, "syncfs");
-	for (c = b; c != NULL; c = c->next) {
-		close(c->p->fd);
-		c->p->fd = -1;
-	}
+	sync_queues(b);
+	/* 3. each file's own errors */
+	for (c = b; c != NULL; c = c->next)
+		check_files(c);
 }
 
 static void *

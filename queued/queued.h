@@ -89,6 +89,8 @@ int	 env_write(const struct qmsg *);	/* durable, atomic */
 void	 env_format(const struct qmsg *, struct mr_buf *);
 /* writes the envelope to path (fsynced when sync) */
 int	 env_write_file(const char *path, const struct qmsg *, int sync);
+/* writes the envelope to path, unflushed: the descriptor, or -1 */
+int	 env_create(const char *path, const struct qmsg *);
 struct qmsg *env_read(struct qserver *, const char *id, int *torn);
 int	 env_parse(struct qmsg *, char *text, size_t len);
 void	 msg_free(struct qmsg *);
