@@ -9,9 +9,11 @@
  * data, envelope and both directory entries durable; then each file is
  * flushed again through the descriptor that wrote it, which is what
  * reports its write errors (below); only then 250.
- * Recovery treats Queue/ID.eml without a complete Queue/ID.env, or whose
- * size differs from the one the envelope records, as never acknowledged
- * (a crash came before the syncfs finished) and removes both files.
+ * Recovery treats Queue/ID.eml without a complete Queue/ID.env as never
+ * acknowledged (a crash came before the syncfs finished) and removes both
+ * files.  Data of another size than the envelope records is checked when
+ * the message is tried (queue_sched.c): smtpd, which wrote it, might
+ * have kept its descriptor, so the size is checked at every attempt.
  * Nothing is renamed and no directory is flushed on its own: one flush
  * per batch, where write-fsync-rename-fsync costs two.
  *

@@ -31,6 +31,14 @@
 #include "util.h"
 
 static void	attempt(struct qmsg *);
+static void	quarantine(struct qserver *, const char *id,
+		    const char *reason);
+
+/* Badmail/ID.BDR: why a message is there */
+#define BDR_ENVELOPE	"Unable to deliver this message because its " \
+	"envelope file in the queue is malformed.\r\n"
+#define BDR_SHORT	"Unable to deliver this message because its data " \
+	"file in the queue is shorter than when it was accepted.\r\n"
 
 static void
 list_add(struct qmsg *m)
@@ -218,6 +226,48 @@ deliver_remote(struct qmsg *m, int datafd)
 	return m->job != 0;
 }
 
+/*
+ * The data as it was committed.  smtpd wrote it through a descriptor
+ * queued handed out, and a compromised smtpd may keep a copy of that
+ * descriptor: bytes added after the commit are cut off again, and data
+ * shorter than committed (cut by smtpd, or its blocks never reached the
+ * disk before a crash) goes to Badmail rather than out, or away.  0: fd
+ * may be delivered; 1: m was quarantined and freed; -1: try later.
+ */
+static int
+check_data(struct qmsg *m, int fd)
+{
+	char path[4096];
+	struct stat st;
+	int wfd, rc;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if ((uint64_t)st.st_size == m->size)
+		return 0;
+	if ((uint64_t)st.st_size < m->size) {
+		mr_warn("%s: data is %lld bytes, %llu were accepted; moved to "
+		    "Badmail", m->id, (long long)st.st_size,
+		    (unsigned long long)m->size);
+		list_del(m);
+		quarantine(m->qs, m->id, BDR_SHORT);
+		msg_free(m);
+		return 1;
+	}
+	mr_warn("%s: %lld bytes were added to the data after it was "
+	    "accepted; cut off", m->id, (long long)st.st_size - (long long)m->size);
+	msg_path(m, "eml", path, sizeof(path));
+	if ((wfd = open(path, O_WRONLY | O_CLOEXEC)) == -1) {
+		mr_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = ftruncate(wfd, (off_t)m->size) == -1 || fsync(wfd) == -1 ? -1 : 0;
+	if (rc == -1)
+		mr_err("%s: truncate: %s", path, strerror(errno));
+	close(wfd);
+	return rc;
+}
+
 static void
 attempt(struct qmsg *m)
 {
@@ -230,6 +280,17 @@ attempt(struct qmsg *m)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1) {
 		mr_err("%s: cannot open %s: %s", m->id, path, strerror(errno));
+		set_timer(m, time(NULL) + 300);
+		return;
+	}
+	switch (check_data(m, fd)) {
+	case 0:
+		break;
+	case 1:
+		close(fd);
+		return;		/* quarantined: m is gone */
+	default:
+		close(fd);
 		set_timer(m, time(NULL) + 300);
 		return;
 	}
@@ -372,10 +433,8 @@ clean_tmp(struct qserver *qs)
  * reason in ID.BDR, for an administrator to look at.
  */
 static void
-quarantine(struct qserver *qs, const char *id)
+quarantine(struct qserver *qs, const char *id, const char *reason)
 {
-	static const char reason[] = "Unable to deliver this message because "
-	    "its envelope file in the queue is malformed.\r\n";
 	char from[4096], to[4096];
 	int fd;
 
@@ -389,14 +448,14 @@ quarantine(struct qserver *qs, const char *id)
 		mr_err("rename %s: %s", from, strerror(errno));
 	snprintf(to, sizeof(to), "%s/%s.BDR", qs->badmail, id);
 	fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd == -1 || mr_write_all(fd, reason, sizeof(reason) - 1) == -1)
+	if (fd == -1 || mr_write_all(fd, reason, strlen(reason)) == -1)
 		mr_err("%s: %s", to, strerror(errno));
 	if (fd != -1)
 		close(fd);
 	mr_fsync_dir(qs->badmail);
 	mr_fsync_dir(qs->queue);
-	mr_warn("%s: malformed envelope; moved to Badmail", id);
 }
+
 
 /* An envelope whose data is gone belongs to a message that was finished
  * (the data is removed after the envelope, but a stop may reorder). */
@@ -416,8 +475,9 @@ drop_lone_env(struct qserver *qs, const char *name, size_t idlen)
 
 /*
  * A commit that a crash interrupted before its flush: the envelope was
- * cut short or the data does not have the size the envelope records.
- * smtpd never answered 250 for it, so the client still has the message.
+ * cut short.  smtpd never answered 250 for it, so the client still has
+ * the message.  (Data of another size than the envelope records is
+ * left to check_data: it may have been acknowledged.)
  */
 static void
 drop_unacked(struct qserver *qs, const char *id, const char *why)
@@ -440,7 +500,6 @@ recover_server(struct qserver *qs)
 	char path[4096], id[MR_ID_MAX + 1];
 	struct dirent *de;
 	struct qmsg *m;
-	struct stat st;
 	size_t len, n = 0;
 	int torn;
 	DIR *d;
@@ -473,17 +532,14 @@ recover_server(struct qserver *qs)
 		if ((m = env_read(qs, id, &torn)) == NULL) {
 			if (torn)
 				drop_unacked(qs, id, "envelope cut short");
-			else
-				quarantine(qs, id);
+			else {
+				quarantine(qs, id, BDR_ENVELOPE);
+				mr_warn("%s: malformed envelope; moved to "
+				    "Badmail", id);
+			}
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/%s", qs->queue, de->d_name);
-		if (stat(path, &st) == -1 || (uint64_t)st.st_size != m->size) {
-			drop_unacked(qs, id, "data shorter or longer than its "
-			    "envelope says");
-			msg_free(m);
-			continue;
-		}
+		/* its size is checked when it is tried (check_data) */
 		mark_local(m);
 		list_add(m);
 		n++;		/* tried after sched_release */

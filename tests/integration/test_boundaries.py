@@ -11,6 +11,8 @@ exactly as a compromised child could.
 
 import ctypes
 import os
+import re
+import smtplib
 import socket
 import struct
 import subprocess
@@ -190,6 +192,77 @@ def test_hostile_payload_drops_sender(start_mailroot, sink, case):
     assert mh.wait_until(lambda: d.log_text().count("connected to") >= 3,
                          10), d.log_text()
     relay_one(d, sink, "after %s" % case)
+
+
+def data_fd(pid):
+    """A copy of pid's descriptor to a message file in Queue."""
+    for fd in sorted(int(f) for f in os.listdir("/proc/%d/fd" % pid)):
+        try:
+            target = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+        except OSError:
+            continue
+        if target.endswith(".eml"):
+            return steal_fd(pid, fd), Path(target)
+    pytest.fail("smtpd holds no message file")
+
+
+@pytest.mark.parametrize("change", ["append", "truncate"])
+def test_smtpd_cannot_change_accepted_data(start_mailroot, sink, change):
+    """smtpd writes each message through a descriptor queued hands it; a
+    compromised smtpd could keep a copy and write after the 250.  Bytes
+    added are cut off before the message goes out; data cut short goes to
+    Badmail.  Nothing accepted is removed or sent altered."""
+    sink.reject_rcpt("held@remote.test", "451 4.3.0 try later (sink)")
+    d = start_mailroot(sink=sink)
+    smtpd = all_children(d.pid)["smtpd"]
+    body = mh.crlf("Subject: accepted\n\nas accepted\n")
+    c = smtplib.SMTP("127.0.0.1", d.port, timeout=15)
+    try:
+        c.ehlo("client.test")
+        c.mail("a@client.test")
+        c.rcpt("held@remote.test")
+        assert c.docmd("DATA")[0] == 354
+        fd, path = data_fd(smtpd)
+        c.send(body + b".\r\n")
+        assert c.getreply()[0] == 250
+        c.quit()
+    finally:
+        c.close()
+    mid = path.stem
+    # tried once and deferred by the sink: the envelope says so
+    assert mh.wait_until(lambda: "attempts 1" in (
+        path.with_suffix(".env").read_text()
+        if path.with_suffix(".env").exists() else ""), 15), d.log_text()
+    try:
+        if change == "append":
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, b"X-Added: after the 250\r\n")
+        else:
+            os.ftruncate(fd, 10)
+    finally:
+        os.close(fd)
+    # the next attempt: its retry time brought forward while stopped
+    sink.reject.clear()
+    assert d.stop() == []
+    env = path.with_suffix(".env")
+    env.write_text(re.sub(r"(?m)^next-try \d+$", "next-try 0",
+                          env.read_text()))
+    d.returncode = None
+    d.start()
+    if change == "append":
+        got = sink.wait_for(1)
+        assert len(got) == 1, d.log_text()
+        assert b"as accepted" in got[0].data
+        assert b"X-Added" not in got[0].data, got[0].data
+        assert "%s: %d bytes were added" % (
+            mid, len(b"X-Added: after the 250\r\n")) in d.log_text()
+    else:
+        bad = d.dir("Badmail") / (mid + ".BAD")
+        assert mh.wait_until(bad.exists, 15), d.log_text()
+        assert bad.stat().st_size == 10
+        assert (d.dir("Badmail") / (mid + ".BDR")).exists()
+        assert sink.messages == []
+    d.wait_queue_empty()
 
 
 def run_as(user, argv):
