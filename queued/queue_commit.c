@@ -573,7 +573,7 @@ commit_commit(const unsigned char *data, size_t len)
 	m = commit_msg(&req);
 	m->qs = p->qs;
 	snprintf(m->id, sizeof(m->id), "%s", p->id);
-	m->created = time(NULL);
+	m->created = q_now();
 	/* the size smtpd claims is only a hint; the file says how big */
 	if (fstat(p->fd, &st) == 0)
 		m->size = (uint64_t)st.st_size;

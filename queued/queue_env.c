@@ -43,6 +43,8 @@ msg_free(struct qmsg *m)
 		return;
 	if (m->timer != NULL)
 		event_free(m->timer);
+	if (m->expiry != NULL)
+		event_free(m->expiry);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].text);

@@ -31,6 +31,7 @@
 #include "util.h"
 
 static void	attempt(struct qmsg *);
+static void	arm_expiry(struct qmsg *);
 static void	quarantine(struct qserver *, const char *id,
 		    const char *reason);
 
@@ -75,13 +76,63 @@ static void
 set_timer(struct qmsg *m, time_t at)
 {
 	struct timeval tv;
-	time_t now = time(NULL);
+	time_t now = q_now();
 
 	if (m->timer == NULL)
 		m->timer = evtimer_new(q->base, timer_cb, m);
+	m->timer_at = at;
 	tv.tv_sec = at > now ? at - now : 0;
 	tv.tv_usec = 0;
 	evtimer_add(m->timer, &tv);
+}
+
+/* When m expires: its pending recipients decide which limit applies. */
+static time_t
+expire_at(const struct qmsg *m)
+{
+	const struct mr_delivery *d = &m->qs->srv->delivery;
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == R_PENDING && !m->rcpts[i].local)
+			return m->created + (time_t)d->expire_outbound;
+	return m->created + (time_t)d->expire_local;
+}
+
+static void	settle(struct qmsg *);
+
+/* Expiry has its own timer: a message expires on time even when its
+ * next attempt is hours away. */
+static void
+expiry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qmsg *m = arg;
+
+	(void)fd;
+	(void)ev;
+	/* a job in flight settles (and expires) m when its result comes;
+	 * a held queue arms the timers again when it is released */
+	if (m->job != 0 || q->held)
+		return;
+	if (q_now() < expire_at(m)) {
+		arm_expiry(m);
+		return;
+	}
+	if (m->timer != NULL)
+		evtimer_del(m->timer);
+	settle(m);
+}
+
+static void
+arm_expiry(struct qmsg *m)
+{
+	struct timeval tv = { 0, 0 };
+	time_t at = expire_at(m), now = q_now();
+
+	if (m->expiry == NULL)
+		m->expiry = evtimer_new(q->base, expiry_cb, m);
+	tv.tv_sec = at > now ? at - now : 0;
+	evtimer_add(m->expiry, &tv);
 }
 
 static void
@@ -112,30 +163,17 @@ finish(struct qmsg *m)
 	msg_free(m);
 }
 
-static int
-is_local_route(const struct qmsg *m, size_t i)
-{
-	return m->rcpts[i].local;
-}
-
 /* After an attempt: done, bounced, or scheduled again. */
 static void
 settle(struct qmsg *m)
 {
 	const struct mr_delivery *d = &m->qs->srv->delivery;
-	time_t now = time(NULL);
+	time_t now = q_now();
 	size_t i, pending = 0, failed = 0;
-	unsigned expire;
-	int any_remote = 0;
 
-	for (i = 0; i < m->nrcpts; i++) {
-		if (m->rcpts[i].state == R_PENDING) {
-			pending++;
-			any_remote |= !is_local_route(m, i);
-		}
-	}
-	expire = any_remote ? d->expire_outbound : d->expire_local;
-	if (pending > 0 && now - m->created >= (time_t)expire) {
+	for (i = 0; i < m->nrcpts; i++)
+		pending += m->rcpts[i].state == R_PENDING;
+	if (pending > 0 && now >= expire_at(m)) {
 		for (i = 0; i < m->nrcpts; i++)
 			if (m->rcpts[i].state == R_PENDING) {
 				m->rcpts[i].state = R_FAILED;
@@ -163,6 +201,7 @@ settle(struct qmsg *m)
 	if (env_write(m) == -1)
 		mr_err("%s: updating envelope: %s", m->id, strerror(errno));
 	set_timer(m, m->next_try);
+	arm_expiry(m);
 }
 
 static void
@@ -280,7 +319,7 @@ attempt(struct qmsg *m)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1) {
 		mr_err("%s: cannot open %s: %s", m->id, path, strerror(errno));
-		set_timer(m, time(NULL) + 300);
+		set_timer(m, q_now() + 300);
 		return;
 	}
 	switch (check_data(m, fd)) {
@@ -291,7 +330,7 @@ attempt(struct qmsg *m)
 		return;		/* quarantined: m is gone */
 	default:
 		close(fd);
-		set_timer(m, time(NULL) + 300);
+		set_timer(m, q_now() + 300);
 		return;
 	}
 	deliver_local(m, fd);
@@ -307,7 +346,7 @@ attempt(struct qmsg *m)
 			if (!m->rcpts[i].local &&
 			    m->rcpts[i].state == R_PENDING) {
 				/* waits for deliverd, no attempt counted */
-				m->next_try = time(NULL);
+				m->next_try = q_now();
 				return;
 			}
 	}
@@ -321,6 +360,7 @@ sched_add(struct qmsg *m)
 	list_add(m);
 	/* from the loop: the 250 for smtpd goes out first */
 	set_timer(m, 0);
+	arm_expiry(m);
 }
 
 /* A reply text as one printable line (it goes into the envelope, logs
@@ -388,7 +428,7 @@ sched_deliverd_lost(void)
 	for (m = q->msgs; m != NULL; m = m->next)
 		if (m->job != 0) {
 			m->job = 0;
-			m->next_try = time(NULL);
+			m->next_try = q_now();
 		}
 }
 
@@ -396,7 +436,7 @@ void
 sched_deliverd_up(void)
 {
 	struct qmsg *m, *next;
-	time_t now = time(NULL);
+	time_t now = q_now();
 
 	if (q->held)
 		return;		/* sched_release tries them */
@@ -591,10 +631,27 @@ sched_release(void)
 		return;
 	q->held = 0;
 	evtimer_del(q->hold_timer);
-	for (m = q->msgs; m != NULL; m = m->next)
+	for (m = q->msgs; m != NULL; m = m->next) {
 		if (m->job == 0 && (m->timer == NULL ||
 		    !evtimer_pending(m->timer, NULL)))
 			set_timer(m, m->next_try);
+		arm_expiry(m);
+	}
+}
+
+/* The test clock moved (queue_clock.c): every timer is set again for
+ * the same moment of the new time. */
+void
+sched_clock_changed(void)
+{
+	struct qmsg *m;
+
+	for (m = q->msgs; m != NULL; m = m->next) {
+		if (m->timer != NULL && evtimer_pending(m->timer, NULL))
+			set_timer(m, m->timer_at);
+		if (m->expiry != NULL && evtimer_pending(m->expiry, NULL))
+			arm_expiry(m);
+	}
 }
 
 static struct qmsg *

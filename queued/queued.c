@@ -242,6 +242,7 @@ main(int argc, char *argv[])
 	setup_servers();
 	sandbox();
 	commit_init();
+	clock_init();
 
 	q->master = mr_ipc_new(q->base, MR_FD_MASTER, "mailrootd", MR_MSG_MAX,
 	    master_cb, NULL);

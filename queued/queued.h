@@ -45,6 +45,8 @@ struct qmsg {
 	unsigned	 attempts;
 	uint64_t	 size;
 	struct event	*timer;
+	time_t		 timer_at;	/* when timer fires (q_now time) */
+	struct event	*expiry;	/* fires at expiry (sched_expiry) */
 	uint64_t	 job;		/* non-zero while at deliverd */
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
@@ -96,6 +98,10 @@ int	 env_parse(struct qmsg *, char *text, size_t len);
 void	 msg_free(struct qmsg *);
 void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
 
+/* queue_clock.c: the time the queue runs by (a test may shift it) */
+time_t	q_now(void);
+void	clock_init(void);
+
 /* queue_sched.c: delivery scheduling and results */
 void	sched_recover(void);
 void	sched_add(struct qmsg *);	/* a committed message */
@@ -104,6 +110,7 @@ void	sched_replay(const unsigned char *, size_t);
 void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
+void	sched_clock_changed(void);	/* re-arms every timer */
 
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);
