@@ -39,7 +39,6 @@
 #include "util.h"
 #include "deliverd.h"
 
-#define JOBS_MAX		10000	/* in flight; more are deferred */
 #define SHUTDOWN_GRACE		10	/* seconds */
 #define MSGS_PER_CONN_CAP	1000	/* when the setting is unlimited */
 
@@ -615,7 +614,7 @@ on_job(struct mr_ipc_msg *m)
 	d.njobs++;
 	if (d.stopping)
 		job_refuse(j, "4.3.2 mail system shutting down");
-	else if (d.njobs > JOBS_MAX)
+	else if (d.njobs - d.norphans > MR_JOBS_MAX)
 		job_refuse(j, "4.3.2 too many deliveries in progress");
 	else
 		job_route(j);

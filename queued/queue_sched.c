@@ -50,6 +50,7 @@ list_add(struct qmsg *m)
 		q->msgs->prev = m;
 	q->msgs = m;
 	q->nmsgs++;
+	index_add(m);
 }
 
 static void
@@ -62,6 +63,7 @@ list_del(struct qmsg *m)
 	if (m->next != NULL)
 		m->next->prev = m->prev;
 	q->nmsgs--;
+	index_del(m);
 }
 
 static void
@@ -238,7 +240,9 @@ static int
 deliver_remote(struct qmsg *m, int datafd)
 {
 	struct mr_buf b;
+	uint64_t job;
 	size_t i, n = 0;
+	int sent;
 
 	for (i = 0; i < m->nrcpts; i++)
 		n += !m->rcpts[i].local && m->rcpts[i].state == R_PENDING;
@@ -247,9 +251,9 @@ deliver_remote(struct qmsg *m, int datafd)
 	free(m->job_idx);
 	m->job_idx = mr_xcalloc(n, sizeof(size_t));
 	m->job_n = 0;
-	m->job = ++q->next_job;
+	job = ++q->next_job;
 	mr_buf_init(&b);
-	mr_buf_put_u64(&b, m->job);
+	mr_buf_put_u64(&b, job);
 	mr_buf_put_u32(&b, (uint32_t)m->qs->srv->index);
 	mr_buf_put_str(&b, m->id);
 	mr_buf_put_str(&b, m->sender);
@@ -259,10 +263,33 @@ deliver_remote(struct qmsg *m, int datafd)
 			mr_buf_put_str(&b, m->rcpts[i].addr);
 			m->job_idx[m->job_n++] = i;
 		}
-	if (mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == -1)
-		m->job = 0;
+	sent = mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == 0;
+	if (sent)
+		job_start(m, job);
 	mr_buf_free(&b);
-	return m->job != 0;
+	return sent;
+}
+
+static int
+remote_pending(const struct qmsg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (!m->rcpts[i].local && m->rcpts[i].state == R_PENDING)
+			return 1;
+	return 0;
+}
+
+/* Tries the messages that wait for room at deliverd, oldest first. */
+static void
+feed(void)
+{
+	struct qmsg *m;
+
+	while (q->deliverd != NULL && !q->held && job_room() &&
+	    (m = wait_pop()) != NULL)
+		attempt(m);
 }
 
 /*
@@ -315,6 +342,12 @@ attempt(struct qmsg *m)
 
 	if (m->job != 0)
 		return;
+	/* deliverd has no room: wait in line, no attempt counted */
+	wait_del(m);
+	if (q->deliverd != NULL && !job_room() && remote_pending(m)) {
+		wait_push(m);
+		return;
+	}
 	msg_path(m, "eml", path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1) {
@@ -376,17 +409,6 @@ one_line(const char *text)
 	return t;
 }
 
-static struct qmsg *
-find_job(uint64_t job)
-{
-	struct qmsg *m;
-
-	for (m = q->msgs; m != NULL; m = m->next)
-		if (m->job == job)
-			return m;
-	return NULL;
-}
-
 void
 sched_result(const unsigned char *data, size_t len)
 {
@@ -399,7 +421,7 @@ sched_result(const unsigned char *data, size_t len)
 		queued_drop_deliverd();
 		return;
 	}
-	if ((m = find_job(res.job)) == NULL || res.n != m->job_n) {
+	if ((m = job_find(res.job)) == NULL || res.n != m->job_n) {
 		mr_msg_results_free(&res);
 		queued_drop_deliverd();
 		return;
@@ -415,8 +437,9 @@ sched_result(const unsigned char *data, size_t len)
 			r->state = R_FAILED;
 	}
 	mr_msg_results_free(&res);
-	m->job = 0;
+	job_end(m);
 	settle(m);
+	feed();
 }
 
 void
@@ -427,7 +450,7 @@ sched_deliverd_lost(void)
 	/* jobs in flight are offered again when deliverd is back */
 	for (m = q->msgs; m != NULL; m = m->next)
 		if (m->job != 0) {
-			m->job = 0;
+			job_end(m);
 			m->next_try = q_now();
 		}
 }
@@ -440,9 +463,10 @@ sched_deliverd_up(void)
 
 	if (q->held)
 		return;		/* sched_release tries them */
+	feed();
 	for (m = q->msgs; m != NULL; m = next) {
 		next = m->next;
-		if (m->job == 0 && m->next_try <= now)
+		if (m->job == 0 && !m->waiting && m->next_try <= now)
 			attempt(m);
 	}
 }
@@ -654,17 +678,6 @@ sched_clock_changed(void)
 	}
 }
 
-static struct qmsg *
-find_id(const char *id)
-{
-	struct qmsg *m;
-
-	for (m = q->msgs; m != NULL; m = m->next)
-		if (strcmp(m->id, id) == 0)
-			return m;
-	return NULL;
-}
-
 /* Applies one replayed result; 1 if it changed the message. */
 static int
 apply_replay(struct qmsg *m, const char *rcpt, uint32_t st, const char *text)
@@ -704,7 +717,7 @@ sched_replay(const unsigned char *data, size_t len)
 		const struct mr_m_status *st = &res.r[i];
 
 		/* a message being delivered now is left to its job */
-		if ((m = find_id(st->id)) == NULL || m->job != 0 ||
+		if ((m = index_find(st->id)) == NULL || m->job != 0 ||
 		    !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
 		if (!q->held)

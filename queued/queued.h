@@ -48,6 +48,10 @@ struct qmsg {
 	time_t		 timer_at;	/* when timer fires (q_now time) */
 	struct event	*expiry;	/* fires at expiry (sched_expiry) */
 	uint64_t	 job;		/* non-zero while at deliverd */
+	struct qmsg	*id_next;	/* queue_index.c: hash chains */
+	struct qmsg	*job_next;
+	struct qmsg	*wnext, *wprev;	/* waiting for room at deliverd */
+	int		 waiting;
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
 };
@@ -101,6 +105,18 @@ void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
 /* queue_clock.c: the time the queue runs by (a test may shift it) */
 time_t	q_now(void);
 void	clock_init(void);
+
+/* queue_index.c: messages by id and by job; the active set */
+void	index_add(struct qmsg *);
+void	index_del(struct qmsg *);
+struct qmsg *index_find(const char *id);
+void	job_start(struct qmsg *, uint64_t job);
+void	job_end(struct qmsg *);
+struct qmsg *job_find(uint64_t job);
+int	job_room(void);
+void	wait_push(struct qmsg *);
+void	wait_del(struct qmsg *);
+struct qmsg *wait_pop(void);
 
 /* queue_sched.c: delivery scheduling and results */
 void	sched_recover(void);

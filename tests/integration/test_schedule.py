@@ -102,3 +102,39 @@ def test_expiry_comes_without_an_attempt(start_mailroot, sink, workdir):
     d.wait_queue_empty()
     assert sink.rejected.count(HELD) == 1
     assert "to=<%s> status=expired" % HELD in d.log_text()
+
+
+def put_message(d, mid, body):
+    """A committed message, as queued leaves it in Queue."""
+    st = os.stat(d.dir("Queue"))
+    env = ("mailroot-envelope 1\nid %s\ncreated %d\nnext-try 0\n"
+           "attempts 0\nsize %d\nclient 127.0.0.1\nhelo test\n"
+           "sender a@client.test\nrcpt P r@remote.test\nend\n"
+           % (mid, int(time.time()), len(body)))
+    for name, data in ((mid + ".eml", body), (mid + ".env", env.encode())):
+        path = d.dir("Queue") / name
+        path.write_bytes(data)
+        os.chown(path, st.st_uid, st.st_gid)
+        os.chmod(path, 0o640)
+
+
+DEEP = 2000
+
+
+def test_deep_queue_is_tried_before_any_retry(start_mailroot, sink):
+    """More messages due at once than deliverd takes (MR_JOBS_MAX, 1000):
+    queued feeds deliverd as results make room, so every message is
+    delivered on its first attempt and none is deferred unseen."""
+    d = start_mailroot(sink=sink)
+    assert d.stop() == []
+    for n in range(DEEP):
+        put_message(d, "0F31%020X" % n,
+                    mh.crlf("Subject: deep %d\n\nbody\n" % n))
+    d.returncode = None
+    d.start()
+    got = sink.wait_for(DEEP, timeout=100)
+    log = d.log_text()
+    assert "status=deferred" not in log, \
+        [line for line in log.splitlines() if "deferred" in line][:5]
+    assert len(got) == DEEP, (len(got), log[-3000:])
+    d.wait_queue_empty(timeout=30)
