@@ -55,17 +55,29 @@ def steal_fd(pid, fd):
 
 def peer_channel(pid):
     """A copy of one of pid's channels to a peer: a SOCK_SEQPACKET socket
-    other than fd 3, the channel to mailrootd."""
-    fds = sorted(int(f) for f in os.listdir("/proc/%d/fd" % pid))
-    for fd in fds:
-        if fd <= 3 or not os.readlink(
-                "/proc/%d/fd/%d" % (pid, fd)).startswith("socket:"):
-            continue
-        s = socket.socket(fileno=steal_fd(pid, fd))
-        if s.type == socket.SOCK_SEQPACKET:
-            return s
-        s.close()       # our copy only
-    pytest.fail("no peer channel among %d's descriptors" % pid)
+    other than fd 3, the channel to mailrootd.  Waits (bounded) for one:
+    a child started before its peers gets their channels from mailrootd
+    a moment later."""
+    found = []
+
+    def look():
+        for fd in sorted(int(f) for f in os.listdir("/proc/%d/fd" % pid)):
+            try:
+                link = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+            except OSError:
+                continue
+            if fd <= 3 or not link.startswith("socket:"):
+                continue
+            s = socket.socket(fileno=steal_fd(pid, fd))
+            if s.type == socket.SOCK_SEQPACKET:
+                found.append(s)
+                return True
+            s.close()       # our copy only
+        return False
+
+    if not mh.wait_until(look, 10):
+        pytest.fail("no peer channel among %d's descriptors" % pid)
+    return found[0]
 
 
 def send_garbage(pid):
@@ -126,37 +138,85 @@ def pstr(s):
     return u32(len(s)) + s + b"\0"
 
 
-def peer_channels(pid):
-    """Copies of pid's peer channels, in descriptor order (queued: smtpd,
-    then deliverd)."""
-    out = []
-    for fd in sorted(int(f) for f in os.listdir("/proc/%d/fd" % pid)):
-        if fd <= 3 or not os.readlink(
-                "/proc/%d/fd/%d" % (pid, fd)).startswith("socket:"):
+def unix_peers():
+    """{inode: peer inode} of every connected unix socket, from the
+    kernel's sock_diag (NETLINK_SOCK_DIAG, UDIAG_SHOW_PEER)."""
+    NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, UDIAG_SHOW_PEER = 4, 20, 4
+    UNIX_DIAG_PEER, NLMSG_DONE, NLMSG_ERROR = 2, 3, 2
+    req = struct.pack("=BBHIIIII", socket.AF_UNIX, 0, 0, 0xffffffff, 0,
+                      UDIAG_SHOW_PEER, 0, 0)
+    hdr = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
+                      0x301, 1, 0)         # NLM_F_REQUEST | NLM_F_DUMP
+    peers = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                       NETLINK_SOCK_DIAG) as nl:
+        nl.send(hdr + req)
+        for _ in range(100000):
+            data = nl.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                length, mtype = struct.unpack_from("=IH", data, off)
+                if mtype in (NLMSG_DONE, NLMSG_ERROR) or length < 16:
+                    return peers
+                ino = struct.unpack_from("=I", data, off + 20)[0]
+                a = off + 16 + 16
+                while a + 4 <= off + length:
+                    alen, atype = struct.unpack_from("=HH", data, a)
+                    if alen < 4:
+                        break
+                    if atype == UNIX_DIAG_PEER:
+                        peers[ino] = struct.unpack_from("=I", data, a + 4)[0]
+                    a += (alen + 3) & ~3
+                off += (length + 3) & ~3
+    return peers
+
+
+def socket_fds(pid):
+    """{inode: fd} of pid's sockets."""
+    out = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
             continue
-        s = socket.socket(fileno=steal_fd(pid, fd))
-        if s.type == socket.SOCK_SEQPACKET:
-            out.append(s)
-        else:
-            s.close()
+        if link.startswith("socket:["):
+            out[int(link[8:-1])] = int(fd)
     return out
 
 
-# Well-framed frames whose payload is hostile: (sender, which of its peer
-# channels, receiver, type, payload).  The first is the COMMIT that once
+def channel_to(pid, peer):
+    """A copy of pid's channel to the process peer, waiting (bounded) for
+    it: a child started before its peer gets that channel later, from
+    mailrootd, at whatever descriptor is free."""
+    found = []
+
+    def look():
+        mine, theirs = socket_fds(pid), socket_fds(peer)
+        for ino, other in unix_peers().items():
+            if ino in mine and other in theirs:
+                found.append(mine[ino])
+                return True
+        return False
+
+    assert mh.wait_until(look, 10), "%d has no channel to %d" % (pid, peer)
+    return socket.socket(fileno=steal_fd(pid, found[0]))
+
+
+# Well-framed frames whose payload is hostile: (sender, receiver, type,
+# payload).  The first is the COMMIT that once
 # crashed queued (a recipient count above MR_RCPT_MAX).
 HOSTILE = {
-    "commit-rcpt-count": ("smtpd", 0, "queued", MR_Q_COMMIT,
+    "commit-rcpt-count": ("smtpd", "queued", MR_Q_COMMIT,
                           u64(1) + pstr(b"x") + pstr(b"") + u32(10001)),
-    "commit-count-beyond-payload": ("smtpd", 0, "queued", MR_Q_COMMIT,
+    "commit-count-beyond-payload": ("smtpd", "queued", MR_Q_COMMIT,
                                     u64(1) + pstr(b"x") + pstr(b"") +
                                     u32(9999) + pstr(b"a@b.test")),
-    "result-rcpt-count": ("deliverd", 0, "queued", MR_D_RESULT,
+    "result-rcpt-count": ("deliverd", "queued", MR_D_RESULT,
                           u64(1) + u32(0xffffffff)),
-    "job-rcpt-count": ("queued", 1, "deliverd", MR_D_JOB,
+    "job-rcpt-count": ("queued", "deliverd", MR_D_JOB,
                        u64(1) + u32(0) + pstr(b"id") + pstr(b"") +
                        u32(10001)),
-    "new-ok-control-id": ("queued", 0, "smtpd", MR_Q_NEW_OK,
+    "new-ok-control-id": ("queued", "smtpd", MR_Q_NEW_OK,
                           u64(1) + pstr(b"id\r\nX-Injected: 1")),
 }
 
@@ -167,15 +227,14 @@ def test_hostile_payload_drops_sender(start_mailroot, sink, case):
     the limit or the payload, control bytes) is refused by the receiver's
     decoder: the receiver lives on, the sender is reported and restarted,
     and no process dies of a signal."""
-    sender, which, receiver, mtype, payload = HOSTILE[case]
+    sender, receiver, mtype, payload = HOSTILE[case]
     d = start_mailroot(sink=sink)
     before = all_children(d.pid)
-    chans = peer_channels(before[sender])
+    chan = channel_to(before[sender], before[receiver])
     try:
-        chans[which].send(u32(mtype) + u32(len(payload)) + payload)
+        chan.send(u32(mtype) + u32(len(payload)) + payload)
     finally:
-        for c in chans:
-            c.close()
+        chan.close()
 
     def restarted():
         now = mh.children(d.pid)
@@ -183,7 +242,7 @@ def test_hostile_payload_drops_sender(start_mailroot, sink, case):
 
     assert mh.wait_until(restarted, 10), d.log_text()
     log = d.log_text()
-    assert "reports that %s misbehaved" % sender in log, log
+    assert "%s reports that %s misbehaved" % (receiver, sender) in log, log
     for end in ("killed", "exited"):
         assert "%s (pid %d) %s" % (receiver, before[receiver], end) \
             not in log, log

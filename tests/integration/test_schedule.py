@@ -44,7 +44,7 @@ def start_with_clock(start_mailroot, sink, workdir, name="sched", **conf):
     clock = Clock(workdir / name / "test-clock")
     env = dict(os.environ, MAILROOT_TEST_CLOCK=str(clock.path))
     d = start_mailroot(sink=sink, name=name, env=env, **conf)
-    assert "test clock in use" in d.log_text()
+    assert mh.wait_until(lambda: "test clock in use" in d.log_text(), 10)
     return d, clock
 
 
