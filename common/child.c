@@ -25,12 +25,12 @@
 #include "child.h"
 #include "conf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 #include "util.h"
 
 #define SNAPSHOT_MAX	(4 << 20)
-#define LISTEN_MAX	1000	/* as many as mailrootd binds (master.h) */
 
 static const char		*cfgname;	/* -f name, for messages */
 static const struct mr_child_ops *ops;
@@ -124,13 +124,11 @@ drop_listeners(void)
 static void
 on_listen(struct mr_ipc_msg *msg)
 {
-	struct mr_rd rd;
+	const char *err;
 	uint32_t pos;
 
-	mr_rd_init(&rd, msg->data, msg->len);
-	pos = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || msg->fd < 0 || pos != nlfds ||
-	    nlfds >= LISTEN_MAX) {
+	if (mr_msg_listen(msg->data, msg->len, &pos, &err) == -1 ||
+	    msg->fd < 0 || pos != nlfds) {
 		mr_warn("mailrootd: malformed LISTEN message ignored");
 		drop_listeners();
 		return;
@@ -145,14 +143,13 @@ static void
 on_config(struct mr_ipc_msg *msg)
 {
 	struct mr_config *cfg = NULL;
-	struct mr_rd rd;
+	const char *err;
 	uint32_t n;
 	size_t len;
 	char *text = NULL;
 
-	mr_rd_init(&rd, msg->data, msg->len);
-	n = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || msg->fd < 0 || n != nlfds) {
+	if (mr_msg_config(msg->data, msg->len, &n, &err) == -1 ||
+	    msg->fd < 0 || n != nlfds) {
 		mr_warn("mailrootd: malformed CONFIG message ignored");
 		goto fail;
 	}

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 
@@ -493,12 +494,10 @@ mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
 uint32_t
 mr_ipc_peer_kind(const struct mr_ipc_msg *msg)
 {
-	struct mr_rd rd;
+	const char *err;
 	uint32_t kind;
 
-	mr_rd_init(&rd, msg->data, msg->len);
-	kind = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || msg->fd < 0 || kind >= MR_PROC_COUNT)
+	if (msg->fd < 0 || mr_msg_peer(msg->data, msg->len, &kind, &err) == -1)
 		return 0;
 	return kind;
 }

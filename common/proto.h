@@ -13,6 +13,10 @@
 #define MR_TEXT_MAX	4096	/* reply texts, host names, reasons */
 #define MR_RCPT_MAX	10000	/* recipients in one frame */
 #define MR_ID_MAX	64	/* queue ids */
+#define MR_LISTEN_MAX	1000	/* listeners over all virtual servers: each
+				 * becomes a descriptor of smtpd */
+#define MR_JOBS_MAX	1000	/* jobs at deliverd at once: queued sends
+				 * no more, deliverd defers the excess */
 
 enum mr_msgtype {
 	/* master -> any child */

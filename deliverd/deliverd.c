@@ -29,6 +29,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "child.h"
 #include "privdrop.h"
@@ -37,7 +38,6 @@
 #include "util.h"
 #include "deliverd.h"
 
-#define JOBS_MAX		10000	/* in flight; more are deferred */
 #define SHUTDOWN_GRACE		10	/* seconds */
 #define MSGS_PER_CONN_CAP	1000	/* when the setting is unlimited */
 
@@ -441,16 +441,6 @@ job_finish(struct job *j)
 	maybe_exit();
 }
 
-/* No control byte (CR, LF, NUL...) may reach an SMTP command line. */
-static int
-envelope_ok(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 0;
-	return 1;
-}
-
 static int
 domain_ok(const char *dom)
 {
@@ -480,54 +470,31 @@ rcpt_init(struct rcpt *r, const char *addr)
 }
 
 /*
- * MR_D_JOB: u64 job, u32 server index, str id, str sender, u32 n,
- * n x str rcpt, u32 body; fd = the message.  Returns the job or NULL
- * with *err.
+ * MR_D_JOB (decoded by mr_msg_job: no control byte in the envelope);
+ * fd = the message.  Returns the job or NULL with *err.
  */
 static struct job *
 job_decode(const struct mr_ipc_msg *m, const char **err)
 {
-	struct job *j = mr_xcalloc(1, sizeof(*j));
-	const char *qid, *sender, *rc;
+	struct mr_m_job mj;
+	struct job *j;
 	struct stat st;
-	struct mr_rd rd;
-	uint32_t srv, n, i;
+	size_t i;
 
+	if (mr_msg_job(m->data, m->len, &mj, err) == -1)
+		return NULL;
+	j = mr_xcalloc(1, sizeof(*j));
 	j->fd = -1;
-	mr_rd_init(&rd, m->data, m->len);
-	j->id = mr_rd_u64(&rd);
-	srv = mr_rd_u32(&rd);
-	qid = mr_rd_str(&rd, MR_ID_MAX, NULL);
-	sender = mr_rd_str(&rd, MR_ADDR_MAX, NULL);
-	n = mr_rd_u32(&rd);
-	if (rd.err || n == 0 || n > MR_RCPT_MAX) {
-		*err = rd.err ? "malformed job" : "bad recipient count";
-		goto fail;
-	}
-	j->qid = mr_xstrdup(qid);
-	j->sender = mr_xstrdup(sender);
-	j->rcpts = mr_xcalloc(n, sizeof(*j->rcpts));
-	for (i = 0; i < n; i++) {
-		if ((rc = mr_rd_str(&rd, MR_ADDR_MAX, NULL)) == NULL)
-			break;
-		rcpt_init(&j->rcpts[i], rc);
-		j->nrcpt++;
-		if (!envelope_ok(rc) || *rc == '\0') {
-			*err = "bad recipient";
-			goto fail;
-		}
-	}
-	j->body = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || j->body > MR_BODY_8BITMIME) {
-		*err = "malformed job";
-		goto fail;
-	}
-	if (srv >= d.cfg->nservers) {
+	j->id = mj.job;
+	j->qid = mr_xstrdup(mj.id);
+	j->sender = mr_xstrdup(mj.sender);
+	j->body = mj.body;
+	j->rcpts = mr_xcalloc(mj.nrcpts, sizeof(*j->rcpts));
+	for (i = 0; i < mj.nrcpts; i++)
+		rcpt_init(&j->rcpts[j->nrcpt++], mj.rcpts[i]);
+	mr_msg_job_free(&mj);
+	if (mj.server >= d.cfg->nservers) {
 		*err = "server index out of range";
-		goto fail;
-	}
-	if (!envelope_ok(j->sender) || !envelope_ok(j->qid) || *qid == '\0') {
-		*err = "control byte in id or sender";
 		goto fail;
 	}
 	if (m->fd < 0) {
@@ -541,8 +508,8 @@ job_decode(const struct mr_ipc_msg *m, const char **err)
 		goto fail;
 	}
 	j->size = st.st_size;
-	j->srv = &d.cfg->servers[srv];
-	j->srvidx = srv;
+	j->srv = &d.cfg->servers[mj.server];
+	j->srvidx = mj.server;
 	return j;
 fail:
 	job_free(j);
@@ -646,7 +613,7 @@ on_job(struct mr_ipc_msg *m)
 	d.njobs++;
 	if (d.stopping)
 		job_refuse(j, "4.3.2 mail system shutting down");
-	else if (d.njobs > JOBS_MAX)
+	else if (d.njobs - d.norphans > MR_JOBS_MAX)
 		job_refuse(j, "4.3.2 too many deliveries in progress");
 	else
 		job_route(j);

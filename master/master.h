@@ -11,8 +11,6 @@
 
 struct event_base;
 
-/* listeners over all virtual servers: each becomes a descriptor of smtpd */
-#define MR_LISTEN_MAX	1000
 
 struct mr_master {
 	struct event_base	*base;

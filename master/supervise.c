@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "master.h"
 #include "util.h"
@@ -151,16 +152,14 @@ holds_channel_to(enum mr_proc reporter, uint32_t kind)
 static void
 peer_bad(struct child *reporter, struct mr_ipc_msg *msg)
 {
-	struct mr_rd rd;
 	struct child *t;
+	const char *err;
 	uint32_t kind;
 	uint64_t now = mr_now_ms();
 
-	mr_rd_init(&rd, msg->data, msg->len);
-	kind = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || kind <= MR_PROC_MASTER ||
-	    kind >= MR_PROC_COUNT || kind == reporter->proc) {
-		mr_warn("%s sent a malformed PEER_BAD", reporter->name);
+	if (mr_msg_peer_bad(msg->data, msg->len, (uint32_t)reporter->proc,
+	    &kind, &err) == -1) {
+		mr_warn("%s sent a %s", reporter->name, err);
 		return;
 	}
 	t = &children[kind];

@@ -133,7 +133,7 @@ enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data)
 	if (nr == 2)
 		n->rcpts[1].addr = mr_xstrdup(m->qs->srv->ndr_copy_to);
 	n->nrcpts = (size_t)nr;
-	n->created = time(NULL);
+	n->created = q_now();
 	n->size = data->len;
 	snprintf(tmp, sizeof(tmp), "%s/%s.eml", n->qs->tmp, n->id);
 	msg_path(n, "eml", path, sizeof(path));

@@ -6,12 +6,25 @@
  * delivers nothing twice beyond what SMTP itself allows): smtpd writes
  * the data straight into Queue/ID.eml; queued writes Queue/ID.env, whose
  * last line is "end" and which records the data's size; one syncfs makes
- * data, envelope and both directory entries durable; only then 250.
- * Recovery treats Queue/ID.eml without a complete Queue/ID.env, or whose
- * size differs from the one the envelope records, as never acknowledged
- * (a crash came before the syncfs finished) and removes both files.
+ * data, envelope and both directory entries durable; then each file is
+ * flushed again through the descriptor that wrote it, which is what
+ * reports its write errors (below); only then 250.
+ * Recovery treats Queue/ID.eml without a complete Queue/ID.env as never
+ * acknowledged (a crash came before the syncfs finished) and removes both
+ * files.  Data of another size than the envelope records is checked when
+ * the message is tried (queue_sched.c): smtpd, which wrote it, might
+ * have kept its descriptor, so the size is checked at every attempt.
  * Nothing is renamed and no directory is flushed on its own: one flush
  * per batch, where write-fsync-rename-fsync costs two.
+ *
+ * Write errors: Linux reports a writeback error to syncfs only through a
+ * descriptor opened before the error (and before 5.8 not at all), so a
+ * flush through a directory opened per batch can miss an error that
+ * background writeback met earlier, or that an earlier syncfs consumed.
+ * The descriptors that wrote were opened before their file had any data
+ * (the data's at NEW, the envelope's in the batch), so fdatasync/fsync
+ * on them reports every error their pages met, whoever saw it first;
+ * after the syncfs they have nothing left to write and cost no I/O.
  *
  * Security: the commit request comes from smtpd, which faces the network:
  * its ids must match a file handed out on the same channel, and every
@@ -33,9 +46,9 @@
 
 #include <event2/event.h>
 
-#include "addr.h"
 #include "buf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 #include "queued.h"
@@ -102,53 +115,48 @@ pending_take(const char *id)
 void
 commit_new(struct mr_ipc *c, const unsigned char *data, size_t len)
 {
+	struct mr_m_new req;
 	struct pending *p;
-	struct mr_rd rd;
+	const char *err;
 	char path[4096];
-	uint64_t req;
-	uint32_t idx;
 
-	mr_rd_init(&rd, data, len);
-	req = mr_rd_u64(&rd);
-	idx = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || idx >= q->nservers) {
+	if (mr_msg_new(data, len, &req, &err) == -1 ||
+	    req.server >= q->nservers) {
 		mr_warn("smtpd sent a malformed NEW request; dropping the "
 		    "channel");
 		queued_drop_smtpd();
 		return;
 	}
 	if (q->stopping) {
-		reply_str(c, MR_Q_NEW_FAIL, req, "queue is stopping", -1);
+		reply_str(c, MR_Q_NEW_FAIL, req.req, "queue is stopping", -1);
 		return;
 	}
 	p = mr_xcalloc(1, sizeof(*p));
-	p->qs = &q->servers[idx];
+	p->qs = &q->servers[req.server];
 	mr_queue_id(p->id);
 	pending_path(p, "eml", path, sizeof(path));
 	p->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (p->fd == -1) {
 		mr_err("create %s: %s", path, strerror(errno));
-		reply_str(c, MR_Q_NEW_FAIL, req, strerror(errno), -1);
+		reply_str(c, MR_Q_NEW_FAIL, req.req, strerror(errno), -1);
 		free(p);
 		return;
 	}
 	p->next = pendings;
 	pendings = p;
-	reply_str(c, MR_Q_NEW_OK, req, p->id, p->fd);
+	reply_str(c, MR_Q_NEW_OK, req.req, p->id, p->fd);
 }
 
 void
 commit_abort(const unsigned char *data, size_t len)
 {
+	struct mr_m_abort ab;
 	struct pending *p;
-	struct mr_rd rd;
-	const char *id;
+	const char *err;
 
-	mr_rd_init(&rd, data, len);
-	id = mr_rd_str(&rd, MR_ID_MAX, NULL);
-	if (!mr_rd_done(&rd))
+	if (mr_msg_abort(data, len, &ab, &err) == -1)
 		return;
-	if ((p = pending_take(id)) != NULL)
+	if ((p = pending_take(ab.id)) != NULL)
 		pending_discard(p);
 }
 
@@ -163,47 +171,27 @@ commit_drop_all(void)
 	}
 }
 
-/* Parses the COMMIT request into a message; NULL if malformed. */
+/* The message a decoded COMMIT describes; takes over its recipients. */
 static struct qmsg *
-parse_commit(const unsigned char *data, size_t len, uint64_t *req,
-    const char **id)
+commit_msg(struct mr_m_commit *c)
 {
 	struct qmsg *m;
-	struct mr_path path;
-	struct mr_rd rd;
-	const char *s, *err;
-	size_t i, n;
+	size_t i;
 
-	mr_rd_init(&rd, data, len);
-	*req = mr_rd_u64(&rd);
-	*id = mr_rd_str(&rd, MR_ID_MAX, NULL);
-	s = mr_rd_str(&rd, MR_ADDR_MAX, &n);
-	if (rd.err || (n > 0 && mr_mailbox_parse(s, n, &path, &err) == -1))
-		return NULL;
 	m = mr_xcalloc(1, sizeof(*m));
-	m->sender = mr_xstrdup(s);
-	m->nrcpts = mr_rd_u32(&rd);
-	if (rd.err || m->nrcpts == 0 || m->nrcpts > MR_RCPT_MAX)
-		goto bad;
-	m->rcpts = mr_xcalloc(m->nrcpts, sizeof(struct qrcpt));
-	for (i = 0; i < m->nrcpts; i++) {
-		s = mr_rd_str(&rd, MR_ADDR_MAX, &n);
-		if (s == NULL || mr_mailbox_parse(s, n, &path, &err) == -1)
-			goto bad;
-		m->rcpts[i].addr = mr_xstrdup(path.addr);
+	m->sender = mr_xstrdup(c->sender);
+	m->rcpts = mr_xcalloc(c->nrcpts, sizeof(struct qrcpt));
+	for (i = 0; i < c->nrcpts; i++) {
+		m->rcpts[i].addr = c->rcpts[i];
+		c->rcpts[i] = NULL;
 	}
-	m->size = mr_rd_u64(&rd);
-	s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-	m->client = mr_xstrdup(s ? s : "");
-	s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-	m->helo = mr_xstrdup(s ? s : "");
-	m->body = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || m->body > MR_BODY_8BITMIME)
-		goto bad;
+	m->nrcpts = c->nrcpts;
+	m->size = c->size;
+	m->client = mr_xstrdup(c->client);
+	m->helo = mr_xstrdup(c->helo);
+	m->body = c->body;
+	mr_msg_commit_free(c);
 	return m;
-bad:
-	msg_free(m);
-	return NULL;
 }
 
 /*
@@ -221,6 +209,7 @@ struct commit {
 	struct qmsg	*m;
 	uint64_t	 req;
 	unsigned	 gen;		/* smtpd channel generation */
+	int		 envfd;		/* worker only: the new envelope */
 	int		 failed;
 	char		 err[160];
 };
@@ -272,23 +261,6 @@ commit_fail(struct commit *c, const char *what)
 	snprintf(c->err, sizeof(c->err), "%s: %s", what, strerror(errno));
 }
 
-/* Distinct Queue directories of a batch (a handful of servers at most). */
-static size_t
-batch_queues(struct commit *b, struct qserver **qs, size_t max)
-{
-	struct commit *c;
-	size_t n = 0, i;
-
-	for (c = b; c != NULL; c = c->next) {
-		for (i = 0; i < n; i++)
-			if (qs[i] == c->p->qs)
-				break;
-		if (i == n && n < max)
-			qs[n++] = c->p->qs;
-	}
-	return n;
-}
-
 /* Flushes the file system that holds qs's Queue: data, envelopes and
  * directory entries alike. */
 static int
@@ -311,33 +283,65 @@ sync_queue(const struct qserver *qs)
 	return rc;
 }
 
+/* One flush for every Queue directory of the batch, however many. */
+static void
+sync_queues(struct commit *b)
+{
+	unsigned char *done = mr_xcalloc(q->nservers, 1);
+	struct commit *c, *o;
+	size_t i;
+
+	for (c = b; c != NULL; c = c->next) {
+		i = (size_t)(c->p->qs - q->servers);
+		if (done[i])
+			continue;
+		done[i] = 1;
+		if (sync_queue(c->p->qs) == -1)
+			for (o = c; o != NULL; o = o->next)
+				if (o->p->qs == c->p->qs && !o->failed)
+					commit_fail(o, "syncfs");
+	}
+	free(done);
+}
+
+/* The errors of c's own files, through the descriptors that wrote them;
+ * both are closed. */
+static void
+check_files(struct commit *c)
+{
+	if (!c->failed && fdatasync(c->p->fd) == -1)
+		commit_fail(c, "data");
+	if (close(c->p->fd) == -1 && !c->failed)
+		commit_fail(c, "data");
+	c->p->fd = -1;
+	if (c->envfd == -1)
+		return;
+	if (!c->failed && fsync(c->envfd) == -1)
+		commit_fail(c, "envelope");
+	if (close(c->envfd) == -1 && !c->failed)
+		commit_fail(c, "envelope");
+	c->envfd = -1;
+}
+
 /* The worker's half: everything that touches the disk. */
 static void
 commit_batch(struct commit *b)
 {
-	struct qserver *qs[64];
 	struct commit *c;
 	char path[4096];
-	size_t n, i;
 
 	/* 1. the envelopes beside their data (each one complete only
 	 * with its last line, "end") */
 	for (c = b; c != NULL; c = c->next) {
 		pending_path(c->p, "env", path, sizeof(path));
-		if (env_write_file(path, c->m, 0) == -1)
+		if ((c->envfd = env_create(path, c->m)) == -1)
 			commit_fail(c, "envelope");
 	}
 	/* 2. one flush for data, envelopes and names of the whole batch */
-	n = batch_queues(b, qs, 64);
-	for (i = 0; i < n; i++)
-		if (sync_queue(qs[i]) == -1)
-			for (c = b; c != NULL; c = c->next)
-				if (c->p->qs == qs[i] && !c->failed)
-					commit_fail(c, "syncfs");
-	for (c = b; c != NULL; c = c->next) {
-		close(c->p->fd);
-		c->p->fd = -1;
-	}
+	sync_queues(b);
+	/* 3. each file's own errors */
+	for (c = b; c != NULL; c = c->next)
+		check_files(c);
 }
 
 static void *
@@ -547,32 +551,37 @@ commit_new_channel(void)
 void
 commit_commit(const unsigned char *data, size_t len)
 {
+	struct mr_m_commit req;
 	struct commit *cm;
 	struct pending *p;
 	struct qmsg *m;
-	const char *id;
-	uint64_t req;
+	const char *err;
 	struct stat st;
 	struct timeval zero = { 0, 0 };
 
-	m = parse_commit(data, len, &req, &id);
-	if (m == NULL || (p = pending_take(id)) == NULL) {
-		mr_warn("smtpd sent a malformed COMMIT or one for an id it "
-		    "was not given; dropping the channel");
-		msg_free(m);
+	if (mr_msg_commit(data, len, &req, &err) == -1) {
+		mr_warn("smtpd: %s; dropping the channel", err);
 		queued_drop_smtpd();
 		return;
 	}
+	if ((p = pending_take(req.id)) == NULL) {
+		mr_warn("smtpd sent a COMMIT for an id it was not given; "
+		    "dropping the channel");
+		mr_msg_commit_free(&req);
+		queued_drop_smtpd();
+		return;
+	}
+	m = commit_msg(&req);
 	m->qs = p->qs;
 	snprintf(m->id, sizeof(m->id), "%s", p->id);
-	m->created = time(NULL);
+	m->created = q_now();
 	/* the size smtpd claims is only a hint; the file says how big */
 	if (fstat(p->fd, &st) == 0)
 		m->size = (uint64_t)st.st_size;
 	cm = mr_xcalloc(1, sizeof(*cm));
 	cm->p = p;
 	cm->m = m;
-	cm->req = req;
+	cm->req = req.req;
 	cm->gen = gc.gen;
 	*gc.ctail = cm;
 	gc.ctail = &cm->next;

@@ -46,6 +46,8 @@ msg_free(struct qmsg *m)
 		return;
 	if (m->timer != NULL)
 		event_free(m->timer);
+	if (m->expiry != NULL)
+		event_free(m->expiry);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].text);
@@ -152,32 +154,42 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 }
 
 int
-env_write_file(const char *path, const struct qmsg *m, int sync)
+env_create(const char *path, const struct qmsg *m)
 {
 	struct mr_buf b;
-	int fd, rc = -1, saved;
+	int fd, saved;
 
 	mr_buf_init(&b);
 	env_format(m, &b);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd == -1)
-		goto out;
-	if (mr_write_all(fd, b.data, b.len) == -1 || (sync && fsync(fd) == -1)) {
+	if (fd != -1 && mr_write_all(fd, b.data, b.len) == -1) {
 		saved = errno;
 		close(fd);
 		unlink(path);
 		errno = saved;
-		goto out;
+		fd = -1;
 	}
-	if (close(fd) == -1) {
+	mr_buf_free(&b);
+	return fd;
+}
+
+int
+env_write_file(const char *path, const struct qmsg *m, int sync)
+{
+	int fd, rc, saved;
+
+	if ((fd = env_create(path, m)) == -1)
+		return -1;
+	rc = sync ? fsync(fd) : 0;
+	saved = errno;
+	if (close(fd) == -1 && rc == 0) {
+		rc = -1;
 		saved = errno;
+	}
+	if (rc == -1) {
 		unlink(path);
 		errno = saved;
-		goto out;
 	}
-	rc = 0;
-out:
-	mr_buf_free(&b);
 	return rc;
 }
 

@@ -24,12 +24,22 @@
 
 #include "buf.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 #include "queued.h"
 #include "util.h"
 
 static void	attempt(struct qmsg *);
+static void	arm_expiry(struct qmsg *);
+static void	quarantine(struct qserver *, const char *id,
+		    const char *reason);
+
+/* Badmail/ID.BDR: why a message is there */
+#define BDR_ENVELOPE	"Unable to deliver this message because its " \
+	"envelope file in the queue is malformed.\r\n"
+#define BDR_SHORT	"Unable to deliver this message because its data " \
+	"file in the queue is shorter than when it was accepted.\r\n"
 
 static void
 list_add(struct qmsg *m)
@@ -40,6 +50,7 @@ list_add(struct qmsg *m)
 		q->msgs->prev = m;
 	q->msgs = m;
 	q->nmsgs++;
+	index_add(m);
 }
 
 static void
@@ -52,6 +63,7 @@ list_del(struct qmsg *m)
 	if (m->next != NULL)
 		m->next->prev = m->prev;
 	q->nmsgs--;
+	index_del(m);
 }
 
 static void
@@ -66,13 +78,63 @@ static void
 set_timer(struct qmsg *m, time_t at)
 {
 	struct timeval tv;
-	time_t now = time(NULL);
+	time_t now = q_now();
 
 	if (m->timer == NULL)
 		m->timer = evtimer_new(q->base, timer_cb, m);
+	m->timer_at = at;
 	tv.tv_sec = at > now ? at - now : 0;
 	tv.tv_usec = 0;
 	evtimer_add(m->timer, &tv);
+}
+
+/* When m expires: its pending recipients decide which limit applies. */
+static time_t
+expire_at(const struct qmsg *m)
+{
+	const struct mr_delivery *d = &m->qs->srv->delivery;
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == R_PENDING && !m->rcpts[i].local)
+			return m->created + (time_t)d->expire_outbound;
+	return m->created + (time_t)d->expire_local;
+}
+
+static void	settle(struct qmsg *);
+
+/* Expiry has its own timer: a message expires on time even when its
+ * next attempt is hours away. */
+static void
+expiry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qmsg *m = arg;
+
+	(void)fd;
+	(void)ev;
+	/* a job in flight settles (and expires) m when its result comes;
+	 * a held queue arms the timers again when it is released */
+	if (m->job != 0 || q->held)
+		return;
+	if (q_now() < expire_at(m)) {
+		arm_expiry(m);
+		return;
+	}
+	if (m->timer != NULL)
+		evtimer_del(m->timer);
+	settle(m);
+}
+
+static void
+arm_expiry(struct qmsg *m)
+{
+	struct timeval tv = { 0, 0 };
+	time_t at = expire_at(m), now = q_now();
+
+	if (m->expiry == NULL)
+		m->expiry = evtimer_new(q->base, expiry_cb, m);
+	tv.tv_sec = at > now ? at - now : 0;
+	evtimer_add(m->expiry, &tv);
 }
 
 static void
@@ -103,30 +165,17 @@ finish(struct qmsg *m)
 	msg_free(m);
 }
 
-static int
-is_local_route(const struct qmsg *m, size_t i)
-{
-	return m->rcpts[i].local;
-}
-
 /* After an attempt: done, bounced, or scheduled again. */
 static void
 settle(struct qmsg *m)
 {
 	const struct mr_delivery *d = &m->qs->srv->delivery;
-	time_t now = time(NULL);
+	time_t now = q_now();
 	size_t i, pending = 0, failed = 0;
-	unsigned expire;
-	int any_remote = 0;
 
-	for (i = 0; i < m->nrcpts; i++) {
-		if (m->rcpts[i].state == R_PENDING) {
-			pending++;
-			any_remote |= !is_local_route(m, i);
-		}
-	}
-	expire = any_remote ? d->expire_outbound : d->expire_local;
-	if (pending > 0 && now - m->created >= (time_t)expire) {
+	for (i = 0; i < m->nrcpts; i++)
+		pending += m->rcpts[i].state == R_PENDING;
+	if (pending > 0 && now >= expire_at(m)) {
 		for (i = 0; i < m->nrcpts; i++)
 			if (m->rcpts[i].state == R_PENDING) {
 				m->rcpts[i].state = R_FAILED;
@@ -154,6 +203,7 @@ settle(struct qmsg *m)
 	if (env_write(m) == -1)
 		mr_err("%s: updating envelope: %s", m->id, strerror(errno));
 	set_timer(m, m->next_try);
+	arm_expiry(m);
 }
 
 static void
@@ -190,7 +240,9 @@ static int
 deliver_remote(struct qmsg *m, int datafd)
 {
 	struct mr_buf b;
+	uint64_t job;
 	size_t i, n = 0;
+	int sent;
 
 	for (i = 0; i < m->nrcpts; i++)
 		n += !m->rcpts[i].local && m->rcpts[i].state == R_PENDING;
@@ -199,9 +251,9 @@ deliver_remote(struct qmsg *m, int datafd)
 	free(m->job_idx);
 	m->job_idx = mr_xcalloc(n, sizeof(size_t));
 	m->job_n = 0;
-	m->job = ++q->next_job;
+	job = ++q->next_job;
 	mr_buf_init(&b);
-	mr_buf_put_u64(&b, m->job);
+	mr_buf_put_u64(&b, job);
 	mr_buf_put_u32(&b, (uint32_t)m->qs->srv->index);
 	mr_buf_put_str(&b, m->id);
 	mr_buf_put_str(&b, m->sender);
@@ -212,10 +264,75 @@ deliver_remote(struct qmsg *m, int datafd)
 			m->job_idx[m->job_n++] = i;
 		}
 	mr_buf_put_u32(&b, m->body);
-	if (mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == -1)
-		m->job = 0;
+	sent = mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == 0;
+	if (sent)
+		job_start(m, job);
 	mr_buf_free(&b);
-	return m->job != 0;
+	return sent;
+}
+
+static int
+remote_pending(const struct qmsg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (!m->rcpts[i].local && m->rcpts[i].state == R_PENDING)
+			return 1;
+	return 0;
+}
+
+/* Tries the messages that wait for room at deliverd, oldest first. */
+static void
+feed(void)
+{
+	struct qmsg *m;
+
+	while (q->deliverd != NULL && !q->held && job_room() &&
+	    (m = wait_pop()) != NULL)
+		attempt(m);
+}
+
+/*
+ * The data as it was committed.  smtpd wrote it through a descriptor
+ * queued handed out, and a compromised smtpd may keep a copy of that
+ * descriptor: bytes added after the commit are cut off again, and data
+ * shorter than committed (cut by smtpd, or its blocks never reached the
+ * disk before a crash) goes to Badmail rather than out, or away.  0: fd
+ * may be delivered; 1: m was quarantined and freed; -1: try later.
+ */
+static int
+check_data(struct qmsg *m, int fd)
+{
+	char path[4096];
+	struct stat st;
+	int wfd, rc;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if ((uint64_t)st.st_size == m->size)
+		return 0;
+	if ((uint64_t)st.st_size < m->size) {
+		mr_warn("%s: data is %lld bytes, %llu were accepted; moved to "
+		    "Badmail", m->id, (long long)st.st_size,
+		    (unsigned long long)m->size);
+		list_del(m);
+		quarantine(m->qs, m->id, BDR_SHORT);
+		msg_free(m);
+		return 1;
+	}
+	mr_warn("%s: %lld bytes were added to the data after it was "
+	    "accepted; cut off", m->id, (long long)st.st_size - (long long)m->size);
+	msg_path(m, "eml", path, sizeof(path));
+	if ((wfd = open(path, O_WRONLY | O_CLOEXEC)) == -1) {
+		mr_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = ftruncate(wfd, (off_t)m->size) == -1 || fsync(wfd) == -1 ? -1 : 0;
+	if (rc == -1)
+		mr_err("%s: truncate: %s", path, strerror(errno));
+	close(wfd);
+	return rc;
 }
 
 static void
@@ -226,11 +343,28 @@ attempt(struct qmsg *m)
 
 	if (m->job != 0)
 		return;
+	/* deliverd has no room: wait in line, no attempt counted */
+	wait_del(m);
+	if (q->deliverd != NULL && !job_room() && remote_pending(m)) {
+		wait_push(m);
+		return;
+	}
 	msg_path(m, "eml", path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1) {
 		mr_err("%s: cannot open %s: %s", m->id, path, strerror(errno));
-		set_timer(m, time(NULL) + 300);
+		set_timer(m, q_now() + 300);
+		return;
+	}
+	switch (check_data(m, fd)) {
+	case 0:
+		break;
+	case 1:
+		close(fd);
+		return;		/* quarantined: m is gone */
+	default:
+		close(fd);
+		set_timer(m, q_now() + 300);
 		return;
 	}
 	deliver_local(m, fd);
@@ -246,7 +380,7 @@ attempt(struct qmsg *m)
 			if (!m->rcpts[i].local &&
 			    m->rcpts[i].state == R_PENDING) {
 				/* waits for deliverd, no attempt counted */
-				m->next_try = time(NULL);
+				m->next_try = q_now();
 				return;
 			}
 	}
@@ -260,6 +394,7 @@ sched_add(struct qmsg *m)
 	list_add(m);
 	/* from the loop: the 250 for smtpd goes out first */
 	set_timer(m, 0);
+	arm_expiry(m);
 }
 
 /* A reply text as one printable line (it goes into the envelope, logs
@@ -275,55 +410,37 @@ one_line(const char *text)
 	return t;
 }
 
-static struct qmsg *
-find_job(uint64_t job)
-{
-	struct qmsg *m;
-
-	for (m = q->msgs; m != NULL; m = m->next)
-		if (m->job == job)
-			return m;
-	return NULL;
-}
-
 void
 sched_result(const unsigned char *data, size_t len)
 {
+	struct mr_m_results res;
 	struct qmsg *m;
-	struct mr_rd rd;
-	uint64_t job;
-	uint32_t n, i, st;
-	const char *text;
+	const char *err;
+	size_t i;
 
-	mr_rd_init(&rd, data, len);
-	job = mr_rd_u64(&rd);
-	n = mr_rd_u32(&rd);
-	if (rd.err || job == 0 || (m = find_job(job)) == NULL ||
-	    n != m->job_n) {
+	if (mr_msg_result(data, len, &res, &err) == -1) {
 		queued_drop_deliverd();
 		return;
 	}
-	for (i = 0; i < n; i++) {
+	if ((m = job_find(res.job)) == NULL || res.n != m->job_n) {
+		mr_msg_results_free(&res);
+		queued_drop_deliverd();
+		return;
+	}
+	for (i = 0; i < res.n; i++) {
 		struct qrcpt *r = &m->rcpts[m->job_idx[i]];
 
-		st = mr_rd_u32(&rd);
-		text = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-		if (rd.err || (st != MR_DS_OK && st != MR_DS_TEMP &&
-		    st != MR_DS_PERM))
-			break;
 		free(r->text);
-		r->text = one_line(text);
-		if (st == MR_DS_OK)
+		r->text = one_line(res.r[i].text);
+		if (res.r[i].status == MR_DS_OK)
 			r->state = R_SENT;
-		else if (st == MR_DS_PERM)
+		else if (res.r[i].status == MR_DS_PERM)
 			r->state = R_FAILED;
 	}
-	m->job = 0;
-	if (!mr_rd_done(&rd)) {
-		queued_drop_deliverd();
-		return;
-	}
+	mr_msg_results_free(&res);
+	job_end(m);
 	settle(m);
+	feed();
 }
 
 void
@@ -334,8 +451,8 @@ sched_deliverd_lost(void)
 	/* jobs in flight are offered again when deliverd is back */
 	for (m = q->msgs; m != NULL; m = m->next)
 		if (m->job != 0) {
-			m->job = 0;
-			m->next_try = time(NULL);
+			job_end(m);
+			m->next_try = q_now();
 		}
 }
 
@@ -343,13 +460,14 @@ void
 sched_deliverd_up(void)
 {
 	struct qmsg *m, *next;
-	time_t now = time(NULL);
+	time_t now = q_now();
 
 	if (q->held)
 		return;		/* sched_release tries them */
+	feed();
 	for (m = q->msgs; m != NULL; m = next) {
 		next = m->next;
-		if (m->job == 0 && m->next_try <= now)
+		if (m->job == 0 && !m->waiting && m->next_try <= now)
 			attempt(m);
 	}
 }
@@ -380,10 +498,8 @@ clean_tmp(struct qserver *qs)
  * reason in ID.BDR, for an administrator to look at.
  */
 static void
-quarantine(struct qserver *qs, const char *id)
+quarantine(struct qserver *qs, const char *id, const char *reason)
 {
-	static const char reason[] = "Unable to deliver this message because "
-	    "its envelope file in the queue is malformed.\r\n";
 	char from[4096], to[4096];
 	int fd;
 
@@ -397,14 +513,14 @@ quarantine(struct qserver *qs, const char *id)
 		mr_err("rename %s: %s", from, strerror(errno));
 	snprintf(to, sizeof(to), "%s/%s.BDR", qs->badmail, id);
 	fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd == -1 || mr_write_all(fd, reason, sizeof(reason) - 1) == -1)
+	if (fd == -1 || mr_write_all(fd, reason, strlen(reason)) == -1)
 		mr_err("%s: %s", to, strerror(errno));
 	if (fd != -1)
 		close(fd);
 	mr_fsync_dir(qs->badmail);
 	mr_fsync_dir(qs->queue);
-	mr_warn("%s: malformed envelope; moved to Badmail", id);
 }
+
 
 /* An envelope whose data is gone belongs to a message that was finished
  * (the data is removed after the envelope, but a stop may reorder). */
@@ -424,8 +540,9 @@ drop_lone_env(struct qserver *qs, const char *name, size_t idlen)
 
 /*
  * A commit that a crash interrupted before its flush: the envelope was
- * cut short or the data does not have the size the envelope records.
- * smtpd never answered 250 for it, so the client still has the message.
+ * cut short.  smtpd never answered 250 for it, so the client still has
+ * the message.  (Data of another size than the envelope records is
+ * left to check_data: it may have been acknowledged.)
  */
 static void
 drop_unacked(struct qserver *qs, const char *id, const char *why)
@@ -448,7 +565,6 @@ recover_server(struct qserver *qs)
 	char path[4096], id[MR_ID_MAX + 1];
 	struct dirent *de;
 	struct qmsg *m;
-	struct stat st;
 	size_t len, n = 0;
 	int torn;
 	DIR *d;
@@ -481,17 +597,14 @@ recover_server(struct qserver *qs)
 		if ((m = env_read(qs, id, &torn)) == NULL) {
 			if (torn)
 				drop_unacked(qs, id, "envelope cut short");
-			else
-				quarantine(qs, id);
+			else {
+				quarantine(qs, id, BDR_ENVELOPE);
+				mr_warn("%s: malformed envelope; moved to "
+				    "Badmail", id);
+			}
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/%s", qs->queue, de->d_name);
-		if (stat(path, &st) == -1 || (uint64_t)st.st_size != m->size) {
-			drop_unacked(qs, id, "data shorter or longer than its "
-			    "envelope says");
-			msg_free(m);
-			continue;
-		}
+		/* its size is checked when it is tried (check_data) */
 		mark_local(m);
 		list_add(m);
 		n++;		/* tried after sched_release */
@@ -543,21 +656,27 @@ sched_release(void)
 		return;
 	q->held = 0;
 	evtimer_del(q->hold_timer);
-	for (m = q->msgs; m != NULL; m = m->next)
+	for (m = q->msgs; m != NULL; m = m->next) {
 		if (m->job == 0 && (m->timer == NULL ||
 		    !evtimer_pending(m->timer, NULL)))
 			set_timer(m, m->next_try);
+		arm_expiry(m);
+	}
 }
 
-static struct qmsg *
-find_id(const char *id)
+/* The test clock moved (queue_clock.c): every timer is set again for
+ * the same moment of the new time. */
+void
+sched_clock_changed(void)
 {
 	struct qmsg *m;
 
-	for (m = q->msgs; m != NULL; m = m->next)
-		if (strcmp(m->id, id) == 0)
-			return m;
-	return NULL;
+	for (m = q->msgs; m != NULL; m = m->next) {
+		if (m->timer != NULL && evtimer_pending(m->timer, NULL))
+			set_timer(m, m->timer_at);
+		if (m->expiry != NULL && evtimer_pending(m->expiry, NULL))
+			arm_expiry(m);
+	}
 }
 
 /* Applies one replayed result; 1 if it changed the message. */
@@ -586,33 +705,24 @@ apply_replay(struct qmsg *m, const char *rcpt, uint32_t st, const char *text)
 void
 sched_replay(const unsigned char *data, size_t len)
 {
+	struct mr_m_results res;
 	struct qmsg *m;
-	struct mr_rd rd;
-	const char *id, *rcpt, *text;
-	uint32_t n, i, st;
+	const char *err;
+	size_t i;
 
-	mr_rd_init(&rd, data, len);
-	n = mr_rd_u32(&rd);
-	if (rd.err || n > MR_RCPT_MAX) {
+	if (mr_msg_replay(data, len, &res, &err) == -1) {
 		queued_drop_deliverd();
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		id = mr_rd_str(&rd, MR_ID_MAX, NULL);
-		rcpt = mr_rd_str(&rd, MR_ADDR_MAX, NULL);
-		st = mr_rd_u32(&rd);
-		text = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-		if (rd.err || (st != MR_DS_OK && st != MR_DS_PERM)) {
-			queued_drop_deliverd();
-			return;
-		}
+	for (i = 0; i < res.n; i++) {
+		const struct mr_m_status *st = &res.r[i];
+
 		/* a message being delivered now is left to its job */
-		if ((m = find_id(id)) == NULL || m->job != 0 ||
-		    !apply_replay(m, rcpt, st, text))
+		if ((m = index_find(st->id)) == NULL || m->job != 0 ||
+		    !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
 		if (!q->held)
 			settle(m);
 	}
-	if (!mr_rd_done(&rd))
-		queued_drop_deliverd();
+	mr_msg_results_free(&res);
 }

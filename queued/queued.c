@@ -255,6 +255,7 @@ main(int argc, char *argv[])
 	setup_servers();
 	sandbox();
 	commit_init();
+	clock_init();
 
 	mr_child_serve(q->base, &child_ops);
 	if (mr_ipc_is_channel(MR_FD_PEER1))

@@ -46,7 +46,13 @@ struct qmsg {
 	uint64_t	 size;
 	uint32_t	 body;		/* enum mr_body (proto.h) */
 	struct event	*timer;
+	time_t		 timer_at;	/* when timer fires (q_now time) */
+	struct event	*expiry;	/* fires at expiry (sched_expiry) */
 	uint64_t	 job;		/* non-zero while at deliverd */
+	struct qmsg	*id_next;	/* queue_index.c: hash chains */
+	struct qmsg	*job_next;
+	struct qmsg	*wnext, *wprev;	/* waiting for room at deliverd */
+	int		 waiting;
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
 };
@@ -89,10 +95,28 @@ int	 env_write(const struct qmsg *);	/* durable, atomic */
 void	 env_format(const struct qmsg *, struct mr_buf *);
 /* writes the envelope to path (fsynced when sync) */
 int	 env_write_file(const char *path, const struct qmsg *, int sync);
+/* writes the envelope to path, unflushed: the descriptor, or -1 */
+int	 env_create(const char *path, const struct qmsg *);
 struct qmsg *env_read(struct qserver *, const char *id, int *torn);
 int	 env_parse(struct qmsg *, char *text, size_t len);
 void	 msg_free(struct qmsg *);
 void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
+
+/* queue_clock.c: the time the queue runs by (a test may shift it) */
+time_t	q_now(void);
+void	clock_init(void);
+
+/* queue_index.c: messages by id and by job; the active set */
+void	index_add(struct qmsg *);
+void	index_del(struct qmsg *);
+struct qmsg *index_find(const char *id);
+void	job_start(struct qmsg *, uint64_t job);
+void	job_end(struct qmsg *);
+struct qmsg *job_find(uint64_t job);
+int	job_room(void);
+void	wait_push(struct qmsg *);
+void	wait_del(struct qmsg *);
+struct qmsg *wait_pop(void);
 
 /* queue_sched.c: delivery scheduling and results */
 void	sched_recover(void);
@@ -102,6 +126,7 @@ void	sched_replay(const unsigned char *, size_t);
 void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
+void	sched_clock_changed(void);	/* re-arms every timer */
 
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);

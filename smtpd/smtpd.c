@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "child.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "privdrop.h"
 #include "sandbox.h"
@@ -274,35 +275,24 @@ static const struct mr_child_ops child_ops = {
 static int
 handle_queued(struct mr_ipc_msg *msg)
 {
-	struct mr_rd rd;
-	const char *s;
-	uint64_t req;
+	struct mr_m_reply r;
+	const char *err;
 
-	mr_rd_init(&rd, msg->data, msg->len);
-	req = mr_rd_u64(&rd);
+	if (mr_msg_reply(msg->type, msg->data, msg->len, &r, &err) == -1)
+		return -1;
 	switch (msg->type) {
 	case MR_Q_NEW_OK:
-		s = mr_rd_str(&rd, MR_ID_MAX, NULL);
-		if (!mr_rd_done(&rd) || msg->fd < 0)
+		if (msg->fd < 0)
 			return -1;
-		session_new_ok(req, s, msg->fd);
+		session_new_ok(r.req, r.text, msg->fd);
 		msg->fd = -1;
 		return 0;
 	case MR_Q_NEW_FAIL:
-		s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-		if (!mr_rd_done(&rd))
-			return -1;
-		session_new_fail(req, s);
-		return 0;
-	case MR_Q_COMMIT_OK:
-	case MR_Q_COMMIT_FAIL:
-		s = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
-		if (!mr_rd_done(&rd))
-			return -1;
-		session_commit_done(req, msg->type == MR_Q_COMMIT_OK, s);
+		session_new_fail(r.req, r.text);
 		return 0;
 	default:
-		return -1;
+		session_commit_done(r.req, msg->type == MR_Q_COMMIT_OK, r.text);
+		return 0;
 	}
 }
 

@@ -23,7 +23,7 @@ else
 fi
 
 CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
--fno-sanitize-recover=undefined -Wall -Wextra -I$top/common -I$confdir"
+-fno-sanitize-recover=undefined -Wall -Wextra -I$here -I$top/common -I$confdir"
 
 ev_cflags=$(pkg-config --cflags libevent_core 2>/dev/null || true)
 ev_libs=$(pkg-config --libs libevent_core 2>/dev/null || echo -levent_core)
@@ -40,12 +40,22 @@ build() {
 c=$top/common
 
 build fuzz_addr "$c/addr.c"
-build fuzz_ipc "$c/ipc.c" "$c/buf.c" "$c/log.c" $ev_libs
+build fuzz_ipc "$c/ipc.c" "$c/ipc_msg.c" "$c/addr.c" "$c/buf.c" "$c/log.c" \
+    $ev_libs
 build fuzz_conf "$c/conf_lex.c" "$c/conf_parse.c" "$c/conf_print.c" \
     "$c/conf_lookup.c" "$c/conf_inert.c" "$c/buf.c" "$c/log.c"
 build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/addr.c"
 build fuzz_dstream "$c/dstream.c"
 build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
     "$c/log.c" "$c/util.c" $ev_libs
+
+# the IPC payload decoders, one target per receiving process
+for r in queued smtpd deliverd master; do
+	echo "fuzz: building fuzz_msg_$r"
+	R=$(echo "$r" | tr a-z A-Z)
+	# shellcheck disable=SC2086
+	$CC $CFLAGS -DFUZZ_$R -o "$out/fuzz_msg_$r" "$here/fuzz_msg.c" \
+	    "$c/ipc_msg.c" "$c/buf.c" "$c/addr.c" "$c/log.c"
+done
 
 echo "fuzz: targets in $out"

@@ -9,22 +9,8 @@
  */
 #include "config.h"
 
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz.h"
 #include "addr.h"
-
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "invariant failed: %s\n", #x);		\
-		abort();						\
-	}								\
-} while (0)
 
 static void
 check_addr(const struct mr_path *p)

@@ -12,26 +12,12 @@
  */
 #include "config.h"
 
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz.h"
 #include "buf.h"
 #include "proto.h"
 #include "queued.h"
 
 #define ENV_ID	"0123456789abcdef01234567"
-
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "invariant failed: %s\n", #x);		\
-		abort();						\
-	}								\
-} while (0)
 
 static struct qmsg *
 new_msg(void)

@@ -10,23 +10,9 @@
  */
 #include "config.h"
 
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz.h"
 #include "buf.h"
 #include "ipc.h"
-
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "invariant failed: %s\n", #x);		\
-		abort();						\
-	}								\
-} while (0)
 
 static void
 check_frame(const uint8_t *buf, size_t n, int trunc, int nfds,

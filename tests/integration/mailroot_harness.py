@@ -320,8 +320,9 @@ def config_text(port, mailroot, sink_port=None, relay_allow=("127.0.0.1",),
 class Mailroot:
     """One mailrootd -d under test, in its own process group."""
 
-    def __init__(self, workdir, name="mailroot", **conf):
+    def __init__(self, workdir, name="mailroot", env=None, **conf):
         self.workdir = Path(workdir)
+        self.env = env          # None: the test's own environment
         self.name = name
         self.port = free_port()
         self.mailroot = self.workdir / name
@@ -360,7 +361,7 @@ class Mailroot:
             self.proc = subprocess.Popen(
                 [str(MAILROOTD), "-d", "-f", str(self.conf)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                cwd=str(self.workdir), start_new_session=True)
+                cwd=str(self.workdir), start_new_session=True, env=self.env)
 
         def up():
             if self.proc.poll() is not None:

@@ -3,10 +3,11 @@ Start-up recovery of the queue: what queued finds in Queue after a crash.
 
 A commit writes Queue/ID.eml (smtpd) and Queue/ID.env (queued), then one
 syncfs; only then does the client get 250.  A crash before the flush can
-leave an envelope cut short or data of another size than the envelope
-records: never acknowledged, so removed.  A complete message is
-delivered; an envelope that is complete but malformed goes to Badmail
-(ID.BAD, ID.BDP, ID.BDR), never lost.
+leave an envelope cut short: never acknowledged, so removed.  A complete
+message is delivered; an envelope that is complete but malformed goes to
+Badmail (ID.BAD, ID.BDP, ID.BDR), never lost, and so does data shorter
+than its envelope records (which may have been acknowledged); data
+longer than recorded is cut back to the accepted size.
 """
 
 import os
@@ -53,7 +54,8 @@ def restart(d):
 def test_recovery_keeps_complete_drops_unacknowledged(start_mailroot, sink):
     d = start_mailroot(sink=sink)
     assert d.stop() == []
-    good, torn, empty, short, bad, noenv, noeml = (qid(n) for n in range(1, 8))
+    good, torn, empty, short, bad, noenv, noeml, long_ = (
+        qid(n) for n in range(1, 9))
     body = message("good")
     put(d, good + ".eml", body)
     put(d, good + ".env", envelope(good, len(body)))
@@ -62,9 +64,13 @@ def test_recovery_keeps_complete_drops_unacknowledged(start_mailroot, sink):
     put(d, torn + ".env", envelope(torn, len(message("torn")), end=False))
     put(d, empty + ".eml", message("empty"))
     put(d, empty + ".env", "")
-    # data shorter than the envelope says (its blocks never reached disk)
+    # data shorter than the envelope says (its blocks never reached disk,
+    # or smtpd cut it): kept for the administrator
     put(d, short + ".eml", message("short")[:10])
     put(d, short + ".env", envelope(short, len(message("short"))))
+    # data longer (written after its commit): sent as accepted
+    put(d, long_ + ".eml", message("long") + b"X-Added: later\r\n")
+    put(d, long_ + ".env", envelope(long_, len(message("long"))))
     # complete but malformed: kept for the administrator
     put(d, bad + ".eml", message("bad"))
     put(d, bad + ".env", envelope(bad, len(message("bad")),
@@ -75,22 +81,26 @@ def test_recovery_keeps_complete_drops_unacknowledged(start_mailroot, sink):
     d.returncode = None
     d.start()
 
-    sink.wait_for(1)
+    sink.wait_for(2)
     d.wait_queue_empty()
-    assert [m.data.count(b"X-Rec-Id: good") for m in sink.messages] == [1]
+    got = sorted(m.data for m in sink.messages)
+    assert got == sorted([message("good"), message("long")]), got
     time.sleep(0.5)     # nothing else is on its way
-    assert len(sink.messages) == 1, sink.messages
+    assert len(sink.messages) == 2, sink.messages
     assert sorted(os.listdir(d.dir("Badmail"))) == sorted(
-        [bad + ".BAD", bad + ".BDP", bad + ".BDR"])
+        [bad + ".BAD", bad + ".BDP", bad + ".BDR",
+         short + ".BAD", short + ".BDP", short + ".BDR"])
+    assert (d.dir("Badmail") / (short + ".BAD")).read_bytes() == \
+        message("short")[:10]
     assert os.listdir(d.dir("Queue/tmp")) == []
     log = d.log_text()
     assert "%s: envelope cut short: removed, never acknowledged" % torn \
         in log, log
     assert "%s: envelope cut short" % empty in log, log
-    assert "%s: data shorter or longer than its envelope says" % short \
-        in log, log
+    assert "%s: data is 10 bytes" % short in log, log
+    assert "%s: 16 bytes were added" % long_ in log, log
     assert "%s: malformed envelope; moved to Badmail" % bad in log, log
-    assert "recovered 1 queued message" in log, log
+    assert "recovered 3 queued messages" in log, log
 
 
 def test_commit_leaves_data_and_envelope_in_queue(start_mailroot, sink):

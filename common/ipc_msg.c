@@ -1,0 +1,351 @@
+/*
+ * ipc_msg.c - the decoders of every IPC payload (ipc_msg.h).
+ *
+ * Security: every payload comes from another process, which may be
+ * compromised; each byte is hostile.  A decoder reads only through the
+ * bounds-checked mr_rd_* reader, bounds every count before it allocates
+ * (a count can never promise more entries than the bytes left could
+ * hold), fills a structure whose free function is safe at every point of
+ * a failure, and refuses control bytes in anything that reaches an SMTP
+ * line, a header, a log line or the envelope.  Nothing here has side
+ * effects: the receiver acts only on a structure that decoded whole.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "ipc_msg.h"
+#include "proto.h"
+
+/* The smallest encoding of a string: u32 length and the NUL. */
+#define STR_MIN		5
+
+int
+mr_msg_clean(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Reads a count of entries at least min bytes each: 1..max and no more
+ * than the rest of the payload can hold; 0 on error. */
+static size_t
+rd_count(struct mr_rd *rd, size_t max, size_t min)
+{
+	uint32_t n = mr_rd_u32(rd);
+
+	if (rd->err || n == 0 || n > max || n > rd->left / min) {
+		rd->err = 1;
+		return 0;
+	}
+	return n;
+}
+
+int
+mr_msg_new(const unsigned char *p, size_t len, struct mr_m_new *out,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->server = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd)) {
+		*err = "malformed NEW";
+		return -1;
+	}
+	return 0;
+}
+
+void
+mr_msg_commit_free(struct mr_m_commit *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	m->rcpts = NULL;
+	m->nrcpts = 0;
+}
+
+/* The recipients of a COMMIT, counted in m->nrcpts as they are filled
+ * (so that mr_msg_commit_free frees exactly those). */
+static int
+commit_rcpts(struct mr_rd *rd, struct mr_m_commit *m, const char **err)
+{
+	struct mr_path path;
+	const char *s, *perr;
+	size_t n, i, slen;
+
+	if ((n = rd_count(rd, MR_RCPT_MAX, STR_MIN)) == 0) {
+		*err = "bad recipient count in COMMIT";
+		return -1;
+	}
+	m->rcpts = mr_xcalloc(n, sizeof(*m->rcpts));
+	for (i = 0; i < n; i++) {
+		s = mr_rd_str(rd, MR_ADDR_MAX, &slen);
+		if (s == NULL || mr_mailbox_parse(s, slen, &path, &perr) == -1) {
+			*err = "bad recipient in COMMIT";
+			return -1;
+		}
+		m->rcpts[m->nrcpts++] = mr_xstrdup(path.addr);
+	}
+	return 0;
+}
+
+int
+mr_msg_commit(const unsigned char *p, size_t len, struct mr_m_commit *out,
+    const char **err)
+{
+	struct mr_path path;
+	struct mr_rd rd;
+	const char *perr;
+	size_t n = 0;
+
+	memset(out, 0, sizeof(*out));
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->id = mr_rd_str(&rd, MR_ID_MAX, NULL);
+	out->sender = mr_rd_str(&rd, MR_ADDR_MAX, &n);
+	*err = "malformed COMMIT";
+	if (rd.err || out->id[0] == '\0' || !mr_msg_clean(out->id) ||
+	    (n > 0 && mr_mailbox_parse(out->sender, n, &path, &perr) == -1))
+		goto fail;
+	if (commit_rcpts(&rd, out, err) == -1)
+		goto fail;
+	out->size = mr_rd_u64(&rd);
+	out->client = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
+	out->helo = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
+	out->body = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || !mr_msg_clean(out->client) ||
+	    !mr_msg_clean(out->helo) || out->body > MR_BODY_8BITMIME) {
+		*err = "malformed COMMIT";
+		goto fail;
+	}
+	return 0;
+fail:
+	mr_msg_commit_free(out);
+	return -1;
+}
+
+int
+mr_msg_abort(const unsigned char *p, size_t len, struct mr_m_abort *out,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	out->id = mr_rd_str(&rd, MR_ID_MAX, NULL);
+	if (!mr_rd_done(&rd) || out->id[0] == '\0') {
+		*err = "malformed ABORT";
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_reply(uint32_t type, const unsigned char *p, size_t len,
+    struct mr_m_reply *out, const char **err)
+{
+	int is_id = type == MR_Q_NEW_OK || type == MR_Q_COMMIT_OK;
+	struct mr_rd rd;
+
+	*err = "malformed reply from queued";
+	if (!is_id && type != MR_Q_NEW_FAIL && type != MR_Q_COMMIT_FAIL)
+		return -1;
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->text = mr_rd_str(&rd, is_id ? MR_ID_MAX : MR_TEXT_MAX, NULL);
+	if (!mr_rd_done(&rd) || !mr_msg_clean(out->text) ||
+	    (is_id && out->text[0] == '\0'))
+		return -1;
+	return 0;
+}
+
+void
+mr_msg_job_free(struct mr_m_job *j)
+{
+	free(j->rcpts);
+	j->rcpts = NULL;
+	j->nrcpts = 0;
+}
+
+int
+mr_msg_job(const unsigned char *p, size_t len, struct mr_m_job *out,
+    const char **err)
+{
+	struct mr_rd rd;
+	const char *s;
+	size_t n, i;
+
+	memset(out, 0, sizeof(*out));
+	mr_rd_init(&rd, p, len);
+	out->job = mr_rd_u64(&rd);
+	out->server = mr_rd_u32(&rd);
+	out->id = mr_rd_str(&rd, MR_ID_MAX, NULL);
+	out->sender = mr_rd_str(&rd, MR_ADDR_MAX, NULL);
+	*err = "malformed job";
+	if (rd.err)
+		return -1;
+	if (out->id[0] == '\0' || !mr_msg_clean(out->id) ||
+	    !mr_msg_clean(out->sender)) {
+		*err = "control byte in id or sender";
+		return -1;
+	}
+	if ((n = rd_count(&rd, MR_RCPT_MAX, STR_MIN)) == 0) {
+		*err = "bad recipient count";
+		return -1;
+	}
+	out->rcpts = mr_xcalloc(n, sizeof(*out->rcpts));
+	for (i = 0; i < n; i++) {
+		s = mr_rd_str(&rd, MR_ADDR_MAX, NULL);
+		if (s == NULL || *s == '\0' || !mr_msg_clean(s)) {
+			*err = s == NULL ? "malformed job" : "bad recipient";
+			goto fail;
+		}
+		out->rcpts[out->nrcpts++] = s;
+	}
+	out->body = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || out->body > MR_BODY_8BITMIME)
+		goto fail;
+	return 0;
+fail:
+	mr_msg_job_free(out);
+	return -1;
+}
+
+void
+mr_msg_results_free(struct mr_m_results *r)
+{
+	free(r->r);
+	r->r = NULL;
+	r->n = 0;
+}
+
+/* n results (replay: with id and recipient) into out->r. */
+static int
+read_results(struct mr_rd *rd, struct mr_m_results *out, int replay)
+{
+	struct mr_m_status *st;
+	size_t n, i;
+
+	/* a result is at least a status and a text, a replay two more
+	 * strings */
+	n = rd_count(rd, MR_RCPT_MAX, replay ? 4 + 3 * STR_MIN : 4 + STR_MIN);
+	if (n == 0)
+		return -1;
+	out->r = mr_xcalloc(n, sizeof(*out->r));
+	for (i = 0; i < n; i++) {
+		st = &out->r[i];
+		if (replay) {
+			st->id = mr_rd_str(rd, MR_ID_MAX, NULL);
+			st->rcpt = mr_rd_str(rd, MR_ADDR_MAX, NULL);
+		}
+		st->status = mr_rd_u32(rd);
+		st->text = mr_rd_str(rd, MR_TEXT_MAX, NULL);
+		if (rd->err || (st->status != MR_DS_OK &&
+		    st->status != MR_DS_PERM &&
+		    (replay || st->status != MR_DS_TEMP)) ||
+		    (replay && (st->id[0] == '\0' || !mr_msg_clean(st->id))))
+			return -1;
+		out->n++;
+	}
+	return mr_rd_done(rd) ? 0 : -1;
+}
+
+int
+mr_msg_result(const unsigned char *p, size_t len, struct mr_m_results *out,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	memset(out, 0, sizeof(*out));
+	mr_rd_init(&rd, p, len);
+	out->job = mr_rd_u64(&rd);
+	if (rd.err || out->job == 0 || read_results(&rd, out, 0) == -1) {
+		*err = "malformed result";
+		mr_msg_results_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_replay(const unsigned char *p, size_t len, struct mr_m_results *out,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	memset(out, 0, sizeof(*out));
+	mr_rd_init(&rd, p, len);
+	if (read_results(&rd, out, 1) == -1) {
+		*err = "malformed replay";
+		mr_msg_results_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_peer(const unsigned char *p, size_t len, uint32_t *kind,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	*kind = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || *kind <= MR_PROC_MASTER ||
+	    *kind >= MR_PROC_COUNT) {
+		*err = "malformed PEER";
+		return -1;
+	}
+	return 0;
+}
+
+/* MR_M_LISTEN and MR_M_CONFIG: one u32 (a position, a count). */
+static int
+msg_u32(const unsigned char *p, size_t len, uint32_t max, uint32_t *v,
+    const char **err, const char *what)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	*v = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || *v > max) {
+		*err = what;
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_listen(const unsigned char *p, size_t len, uint32_t *pos,
+    const char **err)
+{
+	return msg_u32(p, len, MR_LISTEN_MAX - 1, pos, err, "malformed LISTEN");
+}
+
+int
+mr_msg_config(const unsigned char *p, size_t len, uint32_t *nlisteners,
+    const char **err)
+{
+	return msg_u32(p, len, MR_LISTEN_MAX, nlisteners, err,
+	    "malformed CONFIG");
+}
+
+int
+mr_msg_peer_bad(const unsigned char *p, size_t len, uint32_t reporter,
+    uint32_t *kind, const char **err)
+{
+	if (mr_msg_peer(p, len, kind, err) == -1 || *kind == reporter) {
+		*err = "malformed PEER_BAD";
+		return -1;
+	}
+	return 0;
+}

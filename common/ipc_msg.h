@@ -1,0 +1,112 @@
+/*
+ * ipc_msg.h - every IPC payload a mailroot process receives, decoded into
+ * a typed structure by one pure function per message (proto.h lists the
+ * fields).  The daemons and the fuzz targets (tests/fuzz/fuzz_msg.c) call
+ * the same decoders.
+ *
+ * A decoder takes the payload bytes and returns 0 with *out filled, or -1
+ * with *err set to a short reason and nothing left to free.  Strings
+ * point into the payload (valid while it is); arrays are allocated and
+ * released by the message's *_free function.  A decoder checks structure
+ * only (lengths, counts, syntax, control bytes, status values); whether
+ * a request id or job is known is the receiver's business.
+ */
+#ifndef MR_IPC_MSG_H
+#define MR_IPC_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* MR_Q_NEW (smtpd -> queued) */
+struct mr_m_new {
+	uint64_t	 req;
+	uint32_t	 server;	/* not checked against the servers */
+};
+
+/* MR_Q_COMMIT (smtpd -> queued) */
+struct mr_m_commit {
+	uint64_t	 req;
+	const char	*id;		/* non-empty */
+	const char	*sender;	/* "" = null sender, else a mailbox */
+	char		**rcpts;	/* 1..MR_RCPT_MAX mailboxes as
+					 * mr_mailbox_parse writes them */
+	size_t		 nrcpts;
+	uint64_t	 size;		/* smtpd's claim: a hint */
+	const char	*client;	/* no control byte */
+	const char	*helo;		/* no control byte */
+	uint32_t	 body;		/* enum mr_body */
+};
+
+/* MR_Q_ABORT (smtpd -> queued) */
+struct mr_m_abort {
+	const char	*id;
+};
+
+/* MR_Q_NEW_OK, _NEW_FAIL, _COMMIT_OK, _COMMIT_FAIL (queued -> smtpd) */
+struct mr_m_reply {
+	uint64_t	 req;
+	const char	*text;		/* id (the _OKs) or reason; no
+					 * control byte, ids non-empty */
+};
+
+/* MR_D_JOB (queued -> deliverd) */
+struct mr_m_job {
+	uint64_t	 job;
+	uint32_t	 server;	/* not checked against the servers */
+	const char	*id;		/* non-empty */
+	const char	*sender;
+	const char	**rcpts;	/* 1..MR_RCPT_MAX, non-empty */
+	size_t		 nrcpts;
+	uint32_t	 body;		/* enum mr_body */
+};
+
+/* One recipient's result: MR_D_RESULT (id and rcpt NULL) or MR_D_REPLAY. */
+struct mr_m_status {
+	const char	*id;
+	const char	*rcpt;
+	uint32_t	 status;	/* enum mr_dstatus */
+	const char	*text;
+};
+
+/* MR_D_RESULT, MR_D_REPLAY (deliverd -> queued) */
+struct mr_m_results {
+	uint64_t		 job;	/* 0 for a replay */
+	struct mr_m_status	*r;
+	size_t			 n;
+};
+
+int	mr_msg_new(const unsigned char *, size_t, struct mr_m_new *,
+	    const char **err);
+int	mr_msg_commit(const unsigned char *, size_t, struct mr_m_commit *,
+	    const char **err);
+void	mr_msg_commit_free(struct mr_m_commit *);
+int	mr_msg_abort(const unsigned char *, size_t, struct mr_m_abort *,
+	    const char **err);
+/* type: one of the four replies */
+int	mr_msg_reply(uint32_t type, const unsigned char *, size_t,
+	    struct mr_m_reply *, const char **err);
+int	mr_msg_job(const unsigned char *, size_t, struct mr_m_job *,
+	    const char **err);
+void	mr_msg_job_free(struct mr_m_job *);
+int	mr_msg_result(const unsigned char *, size_t, struct mr_m_results *,
+	    const char **err);
+int	mr_msg_replay(const unsigned char *, size_t, struct mr_m_results *,
+	    const char **err);
+void	mr_msg_results_free(struct mr_m_results *);
+/* MR_M_PEER (master -> child): the peer kind, a child process */
+int	mr_msg_peer(const unsigned char *, size_t, uint32_t *kind,
+	    const char **err);
+/* MR_M_PEER_BAD (child -> master): the kind of a child other than the
+ * reporter */
+int	mr_msg_peer_bad(const unsigned char *, size_t, uint32_t reporter,
+	    uint32_t *kind, const char **err);
+/* MR_M_LISTEN (master -> smtpd): the listener's position, < MR_LISTEN_MAX */
+int	mr_msg_listen(const unsigned char *, size_t, uint32_t *pos,
+	    const char **err);
+/* MR_M_CONFIG (master -> child): the listeners sent before it */
+int	mr_msg_config(const unsigned char *, size_t, uint32_t *nlisteners,
+	    const char **err);
+/* 1 if s holds no control byte (CR, LF, NUL, DEL ...) */
+int	mr_msg_clean(const char *s);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * queue_index.c - finding messages fast, and the active set.
+ *
+ * Two hash tables over the messages in memory: by queue id (replays from
+ * deliverd name messages by id) and by job (every result names its job).
+ * The active set is the jobs at deliverd: at most MR_JOBS_MAX, the most
+ * deliverd takes at once.  A message that is due while the set is full
+ * waits, in arrival order, for a result to make room (Postfix's active
+ * queue): it is tried as soon as deliverd can take it, and no attempt is
+ * counted against it meanwhile.
+ *
+ * Security: keys are queue ids queued made and job numbers it counts;
+ * replays carry ids from deliverd, which are only looked up (a chain is
+ * as long as the queue is deep at worst, and the hash is not under a
+ * peer's control: ids are chosen by queued).
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "proto.h"
+#include "queued.h"
+
+#define ID_BUCKETS	65536		/* power of two */
+#define JOB_BUCKETS	4096		/* power of two */
+
+static struct {
+	struct qmsg	*ids[ID_BUCKETS];
+	struct qmsg	*jobs[JOB_BUCKETS];
+	size_t		 active;	/* jobs at deliverd */
+	struct qmsg	*whead, *wtail;	/* waiting for room */
+} ix;
+
+static size_t
+id_hash(const char *id)
+{
+	uint32_t h = 2166136261U;	/* FNV-1a */
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619U;
+	return h & (ID_BUCKETS - 1);
+}
+
+void
+index_add(struct qmsg *m)
+{
+	size_t b = id_hash(m->id);
+
+	m->id_next = ix.ids[b];
+	ix.ids[b] = m;
+}
+
+/* Takes m out of every table and the waiting line. */
+void
+index_del(struct qmsg *m)
+{
+	struct qmsg **pp;
+
+	for (pp = &ix.ids[id_hash(m->id)]; *pp != NULL; pp = &(*pp)->id_next)
+		if (*pp == m) {
+			*pp = m->id_next;
+			break;
+		}
+	if (m->job != 0)
+		job_end(m);
+	wait_del(m);
+}
+
+struct qmsg *
+index_find(const char *id)
+{
+	struct qmsg *m;
+
+	for (m = ix.ids[id_hash(id)]; m != NULL; m = m->id_next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+/* m goes to deliverd as job number job. */
+void
+job_start(struct qmsg *m, uint64_t job)
+{
+	size_t b = job & (JOB_BUCKETS - 1);
+
+	m->job = job;
+	m->job_next = ix.jobs[b];
+	ix.jobs[b] = m;
+	ix.active++;
+}
+
+void
+job_end(struct qmsg *m)
+{
+	struct qmsg **pp;
+
+	for (pp = &ix.jobs[m->job & (JOB_BUCKETS - 1)]; *pp != NULL;
+	    pp = &(*pp)->job_next)
+		if (*pp == m) {
+			*pp = m->job_next;
+			ix.active--;
+			break;
+		}
+	m->job = 0;
+	m->job_next = NULL;
+}
+
+struct qmsg *
+job_find(uint64_t job)
+{
+	struct qmsg *m;
+
+	for (m = ix.jobs[job & (JOB_BUCKETS - 1)]; m != NULL; m = m->job_next)
+		if (m->job == job)
+			return m;
+	return NULL;
+}
+
+/* 1 when deliverd can take another job. */
+int
+job_room(void)
+{
+	return ix.active < MR_JOBS_MAX;
+}
+
+void
+wait_push(struct qmsg *m)
+{
+	if (m->waiting)
+		return;
+	m->waiting = 1;
+	m->wnext = NULL;
+	m->wprev = ix.wtail;
+	if (ix.wtail != NULL)
+		ix.wtail->wnext = m;
+	else
+		ix.whead = m;
+	ix.wtail = m;
+}
+
+void
+wait_del(struct qmsg *m)
+{
+	if (!m->waiting)
+		return;
+	if (m->wprev != NULL)
+		m->wprev->wnext = m->wnext;
+	else
+		ix.whead = m->wnext;
+	if (m->wnext != NULL)
+		m->wnext->wprev = m->wprev;
+	else
+		ix.wtail = m->wprev;
+	m->waiting = 0;
+	m->wnext = m->wprev = NULL;
+}
+
+/* The message that has waited longest, taken out of the line. */
+struct qmsg *
+wait_pop(void)
+{
+	struct qmsg *m = ix.whead;
+
+	if (m != NULL)
+		wait_del(m);
+	return m;
+}

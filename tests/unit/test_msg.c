@@ -1,0 +1,260 @@
+/*
+ * test_msg.c - unit tests for the IPC payload decoders (ipc_msg.c).
+ *
+ * Each decoder is a pure function: hand-made payloads go in, a typed
+ * structure or a refusal comes out, and nothing is left allocated after
+ * a refusal (the ASan build checks that).
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "ipc_msg.h"
+#include "proto.h"
+
+static void
+commit_head(struct mr_buf *b, const char *sender, uint32_t n)
+{
+	mr_buf_init(b);
+	mr_buf_put_u64(b, 7);
+	mr_buf_put_str(b, "ABC123");
+	mr_buf_put_str(b, sender);
+	mr_buf_put_u32(b, n);
+}
+
+static int
+commit(const struct mr_buf *b, struct mr_m_commit *c)
+{
+	const char *err = NULL;
+	int rc;
+
+	rc = mr_msg_commit((const unsigned char *)b->data, b->len, c, &err);
+	if (rc == -1) {
+		assert_non_null(err);
+		assert_null(c->rcpts);
+		assert_int_equal(c->nrcpts, 0);
+	}
+	return rc;
+}
+
+static void
+t_commit_good(void **state)
+{
+	struct mr_m_commit c;
+	struct mr_buf b;
+
+	(void)state;
+	commit_head(&b, "a@client.test", 2);
+	mr_buf_put_str(&b, "r1@Remote.TEST");
+	mr_buf_put_str(&b, "r2@remote.test");
+	mr_buf_put_u64(&b, 1234);
+	mr_buf_put_str(&b, "127.0.0.1");
+	mr_buf_put_str(&b, "client.test");
+	mr_buf_put_u32(&b, MR_BODY_8BITMIME);
+	assert_int_equal(commit(&b, &c), 0);
+	assert_int_equal(c.body, MR_BODY_8BITMIME);
+	assert_int_equal(c.req, 7);
+	assert_string_equal(c.id, "ABC123");
+	assert_string_equal(c.sender, "a@client.test");
+	assert_int_equal(c.nrcpts, 2);
+	assert_string_equal(c.rcpts[0], "r1@remote.test");
+	assert_string_equal(c.rcpts[1], "r2@remote.test");
+	assert_int_equal(c.size, 1234);
+	assert_string_equal(c.helo, "client.test");
+	mr_msg_commit_free(&c);
+	mr_buf_free(&b);
+}
+
+/* The frame that once crashed queued: a recipient count above the
+ * maximum, with no recipient array allocated yet. */
+static void
+t_commit_rcpt_count_over_max(void **state)
+{
+	struct mr_m_commit c;
+	struct mr_buf b;
+
+	(void)state;
+	commit_head(&b, "", MR_RCPT_MAX + 1);
+	assert_int_equal(commit(&b, &c), -1);
+	mr_buf_free(&b);
+	commit_head(&b, "", 0);
+	assert_int_equal(commit(&b, &c), -1);
+	mr_buf_free(&b);
+}
+
+/* A count the rest of the payload cannot hold allocates nothing. */
+static void
+t_commit_rcpt_count_beyond_payload(void **state)
+{
+	struct mr_m_commit c;
+	struct mr_buf b;
+
+	(void)state;
+	commit_head(&b, "", 3);
+	mr_buf_put_str(&b, "r@remote.test");
+	assert_int_equal(commit(&b, &c), -1);
+	mr_buf_free(&b);
+}
+
+/* A bad recipient after good ones: those are freed, none leak. */
+static void
+t_commit_bad_rcpt_late(void **state)
+{
+	struct mr_m_commit c;
+	struct mr_buf b;
+
+	(void)state;
+	commit_head(&b, "", 3);
+	mr_buf_put_str(&b, "r1@remote.test");
+	mr_buf_put_str(&b, "r2@remote.test");
+	mr_buf_put_str(&b, "no-at-sign");
+	mr_buf_put_u64(&b, 1);
+	mr_buf_put_str(&b, "");
+	mr_buf_put_str(&b, "");
+	assert_int_equal(commit(&b, &c), -1);
+	mr_buf_free(&b);
+}
+
+static void
+t_commit_control_in_helo(void **state)
+{
+	struct mr_m_commit c;
+	struct mr_buf b;
+
+	(void)state;
+	commit_head(&b, "", 1);
+	mr_buf_put_str(&b, "r@remote.test");
+	mr_buf_put_u64(&b, 1);
+	mr_buf_put_str(&b, "127.0.0.1");
+	mr_buf_put_str(&b, "evil\r\nX-Injected: 1");
+	mr_buf_put_u32(&b, MR_BODY_7BIT);
+	assert_int_equal(commit(&b, &c), -1);
+	mr_buf_free(&b);
+}
+
+static void
+t_job(void **state)
+{
+	struct mr_m_job j;
+	struct mr_buf b;
+	const char *err;
+
+	(void)state;
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, 9);
+	mr_buf_put_u32(&b, 0);
+	mr_buf_put_str(&b, "ID1");
+	mr_buf_put_str(&b, "");
+	mr_buf_put_u32(&b, 1);
+	mr_buf_put_str(&b, "r@remote.test");
+	mr_buf_put_u32(&b, MR_BODY_8BITMIME + 1);	/* no such BODY */
+	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
+	    -1);
+	b.len -= 4;
+	mr_buf_put_u32(&b, MR_BODY_8BITMIME);
+	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
+	    0);
+	assert_int_equal(j.body, MR_BODY_8BITMIME);
+	assert_int_equal(j.nrcpts, 1);
+	assert_string_equal(j.rcpts[0], "r@remote.test");
+	mr_msg_job_free(&j);
+	/* a CR in a recipient is an SMTP command injection */
+	b.data[b.len - 6] = '\r';
+	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
+	    -1);
+	assert_null(j.rcpts);
+	mr_buf_free(&b);
+}
+
+static void
+t_results(void **state)
+{
+	struct mr_m_results r;
+	struct mr_buf b;
+	const char *err;
+
+	(void)state;
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, 3);
+	mr_buf_put_u32(&b, 0xffffffffU);
+	assert_int_equal(mr_msg_result((unsigned char *)b.data, b.len, &r,
+	    &err), -1);
+	mr_buf_reset(&b);
+	mr_buf_put_u64(&b, 3);
+	mr_buf_put_u32(&b, 2);
+	mr_buf_put_u32(&b, MR_DS_OK);
+	mr_buf_put_str(&b, "250 ok");
+	mr_buf_put_u32(&b, 3);		/* no such status */
+	mr_buf_put_str(&b, "?");
+	assert_int_equal(mr_msg_result((unsigned char *)b.data, b.len, &r,
+	    &err), -1);
+	assert_null(r.r);
+	mr_buf_reset(&b);
+	mr_buf_put_u32(&b, 1);
+	mr_buf_put_str(&b, "ID1");
+	mr_buf_put_str(&b, "r@remote.test");
+	mr_buf_put_u32(&b, MR_DS_TEMP);	/* a replay is final only */
+	mr_buf_put_str(&b, "451 later");
+	assert_int_equal(mr_msg_replay((unsigned char *)b.data, b.len, &r,
+	    &err), -1);
+	mr_buf_free(&b);
+}
+
+static void
+t_reply_and_peer(void **state)
+{
+	struct mr_m_reply r;
+	struct mr_buf b;
+	const char *err;
+	uint32_t kind;
+
+	(void)state;
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, 1);
+	mr_buf_put_str(&b, "id\r\nX: 1");
+	assert_int_equal(mr_msg_reply(MR_Q_NEW_OK, (unsigned char *)b.data,
+	    b.len, &r, &err), -1);
+	mr_buf_reset(&b);
+	mr_buf_put_u64(&b, 1);
+	mr_buf_put_str(&b, "");
+	assert_int_equal(mr_msg_reply(MR_Q_COMMIT_OK, (unsigned char *)b.data,
+	    b.len, &r, &err), -1);
+	assert_int_equal(mr_msg_reply(MR_Q_COMMIT_FAIL,
+	    (unsigned char *)b.data, b.len, &r, &err), 0);
+	mr_buf_reset(&b);
+	mr_buf_put_u32(&b, MR_PROC_QUEUED);
+	assert_int_equal(mr_msg_peer((unsigned char *)b.data, b.len, &kind,
+	    &err), 0);
+	assert_int_equal(kind, MR_PROC_QUEUED);
+	assert_int_equal(mr_msg_peer_bad((unsigned char *)b.data, b.len,
+	    MR_PROC_QUEUED, &kind, &err), -1);
+	mr_buf_reset(&b);
+	mr_buf_put_u32(&b, MR_PROC_MASTER);
+	assert_int_equal(mr_msg_peer((unsigned char *)b.data, b.len, &kind,
+	    &err), -1);
+	mr_buf_free(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_commit_good),
+		cmocka_unit_test(t_commit_rcpt_count_over_max),
+		cmocka_unit_test(t_commit_rcpt_count_beyond_payload),
+		cmocka_unit_test(t_commit_bad_rcpt_late),
+		cmocka_unit_test(t_commit_control_in_helo),
+		cmocka_unit_test(t_job),
+		cmocka_unit_test(t_results),
+		cmocka_unit_test(t_reply_and_peer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
