@@ -55,11 +55,7 @@ static struct child children[MR_PROC_COUNT] = {
 };
 static char *exe_dir;
 /* a reload that changed the list of servers restarts every child */
-static enum {
-	FULL_NONE,
-	FULL_SMTPD,		/* smtpd finishing its sessions */
-	FULL_OTHERS		/* queued and deliverd stopping */
-} full_restart;
+static int full_restart;
 
 static void	spawn(enum mr_proc);
 static void	schedule_restart(struct child *);
@@ -330,7 +326,7 @@ restart_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (full_restart != FULL_NONE)
+	if (full_restart)
 		return;		/* full_restart_step starts every child */
 	spawn(ch->proc);
 }
@@ -481,18 +477,44 @@ restart_child(struct child *ch)
 	tell_child_stop(ch);
 }
 
-/* Every child is down: start them again, in the start order. */
+/*
+ * Stopping every child (a full restart, or mailrootd's own stop): smtpd
+ * and deliverd first, queued once both have gone.  queued is the one
+ * that records what happened: smtpd commits through it until its last
+ * session ends, and deliverd reports the deliveries it finishes to it.
+ * Were queued to go first, a message deliverd delivered meanwhile would
+ * be recovered as undelivered and sent again.  Returns 1 once every
+ * child is down.
+ */
+static int
+stop_step(void)
+{
+	struct child *q = &children[MR_PROC_QUEUED];
+	int p, others = 0;
+
+	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
+		if (p == MR_PROC_QUEUED || children[p].pid <= 0)
+			continue;
+		others = 1;
+		if (!children[p].stop_asked)
+			tell_child_stop(&children[p]);
+	}
+	if (others)
+		return 0;
+	if (q->pid > 0 && !q->stop_asked)
+		tell_child_stop(q);
+	return q->pid <= 0;
+}
+
+/* A full restart: when every child is down, start them again. */
 static void
 full_restart_step(void)
 {
 	int p;
 
-	if (full_restart != FULL_OTHERS)
+	if (!full_restart || !stop_step())
 		return;
-	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
-		if (children[p].pid > 0)
-			return;
-	full_restart = FULL_NONE;
+	full_restart = 0;
 	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
 		children[p].restart_now = 0;
 		if (children[p].timer != NULL)
@@ -501,36 +523,23 @@ full_restart_step(void)
 	mr_supervise_start(master);
 }
 
-/* smtpd has finished its sessions: queued and deliverd stop next. */
-static void
-full_restart_others(void)
-{
-	full_restart = FULL_OTHERS;
-	tell_child_stop(&children[MR_PROC_QUEUED]);
-	tell_child_stop(&children[MR_PROC_DELIVERD]);
-	full_restart_step();
-}
-
 void
 mr_supervise_reload(struct mr_master *m, const struct mr_config *old)
 {
 	struct child *ch;
 	int p;
 
-	if (full_restart != FULL_NONE) {
+	if (full_restart) {
 		mr_info("reload: the children restarting take it");
 		return;
 	}
 	if (!same_servers(old, m->cfg)) {
 		mr_info("reload: the list of servers changed; restarting "
-		    "smtpd, then queued and deliverd");
-		full_restart = FULL_SMTPD;
+		    "smtpd and deliverd, then queued");
+		full_restart = 1;
 		for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
 			children[p].restart_now = 1;	/* logged as info */
-		if (children[MR_PROC_SMTPD].pid > 0)
-			tell_child_stop(&children[MR_PROC_SMTPD]);
-		else
-			full_restart_others();
+		full_restart_step();
 		return;
 	}
 	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
@@ -571,19 +580,13 @@ mr_supervise_reap(struct mr_master *m)
 			    children[p].name, (long)pid, WEXITSTATUS(status));
 		if (m->stopping)
 			continue;
-		if (full_restart == FULL_SMTPD && p == MR_PROC_SMTPD)
-			full_restart_others();
-		else if (full_restart == FULL_NONE)
-			schedule_restart(&children[p]);
-		else
+		if (full_restart)
 			full_restart_step();
+		else
+			schedule_restart(&children[p]);
 	}
-	if (m->stopping) {
-		for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
-			if (children[p].pid > 0)
-				return;
+	if (m->stopping && stop_step())
 		event_base_loopexit(m->base, NULL);
-	}
 }
 
 static void
@@ -606,17 +609,13 @@ void
 mr_supervise_stop(struct mr_master *m)
 {
 	struct timeval tv = { 10, 0 };
-	int p, any = 0;
+	int p;
 
 	m->stopping = 1;
-	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
+	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++)
 		if (children[p].timer != NULL)
 			evtimer_del(children[p].timer);
-		if (children[p].pid > 0)
-			any = 1;
-		tell_child_stop(&children[p]);
-	}
-	if (!any) {
+	if (stop_step()) {
 		event_base_loopexit(m->base, NULL);
 		return;
 	}

@@ -6,6 +6,7 @@ waits is bounded in time; every daemon started is stopped, and its log is
 checked for sanitizer reports before the test may pass.
 """
 
+import asyncio
 import os
 import pwd
 import random
@@ -197,6 +198,11 @@ class _SinkHandler:
     async def handle_DATA(self, server, session, envelope):
         self.sink._record(Received(envelope.mail_from, envelope.rcpt_tos,
                                    bytes(envelope.original_content)))
+        hold = self.sink.hold
+        if hold is not None:
+            # the reply waits (bounded) until the test lets it go
+            await asyncio.get_running_loop().run_in_executor(
+                None, hold.wait, 120.0)
         return "250 2.0.0 Ok: stored by sink"
 
 
@@ -210,6 +216,8 @@ class Sink:
         self.messages = []
         self.reject = {}
         self.rejected = []      # recipients refused so far, in order
+        self.hold = None        # a threading.Event: the reply to DATA
+                                # waits until it is set
         self._cond = threading.Condition()
         self._controller = Controller(_SinkHandler(self),
                                       hostname="127.0.0.1", port=self.port,

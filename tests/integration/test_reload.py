@@ -305,3 +305,54 @@ def test_new_server_waits_for_open_transaction(start_mailroot, sink,
     t.join(WAIT * 3)
     assert late == ["sent"]
     assert subjects(sink.wait_for(2, WAIT)) == ["reload 1", "reload 2"]
+
+
+def test_delivery_in_flight_across_full_restart(start_mailroot, sink,
+                                                workdir):
+    """A full restart (the server list changed) while deliverd waits for
+    the next hop's reply: queued stops only after deliverd reported the
+    delivery, so the new queued recovers nothing and the message is not
+    sent twice."""
+    sink.hold = threading.Event()
+    d = start_mailroot(sink=sink)
+    mh.send(d.port, "a@client.test", [RCPT], message(1))
+    assert len(sink.wait_for(1, WAIT)) == 1      # reply to DATA held
+    other = workdir / "other"
+    other.mkdir(mode=0o755)
+    mh.make_traversable(other)
+    since = len(d.log_text())
+    assert hup(d, conf(d, sink) + """server "other" {
+    listen 127.0.0.1:%d
+    mailroot "%s"
+}
+""" % (mh.free_port(), other), children=0) == "reloaded"
+    assert mh.wait_until(lambda: "deliverd" in d.log_text()[since:] and
+                         "shutting down" in d.log_text()[since:], WAIT)
+    sink.hold.set()
+    assert mh.wait_until(
+        lambda: d.log_text()[since:].count("started queued") == 1 and
+        "connected to deliverd" in d.log_text()[since:], WAIT * 4)
+    assert "recovered" not in d.log_text()[since:]
+    assert not list(d.dir("Queue").glob("*.env"))
+    mh.send(d.port, "a@client.test", [RCPT], message(2))
+    assert subjects(sink.wait_for(2, WAIT)) == ["reload 1", "reload 2"]
+
+
+def test_delivery_in_flight_across_stop(start_mailroot, sink):
+    """mailrootd's own stop, likewise: deliverd finishes and reports
+    before queued goes, and the next start sends nothing again."""
+    sink.hold = threading.Event()
+    d = start_mailroot(sink=sink)
+    mh.send(d.port, "a@client.test", [RCPT], message(1))
+    assert len(sink.wait_for(1, WAIT)) == 1      # reply to DATA held
+    since = len(d.log_text())
+    os.kill(d.pid, signal.SIGTERM)
+    assert mh.wait_until(lambda: "shutting down" in d.log_text()[since:],
+                         WAIT)
+    sink.hold.set()
+    d.proc.wait(WAIT * 4)
+    d.start()
+    assert "recovered" not in d.log_text()[since:]
+    assert not list(d.dir("Queue").glob("*.env"))
+    mh.send(d.port, "a@client.test", [RCPT], message(2))
+    assert subjects(sink.wait_for(2, WAIT)) == ["reload 1", "reload 2"]
