@@ -251,7 +251,8 @@ read_results(struct mr_rd *rd, struct mr_m_results *out, int replay)
 		st->text = mr_rd_str(rd, MR_TEXT_MAX, NULL);
 		if (rd->err || (st->status != MR_DS_OK &&
 		    st->status != MR_DS_PERM &&
-		    (replay || st->status != MR_DS_TEMP)) ||
+		    (replay || (st->status != MR_DS_TEMP &&
+		    st->status != MR_DS_AGAIN))) ||
 		    (replay && (st->id[0] == '\0' || !mr_msg_clean(st->id))))
 			return -1;
 		out->n++;

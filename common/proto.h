@@ -82,6 +82,9 @@ enum mr_body {
 
 enum mr_dstatus {
 	MR_DS_OK = 2,		/* delivered (2xx) */
+	MR_DS_AGAIN = 3,	/* not tried (deliverd stopping or full):
+				 * offered again soon, no attempt counted;
+				 * MR_D_RESULT only */
 	MR_DS_TEMP = 4,		/* retry later (4xx, network failure) */
 	MR_DS_PERM = 5		/* bounce (5xx) */
 };

@@ -76,6 +76,8 @@ status_word(int st)
 		return "sent";
 	case MR_DS_PERM:
 		return "bounced";
+	case MR_DS_AGAIN:
+		return "not tried";
 	default:
 		return "deferred";
 	}
@@ -588,9 +590,9 @@ job_refuse(struct job *j, const char *why)
 	size_t i;
 
 	for (i = 0; i < j->nrcpt; i++) {
-		j->rcpts[i].status = MR_DS_TEMP;
+		j->rcpts[i].status = MR_DS_AGAIN;
 		j->rcpts[i].text = mr_xstrdup(why);
-		mr_info("%s: to=<%s>, relay=none, status=deferred (%s)",
+		mr_info("%s: to=<%s>, relay=none, status=not tried (%s)",
 		    j->qid, j->rcpts[i].addr, why);
 	}
 }
@@ -765,7 +767,7 @@ shutdown_start(void)
 	/* deliveries not started yet go back to queued at once */
 	TAILQ_FOREACH(ds, &d.dests, entry)
 		while ((dl = TAILQ_FIRST(&ds->queue)) != NULL)
-			delivery_fail(dl, MR_DS_TEMP,
+			delivery_fail(dl, MR_DS_AGAIN,
 			    "4.3.2 mail system shutting down");
 	d.grace = evtimer_new(d.base, grace_cb, NULL);
 	if (d.grace == NULL || evtimer_add(d.grace, &tv) == -1)

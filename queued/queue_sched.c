@@ -35,6 +35,9 @@ static void	arm_expiry(struct qmsg *);
 static void	quarantine(struct qserver *, const char *id,
 		    const char *reason);
 
+/* a job deliverd did not try is offered again after this (seconds) */
+#define AGAIN_DELAY	5
+
 /* Badmail/ID.BDR: why a message is there */
 #define BDR_ENVELOPE	"Unable to deliver this message because its " \
 	"envelope file in the queue is malformed.\r\n"
@@ -416,7 +419,7 @@ sched_result(const unsigned char *data, size_t len)
 	struct mr_m_results res;
 	struct qmsg *m;
 	const char *err;
-	size_t i;
+	size_t i, tried = 0;
 
 	if (mr_msg_result(data, len, &res, &err) == -1) {
 		queued_drop_deliverd();
@@ -427,9 +430,24 @@ sched_result(const unsigned char *data, size_t len)
 		queued_drop_deliverd();
 		return;
 	}
+	for (i = 0; i < res.n; i++)
+		tried += res.r[i].status != MR_DS_AGAIN;
+	if (tried == 0) {
+		/* deliverd did not try (stopping, or full): no attempt is
+		 * counted and the envelope stays as it is; offered again
+		 * soon, or by the next deliverd */
+		mr_msg_results_free(&res);
+		job_end(m);
+		m->next_try = q_now() + AGAIN_DELAY;
+		set_timer(m, m->next_try);
+		feed();
+		return;
+	}
 	for (i = 0; i < res.n; i++) {
 		struct qrcpt *r = &m->rcpts[m->job_idx[i]];
 
+		if (res.r[i].status == MR_DS_AGAIN)
+			continue;	/* pending, as before the job */
 		free(r->text);
 		r->text = one_line(res.r[i].text);
 		if (res.r[i].status == MR_DS_OK)

@@ -356,3 +356,27 @@ def test_delivery_in_flight_across_stop(start_mailroot, sink):
     assert not list(d.dir("Queue").glob("*.env"))
     mh.send(d.port, "a@client.test", [RCPT], message(2))
     assert subjects(sink.wait_for(2, WAIT)) == ["reload 1", "reload 2"]
+
+
+def test_job_refused_by_stopping_deliverd_is_not_deferred(start_mailroot,
+                                                          sink):
+    """A message handed to a deliverd that is stopping (here, restarted
+    for a new resolver while a delivery is under way) is not tried; it
+    counts no attempt and goes out with the next deliverd, not after the
+    first retry interval (15 minutes)."""
+    sink.hold = threading.Event()
+    d = start_mailroot(sink=sink)
+    mh.send(d.port, "a@client.test", [RCPT], message(1))
+    assert len(sink.wait_for(1, WAIT)) == 1      # reply to DATA held
+    since = len(d.log_text())
+    assert hup(d, conf(d, sink, "1M", global_extra="resolver 127.0.0.1@53"),
+               children=2) == "reloaded"
+    assert mh.wait_until(lambda: "shutting down" in d.log_text()[since:],
+                         WAIT)
+    mh.send(d.port, "a@client.test", [RCPT], message(2))
+    assert mh.wait_until(lambda: "status=not tried" in d.log_text()[since:],
+                         WAIT)
+    sink.hold.set()
+    assert mh.wait_until(lambda: "reload 2" in subjects(sink.messages),
+                         WAIT * 2), d.log_text()[since:]
+    assert "status=deferred" not in d.log_text()[since:]

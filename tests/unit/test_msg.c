@@ -191,11 +191,18 @@ t_results(void **state)
 	mr_buf_put_u32(&b, 2);
 	mr_buf_put_u32(&b, MR_DS_OK);
 	mr_buf_put_str(&b, "250 ok");
-	mr_buf_put_u32(&b, 3);		/* no such status */
+	mr_buf_put_u32(&b, 6);		/* no such status */
 	mr_buf_put_str(&b, "?");
 	assert_int_equal(mr_msg_result((unsigned char *)b.data, b.len, &r,
 	    &err), -1);
 	assert_null(r.r);
+	b.len -= 4 + 4 + 2;	/* the status and "?" (u32 length, '?', NUL) */
+	mr_buf_put_u32(&b, MR_DS_AGAIN);	/* not tried: a result only */
+	mr_buf_put_str(&b, "?");
+	assert_int_equal(mr_msg_result((unsigned char *)b.data, b.len, &r,
+	    &err), 0);
+	assert_int_equal(r.r[1].status, MR_DS_AGAIN);
+	mr_msg_results_free(&r);
 	mr_buf_reset(&b);
 	mr_buf_put_u32(&b, 1);
 	mr_buf_put_str(&b, "ID1");
