@@ -98,6 +98,8 @@ DEFAULTS = {
     "session-size": r"session-size\s+10240K",
     "messages-per-connection": r"messages-per-connection\s+20",
     "recipients-per-message": r"recipients-per-message\s+100",
+    "client-connections": r"client-connections\s+0",
+    "client-connection-rate": r"client-connection-rate\s+0",
     "hop-count": r"hop-count\s+15",
     "retry": r"retry\s+(15m|900s?)\s+(30m|1800s?)\s+(60m|1h|3600s?)"
              r"\s+(240m|4h|14400s?)",
