@@ -401,10 +401,9 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 1024 * 1024);
 
-	if (l->lcfg->tls || l->lcfg->proxy) {
-		mr_warn("session %llu [%s]: %s listeners are not supported "
-		    "yet", (unsigned long long)s->id, s->ip,
-		    l->lcfg->tls ? "implicit TLS" : "PROXY protocol");
+	if (l->lcfg->tls) {
+		mr_warn("session %llu [%s]: implicit TLS listeners are not "
+		    "supported yet", (unsigned long long)s->id, s->ip);
 		close_after_reply(s);
 		return;
 	}

@@ -37,8 +37,13 @@ static void
 accept_cb(struct evconnlistener *ev, evutil_socket_t fd,
     struct sockaddr *sa, int len, void *arg)
 {
+	struct listener *l = arg;
+
 	(void)ev;
-	session_accept(arg, fd, sa, len);
+	if (l->lcfg->proxy)
+		proxy_accept(l, fd, sa, len);
+	else
+		session_accept(l, fd, sa, len);
 }
 
 static void

@@ -48,6 +48,11 @@ void	session_commit_done(uint64_t req, int ok, const char *text);
 void	session_queued_lost(void);
 size_t	session_count(void);
 
+/* proxy.c: reads the PROXY header of a connection to a proxy-protocol
+ * listener, then calls session_accept with the client it names and the
+ * descriptor at the client's first byte. */
+void	proxy_accept(struct listener *, int fd, struct sockaddr *, int len);
+
 /* client_limit.c: connections by client address, per server.
  * client_connect counts one more (open now, and in this minute) and
  * returns the entry to give back to client_done when it closes; NULL

@@ -193,8 +193,7 @@ server "t" {
 # (line, column, the setting the warning names)
 INERT_WARNINGS = [
     (1, 1, "control-group"), (2, 1, "metrics"), (3, 1, "pki"),
-    (4, 1, "table"), (7, 27, "listen ... tls"),
-    (8, 27, "listen ... proxy-protocol"), (10, 5, "pki"),
+    (4, 1, "table"), (7, 27, "listen ... tls"), (10, 5, "pki"),
     (11, 5, "connection allow domain"), (12, 5, "relay allow domain"),
     (13, 5, "relay authenticated"), (14, 12, "auth { users }"),
     (15, 5, "tls optional"), (16, 5, "reverse-dns-lookup"),

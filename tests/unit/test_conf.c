@@ -909,9 +909,6 @@ t_inert_warnings(void **state)
 	expect_warning(SRV("\treverse-dns-lookup yes\n"),
 	    "t.conf:4:2: warning: \"reverse-dns-lookup\" is not yet "
 	    "implemented and has no effect");
-	expect_warning(SRV("\tlisten 127.0.0.1:26 proxy-protocol\n"),
-	    "t.conf:4:22: warning: \"listen ... proxy-protocol\" is not yet "
-	    "implemented");
 	expect_warning(SRV("\tconnection allow domain x.example\n"),
 	    "t.conf:4:2: warning: \"connection allow domain\" is not yet "
 	    "implemented and has no effect");
@@ -924,6 +921,7 @@ t_inert_warnings(void **state)
 	    "t.conf:4:2: warning: \"masquerade-domain\" is only partly "
 	    "implemented");
 	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
+	    "\tlisten 127.0.0.1:26 proxy-protocol\n"
 	    "\tdelivery { smart-host-first-direct no }\n"
 	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n")));
 	if (errlen != 0)
