@@ -64,6 +64,20 @@ client_table_new(void)
 	return t;
 }
 
+void
+client_table_free(struct client_table *t)
+{
+	struct client *c, *next;
+	size_t i;
+
+	for (i = 0; i < BUCKETS; i++)
+		for (c = t->bucket[i]; c != NULL; c = next) {
+			next = c->hnext;
+			free(c);
+		}
+	free(t);
+}
+
 /* The address of sa as a key: 0, or -1 for a family not counted. */
 static int
 key(const struct sockaddr *sa, int *family, unsigned char addr[16])

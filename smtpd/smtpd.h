@@ -58,6 +58,7 @@ void	proxy_accept(struct listener *, int fd, struct sockaddr *, int len);
  * returns the entry to give back to client_done when it closes; NULL
  * for an address that is neither IPv4 nor IPv6. */
 struct client_table *client_table_new(void);
+void		 client_table_free(struct client_table *);
 struct client	*client_connect(struct client_table *,
 		    const struct sockaddr *, unsigned *open, unsigned *rate);
 void		 client_done(struct client_table *, struct client *);
