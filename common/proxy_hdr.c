@@ -254,7 +254,8 @@ parse_v2(const unsigned char *p, size_t len, struct mr_proxy_hdr *out)
 	size_t total;
 	enum mr_proxy_rc rc;
 
-	if (memcmp(p, v2_sig, len < sizeof(v2_sig) ? len : sizeof(v2_sig)))
+	if (memcmp(p, v2_sig, len < sizeof(v2_sig) ? len : sizeof(v2_sig)) !=
+	    0)
 		return bad(out, "not a PROXY header");
 	if (len < MR_PROXY_V2_FIXED)
 		return MR_PROXY_MORE;

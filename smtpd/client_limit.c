@@ -122,13 +122,20 @@ idle_unlink(struct client_table *t, struct client *c)
 	t->nidle--;
 }
 
-/* Forgets an idle client. */
+/* Forgets the least recently active idle client. */
 static void
-forget(struct client_table *t, struct client *c)
+forget_oldest(struct client_table *t)
 {
-	struct client **pp;
+	struct client *c = t->idle_tail, **pp;
 
-	idle_unlink(t, c);
+	if (c == NULL)
+		mr_panic("client_limit: no idle client to forget");
+	t->idle_tail = c->iprev;
+	if (t->idle_tail != NULL)
+		t->idle_tail->inext = NULL;
+	else
+		t->idle_head = NULL;
+	t->nidle--;
 	for (pp = &t->bucket[hash(t, c->family, c->addr)]; *pp != NULL;
 	    pp = &(*pp)->hnext)
 		if (*pp == c) {
@@ -146,11 +153,11 @@ trim(struct client_table *t, uint64_t now)
 {
 	int n;
 
-	while (t->nidle > IDLE_MAX)
-		forget(t, t->idle_tail);
+	while (t->nidle > IDLE_MAX && t->idle_tail != NULL)
+		forget_oldest(t);
 	for (n = 0; n < 8 && t->idle_tail != NULL &&
 	    now - t->idle_tail->window >= WINDOW_MS; n++)
-		forget(t, t->idle_tail);
+		forget_oldest(t);
 }
 
 struct client *
