@@ -13,7 +13,10 @@ and must decide on the address in the header: relay is allowed for
 Every wait is bounded (socket timeouts, wait_until, the per-test alarm).
 """
 
+import os
+import re
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -270,3 +273,32 @@ def test_local_header_keeps_the_connection_address(proxied):
             assert text[0].endswith("Hello [%s]" % RELAYER), text
     logged(mr, (PROXY_LOG.replace("127\\.0\\.0\\.1", "127\\.0\\.0\\.3", 1)
                 % pport) + r"PROXY v2 \(local\): client \[127\.0\.0\.3\]")
+
+
+def test_reload_while_a_header_is_pending(proxied):
+    """A connection waiting for its header keeps the listener's
+    configuration across a reload and is served when the header ends."""
+    mr, _, pport = proxied
+    with raw(pport) as c:
+        c.send(b"PROXY TCP4 127.0.0.3")
+        since = len(mr.log_text())
+        os.kill(mr.pid, signal.SIGHUP)
+        assert mh.wait_until(lambda: re.search(
+            r"smtpd\[\d+\]: .*configuration reloaded",
+            mr.log_text()[since:]), 60), mr.log_text()[since:]
+        if "PROXY header incomplete" in mr.log_text()[since:]:
+            pytest.skip("the reload took longer than the header timeout")
+        c.send(b" 127.0.0.1 40000 25\r\n")
+        c.expect(220)
+        text = c.expect(250, None, "EHLO client.test")
+        assert text[0].endswith("Hello [%s]" % RELAYER), text
+
+
+def test_stop_while_a_header_is_pending(proxied):
+    """mailrootd stops cleanly (and the sanitizers find nothing) with a
+    connection still waiting for its header."""
+    mr, _, pport = proxied
+    with raw(pport) as c:
+        c.send(b"\r\n\r\n\x00\r\n")
+        assert mr.stop() == []
+        assert c.closed()
