@@ -72,6 +72,9 @@ struct mr_limits {
 	uint64_t		 session_size;	/* 10240 KiB */
 	unsigned		 messages_per_connection;	/* 20 */
 	unsigned		 recipients_per_message;	/* 100 */
+	/* per client address, beyond IIS; 0 = off (the default) */
+	unsigned		 client_connections;	/* at once */
+	unsigned		 client_connection_rate;	/* per minute */
 };
 
 struct mr_outbound {

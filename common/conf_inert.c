@@ -55,9 +55,6 @@ static const struct inert inert[] = {
 	I(W_SERVER, "listen", NULL, NULL, "tls", 0, "listen ... tls",
 	    "is not yet implemented: connections to this listener are "
 	    "closed without a greeting"),
-	I(W_SERVER, "listen", NULL, NULL, "proxy-protocol", 0,
-	    "listen ... proxy-protocol", "is not yet implemented: "
-	    "connections to this listener are closed without a greeting"),
 	I(W_SERVER, "pki", NULL, NULL, NULL, 0, "pki",
 	    NOEFFECT ": STARTTLS is not offered"),
 	I(W_SERVER, "connection", "allow", "domain", NULL, 0,

@@ -1138,6 +1138,10 @@ kw_limit(struct pc *pc, const struct mr_cf_stmt *st)
 		get_size(pc, st, 1, &l->session_size);
 	else if (strcmp(k, "messages-per-connection") == 0)
 		get_uint(pc, st, 1, 1, UINT_MAX, &l->messages_per_connection);
+	else if (strcmp(k, "client-connections") == 0)
+		get_uint(pc, st, 1, 0, UINT_MAX, &l->client_connections);
+	else if (strcmp(k, "client-connection-rate") == 0)
+		get_uint(pc, st, 1, 0, UINT_MAX, &l->client_connection_rate);
 	else
 		get_uint(pc, st, 1, 1, UINT_MAX, &l->recipients_per_message);
 }
@@ -1149,6 +1153,8 @@ static const struct kw limits_kw[] = {
 	{ "session-size", 1, 1, NOBLOCK, kw_limit },
 	{ "messages-per-connection", 1, 1, NOBLOCK, kw_limit },
 	{ "recipients-per-message", 1, 1, NOBLOCK, kw_limit },
+	{ "client-connections", 1, 1, NOBLOCK, kw_limit },
+	{ "client-connection-rate", 1, 1, NOBLOCK, kw_limit },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -1679,6 +1685,8 @@ server_init(struct mr_server *s)
 	s->limits.session_size = 10240 * 1024;
 	s->limits.messages_per_connection = 20;
 	s->limits.recipients_per_message = 100;
+	s->limits.client_connections = 0;
+	s->limits.client_connection_rate = 0;
 	s->hop_count = 15;
 	s->badmail = 1;
 	memcpy(dl->retry, retry, sizeof(retry));

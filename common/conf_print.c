@@ -178,6 +178,8 @@ pr_limits(FILE *fp, const struct mr_limits *l)
 	fputc('\n', fp);
 	pr_uint(fp, 2, "messages-per-connection", l->messages_per_connection);
 	pr_uint(fp, 2, "recipients-per-message", l->recipients_per_message);
+	pr_uint(fp, 2, "client-connections", l->client_connections);
+	pr_uint(fp, 2, "client-connection-rate", l->client_connection_rate);
 	fputs("\t}\n", fp);
 }
 

@@ -58,6 +58,7 @@ struct session {
 	uint64_t		 id;
 	struct listener		*l;
 	const struct mr_server	*srv;
+	struct client		*client;	/* counted per address */
 	struct bufferevent	*bev;
 	enum state		 state;
 	struct sockaddr_storage	 peer;
@@ -243,6 +244,8 @@ session_free(struct session *s)
 		}
 	nsessions--;
 	smtpd->conns[s->srv->index]--;
+	if (s->client != NULL)
+		client_done(smtpd->clients[s->srv->index], s->client);
 	bufferevent_free(s->bev);
 	mr_buf_free(&s->out);
 	mr_buf_free(&s->replies);
@@ -323,6 +326,37 @@ peer_ip(const struct sockaddr *sa, char *buf, size_t len)
 	return inet_ntop(sa->sa_family, a, buf, (socklen_t)len) ? 0 : -1;
 }
 
+/*
+ * The per-client limits (beyond IIS, as Postfix's anvil): every
+ * connection is counted, refused or not.  1 if this one is over a limit
+ * (refused, and the caller closes it).
+ */
+static int
+client_over(struct session *s)
+{
+	const struct mr_limits *lim = &s->srv->limits;
+	unsigned open, rate;
+
+	if (lim->client_connections == 0 && lim->client_connection_rate == 0)
+		return 0;
+	s->client = client_connect(smtpd->clients[s->srv->index],
+	    (struct sockaddr *)&s->peer, &open, &rate);
+	if (s->client == NULL)
+		return 0;
+	if (lim->client_connections && open > lim->client_connections) {
+		refuse(s, "421 4.7.0 %s Too many connections from your "
+		    "address, try again later", s->srv->fqdn);
+		return 1;
+	}
+	if (lim->client_connection_rate &&
+	    rate > lim->client_connection_rate) {
+		refuse(s, "421 4.7.0 %s Too many connections per minute from "
+		    "your address, try again later", s->srv->fqdn);
+		return 1;
+	}
+	return 0;
+}
+
 void
 session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 {
@@ -367,10 +401,9 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 1024 * 1024);
 
-	if (l->lcfg->tls || l->lcfg->proxy) {
-		mr_warn("session %llu [%s]: %s listeners are not supported "
-		    "yet", (unsigned long long)s->id, s->ip,
-		    l->lcfg->tls ? "implicit TLS" : "PROXY protocol");
+	if (l->lcfg->tls) {
+		mr_warn("session %llu [%s]: implicit TLS listeners are not "
+		    "supported yet", (unsigned long long)s->id, s->ip);
 		close_after_reply(s);
 		return;
 	}
@@ -378,6 +411,10 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 		mr_info("session %llu [%s]: connection denied by rule",
 		    (unsigned long long)s->id, s->ip);
 		reply(s, "554 5.7.1 %s Access denied", srv->fqdn);
+		close_after_reply(s);
+		return;
+	}
+	if (client_over(s)) {
 		close_after_reply(s);
 		return;
 	}

@@ -38,8 +38,13 @@ static void
 accept_cb(struct evconnlistener *ev, evutil_socket_t fd,
     struct sockaddr *sa, int len, void *arg)
 {
+	struct listener *l = arg;
+
 	(void)ev;
-	session_accept(arg, fd, sa, len);
+	if (l->lcfg->proxy)
+		proxy_accept(l, fd, sa, len);
+	else
+		session_accept(l, fd, sa, len);
 }
 
 static void
@@ -313,9 +318,15 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 int
 main(int argc, char *argv[])
 {
+	size_t i;
+
 	smtpd = mr_xcalloc(1, sizeof(*smtpd));
 	smtpd->cfg = mr_child_start("smtpd", argc, argv);
 	smtpd->conns = mr_xcalloc(smtpd->cfg->nservers, sizeof(unsigned));
+	smtpd->clients = mr_xcalloc(smtpd->cfg->nservers,
+	    sizeof(struct client_table *));
+	for (i = 0; i < smtpd->cfg->nservers; i++)
+		smtpd->clients[i] = client_table_new();
 	smtpd->base = mr_child_loop();
 	mr_privdrop("smtpd", smtpd->cfg->smtpd_user,
 	    geteuid() == 0 ? smtpd->cfg->chroot : NULL);

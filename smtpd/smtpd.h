@@ -14,6 +14,8 @@ struct mr_ipc;
 struct session;
 
 struct gen;
+struct client;
+struct client_table;
 
 struct listener {
 	struct gen		*gen;		/* the configuration it is of */
@@ -29,6 +31,7 @@ struct smtpd {
 	struct mr_ipc		*queued;	/* NULL while queued is down */
 	struct gen		*gen;		/* cfg and its listeners */
 	unsigned		*conns;		/* per server */
+	struct client_table	**clients;	/* per server */
 	uint64_t		 next_id;
 	int			 stopping;
 };
@@ -44,6 +47,21 @@ void	session_commit_done(uint64_t req, int ok, const char *text);
 /* queued went away: every waiting session gets a temporary failure. */
 void	session_queued_lost(void);
 size_t	session_count(void);
+
+/* proxy.c: reads the PROXY header of a connection to a proxy-protocol
+ * listener, then calls session_accept with the client it names and the
+ * descriptor at the client's first byte. */
+void	proxy_accept(struct listener *, int fd, struct sockaddr *, int len);
+
+/* client_limit.c: connections by client address, per server.
+ * client_connect counts one more (open now, and in this minute) and
+ * returns the entry to give back to client_done when it closes; NULL
+ * for an address that is neither IPv4 nor IPv6. */
+struct client_table *client_table_new(void);
+void		 client_table_free(struct client_table *);
+struct client	*client_connect(struct client_table *,
+		    const struct sockaddr *, unsigned *open, unsigned *rate);
+void		 client_done(struct client_table *, struct client *);
 
 /* smtpd.c */
 void	smtpd_maybe_exit(void);

@@ -98,6 +98,8 @@ DEFAULTS = {
     "session-size": r"session-size\s+10240K",
     "messages-per-connection": r"messages-per-connection\s+20",
     "recipients-per-message": r"recipients-per-message\s+100",
+    "client-connections": r"client-connections\s+0",
+    "client-connection-rate": r"client-connection-rate\s+0",
     "hop-count": r"hop-count\s+15",
     "retry": r"retry\s+(15m|900s?)\s+(30m|1800s?)\s+(60m|1h|3600s?)"
              r"\s+(240m|4h|14400s?)",
@@ -191,8 +193,7 @@ server "t" {
 # (line, column, the setting the warning names)
 INERT_WARNINGS = [
     (1, 1, "control-group"), (2, 1, "metrics"), (3, 1, "pki"),
-    (4, 1, "table"), (7, 27, "listen ... tls"),
-    (8, 27, "listen ... proxy-protocol"), (10, 5, "pki"),
+    (4, 1, "table"), (7, 27, "listen ... tls"), (10, 5, "pki"),
     (11, 5, "connection allow domain"), (12, 5, "relay allow domain"),
     (13, 5, "relay authenticated"), (14, 12, "auth { users }"),
     (15, 5, "tls optional"), (16, 5, "reverse-dns-lookup"),

@@ -804,7 +804,46 @@ def test_too_many_connections_logged(start_mailroot):
     with c1:
         with Client(mr.port) as c2:
             c2.expect(421, "4.7.0")
+            assert c2.closed()
+        # the one over the limit is closed; the session in the slot goes on
+        c1.expect(250, None, "EHLO client.test")
+        c1.expect(250, "2.0.0", "NOOP")
     logged(mr, SESSION_IP + r"refused: 421 4\.7\.0 .*Too many connections")
+
+
+def test_idle_timeout_and_session_size_are_per_server(start_mailroot, sink,
+                                                      workdir):
+    """A second server with its own idle-timeout and session-size: its
+    session times out and its third message is refused, while the first
+    server's session, under the defaults, goes on."""
+    port2 = mh.free_port()
+    (workdir / "two").mkdir(mode=0o755)
+    mh.make_traversable(workdir / "two")
+    mr = start_mailroot(sink=sink, global_extra=(
+        'server "two" {\n    listen 127.0.0.1:%d\n    mailroot "%s"\n'
+        '    domain "local.test" local\n'
+        "    limits { idle-timeout 3s; message-size 10K; "
+        "session-size 20K }\n}") % (port2, workdir / "two"))
+    assert mh.wait_until(lambda: mh.port_accepts(port2), 30)
+    data = message("8K", ("x" * 70 + "\n") * 110)
+    with session(mr) as c1:
+        c2 = Client(port2)
+        with c2:
+            c2.expect(220)
+            c2.expect(250, None, "EHLO client.test")
+            for code, status in ((250, "2.0.0"), (250, "2.0.0"),
+                                 (552, "5.3.4")):
+                c2.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
+                c2.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+                send_data(c2, data, code, status)
+            c2.sock.settimeout(30.0)
+            c2.expect(421, "4.4.2")
+            assert c2.closed()
+        for _ in range(3):
+            c1.expect(250, "2.1.0", "MAIL FROM:<a@client.test>")
+            c1.expect(250, "2.1.5", "RCPT TO:<user@local.test>")
+            send_data(c1, data)
+        c1.expect(250, "2.0.0", "NOOP")
 
 
 # ---------------------------------------------------------------------------

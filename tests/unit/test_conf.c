@@ -383,6 +383,8 @@ t_defaults(void **state)
 	assert_int_equal(s->limits.session_size, 10485760);
 	assert_int_equal(s->limits.messages_per_connection, 20);
 	assert_int_equal(s->limits.recipients_per_message, 100);
+	assert_int_equal(s->limits.client_connections, 0);
+	assert_int_equal(s->limits.client_connection_rate, 0);
 	assert_int_equal(s->reverse_dns_lookup, 0);
 	assert_int_equal(s->hop_count, 15);
 	assert_int_equal(s->badmail, 1);
@@ -457,7 +459,8 @@ t_sizes_durations(void **state)
 
 	(void)state;
 	cf = parse_clean(SRV("\tlimits { message-size 1M; session-size 1G\n"
-	    "\t\tidle-timeout 90 }\n"
+	    "\t\tidle-timeout 90; client-connections 5\n"
+	    "\t\tclient-connection-rate 30 }\n"
 	    "\tdelivery { retry 1m 2h 3d 45s 100\n"
 	    "\t\texpire local 7d }\n"
 	    "\tlog { rotate size 1500 }\n"));
@@ -465,6 +468,8 @@ t_sizes_durations(void **state)
 	assert_int_equal(s->limits.message_size, 1048576);
 	assert_int_equal(s->limits.session_size, 1073741824);
 	assert_int_equal(s->limits.idle_timeout, 90);
+	assert_int_equal(s->limits.client_connections, 5);
+	assert_int_equal(s->limits.client_connection_rate, 30);
 	assert_int_equal(s->delivery.nretry, 5);
 	assert_int_equal(s->delivery.retry[1], 7200);
 	assert_int_equal(s->delivery.retry[2], 259200);
@@ -787,6 +792,10 @@ t_err_limits(void **state)
 	    "t.conf:4:35: \"messages-per-connection\" must be between 1 and");
 	expect_error(SRV("\tlimits { recipients-per-message 0 }\n"),
 	    "t.conf:4:34: \"recipients-per-message\" must be between 1 and");
+	expect_error(SRV("\tlimits { client-connections -1 }\n"),
+	    "t.conf:4:30: bad number \"-1\" for \"client-connections\"");
+	expect_error(SRV("\tlimits { client-connection-rate lots }\n"),
+	    "t.conf:4:34: bad number \"lots\" for \"client-connection-rate\"");
 	expect_error(SRV("\thop-count many\n"),
 	    "t.conf:4:12: bad number \"many\" for \"hop-count\"\n");
 }
@@ -900,9 +909,6 @@ t_inert_warnings(void **state)
 	expect_warning(SRV("\treverse-dns-lookup yes\n"),
 	    "t.conf:4:2: warning: \"reverse-dns-lookup\" is not yet "
 	    "implemented and has no effect");
-	expect_warning(SRV("\tlisten 127.0.0.1:26 proxy-protocol\n"),
-	    "t.conf:4:22: warning: \"listen ... proxy-protocol\" is not yet "
-	    "implemented");
 	expect_warning(SRV("\tconnection allow domain x.example\n"),
 	    "t.conf:4:2: warning: \"connection allow domain\" is not yet "
 	    "implemented and has no effect");
@@ -915,6 +921,7 @@ t_inert_warnings(void **state)
 	    "t.conf:4:2: warning: \"masquerade-domain\" is only partly "
 	    "implemented");
 	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
+	    "\tlisten 127.0.0.1:26 proxy-protocol\n"
 	    "\tdelivery { smart-host-first-direct no }\n"
 	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n")));
 	if (errlen != 0)
