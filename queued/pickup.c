@@ -348,9 +348,14 @@ scan_dir(size_t srv)
 	struct dirent *de;
 	struct stat st;
 	DIR *d;
+	int fd;
 
-	if ((d = opendir(q->servers[srv].pickup)) == NULL) {
+	/* through the descriptor opened O_NOFOLLOW at start */
+	fd = openat(pk.dirfd[srv], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
 		mr_err("%s: %s", q->servers[srv].pickup, strerror(errno));
+		if (fd != -1)
+			close(fd);
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {

@@ -64,7 +64,9 @@ refuse(struct parse *p, const char *why, const char *what, size_t n)
 	for (i = 0; i < n && i < 64 && len + 1 < sizeof(p->m->errbuf); i++) {
 		char c = what[i];
 
-		p->m->errbuf[len++] = c >= ' ' && c <= '~' ? c : '?';
+		if (c < ' ' || c > '~')
+			c = '?';
+		p->m->errbuf[len++] = c;
 	}
 	p->m->errbuf[len] = '\0';
 	p->m->err = p->m->errbuf;
