@@ -552,5 +552,8 @@ pickup_init(void)
 	}
 	pk.ev_work = evtimer_new(q->base, work_cb, NULL);
 	pk.ev_scan = evtimer_new(q->base, scan_cb, NULL);
+	/* from here every file closed or renamed in is seen */
+	mr_info("Pickup: watching %zu folder%s", q->nservers,
+	    q->nservers == 1 ? "" : "s");
 	scan_cb(-1, 0, NULL);
 }

@@ -19,6 +19,16 @@ import time
 import mailroot_harness as mh
 
 WAIT = 120
+WATCHING = "Pickup: watching"
+
+
+def start(start_mailroot, sink, **conf):
+    """A daemon whose queued watches Pickup already: a file written before
+    that is seen only by a scan, once untouched for 30 seconds."""
+    d = start_mailroot(sink=sink, **conf)
+    assert mh.wait_until(lambda: WATCHING in d.log_text(), WAIT, 0.05), \
+        d.log_text()[-3000:]
+    return d
 
 
 def drop_in(d, name, data, old=False):
@@ -50,7 +60,7 @@ def header_names(data):
 
 
 def test_cdo_form(start_mailroot, sink):
-    d = start_mailroot(sink=sink)
+    d = start(start_mailroot, sink)
     # as CDO writes it, but with Unix line ends and a stuffed dot
     (d.dir("Pickup") / "cdo.eml").write_bytes(
         b"x-sender: app@client.test\n"
@@ -83,7 +93,7 @@ def test_cdo_form(start_mailroot, sink):
 
 
 def test_plain_form_to_cc_bcc(start_mailroot, sink):
-    d = start_mailroot(sink=sink)
+    d = start(start_mailroot, sink)
     drop_in(d, "plain.eml", mh.crlf(
         'From: "Web, App" <web@client.test>\n'
         "To: Alice <alice@remote.test>, bob@remote.test (Bob)\n"
@@ -111,7 +121,7 @@ def test_plain_form_to_cc_bcc(start_mailroot, sink):
 
 
 def test_slow_writer_is_not_taken_half_written(start_mailroot, sink):
-    d = start_mailroot(sink=sink)
+    d = start(start_mailroot, sink)
     first = mh.crlf("x-sender: slow@client.test\n"
                     "x-receiver: slow@remote.test\n"
                     "Subject: slow\n\nfirst half\n")
@@ -155,7 +165,7 @@ def reason_of(d, bad):
 
 
 def test_bad_files_go_to_badmail(start_mailroot, sink):
-    d = start_mailroot(sink=sink, server_extra=(
+    d = start(start_mailroot, sink, server_extra=(
         "    limits { message-size 64K }"))
     drop_in(d, "garbage.bin", b"\x00\x01\x02binary\x00garbage\xff" * 50)
     drop_in(d, "norcpt.eml", mh.crlf("From: a@client.test\nSubject: x\n\n"
@@ -184,7 +194,7 @@ def test_bad_files_go_to_badmail(start_mailroot, sink):
 
 def test_symlink_and_fifo_are_moved_aside_unread(start_mailroot, sink,
                                                  workdir):
-    d = start_mailroot(sink=sink)
+    d = start(start_mailroot, sink)
     target = workdir / "outside.eml"
     target.write_bytes(mh.crlf("x-sender: a@client.test\n"
                                "x-receiver: leak@remote.test\n\nleak\n"))
@@ -224,7 +234,7 @@ def smtp_loop(port, stop, results):
 
 def test_big_folder_drains_while_smtp_is_served(start_mailroot, sink):
     files = 2000
-    d = start_mailroot(sink=sink)
+    d = start(start_mailroot, sink)
     body = mh.crlf("x-sender: bulk@client.test\n"
                    "x-receiver: bulk@local.test\n"
                    "Subject: bulk\n\nbulk\n")
@@ -253,7 +263,7 @@ def test_big_folder_drains_while_smtp_is_served(start_mailroot, sink):
 
 def test_sigkill_of_queued_during_a_burst(start_mailroot, sink):
     files = 300
-    d = start_mailroot(sink=sink)
+    d = start(start_mailroot, sink)
     kills = 0
 
     def writer():
@@ -268,10 +278,12 @@ def test_sigkill_of_queued_during_a_burst(start_mailroot, sink):
     try:
         for _ in range(4):
             kids = mh.children(d.pid)
+            n = d.log_text().count(WATCHING) + 1
             if "queued" in kids:
                 os.kill(kids["queued"], signal.SIGKILL)
                 kills += 1
-            mh.wait_until(lambda: "queued" in mh.children(d.pid), 60)
+            # the next queued watches again before the next kill
+            mh.wait_until(lambda: d.log_text().count(WATCHING) >= n, 60)
             mh.wait_until(lambda: "origin=pickup" in d.log_text(), 10, 0.05)
     finally:
         t.join(WAIT)
