@@ -10,8 +10,10 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "dstream.h"
 
@@ -228,4 +230,44 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 	if (run)
 		out(d, p + n - run, run);
 	return n;
+}
+
+void
+mr_rfc5322_date(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	if (len == 0)
+		return;
+	out[0] = '\0';
+	if (localtime_r(&t, &tm) != NULL)
+		strftime(out, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+size_t
+mr_dstream_missing(const struct mr_dstream *d, const char *qid,
+    const char *fqdn, time_t now, char *out, size_t len)
+{
+	char date[64];
+	int n = 0, m = 0;
+
+	if (len == 0)
+		return 0;
+	out[0] = '\0';
+	if (!d->has_date) {
+		mr_rfc5322_date(now, date, sizeof(date));
+		n = snprintf(out, len, "Date: %s\r\n", date);
+		if (n < 0 || (size_t)n >= len)
+			goto toolong;
+	}
+	if (!d->has_msgid) {
+		m = snprintf(out + n, len - (size_t)n, "Message-ID: <%s@%s>\r\n",
+		    qid, fqdn);
+		if (m < 0 || (size_t)m >= len - (size_t)n)
+			goto toolong;
+	}
+	return (size_t)n + (size_t)m;
+toolong:
+	out[0] = '\0';
+	return 0;
 }

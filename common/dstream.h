@@ -15,6 +15,7 @@
 #define MR_DSTREAM_H
 
 #include <stddef.h>
+#include <time.h>
 
 enum mr_dstate { MR_D_BOL, MR_D_MID, MR_D_CR, MR_D_DOT, MR_D_DOTCR };
 /* reading the header section: at a line's start, in what may be a field
@@ -51,5 +52,16 @@ void	mr_dstream_init(struct mr_dstream *, mr_dstream_emit, void *arg);
  * terminating CRLF.CRLF was consumed (the rest is the next command). */
 size_t	mr_dstream_feed(struct mr_dstream *, const char *p, size_t n,
 	    int *done);
+/*
+ * The header fields RFC 5322 3.6 wants and d found missing: "Date:" (now,
+ * local time) and "Message-ID: <qid@fqdn>", each ending in CRLF, as smtpd
+ * and Pickup add them for add-missing-headers.  Writes at most len bytes
+ * to out and returns the length ("" when nothing is missing or it would
+ * not fit).
+ */
+size_t	mr_dstream_missing(const struct mr_dstream *, const char *qid,
+	    const char *fqdn, time_t now, char *out, size_t len);
+/* An RFC 5322 date-time for t in local time ("Mon, 30 Nov 2026 ..."). */
+void	mr_rfc5322_date(time_t t, char *out, size_t len);
 
 #endif

@@ -70,6 +70,7 @@ static const char *const queued_calls[] = {
 	"getdents64", "flock", "fchmod", "fstatfs", "statfs", "access",
 	"faccessat", "faccessat2", "readlink", "umask", "getcwd",
 	"set_robust_list", "rseq", "membarrier",
+	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
 	NULL
 };
 

@@ -210,6 +210,7 @@ struct commit {
 	uint64_t	 req;
 	unsigned	 gen;		/* smtpd channel generation */
 	int		 envfd;		/* worker only: the new envelope */
+	char		*claim;		/* Pickup: removed once durable */
 	int		 failed;
 	char		 err[160];
 };
@@ -323,6 +324,27 @@ check_files(struct commit *c)
 	c->envfd = -1;
 }
 
+/* Unlinks the claims of the committed Pickup files and flushes their
+ * Queue before anything is delivered (pickup.c says why). */
+static void
+remove_claims(struct commit *b)
+{
+	struct commit *c, *o;
+
+	for (c = b; c != NULL; c = c->next)
+		if (c->claim != NULL && !c->failed && unlink(c->claim) == -1)
+			mr_err("unlink %s: %s", c->claim, strerror(errno));
+	for (c = b; c != NULL; c = c->next) {
+		if (c->claim == NULL || c->failed)
+			continue;
+		for (o = b; o != c && !(o->claim != NULL && !o->failed &&
+		    o->p->qs == c->p->qs); o = o->next)
+			;
+		if (o == c && mr_fsync_dir(c->p->qs->queue) == -1)
+			mr_err("%s: %s", c->p->qs->queue, strerror(errno));
+	}
+}
+
 /* The worker's half: everything that touches the disk. */
 static void
 commit_batch(struct commit *b)
@@ -342,6 +364,8 @@ commit_batch(struct commit *b)
 	/* 3. each file's own errors */
 	for (c = b; c != NULL; c = c->next)
 		check_files(c);
+	/* 4. Pickup's claims, now that their messages are durable */
+	remove_claims(b);
 }
 
 static void *
@@ -421,8 +445,13 @@ kick_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 finish_commit(struct commit *c)
 {
-	struct mr_ipc *chan = gc.gen == c->gen ? q->smtpd : NULL;
+	int local = c->claim != NULL;	/* from Pickup: nobody to answer */
+	struct mr_ipc *chan = gc.gen == c->gen && !local ? q->smtpd : NULL;
 
+	if (local)
+		pickup_done(c->m, c->failed);
+	free(c->claim);
+	c->claim = NULL;
 	if (c->failed) {
 		mr_err("%s: commit failed: %s", c->p->id, c->err);
 		if (chan != NULL)
@@ -434,9 +463,10 @@ finish_commit(struct commit *c)
 	free(c->p);
 	if (chan != NULL)
 		reply_str(chan, MR_Q_COMMIT_OK, c->req, c->m->id, -1);
-	mr_info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]", c->m->id,
-	    c->m->sender, (unsigned long long)c->m->size, c->m->nrcpts,
-	    c->m->client);
+	if (!local)
+		mr_info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]",
+		    c->m->id, c->m->sender, (unsigned long long)c->m->size,
+		    c->m->nrcpts, c->m->client);
 	/* durable even if smtpd vanished meanwhile: it is delivered */
 	sched_add(c->m);
 }
@@ -586,6 +616,27 @@ commit_commit(const unsigned char *data, size_t len)
 	*gc.ctail = cm;
 	gc.ctail = &cm->next;
 	/* after this loop pass: every commit read meanwhile joins */
+	if (!gc.busy)
+		evtimer_add(gc.ev_kick, &zero);
+}
+
+void
+commit_local(struct qmsg *m, int fd, const char *claim)
+{
+	struct timeval zero = { 0, 0 };
+	struct commit *cm;
+	struct pending *p;
+
+	p = mr_xcalloc(1, sizeof(*p));
+	p->qs = m->qs;
+	snprintf(p->id, sizeof(p->id), "%.*s", MR_QID_LEN, m->id);
+	p->fd = fd;
+	cm = mr_xcalloc(1, sizeof(*cm));
+	cm->p = p;
+	cm->m = m;
+	cm->claim = mr_xstrdup(claim);
+	*gc.ctail = cm;
+	gc.ctail = &cm->next;
 	if (!gc.busy)
 		evtimer_add(gc.ev_kick, &zero);
 }

@@ -224,6 +224,7 @@ setup_servers(void)
 		MKPATH(tmp, "Queue/tmp");
 		MKPATH(drop, "Drop");
 		MKPATH(badmail, "Badmail");
+		MKPATH(pickup, "Pickup");
 #undef MKPATH
 	}
 	mr_buf_free(&b);
@@ -269,6 +270,7 @@ main(int argc, char *argv[])
 	else
 		close(MR_FD_PEER2);
 	sched_recover();
+	pickup_init();
 	event_base_dispatch(q->base);
 	commit_shutdown();
 	mr_child_end();

@@ -29,6 +29,7 @@ struct qserver {
 	char			*tmp;		/* <mailroot>/Queue/tmp */
 	char			*drop;
 	char			*badmail;
+	char			*pickup;
 };
 
 struct qmsg {
@@ -89,6 +90,13 @@ void	commit_new_channel(void);
 int	commit_idle(void);
 void	commit_unlink(const char *path);
 void	commit_shutdown(void);
+/* a message queued wrote itself (Pickup) into Queue/ID.eml through fd:
+ * committed like smtpd's, then claim is removed before it is scheduled */
+void	commit_local(struct qmsg *, int fd, const char *claim);
+
+/* pickup.c: the Pickup folders */
+void	pickup_init(void);
+void	pickup_done(const struct qmsg *, int failed);
 
 /* queue_env.c: the envelope file beside each message */
 int	 env_write(const struct qmsg *);	/* durable, atomic */

@@ -569,16 +569,6 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 }
 
 static void
-rfc5322_date(char *buf, size_t len)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
-static void
 flush_data(struct session *s)
 {
 	if (s->out.len == 0)
@@ -632,7 +622,7 @@ cmd_data(struct session *s)
 		    "try again later");
 		return;
 	}
-	rfc5322_date(date, sizeof(date));
+	mr_rfc5322_date(time(NULL), date, sizeof(date));
 	mr_buf_reset(&s->out);
 	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n"
 	    "\tby %s (mailroot) with %s id %s", s->helo, s->ip, s->srv->fqdn,
@@ -734,25 +724,15 @@ body_label(const struct session *s)
 static void
 add_missing_headers(struct session *s)
 {
-	char line[64 + MR_ID_MAX + 256];
-	int n;
+	char lines[128 + MR_ID_MAX + 256];
+	size_t n;
 
 	if (!s->add_headers)
 		return;
-	if (!s->ds.has_date) {
-		char date[64];
-
-		rfc5322_date(date, sizeof(date));
-		n = snprintf(line, sizeof(line), "Date: %s\r\n", date);
-		if (n > 0 && (size_t)n < sizeof(line))
-			emit(s, line, (size_t)n);
-	}
-	if (!s->ds.has_msgid) {
-		n = snprintf(line, sizeof(line), "Message-ID: <%s@%s>\r\n",
-		    s->qid, s->srv->fqdn);
-		if (n > 0 && (size_t)n < sizeof(line))
-			emit(s, line, (size_t)n);
-	}
+	n = mr_dstream_missing(&s->ds, s->qid, s->srv->fqdn, time(NULL),
+	    lines, sizeof(lines));
+	if (n > 0)
+		emit(s, lines, n);
 }
 
 /* The header section ends; a message without one gets its empty line,

@@ -49,6 +49,8 @@ build fuzz_dstream "$c/dstream.c"
 build fuzz_proxy "$c/proxy_hdr.c"
 build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
     "$c/log.c" "$c/util.c" $ev_libs
+build fuzz_pickup -I"$top/queued" "$top/queued/pickup_parse.c" \
+    "$c/dstream.c" "$c/addr.c" "$c/buf.c" "$c/log.c"
 
 # the IPC payload decoders, one target per receiving process
 for r in queued smtpd deliverd master; do
