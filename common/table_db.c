@@ -13,7 +13,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,15 @@
 
 #include "buf.h"
 #include "table.h"
+
+/* Berkeley DB would print its own messages on stderr; ours say enough. */
+static void
+db_quiet(const DB_ENV *env, const char *pfx, const char *msg)
+{
+	(void)env;
+	(void)pfx;
+	(void)msg;
+}
 
 static void *
 db_open_ro(const char *path, char *err, size_t errlen)
@@ -33,6 +41,7 @@ db_open_ro(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "db_create: %s", db_strerror(rc));
 		return NULL;
 	}
+	db->set_errcall(db, db_quiet);
 	rc = db->open(db, NULL, path, NULL, DB_HASH, DB_RDONLY, 0);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot open %s as a database: %s",
@@ -49,12 +58,17 @@ db_lookup(void *h, const char *key, char **val, char *err, size_t errlen)
 {
 	DB *db = h;
 	DBT k, v;
+	char kb[MR_TABLE_LINE_MAX + 1];
+	size_t klen = strlen(key);
 	int rc;
 
+	if (klen >= sizeof(kb))
+		return MR_TABLE_NOTFOUND;	/* makemap stores none */
+	memcpy(kb, key, klen + 1);
 	memset(&k, 0, sizeof(k));
 	memset(&v, 0, sizeof(v));
-	k.data = (void *)(uintptr_t)key;
-	k.size = (u_int32_t)strlen(key);
+	k.data = kb;
+	k.size = (u_int32_t)klen;
 	rc = db->get(db, NULL, &k, &v, 0);
 	if (rc == DB_NOTFOUND)
 		return MR_TABLE_NOTFOUND;

@@ -96,7 +96,7 @@ check_line(const char *s, size_t len, const char **why)
 	for (i = 0; i < len; i++)
 		if (s[i] == '\0' || (unsigned char)s[i] == 0x7f ||
 		    ((unsigned char)s[i] < 0x20 && s[i] != '\t' &&
-		    s[i] != '\r')) {
+		    (s[i] != '\r' || i + 1 != len))) {	/* CRLF files */
 			*why = "control character";
 			return -1;
 		}
@@ -110,7 +110,8 @@ check_dups(const char *name, struct mr_kv *kvs, size_t n, char *err,
 {
 	size_t i;
 
-	qsort(kvs, n, sizeof(*kvs), kv_cmp);
+	if (n > 1)
+		qsort(kvs, n, sizeof(*kvs), kv_cmp);
 	for (i = 1; i < n; i++)
 		if (strcmp(kvs[i - 1].key, kvs[i].key) == 0) {
 			snprintf(err, errlen, "%s:%d: duplicate key \"%s\" "
@@ -165,7 +166,8 @@ mr_table_inline_new(struct mr_kv *kvs, size_t n)
 
 	for (i = 0; i < n; i++)
 		mr_table_lower(kvs[i].key);
-	qsort(kvs, n, sizeof(*kvs), kv_cmp);
+	if (n > 1)
+		qsort(kvs, n, sizeof(*kvs), kv_cmp);
 	t->kvs = kvs;
 	t->n = n;
 	return t;

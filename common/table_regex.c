@@ -143,10 +143,15 @@ blank(const char *s, size_t len)
 static const char *
 check_bytes(const char *s, size_t len)
 {
+	size_t i;
+
 	if (len > MR_TABLE_LINE_MAX)
 		return "line too long";
-	if (memchr(s, '\0', len) != NULL)
-		return "NUL byte";
+	for (i = 0; i < len; i++)
+		if (s[i] == '\0' || (unsigned char)s[i] == 0x7f ||
+		    ((unsigned char)s[i] < 0x20 && s[i] != '\t' &&
+		    (s[i] != '\r' || i + 1 != len)))
+			return "control character";
 	return NULL;
 }
 

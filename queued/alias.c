@@ -35,14 +35,22 @@
 #include "table.h"
 
 #define ALIAS_DEPTH	10	/* levels of aliases (sendmail's too) */
-#define ALIAS_RCPTS	1000	/* addresses one recipient may become */
+#define ALIAS_RCPTS	1000	/* addresses aliases may add to a message */
+
+/* One address met during expansion; parent links give its chain. */
+struct node {
+	char	*addr;
+	long	 parent;	/* -1: a recipient of the message */
+	int	 depth;
+};
 
 struct expand {
 	const struct mr_server	*srv;
 	const char		*id;
 	struct qrcpt		*out;
 	size_t			 n;
-	const char		*chain[ALIAS_DEPTH + 1];
+	struct node		*nodes;	/* breadth first: a queue */
+	size_t			 nnodes;
 	char			*err;
 	size_t			 errlen;
 };
@@ -70,7 +78,8 @@ get_table(const char *name)
 	if (i < ntbls && mr_tbl_is(tbls[i], ct->type, ct->path))
 		return tbls[i];
 	if (i == ntbls) {
-		tbls = mr_xreallocarray(tbls, ntbls + 1, sizeof(*tbls));
+		tbls = mr_xreallocarray(tbls, ntbls + 1,
+		    sizeof(struct mr_tbl *));
 		ntbls++;
 	} else
 		mr_tbl_free(tbls[i]);
@@ -154,8 +163,6 @@ qualify(const char *item, size_t len, const char *parent,
 	return rc;
 }
 
-static int expand_addr(struct expand *, const char *, int);
-
 /* The next item of a comma-separated list: start and length, trimmed. */
 static const char *
 next_item(const char **s, size_t *len)
@@ -175,67 +182,92 @@ next_item(const char **s, size_t *len)
 	return p;
 }
 
-/* Expands the value of alias addr (at chain depth depth). */
+static void
+add_node(struct expand *x, const char *addr, long parent, int depth)
+{
+	x->nodes = mr_xreallocarray(x->nodes, x->nnodes + 1,
+	    sizeof(*x->nodes));
+	x->nodes[x->nnodes].addr = mr_xstrdup(addr);
+	x->nodes[x->nnodes].parent = parent;
+	x->nodes[x->nnodes].depth = depth;
+	x->nnodes++;
+}
+
+/* The message's recipient that node i came from. */
+static const char *
+root_of(const struct expand *x, size_t i)
+{
+	long k = (long)i;
+
+	while (x->nodes[k].parent != -1)
+		k = x->nodes[k].parent;
+	return x->nodes[k].addr;
+}
+
+/* 1 if addr is node i or one of the aliases it came through. */
 static int
-expand_value(struct expand *x, const char *addr, const char *val,
-    int depth)
+in_chain(const struct expand *x, size_t i, const char *addr)
+{
+	long k;
+
+	for (k = (long)i; k != -1; k = x->nodes[k].parent)
+		if (strcasecmp(x->nodes[k].addr, addr) == 0)
+			return 1;
+	return 0;
+}
+
+/* Queues the addresses of the value of alias node i. */
+static void
+expand_value(struct expand *x, size_t i, const char *val, size_t limit)
 {
 	const char *s = val, *item;
 	struct mr_path p;
 	size_t len;
-	int i;
 
 	while ((item = next_item(&s, &len)) != NULL) {
-		if (x->n >= ALIAS_RCPTS) {
-			add_out(x, x->chain[0], "550 5.4.6 alias expands to "
-			    "too many addresses");
-			return 0;
+		if (x->nnodes >= limit) {
+			add_out(x, root_of(x, i), "550 5.4.6 alias expands "
+			    "to too many addresses");
+			return;
 		}
-		if (qualify(item, len, addr, &p) == -1) {
+		if (qualify(item, len, x->nodes[i].addr, &p) == -1) {
 			mr_warn("%s: alias %s has a bad address \"%.*s\"",
-			    x->id, addr, (int)len, item);
-			add_out(x, x->chain[0], "550 5.1.3 alias has a bad "
+			    x->id, x->nodes[i].addr, (int)len, item);
+			add_out(x, root_of(x, i), "550 5.1.3 alias has a bad "
 			    "address");
-			continue;
-		}
-		if (strcasecmp(p.addr, addr) == 0) {
+		} else if (strcasecmp(p.addr, x->nodes[i].addr) == 0)
 			add_out(x, p.addr, NULL);	/* itself */
-			continue;
-		}
-		for (i = 0; i < depth; i++)
-			if (strcasecmp(p.addr, x->chain[i]) == 0)
-				break;
-		if (i < depth)
-			add_out(x, x->chain[0], "550 5.4.6 alias loop");
-		else if (expand_addr(x, p.addr, depth) == -1)
-			return -1;
+		else if (in_chain(x, i, p.addr))
+			add_out(x, root_of(x, i), "550 5.4.6 alias loop");
+		else
+			add_node(x, p.addr, (long)i, x->nodes[i].depth + 1);
 	}
-	return 0;
 }
 
-/* Expands addr, depth levels below a recipient; -1 on a table failure. */
+/* Every queued address in turn: final, or an alias whose value joins
+ * the queue.  -1 on a table failure. */
 static int
-expand_addr(struct expand *x, const char *addr, int depth)
+expand_all(struct expand *x, size_t limit)
 {
 	enum mr_table_res r;
-	char *val = NULL;
-	int rc;
+	char *val;
+	size_t i;
 
-	if ((r = lookup(x, addr, &val)) == MR_TABLE_TEMPFAIL)
-		return -1;
-	if (r == MR_TABLE_NOTFOUND) {
-		add_out(x, addr, NULL);
-		return 0;
-	}
-	if (depth >= ALIAS_DEPTH) {
-		add_out(x, x->chain[0], "550 5.4.6 alias nesting too deep");
+	for (i = 0; i < x->nnodes; i++) {
+		val = NULL;
+		r = lookup(x, x->nodes[i].addr, &val);
+		if (r == MR_TABLE_TEMPFAIL)
+			return -1;
+		if (r == MR_TABLE_NOTFOUND)
+			add_out(x, x->nodes[i].addr, NULL);
+		else if (x->nodes[i].depth >= ALIAS_DEPTH)
+			add_out(x, root_of(x, i), "550 5.4.6 alias nesting "
+			    "too deep");
+		else
+			expand_value(x, i, val, limit);
 		free(val);
-		return 0;
 	}
-	x->chain[depth] = addr;
-	rc = expand_value(x, addr, val, depth + 1);
-	free(val);
-	return rc;
+	return 0;
 }
 
 /* Most servers have no aliases: their messages are left alone. */
@@ -256,6 +288,7 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 {
 	struct expand x;
 	size_t i;
+	int rc;
 
 	if (!any_aliases(m->qs->srv))
 		return 0;
@@ -265,19 +298,23 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 	x.err = err;
 	x.errlen = errlen;
 	for (i = 0; i < m->nrcpts; i++)
-		if (expand_addr(&x, m->rcpts[i].addr, 0) == -1)
-			goto fail;
+		add_node(&x, m->rcpts[i].addr, -1, 0);
+	rc = expand_all(&x, m->nrcpts + ALIAS_RCPTS);
+	for (i = 0; i < x.nnodes; i++)
+		free(x.nodes[i].addr);
+	free(x.nodes);
+	if (rc == -1) {
+		for (i = 0; i < x.n; i++) {
+			free(x.out[i].addr);
+			free(x.out[i].text);
+		}
+		free(x.out);
+		return -1;
+	}
 	for (i = 0; i < m->nrcpts; i++)
 		free(m->rcpts[i].addr);
 	free(m->rcpts);
 	m->rcpts = x.out;
 	m->nrcpts = x.n;
 	return 0;
-fail:
-	for (i = 0; i < x.n; i++) {
-		free(x.out[i].addr);
-		free(x.out[i].text);
-	}
-	free(x.out);
-	return -1;
 }

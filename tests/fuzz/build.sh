@@ -47,5 +47,9 @@ build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/addr.c"
 build fuzz_dstream "$c/dstream.c"
 build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
     "$c/log.c" "$c/util.c" $ev_libs
+build fuzz_table_text "$c/table_inline.c" "$c/buf.c" "$c/log.c" "$c/util.c" \
+    $ev_libs
+build fuzz_table_regex "$c/table_regex.c" "$c/buf.c" "$c/log.c" \
+    "$c/util.c" $ev_libs -lpcre2-8
 
 echo "fuzz: targets in $out"

@@ -22,7 +22,7 @@ secs=${1:-30}
 out=${FUZZ_OUT:-${TMPDIR:-/tmp}/mailroot-fuzz}
 export FUZZ_OUT=$out
 targets=${FUZZ_TARGETS:-"fuzz_addr fuzz_ipc fuzz_conf fuzz_smtp_cmd \
-fuzz_dstream fuzz_env"}
+fuzz_dstream fuzz_env fuzz_table_text fuzz_table_regex"}
 
 if [ $# -ge 2 ]; then
 	"$here/build.sh" "$2"

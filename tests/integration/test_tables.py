@@ -278,3 +278,19 @@ def test_makemap_rebuild_is_atomic_for_readers(tmp_path):
         t.join(120)
     assert not bad, bad[:3]
     assert seen <= {"old\n", "new\n"}
+
+
+def test_alias_depth_limit(start_mailroot, sink, workdir):
+    """Ten levels of aliases are followed; the eleventh fails the
+    recipient (5.4.6) with a report to the sender."""
+    chain = "".join("d%d d%d\n" % (i, i + 1) for i in range(11))
+    chain += "".join("e%d e%d\n" % (i, i + 1) for i in range(10))
+    db = build_aliases(workdir, chain)
+    d = start_with(start_mailroot, sink, "db:%s" % db)
+    mh.send(d.port, "s@client.test", ["e0@local.test", "d0@local.test"],
+            message("deep"))
+    assert drop_receivers(d, 1) == ["e10@local.test"]
+    got = sink.wait_for(1)
+    assert got[0].rcpt_tos == ["s@client.test"]
+    assert b"d0@local.test" in got[0].data and b"5.4.6" in got[0].data
+    d.wait_queue_empty()
