@@ -217,6 +217,8 @@ main(int argc, char *argv[])
 	if (mr_tables_check(m.cfg, stderr) == -1) {
 		if (!check && !print)
 			mr_err("a table cannot be opened; not starting");
+		mr_config_free(m.cfg);
+		free(m.cfgtext);
 		return 1;
 	}
 	if (print)

@@ -318,3 +318,15 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 	m->nrcpts = x.n;
 	return 0;
 }
+
+void
+alias_shutdown(void)
+{
+	size_t i;
+
+	for (i = 0; i < ntbls; i++)
+		mr_tbl_free(tbls[i]);
+	free(tbls);
+	tbls = NULL;
+	ntbls = 0;
+}

@@ -288,6 +288,7 @@ main(int argc, char *argv[])
 	sched_recover();
 	event_base_dispatch(q->base);
 	commit_shutdown();
+	alias_shutdown();
 	mr_child_end();
 	mr_info("queued: exiting");
 	return 0;

@@ -172,7 +172,8 @@ server "t" {
 """
 
 
-@pytest.mark.parametrize("content", [None, b"garbage" * 1000])
+@pytest.mark.parametrize("content", [None, b"garbage" * 1000],
+                         ids=["missing", "corrupt"])
 def test_check_reports_unreadable_table(tmp_path, content):
     db = tmp_path / "al.db"
     if content is not None:
