@@ -10,6 +10,7 @@ queued (user mailroot, Landlock) must still read them.
 
 import os
 import re
+import signal
 import smtplib
 import subprocess
 import threading
@@ -295,3 +296,22 @@ def test_alias_depth_limit(start_mailroot, sink, workdir):
     assert got[0].rcpt_tos == ["s@client.test"]
     assert b"d0@local.test" in got[0].data and b"5.4.6" in got[0].data
     d.wait_queue_empty()
+
+
+def test_reload_to_another_table(start_mailroot, sink, workdir):
+    """A reload that names another table (here a file table in the same
+    directory) is used from the next message on, without a restart."""
+    db = build_aliases(workdir)
+    d = start_with(start_mailroot, sink, "db:%s" % db)
+    mh.send(d.port, "s@client.test", ["alice@local.test"], message("1"))
+    assert drop_receivers(d, 1) == ["bob@local.test"]
+    txt = db.with_name("other.txt")
+    txt.write_text("alice erin\n")
+    d.conf.write_text(d.conf.read_text().replace("db:%s" % db,
+                                                 "file:%s" % txt))
+    since = len(d.log_text())
+    os.kill(d.pid, signal.SIGHUP)
+    assert mh.wait_until(lambda: d.log_text()[since:].count(
+        "configuration reloaded") >= 3, 60), d.log_text()[since:]
+    mh.send(d.port, "s@client.test", ["alice@local.test"], message("2"))
+    assert drop_receivers(d, 2) == ["bob@local.test", "erin@local.test"]
