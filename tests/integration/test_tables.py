@@ -315,3 +315,23 @@ def test_reload_to_another_table(start_mailroot, sink, workdir):
         "configuration reloaded") >= 3, 60), d.log_text()[since:]
     mh.send(d.port, "s@client.test", ["alice@local.test"], message("2"))
     assert drop_receivers(d, 2) == ["bob@local.test", "erin@local.test"]
+
+
+@pytest.mark.skipif(not mh.IS_ROOT, reason="needs root: queued runs as the "
+                    "mailroot user only when started as root")
+def test_table_unreadable_by_queue_user_is_temporary(start_mailroot, sink,
+                                                     workdir):
+    """queued runs as the mailroot user: a root-only table cannot be read
+    there, and the mail is refused for now (451), not delivered as if the
+    alias did not exist."""
+    db = build_aliases(workdir)
+    d = start_with(start_mailroot, sink, "db:%s" % db)
+    os.chmod(db, 0o600)
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        mh.send(d.port, "s@client.test", ["alice@local.test"], message("x"))
+    assert e.value.smtp_code == 451
+    assert "Permission denied" in d.log_text()
+    assert d.drop_files() == [] and d.queue_files() == []
+    os.chmod(db, 0o644)
+    mh.send(d.port, "s@client.test", ["alice@local.test"], message("y"))
+    assert drop_receivers(d, 1) == ["bob@local.test"]
