@@ -50,8 +50,6 @@ static const struct inert inert[] = {
 	    NOEFFECT ": no metrics are served"),
 	I(W_TOP, "pki", NULL, NULL, NULL, 0, "pki",
 	    NOEFFECT ": no certificate is loaded"),
-	I(W_TOP, "table", NULL, NULL, NULL, 0, "table",
-	    NOEFFECT ": no table is opened"),
 	I(W_SERVER, "listen", NULL, NULL, "tls", 0, "listen ... tls",
 	    "is not yet implemented: connections to this listener are "
 	    "closed without a greeting"),
@@ -100,8 +98,6 @@ static const struct inert inert[] = {
 	    "is not yet implemented: mail for this domain goes to Drop"),
 	I(W_LOCAL, "deliver", "maildir", NULL, NULL, 0, "deliver maildir",
 	    "is not yet implemented: mail for this domain goes to Drop"),
-	I(W_LOCAL, "aliases", NULL, NULL, NULL, 0, "aliases",
-	    NOEFFECT ": recipients are not rewritten"),
 	I(W_REMOTE, "auth", "login", NULL, NULL, 0, "auth login",
 	    "is not yet implemented: mail that needs it stays queued until "
 	    "it expires"),

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "table.h"
 #include "master.h"
 #include "util.h"
 
@@ -212,6 +213,14 @@ main(int argc, char *argv[])
 	m.cfg = load_config(m.cfgpath, &m.cfgtext, &m.cfglen, 0);
 	if (m.cfg == NULL)
 		return 1;
+	/* a table that cannot be opened is an error, never an open door */
+	if (mr_tables_check(m.cfg, stderr) == -1) {
+		if (!check && !print)
+			mr_err("a table cannot be opened; not starting");
+		mr_config_free(m.cfg);
+		free(m.cfgtext);
+		return 1;
+	}
 	if (print)
 		mr_config_print(m.cfg, stdout);
 	if (check || print) {

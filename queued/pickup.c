@@ -228,9 +228,18 @@ make_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 static int
 queue_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 {
-	char path[4096], claim[4096];
+	char path[4096], claim[4096], err[512];
+	struct qmsg *m;
 	int fd;
 
+	/* aliases as for a message from smtpd (a table that cannot be read
+	 * leaves the claim, as a write error does) */
+	m = make_msg(qs, id, pm);
+	if (alias_expand(m, err, sizeof(err)) == -1) {
+		mr_err("%s: aliases: %s", id, err);
+		msg_free(m);
+		return -1;
+	}
 	snprintf(path, sizeof(path), "%s/%s.eml", qs->queue, id);
 	snprintf(claim, sizeof(claim), "%s/%s.pkp", qs->queue, id);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
@@ -240,10 +249,11 @@ queue_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 		if (fd != -1)
 			close(fd);
 		unlink(path);
+		msg_free(m);
 		return -1;
 	}
 	pk.inflight++;
-	commit_local(make_msg(qs, id, pm), fd, claim);
+	commit_local(m, fd, claim);
 	return 0;
 }
 

@@ -578,6 +578,23 @@ commit_new_channel(void)
 	gc.gen++;
 }
 
+/* Aliases expanded before the envelope is written; a table that cannot
+ * be read refuses the message for now (smtpd answers 451). */
+static int
+commit_aliases(struct qmsg *m, struct pending *p, uint64_t req)
+{
+	char err[512];
+
+	if (alias_expand(m, err, sizeof(err)) == 0)
+		return 0;
+	mr_err("%s: aliases: %s; message refused for now", m->id, err);
+	if (q->smtpd != NULL)
+		reply_str(q->smtpd, MR_Q_COMMIT_FAIL, req, err, -1);
+	pending_discard(p);
+	msg_free(m);
+	return -1;
+}
+
 void
 commit_commit(const unsigned char *data, size_t len)
 {
@@ -604,6 +621,8 @@ commit_commit(const unsigned char *data, size_t len)
 	m = commit_msg(&req);
 	m->qs = p->qs;
 	snprintf(m->id, sizeof(m->id), "%s", p->id);
+	if (commit_aliases(m, p, req.req) == -1)
+		return;
 	m->created = q_now();
 	/* the size smtpd claims is only a hint; the file says how big */
 	if (fstat(p->fd, &st) == 0)

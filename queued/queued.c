@@ -230,17 +230,35 @@ setup_servers(void)
 	mr_buf_free(&b);
 }
 
-/* queued may touch its mailroots and nothing else. */
+/*
+ * queued may touch its mailroots, and read the directories that hold its
+ * tables, and nothing else.  The directory, not the file: a table is
+ * replaced by renaming a new file over it (mailroot-makemap), and a rule
+ * on the old file would not cover the new one.  A table added by a reload
+ * in another directory cannot be read until queued restarts: its
+ * lookups fail temporarily, and mail waits.
+ */
 static void
 sandbox(void)
 {
 	const char **rw;
+	char **ro;
 	size_t i;
 
 	rw = mr_xcalloc(q->nservers + 1, sizeof(char *));
 	for (i = 0; i < q->nservers; i++)
 		rw[i] = q->cfg->servers[i].mailroot;
-	mr_sandbox_files("queued", NULL, rw);
+	ro = mr_xcalloc(q->cfg->ntables + 1, sizeof(char *));
+	for (i = 0; i < q->cfg->ntables; i++) {
+		ro[i] = mr_xstrdup(q->cfg->tables[i].path);
+		*strrchr(ro[i], '/') = '\0';
+		if (ro[i][0] == '\0')
+			ro[i][0] = '/';	/* a table in / itself */
+	}
+	mr_sandbox_files("queued", (const char *const *)ro, rw);
+	for (i = 0; i < q->cfg->ntables; i++)
+		free(ro[i]);
+	free(ro);
 	free(rw);
 	mr_sandbox_syscalls("queued", MR_PROC_QUEUED);
 }
@@ -273,6 +291,7 @@ main(int argc, char *argv[])
 	pickup_init();
 	event_base_dispatch(q->base);
 	commit_shutdown();
+	alias_shutdown();
 	mr_child_end();
 	mr_info("queued: exiting");
 	return 0;

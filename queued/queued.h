@@ -139,6 +139,11 @@ void	sched_clock_changed(void);	/* re-arms every timer */
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);
 
+/* alias.c: recipients rewritten through their domain's aliases table
+ * (before the envelope is written); -1 if a table failed (temporary). */
+int	alias_expand(struct qmsg *, char *err, size_t errlen);
+void	alias_shutdown(void);	/* closes the tables */
+
 /* drop.c: local delivery */
 int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);
 

@@ -49,6 +49,11 @@ build fuzz_dstream "$c/dstream.c"
 build fuzz_proxy "$c/proxy_hdr.c"
 build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
     "$c/log.c" "$c/util.c" $ev_libs
+build fuzz_table_text "$c/table_inline.c" "$c/buf.c" "$c/log.c" "$c/util.c" \
+    $ev_libs
+build fuzz_table_regex "$c/table_regex.c" "$c/buf.c" "$c/log.c" \
+    "$c/util.c" $ev_libs -lpcre2-8
+
 build fuzz_pickup -I"$top/queued" "$top/queued/pickup_parse.c" \
     "$c/dstream.c" "$c/addr.c" "$c/buf.c" "$c/log.c"
 
