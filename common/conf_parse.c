@@ -1059,11 +1059,6 @@ kw_tls_in(struct pc *pc, const struct mr_cf_stmt *st)
 	ss->tls_set = 1;
 	ss->tls_line = st->args[1].line;
 	ss->tls_col = st->args[1].col;
-	/* fail closed, and say so: no plain-text mail slips through */
-	if (v == MR_TLS_IN_REQUIRED)
-		mr_cf_warn(&pc->d, st->args[1].line, st->args[1].col,
-		    "inbound STARTTLS is not implemented yet: with \"tls "
-		    "required\" this server refuses every MAIL (530 5.7.0)");
 }
 
 /* ---- server: auth { } ---- */

@@ -4,7 +4,9 @@
  * Security: smtpd faces the network.  It parses its configuration snapshot
  * and then drops to its own user inside an empty chroot before it accepts
  * a connection; it never opens a queue file (queued hands it one writable
- * descriptor per message) and never sees credentials.
+ * descriptor per message).  It reads the certificates and keys of its
+ * pkis at start, as root, before the chroot (tls.c); the keys stay in its
+ * memory.
  */
 #include "config.h"
 
@@ -27,6 +29,7 @@
 #include "sandbox.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "tls.h"
 #include "util.h"
 
 struct smtpd *smtpd;
@@ -61,6 +64,7 @@ accept_error_cb(struct evconnlistener *ev, void *arg)
  */
 struct gen {
 	struct mr_config	*cfg;
+	SSL_CTX			**tls;		/* one per pki of cfg */
 	struct listener		*listeners;
 	size_t			 nlisteners;
 	unsigned		 refs;
@@ -90,6 +94,7 @@ gen_free(struct gen *g)
 {
 	gen_quiet(g);
 	free(g->listeners);
+	tls_free(g->tls, g->cfg->npkis);
 	mr_config_free(g->cfg);
 	free(g);
 }
@@ -112,12 +117,12 @@ smtpd_release(struct listener *l)
 }
 
 /*
- * Listens on fds, one per listen of cfg in configuration order.  Returns
- * the new generation (owning cfg and fds), or NULL with cfg and fds left
- * to the caller.
+ * Listens on fds, one per listen of cfg in configuration order, with the
+ * certificates tls.  Returns the new generation (owning cfg, tls and
+ * fds), or NULL with cfg, tls and fds left to the caller.
  */
 static struct gen *
-gen_new(struct mr_config *cfg, const int *fds, size_t nfds)
+gen_new(struct mr_config *cfg, SSL_CTX **tls, const int *fds, size_t nfds)
 {
 	struct gen *g = mr_xcalloc(1, sizeof(*g));
 	size_t s, i, n = 0;
@@ -136,6 +141,7 @@ gen_new(struct mr_config *cfg, const int *fds, size_t nfds)
 			l->gen = g;
 			l->srv = &cfg->servers[s];
 			l->lcfg = &l->srv->listens[i];
+			l->tls = tls_ctx_of(tls, cfg, l->srv);
 			l->fd = -1;
 			/* backlog 0: mailrootd listens already (1024) */
 			if (mr_set_nonblock(fds[g->nlisteners]) == -1 ||
@@ -151,6 +157,7 @@ gen_new(struct mr_config *cfg, const int *fds, size_t nfds)
 	for (i = 0; i < n; i++)
 		g->listeners[i].fd = fds[i];
 	g->cfg = cfg;
+	g->tls = tls;
 	g->refs = 1;
 	return g;
 fail:
@@ -160,9 +167,10 @@ fail:
 	return NULL;
 }
 
-/* Listeners of the configuration smtpd started with (MR_FD_LISTEN...). */
+/* Listeners of the configuration smtpd started with (MR_FD_LISTEN...),
+ * with the certificates read before the chroot. */
 static void
-start_listening(void)
+start_listening(SSL_CTX **tls)
 {
 	size_t s, i, n = 0;
 	int *fds;
@@ -174,7 +182,7 @@ start_listening(void)
 		fds[i] = MR_FD_LISTEN + (int)i;
 		mr_set_cloexec(fds[i], 1);
 	}
-	if ((smtpd->gen = gen_new(smtpd->cfg, fds, n)) == NULL)
+	if ((smtpd->gen = gen_new(smtpd->cfg, tls, fds, n)) == NULL)
 		mr_fatal("cannot listen");
 	free(fds);
 }
@@ -188,6 +196,7 @@ static int
 reload(struct mr_config *cfg, int *fds, size_t nfds)
 {
 	struct gen *g, *old = smtpd->gen;
+	SSL_CTX **tls;
 
 	if (smtpd->stopping) {
 		mr_info("reload ignored: stopping");
@@ -198,7 +207,9 @@ reload(struct mr_config *cfg, int *fds, size_t nfds)
 		    "the running configuration until it is restarted");
 		return -1;
 	}
-	if ((g = gen_new(cfg, fds, nfds)) == NULL) {
+	if ((tls = tls_load_pending(cfg)) == NULL ||
+	    (g = gen_new(cfg, tls, fds, nfds)) == NULL) {
+		tls_free(tls, cfg->npkis);
 		mr_err("reload: the running configuration stays in force");
 		return -1;
 	}
@@ -269,6 +280,7 @@ static const struct mr_child_ops child_ops = {
 	.orphaned = orphaned,
 	.peer = set_queued,
 	.reload = reload,
+	.pki = tls_pki_frame,
 };
 
 static int
@@ -323,10 +335,15 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 int
 main(int argc, char *argv[])
 {
+	SSL_CTX **tls;
+
 	smtpd = mr_xcalloc(1, sizeof(*smtpd));
 	smtpd->cfg = mr_child_start("smtpd", argc, argv);
 	smtpd->conns = mr_xcalloc(smtpd->cfg->nservers, sizeof(unsigned));
 	smtpd->base = mr_child_loop();
+	/* the key files may be root's alone: read before the chroot */
+	if ((tls = tls_load_files(smtpd->cfg)) == NULL)
+		mr_fatal("cannot load the certificates");
 	mr_privdrop("smtpd", smtpd->cfg->smtpd_user,
 	    geteuid() == 0 ? smtpd->cfg->chroot : NULL);
 	/* smtpd opens no file at all: it writes only descriptors queued
@@ -340,7 +357,7 @@ main(int argc, char *argv[])
 		    MR_MSG_MAX, queued_cb, NULL);
 	else
 		close(MR_FD_PEER1);
-	start_listening();
+	start_listening(tls);
 	event_base_dispatch(smtpd->base);
 	mr_child_end();
 	mr_info("smtpd: exiting");

@@ -21,6 +21,8 @@ struct listener {
 	const struct mr_listen	*lcfg;
 	int			 fd;		/* -1 once replaced */
 	struct evconnlistener	*ev;		/* NULL once replaced */
+	struct ssl_ctx_st	*tls;		/* the server's certificate,
+						 * NULL without a pki */
 };
 
 struct smtpd {
