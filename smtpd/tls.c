@@ -203,7 +203,7 @@ tls_load_files(const struct mr_config *cfg)
 	SSL_CTX **ctxs;
 	size_t i;
 
-	ctxs = mr_xcalloc(cfg->npkis ? cfg->npkis : 1, sizeof(*ctxs));
+	ctxs = mr_xcalloc(cfg->npkis ? cfg->npkis : 1, sizeof(SSL_CTX *));
 	for (i = 0; i < cfg->npkis; i++)
 		if ((ctxs[i] = ctx_from_files(&cfg->pkis[i])) == NULL) {
 			tls_free(ctxs, cfg->npkis);
@@ -253,7 +253,7 @@ tls_load_pending(const struct mr_config *cfg)
 		    cfg->npkis, npend);
 		goto done;
 	}
-	ctxs = mr_xcalloc(cfg->npkis ? cfg->npkis : 1, sizeof(*ctxs));
+	ctxs = mr_xcalloc(cfg->npkis ? cfg->npkis : 1, sizeof(SSL_CTX *));
 	for (i = 0; i < cfg->npkis; i++)
 		if ((ctxs[i] = ctx_new(cfg->pkis[i].name, pend[i].pem,
 		    pend[i].certlen, pend[i].len)) == NULL) {
