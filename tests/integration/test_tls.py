@@ -46,6 +46,11 @@ def start(start_mailroot, sink, workdir, tls="optional", extra=""):
                        % (tls, tls_port, extra))
     d.tls_port = tls_port
     d.crt, d.key = crt, key
+    # smtpd reads the files when it starts, after mailrootd says ready:
+    # once it has answered over TLS, the test may change them
+    with smtplib.SMTP_SSL("127.0.0.1", tls_port, context=client_ctx(),
+                          timeout=WAIT) as c:
+        assert c.noop()[0] == 250
     return d
 
 
