@@ -71,6 +71,7 @@ struct session {
 	char			 helo[256];
 	int			 esmtp;
 	int			 tls;		/* TLS established */
+	struct listener		*sni;		/* SNI chose its server */
 	char			 tls_info[128];	/* for Received */
 	int			 errors;
 	uint64_t		 session_bytes;
@@ -357,6 +358,7 @@ start_tls(struct session *s)
 		SSL_free(ssl);
 		goto fail;
 	}
+	SSL_set_app_data(ssl, s);
 	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
 	bufferevent_set_timeouts(s->bev, NULL, NULL);
 	s->bev = tls;
@@ -393,6 +395,14 @@ tls_established(struct session *s)
 	mr_info("session %llu [%s]: TLS established: %s",
 	    (unsigned long long)s->id, s->ip, s->tls_info);
 	s->tls = 1;
+	if (s->sni != NULL) {		/* same generation: same hold */
+		smtpd->conns[s->srv->index]--;
+		s->l = s->sni;
+		s->srv = s->l->srv;
+		smtpd->conns[s->srv->index]++;
+		mr_info("session %llu [%s]: server \"%s\" chosen by SNI",
+		    (unsigned long long)s->id, s->ip, s->srv->name);
+	}
 	tv.tv_sec = s->srv->limits.idle_timeout;
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
@@ -403,6 +413,24 @@ tls_established(struct session *s)
 	if (s->l->lcfg->tls)		/* implicit TLS: greet now */
 		greet(s);
 	process_input(s);
+}
+
+int
+session_sni(SSL *ssl, int *alert, void *arg)
+{
+	struct session *s = SSL_get_app_data(ssl);
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	struct listener *l;
+
+	(void)alert;
+	(void)arg;
+	/* after a STARTTLS the server has greeted already */
+	if (s == NULL || name == NULL || !s->l->lcfg->tls ||
+	    (l = smtpd_sni_listener(s->l, name)) == NULL || l == s->l)
+		return SSL_TLSEXT_ERR_OK;
+	if (SSL_set_SSL_CTX(ssl, l->tls) != NULL)
+		s->sni = l;
+	return SSL_TLSEXT_ERR_OK;
 }
 
 static void

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -30,6 +31,8 @@
 #include "proto.h"
 #include "smtpd.h"
 #include "tls.h"
+
+#include <openssl/x509v3.h>
 #include "util.h"
 
 struct smtpd *smtpd;
@@ -117,6 +120,52 @@ smtpd_release(struct listener *l)
 }
 
 /*
+ * Accepts on fd for l.  Servers sharing an implicit TLS address share
+ * its socket: the first one accepts, and the client's SNI name may hand
+ * the session to another (smtpd_sni_listener).
+ */
+static int
+listener_start(struct gen *g, struct listener *l, int fd)
+{
+	size_t i;
+
+	if (l->tls != NULL)
+		SSL_CTX_set_tlsext_servername_callback(l->tls, session_sni);
+	for (i = 0; i < g->nlisteners; i++)
+		if (strcmp(g->listeners[i].lcfg->text, l->lcfg->text) == 0)
+			return 0;
+	/* backlog 0: mailrootd listens already (1024) */
+	if (mr_set_nonblock(fd) == -1 ||
+	    (l->ev = evconnlistener_new(smtpd->base, accept_cb, l, 0, 0,
+	    fd)) == NULL) {
+		mr_err("listener %s: %s", l->lcfg->text, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->ev, accept_error_cb);
+	return 0;
+}
+
+struct listener *
+smtpd_sni_listener(struct listener *l, const char *name)
+{
+	struct gen *g = l->gen;
+	X509 *cert;
+	size_t i;
+
+	for (i = 0; i < g->nlisteners; i++) {
+		struct listener *o = &g->listeners[i];
+
+		if (o->tls == NULL || strcmp(o->lcfg->text, l->lcfg->text) != 0)
+			continue;
+		if (strcasecmp(o->srv->fqdn, name) == 0 ||
+		    ((cert = SSL_CTX_get0_certificate(o->tls)) != NULL &&
+		    X509_check_host(cert, name, 0, 0, NULL) == 1))
+			return o;
+	}
+	return NULL;
+}
+
+/*
  * Listens on fds, one per listen of cfg in configuration order, with the
  * certificates tls.  Returns the new generation (owning cfg, tls and
  * fds), or NULL with cfg, tls and fds left to the caller.
@@ -143,15 +192,8 @@ gen_new(struct mr_config *cfg, SSL_CTX **tls, const int *fds, size_t nfds)
 			l->lcfg = &l->srv->listens[i];
 			l->tls = tls_ctx_of(tls, cfg, l->srv);
 			l->fd = -1;
-			/* backlog 0: mailrootd listens already (1024) */
-			if (mr_set_nonblock(fds[g->nlisteners]) == -1 ||
-			    (l->ev = evconnlistener_new(smtpd->base, accept_cb,
-			    l, 0, 0, fds[g->nlisteners])) == NULL) {
-				mr_err("listener %s: %s", l->lcfg->text,
-				    strerror(errno));
+			if (listener_start(g, l, fds[g->nlisteners]) == -1)
 				goto fail;
-			}
-			evconnlistener_set_error_cb(l->ev, accept_error_cb);
 			g->nlisteners++;
 		}
 	for (i = 0; i < n; i++)

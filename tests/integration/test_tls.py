@@ -295,3 +295,60 @@ def test_reload_with_missing_key_keeps_running(start_mailroot, sink,
              since)
     with smtplib.SMTP("127.0.0.1", d.port, timeout=WAIT) as c:
         assert c.starttls(context=client_ctx())[0] == 220
+
+
+def test_sni_chooses_between_servers_on_one_address(start_mailroot, sink,
+                                                     workdir):
+    """Two servers share an implicit TLS address; the first in the file is
+    the default, the client's SNI name chooses the other."""
+    crt, key = make_cert(workdir, "mx")
+    ocrt, okey = make_cert(workdir, "other", cn="other.test.example")
+    port = mh.free_port()
+    other = ('server "other" {\n    listen 127.0.0.1:%d tls\n'
+             '    mailroot "%s"\n    fqdn "other.test.example"\n'
+             '    pki "other"\n    relay allow 127.0.0.1\n'
+             '    delivery { smart-host "[127.0.0.1]:%d" }\n}\n'
+             % (port, workdir / "other", sink.port))
+    d = start_mailroot(sink=sink, global_extra=pki(crt, key) +
+                       pki(ocrt, okey, "other") + other,
+                       server_extra="    pki \"mx\"\n"
+                       "    listen 127.0.0.1:%d tls\n" % port)
+
+    def session(name, subject):
+        ctx = client_ctx()
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=WAIT) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name) as t:
+                pem = ssl.DER_cert_to_PEM_cert(
+                    t.getpeercert(binary_form=True))
+                f = t.makefile("rb")
+                greeting = reply(f)
+                for cmd in (b"EHLO client.test", b"MAIL FROM:<a@client.test>",
+                            b"RCPT TO:<b@remote.test>", b"DATA"):
+                    t.sendall(cmd + b"\r\n")
+                    assert reply(f)[:1] in (b"2", b"3")
+                t.sendall(message(subject) + b".\r\nQUIT\r\n")
+                assert reply(f).startswith(b"250 ")
+                return pem.split(), greeting
+    pem, greeting = session(FQDN, "sni mx")
+    assert pem == crt.read_text().split()
+    assert greeting.startswith(b"220 %s " % FQDN.encode()), greeting
+    pem, greeting = session("other.test.example", "sni other")
+    assert pem == ocrt.read_text().split()
+    assert greeting.startswith(b"220 other.test.example "), greeting
+    pem, greeting = session(None, "no sni")          # the default
+    assert pem == ocrt.read_text().split()
+    got = {re.search(rb"Subject: ([^\r]+)", m.data).group(1):
+           re.search(rb"by (\S+) \(mailroot\)", m.data).group(1)
+           for m in sink.wait_for(3)}
+    assert got == {b"sni mx": FQDN.encode(),
+                   b"sni other": b"other.test.example",
+                   b"no sni": b"other.test.example"}, got
+    wait_log(d, r'server "test" chosen by SNI')
+    # a reload keeps the shared socket and the choice
+    since = len(d.log_text())
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, r"smtpd\[\d+\]: configuration reloaded", since)
+    pem, greeting = session(FQDN, "after reload")
+    assert pem == crt.read_text().split()
+    assert greeting.startswith(b"220 %s " % FQDN.encode()), greeting
