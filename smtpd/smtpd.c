@@ -22,6 +22,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <openssl/x509v3.h>
+
 #include "buf.h"
 #include "child.h"
 #include "ipc.h"
@@ -31,8 +33,6 @@
 #include "proto.h"
 #include "smtpd.h"
 #include "tls.h"
-
-#include <openssl/x509v3.h>
 #include "util.h"
 
 struct smtpd *smtpd;
