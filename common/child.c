@@ -1,8 +1,9 @@
 /*
  * child.c - what smtpd, queued and deliverd share: the start (arguments,
  * the configuration snapshot), the channel to mailrootd, SIGTERM, and
- * reloads: MR_M_LISTEN frames (smtpd's new listeners) then MR_M_CONFIG
- * with a new snapshot, parsed here and handed to the child to swap in.
+ * reloads: MR_M_LISTEN and MR_M_PKI frames (smtpd's new listeners and
+ * certificates) then MR_M_CONFIG with a new snapshot, parsed here and
+ * handed to the child to swap in.
  *
  * Security: the configuration comes from mailrootd's sealed snapshot,
  * the very bytes mailrootd checked, not from the file (which may have
@@ -179,6 +180,21 @@ fail:
 	drop_listeners();
 }
 
+/* MR_M_PKI: u32 pki number, u32 chain length; fd = chain and key. */
+static void
+on_pki(struct mr_ipc_msg *msg)
+{
+	const char *err;
+	uint32_t idx, certlen;
+
+	if (mr_msg_pki(msg->data, msg->len, &idx, &certlen, &err) == -1 ||
+	    msg->fd < 0 || ops->pki == NULL) {
+		mr_warn("mailrootd: malformed PKI message ignored");
+		return;
+	}
+	(void)ops->pki(idx, certlen, msg->fd);
+}
+
 static void
 on_peer(struct mr_ipc_msg *msg)
 {
@@ -214,6 +230,9 @@ master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		break;
 	case MR_M_CONFIG:
 		on_config(msg);
+		break;
+	case MR_M_PKI:
+		on_pki(msg);
 		break;
 	default:
 		mr_warn("mailrootd: unexpected message type %u ignored",

@@ -24,7 +24,8 @@ struct mr_config	*mr_child_start(const char *proc, int argc,
  * callback's enable/disable pairs cost one epoll_ctl, not several. */
 struct event_base	*mr_child_loop(void);
 
-/* What differs between the children; every callback is required. */
+/* What differs between the children; every callback but pki is
+ * required. */
 struct mr_child_ops {
 	/* MR_M_SHUTDOWN or SIGTERM: finish the work in hand, then exit */
 	void	(*stop)(void);
@@ -38,6 +39,10 @@ struct mr_child_ops {
 	 * when it took cfg and fds, -1 when it keeps the running
 	 * configuration (it logs why; cfg is freed, fds are closed). */
 	int	(*reload)(struct mr_config *cfg, int *fds, size_t nfds);
+	/* MR_M_PKI: certificate and key number idx of the coming
+	 * configuration (smtpd; NULL in the others).  Returns 0 when it
+	 * read fd (which stays the caller's), -1 when it refused it. */
+	int	(*pki)(uint32_t idx, uint32_t certlen, int fd);
 };
 
 /* Opens the channel to mailrootd (MR_FD_MASTER) and the SIGTERM event in

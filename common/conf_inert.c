@@ -48,13 +48,6 @@ static const struct inert inert[] = {
 	    NOEFFECT ": there is no control socket yet"),
 	I(W_TOP, "metrics", NULL, NULL, NULL, 0, "metrics",
 	    NOEFFECT ": no metrics are served"),
-	I(W_TOP, "pki", NULL, NULL, NULL, 0, "pki",
-	    NOEFFECT ": no certificate is loaded"),
-	I(W_SERVER, "listen", NULL, NULL, "tls", 0, "listen ... tls",
-	    "is not yet implemented: connections to this listener are "
-	    "closed without a greeting"),
-	I(W_SERVER, "pki", NULL, NULL, NULL, 0, "pki",
-	    NOEFFECT ": STARTTLS is not offered"),
 	I(W_SERVER, "connection", "allow", "domain", NULL, 0,
 	    "connection allow domain", NOEFFECT ": no reverse DNS lookup "
 	    "is made, so the rule never matches"),
@@ -73,8 +66,6 @@ static const struct inert inert[] = {
 	    "relay authenticated", NOEFFECT ": there is no AUTH yet"),
 	I(W_AUTH, "users", NULL, NULL, NULL, 0, "auth { users }",
 	    NOEFFECT ": AUTH is not offered"),
-	I(W_SERVER, "tls", "optional", NULL, NULL, 0, "tls optional",
-	    NOEFFECT ": STARTTLS is not offered"),
 	I(W_SERVER, "reverse-dns-lookup", "yes", NULL, NULL, 0,
 	    "reverse-dns-lookup", NOEFFECT),
 	I(W_SERVER, "masquerade-domain", NULL, NULL, NULL, 0,

@@ -925,10 +925,13 @@ kw_table(struct pc *pc, const struct mr_cf_stmt *st)
 
 /* ---- server: listen, identity, access ---- */
 
+/* Servers may share an implicit TLS address: the client's SNI name
+ * chooses among them (smtpd/tls.c), the first one is the default. */
 static void
 check_listen_dup(struct pc *pc, const struct mr_cf_stmt *st,
-    const char *text)
+    const struct mr_listen *l)
 {
+	const char *text = l->text;
 	const struct mr_server *s;
 	size_t i, j;
 
@@ -936,6 +939,9 @@ check_listen_dup(struct pc *pc, const struct mr_cf_stmt *st,
 		s = &pc->cf->servers[i];
 		for (j = 0; j < s->nlistens; j++) {
 			if (strcmp(s->listens[j].text, text) != 0)
+				continue;
+			if (i != pc->cur && l->tls && s->listens[j].tls &&
+			    !l->proxy && !s->listens[j].proxy)
 				continue;
 			if (i == pc->cur)
 				aerr(pc, st, 1, "duplicate listen address "
@@ -974,7 +980,7 @@ kw_listen(struct pc *pc, const struct mr_cf_stmt *st)
 	}
 	if (get_addrport(pc, st, 1, &l.addr, &l.addrlen, &l.text) == -1)
 		return;
-	check_listen_dup(pc, st, l.text);
+	check_listen_dup(pc, st, &l);
 	if (l.tls && ss->tlsl_line == 0) {
 		ss->tlsl_line = st->line;
 		ss->tlsl_col = st->col;
@@ -1059,11 +1065,6 @@ kw_tls_in(struct pc *pc, const struct mr_cf_stmt *st)
 	ss->tls_set = 1;
 	ss->tls_line = st->args[1].line;
 	ss->tls_col = st->args[1].col;
-	/* fail closed, and say so: no plain-text mail slips through */
-	if (v == MR_TLS_IN_REQUIRED)
-		mr_cf_warn(&pc->d, st->args[1].line, st->args[1].col,
-		    "inbound STARTTLS is not implemented yet: with \"tls "
-		    "required\" this server refuses every MAIL (530 5.7.0)");
 }
 
 /* ---- server: auth { } ---- */

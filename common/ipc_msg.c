@@ -341,6 +341,22 @@ mr_msg_config(const unsigned char *p, size_t len, uint32_t *nlisteners,
 }
 
 int
+mr_msg_pki(const unsigned char *p, size_t len, uint32_t *idx,
+    uint32_t *chainlen, const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	*idx = mr_rd_u32(&rd);
+	*chainlen = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd)) {
+		*err = "malformed PKI";
+		return -1;
+	}
+	return 0;
+}
+
+int
 mr_msg_peer_bad(const unsigned char *p, size_t len, uint32_t reporter,
     uint32_t *kind, const char **err)
 {

@@ -106,6 +106,10 @@ int	mr_msg_listen(const unsigned char *, size_t, uint32_t *pos,
 /* MR_M_CONFIG (master -> child): the listeners sent before it */
 int	mr_msg_config(const unsigned char *, size_t, uint32_t *nlisteners,
 	    const char **err);
+/* MR_M_PKI (master -> smtpd): the pki's number and its chain's length
+ * (checked against the configuration and the memfd by the receiver) */
+int	mr_msg_pki(const unsigned char *, size_t, uint32_t *idx,
+	    uint32_t *chainlen, const char **err);
 /* 1 if s holds no control byte (CR, LF, NUL, DEL ...) */
 int	mr_msg_clean(const char *s);
 

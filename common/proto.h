@@ -60,8 +60,11 @@ enum mr_msgtype {
 				 * configuration (smtpd), in config order */
 	MR_M_CONFIG,		/* u32 listeners sent before it; fd = the new
 				 * sealed snapshot: parse it and swap */
+	MR_M_PKI,		/* u32 pki number, u32 chain length; fd = a
+				 * sealed memfd: the pki's certificate chain
+				 * then its key (smtpd, before MR_M_CONFIG) */
 
-	MR_MSG_MAX = MR_M_CONFIG
+	MR_MSG_MAX = MR_M_PKI
 };
 
 enum mr_proc {

@@ -78,6 +78,27 @@ take_old(const struct mr_listen *l, int *oldfds, size_t nold,
 	return -1;
 }
 
+/* An earlier listener of the same configuration on the same address
+ * (servers sharing an implicit TLS address): the same socket. */
+static int
+take_shared(const struct mr_config *cfg, const struct mr_listen *l,
+    const int *fds, size_t k)
+{
+	size_t s, i, j = 0;
+
+	for (s = 0; s < cfg->nservers; s++)
+		for (i = 0; i < cfg->servers[s].nlistens; i++, j++) {
+			const struct mr_listen *o = &cfg->servers[s].listens[i];
+
+			if (j >= k)
+				return -1;
+			if (o->addrlen == l->addrlen &&
+			    memcmp(&o->addr, &l->addr, l->addrlen) == 0)
+				return fcntl(fds[j], F_DUPFD_CLOEXEC, 0);
+		}
+	return -1;
+}
+
 /*
  * Binds the listeners of m->cfg into m->lfds, reusing (duplicates of) sockets of the old
  * configuration for addresses both share.  Returns 0, or -1 (everything
@@ -102,7 +123,9 @@ mr_listen_all(struct mr_master *m, int *oldfds, size_t nold,
 		for (i = 0; i < m->cfg->servers[s].nlistens; i++, k++) {
 			const struct mr_listen *l = &m->cfg->servers[s].listens[i];
 
-			fds[k] = take_old(l, oldfds, nold, oldcfg);
+			fds[k] = take_shared(m->cfg, l, fds, k);
+			if (fds[k] == -1)
+				fds[k] = take_old(l, oldfds, nold, oldcfg);
 			if (fds[k] == -1)
 				fds[k] = bind_one(l);
 			if (fds[k] == -1) {

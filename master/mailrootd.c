@@ -138,6 +138,13 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 		    "configuration stays in force", m->cfgpath);
 		return;
 	}
+	if (mr_pki_check(cfg) == -1) {
+		mr_err("reload failed: a certificate or key cannot be read; "
+		    "the running configuration stays in force");
+		mr_config_free(cfg);
+		free(text);
+		return;
+	}
 	if (mr_prepare_dirs(cfg, 0) == -1) {
 		mr_err("reload failed: cannot prepare the mailroots; the "
 		    "running configuration stays in force");
@@ -223,6 +230,11 @@ main(int argc, char *argv[])
 	}
 	if (print)
 		mr_config_print(m.cfg, stdout);
+	/* a warning only: -n may run before the files are in place, or
+	 * as a user who cannot read the key */
+	if (check && mr_pki_check(m.cfg) == -1)
+		fprintf(stderr, "%s: warning: a certificate or key cannot be "
+		    "read: mailrootd would not start\n", m.cfgpath);
 	if (check || print) {
 		mr_config_free(m.cfg);
 		free(m.cfgtext);
@@ -230,6 +242,8 @@ main(int argc, char *argv[])
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	if (mr_pki_check(m.cfg) == -1)
+		mr_fatal("a certificate or key cannot be read; not starting");
 	if (mr_prepare_dirs(m.cfg, 1) == -1)
 		mr_fatal("cannot prepare the mailroots; not starting");
 	if ((m.base = event_base_new()) == NULL)

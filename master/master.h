@@ -34,6 +34,11 @@ int	mr_listen_all(struct mr_master *, int *oldfds, size_t nold,
 void	mr_listen_close(int *fds, size_t n);
 
 /* supervise.c */
+/* pki.c: a sealed memfd with p's chain then its key; -1 (logged). */
+int	mr_pki_memfd(const struct mr_pki *p, uint32_t *certlen);
+/* Every pki's files can be read: 0, or -1 (each one logged). */
+int	mr_pki_check(const struct mr_config *);
+
 void	mr_supervise_init(struct mr_master *);
 void	mr_supervise_start(struct mr_master *);
 /* After m->cfg and m->lfds were replaced; old is the previous cfg. */

@@ -443,7 +443,31 @@ needs_restart(enum mr_proc p, const struct mr_config *o,
 	}
 }
 
-/* MR_M_LISTEN for each listener (smtpd), then MR_M_CONFIG. */
+/* MR_M_PKI for each pki: smtpd cannot read the files in its chroot.
+ * One that cannot be read is not sent, and smtpd keeps its running
+ * configuration. */
+static void
+send_pkis(struct child *ch)
+{
+	struct mr_buf b;
+	uint32_t i, certlen;
+	int fd;
+
+	mr_buf_init(&b);
+	for (i = 0; i < master->cfg->npkis; i++) {
+		if ((fd = mr_pki_memfd(&master->cfg->pkis[i], &certlen)) == -1)
+			break;
+		mr_buf_reset(&b);
+		mr_buf_put_u32(&b, i);
+		mr_buf_put_u32(&b, certlen);
+		(void)mr_ipc_sendb(ch->chan, MR_M_PKI, fd, &b);
+		close(fd);
+	}
+	mr_buf_free(&b);
+}
+
+/* MR_M_LISTEN for each listener and MR_M_PKI for each pki (smtpd), then
+ * MR_M_CONFIG. */
 static void
 send_config(struct child *ch)
 {
@@ -461,6 +485,8 @@ send_config(struct child *ch)
 		    &b) == -1)
 			break;
 	}
+	if (ch->proc == MR_PROC_SMTPD)
+		send_pkis(ch);
 	mr_buf_reset(&b);
 	mr_buf_put_u32(&b, n);
 	/* a channel that died meanwhile: the child restarts with it */

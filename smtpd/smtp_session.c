@@ -29,7 +29,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "addr.h"
 #include "buf.h"
@@ -44,13 +48,15 @@
 #define ERRORS_MAX	25	/* bad commands before we hang up */
 #define FLUSH_AT	(64 * 1024)
 #define HASH_SIZE	4096
+#define TLS_HANDSHAKE_MAX	30	/* seconds, at most the idle timeout */
 
 enum state {
-	S_CMD,		/* reading commands */
+	S_CMD,		/* reading commands (0: a new session) */
 	S_WAIT_NEW,	/* DATA came before queued's file: waiting */
 	S_DATA,		/* reading the message */
 	S_WAIT_COMMIT,	/* end of data sent to queued */
-	S_CLOSING	/* flushing the last reply */
+	S_CLOSING,	/* flushing the last reply */
+	S_TLS		/* TLS handshake */
 };
 
 struct session {
@@ -65,6 +71,9 @@ struct session {
 	char			 ip[INET6_ADDRSTRLEN];
 	char			 helo[256];
 	int			 esmtp;
+	int			 tls;		/* TLS established */
+	struct listener		*sni;		/* SNI chose its server */
+	char			 tls_info[128];	/* for Received */
 	int			 errors;
 	uint64_t		 session_bytes;
 
@@ -97,6 +106,7 @@ static struct session	*table[HASH_SIZE];
 static size_t		 nsessions;
 
 static void	session_read(struct bufferevent *, void *);
+static void	session_event(struct bufferevent *, short, void *);
 static void	process_input(struct session *);
 static void	emit(void *, const char *, size_t);
 static void	headers_end(void *, int);
@@ -123,7 +133,7 @@ lookup(uint64_t id)
  * commands get one write) and then go straight to the socket when
  * nothing is queued before them: no write event, no extra trip round
  * the loop.  What the socket does not take waits in the bufferevent.
- * Plain TCP only: a TLS session must write through its bufferevent.
+ * Plain TCP only: a TLS session writes through its bufferevent.
  */
 static void
 flush_replies(struct session *s)
@@ -133,7 +143,8 @@ flush_replies(struct session *s)
 
 	if (s->replies.len == 0)
 		return;
-	if (evbuffer_get_length(out) == 0) {
+	if (evbuffer_get_length(out) == 0 &&
+	    bufferevent_get_underlying(s->bev) == NULL) {
 		n = send(bufferevent_getfd(s->bev), s->replies.data,
 		    s->replies.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
@@ -266,14 +277,42 @@ close_after_reply(struct session *s)
 		bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* A TLS session's last reply, encrypted, is in the socket's own
+ * bufferevent: the session ends when that has gone too (or failed). */
+static void
+tls_closing_write(struct bufferevent *u, void *arg)
+{
+	(void)u;
+	session_free(arg);
+}
+
+static void
+tls_closing_event(struct bufferevent *u, short what, void *arg)
+{
+	(void)u;
+	(void)what;
+	session_free(arg);
+}
+
 static void
 session_write(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
+	struct timeval tv = { 10, 0 };
+	struct bufferevent *u;
 
 	(void)bev;
-	if (s->state == S_CLOSING)
-		session_free(s);
+	if (s->state != S_CLOSING)
+		return;
+	u = bufferevent_get_underlying(s->bev);
+	if (u != NULL && evbuffer_get_length(bufferevent_get_output(u)) > 0) {
+		bufferevent_setcb(u, NULL, tls_closing_write,
+		    tls_closing_event, s);
+		bufferevent_set_timeouts(u, NULL, &tv);
+		bufferevent_enable(u, EV_WRITE);
+		return;
+	}
+	session_free(s);
 }
 
 /* The client went away: say what it left unfinished. */
@@ -291,12 +330,173 @@ lost(struct session *s)
 		    s->sender);
 }
 
+/* ---- TLS ---- */
+
+static void	greet(struct session *);
+
+static int
+tls_offered(const struct session *s)
+{
+	return s->l->tls != NULL && s->srv->tls != MR_TLS_IN_NONE;
+}
+
+/*
+ * Puts TLS over the session's socket: the handshake runs, then
+ * tls_event sees it end.  A handshake is bounded by the idle timeout
+ * and TLS_HANDSHAKE_MAX, whichever is shorter.
+ */
+static int
+start_tls(struct session *s)
+{
+	struct bufferevent *tls;
+	struct timeval tv;
+	SSL *ssl;
+
+	if (s->l->tls == NULL || (ssl = SSL_new(s->l->tls)) == NULL)
+		goto fail;
+	tls = bufferevent_openssl_filter_new(smtpd->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		goto fail;
+	}
+	SSL_set_app_data(ssl, s);
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	bufferevent_set_timeouts(s->bev, NULL, NULL);
+	s->bev = tls;
+	s->state = S_TLS;
+	bufferevent_setcb(s->bev, session_read, session_write, session_event,
+	    s);
+	tv.tv_sec = s->srv->limits.idle_timeout < TLS_HANDSHAKE_MAX ?
+	    s->srv->limits.idle_timeout : TLS_HANDSHAKE_MAX;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 1024 * 1024);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	return 0;
+fail:
+	mr_err("session %llu [%s]: cannot set up TLS",
+	    (unsigned long long)s->id, s->ip);
+	ERR_clear_error();
+	return -1;
+}
+
+/* RFC 3207 4.2: after the handshake the client starts afresh. */
+static void
+tls_established(struct session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	struct timeval tv;
+	int alg = 0, bits;
+
+	bits = SSL_CIPHER_get_bits(c, &alg);
+	snprintf(s->tls_info, sizeof(s->tls_info), "%s with cipher %s "
+	    "(%d/%d bits)", SSL_get_version(ssl), SSL_CIPHER_get_name(c),
+	    bits, alg);
+	mr_info("session %llu [%s]: TLS established: %s",
+	    (unsigned long long)s->id, s->ip, s->tls_info);
+	s->tls = 1;
+	if (s->sni != NULL) {		/* same generation: same hold */
+		smtpd->conns[s->srv->index]--;
+		s->l = s->sni;
+		s->srv = s->l->srv;
+		smtpd->conns[s->srv->index]++;
+		mr_info("session %llu [%s]: server \"%s\" chosen by SNI",
+		    (unsigned long long)s->id, s->ip, s->srv->name);
+	}
+	tv.tv_sec = s->srv->limits.idle_timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	reset_transaction(s);
+	s->helo[0] = '\0';
+	s->esmtp = 0;
+	s->state = S_CMD;
+	if (s->l->lcfg->tls)		/* implicit TLS: greet now */
+		greet(s);
+	process_input(s);
+}
+
+int
+session_sni(SSL *ssl, int *alert, void *arg)
+{
+	struct session *s = SSL_get_app_data(ssl);
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	struct listener *l;
+
+	(void)alert;
+	(void)arg;
+	/* after a STARTTLS the server has greeted already */
+	if (s == NULL || name == NULL || !s->l->lcfg->tls ||
+	    (l = smtpd_sni_listener(s->l, name)) == NULL || l == s->l)
+		return SSL_TLSEXT_ERR_OK;
+	if (SSL_set_SSL_CTX(ssl, l->tls) != NULL)
+		s->sni = l;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static void
+tls_event(struct session *s, short what)
+{
+	unsigned long e;
+	char err[256] = "connection closed";
+
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_established(s);
+		return;
+	}
+	if ((e = bufferevent_get_openssl_error(s->bev)) != 0)
+		ERR_error_string_n(e, err, sizeof(err));
+	else if (what & BEV_EVENT_ERROR && errno != 0)
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+	ERR_clear_error();
+	if (what & BEV_EVENT_TIMEOUT)
+		mr_info("session %llu [%s]: TLS handshake timed out",
+		    (unsigned long long)s->id, s->ip);
+	else
+		mr_info("session %llu [%s]: TLS handshake failed: %s",
+		    (unsigned long long)s->id, s->ip, err);
+	session_free(s);
+}
+
+static void
+cmd_starttls(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t n;
+
+	if (s->tls) {
+		refuse(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!tls_offered(s)) {
+		refuse(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	/* no command may ride into the TLS session (CVE-2011-0411) */
+	if ((n = evbuffer_get_length(in)) > 0) {
+		mr_info("session %llu [%s]: %zu bytes sent after STARTTLS "
+		    "before the handshake discarded",
+		    (unsigned long long)s->id, s->ip, n);
+		evbuffer_drain(in, n);
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	flush_replies(s);
+	if (start_tls(s) == -1)
+		close_after_reply(s);
+}
+
 static void
 session_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 
 	(void)bev;
+	if (s->state == S_TLS) {
+		tls_event(s, what);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT && s->state != S_CLOSING) {
 		mr_info("session %llu [%s]: idle timeout",
 		    (unsigned long long)s->id, s->ip);
@@ -401,13 +601,22 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 1024 * 1024);
 
-	if (l->lcfg->tls) {
-		mr_warn("session %llu [%s]: implicit TLS listeners are not "
-		    "supported yet", (unsigned long long)s->id, s->ip);
+	mr_debug("session %llu: connect from [%s] to %s",
+	    (unsigned long long)s->id, s->ip, l->lcfg->text);
+	if (!l->lcfg->tls)
+		greet(s);
+	else if (start_tls(s) == -1)	/* implicit TLS: greet after it */
 		close_after_reply(s);
-		return;
-	}
-	if (!mr_access_check(&srv->connection, sa, NULL)) {
+}
+
+/* The access rules and limits, then the greeting. */
+static void
+greet(struct session *s)
+{
+	const struct mr_server *srv = s->srv;
+
+	if (!mr_access_check(&srv->connection, (struct sockaddr *)&s->peer,
+	    NULL)) {
 		mr_info("session %llu [%s]: connection denied by rule",
 		    (unsigned long long)s->id, s->ip);
 		reply(s, "554 5.7.1 %s Access denied", srv->fqdn);
@@ -425,8 +634,6 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 		close_after_reply(s);
 		return;
 	}
-	mr_debug("session %llu: connect from [%s] to %s",
-	    (unsigned long long)s->id, s->ip, l->lcfg->text);
 	reply(s, "220 %s ESMTP mailroot", srv->fqdn);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
@@ -466,6 +673,8 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 	reply(s, "250-SIZE %llu", (unsigned long long)lim->message_size);
 	reply(s, "250-PIPELINING");
 	reply(s, "250-8BITMIME");
+	if (tls_offered(s) && !s->tls)
+		reply(s, "250-STARTTLS");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -482,9 +691,8 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 		refuse(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
-	/* IIS "Require secure channel": no session is under TLS yet
-	 * (inbound STARTTLS is not implemented), so none may send mail */
-	if (s->srv->tls == MR_TLS_IN_REQUIRED) {
+	/* IIS "Require secure channel" */
+	if (s->srv->tls == MR_TLS_IN_REQUIRED && !s->tls) {
 		refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
@@ -624,9 +832,13 @@ cmd_data(struct session *s)
 	}
 	mr_rfc5322_date(time(NULL), date, sizeof(date));
 	mr_buf_reset(&s->out);
-	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n"
-	    "\tby %s (mailroot) with %s id %s", s->helo, s->ip, s->srv->fqdn,
-	    s->esmtp ? "ESMTP" : "SMTP", s->qid);
+	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n", s->helo,
+	    s->ip);
+	if (s->tls)
+		mr_buf_printf(&s->out, "\t(using %s)\r\n", s->tls_info);
+	mr_buf_printf(&s->out, "\tby %s (mailroot) with %s%s id %s",
+	    s->srv->fqdn, s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
+	    s->qid);
 	if (s->nrcpts == 1)
 		mr_buf_printf(&s->out, "\r\n\tfor <%s>", s->rcpts[0]);
 	mr_buf_printf(&s->out, "; %s\r\n", date);
@@ -677,6 +889,9 @@ dispatch(struct session *s, const char *line, size_t len)
 			break;
 		case MR_V_HELP:
 			reply(s, "214 2.0.0 See RFC 5321");
+			break;
+		case MR_V_STARTTLS:
+			cmd_starttls(s);
 			break;
 		default:
 			refuse(s, "502 5.5.1 Error: command not implemented");

@@ -4,7 +4,9 @@
  * Security: smtpd faces the network.  It parses its configuration snapshot
  * and then drops to its own user inside an empty chroot before it accepts
  * a connection; it never opens a queue file (queued hands it one writable
- * descriptor per message) and never sees credentials.
+ * descriptor per message).  It reads the certificates and keys of its
+ * pkis at start, as root, before the chroot (tls.c); the keys stay in its
+ * memory.
  */
 #include "config.h"
 
@@ -14,10 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
+
+#include <openssl/x509v3.h>
 
 #include "buf.h"
 #include "child.h"
@@ -28,6 +33,7 @@
 #include "sandbox.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "tls.h"
 #include "util.h"
 
 struct smtpd *smtpd;
@@ -67,6 +73,7 @@ accept_error_cb(struct evconnlistener *ev, void *arg)
  */
 struct gen {
 	struct mr_config	*cfg;
+	SSL_CTX			**tls;		/* one per pki of cfg */
 	struct listener		*listeners;
 	size_t			 nlisteners;
 	unsigned		 refs;
@@ -96,6 +103,7 @@ gen_free(struct gen *g)
 {
 	gen_quiet(g);
 	free(g->listeners);
+	tls_free(g->tls, g->cfg->npkis);
 	mr_config_free(g->cfg);
 	free(g);
 }
@@ -118,12 +126,58 @@ smtpd_release(struct listener *l)
 }
 
 /*
- * Listens on fds, one per listen of cfg in configuration order.  Returns
- * the new generation (owning cfg and fds), or NULL with cfg and fds left
- * to the caller.
+ * Accepts on fd for l.  Servers sharing an implicit TLS address share
+ * its socket: the first one accepts, and the client's SNI name may hand
+ * the session to another (smtpd_sni_listener).
+ */
+static int
+listener_start(struct gen *g, struct listener *l, int fd)
+{
+	size_t i;
+
+	if (l->tls != NULL)
+		SSL_CTX_set_tlsext_servername_callback(l->tls, session_sni);
+	for (i = 0; i < g->nlisteners; i++)
+		if (strcmp(g->listeners[i].lcfg->text, l->lcfg->text) == 0)
+			return 0;
+	/* backlog 0: mailrootd listens already (1024) */
+	if (mr_set_nonblock(fd) == -1 ||
+	    (l->ev = evconnlistener_new(smtpd->base, accept_cb, l, 0, 0,
+	    fd)) == NULL) {
+		mr_err("listener %s: %s", l->lcfg->text, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->ev, accept_error_cb);
+	return 0;
+}
+
+struct listener *
+smtpd_sni_listener(struct listener *l, const char *name)
+{
+	struct gen *g = l->gen;
+	X509 *cert;
+	size_t i;
+
+	for (i = 0; i < g->nlisteners; i++) {
+		struct listener *o = &g->listeners[i];
+
+		if (o->tls == NULL || strcmp(o->lcfg->text, l->lcfg->text) != 0)
+			continue;
+		if (strcasecmp(o->srv->fqdn, name) == 0 ||
+		    ((cert = SSL_CTX_get0_certificate(o->tls)) != NULL &&
+		    X509_check_host(cert, name, 0, 0, NULL) == 1))
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * Listens on fds, one per listen of cfg in configuration order, with the
+ * certificates tls.  Returns the new generation (owning cfg, tls and
+ * fds), or NULL with cfg, tls and fds left to the caller.
  */
 static struct gen *
-gen_new(struct mr_config *cfg, const int *fds, size_t nfds)
+gen_new(struct mr_config *cfg, SSL_CTX **tls, const int *fds, size_t nfds)
 {
 	struct gen *g = mr_xcalloc(1, sizeof(*g));
 	size_t s, i, n = 0;
@@ -142,21 +196,16 @@ gen_new(struct mr_config *cfg, const int *fds, size_t nfds)
 			l->gen = g;
 			l->srv = &cfg->servers[s];
 			l->lcfg = &l->srv->listens[i];
+			l->tls = tls_ctx_of(tls, cfg, l->srv);
 			l->fd = -1;
-			/* backlog 0: mailrootd listens already (1024) */
-			if (mr_set_nonblock(fds[g->nlisteners]) == -1 ||
-			    (l->ev = evconnlistener_new(smtpd->base, accept_cb,
-			    l, 0, 0, fds[g->nlisteners])) == NULL) {
-				mr_err("listener %s: %s", l->lcfg->text,
-				    strerror(errno));
+			if (listener_start(g, l, fds[g->nlisteners]) == -1)
 				goto fail;
-			}
-			evconnlistener_set_error_cb(l->ev, accept_error_cb);
 			g->nlisteners++;
 		}
 	for (i = 0; i < n; i++)
 		g->listeners[i].fd = fds[i];
 	g->cfg = cfg;
+	g->tls = tls;
 	g->refs = 1;
 	return g;
 fail:
@@ -166,9 +215,10 @@ fail:
 	return NULL;
 }
 
-/* Listeners of the configuration smtpd started with (MR_FD_LISTEN...). */
+/* Listeners of the configuration smtpd started with (MR_FD_LISTEN...),
+ * with the certificates read before the chroot. */
 static void
-start_listening(void)
+start_listening(SSL_CTX **tls)
 {
 	size_t s, i, n = 0;
 	int *fds;
@@ -180,7 +230,7 @@ start_listening(void)
 		fds[i] = MR_FD_LISTEN + (int)i;
 		mr_set_cloexec(fds[i], 1);
 	}
-	if ((smtpd->gen = gen_new(smtpd->cfg, fds, n)) == NULL)
+	if ((smtpd->gen = gen_new(smtpd->cfg, tls, fds, n)) == NULL)
 		mr_fatal("cannot listen");
 	free(fds);
 }
@@ -194,6 +244,7 @@ static int
 reload(struct mr_config *cfg, int *fds, size_t nfds)
 {
 	struct gen *g, *old = smtpd->gen;
+	SSL_CTX **tls;
 
 	if (smtpd->stopping) {
 		mr_info("reload ignored: stopping");
@@ -204,7 +255,9 @@ reload(struct mr_config *cfg, int *fds, size_t nfds)
 		    "the running configuration until it is restarted");
 		return -1;
 	}
-	if ((g = gen_new(cfg, fds, nfds)) == NULL) {
+	if ((tls = tls_load_pending(cfg)) == NULL ||
+	    (g = gen_new(cfg, tls, fds, nfds)) == NULL) {
+		tls_free(tls, cfg->npkis);
 		mr_err("reload: the running configuration stays in force");
 		return -1;
 	}
@@ -275,6 +328,7 @@ static const struct mr_child_ops child_ops = {
 	.orphaned = orphaned,
 	.peer = set_queued,
 	.reload = reload,
+	.pki = tls_pki_frame,
 };
 
 static int
@@ -318,6 +372,7 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 int
 main(int argc, char *argv[])
 {
+	SSL_CTX **tls;
 	size_t i;
 
 	smtpd = mr_xcalloc(1, sizeof(*smtpd));
@@ -328,6 +383,9 @@ main(int argc, char *argv[])
 	for (i = 0; i < smtpd->cfg->nservers; i++)
 		smtpd->clients[i] = client_table_new();
 	smtpd->base = mr_child_loop();
+	/* the key files may be root's alone: read before the chroot */
+	if ((tls = tls_load_files(smtpd->cfg)) == NULL)
+		mr_fatal("cannot load the certificates");
 	mr_privdrop("smtpd", smtpd->cfg->smtpd_user,
 	    geteuid() == 0 ? smtpd->cfg->chroot : NULL);
 	/* smtpd opens no file at all: it writes only descriptors queued
@@ -341,7 +399,7 @@ main(int argc, char *argv[])
 		    MR_MSG_MAX, queued_cb, NULL);
 	else
 		close(MR_FD_PEER1);
-	start_listening();
+	start_listening(tls);
 	event_base_dispatch(smtpd->base);
 	mr_child_end();
 	mr_info("smtpd: exiting");

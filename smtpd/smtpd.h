@@ -12,6 +12,7 @@
 struct event_base;
 struct mr_ipc;
 struct session;
+struct ssl_st;
 
 struct gen;
 struct client;
@@ -23,6 +24,8 @@ struct listener {
 	const struct mr_listen	*lcfg;
 	int			 fd;		/* -1 once replaced */
 	struct evconnlistener	*ev;		/* NULL once replaced */
+	struct ssl_ctx_st	*tls;		/* the server's certificate,
+						 * NULL without a pki */
 };
 
 struct smtpd {
@@ -39,6 +42,9 @@ struct smtpd {
 extern struct smtpd *smtpd;
 
 /* smtp_session.c */
+/* The TLS servername callback: SNI may choose another server sharing
+ * an implicit TLS address. */
+int	session_sni(struct ssl_st *, int *alert, void *);
 void	session_accept(struct listener *, int fd, struct sockaddr *, int len);
 /* A reply from queued for the session with request id req. */
 void	session_new_ok(uint64_t req, const char *id, int fd);
@@ -69,5 +75,8 @@ void	smtpd_maybe_exit(void);
  * (and the listener) until it ends, across reloads. */
 void	smtpd_hold(struct listener *);
 void	smtpd_release(struct listener *);
+/* The listener on l's address whose server is called name (its fqdn or
+ * a name of its certificate), or NULL. */
+struct listener	*smtpd_sni_listener(struct listener *l, const char *name);
 
 #endif

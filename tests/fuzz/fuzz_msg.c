@@ -28,7 +28,7 @@ static const uint32_t types[] = {
 	MR_M_CONFIG
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
-	MR_M_LISTEN, MR_M_CONFIG
+	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI
 #elif defined(FUZZ_DELIVERD)
 	MR_D_JOB, MR_M_PEER, MR_M_CONFIG
 #elif defined(FUZZ_MASTER)
@@ -183,7 +183,7 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 	struct mr_m_reply rp;
 	struct mr_buf b;
 	const char *err = NULL;
-	uint32_t kind;
+	uint32_t kind, idx;
 	int id;
 
 	mr_buf_init(&b);
@@ -208,6 +208,13 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 		    mr_msg_config(p, len, &kind, &err)) == 0) {
 			CHECK(kind <= MR_LISTEN_MAX);
 			mr_buf_put_u32(&b, kind);
+			check_same(&b, p, len);
+		}
+		break;
+	case MR_M_PKI:
+		if (mr_msg_pki(p, len, &kind, &idx, &err) == 0) {
+			mr_buf_put_u32(&b, kind);
+			mr_buf_put_u32(&b, idx);
 			check_same(&b, p, len);
 		}
 		break;

@@ -170,19 +170,15 @@ def test_relay_sample_is_short():
 INERT = """\
 control-group wheel
 metrics listen 127.0.0.1:9325
-pki "p" { certificate "/c"; key "/k" }
 table users db:/etc/users.db
 server "t" {
     listen 127.0.0.1:2525
-    listen 127.0.0.1:2465 tls
     listen 127.0.0.1:2526 proxy-protocol
     mailroot "/tmp/m"
-    pki "p"
     connection allow domain ".good.example"
     relay allow domain ".good.example"
     relay authenticated yes
     auth { users users }
-    tls optional
     reverse-dns-lookup yes
     masquerade-domain "m.example"
     log { format w3c }
@@ -206,15 +202,14 @@ server "t" {
 
 # (line, column, the setting the warning names)
 INERT_WARNINGS = [
-    (1, 1, "control-group"), (2, 1, "metrics"), (3, 1, "pki"),
-    (7, 27, "listen ... tls"), (10, 5, "pki"),
-    (11, 5, "connection allow domain"), (12, 5, "relay allow domain"),
-    (13, 5, "relay authenticated"), (14, 12, "auth { users }"),
-    (15, 5, "tls optional"), (16, 5, "reverse-dns-lookup"),
-    (17, 5, "masquerade-domain"), (18, 5, "log"), (20, 9, "delay-notify"),
-    (21, 9, "smart-host-first-direct"), (22, 20, "auth login"),
-    (25, 9, "deliver lmtp"), (28, 32, "deliver maildir"),
-    (30, 9, "auth plain"), (31, 9, "hold-for-etrn"), (32, 9, "etrn-allow"),
+    (1, 1, "control-group"), (2, 1, "metrics"),
+    (8, 5, "connection allow domain"), (9, 5, "relay allow domain"),
+    (10, 5, "relay authenticated"), (11, 12, "auth { users }"),
+    (12, 5, "reverse-dns-lookup"),
+    (13, 5, "masquerade-domain"), (14, 5, "log"), (16, 9, "delay-notify"),
+    (17, 9, "smart-host-first-direct"), (18, 20, "auth login"),
+    (21, 9, "deliver lmtp"), (24, 32, "deliver maildir"),
+    (26, 9, "auth plain"), (27, 9, "hold-for-etrn"), (28, 9, "etrn-allow"),
 ]
 
 INERT_RE = r'^%s:(\d+):(\d+): warning: "([^"]+)" is (?:not yet|only partly) ' \
@@ -305,11 +300,16 @@ def test_honoured_values_are_not_warned_about(tmp_path):
 
 @pytest.mark.parametrize("sample", ["etc/mailroot.conf", "etc/relay.conf"])
 def test_samples_have_no_errors(tmp_path, sample):
-    """Warnings about settings not implemented yet, and nothing else."""
+    """Warnings about settings not implemented yet, and nothing else
+    (but that the sample's certificate files are not on this machine)."""
     path = sample_with_tables(tmp_path, sample)
     proc = mh.run_mailrootd("-n", "-f", path)
     assert proc.returncode == 0, proc.stderr
     for line in proc.stderr.splitlines():
+        if re.search(r'pki "[^"]+": /etc/mailroot/\S+: No such file', line) \
+                or line == "%s: warning: a certificate or key cannot be " \
+                "read: mailrootd would not start" % path:
+            continue
         assert re.match(INERT_RE % re.escape(str(path)), line), line
 
 

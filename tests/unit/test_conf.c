@@ -653,6 +653,32 @@ t_err_dup_listen(void **state)
 	    "line 4)\n");
 }
 
+/* Servers may share an implicit TLS address (SNI chooses), no other. */
+static void
+t_shared_tls_listen(void **state)
+{
+	struct mr_config *cf;
+
+	(void)state;
+	cf = parse("pki p { certificate /c; key /k }\n"
+	    SRV("\tpki p\n\tlisten 127.0.0.1:465 tls\n")
+	    "server \"t\" {\n\tmailroot /n\n\tpki p\n"
+	    "\tlisten 127.0.0.1:465 tls\n}\n");
+	assert_non_null(cf);
+	assert_int_equal(cf->servers[1].listens[0].tls, 1);
+	mr_config_free(cf);
+	expect_error("pki p { certificate /c; key /k }\n"
+	    SRV("\tpki p\n\tlisten 127.0.0.1:465 tls\n")
+	    "server \"t\" {\n\tmailroot /n\n\tpki p\n"
+	    "\tlisten 127.0.0.1:465\n}\n",
+	    "t.conf:11:9: listen address \"127.0.0.1:465\" is already used "
+	    "by server \"s\" (line 6)\n");
+	expect_error("pki p { certificate /c; key /k }\n"
+	    SRV("\tpki p\n\tlisten 127.0.0.1:465 tls\n"
+	    "\tlisten 127.0.0.1:465 tls\n"),
+	    "t.conf:7:9: duplicate listen address \"127.0.0.1:465\"");
+}
+
 static void
 t_err_size(void **state)
 {
@@ -1084,6 +1110,7 @@ main(void)
 		cmocka_unit_test_teardown(t_warn_host_bits, teardown),
 		cmocka_unit_test_teardown(t_err_port, teardown),
 		cmocka_unit_test_teardown(t_err_dup_listen, teardown),
+		cmocka_unit_test_teardown(t_shared_tls_listen, teardown),
 		cmocka_unit_test_teardown(t_err_size, teardown),
 		cmocka_unit_test_teardown(t_err_duration, teardown),
 		cmocka_unit_test_teardown(t_err_bool, teardown),
