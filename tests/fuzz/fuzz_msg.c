@@ -157,7 +157,8 @@ fuzz_results(uint32_t type, const uint8_t *p, size_t len)
 		const struct mr_m_status *st = &r.r[i];
 
 		CHECK(st->status == MR_DS_OK || st->status == MR_DS_PERM ||
-		    (!replay && st->status == MR_DS_TEMP));
+		    (!replay && (st->status == MR_DS_TEMP ||
+		    st->status == MR_DS_AGAIN)));
 		check_str(st->text, MR_TEXT_MAX, 0, 0);
 		if (replay) {
 			check_str(st->id, MR_ID_MAX, 1, 1);

@@ -17,16 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "table.h"
-
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "invariant failed: %s\n", #x);		\
-		abort();						\
-	}								\
-} while (0)
 
 static void
 check_kv(const struct mr_kv *kv)
