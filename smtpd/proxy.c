@@ -151,8 +151,8 @@ proxy_done(struct pending *p, const struct mr_proxy_hdr *h)
 	smtpd_hold(l);		/* across pending_free */
 	p->fd = -1;
 	pending_free(p, 0);
-	/* HOOK: the descriptor is at the client's first byte; a session
-	 * on an implicit-TLS listener starts its handshake here */
+	/* the descriptor is at the client's first byte: on an implicit-TLS
+	 * listener session_accept starts the handshake from there */
 	session_accept(l, fd, (struct sockaddr *)&ss, (int)sslen);
 	smtpd_release(l);
 }

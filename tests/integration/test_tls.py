@@ -352,3 +352,39 @@ def test_sni_chooses_between_servers_on_one_address(start_mailroot, sink,
     pem, greeting = session(FQDN, "after reload")
     assert pem == crt.read_text().split()
     assert greeting.startswith(b"220 %s " % FQDN.encode()), greeting
+
+
+def test_proxy_header_then_implicit_tls(start_mailroot, sink, workdir):
+    """A listener with both proxy-protocol and tls: the PROXY header
+    comes first in plain text, then the TLS handshake; the address in
+    the header is the client's in the Received header."""
+    d = start(start_mailroot, sink, workdir)
+    port = mh.free_port()
+    hup_conf = d.conf.read_text().replace(
+        "    listen 127.0.0.1:%d tls\n" % d.tls_port,
+        "    listen 127.0.0.1:%d tls\n"
+        "    listen 127.0.0.1:%d tls proxy-protocol\n" % (d.tls_port, port))
+    assert hup_conf != d.conf.read_text()
+    d.conf.write_text(hup_conf)
+    since = len(d.log_text())
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, r"mailrootd\[\d+\]: reloaded", since)
+    assert mh.wait_until(lambda: mh.port_accepts(port), WAIT)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    raw.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 %d\r\n" % port)
+    with client_ctx().wrap_socket(raw) as s:
+        f = s.makefile("rb")
+        assert reply(f).startswith(b"220 " + FQDN.encode())
+        for cmd, want in ((b"EHLO client.test", b"250"),
+                          (b"MAIL FROM:<a@client.test>", b"250"),
+                          (b"RCPT TO:<b@local.test>", b"250"),
+                          (b"DATA", b"354")):
+            s.sendall(cmd + b"\r\n")
+            assert reply(f).startswith(want), cmd
+        s.sendall(message("proxy then tls") + b".\r\n")
+        assert reply(f).startswith(b"250")
+        s.sendall(b"QUIT\r\n")
+        reply(f)
+    got = d.wait_drop(1)
+    assert b"192.0.2.7" in got[0].read_bytes()
+    assert b"with ESMTPS" in got[0].read_bytes()
