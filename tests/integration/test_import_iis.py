@@ -449,7 +449,7 @@ def test_public_samples_decode_and_encode_byte_for_byte():
 
 ipv4 = st.integers(min_value=0, max_value=2 ** 32 - 1).map(
     lambda v: str(ipaddress.IPv4Address(v)))
-FAST = settings(max_examples=300, deadline=None,
+FAST = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -497,7 +497,7 @@ def test_encoded_lists_decode_to_themselves(allow, groups):
                              accept_multi=True).networks == want
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=40, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow,
                                  HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=200), st.text(max_size=40))
