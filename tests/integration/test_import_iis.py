@@ -139,7 +139,8 @@ def test_output_is_the_expected_configuration(case):
 def test_mailrootd_accepts_it_and_prints_the_same_values(case, tmp_path):
     etc = tmp_path / "etc"
     r = run_import(DATA / case, "--conf-dir", str(etc), "--mailroot-base",
-                   str(tmp_path / "spool"), "--log-base", str(tmp_path / "log"))
+                   str(tmp_path / "spool"), "--log-base",
+                   str(tmp_path / "log"))
     assert r.returncode == 0, r.stderr
     conf = tmp_path / "mailroot.conf"
     conf.write_text(r.stdout)
@@ -519,3 +520,44 @@ def test_importer_survives_random_values(tmp_path, blob, text):
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     assert "RelayIpList" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# The worked example of mailroot-migrate(7), run: the imported LAN relay
+# serves mail, with the one line the guide's administrator adds.
+
+def test_worked_example_runs(workdir, sink):
+    d = mh.Mailroot(workdir, name="smtpsvc1")
+    r = run_import(DATA / "lan-relay.xml", "--mailroot-base", str(workdir),
+                   "--conf-dir", str(workdir / "etc"))
+    assert r.returncode == 0, r.stderr
+    assert 'mailroot "%s"' % d.mailroot in r.stdout
+    # On this host: the test's port instead of 192.168.10.5:25 and
+    # 127.0.0.1:25, the sink as the smart host, the harness's chroot, and
+    # this host allowed to relay (the application server of the guide).
+    text = re.sub(r"^\tlisten .*\n", "", r.stdout, flags=re.M)
+    text = text.replace('\tmailroot "', '\tlisten 127.0.0.1:%d\n\tmailroot "'
+                        % d.port, 1)
+    assert 'smart-host "[10.1.1.25]"' in text
+    text = text.replace('smart-host "[10.1.1.25]"',
+                        'smart-host "[127.0.0.1]:%d"' % sink.port)
+    text = text.replace("\trelay allow 192.168.10.0/24\n",
+                        "\trelay allow 127.0.0.1\n"
+                        "\trelay allow 192.168.10.0/24\n", 1)
+    d.conf.write_text('chroot "%s"\n' % d.chroot + text)
+    d.start()
+    try:
+        msg = mh.crlf("From: app@mailgw.fabrikam.local\nSubject: imported\n"
+                      "\nfrom the worked example\n")
+        assert mh.send(d.port, "app@mailgw.fabrikam.local",
+                       ["someone@example.org"], msg) == {}
+        got = sink.wait_for(1)
+        assert got[0].rcpt_tos == ["someone@example.org"]
+        assert mh.send(d.port, "app@example.org",
+                       ["postmaster@mailgw.fabrikam.local"], msg) == {}
+        drop = d.wait_drop(1)
+        assert b"x-receiver: postmaster@mailgw.fabrikam.local" in \
+            drop[0].read_bytes().lower()
+    finally:
+        problems = d.stop()
+    assert not problems, problems
