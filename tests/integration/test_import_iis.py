@@ -561,3 +561,22 @@ def test_worked_example_runs(workdir, sink):
     finally:
         problems = d.stop()
     assert not problems, problems
+
+
+def test_worked_example_in_the_guide_is_the_importers_output():
+    """mailroot-migrate(7) shows the test metabase and what the importer
+    makes of it: both must stay true."""
+    guide = (mh.SRCDIR / "man" / "mailroot-migrate.7").read_text()
+    xml = (DATA / "lan-relay.xml").read_text()
+    for prop in ("IPSecurity", "RelayIpList"):
+        shown_ = re.search(prop + r'="([0-9a-f\s]+)"', guide).group(1)
+        assert re.sub(r"\s", "", shown_) == re.search(
+            prop + r'="([0-9a-f]+)"', xml).group(1)
+    block = re.search(r'^server "LAN relay" \{\n.*?^\}\n', guide,
+                      re.M | re.S).group(0).replace("\\e", "\\")
+    conf = (DATA / "lan-relay.conf").read_text()
+    mine = statements(conf)
+    shown_st = statements(block)
+    assert shown_st and all(s in mine for s in shown_st), \
+        [s for s in shown_st if s not in mine]
+    assert [s for s in mine if s in shown_st] == shown_st
