@@ -345,6 +345,16 @@ def test_relay_for_authenticated_with_anonymous_access_is_flagged():
     assert ("users", "users") in st_
 
 
+def test_stopped_server_is_imported_and_flagged(tmp_path):
+    mb = (DATA / "default-install.xml").read_text().replace(
+        'ServerAutoStart="TRUE"', 'ServerAutoStart="FALSE"')
+    (tmp_path / "m.xml").write_text(mb)
+    r = run_import(tmp_path / "m.xml")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING: ServerAutoStart is FALSE" in r.stderr
+    assert 'server "Default SMTP Virtual Server" {' in r.stdout
+
+
 def test_multi_mask_list_is_reported_not_guessed():
     r = run_import(DATA / "two-servers.xml")
     partners = r.stdout.split('server "Partners"')[1]
@@ -394,6 +404,8 @@ BAD = [
      '<IIsWebServer Location="/LM/W3SVC/1" ServerBindings=":80:"/>\n'
      '</MBProperty></configuration>\n', None, "no SMTP virtual server"),
     ("empty", "", 1, "empty file"),
+    ("enum-p", "[/SmtpSvc/1]\n[/SmtpSvc/1/Domain]\n[/SmtpSvc/1/Sessions]\n",
+     1, 'this is what "adsutil.vbs ENUM /P" prints'),
     ("text", "hello\nworld\n", 1, "not an IIS metabase"),
     ("bad-utf16", "\ufeff<configuration>", None, None),
 ]
