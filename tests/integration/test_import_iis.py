@@ -16,11 +16,13 @@ import ipaddress
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import mailroot_harness as mh
 
@@ -44,6 +46,9 @@ def _load():
 
 
 imp = _load()
+# hypothesis caches its Unicode tables: not in the source tree.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(),
+                                     "mailroot-hypothesis"))
 
 
 def run_import(path, *opts):
