@@ -201,6 +201,13 @@ struct mr_config {
 	char			*resolver;	/* "system" or "IP@PORT" */
 	char			*control_group;	/* NULL = root only */
 	char			*metrics_listen;	/* NULL = off */
+	/* mailroot-sendmail's door (queued/submit.c) */
+	char			*submit_socket;	/* /run/mailroot/submit */
+	char			**submit_users;	/* NULL = anyone; "@g" =
+						 * members of group g */
+	size_t			 nsubmit_users;
+	char			**sender_users;	/* may use any -f */
+	size_t			 nsender_users;
 	struct mr_pki		*pkis;
 	size_t			 npkis;
 	struct mr_table		*tables;

@@ -99,5 +99,7 @@ enum mr_dstatus {
 #define MR_FD_PEER2	6	/* queued: deliverd */
 #define MR_FD_LISTEN	6	/* smtpd: first listener, in configuration
 				 * order (server by server, listen by listen) */
+#define MR_FD_SUBMIT	7	/* queued: the submit-socket listener (or
+				 * /dev/null when there is none) */
 
 #endif

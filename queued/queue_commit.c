@@ -211,6 +211,8 @@ struct commit {
 	unsigned	 gen;		/* smtpd channel generation */
 	int		 envfd;		/* worker only: the new envelope */
 	char		*claim;		/* Pickup: removed once durable */
+	void		(*done)(const struct qmsg *, int, void *);
+	void		*done_arg;	/* mailroot-sendmail's connection */
 	int		 failed;
 	char		 err[160];
 };
@@ -445,10 +447,12 @@ kick_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 finish_commit(struct commit *c)
 {
-	int local = c->claim != NULL;	/* from Pickup: nobody to answer */
+	int local = c->claim != NULL || c->done != NULL;	/* not smtpd's */
 	struct mr_ipc *chan = gc.gen == c->gen && !local ? q->smtpd : NULL;
 
-	if (local)
+	if (c->done != NULL)
+		c->done(c->m, c->failed, c->done_arg);
+	else if (local)
 		pickup_done(c->m, c->failed);
 	free(c->claim);
 	c->claim = NULL;
@@ -639,8 +643,8 @@ commit_commit(const unsigned char *data, size_t len)
 		evtimer_add(gc.ev_kick, &zero);
 }
 
-void
-commit_local(struct qmsg *m, int fd, const char *claim)
+static struct commit *
+local_commit(struct qmsg *m, int fd, const char *claim)
 {
 	struct timeval zero = { 0, 0 };
 	struct commit *cm;
@@ -653,9 +657,26 @@ commit_local(struct qmsg *m, int fd, const char *claim)
 	cm = mr_xcalloc(1, sizeof(*cm));
 	cm->p = p;
 	cm->m = m;
-	cm->claim = mr_xstrdup(claim);
+	cm->claim = claim != NULL ? mr_xstrdup(claim) : NULL;
 	*gc.ctail = cm;
 	gc.ctail = &cm->next;
 	if (!gc.busy)
 		evtimer_add(gc.ev_kick, &zero);
+	return cm;
+}
+
+void
+commit_local(struct qmsg *m, int fd, const char *claim)
+{
+	(void)local_commit(m, fd, claim);
+}
+
+void
+commit_local_cb(struct qmsg *m, int fd,
+    void (*done)(const struct qmsg *, int, void *), void *arg)
+{
+	struct commit *cm = local_commit(m, fd, NULL);
+
+	cm->done = done;
+	cm->done_arg = arg;
 }

@@ -4,6 +4,8 @@
 #ifndef MR_QUEUED_H
 #define MR_QUEUED_H
 
+#include <sys/types.h>
+
 #include <stdint.h>
 #include <time.h>
 
@@ -93,6 +95,10 @@ void	commit_shutdown(void);
 /* a message queued wrote itself (Pickup) into Queue/ID.eml through fd:
  * committed like smtpd's, then claim is removed before it is scheduled */
 void	commit_local(struct qmsg *, int fd, const char *claim);
+/* the same without a claim: done(m, failed, arg) once it is durable or
+ * failed (before it is scheduled) */
+void	commit_local_cb(struct qmsg *, int fd,
+	    void (*done)(const struct qmsg *, int failed, void *), void *arg);
 
 /* pickup.c: the Pickup folders */
 void	pickup_init(void);
@@ -143,6 +149,15 @@ int	bounce_send(const struct qmsg *);
  * (before the envelope is written); -1 if a table failed (temporary). */
 int	alias_expand(struct qmsg *, char *err, size_t errlen);
 void	alias_shutdown(void);	/* closes the tables */
+
+/* submit.c: mailroot-sendmail's socket (MR_FD_SUBMIT) */
+void	submit_init(void);
+void	submit_shutdown(void);
+
+/* passwd.c: local users and groups, from the files */
+int	pw_name_of(uid_t, char *name, size_t len);
+/* 1 if user (primary group gid) is in list: names and "@group"s */
+int	pw_listed(const char *user, gid_t gid, char *const *list, size_t n);
 
 /* drop.c: local delivery */
 int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);
