@@ -120,6 +120,8 @@ struct mr_domain {
 	enum mr_deliver		 deliver;	/* drop */
 	char			*deliver_arg;	/* lmtp socket / maildir path */
 	char			*aliases;	/* table name or NULL */
+	char			*recipients;	/* table of the known users, or
+						 * NULL: every user accepted */
 	/* alias-of */
 	char			*alias_of;
 	/* remote */

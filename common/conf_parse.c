@@ -1538,9 +1538,19 @@ kw_aliases(struct pc *pc, const struct mr_cf_stmt *st)
 	add_ref(pc, REF_TABLE, d->aliases, st, 1);
 }
 
+static void
+kw_recipients(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	struct mr_domain *d = cur_domain(pc);
+
+	set_str(&d->recipients, ARG(st, 1));
+	add_ref(pc, REF_TABLE, d->recipients, st, 1);
+}
+
 static const struct kw local_kw[] = {
 	{ "deliver", 1, 2, NOBLOCK, kw_deliver },
 	{ "aliases", 1, 1, NOBLOCK, kw_aliases },
+	{ "recipients", 1, 1, NOBLOCK, kw_recipients },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -1951,6 +1961,7 @@ domain_free(struct mr_domain *d)
 	free(d->name);
 	free(d->deliver_arg);
 	free(d->aliases);
+	free(d->recipients);
 	free(d->alias_of);
 	free(d->route);
 	free(d->auth_user);

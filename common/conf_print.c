@@ -326,6 +326,8 @@ pr_domain(FILE *fp, const struct mr_domain *d)
 		fputc('\n', fp);
 		if (d->aliases != NULL)
 			pr_kv(fp, 2, "aliases", d->aliases);
+		if (d->recipients != NULL)
+			pr_kv(fp, 2, "recipients", d->recipients);
 		fputs("\t}\n", fp);
 		break;
 	}

@@ -15,6 +15,7 @@ struct event;
 struct event_base;
 struct mr_buf;
 struct mr_ipc;
+struct mr_tbl;
 
 enum rcpt_state { R_PENDING = 0, R_SENT, R_FAILED };
 
@@ -149,6 +150,11 @@ int	bounce_send(const struct qmsg *);
  * (before the envelope is written); -1 if a table failed (temporary). */
 int	alias_expand(struct qmsg *, char *err, size_t errlen);
 void	alias_shutdown(void);	/* closes the tables */
+/* the configuration's table name, opened (shared with alias.c), or NULL */
+struct mr_tbl *alias_table(const char *name);
+
+/* rcpt_check.c: MR_Q_RCPT_CHECK from smtpd */
+void	rcpt_check(struct mr_ipc *, const unsigned char *, size_t);
 
 /* submit.c: mailroot-sendmail's socket (MR_FD_SUBMIT) */
 void	submit_init(void);
