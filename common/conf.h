@@ -171,6 +171,7 @@ struct mr_server {
 	unsigned		 hop_count;		/* 15 */
 	char			*masquerade_domain;
 	char			*ndr_copy_to;
+	char			*header_checks;	/* table name or NULL */
 	int			 badmail;		/* 1 */
 	enum mr_add_headers	 add_missing_headers;	/* local */
 	struct mr_delivery	 delivery;

@@ -1261,6 +1261,15 @@ kw_add_missing_headers(struct pc *pc, const struct mr_cf_stmt *st)
 }
 
 static void
+kw_header_checks(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	struct mr_server *s = cur_server(pc);
+
+	set_str(&s->header_checks, ARG(st, 1));
+	add_ref(pc, REF_TABLE, s->header_checks, st, 1);
+}
+
+static void
 kw_ndr_copy_to(struct pc *pc, const struct mr_cf_stmt *st)
 {
 	const char *s = ARG(st, 1), *at = strrchr(s, '@'), *p;
@@ -1711,6 +1720,7 @@ static const struct kw server_kw[] = {
 	{ "hop-count", 1, 1, NOBLOCK, kw_misc },
 	{ "masquerade-domain", 1, 1, NOBLOCK, kw_misc },
 	{ "ndr-copy-to", 1, 1, NOBLOCK, kw_ndr_copy_to },
+	{ "header-checks", 1, 1, NOBLOCK, kw_header_checks },
 	{ "badmail", 1, 1, NOBLOCK, kw_misc },
 	{ "add-missing-headers", 1, 1, NOBLOCK, kw_add_missing_headers },
 	{ "delivery", 0, 0, BLOCK, kw_delivery },
@@ -1986,6 +1996,7 @@ server_free(struct mr_server *s)
 	free(s->auth.users);
 	free(s->masquerade_domain);
 	free(s->ndr_copy_to);
+	free(s->header_checks);
 	free(s->delivery.smart_host);
 	free(s->delivery.outbound.auth_user);
 	free(s->delivery.outbound.auth_password_file);

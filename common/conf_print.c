@@ -363,6 +363,8 @@ pr_server(FILE *fp, const struct mr_server *s)
 		pr_kv(fp, 1, "masquerade-domain", s->masquerade_domain);
 	if (s->ndr_copy_to != NULL)
 		pr_kv(fp, 1, "ndr-copy-to", s->ndr_copy_to);
+	if (s->header_checks != NULL)
+		pr_kv(fp, 1, "header-checks", s->header_checks);
 	pr_bool(fp, 1, "badmail", s->badmail);
 	pr_word(fp, 1, "add-missing-headers",
 	    add_headers_names[s->add_missing_headers]);

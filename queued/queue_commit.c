@@ -51,6 +51,7 @@
 #include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
+#include "hdr_check.h"
 #include "queued.h"
 #include "util.h"
 
@@ -599,6 +600,31 @@ commit_aliases(struct qmsg *m, struct pending *p, uint64_t req)
 	return -1;
 }
 
+/* The server's header checks; -1 when the message is not to be
+ * committed (answered: refused, refused for now, or discarded). */
+static int
+commit_checks(struct qmsg *m, struct pending *p, uint64_t req)
+{
+	char text[MR_HC_TEXT_MAX + 64];
+	int a = hdr_filter_fd(m, p->fd, text, sizeof(text));
+
+	if (a == MR_HC_NONE || a == MR_HC_HOLD) {
+		m->hold = a == MR_HC_HOLD;
+		return 0;
+	}
+	if (q->smtpd != NULL)
+		reply_str(q->smtpd, a == MR_HC_REJECT ? MR_Q_COMMIT_REJECT :
+		    a == MR_HC_DISCARD ? MR_Q_COMMIT_OK : MR_Q_COMMIT_FAIL,
+		    req, a == MR_HC_DISCARD ? m->id : a == MR_HC_REJECT ?
+		    text : "header checks unavailable", -1);
+	if (a == MR_HC_DISCARD)
+		mr_info("%s: discarded by a header check: from=<%s> "
+		    "nrcpt=%zu", m->id, m->sender, m->nrcpts);
+	pending_discard(p);
+	msg_free(m);
+	return -1;
+}
+
 void
 commit_commit(const unsigned char *data, size_t len)
 {
@@ -625,7 +651,8 @@ commit_commit(const unsigned char *data, size_t len)
 	m = commit_msg(&req);
 	m->qs = p->qs;
 	snprintf(m->id, sizeof(m->id), "%s", p->id);
-	if (commit_aliases(m, p, req.req) == -1)
+	if (commit_aliases(m, p, req.req) == -1 ||
+	    commit_checks(m, p, req.req) == -1)
 		return;
 	m->created = q_now();
 	/* the size smtpd claims is only a hint; the file says how big */

@@ -49,6 +49,8 @@ struct qmsg {
 	unsigned	 attempts;
 	uint64_t	 size;
 	uint32_t	 body;		/* enum mr_body (proto.h) */
+	int		 hold;		/* a header check holds it: not
+					 * delivered until released */
 	struct event	*timer;
 	time_t		 timer_at;	/* when timer fires (q_now time) */
 	struct event	*expiry;	/* fires at expiry (sched_expiry) */
@@ -152,6 +154,13 @@ int	alias_expand(struct qmsg *, char *err, size_t errlen);
 void	alias_shutdown(void);	/* closes the tables */
 /* the configuration's table name, opened (shared with alias.c), or NULL */
 struct mr_tbl *alias_table(const char *name);
+
+/* hdr_filter.c: the server's header-checks on a message; the action
+ * (enum mr_hc_action, hdr_check.h) and, for a REJECT, the reason */
+int	hdr_filter(const struct qmsg *, const char *data, size_t len,
+	    char *text, size_t textlen);
+int	hdr_filter_fd(const struct qmsg *, int fd, char *text,
+	    size_t textlen);
 
 /* rcpt_check.c: MR_Q_RCPT_CHECK from smtpd */
 void	rcpt_check(struct mr_ipc *, const unsigned char *, size_t);

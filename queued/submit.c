@@ -38,6 +38,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "hdr_check.h"
 #include "log.h"
 #include "pickup_parse.h"
 #include "proto.h"
@@ -255,6 +256,30 @@ committed(const struct qmsg *m, int failed, void *arg)
 	reply(c, EX_OK, text);
 }
 
+/* The server's header checks: 0 to queue m (maybe held), or -1 once
+ * answered and m freed. */
+static int
+checked(struct sconn *c, struct qmsg *m, const struct pickup_msg *pm)
+{
+	char text[MR_HC_TEXT_MAX + 64], msg[MR_HC_TEXT_MAX + 128];
+	int a = hdr_filter(m, pm->data.data, pm->data.len, text,
+	    sizeof(text));
+
+	if (a == MR_HC_NONE || a == MR_HC_HOLD) {
+		m->hold = a == MR_HC_HOLD;
+		return 0;
+	}
+	if (a == MR_HC_DISCARD)
+		mr_info("%s: discarded by a header check: from=<%s> "
+		    "nrcpt=%zu origin=sendmail", m->id, m->sender, m->nrcpts);
+	snprintf(msg, sizeof(msg), "message refused: %s", text);
+	reply(c, a == MR_HC_DISCARD ? EX_OK : a == MR_HC_REJECT ?
+	    EX_DATAERR : EX_TEMPFAIL, a == MR_HC_DISCARD ? "accepted" :
+	    a == MR_HC_REJECT ? msg : "header checks unavailable");
+	msg_free(m);
+	return -1;
+}
+
 /* Writes the parsed message to Queue/ID.eml and commits it; the answer
  * comes from committed(). */
 static void
@@ -272,6 +297,8 @@ queue_it(struct sconn *c, struct qserver *qs, const char *id,
 		reply(c, EX_TEMPFAIL, "an aliases table cannot be read");
 		return;
 	}
+	if (checked(c, m, pm) == -1)
+		return;
 	snprintf(path, sizeof(path), "%s/%s.eml", qs->queue, id);
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	    0640);

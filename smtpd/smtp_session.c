@@ -1248,7 +1248,7 @@ session_commit_done(uint64_t req, int ok, const char *text)
 
 	if (s == NULL || s->state != S_WAIT_COMMIT)
 		return;
-	if (ok) {
+	if (ok > 0) {
 		mr_info("session %llu [%s]: queued as %s: from=<%s> "
 		    "nrcpt=%zu size=%llu", (unsigned long long)s->id, s->ip,
 		    s->qid, s->sender, s->nrcpts,
