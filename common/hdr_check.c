@@ -67,7 +67,10 @@ unfold(const char *s, size_t n, char *key)
 	for (i = 0; i < n && k < MR_HC_FIELD_MAX; i++) {
 		if (s[i] == '\r' || s[i] == '\n')
 			continue;
-		key[k++] = s[i] == '\0' ? ' ' : s[i];
+		if (s[i] == '\0')
+			key[k++] = ' ';
+		else
+			key[k++] = s[i];
 	}
 	key[k] = '\0';
 	return k;
@@ -114,7 +117,10 @@ check_field(const char *key, mr_hc_lookup lookup, void *arg,
 	r->action = (enum mr_hc_action)a;
 	memcpy(r->text, text, sizeof(text));
 	for (i = 0; key[i] != '\0' && i + 1 < sizeof(r->field); i++)
-		r->field[i] = key[i] >= ' ' && key[i] <= '~' ? key[i] : '?';
+		if (key[i] >= ' ' && key[i] <= '~')
+			r->field[i] = key[i];
+		else
+			r->field[i] = '?';
 	r->field[i] = '\0';
 	return a != MR_HC_HOLD;
 }

@@ -69,7 +69,7 @@ pw_name_of(uid_t uid, char *name, size_t len)
 			memcpy(name, f[0], strlen(f[0]) + 1);
 			rc = 0;
 		}
-	fclose(fp);
+	(void)fclose(fp);	/* read only: nothing to lose */
 	return rc;
 }
 
@@ -94,7 +94,7 @@ in_group(const char *gname, const char *user, gid_t gid)
 			found = strcmp(m, user) == 0;
 		break;
 	}
-	fclose(fp);
+	(void)fclose(fp);
 	return found;
 }
 

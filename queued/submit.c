@@ -325,7 +325,7 @@ got_message(struct sconn *c)
 	struct pickup_opts o;
 	struct pickup_msg pm;
 	char **rcpts;
-	size_t i;
+	size_t i, n;
 
 	mr_queue_id(id);
 	snprintf(own, sizeof(own), "%s@%s", c->user[0] ? c->user : "nobody",
@@ -348,13 +348,14 @@ got_message(struct sconn *c)
 	o.nrcpts = c->req.nrcpts;
 	o.hdr_rcpts = (c->req.flags & SUBMIT_F_HEADERS) != 0;
 	o.from_field = from;
+	n = c->req.nrcpts;	/* c is freed once answered */
 	if (pickup_parse(c->in.data + c->hdrlen, (size_t)c->req.size, &o,
 	    &pm) == -1)
 		reply(c, EX_DATAERR, pm.err);
 	else
 		queue_it(c, qs, id, &pm);
 	pickup_msg_free(&pm);
-	for (i = 0; i < c->req.nrcpts; i++)
+	for (i = 0; i < n; i++)
 		free(rcpts[i]);
 	free(rcpts);
 }
