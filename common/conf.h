@@ -120,6 +120,8 @@ struct mr_domain {
 	enum mr_deliver		 deliver;	/* drop */
 	char			*deliver_arg;	/* lmtp socket / maildir path */
 	char			*aliases;	/* table name or NULL */
+	char			*recipients;	/* table of the known users, or
+						 * NULL: every user accepted */
 	/* alias-of */
 	char			*alias_of;
 	/* remote */
@@ -169,6 +171,7 @@ struct mr_server {
 	unsigned		 hop_count;		/* 15 */
 	char			*masquerade_domain;
 	char			*ndr_copy_to;
+	char			*header_checks;	/* table name or NULL */
 	int			 badmail;		/* 1 */
 	enum mr_add_headers	 add_missing_headers;	/* local */
 	struct mr_delivery	 delivery;
@@ -201,6 +204,13 @@ struct mr_config {
 	char			*resolver;	/* "system" or "IP@PORT" */
 	char			*control_group;	/* NULL = root only */
 	char			*metrics_listen;	/* NULL = off */
+	/* mailroot-sendmail's door (queued/submit.c) */
+	char			*submit_socket;	/* /run/mailroot/submit */
+	char			**submit_users;	/* NULL = anyone; "@g" =
+						 * members of group g */
+	size_t			 nsubmit_users;
+	char			**sender_users;	/* may use any -f */
+	size_t			 nsender_users;
 	struct mr_pki		*pkis;
 	size_t			 npkis;
 	struct mr_table		*tables;

@@ -797,6 +797,48 @@ kw_chroot(struct pc *pc, const struct mr_cf_stmt *st)
 	get_path(pc, st, 1, &pc->cf->chroot);
 }
 
+static void
+kw_submit_socket(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	get_path(pc, st, 1, &pc->cf->submit_socket);
+	if (pc->cf->submit_socket != NULL &&
+	    strlen(pc->cf->submit_socket) >= 100)
+		aerr(pc, st, 1, "socket path too long (at most 99 bytes)");
+}
+
+/* submit-users / submit-sender-users: "any", or user names and
+ * "@group" names. */
+static void
+kw_submit_users(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	int sender = strcmp(KW(st), "submit-sender-users") == 0;
+	char ***list = sender ? &pc->cf->sender_users : &pc->cf->submit_users;
+	size_t *n = sender ? &pc->cf->nsender_users : &pc->cf->nsubmit_users;
+	const char *a;
+	size_t i;
+
+	for (i = 1; i < st->nargs; i++) {
+		a = ARG(st, i);
+		if (strcmp(a, "any") == 0 && st->nargs == 2)
+			continue;
+		if (!valid_name(a[0] == '@' ? a + 1 : a)) {
+			aerr(pc, st, i, "bad user or @group name \"%s\"",
+			    a);
+			return;
+		}
+	}
+	for (i = 0; i < *n; i++)
+		free((*list)[i]);
+	free(*list);
+	*list = NULL;
+	*n = 0;
+	if (strcmp(ARG(st, 1), "any") == 0)
+		return;
+	*list = mr_xcalloc(st->nargs, sizeof(char *));
+	for (i = 1; i < st->nargs; i++)
+		(*list)[(*n)++] = mr_xstrdup(ARG(st, i));
+}
+
 /* "system", "IP" or "IP@PORT": a forwarding resolver. */
 static void
 kw_resolver(struct pc *pc, const struct mr_cf_stmt *st)
@@ -1219,6 +1261,15 @@ kw_add_missing_headers(struct pc *pc, const struct mr_cf_stmt *st)
 }
 
 static void
+kw_header_checks(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	struct mr_server *s = cur_server(pc);
+
+	set_str(&s->header_checks, ARG(st, 1));
+	add_ref(pc, REF_TABLE, s->header_checks, st, 1);
+}
+
+static void
 kw_ndr_copy_to(struct pc *pc, const struct mr_cf_stmt *st)
 {
 	const char *s = ARG(st, 1), *at = strrchr(s, '@'), *p;
@@ -1496,9 +1547,19 @@ kw_aliases(struct pc *pc, const struct mr_cf_stmt *st)
 	add_ref(pc, REF_TABLE, d->aliases, st, 1);
 }
 
+static void
+kw_recipients(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	struct mr_domain *d = cur_domain(pc);
+
+	set_str(&d->recipients, ARG(st, 1));
+	add_ref(pc, REF_TABLE, d->recipients, st, 1);
+}
+
 static const struct kw local_kw[] = {
 	{ "deliver", 1, 2, NOBLOCK, kw_deliver },
 	{ "aliases", 1, 1, NOBLOCK, kw_aliases },
+	{ "recipients", 1, 1, NOBLOCK, kw_recipients },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -1659,6 +1720,7 @@ static const struct kw server_kw[] = {
 	{ "hop-count", 1, 1, NOBLOCK, kw_misc },
 	{ "masquerade-domain", 1, 1, NOBLOCK, kw_misc },
 	{ "ndr-copy-to", 1, 1, NOBLOCK, kw_ndr_copy_to },
+	{ "header-checks", 1, 1, NOBLOCK, kw_header_checks },
 	{ "badmail", 1, 1, NOBLOCK, kw_misc },
 	{ "add-missing-headers", 1, 1, NOBLOCK, kw_add_missing_headers },
 	{ "delivery", 0, 0, BLOCK, kw_delivery },
@@ -1747,6 +1809,9 @@ static const struct kw global_kw[] = {
 	{ "deliver-user", 1, 1, NOBLOCK, kw_user },
 	{ "control-group", 1, 1, NOBLOCK, kw_user },
 	{ "chroot", 1, 1, NOBLOCK, kw_chroot },
+	{ "submit-socket", 1, 1, NOBLOCK, kw_submit_socket },
+	{ "submit-users", 1, 64, NOBLOCK, kw_submit_users },
+	{ "submit-sender-users", 1, 64, NOBLOCK, kw_submit_users },
 	{ "resolver", 1, 1, NOBLOCK, kw_resolver },
 	{ "metrics", 2, 2, NOBLOCK, kw_metrics },
 	{ "pki", 1, 1, BLOCK, kw_pki },
@@ -1818,6 +1883,8 @@ global_defaults(struct mr_config *cf)
 		    "/lib/mailroot/empty");
 	if (cf->resolver == NULL)
 		cf->resolver = mr_xstrdup("system");
+	if (cf->submit_socket == NULL)
+		cf->submit_socket = mr_xstrdup("/run/mailroot/submit");
 }
 
 /* IIS creates a local domain named after the FQDN for every server. */
@@ -1904,6 +1971,7 @@ domain_free(struct mr_domain *d)
 	free(d->name);
 	free(d->deliver_arg);
 	free(d->aliases);
+	free(d->recipients);
 	free(d->alias_of);
 	free(d->route);
 	free(d->auth_user);
@@ -1928,6 +1996,7 @@ server_free(struct mr_server *s)
 	free(s->auth.users);
 	free(s->masquerade_domain);
 	free(s->ndr_copy_to);
+	free(s->header_checks);
 	free(s->delivery.smart_host);
 	free(s->delivery.outbound.auth_user);
 	free(s->delivery.outbound.auth_password_file);
@@ -1971,6 +2040,13 @@ mr_config_free(struct mr_config *cf)
 	free(cf->resolver);
 	free(cf->control_group);
 	free(cf->metrics_listen);
+	free(cf->submit_socket);
+	for (i = 0; i < cf->nsubmit_users; i++)
+		free(cf->submit_users[i]);
+	free(cf->submit_users);
+	for (i = 0; i < cf->nsender_users; i++)
+		free(cf->sender_users[i]);
+	free(cf->sender_users);
 	free(cf);
 }
 

@@ -104,6 +104,23 @@ pr_uint(FILE *fp, int ind, const char *k, unsigned v)
 	fprintf(fp, "%s %u\n", k, v);
 }
 
+/* "k a b c", or "k none_word" for an empty list */
+static void
+pr_names(FILE *fp, const char *k, char *const *v, size_t n,
+    const char *none_word)
+{
+	size_t i;
+
+	fputs(k, fp);
+	if (n == 0)
+		fprintf(fp, " %s", none_word);
+	for (i = 0; i < n; i++) {
+		fputc(' ', fp);
+		pr_str(fp, v[i]);
+	}
+	fputc('\n', fp);
+}
+
 static void
 pr_net(FILE *fp, const struct mr_rule *r)
 {
@@ -309,6 +326,8 @@ pr_domain(FILE *fp, const struct mr_domain *d)
 		fputc('\n', fp);
 		if (d->aliases != NULL)
 			pr_kv(fp, 2, "aliases", d->aliases);
+		if (d->recipients != NULL)
+			pr_kv(fp, 2, "recipients", d->recipients);
 		fputs("\t}\n", fp);
 		break;
 	}
@@ -344,6 +363,8 @@ pr_server(FILE *fp, const struct mr_server *s)
 		pr_kv(fp, 1, "masquerade-domain", s->masquerade_domain);
 	if (s->ndr_copy_to != NULL)
 		pr_kv(fp, 1, "ndr-copy-to", s->ndr_copy_to);
+	if (s->header_checks != NULL)
+		pr_kv(fp, 1, "header-checks", s->header_checks);
 	pr_bool(fp, 1, "badmail", s->badmail);
 	pr_word(fp, 1, "add-missing-headers",
 	    add_headers_names[s->add_missing_headers]);
@@ -369,6 +390,12 @@ mr_config_print(const struct mr_config *cf, FILE *fp)
 		pr_kv(fp, 0, "control-group", cf->control_group);
 	if (cf->metrics_listen != NULL)
 		fprintf(fp, "metrics listen %s\n", cf->metrics_listen);
+	pr_kv(fp, 0, "submit-socket", cf->submit_socket);
+	pr_names(fp, "submit-users", cf->submit_users, cf->nsubmit_users,
+	    "any");
+	if (cf->nsender_users > 0)
+		pr_names(fp, "submit-sender-users", cf->sender_users,
+		    cf->nsender_users, NULL);
 	for (i = 0; i < cf->npkis; i++) {
 		fputs("\npki ", fp);
 		pr_str(fp, cf->pkis[i].name);

@@ -157,7 +157,8 @@ mr_msg_reply(uint32_t type, const unsigned char *p, size_t len,
 	struct mr_rd rd;
 
 	*err = "malformed reply from queued";
-	if (!is_id && type != MR_Q_NEW_FAIL && type != MR_Q_COMMIT_FAIL)
+	if (!is_id && type != MR_Q_NEW_FAIL && type != MR_Q_COMMIT_FAIL &&
+	    type != MR_Q_COMMIT_REJECT)
 		return -1;
 	mr_rd_init(&rd, p, len);
 	out->req = mr_rd_u64(&rd);
@@ -165,6 +166,41 @@ mr_msg_reply(uint32_t type, const unsigned char *p, size_t len,
 	if (!mr_rd_done(&rd) || !mr_msg_clean(out->text) ||
 	    (is_id && out->text[0] == '\0'))
 		return -1;
+	return 0;
+}
+
+int
+mr_msg_rcpt_check(const unsigned char *p, size_t len,
+    struct mr_m_rcpt_check *out, const char **err)
+{
+	struct mr_path path;
+	struct mr_rd rd;
+	size_t n;
+
+	*err = "malformed RCPT_CHECK";
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->server = mr_rd_u32(&rd);
+	out->rcpt = mr_rd_str(&rd, MR_ADDR_MAX, &n);
+	if (!mr_rd_done(&rd) || mr_mailbox_parse(out->rcpt, n, &path,
+	    err) == -1)
+		return -1;
+	return 0;
+}
+
+int
+mr_msg_rcpt_verdict(const unsigned char *p, size_t len,
+    struct mr_m_rcpt_verdict *out, const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->verdict = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || out->verdict > MR_RV_TEMPFAIL) {
+		*err = "malformed RCPT_VERDICT";
+		return -1;
+	}
 	return 0;
 }
 

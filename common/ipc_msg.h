@@ -49,6 +49,19 @@ struct mr_m_reply {
 					 * control byte, ids non-empty */
 };
 
+/* MR_Q_RCPT_CHECK (smtpd -> queued) */
+struct mr_m_rcpt_check {
+	uint64_t	 req;
+	uint32_t	 server;	/* not checked against the servers */
+	const char	*rcpt;		/* a mailbox (mr_mailbox_parse) */
+};
+
+/* MR_Q_RCPT_VERDICT (queued -> smtpd) */
+struct mr_m_rcpt_verdict {
+	uint64_t	 req;
+	uint32_t	 verdict;	/* enum mr_rverdict */
+};
+
 /* MR_D_JOB (queued -> deliverd) */
 struct mr_m_job {
 	uint64_t	 job;
@@ -82,7 +95,11 @@ int	mr_msg_commit(const unsigned char *, size_t, struct mr_m_commit *,
 void	mr_msg_commit_free(struct mr_m_commit *);
 int	mr_msg_abort(const unsigned char *, size_t, struct mr_m_abort *,
 	    const char **err);
-/* type: one of the four replies */
+int	mr_msg_rcpt_check(const unsigned char *, size_t,
+	    struct mr_m_rcpt_check *, const char **err);
+int	mr_msg_rcpt_verdict(const unsigned char *, size_t,
+	    struct mr_m_rcpt_verdict *, const char **err);
+/* type: one of the four replies, or MR_Q_COMMIT_REJECT (a reason) */
 int	mr_msg_reply(uint32_t type, const unsigned char *, size_t,
 	    struct mr_m_reply *, const char **err);
 int	mr_msg_job(const unsigned char *, size_t, struct mr_m_job *,

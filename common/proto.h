@@ -64,7 +64,22 @@ enum mr_msgtype {
 				 * sealed memfd: the pki's certificate chain
 				 * then its key (smtpd, before MR_M_CONFIG) */
 
-	MR_MSG_MAX = MR_M_PKI
+	/* smtpd -> queued: is this recipient of a local domain known?
+	 * (recipient tables, aliases; queued/rcpt_check.c) */
+	MR_Q_RCPT_CHECK,	/* u64 req (session), u32 server index,
+				 * str rcpt (a mailbox) */
+	/* queued -> smtpd */
+	MR_Q_RCPT_VERDICT,	/* u64 req, u32 verdict (enum mr_rverdict) */
+	MR_Q_COMMIT_REJECT,	/* u64 req, str reason: a header check
+				 * refused the message (5xx, not 4xx) */
+
+	MR_MSG_MAX = MR_Q_COMMIT_REJECT
+};
+
+enum mr_rverdict {
+	MR_RV_OK = 0,		/* known, or the domain has no table */
+	MR_RV_UNKNOWN = 1,	/* 550 5.1.1 */
+	MR_RV_TEMPFAIL = 2	/* a table failed: 451 4.3.0 */
 };
 
 enum mr_proc {
@@ -99,5 +114,7 @@ enum mr_dstatus {
 #define MR_FD_PEER2	6	/* queued: deliverd */
 #define MR_FD_LISTEN	6	/* smtpd: first listener, in configuration
 				 * order (server by server, listen by listen) */
+#define MR_FD_SUBMIT	7	/* queued: the submit-socket listener (or
+				 * /dev/null when there is none) */
 
 #endif

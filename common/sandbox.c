@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include <errno.h>
@@ -22,6 +23,10 @@
 
 #include "log.h"
 #include "sandbox.h"
+
+/* What a Landlock rule on a file (not a directory) may grant. */
+#define LL_FILE_ACCESS	(LANDLOCK_ACCESS_FS_READ_FILE |			\
+	LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_EXECUTE)
 
 /*
  * Under AddressSanitizer the leak checker stops the process with ptrace
@@ -81,11 +86,15 @@ static int
 ll_allow(int ruleset, const char *path, uint64_t access)
 {
 	struct landlock_path_beneath_attr pb;
+	struct stat st;
 	int fd, rc, saved;
 
 	fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd == -1)
 		return errno == ENOENT ? 0 : -1;	/* nothing to allow */
+	/* a rule on a file may grant only what applies to files */
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		access &= LL_FILE_ACCESS;
 	pb.allowed_access = access;
 	pb.parent_fd = fd;
 	rc = (int)syscall(SYS_landlock_add_rule, ruleset,

@@ -71,6 +71,7 @@ static const char *const queued_calls[] = {
 	"faccessat", "faccessat2", "readlink", "umask", "getcwd",
 	"set_robust_list", "rseq", "membarrier",
 	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+	"accept", "accept4",	/* submit-socket (submit.c) */
 	NULL
 };
 

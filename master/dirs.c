@@ -146,6 +146,12 @@ open_parent(const char *abspath, char *buf, size_t size, const char **last)
 	return fd;
 }
 
+int
+mr_open_parent(const char *abspath, char *buf, size_t size, const char **last)
+{
+	return open_parent(abspath, buf, size, last);
+}
+
 /*
  * Opens (making it if missing) a folder of the queue user's below dir and
  * sets its owner through the descriptor: always when root made it, at

@@ -192,6 +192,7 @@ main(int argc, char *argv[])
 	int ch, check = 0, print = 0, i;
 
 	memset(&m, 0, sizeof(m));
+	m.submit_fd = -1;
 	m.cfgpath = MR_SYSCONFDIR "/mailroot.conf";
 	while ((ch = getopt(argc, argv, "dnPf:p:")) != -1) {
 		switch (ch) {
@@ -250,6 +251,7 @@ main(int argc, char *argv[])
 		mr_fatal("event_base_new failed");
 	if (mr_listen_all(&m, NULL, 0, NULL) == -1)
 		mr_fatal("cannot bind every listener; not starting");
+	m.submit_fd = mr_submit_open(m.cfg);
 	if (geteuid() != 0)
 		mr_info("not started as root: every process runs as uid %ld "
 		    "without chroot (demo and test mode)", (long)geteuid());
@@ -273,6 +275,8 @@ main(int argc, char *argv[])
 		event_free(evs[i]);
 	mr_listen_close(m.lfds, m.nlfds);
 	free(m.lfds);
+	if (m.submit_fd != -1)
+		close(m.submit_fd);
 	mr_config_free(m.cfg);
 	free(m.cfgtext);
 	event_base_free(m.base);

@@ -20,6 +20,7 @@ struct mr_master {
 	size_t			 cfglen;
 	int			 foreground;
 	int			*lfds;		/* listeners, config order */
+	int			 submit_fd;	/* submit-socket; -1: none */
 	size_t			 nlfds;
 	int			 stopping;
 };
@@ -27,6 +28,14 @@ struct mr_master {
 /* dirs.c: as root, never by a path a child can change; 0 or -1 (logged).
  * at_start: an existing folder with the wrong owner is corrected too. */
 int	mr_prepare_dirs(const struct mr_config *, int at_start);
+/* Opens the directory holding abspath's last component (made, root's,
+ * 0755, if missing) as dirs.c opens a mailroot's parent; -1 (logged). */
+int	mr_open_parent(const char *abspath, char *buf, size_t size,
+	    const char **last);
+
+/* submit_sock.c: the listening socket of mailroot-sendmail, handed to
+ * queued; -1 (logged) if it cannot be made. */
+int	mr_submit_open(const struct mr_config *);
 
 /* listen.c */
 int	mr_listen_all(struct mr_master *, int *oldfds, size_t nold,

@@ -280,6 +280,9 @@ spawn(enum mr_proc p)
 	if (p == MR_PROC_SMTPD)
 		for (i = 0; i < master->nlfds; i++)
 			fds[n++] = master->lfds[i];
+	if (p == MR_PROC_QUEUED)	/* MR_FD_SUBMIT */
+		fds[n++] = master->submit_fd != -1 ? master->submit_fd :
+		    ppair[1][1];
 
 	pid = fork();
 	if (pid == -1) {

@@ -87,6 +87,12 @@ get_table(const char *name)
 	return tbls[i];
 }
 
+struct mr_tbl *
+alias_table(const char *name)
+{
+	return get_table(name);
+}
+
 /* The aliases table of addr's domain (an alias-of domain uses its
  * target's), or NULL. */
 static struct mr_tbl *

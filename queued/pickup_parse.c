@@ -47,6 +47,7 @@ struct parse {
 	struct mr_buf		 body;		/* after dstream */
 	size_t			 hdr_off;	/* header section's end */
 	int			 hdr_seen;
+	int			 has_from;	/* a From field seen */
 	struct mr_dstream	 ds;
 };
 
@@ -167,6 +168,24 @@ env_line(struct parse *p, const char *line, size_t n)
 	if (mailbox(p, v, vn, addr, "x-receiver: not an address") == -1)
 		return -1;
 	return add_rcpt(p, addr);
+}
+
+/* mailroot-sendmail's envelope, from the options: the file's own
+ * x-sender and x-receiver lines are message text then, never read. */
+static int
+given_envelope(struct parse *p)
+{
+	size_t i;
+
+	p->env_sender = 1;
+	p->env_rcpts = !p->o->hdr_rcpts;
+	if (strlen(p->o->sender) > MR_PATH_MAX)
+		return refuse(p, "sender too long", "", 0);
+	memcpy(p->m->sender, p->o->sender, strlen(p->o->sender) + 1);
+	for (i = 0; i < p->o->nrcpts; i++)
+		if (add_rcpt(p, p->o->rcpts[i]) == -1)
+			return -1;
+	return 0;
 }
 
 /* Reads the envelope lines at the start; returns where the message
@@ -378,8 +397,13 @@ header_field(struct parse *p, const char *s, size_t n, int *keep)
 	case F_BCC:
 		return p->env_rcpts ? 0 : addr_list(p, v, vn, NULL);
 	case F_FROM:
+		p->has_from = 1;
+		if (p->o->no_envelope)
+			return 0;	/* the sender is given */
 		return p->from[0] ? 0 : addr_list(p, v, vn, p->from);
 	case F_SENDER:
+		if (p->o->no_envelope)
+			return 0;
 		return p->hsender[0] ? 0 : addr_list(p, v, vn, p->hsender);
 	default:
 		return 0;
@@ -421,10 +445,13 @@ compose(struct parse *p)
 	size_t n, i;
 
 	mr_rfc5322_date(o->now, date, sizeof(date));
-	mr_buf_printf(out, "Received: from mail pickup service by %s "
-	    "(mailroot) with local\r\n\tid %s; %s\r\n", o->fqdn, o->qid, date);
+	mr_buf_printf(out, "Received: from %s by %s "
+	    "(mailroot) with local\r\n\tid %s; %s\r\n", o->origin != NULL ?
+	    o->origin : "mail pickup service", o->fqdn, o->qid, date);
 	if (headers(p, out) == -1)
 		return -1;
+	if (o->add_headers && !p->has_from && o->from_field != NULL)
+		mr_buf_printf(out, "From: %s\r\n", o->from_field);
 	if (o->add_headers) {
 		n = mr_dstream_missing(&p->ds, o->qid, o->fqdn, o->now,
 		    missing, sizeof(missing));
@@ -461,7 +488,10 @@ pickup_parse(const char *file, size_t len, const struct pickup_opts *o,
 	}
 	mr_buf_add(&text, "", 0);
 	to_crlf(file, len, &text);
-	if ((start = envelope(&p, &text)) == -1 ||
+	if (o->no_envelope && given_envelope(&p) == -1)
+		goto out;
+	start = 0;
+	if ((!o->no_envelope && (start = envelope(&p, &text)) == -1) ||
 	    unstuff(&p, text.data + start, text.len - (size_t)start) == -1 ||
 	    compose(&p) == -1)
 		goto out;

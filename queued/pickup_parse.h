@@ -21,6 +21,15 @@ struct pickup_opts {
 	const char	*qid;		/* the queue id it will have */
 	const char	*fqdn;		/* for Received and Message-ID */
 	time_t		 now;
+	/* mailroot-sendmail (queued/submit.c) sets these; Pickup not */
+	const char	*origin;	/* Received "from"; NULL: pickup */
+	int		 no_envelope;	/* read no x-sender/x-receiver line */
+	const char	*sender;	/* no_envelope: the envelope sender */
+	char *const	*rcpts;		/* no_envelope: the recipients ... */
+	size_t		 nrcpts;
+	int		 hdr_rcpts;	/* ... plus To/Cc/Bcc's (-t) */
+	const char	*from_field;	/* add_headers: "From: ..." value
+					 * added when there is none */
 };
 
 struct pickup_msg {

@@ -51,6 +51,7 @@
 #include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
+#include "hdr_check.h"
 #include "queued.h"
 #include "util.h"
 
@@ -211,6 +212,8 @@ struct commit {
 	unsigned	 gen;		/* smtpd channel generation */
 	int		 envfd;		/* worker only: the new envelope */
 	char		*claim;		/* Pickup: removed once durable */
+	void		(*done)(const struct qmsg *, int, void *);
+	void		*done_arg;	/* mailroot-sendmail's connection */
 	int		 failed;
 	char		 err[160];
 };
@@ -445,10 +448,12 @@ kick_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 finish_commit(struct commit *c)
 {
-	int local = c->claim != NULL;	/* from Pickup: nobody to answer */
+	int local = c->claim != NULL || c->done != NULL;	/* not smtpd's */
 	struct mr_ipc *chan = gc.gen == c->gen && !local ? q->smtpd : NULL;
 
-	if (local)
+	if (c->done != NULL)
+		c->done(c->m, c->failed, c->done_arg);
+	else if (local)
 		pickup_done(c->m, c->failed);
 	free(c->claim);
 	c->claim = NULL;
@@ -595,6 +600,31 @@ commit_aliases(struct qmsg *m, struct pending *p, uint64_t req)
 	return -1;
 }
 
+/* The server's header checks; -1 when the message is not to be
+ * committed (answered: refused, refused for now, or discarded). */
+static int
+commit_checks(struct qmsg *m, struct pending *p, uint64_t req)
+{
+	char text[MR_HC_TEXT_MAX + 64];
+	int a = hdr_filter_fd(m, p->fd, text, sizeof(text));
+
+	if (a == MR_HC_NONE || a == MR_HC_HOLD) {
+		m->hold = a == MR_HC_HOLD;
+		return 0;
+	}
+	if (q->smtpd != NULL)
+		reply_str(q->smtpd, a == MR_HC_REJECT ? MR_Q_COMMIT_REJECT :
+		    a == MR_HC_DISCARD ? MR_Q_COMMIT_OK : MR_Q_COMMIT_FAIL,
+		    req, a == MR_HC_DISCARD ? m->id : a == MR_HC_REJECT ?
+		    text : "header checks unavailable", -1);
+	if (a == MR_HC_DISCARD)
+		mr_info("%s: discarded by a header check: from=<%s> "
+		    "nrcpt=%zu", m->id, m->sender, m->nrcpts);
+	pending_discard(p);
+	msg_free(m);
+	return -1;
+}
+
 void
 commit_commit(const unsigned char *data, size_t len)
 {
@@ -621,7 +651,8 @@ commit_commit(const unsigned char *data, size_t len)
 	m = commit_msg(&req);
 	m->qs = p->qs;
 	snprintf(m->id, sizeof(m->id), "%s", p->id);
-	if (commit_aliases(m, p, req.req) == -1)
+	if (commit_aliases(m, p, req.req) == -1 ||
+	    commit_checks(m, p, req.req) == -1)
 		return;
 	m->created = q_now();
 	/* the size smtpd claims is only a hint; the file says how big */
@@ -639,8 +670,8 @@ commit_commit(const unsigned char *data, size_t len)
 		evtimer_add(gc.ev_kick, &zero);
 }
 
-void
-commit_local(struct qmsg *m, int fd, const char *claim)
+static struct commit *
+local_commit(struct qmsg *m, int fd, const char *claim)
 {
 	struct timeval zero = { 0, 0 };
 	struct commit *cm;
@@ -653,9 +684,26 @@ commit_local(struct qmsg *m, int fd, const char *claim)
 	cm = mr_xcalloc(1, sizeof(*cm));
 	cm->p = p;
 	cm->m = m;
-	cm->claim = mr_xstrdup(claim);
+	cm->claim = claim != NULL ? mr_xstrdup(claim) : NULL;
 	*gc.ctail = cm;
 	gc.ctail = &cm->next;
 	if (!gc.busy)
 		evtimer_add(gc.ev_kick, &zero);
+	return cm;
+}
+
+void
+commit_local(struct qmsg *m, int fd, const char *claim)
+{
+	(void)local_commit(m, fd, claim);
+}
+
+void
+commit_local_cb(struct qmsg *m, int fd,
+    void (*done)(const struct qmsg *, int, void *), void *arg)
+{
+	struct commit *cm = local_commit(m, fd, NULL);
+
+	cm->done = done;
+	cm->done_arg = arg;
 }

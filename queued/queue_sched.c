@@ -83,6 +83,8 @@ set_timer(struct qmsg *m, time_t at)
 	struct timeval tv;
 	time_t now = q_now();
 
+	if (m->hold)		/* header checks: waits to be released */
+		return;
 	if (m->timer == NULL)
 		m->timer = evtimer_new(q->base, timer_cb, m);
 	m->timer_at = at;
@@ -134,6 +136,8 @@ arm_expiry(struct qmsg *m)
 	struct timeval tv = { 0, 0 };
 	time_t at = expire_at(m), now = q_now();
 
+	if (m->hold)		/* a held message does not expire */
+		return;
 	if (m->expiry == NULL)
 		m->expiry = evtimer_new(q->base, expiry_cb, m);
 	tv.tv_sec = at > now ? at - now : 0;

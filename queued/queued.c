@@ -143,6 +143,9 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	case MR_Q_ABORT:
 		commit_abort(msg->data, msg->len);
 		return;
+	case MR_Q_RCPT_CHECK:
+		rcpt_check(c, msg->data, msg->len);
+		return;
 	default:
 		break;
 	}
@@ -231,8 +234,8 @@ setup_servers(void)
 }
 
 /*
- * queued may touch its mailroots, and read the directories that hold its
- * tables, and nothing else.  The directory, not the file: a table is
+ * queued may touch its mailroots, read the directories that hold its
+ * tables and the files /etc/passwd and /etc/group, and nothing else.  The directory, not the file: a table is
  * replaced by renaming a new file over it (mailroot-makemap), and a rule
  * on the old file would not cover the new one.  A table added by a reload
  * in another directory cannot be read until queued restarts: its
@@ -248,15 +251,18 @@ sandbox(void)
 	rw = mr_xcalloc(q->nservers + 1, sizeof(char *));
 	for (i = 0; i < q->nservers; i++)
 		rw[i] = q->cfg->servers[i].mailroot;
-	ro = mr_xcalloc(q->cfg->ntables + 1, sizeof(char *));
+	ro = mr_xcalloc(q->cfg->ntables + 3, sizeof(char *));
 	for (i = 0; i < q->cfg->ntables; i++) {
 		ro[i] = mr_xstrdup(q->cfg->tables[i].path);
 		*strrchr(ro[i], '/') = '\0';
 		if (ro[i][0] == '\0')
 			ro[i][0] = '/';	/* a table in / itself */
 	}
+	/* who a mailroot-sendmail peer is (passwd.c): these two files */
+	ro[i++] = mr_xstrdup("/etc/passwd");
+	ro[i++] = mr_xstrdup("/etc/group");
 	mr_sandbox_files("queued", (const char *const *)ro, rw);
-	for (i = 0; i < q->cfg->ntables; i++)
+	for (i = 0; ro[i] != NULL; i++)
 		free(ro[i]);
 	free(ro);
 	free(rw);
@@ -289,7 +295,9 @@ main(int argc, char *argv[])
 		close(MR_FD_PEER2);
 	sched_recover();
 	pickup_init();
+	submit_init();
 	event_base_dispatch(q->base);
+	submit_shutdown();
 	commit_shutdown();
 	alias_shutdown();
 	mr_child_end();

@@ -4,6 +4,8 @@
 #ifndef MR_QUEUED_H
 #define MR_QUEUED_H
 
+#include <sys/types.h>
+
 #include <stdint.h>
 #include <time.h>
 
@@ -13,6 +15,7 @@ struct event;
 struct event_base;
 struct mr_buf;
 struct mr_ipc;
+struct mr_tbl;
 
 enum rcpt_state { R_PENDING = 0, R_SENT, R_FAILED };
 
@@ -46,6 +49,8 @@ struct qmsg {
 	unsigned	 attempts;
 	uint64_t	 size;
 	uint32_t	 body;		/* enum mr_body (proto.h) */
+	int		 hold;		/* a header check holds it: not
+					 * delivered until released */
 	struct event	*timer;
 	time_t		 timer_at;	/* when timer fires (q_now time) */
 	struct event	*expiry;	/* fires at expiry (sched_expiry) */
@@ -93,6 +98,10 @@ void	commit_shutdown(void);
 /* a message queued wrote itself (Pickup) into Queue/ID.eml through fd:
  * committed like smtpd's, then claim is removed before it is scheduled */
 void	commit_local(struct qmsg *, int fd, const char *claim);
+/* the same without a claim: done(m, failed, arg) once it is durable or
+ * failed (before it is scheduled) */
+void	commit_local_cb(struct qmsg *, int fd,
+	    void (*done)(const struct qmsg *, int failed, void *), void *arg);
 
 /* pickup.c: the Pickup folders */
 void	pickup_init(void);
@@ -143,6 +152,27 @@ int	bounce_send(const struct qmsg *);
  * (before the envelope is written); -1 if a table failed (temporary). */
 int	alias_expand(struct qmsg *, char *err, size_t errlen);
 void	alias_shutdown(void);	/* closes the tables */
+/* the configuration's table name, opened (shared with alias.c), or NULL */
+struct mr_tbl *alias_table(const char *name);
+
+/* hdr_filter.c: the server's header-checks on a message; the action
+ * (enum mr_hc_action, hdr_check.h) and, for a REJECT, the reason */
+int	hdr_filter(const struct qmsg *, const char *data, size_t len,
+	    char *text, size_t textlen);
+int	hdr_filter_fd(const struct qmsg *, int fd, char *text,
+	    size_t textlen);
+
+/* rcpt_check.c: MR_Q_RCPT_CHECK from smtpd */
+void	rcpt_check(struct mr_ipc *, const unsigned char *, size_t);
+
+/* submit.c: mailroot-sendmail's socket (MR_FD_SUBMIT) */
+void	submit_init(void);
+void	submit_shutdown(void);
+
+/* passwd.c: local users and groups, from the files */
+int	pw_name_of(uid_t, char *name, size_t len);
+/* 1 if user (primary group gid) is in list: names and "@group"s */
+int	pw_listed(const char *user, gid_t gid, char *const *list, size_t n);
 
 /* drop.c: local delivery */
 int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);

@@ -55,6 +55,7 @@ enum state {
 	S_WAIT_NEW,	/* DATA came before queued's file: waiting */
 	S_DATA,		/* reading the message */
 	S_WAIT_COMMIT,	/* end of data sent to queued */
+	S_WAIT_RCPT,	/* RCPT asked queued (rcpt_wait.c) */
 	S_CLOSING,	/* flushing the last reply */
 	S_TLS		/* TLS handshake */
 };
@@ -85,6 +86,7 @@ struct session {
 	int			 add_headers;	/* add Date:, Message-ID: */
 	char			**rcpts;
 	size_t			 nrcpts;
+	char			 rcpt_wait[MR_PATH_MAX + 1];	/* asked */
 	char			 qid[MR_ID_MAX + 1];
 	int			 datafd;
 	int			 new_pending;	/* our NEW not answered yet */
@@ -110,6 +112,7 @@ static void	session_event(struct bufferevent *, short, void *);
 static void	process_input(struct session *);
 static void	emit(void *, const char *, size_t);
 static void	headers_end(void *, int);
+static void	resume(struct session *);
 
 size_t
 session_count(void)
@@ -771,9 +774,49 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 		return;
 	} else
 		snprintf(addr, sizeof(addr), "%s", c->path.addr);
+	/* a local domain with a recipient table: queued says (below) */
+	switch (c->path.postmaster ? 0 : rcpt_check_send(s->srv, s->id, addr,
+	    c->path.domain)) {
+	case 1:
+		snprintf(s->rcpt_wait, sizeof(s->rcpt_wait), "%s", addr);
+		s->state = S_WAIT_RCPT;
+		return;
+	case -1:
+		reply(s, "451 4.3.0 <%s>: Recipient check temporarily "
+		    "unavailable", addr);
+		return;
+	default:
+		break;
+	}
 	s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(char *));
 	s->rcpts[s->nrcpts++] = mr_xstrdup(addr);
 	reply(s, "250 2.1.5 Ok");
+}
+
+void
+session_rcpt_verdict(uint64_t req, uint32_t verdict)
+{
+	struct session *s = lookup(req);
+	const char *a;
+
+	if (s == NULL || s->state != S_WAIT_RCPT)
+		return;
+	s->state = S_CMD;
+	a = s->rcpt_wait;
+	if (verdict == MR_RV_OK) {
+		s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1,
+		    sizeof(char *));
+		s->rcpts[s->nrcpts++] = mr_xstrdup(a);
+		reply(s, "250 2.1.5 Ok");
+	} else if (verdict == MR_RV_UNKNOWN) {
+		mr_info("session %llu [%s]: unknown recipient <%s>",
+		    (unsigned long long)s->id, s->ip, a);
+		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User "
+		    "unknown in local recipient table", a);
+	} else
+		reply(s, "451 4.3.0 <%s>: Recipient table temporarily "
+		    "unavailable", a);
+	resume(s);
 }
 
 static void
@@ -1205,13 +1248,17 @@ session_commit_done(uint64_t req, int ok, const char *text)
 
 	if (s == NULL || s->state != S_WAIT_COMMIT)
 		return;
-	if (ok) {
+	if (ok > 0) {
 		mr_info("session %llu [%s]: queued as %s: from=<%s> "
 		    "nrcpt=%zu size=%llu", (unsigned long long)s->id, s->ip,
 		    s->qid, s->sender, s->nrcpts,
 		    (unsigned long long)s->size);
 		reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 		s->qid[0] = '\0';	/* committed: not ours to abort */
+	} else if (ok < 0) {
+		mr_info("session %llu [%s]: %s refused: %s",
+		    (unsigned long long)s->id, s->ip, s->qid, text);
+		refuse(s, "550 5.7.1 %s", text);
 	} else {
 		mr_warn("session %llu: commit of %s failed: %s",
 		    (unsigned long long)s->id, s->qid, text);
@@ -1235,6 +1282,13 @@ session_queued_lost(void)
 			if (s->new_pending) {
 				s->new_pending = 0;
 				s->new_failed = 1;
+			}
+			if (s->state == S_WAIT_RCPT) {
+				reply(s, "451 4.3.0 <%s>: Recipient check "
+				    "temporarily unavailable", s->rcpt_wait);
+				s->state = S_CMD;
+				bufferevent_trigger(s->bev, EV_READ, 0);
+				continue;
 			}
 			if (s->state != S_WAIT_NEW &&
 			    s->state != S_WAIT_COMMIT) {

@@ -334,9 +334,16 @@ static const struct mr_child_ops child_ops = {
 static int
 handle_queued(struct mr_ipc_msg *msg)
 {
+	struct mr_m_rcpt_verdict v;
 	struct mr_m_reply r;
 	const char *err;
 
+	if (msg->type == MR_Q_RCPT_VERDICT) {
+		if (mr_msg_rcpt_verdict(msg->data, msg->len, &v, &err) == -1)
+			return -1;
+		session_rcpt_verdict(v.req, v.verdict);
+		return 0;
+	}
 	if (mr_msg_reply(msg->type, msg->data, msg->len, &r, &err) == -1)
 		return -1;
 	switch (msg->type) {
@@ -350,7 +357,8 @@ handle_queued(struct mr_ipc_msg *msg)
 		session_new_fail(r.req, r.text);
 		return 0;
 	default:
-		session_commit_done(r.req, msg->type == MR_Q_COMMIT_OK, r.text);
+		session_commit_done(r.req, msg->type == MR_Q_COMMIT_OK ? 1 :
+		    msg->type == MR_Q_COMMIT_REJECT ? -1 : 0, r.text);
 		return 0;
 	}
 }

@@ -49,10 +49,18 @@ void	session_accept(struct listener *, int fd, struct sockaddr *, int len);
 /* A reply from queued for the session with request id req. */
 void	session_new_ok(uint64_t req, const char *id, int fd);
 void	session_new_fail(uint64_t req, const char *reason);
+/* ok: 1 queued, 0 failed (4xx), -1 refused by a header check (5xx) */
 void	session_commit_done(uint64_t req, int ok, const char *text);
+/* queued's verdict on the recipient the session waits for */
+void	session_rcpt_verdict(uint64_t req, uint32_t verdict);
 /* queued went away: every waiting session gets a temporary failure. */
 void	session_queued_lost(void);
 size_t	session_count(void);
+
+/* rcpt_wait.c: asks queued whether addr (in domain) is known: 1 asked
+ * (wait for the verdict), 0 nothing to ask, -1 queued is down. */
+int	rcpt_check_send(const struct mr_server *, uint64_t req,
+	    const char *addr, const char *domain);
 
 /* proxy.c: reads the PROXY header of a connection to a proxy-protocol
  * listener, then calls session_accept with the client it names and the

@@ -57,6 +57,14 @@ build fuzz_table_regex "$c/table_regex.c" "$c/buf.c" "$c/log.c" \
 build fuzz_pickup -I"$top/queued" "$top/queued/pickup_parse.c" \
     "$c/dstream.c" "$c/addr.c" "$c/buf.c" "$c/log.c"
 
+build fuzz_submit -I"$top/queued" "$c/submit.c" \
+    "$top/queued/pickup_parse.c" "$c/dstream.c" "$c/addr.c" "$c/buf.c" \
+    "$c/log.c"
+
+build fuzz_hdr_check "$c/hdr_check.c" "$c/table_regex.c" \
+    "$c/table_inline.c" "$c/buf.c" \
+    "$c/log.c" "$c/util.c" $ev_libs -lpcre2-8
+
 # the IPC payload decoders, one target per receiving process
 for r in queued smtpd deliverd master; do
 	echo "fuzz: building fuzz_msg_$r"

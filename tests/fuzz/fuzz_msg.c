@@ -25,10 +25,10 @@
 static const uint32_t types[] = {
 #if defined(FUZZ_QUEUED)
 	MR_Q_NEW, MR_Q_COMMIT, MR_Q_ABORT, MR_D_RESULT, MR_D_REPLAY, MR_M_PEER,
-	MR_M_CONFIG
+	MR_M_CONFIG, MR_Q_RCPT_CHECK
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
-	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI
+	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT
 #elif defined(FUZZ_DELIVERD)
 	MR_D_JOB, MR_M_PEER, MR_M_CONFIG
 #elif defined(FUZZ_MASTER)
@@ -175,6 +175,35 @@ fuzz_results(uint32_t type, const uint8_t *p, size_t len)
 	mr_msg_results_free(&r);
 }
 
+/* MR_Q_RCPT_CHECK and MR_Q_RCPT_VERDICT */
+static void
+fuzz_rcpt(uint32_t type, const uint8_t *p, size_t len)
+{
+	struct mr_m_rcpt_check rc;
+	struct mr_m_rcpt_verdict rv;
+	struct mr_buf b;
+	const char *err = NULL;
+
+	mr_buf_init(&b);
+	if (type == MR_Q_RCPT_CHECK && mr_msg_rcpt_check(p, len, &rc,
+	    &err) == 0) {
+		check_str(rc.rcpt, MR_ADDR_MAX, 1, 1);
+		CHECK(strchr(rc.rcpt, '@') != NULL);
+		mr_buf_put_u64(&b, rc.req);
+		mr_buf_put_u32(&b, rc.server);
+		mr_buf_put_str(&b, rc.rcpt);
+		check_same(&b, p, len);
+	} else if (type == MR_Q_RCPT_VERDICT && mr_msg_rcpt_verdict(p, len,
+	    &rv, &err) == 0) {
+		CHECK(rv.verdict <= MR_RV_TEMPFAIL);
+		mr_buf_put_u64(&b, rv.req);
+		mr_buf_put_u32(&b, rv.verdict);
+		check_same(&b, p, len);
+	} else
+		CHECK(err != NULL);
+	mr_buf_free(&b);
+}
+
 /* The messages that decode to one string or number or two. */
 static void
 fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
@@ -260,6 +289,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case MR_D_RESULT:
 	case MR_D_REPLAY:
 		fuzz_results(type, data + 1, size - 1);
+		break;
+	case MR_Q_RCPT_CHECK:
+	case MR_Q_RCPT_VERDICT:
+		fuzz_rcpt(type, data + 1, size - 1);
 		break;
 	default:
 		/* the reporter of a PEER_BAD: the selector's high bits */

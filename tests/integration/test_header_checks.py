@@ -1,0 +1,120 @@
+"""
+Header checks: a server's header-checks table (PCRE2 patterns on each
+unfolded header field) rejects (550 5.7.1 at the end of DATA), discards
+(accepted, dropped, logged) or holds (kept in the queue with "hold" in
+its envelope, offered to no delivery, across a restart) a message; a
+table that cannot be read refuses the message for now (451).  Checked on
+SMTP and on mailroot-sendmail.
+"""
+
+import smtplib
+import subprocess
+
+import mailroot_harness as mh
+
+SENDMAIL = mh.BUILDDIR / "tools" / "mailroot-sendmail"
+WAIT = 120
+RULES = """\
+# first match wins; keys are the unfolded field, in lower case
+/^subject:.*harmless/       OK
+/^subject:.*buy now/        REJECT Spam is not welcome here
+/^subject:.*lottery/        DISCARD
+/^x-review: *yes/           HOLD waiting for review
+"""
+
+
+def start(start_mailroot, sink, workdir):
+    tdir = workdir / "tables"
+    tdir.mkdir(exist_ok=True)
+    mh.make_traversable(tdir)
+    (tdir / "hc").write_text(RULES)
+    sock = workdir / "run" / "submit"
+    d = start_mailroot(sink=sink, global_extra='table hc regex:%s\n'
+                       'submit-socket "%s"' % (tdir / "hc", sock),
+                       server_extra="    header-checks hc")
+    d.sock = sock
+    return d
+
+
+def smtp(port, headers, rcpt="r@remote.example"):
+    """Sends a message; (code, text) of the reply to its end of data."""
+    data = mh.crlf("From: s@client.test\n%s\nbody\n" % headers)
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+        c.ehlo("client.test")
+        c.mail("s@client.test")
+        c.rcpt(rcpt)
+        return c.data(data)
+
+
+def marker(d, sink, n):
+    """A plain message after the others: when it arrived, the queue has
+    handled everything sent before it."""
+    assert smtp(d.port, "Subject: marker %d\n" % n)[0] == 250
+    got = sink.wait_for(n, WAIT)
+    assert any(b"marker %d" % n in m.data for m in got), got
+    return got
+
+
+def envelopes(d):
+    return [p for p in d.dir("Queue").iterdir() if p.suffix == ".env"]
+
+
+def test_reject_at_end_of_data(start_mailroot, sink, workdir):
+    d = start(start_mailroot, sink, workdir)
+    code, text = smtp(d.port, "Subject: BUY NOW, cheap\n")
+    assert code == 550 and text == b"5.7.1 Spam is not welcome here"
+    # a folded field is unfolded before it is matched
+    code, _ = smtp(d.port, "Subject: hello and\n  buy now\n")
+    assert code == 550
+    assert smtp(d.port, "Subject: harmless buy now\n")[0] == 250
+    got = marker(d, sink, 2)
+    assert [m for m in got if b"BUY NOW" in m.data] == []
+    assert "header check: reject" in d.log_text()
+
+
+def test_discard_accepts_and_drops(start_mailroot, sink, workdir):
+    d = start(start_mailroot, sink, workdir)
+    assert smtp(d.port, "Subject: You won the lottery\n")[0] == 250
+    got = marker(d, sink, 1)
+    assert len(got) == 1
+    assert "discarded by a header check" in d.log_text()
+    assert mh.wait_until(lambda: not envelopes(d), WAIT, 0.1)
+
+
+def test_hold_keeps_the_message_queued(start_mailroot, sink, workdir):
+    d = start(start_mailroot, sink, workdir)
+    assert smtp(d.port, "Subject: please\nX-Review: yes\n")[0] == 250
+    got = marker(d, sink, 1)
+    assert len(got) == 1
+    assert mh.wait_until(lambda: len(envelopes(d)) == 1, WAIT, 0.1)
+    env = envelopes(d)[0].read_text()
+    assert "X-Review" not in env
+    assert "\nhold 1\n" in env
+    # held across a restart too
+    assert d.stop() == []
+    d.start()
+    got = marker(d, sink, 2)
+    assert len(got) == 2
+    assert mh.wait_until(lambda: len(envelopes(d)) == 1, WAIT, 0.1)
+    assert envelopes(d)[0].read_text() == env
+
+
+def test_sendmail_is_checked(start_mailroot, sink, workdir):
+    d = start(start_mailroot, sink, workdir)
+    p = subprocess.run([str(SENDMAIL), "-C", str(d.conf), "-i",
+                        "r@remote.example"],
+                       input=b"Subject: buy now\n\nx\n", capture_output=True,
+                       timeout=WAIT)
+    assert p.returncode == 65, p.stderr
+    assert b"Spam is not welcome here" in p.stderr
+    got = marker(d, sink, 1)
+    assert len(got) == 1
+
+
+def test_unreadable_table_is_a_temporary_failure(start_mailroot, sink,
+                                                 workdir):
+    d = start(start_mailroot, sink, workdir)
+    (workdir / "tables" / "hc").unlink()
+    code, _ = smtp(d.port, "Subject: anything\n")
+    assert code == 451
+    assert sink.messages == []
