@@ -305,10 +305,12 @@ def files_under(directory):
 
 def config_text(port, mailroot, sink_port=None, relay_allow=("127.0.0.1",),
                 local_domains=("local.test",), chroot=None, server_extra="",
-                global_extra=""):
+                global_extra="", submit_socket=None):
     lines = ['hostname "mx.test.example"']
     if chroot:
         lines.append('chroot "%s"' % chroot)
+    if submit_socket and "submit-socket" not in global_extra:
+        lines.append('submit-socket "%s"' % submit_socket)
     if global_extra:
         lines.append(global_extra)
     lines += ['server "test" {',
@@ -344,8 +346,15 @@ class Mailroot:
         os.chmod(self.chroot, 0o755)
         self.mailroot.mkdir(mode=0o755, exist_ok=True)
         make_traversable(self.mailroot)
+        # each daemon its own injector socket, never the system's
+        self.submit_socket = self.workdir / ("%s.submit" % name)
+        if len(str(self.submit_socket)) >= 100:     # sun_path
+            self.submit_socket = Path("/tmp/mr-submit-%d" % self.port,
+                                      "submit")
         self.conf.write_text(config_text(self.port, self.mailroot,
-                                         chroot=self.chroot, **conf))
+                                         chroot=self.chroot,
+                                         submit_socket=self.submit_socket,
+                                         **conf))
 
     @property
     def pid(self):
