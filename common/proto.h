@@ -64,7 +64,20 @@ enum mr_msgtype {
 				 * sealed memfd: the pki's certificate chain
 				 * then its key (smtpd, before MR_M_CONFIG) */
 
-	MR_MSG_MAX = MR_M_PKI
+	/* smtpd -> queued: AUTH (verified by queued, never by smtpd) */
+	MR_Q_AUTH,		/* u64 req, u32 server index, str user,
+				 * str password */
+	/* queued -> smtpd */
+	MR_Q_AUTH_REPLY,	/* u64 req, u32 result (enum mr_auth_res) */
+
+	MR_MSG_MAX = MR_Q_AUTH_REPLY
+};
+
+/* The answer to MR_Q_AUTH. */
+enum mr_auth_res {
+	MR_AUTH_OK = 0,		/* 235 */
+	MR_AUTH_FAIL = 1,	/* 535: wrong password or no such user */
+	MR_AUTH_TEMP = 2	/* 454: the table cannot be read */
 };
 
 enum mr_proc {

@@ -41,6 +41,7 @@ set_peer(uint32_t kind, int fd)
 			mr_ipc_free(q->smtpd);
 		commit_drop_all();
 		commit_new_channel();
+		auth_new_channel();
 		q->smtpd = mr_ipc_new(q->base, fd, "smtpd", MR_MSG_MAX,
 		    smtpd_cb, NULL);
 		mr_info("connected to smtpd");
@@ -142,6 +143,9 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		return;
 	case MR_Q_ABORT:
 		commit_abort(msg->data, msg->len);
+		return;
+	case MR_Q_AUTH:
+		auth_request(msg->data, msg->len);
 		return;
 	default:
 		break;
@@ -274,6 +278,7 @@ main(int argc, char *argv[])
 	setup_servers();
 	sandbox();
 	commit_init();
+	auth_init();
 	clock_init();
 
 	mr_child_serve(q->base, &child_ops);
@@ -290,6 +295,7 @@ main(int argc, char *argv[])
 	sched_recover();
 	pickup_init();
 	event_base_dispatch(q->base);
+	auth_shutdown();
 	commit_shutdown();
 	alias_shutdown();
 	mr_child_end();

@@ -144,6 +144,12 @@ int	bounce_send(const struct qmsg *);
 int	alias_expand(struct qmsg *, char *err, size_t errlen);
 void	alias_shutdown(void);	/* closes the tables */
 
+/* auth_verify.c: AUTH credentials checked on a worker thread */
+void	auth_init(void);
+void	auth_request(const unsigned char *, size_t);	/* MR_Q_AUTH */
+void	auth_new_channel(void);
+void	auth_shutdown(void);
+
 /* drop.c: local delivery */
 int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);
 

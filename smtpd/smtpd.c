@@ -33,6 +33,7 @@
 #include "sandbox.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "auth.h"
 #include "tls.h"
 #include "util.h"
 
@@ -334,9 +335,17 @@ static const struct mr_child_ops child_ops = {
 static int
 handle_queued(struct mr_ipc_msg *msg)
 {
+	struct mr_m_auth_reply ar;
 	struct mr_m_reply r;
 	const char *err;
 
+	if (msg->type == MR_Q_AUTH_REPLY) {
+		if (msg->fd >= 0 ||
+		    mr_msg_auth_reply(msg->data, msg->len, &ar, &err) == -1)
+			return -1;
+		session_auth_done(ar.req, ar.result);
+		return 0;
+	}
 	if (mr_msg_reply(msg->type, msg->data, msg->len, &r, &err) == -1)
 		return -1;
 	switch (msg->type) {

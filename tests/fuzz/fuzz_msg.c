@@ -20,15 +20,16 @@
 #include "buf.h"
 #include "ipc_msg.h"
 #include "proto.h"
+#include "sasl.h"
 
 /* What the receiver accepts. */
 static const uint32_t types[] = {
 #if defined(FUZZ_QUEUED)
 	MR_Q_NEW, MR_Q_COMMIT, MR_Q_ABORT, MR_D_RESULT, MR_D_REPLAY, MR_M_PEER,
-	MR_M_CONFIG
+	MR_M_CONFIG, MR_Q_AUTH
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
-	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI
+	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_AUTH_REPLY
 #elif defined(FUZZ_DELIVERD)
 	MR_D_JOB, MR_M_PEER, MR_M_CONFIG
 #elif defined(FUZZ_MASTER)
@@ -175,6 +176,35 @@ fuzz_results(uint32_t type, const uint8_t *p, size_t len)
 	mr_msg_results_free(&r);
 }
 
+/* AUTH and its answer: re-encoded to the same bytes. */
+static void
+fuzz_auth(uint32_t type, const uint8_t *p, size_t len)
+{
+	struct mr_m_auth a;
+	struct mr_m_auth_reply r;
+	struct mr_buf b;
+	const char *err = NULL;
+
+	mr_buf_init(&b);
+	if (type == MR_Q_AUTH && mr_msg_auth(p, len, &a, &err) == 0) {
+		check_str(a.user, MR_SASL_USER_MAX, 1, 1);
+		check_str(a.pass, MR_SASL_PASS_MAX, 0, 1);
+		mr_buf_put_u64(&b, a.req);
+		mr_buf_put_u32(&b, a.server);
+		mr_buf_put_str(&b, a.user);
+		mr_buf_put_str(&b, a.pass);
+		check_same(&b, p, len);
+	} else if (type == MR_Q_AUTH_REPLY &&
+	    mr_msg_auth_reply(p, len, &r, &err) == 0) {
+		CHECK(r.result <= MR_AUTH_TEMP);
+		mr_buf_put_u64(&b, r.req);
+		mr_buf_put_u32(&b, r.result);
+		check_same(&b, p, len);
+	} else
+		CHECK(err != NULL);
+	mr_buf_free(&b);
+}
+
 /* The messages that decode to one string or number or two. */
 static void
 fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
@@ -260,6 +290,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case MR_D_RESULT:
 	case MR_D_REPLAY:
 		fuzz_results(type, data + 1, size - 1);
+		break;
+	case MR_Q_AUTH:
+	case MR_Q_AUTH_REPLY:
+		fuzz_auth(type, data + 1, size - 1);
 		break;
 	default:
 		/* the reporter of a PEER_BAD: the selector's high bits */
