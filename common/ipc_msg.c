@@ -124,8 +124,10 @@ mr_msg_commit(const unsigned char *p, size_t len, struct mr_m_commit *out,
 	out->client = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
 	out->helo = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
 	out->body = mr_rd_u32(&rd);
+	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
 	if (!mr_rd_done(&rd) || !mr_msg_clean(out->client) ||
-	    !mr_msg_clean(out->helo) || out->body > MR_BODY_8BITMIME) {
+	    !mr_msg_clean(out->helo) || out->body > MR_BODY_8BITMIME ||
+	    !mr_msg_clean(out->auth)) {
 		*err = "malformed COMMIT";
 		goto fail;
 	}
@@ -213,7 +215,9 @@ mr_msg_job(const unsigned char *p, size_t len, struct mr_m_job *out,
 		out->rcpts[out->nrcpts++] = s;
 	}
 	out->body = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || out->body > MR_BODY_8BITMIME)
+	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
+	if (!mr_rd_done(&rd) || out->body > MR_BODY_8BITMIME ||
+	    !mr_msg_clean(out->auth))
 		goto fail;
 	return 0;
 fail:

@@ -35,6 +35,8 @@ struct mr_m_commit {
 	const char	*client;	/* no control byte */
 	const char	*helo;		/* no control byte */
 	uint32_t	 body;		/* enum mr_body */
+	const char	*auth;		/* "" or the AUTH user: no control
+					 * byte, <= MR_SASL_USER_MAX */
 };
 
 /* MR_Q_ABORT (smtpd -> queued) */
@@ -58,6 +60,7 @@ struct mr_m_job {
 	const char	**rcpts;	/* 1..MR_RCPT_MAX, non-empty */
 	size_t		 nrcpts;
 	uint32_t	 body;		/* enum mr_body */
+	const char	*auth;		/* as in mr_m_commit */
 };
 
 /* One recipient's result: MR_D_RESULT (id and rcpt NULL) or MR_D_REPLAY. */

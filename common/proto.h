@@ -27,7 +27,8 @@ enum mr_msgtype {
 	MR_Q_NEW,		/* u64 req, u32 server index */
 	MR_Q_COMMIT,		/* u64 req, str id, str sender, u32 n, n x str
 				 * rcpt, u64 size, str client-ip, str helo,
-				 * u32 body (enum mr_body) */
+				 * u32 body (enum mr_body), str auth (the
+				 * AUTH user name, "" = none) */
 	MR_Q_ABORT,		/* str id */
 	/* queued -> smtpd */
 	MR_Q_NEW_OK,		/* u64 req, str id; fd = writable data file */
@@ -38,8 +39,8 @@ enum mr_msgtype {
 	/* queued -> deliverd */
 	MR_D_JOB,		/* u64 job, u32 server index, str id,
 				 * str sender, u32 n, n x str rcpt, u32 body
-				 * (enum mr_body); fd = data file opened
-				 * read-only */
+				 * (enum mr_body), str auth (as in COMMIT);
+				 * fd = data file opened read-only */
 	/* deliverd -> queued */
 	MR_D_RESULT,		/* u64 job, u32 n, n x (u32 status, str text)
 				 * in the job's recipient order; status is

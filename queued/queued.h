@@ -46,6 +46,7 @@ struct qmsg {
 	unsigned	 attempts;
 	uint64_t	 size;
 	uint32_t	 body;		/* enum mr_body (proto.h) */
+	char		*auth;		/* AUTH user at smtpd, NULL = none */
 	struct event	*timer;
 	time_t		 timer_at;	/* when timer fires (q_now time) */
 	struct event	*expiry;	/* fires at expiry (sched_expiry) */

@@ -1107,6 +1107,7 @@ end_of_data(struct session *s)
 	mr_buf_put_str(&b, s->ip);
 	mr_buf_put_str(&b, s->helo);
 	mr_buf_put_u32(&b, (uint32_t)body_label(s));
+	mr_buf_put_str(&b, s->auth.user);
 	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
 	mr_buf_free(&b);
 	s->state = S_WAIT_COMMIT;

@@ -68,6 +68,7 @@ put_commit(struct mr_buf *b, const struct mr_m_commit *c)
 	mr_buf_put_str(b, c->client);
 	mr_buf_put_str(b, c->helo);
 	mr_buf_put_u32(b, c->body);
+	mr_buf_put_str(b, c->auth);
 }
 
 static void
@@ -86,6 +87,7 @@ fuzz_commit(const uint8_t *p, size_t len)
 	check_str(c.sender, MR_ADDR_MAX, 1, 0);
 	check_str(c.client, MR_TEXT_MAX, 1, 0);
 	check_str(c.helo, MR_TEXT_MAX, 1, 0);
+	check_str(c.auth, MR_SASL_USER_MAX, 1, 0);
 	CHECK(c.nrcpts >= 1 && c.nrcpts <= MR_RCPT_MAX);
 	CHECK(c.body <= MR_BODY_8BITMIME);
 	for (i = 0; i < c.nrcpts; i++)
@@ -129,6 +131,8 @@ fuzz_job(const uint8_t *p, size_t len)
 	}
 	CHECK(j.body <= MR_BODY_8BITMIME);
 	mr_buf_put_u32(&b, j.body);
+	check_str(j.auth, MR_SASL_USER_MAX, 1, 0);
+	mr_buf_put_str(&b, j.auth);
 	check_same(&b, p, len);
 	mr_buf_free(&b);
 	mr_msg_job_free(&j);

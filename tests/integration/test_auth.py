@@ -275,3 +275,52 @@ def test_failures_slow_down_and_close(start_mailroot, sink, workdir):
     delays = [int(ms) for _, ms in fails]
     assert delays == sorted(delays) and delays[-1] <= 5000, delays
     assert delays[0] < delays[-1], delays
+
+
+class AuthSink(mh.Sink):
+    """A sink that advertises AUTH (without TLS) and records the AUTH=
+    parameter of every MAIL, in order."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP, AuthResult
+
+        super().__init__()
+        self.auth_params = []
+        sink = self
+
+        class _SMTP(SMTP):
+            async def smtp_MAIL(self, arg):
+                words = (arg or "").split(" ")
+                sink.auth_params.append(
+                    [w for w in words if w.upper().startswith("AUTH=")])
+                return await super().smtp_MAIL(" ".join(
+                    w for w in words if not w.upper().startswith("AUTH=")))
+
+        class _Controller(Controller):
+            def factory(self):
+                return _SMTP(self.handler, **self.SMTP_kwargs)
+
+        self._controller = _Controller(
+            mh._SinkHandler(self), hostname="127.0.0.1", port=self.port,
+            decode_data=False, ready_timeout=10.0, auth_require_tls=False,
+            authenticator=lambda *a: AuthResult(success=False))
+
+
+def test_auth_name_reaches_next_hop(start_mailroot, workdir):
+    sink = AuthSink().start()
+    try:
+        d = start(start_mailroot, sink, workdir)
+        msg = mh.crlf("From: a@client.test\nSubject: auth=\n\nhello\n")
+        with tls_smtp(d) as c:
+            c.login("yes@client.test", "pw-yes")
+            c.sendmail("a@client.test", [REMOTE], msg)
+        with tls_smtp(d) as c:
+            c.login("sha", "p@ss w0rd!")
+            c.sendmail("a@client.test", [REMOTE], msg)
+        got = sink.wait_for(2)
+        assert len(got) == 2
+        assert sink.auth_params == [["AUTH=yes@client.test"],
+                                    ["AUTH=sha"]], sink.auth_params
+    finally:
+        sink.stop()
