@@ -324,3 +324,35 @@ def test_auth_name_reaches_next_hop(start_mailroot, workdir):
                                     ["AUTH=sha"]], sink.auth_params
     finally:
         sink.stop()
+
+
+def test_postfix_authenticates_over_tls(start_mailroot, sink, workdir):
+    """A private Postfix relays a LAN's mail through mailroot as an
+    authenticated client (smtp_sasl_auth_enable, TLS required): mailroot
+    relays for it only because it authenticated."""
+    if shutil.which("postfix") is None or not mh.IS_ROOT:
+        pytest.skip("needs root and postfix")
+    from test_postfix_peer import Postfix
+    d = start(start_mailroot, sink, workdir)
+    pf = Postfix(workdir, d.port)
+    passwords = pf.etc / "sasl_passwd"
+    passwords.write_text("[127.0.0.1]:%d bob:pw-bcrypt\n" % d.port)
+    with open(pf.etc / "main.cf", "a") as f:
+        f.write("smtp_sasl_auth_enable = yes\n"
+                "smtp_sasl_password_maps = texthash:%s\n"
+                "smtp_sasl_security_options = noanonymous\n"
+                "smtp_sasl_tls_security_options = noanonymous\n"
+                "smtp_tls_security_level = encrypt\n" % passwords)
+    pf.start()
+    try:
+        mh.send(pf.port, "lan@client.test", [REMOTE],
+                mh.crlf("Subject: via postfix\n\nhello\n"))
+        assert mh.wait_until(lambda: len(sink.messages) == 1, 120), \
+            "%s\n--- postfix ---\n%s" % (d.log_text()[-3000:],
+                                         pf.log()[-3000:])
+        head = sink.messages[0].data.split(b"\r\n\r\n")[0]
+        assert b"with ESMTPSA id" in head, head
+        assert "authenticated as <bob>" in d.log_text()
+        assert "status=sent" in pf.log(), pf.log()
+    finally:
+        pf.stop()
