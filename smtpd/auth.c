@@ -21,6 +21,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -91,6 +92,18 @@ fail_delay(unsigned n)
 	while (--n > 0 && ms < DELAY_MAX_MS)
 		ms *= 2;
 	return ms < DELAY_MAX_MS ? ms : DELAY_MAX_MS;
+}
+
+void
+auth_received_name(const char *user, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && user[i] != '\0'; i++)
+		buf[i] = isalnum((unsigned char)user[i]) ||
+		    strchr("-._@+=!#$%&'*/?^`{|}~", user[i]) != NULL ?
+		    user[i] : '?';
+	buf[i] = '\0';
 }
 
 void

@@ -46,6 +46,9 @@ void	auth_line(const struct auth_ctx *, struct auth_state *,
 /* queued's verdict (enum mr_auth_res), or MR_AUTH_TEMP if it went away */
 void	auth_result(const struct auth_ctx *, struct auth_state *,
 	    uint32_t result);
+/* The authenticated user as the Received field names it (where
+ * received-auth is on): RFC 5322 comment-safe, '?' for other bytes. */
+void	auth_received_name(const char *user, char *buf, size_t len);
 /* Forgets everything (STARTTLS, the end of the session). */
 void	auth_reset(struct auth_state *);
 

@@ -845,6 +845,13 @@ cmd_data(struct session *s)
 	    s->ip);
 	if (s->tls)
 		mr_buf_printf(&s->out, "\t(using %s)\r\n", s->tls_info);
+	if (s->auth.user[0] != '\0' && s->srv->auth.received_auth) {
+		char name[MR_SASL_USER_MAX + 1];
+
+		auth_received_name(s->auth.user, name, sizeof(name));
+		mr_buf_printf(&s->out, "\t(Authenticated sender: %s)\r\n",
+		    name);
+	}
 	/* RFC 3848: ESMTPS, ESMTPA, ESMTPSA */
 	mr_buf_printf(&s->out, "\tby %s (mailroot) with %s%s%s id %s",
 	    s->srv->fqdn, s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",

@@ -165,6 +165,21 @@ def test_relay_only_after_auth(start_mailroot, sink, workdir):
     assert got[0].rcpt_tos == [REMOTE]
     head = got[0].data.split(b"\r\n\r\n")[0]
     assert b"with ESMTPSA id" in head, head
+    # received-auth is off by default: the user is not named
+    assert b"bob" not in head and b"Authenticated" not in head, head
+
+
+def test_received_names_user_where_configured(start_mailroot, sink,
+                                              workdir):
+    d = start(start_mailroot, sink, workdir,
+              auth="    auth { users users\n received-auth yes }")
+    msg = mh.crlf("From: a@client.test\nSubject: named\n\nhello\n")
+    with tls_smtp(d) as c:
+        c.login("yes@client.test", "pw-yes")
+        c.sendmail("a@client.test", [REMOTE], msg)
+    head = sink.wait_for(1)[0].data.split(b"\r\n\r\n")[0]
+    assert b"\t(Authenticated sender: yes@client.test)\r\n" in head, head
+    assert b"with ESMTPSA id" in head, head
 
 
 def test_relay_authenticated_no(start_mailroot, sink, workdir):
