@@ -95,7 +95,10 @@ mr_b64_encode(const unsigned char *in, size_t n, char *out)
 			acc |= (unsigned long)in[i + 1] << 8;
 		*out++ = b64[acc >> 18];
 		*out++ = b64[acc >> 12 & 63];
-		*out++ = i + 1 < n ? b64[acc >> 6 & 63] : '=';
+		if (i + 1 < n)
+			*out++ = b64[acc >> 6 & 63];
+		else
+			*out++ = '=';
 		*out++ = '=';
 	}
 	*out = '\0';

@@ -131,7 +131,7 @@ verify(struct areq *r, struct mr_tbl **t, struct crypt_data *cd)
 		val[strcspn(val, " \t")] = '\0';
 	out = crypt_r(r->pass, tr == MR_TABLE_FOUND ? val : av.dummy, cd);
 	n = out != NULL ? strlen(out) : 0;
-	if (tr == MR_TABLE_FOUND && n > 0 && out[0] != '*' &&
+	if (tr == MR_TABLE_FOUND && val != NULL && n > 0 && out[0] != '*' &&
 	    ct_equal(out, val))
 		r->result = MR_AUTH_OK;
 done:
@@ -234,6 +234,18 @@ users_table(uint32_t idx)
 	return NULL;
 }
 
+/* Wipes the password where the decoder found it: in the channel's own
+ * receive buffer (writable; const only to the decoders), which would
+ * otherwise keep it until a longer frame overwrites it. */
+static void
+wipe_frame(const char *pass)
+{
+	char *w;
+
+	memcpy(&w, &pass, sizeof(w));
+	explicit_bzero(w, strlen(pass));
+}
+
 /* MR_Q_AUTH from smtpd.  The frame's password is wiped once copied. */
 void
 auth_request(const unsigned char *p, size_t len)
@@ -250,7 +262,7 @@ auth_request(const unsigned char *p, size_t len)
 	}
 	ct = users_table(a.server);
 	if (ct == NULL || !av.started || av.pending >= AUTH_PENDING_MAX) {
-		explicit_bzero((char *)(uintptr_t)a.pass, strlen(a.pass));
+		wipe_frame(a.pass);
 		if (ct == NULL)
 			mr_warn("auth: server %u has no users table",
 			    (unsigned)a.server);
@@ -265,7 +277,7 @@ auth_request(const unsigned char *p, size_t len)
 	r->tpath = mr_xstrdup(ct->path);
 	memcpy(r->user, a.user, strlen(a.user) + 1);
 	memcpy(r->pass, a.pass, strlen(a.pass) + 1);
-	explicit_bzero((char *)(uintptr_t)a.pass, strlen(a.pass));
+	wipe_frame(a.pass);
 	av.pending++;
 	pthread_mutex_lock(&av.lock);
 	*av.wtail = r;
