@@ -142,6 +142,8 @@ struct mr_auth {
 	int			 login;
 	char			*users;		/* table name, NULL = no AUTH */
 	int			 require_tls;	/* 1 */
+	int			 received_auth;	/* 0: name the user in
+						 * Received */
 };
 
 /* Who gets Date: and Message-ID: added where a message lacks them:

@@ -62,10 +62,6 @@ static const struct inert inert[] = {
 	    "is not yet implemented: no reverse DNS lookup is made, so the "
 	    "rule never matches and the clients it names could relay if a "
 	    "later rule allows them; deny them by network instead"),
-	I(W_SERVER, "relay", "authenticated", "yes", NULL, 0,
-	    "relay authenticated", NOEFFECT ": there is no AUTH yet"),
-	I(W_AUTH, "users", NULL, NULL, NULL, 0, "auth { users }",
-	    NOEFFECT ": AUTH is not offered"),
 	I(W_SERVER, "reverse-dns-lookup", "yes", NULL, NULL, 0,
 	    "reverse-dns-lookup", NOEFFECT),
 	I(W_SERVER, "masquerade-domain", NULL, NULL, NULL, 0,

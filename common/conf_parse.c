@@ -1143,10 +1143,17 @@ kw_require_tls(struct pc *pc, const struct mr_cf_stmt *st)
 	get_bool(pc, st, 1, &cur_server(pc)->auth.require_tls);
 }
 
+static void
+kw_received_auth(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	get_bool(pc, st, 1, &cur_server(pc)->auth.received_auth);
+}
+
 static const struct kw auth_kw[] = {
 	{ "mechanisms", 1, 2, NOBLOCK, kw_mechanisms },
 	{ "users", 1, 1, NOBLOCK, kw_users },
 	{ "require-tls", 1, 1, NOBLOCK, kw_require_tls },
+	{ "received-auth", 1, 1, NOBLOCK, kw_received_auth },
 	{ NULL, 0, 0, 0, NULL }
 };
 

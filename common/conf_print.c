@@ -178,6 +178,7 @@ pr_auth_in(FILE *fp, const struct mr_auth *a)
 	if (a->users != NULL)
 		pr_kv(fp, 2, "users", a->users);
 	pr_bool(fp, 2, "require-tls", a->require_tls);
+	pr_bool(fp, 2, "received-auth", a->received_auth);
 	fputs("\t}\n", fp);
 }
 

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "ipc_msg.h"
 #include "proto.h"
+#include "sasl.h"
 
 /* The smallest encoding of a string: u32 length and the NUL. */
 #define STR_MIN		5
@@ -123,8 +124,10 @@ mr_msg_commit(const unsigned char *p, size_t len, struct mr_m_commit *out,
 	out->client = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
 	out->helo = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
 	out->body = mr_rd_u32(&rd);
+	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
 	if (!mr_rd_done(&rd) || !mr_msg_clean(out->client) ||
-	    !mr_msg_clean(out->helo) || out->body > MR_BODY_8BITMIME) {
+	    !mr_msg_clean(out->helo) || out->body > MR_BODY_8BITMIME ||
+	    !mr_msg_clean(out->auth)) {
 		*err = "malformed COMMIT";
 		goto fail;
 	}
@@ -248,7 +251,9 @@ mr_msg_job(const unsigned char *p, size_t len, struct mr_m_job *out,
 		out->rcpts[out->nrcpts++] = s;
 	}
 	out->body = mr_rd_u32(&rd);
-	if (!mr_rd_done(&rd) || out->body > MR_BODY_8BITMIME)
+	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
+	if (!mr_rd_done(&rd) || out->body > MR_BODY_8BITMIME ||
+	    !mr_msg_clean(out->auth))
 		goto fail;
 	return 0;
 fail:
@@ -398,6 +403,43 @@ mr_msg_peer_bad(const unsigned char *p, size_t len, uint32_t reporter,
 {
 	if (mr_msg_peer(p, len, kind, err) == -1 || *kind == reporter) {
 		*err = "malformed PEER_BAD";
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_auth(const unsigned char *p, size_t len, struct mr_m_auth *out,
+    const char **err)
+{
+	struct mr_rd rd;
+	size_t ulen = 0, plen = 0;
+
+	memset(out, 0, sizeof(*out));
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->server = mr_rd_u32(&rd);
+	out->user = mr_rd_str(&rd, MR_SASL_USER_MAX, &ulen);
+	out->pass = mr_rd_str(&rd, MR_SASL_PASS_MAX, &plen);
+	if (!mr_rd_done(&rd) || ulen == 0 || plen == 0 ||
+	    !mr_msg_clean(out->user)) {
+		*err = "malformed AUTH";
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_auth_reply(const unsigned char *p, size_t len,
+    struct mr_m_auth_reply *out, const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->result = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || out->result > MR_AUTH_TEMP) {
+		*err = "malformed AUTH_REPLY";
 		return -1;
 	}
 	return 0;

@@ -35,6 +35,8 @@ struct mr_m_commit {
 	const char	*client;	/* no control byte */
 	const char	*helo;		/* no control byte */
 	uint32_t	 body;		/* enum mr_body */
+	const char	*auth;		/* "" or the AUTH user: no control
+					 * byte, <= MR_SASL_USER_MAX */
 };
 
 /* MR_Q_ABORT (smtpd -> queued) */
@@ -71,6 +73,7 @@ struct mr_m_job {
 	const char	**rcpts;	/* 1..MR_RCPT_MAX, non-empty */
 	size_t		 nrcpts;
 	uint32_t	 body;		/* enum mr_body */
+	const char	*auth;		/* as in mr_m_commit */
 };
 
 /* One recipient's result: MR_D_RESULT (id and rcpt NULL) or MR_D_REPLAY. */
@@ -86,6 +89,21 @@ struct mr_m_results {
 	uint64_t		 job;	/* 0 for a replay */
 	struct mr_m_status	*r;
 	size_t			 n;
+};
+
+/* MR_Q_AUTH (smtpd -> queued) */
+struct mr_m_auth {
+	uint64_t	 req;
+	uint32_t	 server;	/* not checked against the servers */
+	const char	*user;		/* 1..MR_SASL_USER_MAX, no control
+					 * byte */
+	const char	*pass;		/* 1..MR_SASL_PASS_MAX */
+};
+
+/* MR_Q_AUTH_REPLY (queued -> smtpd) */
+struct mr_m_auth_reply {
+	uint64_t	 req;
+	uint32_t	 result;	/* enum mr_auth_res */
 };
 
 int	mr_msg_new(const unsigned char *, size_t, struct mr_m_new *,
@@ -127,6 +145,10 @@ int	mr_msg_config(const unsigned char *, size_t, uint32_t *nlisteners,
  * (checked against the configuration and the memfd by the receiver) */
 int	mr_msg_pki(const unsigned char *, size_t, uint32_t *idx,
 	    uint32_t *chainlen, const char **err);
+int	mr_msg_auth(const unsigned char *, size_t, struct mr_m_auth *,
+	    const char **err);
+int	mr_msg_auth_reply(const unsigned char *, size_t,
+	    struct mr_m_auth_reply *, const char **err);
 /* 1 if s holds no control byte (CR, LF, NUL, DEL ...) */
 int	mr_msg_clean(const char *s);
 

@@ -27,7 +27,8 @@ enum mr_msgtype {
 	MR_Q_NEW,		/* u64 req, u32 server index */
 	MR_Q_COMMIT,		/* u64 req, str id, str sender, u32 n, n x str
 				 * rcpt, u64 size, str client-ip, str helo,
-				 * u32 body (enum mr_body) */
+				 * u32 body (enum mr_body), str auth (the
+				 * AUTH user name, "" = none) */
 	MR_Q_ABORT,		/* str id */
 	/* queued -> smtpd */
 	MR_Q_NEW_OK,		/* u64 req, str id; fd = writable data file */
@@ -38,8 +39,8 @@ enum mr_msgtype {
 	/* queued -> deliverd */
 	MR_D_JOB,		/* u64 job, u32 server index, str id,
 				 * str sender, u32 n, n x str rcpt, u32 body
-				 * (enum mr_body); fd = data file opened
-				 * read-only */
+				 * (enum mr_body), str auth (as in COMMIT);
+				 * fd = data file opened read-only */
 	/* deliverd -> queued */
 	MR_D_RESULT,		/* u64 job, u32 n, n x (u32 status, str text)
 				 * in the job's recipient order; status is
@@ -73,13 +74,26 @@ enum mr_msgtype {
 	MR_Q_COMMIT_REJECT,	/* u64 req, str reason: a header check
 				 * refused the message (5xx, not 4xx) */
 
-	MR_MSG_MAX = MR_Q_COMMIT_REJECT
+	/* smtpd -> queued: AUTH (verified by queued, never by smtpd) */
+	MR_Q_AUTH,		/* u64 req, u32 server index, str user,
+				 * str password */
+	/* queued -> smtpd */
+	MR_Q_AUTH_REPLY,	/* u64 req, u32 result (enum mr_auth_res) */
+
+	MR_MSG_MAX = MR_Q_AUTH_REPLY
 };
 
 enum mr_rverdict {
 	MR_RV_OK = 0,		/* known, or the domain has no table */
 	MR_RV_UNKNOWN = 1,	/* 550 5.1.1 */
 	MR_RV_TEMPFAIL = 2	/* a table failed: 451 4.3.0 */
+};
+
+/* The answer to MR_Q_AUTH. */
+enum mr_auth_res {
+	MR_AUTH_OK = 0,		/* 235 */
+	MR_AUTH_FAIL = 1,	/* 535: wrong password or no such user */
+	MR_AUTH_TEMP = 2	/* 454: the table cannot be read */
 };
 
 enum mr_proc {

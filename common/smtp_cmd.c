@@ -56,6 +56,10 @@ mail_param(struct mr_smtp_cmd *c, const char *p, size_t n)
 		c->size = v;
 		return 0;
 	}
+	/* RFC 4954 5: accepted and not trusted (the sender's identity is
+	 * what this session authenticated, if anything) */
+	if (n > 5 && strncasecmp(p, "AUTH=", 5) == 0)
+		return 0;
 	if (n == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) {
 		c->body = MR_BODY_7BIT;
 		return 0;

@@ -375,6 +375,7 @@ job_free(struct job *j)
 		mr_warn("%s: close: %s", j->qid, strerror(errno));
 	free(j->qid);
 	free(j->sender);
+	free(j->auth);
 	free(j);
 }
 
@@ -491,6 +492,7 @@ job_decode(const struct mr_ipc_msg *m, const char **err)
 	j->qid = mr_xstrdup(mj.id);
 	j->sender = mr_xstrdup(mj.sender);
 	j->body = mj.body;
+	j->auth = mj.auth[0] != '\0' ? mr_xstrdup(mj.auth) : NULL;
 	j->rcpts = mr_xcalloc(mj.nrcpts, sizeof(*j->rcpts));
 	for (i = 0; i < mj.nrcpts; i++)
 		rcpt_init(&j->rcpts[j->nrcpt++], mj.rcpts[i]);

@@ -42,6 +42,7 @@ struct job {
 	size_t			 nrcpt;
 	int			 fd;		/* message data, read-only */
 	uint32_t		 body;		/* enum mr_body: MAIL BODY= */
+	char			*auth;		/* MAIL AUTH=, NULL = none */
 	off_t			 size;
 	struct delivery		**dlv;		/* one per destination */
 	size_t			 ndlv;

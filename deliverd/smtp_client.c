@@ -46,6 +46,7 @@
 #include "buf.h"
 #include "log.h"
 #include "proto.h"
+#include "sasl.h"
 #include "deliverd.h"
 
 #define REPLY_LINE_MAX	2048	/* RFC 5321 says 512; be lenient */
@@ -110,6 +111,7 @@ struct smtp_sess {
 	int			 ext_size;
 	int			 ext_pipelining;
 	int			 ext_8bitmime;
+	int			 ext_auth;	/* AUTH offered: MAIL AUTH= */
 	int			 pipelined;	/* this transaction's commands
 						 * went out together */
 	int			 mail_failed;	/* pipelined: MAIL refused */
@@ -756,7 +758,7 @@ static void
 sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
-	s->ext_8bitmime = 0;
+	s->ext_8bitmime = s->ext_auth = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -774,6 +776,9 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 		s->ext_pipelining = 1;
 	else if (strcasecmp(kw, "8BITMIME") == 0)
 		s->ext_8bitmime = 1;
+	else if (strncasecmp(kw, "AUTH", 4) == 0 &&
+	    (kw[4] == '\0' || kw[4] == ' ' || kw[4] == '='))
+		s->ext_auth = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ')) {
 		s->ext_size = 1;
@@ -837,21 +842,45 @@ sess_no_8bitmime(struct smtp_sess *s)
 }
 
 /* " SIZE=n BODY=x" as far as the server takes them. */
+/* " AUTH=" and the xtext (RFC 3461 4) of name into buf (len bytes). */
+static void
+auth_param(char *buf, size_t len, const char *name)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	size_t n = (size_t)snprintf(buf, len, " AUTH=");
+
+	for (p = (const unsigned char *)name; *p != '\0' && n + 4 < len;
+	    p++) {
+		if (*p < '!' || *p > '~' || *p == '+' || *p == '=') {
+			buf[n++] = '+';
+			buf[n++] = hex[*p >> 4];
+			buf[n++] = hex[*p & 15];
+		} else
+			buf[n++] = (char)*p;
+	}
+	buf[n] = '\0';
+}
+
 static void
 sess_mail_params(struct smtp_sess *s, char *buf, size_t len)
 {
 	const struct job *j = sess_job(s);
-	int n = 0;
+	size_t n;
 
 	buf[0] = '\0';
 	if (s->ext_size)
-		n = snprintf(buf, len, " SIZE=%lld", (long long)j->size);
-	if (n < 0 || (size_t)n >= len)
-		return;
+		(void)snprintf(buf, len, " SIZE=%lld", (long long)j->size);
+	n = strlen(buf);
 	if (s->ext_8bitmime && j->body == MR_BODY_8BITMIME)
-		snprintf(buf + n, len - (size_t)n, " BODY=8BITMIME");
+		(void)snprintf(buf + n, len - n, " BODY=8BITMIME");
 	else if (s->ext_8bitmime && j->body == MR_BODY_7BIT)
-		snprintf(buf + n, len - (size_t)n, " BODY=7BIT");
+		(void)snprintf(buf + n, len - n, " BODY=7BIT");
+	n = strlen(buf);
+	/* RFC 4954 5: the client's AUTH identity, to a server that knows
+	 * AUTH; nothing at all to one that does not */
+	if (s->ext_auth && j->auth != NULL)
+		auth_param(buf + n, len - n, j->auth);
 }
 
 static void	sess_next_dlv(struct smtp_sess *);
@@ -862,7 +891,7 @@ static void
 sess_transaction(struct smtp_sess *s)
 {
 	struct job *j = sess_job(s);
-	char params[64];
+	char params[64 + 3 * MR_SASL_USER_MAX];
 
 	free(s->accepted);
 	s->accepted = mr_xcalloc(s->dlv->n ? s->dlv->n : 1, 1);

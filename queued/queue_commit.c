@@ -191,6 +191,7 @@ commit_msg(struct mr_m_commit *c)
 	m->client = mr_xstrdup(c->client);
 	m->helo = mr_xstrdup(c->helo);
 	m->body = c->body;
+	m->auth = c->auth[0] != '\0' ? mr_xstrdup(c->auth) : NULL;
 	mr_msg_commit_free(c);
 	return m;
 }

@@ -3,11 +3,11 @@
  *
  * Queue/ID.env holds sender, recipients with their state, attempts and the
  * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
- * the client gave MAIL BODY=; older files have no such line; "hold 1"
- * for a message a header check holds).  Every
- * value is xtext-encoded (RFC 3461
- * section 4: bytes outside "!".."~", "+" and "=" become "+XX"), so no value
- * can start a new line or field; the file stores data, never a command.
+ * the client gave MAIL BODY=, "auth NAME" only where it authenticated,
+ * "hold 1" for a message a header check holds; older files have no
+ * such lines).  Every value is xtext-encoded (RFC 3461 section 4: bytes
+ * outside "!".."~", "+" and "=" become "+XX"), so no value can start a new
+ * line or field; the file stores data, never a command.
  * The last line is "end": a file without it was cut short.  The first
  * version is written in place at commit (queue_commit.c); changes are
  * written to Queue/tmp, flushed and renamed over the old file.
@@ -57,6 +57,7 @@ msg_free(struct qmsg *m)
 	free(m->sender);
 	free(m->client);
 	free(m->helo);
+	free(m->auth);
 	free(m->job_idx);
 	free(m);
 }
@@ -141,6 +142,10 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 		mr_buf_printf(b, "\nbody %s", body_name[m->body]);
 	if (m->hold)
 		mr_buf_adds(b, "\nhold 1");
+	if (m->auth != NULL) {
+		mr_buf_adds(b, "\nauth ");
+		put_xtext(b, m->auth);
+	}
 	mr_buf_adds(b, "\nsender ");
 	put_xtext(b, m->sender);
 	mr_buf_adds(b, "\n");
@@ -255,6 +260,8 @@ env_line(struct qmsg *m, char *line)
 		return (m->client = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "helo") == 0 && m->helo == NULL)
 		return (m->helo = get_xtext(val)) ? 0 : -1;
+	if (strcmp(line, "auth") == 0 && m->auth == NULL)
+		return (m->auth = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "body") == 0) {
 		if (strcmp(val, body_name[MR_BODY_7BIT]) == 0)
 			m->body = MR_BODY_7BIT;

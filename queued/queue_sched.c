@@ -271,6 +271,7 @@ deliver_remote(struct qmsg *m, int datafd)
 			m->job_idx[m->job_n++] = i;
 		}
 	mr_buf_put_u32(&b, m->body);
+	mr_buf_put_str(&b, m->auth != NULL ? m->auth : "");
 	sent = mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == 0;
 	if (sent)
 		job_start(m, job);

@@ -41,6 +41,7 @@ set_peer(uint32_t kind, int fd)
 			mr_ipc_free(q->smtpd);
 		commit_drop_all();
 		commit_new_channel();
+		auth_new_channel();
 		q->smtpd = mr_ipc_new(q->base, fd, "smtpd", MR_MSG_MAX,
 		    smtpd_cb, NULL);
 		mr_info("connected to smtpd");
@@ -145,6 +146,9 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		return;
 	case MR_Q_RCPT_CHECK:
 		rcpt_check(c, msg->data, msg->len);
+		return;
+	case MR_Q_AUTH:
+		auth_request(msg->data, msg->len);
 		return;
 	default:
 		break;
@@ -280,6 +284,7 @@ main(int argc, char *argv[])
 	setup_servers();
 	sandbox();
 	commit_init();
+	auth_init();
 	clock_init();
 
 	mr_child_serve(q->base, &child_ops);
@@ -298,6 +303,7 @@ main(int argc, char *argv[])
 	submit_init();
 	event_base_dispatch(q->base);
 	submit_shutdown();
+	auth_shutdown();
 	commit_shutdown();
 	alias_shutdown();
 	mr_child_end();

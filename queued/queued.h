@@ -51,6 +51,7 @@ struct qmsg {
 	uint32_t	 body;		/* enum mr_body (proto.h) */
 	int		 hold;		/* a header check holds it: not
 					 * delivered until released */
+	char		*auth;		/* AUTH user at smtpd, NULL = none */
 	struct event	*timer;
 	time_t		 timer_at;	/* when timer fires (q_now time) */
 	struct event	*expiry;	/* fires at expiry (sched_expiry) */
@@ -173,6 +174,12 @@ void	submit_shutdown(void);
 int	pw_name_of(uid_t, char *name, size_t len);
 /* 1 if user (primary group gid) is in list: names and "@group"s */
 int	pw_listed(const char *user, gid_t gid, char *const *list, size_t n);
+
+/* auth_verify.c: AUTH credentials checked on a worker thread */
+void	auth_init(void);
+void	auth_request(const unsigned char *, size_t);	/* MR_Q_AUTH */
+void	auth_new_channel(void);
+void	auth_shutdown(void);
 
 /* drop.c: local delivery */
 int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);

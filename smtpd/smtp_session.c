@@ -36,6 +36,7 @@
 #include <openssl/ssl.h>
 
 #include "addr.h"
+#include "auth.h"
 #include "buf.h"
 #include "dstream.h"
 #include "ipc.h"
@@ -57,7 +58,8 @@ enum state {
 	S_WAIT_COMMIT,	/* end of data sent to queued */
 	S_WAIT_RCPT,	/* RCPT asked queued (rcpt_wait.c) */
 	S_CLOSING,	/* flushing the last reply */
-	S_TLS		/* TLS handshake */
+	S_TLS,		/* TLS handshake */
+	S_WAIT_AUTH	/* AUTH: queued's verdict or a delayed 535 */
 };
 
 struct session {
@@ -77,6 +79,7 @@ struct session {
 	char			 tls_info[128];	/* for Received */
 	int			 errors;
 	uint64_t		 session_bytes;
+	struct auth_state	 auth;		/* auth.c */
 
 	/* the transaction */
 	int			 in_mail;
@@ -251,6 +254,7 @@ session_free(struct session *s)
 	struct session **pp;
 
 	reset_transaction(s);
+	auth_reset(&s->auth);
 	for (pp = &table[s->id % HASH_SIZE]; *pp != NULL; pp = &(*pp)->hnext)
 		if (*pp == s) {
 			*pp = s->hnext;
@@ -413,6 +417,7 @@ tls_established(struct session *s)
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	reset_transaction(s);
+	auth_reset(&s->auth);	/* RFC 3207 4.2: forget what was said */
 	s->helo[0] = '\0';
 	s->esmtp = 0;
 	s->state = S_CMD;
@@ -678,6 +683,8 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 	reply(s, "250-8BITMIME");
 	if (tls_offered(s) && !s->tls)
 		reply(s, "250-STARTTLS");
+	if (auth_ehlo(s->srv, s->tls) != NULL)
+		reply(s, "250-%s", auth_ehlo(s->srv, s->tls));
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -731,6 +738,8 @@ relay_allowed(struct session *s, const char *domain)
 	const struct mr_domain *d;
 
 	if (mr_access_check(&s->srv->relay, (struct sockaddr *)&s->peer, NULL))
+		return 1;
+	if (s->auth.user[0] != '\0' && s->srv->relay_authenticated)
 		return 1;
 	d = mr_config_domain(s->srv, domain);
 	return d != NULL && d->kind == MR_DOMAIN_REMOTE && d->relay;
@@ -879,9 +888,17 @@ cmd_data(struct session *s)
 	    s->ip);
 	if (s->tls)
 		mr_buf_printf(&s->out, "\t(using %s)\r\n", s->tls_info);
-	mr_buf_printf(&s->out, "\tby %s (mailroot) with %s%s id %s",
+	if (s->auth.user[0] != '\0' && s->srv->auth.received_auth) {
+		char name[MR_SASL_USER_MAX + 1];
+
+		auth_received_name(s->auth.user, name, sizeof(name));
+		mr_buf_printf(&s->out, "\t(Authenticated sender: %s)\r\n",
+		    name);
+	}
+	/* RFC 3848: ESMTPS, ESMTPA, ESMTPSA */
+	mr_buf_printf(&s->out, "\tby %s (mailroot) with %s%s%s id %s",
 	    s->srv->fqdn, s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
-	    s->qid);
+	    s->auth.user[0] != '\0' ? "A" : "", s->qid);
 	if (s->nrcpts == 1)
 		mr_buf_printf(&s->out, "\r\n\tfor <%s>", s->rcpts[0]);
 	mr_buf_printf(&s->out, "; %s\r\n", date);
@@ -893,11 +910,70 @@ cmd_data(struct session *s)
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* ---- AUTH (auth.c) ---- */
+
+static struct auth_ctx *
+session_auth_ctx(struct session *s, struct auth_ctx *c)
+{
+	c->s = s;
+	c->id = s->id;
+	c->ip = s->ip;
+	c->srv = s->srv;
+	c->tls = s->tls;
+	c->helo = s->esmtp;
+	c->in_mail = s->in_mail;
+	return c;
+}
+
+void
+session_auth_reply(struct session *s, int refusal, const char *line)
+{
+	if (refusal)
+		refuse(s, "%s", line);
+	else
+		reply(s, "%s", line);
+}
+
+void
+session_auth_wait(struct session *s)
+{
+	s->state = S_WAIT_AUTH;
+}
+
+void
+session_auth_resume(struct session *s)
+{
+	s->state = S_CMD;
+	process_input(s);
+}
+
+void
+session_auth_close(struct session *s)
+{
+	close_after_reply(s);
+}
+
+void
+session_auth_done(uint64_t req, uint32_t result)
+{
+	struct session *s = lookup(req);
+	struct auth_ctx ac;
+
+	if (s == NULL || !s->auth.waiting)
+		return;
+	auth_result(session_auth_ctx(s, &ac), &s->auth, result);
+}
+
 static void
 dispatch(struct session *s, const char *line, size_t len)
 {
 	struct mr_smtp_cmd c;
+	struct auth_ctx ac;
 
+	if (s->auth.exchange) {	/* a response, not a command */
+		auth_line(session_auth_ctx(s, &ac), &s->auth, line, len);
+		return;
+	}
 	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
 		refuse(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
@@ -935,6 +1011,9 @@ dispatch(struct session *s, const char *line, size_t len)
 			break;
 		case MR_V_STARTTLS:
 			cmd_starttls(s);
+			break;
+		case MR_V_AUTH:
+			auth_cmd(session_auth_ctx(s, &ac), &s->auth, c.arg);
 			break;
 		default:
 			refuse(s, "502 5.5.1 Error: command not implemented");
@@ -1078,6 +1157,7 @@ end_of_data(struct session *s)
 	mr_buf_put_str(&b, s->ip);
 	mr_buf_put_str(&b, s->helo);
 	mr_buf_put_u32(&b, (uint32_t)body_label(s));
+	mr_buf_put_str(&b, s->auth.user);
 	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
 	mr_buf_free(&b);
 	s->state = S_WAIT_COMMIT;
@@ -1277,6 +1357,8 @@ session_queued_lost(void)
 
 	for (h = 0; h < HASH_SIZE; h++)
 		for (s = table[h]; s != NULL; s = s->hnext) {
+			if (s->auth.waiting)
+				session_auth_done(s->id, MR_AUTH_TEMP);
 			/* NEWs in flight will never be answered */
 			s->news_out = 0;
 			if (s->new_pending) {

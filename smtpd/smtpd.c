@@ -33,6 +33,7 @@
 #include "sandbox.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "auth.h"
 #include "tls.h"
 #include "util.h"
 
@@ -335,6 +336,7 @@ static int
 handle_queued(struct mr_ipc_msg *msg)
 {
 	struct mr_m_rcpt_verdict v;
+	struct mr_m_auth_reply ar;
 	struct mr_m_reply r;
 	const char *err;
 
@@ -342,6 +344,13 @@ handle_queued(struct mr_ipc_msg *msg)
 		if (mr_msg_rcpt_verdict(msg->data, msg->len, &v, &err) == -1)
 			return -1;
 		session_rcpt_verdict(v.req, v.verdict);
+		return 0;
+	}
+	if (msg->type == MR_Q_AUTH_REPLY) {
+		if (msg->fd >= 0 ||
+		    mr_msg_auth_reply(msg->data, msg->len, &ar, &err) == -1)
+			return -1;
+		session_auth_done(ar.req, ar.result);
 		return 0;
 	}
 	if (mr_msg_reply(msg->type, msg->data, msg->len, &r, &err) == -1)

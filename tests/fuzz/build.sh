@@ -47,6 +47,7 @@ build fuzz_conf "$c/conf_lex.c" "$c/conf_parse.c" "$c/conf_print.c" \
 build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/addr.c"
 build fuzz_dstream "$c/dstream.c"
 build fuzz_proxy "$c/proxy_hdr.c"
+build fuzz_sasl "$c/sasl.c"
 build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
     "$c/log.c" "$c/util.c" $ev_libs
 build fuzz_table_text "$c/table_inline.c" "$c/buf.c" "$c/log.c" "$c/util.c" \

@@ -20,15 +20,17 @@
 #include "buf.h"
 #include "ipc_msg.h"
 #include "proto.h"
+#include "sasl.h"
 
 /* What the receiver accepts. */
 static const uint32_t types[] = {
 #if defined(FUZZ_QUEUED)
 	MR_Q_NEW, MR_Q_COMMIT, MR_Q_ABORT, MR_D_RESULT, MR_D_REPLAY, MR_M_PEER,
-	MR_M_CONFIG, MR_Q_RCPT_CHECK
+	MR_M_CONFIG, MR_Q_RCPT_CHECK, MR_Q_AUTH
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
-	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT
+	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT,
+	MR_Q_AUTH_REPLY
 #elif defined(FUZZ_DELIVERD)
 	MR_D_JOB, MR_M_PEER, MR_M_CONFIG
 #elif defined(FUZZ_MASTER)
@@ -67,6 +69,7 @@ put_commit(struct mr_buf *b, const struct mr_m_commit *c)
 	mr_buf_put_str(b, c->client);
 	mr_buf_put_str(b, c->helo);
 	mr_buf_put_u32(b, c->body);
+	mr_buf_put_str(b, c->auth);
 }
 
 static void
@@ -85,6 +88,7 @@ fuzz_commit(const uint8_t *p, size_t len)
 	check_str(c.sender, MR_ADDR_MAX, 1, 0);
 	check_str(c.client, MR_TEXT_MAX, 1, 0);
 	check_str(c.helo, MR_TEXT_MAX, 1, 0);
+	check_str(c.auth, MR_SASL_USER_MAX, 1, 0);
 	CHECK(c.nrcpts >= 1 && c.nrcpts <= MR_RCPT_MAX);
 	CHECK(c.body <= MR_BODY_8BITMIME);
 	for (i = 0; i < c.nrcpts; i++)
@@ -128,6 +132,8 @@ fuzz_job(const uint8_t *p, size_t len)
 	}
 	CHECK(j.body <= MR_BODY_8BITMIME);
 	mr_buf_put_u32(&b, j.body);
+	check_str(j.auth, MR_SASL_USER_MAX, 1, 0);
+	mr_buf_put_str(&b, j.auth);
 	check_same(&b, p, len);
 	mr_buf_free(&b);
 	mr_msg_job_free(&j);
@@ -198,6 +204,35 @@ fuzz_rcpt(uint32_t type, const uint8_t *p, size_t len)
 		CHECK(rv.verdict <= MR_RV_TEMPFAIL);
 		mr_buf_put_u64(&b, rv.req);
 		mr_buf_put_u32(&b, rv.verdict);
+		check_same(&b, p, len);
+	} else
+		CHECK(err != NULL);
+	mr_buf_free(&b);
+}
+
+/* AUTH and its answer: re-encoded to the same bytes. */
+static void
+fuzz_auth(uint32_t type, const uint8_t *p, size_t len)
+{
+	struct mr_m_auth a;
+	struct mr_m_auth_reply r;
+	struct mr_buf b;
+	const char *err = NULL;
+
+	mr_buf_init(&b);
+	if (type == MR_Q_AUTH && mr_msg_auth(p, len, &a, &err) == 0) {
+		check_str(a.user, MR_SASL_USER_MAX, 1, 1);
+		check_str(a.pass, MR_SASL_PASS_MAX, 0, 1);
+		mr_buf_put_u64(&b, a.req);
+		mr_buf_put_u32(&b, a.server);
+		mr_buf_put_str(&b, a.user);
+		mr_buf_put_str(&b, a.pass);
+		check_same(&b, p, len);
+	} else if (type == MR_Q_AUTH_REPLY &&
+	    mr_msg_auth_reply(p, len, &r, &err) == 0) {
+		CHECK(r.result <= MR_AUTH_TEMP);
+		mr_buf_put_u64(&b, r.req);
+		mr_buf_put_u32(&b, r.result);
 		check_same(&b, p, len);
 	} else
 		CHECK(err != NULL);
@@ -293,6 +328,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case MR_Q_RCPT_CHECK:
 	case MR_Q_RCPT_VERDICT:
 		fuzz_rcpt(type, data + 1, size - 1);
+		break;
+	case MR_Q_AUTH:
+	case MR_Q_AUTH_REPLY:
+		fuzz_auth(type, data + 1, size - 1);
 		break;
 	default:
 		/* the reporter of a PEER_BAD: the selector's high bits */

@@ -204,7 +204,6 @@ server "t" {
 INERT_WARNINGS = [
     (1, 1, "control-group"), (2, 1, "metrics"),
     (8, 5, "connection allow domain"), (9, 5, "relay allow domain"),
-    (10, 5, "relay authenticated"), (11, 12, "auth { users }"),
     (12, 5, "reverse-dns-lookup"),
     (13, 5, "masquerade-domain"), (14, 5, "log"), (16, 9, "delay-notify"),
     (17, 9, "smart-host-first-direct"), (18, 20, "auth login"),

@@ -73,11 +73,11 @@ def frame(mtype, payload=b""):
     return struct.pack("<II", mtype, len(payload)) + payload
 
 
-def job_frame(job, server, qid, sender, rcpts, body=0):
+def job_frame(job, server, qid, sender, rcpts, body=0, auth=""):
     p = u64(job) + u32(server) + pstr(qid) + pstr(sender) + u32(len(rcpts))
     for r in rcpts:
         p += pstr(r)
-    return frame(MR_D_JOB, p + u32(body))
+    return frame(MR_D_JOB, p + u32(body) + pstr(auth))
 
 
 def parse_result(data):

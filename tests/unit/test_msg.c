@@ -58,7 +58,11 @@ t_commit_good(void **state)
 	mr_buf_put_str(&b, "127.0.0.1");
 	mr_buf_put_str(&b, "client.test");
 	mr_buf_put_u32(&b, MR_BODY_8BITMIME);
+	/* without the AUTH name the frame is short */
+	assert_int_equal(commit(&b, &c), -1);
+	mr_buf_put_str(&b, "bob");
 	assert_int_equal(commit(&b, &c), 0);
+	assert_string_equal(c.auth, "bob");
 	assert_int_equal(c.body, MR_BODY_8BITMIME);
 	assert_int_equal(c.req, 7);
 	assert_string_equal(c.id, "ABC123");
@@ -135,6 +139,17 @@ t_commit_control_in_helo(void **state)
 	mr_buf_put_str(&b, "127.0.0.1");
 	mr_buf_put_str(&b, "evil\r\nX-Injected: 1");
 	mr_buf_put_u32(&b, MR_BODY_7BIT);
+	mr_buf_put_str(&b, "");
+	assert_int_equal(commit(&b, &c), -1);
+	mr_buf_free(&b);
+	/* nor in the AUTH name, which reaches the envelope and MAIL AUTH= */
+	commit_head(&b, "", 1);
+	mr_buf_put_str(&b, "r@remote.test");
+	mr_buf_put_u64(&b, 1);
+	mr_buf_put_str(&b, "127.0.0.1");
+	mr_buf_put_str(&b, "client.test");
+	mr_buf_put_u32(&b, MR_BODY_7BIT);
+	mr_buf_put_str(&b, "bob\r\nRCPT TO:<x@y>");
 	assert_int_equal(commit(&b, &c), -1);
 	mr_buf_free(&b);
 }
@@ -155,18 +170,21 @@ t_job(void **state)
 	mr_buf_put_u32(&b, 1);
 	mr_buf_put_str(&b, "r@remote.test");
 	mr_buf_put_u32(&b, MR_BODY_8BITMIME + 1);	/* no such BODY */
+	mr_buf_put_str(&b, "");
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    -1);
-	b.len -= 4;
+	b.len -= 4 + 5;
 	mr_buf_put_u32(&b, MR_BODY_8BITMIME);
+	mr_buf_put_str(&b, "");
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    0);
+	assert_string_equal(j.auth, "");
 	assert_int_equal(j.body, MR_BODY_8BITMIME);
 	assert_int_equal(j.nrcpts, 1);
 	assert_string_equal(j.rcpts[0], "r@remote.test");
 	mr_msg_job_free(&j);
 	/* a CR in a recipient is an SMTP command injection */
-	b.data[b.len - 6] = '\r';
+	b.data[b.len - 6 - 5] = '\r';
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    -1);
 	assert_null(j.rcpts);
