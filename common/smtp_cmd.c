@@ -24,7 +24,7 @@ static const struct {
 	{ "NOOP", MR_V_NOOP }, { "QUIT", MR_V_QUIT }, { "VRFY", MR_V_VRFY },
 	{ "HELP", MR_V_HELP }, { "STARTTLS", MR_V_STARTTLS },
 	{ "AUTH", MR_V_AUTH }, { "ETRN", MR_V_ETRN }, { "EXPN", MR_V_EXPN },
-	{ "TURN", MR_V_TURN },
+	{ "TURN", MR_V_TURN }, { "BDAT", MR_V_BDAT },
 };
 
 static int
@@ -181,6 +181,11 @@ mr_smtp_parse(const char *line, size_t len, int esmtp,
 		return parse_path_cmd(c, c->arg, esmtp, 1);
 	case MR_V_RCPT:
 		return parse_path_cmd(c, c->arg, esmtp, 0);
+	case MR_V_BDAT:
+		if (mr_bdat_parse(c->arg, &c->bdat) == -1)
+			return fail(c, 501, "5.5.4",
+			    "Syntax: BDAT chunk-size [LAST]");
+		return 0;
 	case MR_V_DATA:
 	case MR_V_RSET:
 	case MR_V_QUIT:

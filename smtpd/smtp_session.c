@@ -36,6 +36,7 @@
 #include <openssl/ssl.h>
 
 #include "addr.h"
+#include "bdat.h"
 #include "buf.h"
 #include "dstream.h"
 #include "ipc.h"
@@ -54,6 +55,7 @@ enum state {
 	S_CMD,		/* reading commands (0: a new session) */
 	S_WAIT_NEW,	/* DATA came before queued's file: waiting */
 	S_DATA,		/* reading the message */
+	S_CHUNK,	/* reading a BDAT chunk (bdat.c) */
 	S_WAIT_COMMIT,	/* end of data sent to queued */
 	S_CLOSING,	/* flushing the last reply */
 	S_TLS		/* TLS handshake */
@@ -100,6 +102,9 @@ struct session {
 	uint64_t		 size;
 	int			 too_big;
 	int			 write_error;
+
+	/* BDAT (RFC 3030) */
+	struct bdat_state	 bdat;
 };
 
 static struct session	*table[HASH_SIZE];
@@ -110,6 +115,8 @@ static void	session_event(struct bufferevent *, short, void *);
 static void	process_input(struct session *);
 static void	emit(void *, const char *, size_t);
 static void	headers_end(void *, int);
+static void	cmd_bdat(struct session *, const struct mr_smtp_cmd *);
+static void	bdat_start(struct session *);
 
 size_t
 session_count(void)
@@ -240,6 +247,7 @@ reset_transaction(struct session *s)
 	mr_buf_reset(&s->out);
 	s->size = 0;
 	s->too_big = s->write_error = 0;
+	memset(&s->bdat, 0, sizeof(s->bdat));
 }
 
 static void
@@ -319,7 +327,8 @@ session_write(struct bufferevent *bev, void *arg)
 static void
 lost(struct session *s)
 {
-	if (s->state == S_DATA || s->state == S_WAIT_NEW)
+	if (s->state == S_DATA || s->state == S_WAIT_NEW ||
+	    s->state == S_CHUNK)
 		mr_info("session %llu [%s]: lost connection in DATA after "
 		    "%llu bytes: message discarded (from=<%s>)",
 		    (unsigned long long)s->id, s->ip,
@@ -661,6 +670,7 @@ static void
 cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 {
 	const struct mr_limits *lim = &s->srv->limits;
+	const struct mr_extensions *ext = &s->srv->extensions;
 
 	reset_transaction(s);
 	helo_sanitise(s->helo, sizeof(s->helo), c->arg);
@@ -670,9 +680,15 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 		return;
 	}
 	reply(s, "250-%s Hello [%s]", s->srv->fqdn, s->ip);
-	reply(s, "250-SIZE %llu", (unsigned long long)lim->message_size);
-	reply(s, "250-PIPELINING");
-	reply(s, "250-8BITMIME");
+	if (ext->size)
+		reply(s, "250-SIZE %llu",
+		    (unsigned long long)lim->message_size);
+	if (ext->pipelining)
+		reply(s, "250-PIPELINING");
+	if (ext->eightbitmime)
+		reply(s, "250-8BITMIME");
+	if (ext->chunking)
+		reply(s, "250-CHUNKING");
 	if (tls_offered(s) && !s->tls)
 		reply(s, "250-STARTTLS");
 	reply(s, "250 ENHANCEDSTATUSCODES");
@@ -689,6 +705,12 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	}
 	if (s->in_mail) {
 		refuse(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	/* a parameter of an extension EHLO did not offer (RFC 5321 4.1.1.11) */
+	if ((c->has_size && !s->srv->extensions.size) ||
+	    (c->body != MR_BODY_NONE && !s->srv->extensions.eightbitmime)) {
+		refuse(s, "555 5.5.4 Unsupported MAIL parameter");
 		return;
 	}
 	/* IIS "Require secure channel" */
@@ -807,11 +829,37 @@ add_headers_wanted(struct session *s)
 	}
 }
 
+/* The Received field, and the stream the message goes through. */
 static void
-cmd_data(struct session *s)
+message_begin(struct session *s)
 {
 	char date[64];
 
+	mr_rfc5322_date(time(NULL), date, sizeof(date));
+	mr_buf_reset(&s->out);
+	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n", s->helo,
+	    s->ip);
+	if (s->tls)
+		mr_buf_printf(&s->out, "\t(using %s)\r\n", s->tls_info);
+	mr_buf_printf(&s->out, "\tby %s (mailroot) with %s%s id %s",
+	    s->srv->fqdn, s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
+	    s->qid);
+	if (s->nrcpts == 1)
+		mr_buf_printf(&s->out, "\r\n\tfor <%s>", s->rcpts[0]);
+	mr_buf_printf(&s->out, "; %s\r\n", date);
+	s->size = s->out.len;
+	mr_dstream_init(&s->ds, emit, s);
+	s->ds.hdr_end = headers_end;
+	s->add_headers = add_headers_wanted(s);
+}
+
+static void
+cmd_data(struct session *s)
+{
+	if (s->bdat.seen) {	/* RFC 3030 section 3 */
+		refuse(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
 	if (!s->in_mail) {
 		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
@@ -830,22 +878,7 @@ cmd_data(struct session *s)
 		    "try again later");
 		return;
 	}
-	mr_rfc5322_date(time(NULL), date, sizeof(date));
-	mr_buf_reset(&s->out);
-	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n", s->helo,
-	    s->ip);
-	if (s->tls)
-		mr_buf_printf(&s->out, "\t(using %s)\r\n", s->tls_info);
-	mr_buf_printf(&s->out, "\tby %s (mailroot) with %s%s id %s",
-	    s->srv->fqdn, s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
-	    s->qid);
-	if (s->nrcpts == 1)
-		mr_buf_printf(&s->out, "\r\n\tfor <%s>", s->rcpts[0]);
-	mr_buf_printf(&s->out, "; %s\r\n", date);
-	s->size = s->out.len;
-	mr_dstream_init(&s->ds, emit, s);
-	s->ds.hdr_end = headers_end;
-	s->add_headers = add_headers_wanted(s);
+	message_begin(s);
 	s->state = S_DATA;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -858,6 +891,11 @@ dispatch(struct session *s, const char *line, size_t len)
 	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
 		refuse(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
+		/* where a chunk we cannot measure ends, nobody knows: what
+		 * follows cannot be read as commands */
+		if (c.verb == MR_V_BDAT && s->esmtp &&
+		    s->srv->extensions.chunking)
+			close_after_reply(s);
 	} else {
 		switch (c.verb) {
 		case MR_V_EHLO:
@@ -892,6 +930,9 @@ dispatch(struct session *s, const char *line, size_t len)
 			break;
 		case MR_V_STARTTLS:
 			cmd_starttls(s);
+			break;
+		case MR_V_BDAT:
+			cmd_bdat(s, &c);
 			break;
 		default:
 			refuse(s, "502 5.5.1 Error: command not implemented");
@@ -1044,6 +1085,90 @@ reject:
 	s->state = S_CMD;
 }
 
+/* ---- BDAT (RFC 3030; the chunk is read by bdat.c) ---- */
+
+/*
+ * BDAT: the chunk is taken into the message, or read and dropped when
+ * the command is refused.  Without CHUNKING offered it is an unknown
+ * command (502), as for any client that sends what EHLO did not offer.
+ */
+static void
+cmd_bdat(struct session *s, const struct mr_smtp_cmd *c)
+{
+	if (!s->esmtp || !s->srv->extensions.chunking) {
+		refuse(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	s->bdat.cmd = c->bdat;
+	mr_chunk_init(&s->bdat.chunk, &c->bdat);
+	s->bdat.discard = 0;
+	s->state = S_CHUNK;
+	if (!s->in_mail)
+		bdat_discard(&s->bdat, "503 5.5.1 Error: need MAIL command",
+		    0);
+	else if (s->nrcpts == 0)
+		bdat_discard(&s->bdat, "554 5.5.1 Error: no valid recipients",
+		    0);
+	else if (s->new_pending) {
+		s->bdat.pending = 1;	/* session_new_ok comes back */
+		s->state = S_WAIT_NEW;
+	} else
+		bdat_start(s);
+}
+
+/* The first chunk of a message begins it, as DATA's 354 does. */
+static void
+bdat_start(struct session *s)
+{
+	s->bdat.pending = 0;
+	s->state = S_CHUNK;
+	if (s->new_failed || s->datafd == -1) {
+		bdat_discard(&s->bdat, "451 4.3.0 Error: queue temporarily "
+		    "unavailable, try again later", 1);
+		return;
+	}
+	if (!s->bdat.seen) {
+		message_begin(s);
+		mr_dstream_set_raw(&s->ds);
+		s->bdat.seen = 1;
+	}
+}
+
+/* A chunk has been read whole: its reply, and at LAST the commit. */
+static void
+chunk_end(struct session *s)
+{
+	s->state = S_CMD;
+	if (s->bdat.discard) {
+		refuse(s, "%s", s->bdat.refusal);
+		if (s->bdat.reset)
+			reset_transaction(s);
+		s->bdat.discard = 0;
+		return;
+	}
+	if (s->too_big) {	/* the rest of the message is not wanted */
+		s->session_bytes += s->size;
+		refuse(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		    "bytes", (unsigned long long)s->srv->limits.message_size);
+		reset_transaction(s);
+		return;
+	}
+	if (!s->bdat.cmd.last) {
+		reply(s, "250 2.0.0 %llu octets received",
+		    (unsigned long long)s->bdat.cmd.size);
+		return;
+	}
+	mr_dstream_finish(&s->ds);
+	end_of_data(s);
+}
+
+static void
+process_chunk(struct session *s)
+{
+	if (bdat_read(&s->bdat, bufferevent_get_input(s->bev), &s->ds))
+		chunk_end(s);
+}
+
 /* ---- input ---- */
 
 static void
@@ -1079,6 +1204,12 @@ process_lines(struct session *s)
 		if (s->state == S_DATA) {
 			process_data(s);
 			if (s->state == S_DATA)
+				return;
+			continue;
+		}
+		if (s->state == S_CHUNK) {
+			process_chunk(s);
+			if (s->state == S_CHUNK)
 				return;
 			continue;
 		}
@@ -1176,7 +1307,10 @@ session_new_ok(uint64_t req, const char *id, int fd)
 	s->datafd = fd;
 	if (s->state == S_WAIT_NEW) {
 		s->state = S_CMD;
-		cmd_data(s);
+		if (s->bdat.pending)
+			bdat_start(s);
+		else
+			cmd_data(s);
 		resume(s);
 	}
 }
@@ -1193,7 +1327,10 @@ session_new_fail(uint64_t req, const char *reason)
 	s->new_failed = 1;
 	if (s->state == S_WAIT_NEW) {
 		s->state = S_CMD;
-		cmd_data(s);	/* answers 451 */
+		if (s->bdat.pending)
+			bdat_start(s);	/* reads the chunk, answers 451 */
+		else
+			cmd_data(s);	/* answers 451 */
 		resume(s);
 	}
 }
@@ -1245,6 +1382,11 @@ session_queued_lost(void)
 				continue;
 			}
 			s->qid[0] = '\0';
+			if (s->state == S_WAIT_NEW && s->bdat.pending) {
+				bdat_start(s);	/* the chunk is read, 451 */
+				bufferevent_trigger(s->bev, EV_READ, 0);
+				continue;
+			}
 			reset_transaction(s);
 			refuse(s, "451 4.3.0 Error: queue temporarily "
 			    "unavailable, try again later");

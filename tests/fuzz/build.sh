@@ -44,8 +44,9 @@ build fuzz_ipc "$c/ipc.c" "$c/ipc_msg.c" "$c/addr.c" "$c/buf.c" "$c/log.c" \
     $ev_libs
 build fuzz_conf "$c/conf_lex.c" "$c/conf_parse.c" "$c/conf_print.c" \
     "$c/conf_lookup.c" "$c/conf_inert.c" "$c/buf.c" "$c/log.c"
-build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/addr.c"
+build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/bdat_frame.c" "$c/addr.c"
 build fuzz_dstream "$c/dstream.c"
+build fuzz_bdat "$c/bdat_frame.c" "$c/dstream.c"
 build fuzz_proxy "$c/proxy_hdr.c"
 build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
     "$c/log.c" "$c/util.c" $ev_libs
