@@ -87,6 +87,7 @@ struct mr_extensions {
 	int			 pipelining;	/* PIPELINING (RFC 2920) */
 	int			 eightbitmime;	/* 8BITMIME (RFC 6152) */
 	int			 chunking;	/* CHUNKING, BDAT (RFC 3030) */
+	int			 dsn;		/* DSN (RFC 3461) */
 };
 
 struct mr_outbound {

@@ -1201,8 +1201,10 @@ kw_extension(struct pc *pc, const struct mr_cf_stmt *st)
 		get_bool(pc, st, 1, &e->pipelining);
 	else if (strcmp(k, "8bitmime") == 0)
 		get_bool(pc, st, 1, &e->eightbitmime);
-	else
+	else if (strcmp(k, "chunking") == 0)
 		get_bool(pc, st, 1, &e->chunking);
+	else
+		get_bool(pc, st, 1, &e->dsn);
 }
 
 static const struct kw extensions_kw[] = {
@@ -1210,6 +1212,7 @@ static const struct kw extensions_kw[] = {
 	{ "pipelining", 1, 1, NOBLOCK, kw_extension },
 	{ "8bitmime", 1, 1, NOBLOCK, kw_extension },
 	{ "chunking", 1, 1, NOBLOCK, kw_extension },
+	{ "dsn", 1, 1, NOBLOCK, kw_extension },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -1724,6 +1727,7 @@ server_init(struct mr_server *s)
 	s->limits.client_connection_rate = 0;
 	s->extensions.size = s->extensions.pipelining = 1;
 	s->extensions.eightbitmime = s->extensions.chunking = 1;
+	s->extensions.dsn = 1;
 	s->hop_count = 15;
 	s->badmail = 1;
 	memcpy(dl->retry, retry, sizeof(retry));

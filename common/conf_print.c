@@ -191,6 +191,7 @@ pr_extensions(FILE *fp, const struct mr_extensions *e)
 	pr_bool(fp, 2, "pipelining", e->pipelining);
 	pr_bool(fp, 2, "8bitmime", e->eightbitmime);
 	pr_bool(fp, 2, "chunking", e->chunking);
+	pr_bool(fp, 2, "dsn", e->dsn);
 	fputs("\t}\n", fp);
 }
 

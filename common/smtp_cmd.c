@@ -40,6 +40,17 @@ fail(struct mr_smtp_cmd *c, int code, const char *status, const char *text)
 static int
 mail_param(struct mr_smtp_cmd *c, const char *p, size_t n)
 {
+	const char *err;
+
+	switch (mr_dsn_mail_param(p, n, &c->dsn_mail, &err)) {
+	case 1:
+		c->has_dsn = 1;
+		return 0;
+	case -1:
+		return fail(c, 501, "5.5.4", err);
+	default:
+		break;
+	}
 	if (n > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
 		uint64_t v = 0;
 		size_t i;
@@ -67,6 +78,23 @@ mail_param(struct mr_smtp_cmd *c, const char *p, size_t n)
 	return fail(c, 555, "5.5.4", "Unsupported MAIL parameter");
 }
 
+/* One ESMTP parameter of RCPT TO: DSN's NOTIFY and ORCPT only. */
+static int
+rcpt_param(struct mr_smtp_cmd *c, const char *p, size_t n)
+{
+	const char *err;
+
+	switch (mr_dsn_rcpt_param(p, n, &c->dsn_rcpt, &err)) {
+	case 1:
+		c->has_dsn = 1;
+		return 0;
+	case -1:
+		return fail(c, 501, "5.5.4", err);
+	default:
+		return fail(c, 555, "5.5.4", "Unsupported RCPT parameter");
+	}
+}
+
 static int
 parse_params(struct mr_smtp_cmd *c, const char *p, int is_mail)
 {
@@ -75,10 +103,8 @@ parse_params(struct mr_smtp_cmd *c, const char *p, int is_mail)
 	while (*p != '\0') {
 		size_t n = strcspn(p, " ");
 
-		if (!is_mail)
-			return fail(c, 555, "5.5.4",
-			    "Unsupported RCPT parameter");
-		if (mail_param(c, p, n) != 0)
+		if (!is_mail ? rcpt_param(c, p, n) != 0 :
+		    mail_param(c, p, n) != 0)
 			return c->code;
 		p += n;
 		while (*p == ' ')

@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "bdat_frame.h"
+#include "dsn_param.h"
 #include "proto.h"		/* enum mr_body */
 
 enum mr_verb {
@@ -34,6 +35,10 @@ struct mr_smtp_cmd {
 	uint64_t	 size;		/* MAIL SIZE= (RFC 1870) */
 	enum mr_body	 body;		/* MAIL BODY= (RFC 6152) */
 	struct mr_bdat	 bdat;		/* BDAT (RFC 3030) */
+	/* DSN (RFC 3461): MAIL RET, ENVID; RCPT NOTIFY, ORCPT */
+	int		 has_dsn;	/* one of them was given */
+	struct mr_dsn_mail dsn_mail;
+	struct mr_dsn_rcpt dsn_rcpt;
 	/* set when the line is not valid: the reply to send */
 	int		 code;		/* 0 = valid */
 	const char	*status;	/* "5.5.4" */

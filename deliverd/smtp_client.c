@@ -44,6 +44,7 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "dsn_param.h"
 #include "log.h"
 #include "proto.h"
 #include "deliverd.h"
@@ -110,6 +111,7 @@ struct smtp_sess {
 	int			 ext_size;
 	int			 ext_pipelining;
 	int			 ext_8bitmime;
+	int			 ext_dsn;
 	int			 pipelined;	/* this transaction's commands
 						 * went out together */
 	int			 mail_failed;	/* pipelined: MAIL refused */
@@ -429,6 +431,19 @@ sess_set_rest(struct smtp_sess *s, int status, const char *text,
 	for (i = 0; i < s->dlv->n; i++)
 		if (!accepted_only || s->accepted[i])
 			sess_set(s, i, status, text);
+}
+
+/* Taken by a next hop without DSN: the recipients that asked for a
+ * success report get MR_DS_RELAYED, and queued reports "relayed". */
+static void
+sess_relayed(struct smtp_sess *s, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < s->dlv->n; i++)
+		if (s->accepted[i] && (sess_job(s)->rcpts[s->dlv->idx[i]].notify
+		    & MR_NOTIFY_SUCCESS))
+			sess_set(s, i, MR_DS_RELAYED, text);
 }
 
 /* The current delivery has all its results: hand it back. */
@@ -756,7 +771,7 @@ static void
 sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
-	s->ext_8bitmime = 0;
+	s->ext_8bitmime = s->ext_dsn = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -774,6 +789,8 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 		s->ext_pipelining = 1;
 	else if (strcasecmp(kw, "8BITMIME") == 0)
 		s->ext_8bitmime = 1;
+	else if (strcasecmp(kw, "DSN") == 0)
+		s->ext_dsn = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ')) {
 		s->ext_size = 1;
@@ -836,22 +853,51 @@ sess_no_8bitmime(struct smtp_sess *s)
 	mr_buf_free(&b);
 }
 
-/* " SIZE=n BODY=x" as far as the server takes them. */
+/* " SIZE=n BODY=x RET=x ENVID=x" as far as the server takes them. */
 static void
-sess_mail_params(struct smtp_sess *s, char *buf, size_t len)
+sess_mail_params(struct smtp_sess *s, struct mr_buf *b)
 {
+	static const char *const ret[] = { "", " RET=FULL", " RET=HDRS" };
 	const struct job *j = sess_job(s);
-	int n = 0;
 
-	buf[0] = '\0';
 	if (s->ext_size)
-		n = snprintf(buf, len, " SIZE=%lld", (long long)j->size);
-	if (n < 0 || (size_t)n >= len)
-		return;
+		mr_buf_printf(b, " SIZE=%lld", (long long)j->size);
 	if (s->ext_8bitmime && j->body == MR_BODY_8BITMIME)
-		snprintf(buf + n, len - (size_t)n, " BODY=8BITMIME");
+		mr_buf_adds(b, " BODY=8BITMIME");
 	else if (s->ext_8bitmime && j->body == MR_BODY_7BIT)
-		snprintf(buf + n, len - (size_t)n, " BODY=7BIT");
+		mr_buf_adds(b, " BODY=7BIT");
+	if (!s->ext_dsn)
+		return;
+	if (j->ret <= MR_RET_HDRS)
+		mr_buf_adds(b, ret[j->ret]);
+	if (j->envid[0] != '\0')
+		mr_buf_printf(b, " ENVID=%s", j->envid);
+}
+
+/* "RCPT TO:<a> NOTIFY=x ORCPT=x" (RFC 3461) for recipient i of the
+ * delivery, the parameters only to a server that offers DSN. */
+static void
+sess_rcpt_line(struct smtp_sess *s, size_t i, struct mr_buf *b)
+{
+	static const char *const words[] = { "SUCCESS", "FAILURE", "DELAY" };
+	const struct rcpt *r = &sess_job(s)->rcpts[s->dlv->idx[i]];
+	size_t w;
+	int first = 1;
+
+	mr_buf_printf(b, "RCPT TO:<%s>", r->addr);
+	if (!s->ext_dsn)
+		return;
+	if (r->notify & MR_NOTIFY_NEVER)
+		mr_buf_adds(b, " NOTIFY=NEVER");
+	else if (r->notify != 0)
+		for (w = 0; w < 3; w++)
+			if (r->notify & (1u << w)) {
+				mr_buf_adds(b, first ? " NOTIFY=" : ",");
+				mr_buf_adds(b, words[w]);
+				first = 0;
+			}
+	if (r->orcpt[0] != '\0')
+		mr_buf_printf(b, " ORCPT=%s", r->orcpt);
 }
 
 static void	sess_next_dlv(struct smtp_sess *);
@@ -862,7 +908,7 @@ static void
 sess_transaction(struct smtp_sess *s)
 {
 	struct job *j = sess_job(s);
-	char params[64];
+	struct mr_buf params;
 
 	free(s->accepted);
 	s->accepted = mr_xcalloc(s->dlv->n ? s->dlv->n : 1, 1);
@@ -885,15 +931,24 @@ sess_transaction(struct smtp_sess *s)
 	}
 	s->pipelined = s->ext_pipelining;
 	s->mail_failed = 0;
-	sess_mail_params(s, params, sizeof(params));
-	sess_cmd(s, S_MAIL, "MAIL FROM:<%s>%s", j->sender, params);
+	mr_buf_init(&params);
+	mr_buf_add(&params, "", 0);
+	sess_mail_params(s, &params);
+	sess_cmd(s, S_MAIL, "MAIL FROM:<%s>%s", j->sender, params.data);
+	mr_buf_free(&params);
 	if (s->pipelined) {
 		size_t i;
 
 		/* RFC 2920: the RCPTs and DATA follow at once; the replies
 		 * come back in order */
-		for (i = 0; i < s->dlv->n; i++)
-			sess_put(s, "RCPT TO:<%s>", j->rcpts[s->dlv->idx[i]].addr);
+		for (i = 0; i < s->dlv->n; i++) {
+			struct mr_buf b;
+
+			mr_buf_init(&b);
+			sess_rcpt_line(s, i, &b);
+			sess_put(s, "%s", b.data);
+			mr_buf_free(&b);
+		}
 		sess_put(s, "DATA");
 	}
 }
@@ -901,9 +956,12 @@ sess_transaction(struct smtp_sess *s)
 static void
 sess_rcpt(struct smtp_sess *s)
 {
-	struct job *j = sess_job(s);
+	struct mr_buf b;
 
-	sess_cmd(s, S_RCPT, "RCPT TO:<%s>", j->rcpts[s->dlv->idx[s->ri]].addr);
+	mr_buf_init(&b);
+	sess_rcpt_line(s, s->ri, &b);
+	sess_cmd(s, S_RCPT, "%s", b.data);
+	mr_buf_free(&b);
 }
 
 /* The transaction is over: report it, then reuse or quit. */
@@ -1241,6 +1299,8 @@ sess_reply_data(struct smtp_sess *s)
 	if (s->state == S_DATA && st == MR_DS_OK)
 		st = MR_DS_TEMP;	/* 2xx to DATA is no 354 */
 	sess_set_rest(s, st, b.data, 1);
+	if (st == MR_DS_OK && !s->ext_dsn)
+		sess_relayed(s, b.data);
 	mr_buf_free(&b);
 	if (s->state == S_DATA)
 		s->need_rset = 1;

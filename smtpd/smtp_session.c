@@ -105,6 +105,10 @@ struct session {
 
 	/* BDAT (RFC 3030) */
 	struct bdat_state	 bdat;
+
+	/* DSN (RFC 3461): MAIL's, and each recipient's beside rcpts */
+	struct mr_dsn_mail	 dsn;
+	struct mr_dsn_rcpt	*rdsn;
 };
 
 static struct session	*table[HASH_SIZE];
@@ -237,6 +241,9 @@ reset_transaction(struct session *s)
 		free(s->rcpts[i]);
 	free(s->rcpts);
 	s->rcpts = NULL;
+	free(s->rdsn);
+	s->rdsn = NULL;
+	memset(&s->dsn, 0, sizeof(s->dsn));
 	s->nrcpts = 0;
 	s->in_mail = 0;
 	s->new_pending = 0;	/* a late answer is handed back */
@@ -689,6 +696,8 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 		reply(s, "250-8BITMIME");
 	if (ext->chunking)
 		reply(s, "250-CHUNKING");
+	if (ext->dsn)
+		reply(s, "250-DSN");
 	if (tls_offered(s) && !s->tls)
 		reply(s, "250-STARTTLS");
 	reply(s, "250 ENHANCEDSTATUSCODES");
@@ -709,6 +718,7 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	}
 	/* a parameter of an extension EHLO did not offer (RFC 5321 4.1.1.11) */
 	if ((c->has_size && !s->srv->extensions.size) ||
+	    (c->has_dsn && !s->srv->extensions.dsn) ||
 	    (c->body != MR_BODY_NONE && !s->srv->extensions.eightbitmime)) {
 		refuse(s, "555 5.5.4 Unsupported MAIL parameter");
 		return;
@@ -730,6 +740,7 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	}
 	snprintf(s->sender, sizeof(s->sender), "%s", c->path.addr);
 	s->body = c->body;
+	s->dsn = c->dsn_mail;
 	s->in_mail = 1;
 	/* the queue file arrives while the RCPTs are read; only DATA
 	 * waits for it (and answers 451 if queued refused) */
@@ -777,6 +788,10 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
+	if (c->has_dsn && !s->srv->extensions.dsn) {
+		refuse(s, "555 5.5.4 Unsupported RCPT parameter");
+		return;
+	}
 	if (s->nrcpts >= s->srv->limits.recipients_per_message) {
 		refuse(s, "452 4.5.3 Error: too many recipients");
 		return;
@@ -794,6 +809,8 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 	} else
 		snprintf(addr, sizeof(addr), "%s", c->path.addr);
 	s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(char *));
+	s->rdsn = mr_xreallocarray(s->rdsn, s->nrcpts + 1, sizeof(*s->rdsn));
+	s->rdsn[s->nrcpts] = c->dsn_rcpt;
 	s->rcpts[s->nrcpts++] = mr_xstrdup(addr);
 	reply(s, "250 2.1.5 Ok");
 }
@@ -1076,6 +1093,14 @@ end_of_data(struct session *s)
 	mr_buf_put_str(&b, s->ip);
 	mr_buf_put_str(&b, s->helo);
 	mr_buf_put_u32(&b, (uint32_t)body_label(s));
+	/* ---- DSN (RFC 3461) ---- */
+	mr_buf_put_u32(&b, (uint32_t)s->dsn.ret);
+	mr_buf_put_str(&b, s->dsn.envid);
+	mr_buf_put_u32(&b, (uint32_t)s->nrcpts);
+	for (i = 0; i < s->nrcpts; i++) {
+		mr_buf_put_u32(&b, s->rdsn[i].notify);
+		mr_buf_put_str(&b, s->rdsn[i].orcpt);
+	}
 	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
 	mr_buf_free(&b);
 	s->state = S_WAIT_COMMIT;

@@ -18,6 +18,7 @@
 
 #include "fuzz.h"
 #include "buf.h"
+#include "dsn_param.h"
 #include "ipc_msg.h"
 #include "proto.h"
 
@@ -52,6 +53,26 @@ check_str(const char *s, size_t max, int clean, int nonempty)
 	CHECK(!nonempty || s[0] != '\0');
 }
 
+/* The DSN block (RFC 3461) of a decoded COMMIT or JOB, checked. */
+static void
+put_dsn(struct mr_buf *b, const struct mr_m_dsn *d, size_t n)
+{
+	size_t i;
+
+	CHECK(d->ret <= MR_RET_HDRS);
+	check_str(d->envid, MR_ENVID_MAX, 1, 0);
+	mr_buf_put_u32(b, d->ret);
+	mr_buf_put_str(b, d->envid);
+	mr_buf_put_u32(b, (uint32_t)n);
+	for (i = 0; i < n; i++) {
+		CHECK(mr_dsn_notify_valid(d->notify[i]));
+		check_str(d->orcpt[i], MR_ORCPT_MAX, 1, 0);
+		CHECK(strpbrk(d->orcpt[i], " =") == NULL);
+		mr_buf_put_u32(b, d->notify[i]);
+		mr_buf_put_str(b, d->orcpt[i]);
+	}
+}
+
 static void
 put_commit(struct mr_buf *b, const struct mr_m_commit *c)
 {
@@ -67,6 +88,7 @@ put_commit(struct mr_buf *b, const struct mr_m_commit *c)
 	mr_buf_put_str(b, c->client);
 	mr_buf_put_str(b, c->helo);
 	mr_buf_put_u32(b, c->body);
+	put_dsn(b, &c->dsn, c->nrcpts);
 }
 
 static void
@@ -128,6 +150,7 @@ fuzz_job(const uint8_t *p, size_t len)
 	}
 	CHECK(j.body <= MR_BODY_8BITMIME);
 	mr_buf_put_u32(&b, j.body);
+	put_dsn(&b, &j.dsn, j.nrcpts);
 	check_same(&b, p, len);
 	mr_buf_free(&b);
 	mr_msg_job_free(&j);

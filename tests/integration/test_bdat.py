@@ -175,6 +175,7 @@ def switched_off(start_mailroot, sink):
         pipelining no
         8bitmime no
         chunking no
+        dsn no
     }""")
 
 
