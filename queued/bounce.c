@@ -310,8 +310,8 @@ bounce_send(const struct qmsg *m)
 	if (failed == 0 && reports == 0)
 		return 0;
 	if (m->sender[0] != '\0' && reports == 0) {
-		mr_info("%s: no delivery status notification: NOTIFY=NEVER",
-		    m->id);
+		mr_info("%s: no delivery status notification: NOTIFY asked "
+		    "for none (NOTIFY=NEVER or without FAILURE)", m->id);
 		return 0;
 	}
 	if (m->sender[0] == '\0' && failed == 0)

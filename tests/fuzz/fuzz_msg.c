@@ -67,7 +67,7 @@ put_dsn(struct mr_buf *b, const struct mr_m_dsn *d, size_t n)
 	for (i = 0; i < n; i++) {
 		CHECK(mr_dsn_notify_valid(d->notify[i]));
 		check_str(d->orcpt[i], MR_ORCPT_MAX, 1, 0);
-		CHECK(strpbrk(d->orcpt[i], " =") == NULL);
+		CHECK(strchr(d->orcpt[i], ' ') == NULL);
 		mr_buf_put_u32(b, d->notify[i]);
 		mr_buf_put_str(b, d->orcpt[i]);
 	}
