@@ -189,7 +189,10 @@ def test_bad_files_go_to_badmail(start_mailroot, sink):
     sizes = sorted(os.path.getsize(d.dir("Badmail") / b) for b in bad)
     assert sizes[-1] > 200 * 1024       # kept whole, not cut
     assert sink.messages == []
-    assert d.log_text().count("moved to Badmail") == 4
+    # the log line follows the move: wait for it (bounded)
+    assert mh.wait_until(
+        lambda: d.log_text().count("moved to Badmail") == 4, 30), \
+        d.log_text()
 
 
 def test_symlink_and_fifo_are_moved_aside_unread(start_mailroot, sink,
