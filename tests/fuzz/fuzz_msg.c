@@ -180,6 +180,7 @@ fuzz_results(uint32_t type, const uint8_t *p, size_t len)
 		const struct mr_m_status *st = &r.r[i];
 
 		CHECK(st->status == MR_DS_OK || st->status == MR_DS_PERM ||
+		    st->status == MR_DS_RELAYED ||
 		    (!replay && (st->status == MR_DS_TEMP ||
 		    st->status == MR_DS_AGAIN)));
 		check_str(st->text, MR_TEXT_MAX, 0, 0);
