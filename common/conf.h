@@ -77,6 +77,19 @@ struct mr_limits {
 	unsigned		 client_connection_rate;	/* per minute */
 };
 
+/*
+ * The ESMTP extensions a server offers (IIS SmtpInboundCommandSupportOptions
+ * in readable form, IIS-MODEL.md 3): each on by default; EHLO advertises
+ * exactly those on, and a MAIL parameter of one that is off gets 555.
+ */
+struct mr_extensions {
+	int			 size;		/* SIZE (RFC 1870) */
+	int			 pipelining;	/* PIPELINING (RFC 2920) */
+	int			 eightbitmime;	/* 8BITMIME (RFC 6152) */
+	int			 chunking;	/* CHUNKING, BDAT (RFC 3030) */
+	int			 dsn;		/* DSN (RFC 3461) */
+};
+
 struct mr_outbound {
 	unsigned		 connections;	/* 1000 */
 	unsigned		 per_domain;	/* 100 */
@@ -169,6 +182,7 @@ struct mr_server {
 	struct mr_auth		 auth;
 	enum mr_tls_in		 tls;
 	struct mr_limits	 limits;
+	struct mr_extensions	 extensions;
 	int			 reverse_dns_lookup;	/* 0 */
 	unsigned		 hop_count;		/* 15 */
 	char			*masquerade_domain;

@@ -1236,6 +1236,42 @@ kw_limits(struct pc *pc, const struct mr_cf_stmt *st)
 	    (unsigned long long)l->message_size);
 }
 
+/* ---- server: extensions { NAME yes|no } ---- */
+
+static void
+kw_extension(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	struct mr_extensions *e = &cur_server(pc)->extensions;
+	const char *k = KW(st);
+
+	if (strcmp(k, "size") == 0)
+		get_bool(pc, st, 1, &e->size);
+	else if (strcmp(k, "pipelining") == 0)
+		get_bool(pc, st, 1, &e->pipelining);
+	else if (strcmp(k, "8bitmime") == 0)
+		get_bool(pc, st, 1, &e->eightbitmime);
+	else if (strcmp(k, "chunking") == 0)
+		get_bool(pc, st, 1, &e->chunking);
+	else
+		get_bool(pc, st, 1, &e->dsn);
+}
+
+static const struct kw extensions_kw[] = {
+	{ "size", 1, 1, NOBLOCK, kw_extension },
+	{ "pipelining", 1, 1, NOBLOCK, kw_extension },
+	{ "8bitmime", 1, 1, NOBLOCK, kw_extension },
+	{ "chunking", 1, 1, NOBLOCK, kw_extension },
+	{ "dsn", 1, 1, NOBLOCK, kw_extension },
+	{ NULL, 0, 0, 0, NULL }
+};
+
+static void
+kw_extensions(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	dispatch(pc, st->kids, st->nkids, extensions_kw,
+	    "in extensions block");
+}
+
 /* ---- server: other settings ---- */
 
 static void
@@ -1723,6 +1759,7 @@ static const struct kw server_kw[] = {
 	{ "auth", 0, 0, BLOCK, kw_auth_in },
 	{ "tls", 1, 1, NOBLOCK, kw_tls_in },
 	{ "limits", 0, 0, BLOCK, kw_limits },
+	{ "extensions", 0, 0, BLOCK, kw_extensions },
 	{ "reverse-dns-lookup", 1, 1, NOBLOCK, kw_misc },
 	{ "hop-count", 1, 1, NOBLOCK, kw_misc },
 	{ "masquerade-domain", 1, 1, NOBLOCK, kw_misc },
@@ -1757,6 +1794,9 @@ server_init(struct mr_server *s)
 	s->limits.recipients_per_message = 100;
 	s->limits.client_connections = 0;
 	s->limits.client_connection_rate = 0;
+	s->extensions.size = s->extensions.pipelining = 1;
+	s->extensions.eightbitmime = s->extensions.chunking = 1;
+	s->extensions.dsn = 1;
 	s->hop_count = 15;
 	s->badmail = 1;
 	memcpy(dl->retry, retry, sizeof(retry));

@@ -202,6 +202,18 @@ pr_limits(FILE *fp, const struct mr_limits *l)
 }
 
 static void
+pr_extensions(FILE *fp, const struct mr_extensions *e)
+{
+	fputs("\textensions {\n", fp);
+	pr_bool(fp, 2, "size", e->size);
+	pr_bool(fp, 2, "pipelining", e->pipelining);
+	pr_bool(fp, 2, "8bitmime", e->eightbitmime);
+	pr_bool(fp, 2, "chunking", e->chunking);
+	pr_bool(fp, 2, "dsn", e->dsn);
+	fputs("\t}\n", fp);
+}
+
+static void
 pr_outbound(FILE *fp, const struct mr_outbound *o)
 {
 	fputs("\t\toutbound {\n", fp);
@@ -358,6 +370,7 @@ pr_server(FILE *fp, const struct mr_server *s)
 	pr_auth_in(fp, &s->auth);
 	pr_word(fp, 1, "tls", tls_in_names[s->tls]);
 	pr_limits(fp, &s->limits);
+	pr_extensions(fp, &s->extensions);
 	pr_bool(fp, 1, "reverse-dns-lookup", s->reverse_dns_lookup);
 	pr_uint(fp, 1, "hop-count", s->hop_count);
 	if (s->masquerade_domain != NULL)

@@ -176,7 +176,7 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 			}
 			break;
 		case MR_D_BOL:
-			if (c == '.') {
+			if (c == '.' && !d->raw) {
 				d->st = MR_D_DOT;
 				continue;
 			}
@@ -230,6 +230,20 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 	if (run)
 		out(d, p + n - run, run);
 	return n;
+}
+
+void
+mr_dstream_set_raw(struct mr_dstream *d)
+{
+	d->raw = 1;
+}
+
+void
+mr_dstream_finish(struct mr_dstream *d)
+{
+	if (d->st == MR_D_CR || d->st == MR_D_MID)
+		out(d, "\r\n", 2);
+	d->st = MR_D_BOL;
 }
 
 void

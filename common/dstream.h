@@ -9,7 +9,10 @@
  * caller refuses such a message (RFC 5321 forbids NUL without BINARYMIME,
  * and a next hop that drops it would read CRLF NUL "." CRLF as the end).
  * Used by smtpd for DATA and by queued for Pickup files, which IIS wrote
- * dot-stuffed.
+ * dot-stuffed.  In raw mode (BDAT chunks, RFC 3030) nothing ends the data
+ * and no dot is removed; bare LF and bare CR are still stored as CRLF, as
+ * for DATA, because the queue holds CRLF lines and every later hop must
+ * read the same lines.
  */
 #ifndef MR_DSTREAM_H
 #define MR_DSTREAM_H
@@ -37,6 +40,7 @@ struct mr_dstream {
 	int		 in_headers;	/* before the first empty line */
 	unsigned	 received;	/* Received: header fields seen */
 	int		 nul;		/* a NUL byte was seen */
+	int		 raw;		/* BDAT: no dot-unstuffing, no end */
 	int		 has_date;	/* header fields seen */
 	int		 has_msgid;
 	enum mr_hstate	 hst;
@@ -52,6 +56,14 @@ void	mr_dstream_init(struct mr_dstream *, mr_dstream_emit, void *arg);
  * terminating CRLF.CRLF was consumed (the rest is the next command). */
 size_t	mr_dstream_feed(struct mr_dstream *, const char *p, size_t n,
 	    int *done);
+/* Raw mode (set after init): the caller counts the bytes (BDAT). */
+void	mr_dstream_set_raw(struct mr_dstream *);
+/*
+ * The end of raw data (BDAT LAST): a CR held back goes out as CRLF, and a
+ * last line without its line end gets CRLF, so that what is stored ends
+ * in CRLF like a message taken with DATA.
+ */
+void	mr_dstream_finish(struct mr_dstream *);
 /*
  * The header fields RFC 5322 3.6 wants and d found missing: "Date:" (now,
  * local time) and "Message-ID: <qid@fqdn>", each ending in CRLF, as smtpd

@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "dsn_param.h"
 #include "ipc_msg.h"
 #include "proto.h"
 #include "sasl.h"
@@ -63,10 +64,50 @@ mr_msg_new(const unsigned char *p, size_t len, struct mr_m_new *out,
 	return 0;
 }
 
+static void
+dsn_free(struct mr_m_dsn *d)
+{
+	free(d->notify);
+	free(d->orcpt);
+	d->notify = NULL;
+	d->orcpt = NULL;
+}
+
+/* The DSN block for n recipients: u32 ret, str envid, u32 n, n x (u32
+ * notify, str orcpt).  0, or -1 with rd->err set. */
+static int
+rd_dsn(struct mr_rd *rd, size_t n, struct mr_m_dsn *d)
+{
+	size_t i, len;
+
+	d->ret = mr_rd_u32(rd);
+	d->envid = mr_rd_str(rd, MR_ENVID_MAX, &len);
+	if (rd->err || d->ret > MR_RET_HDRS ||
+	    (len > 0 && !mr_dsn_envid_valid(d->envid, len)) ||
+	    rd_count(rd, MR_RCPT_MAX, 4 + STR_MIN) != n) {
+		rd->err = 1;
+		return -1;
+	}
+	d->notify = mr_xcalloc(n, sizeof(*d->notify));
+	d->orcpt = mr_xcalloc(n, sizeof(*d->orcpt));
+	for (i = 0; i < n; i++) {
+		d->notify[i] = mr_rd_u32(rd);
+		d->orcpt[i] = mr_rd_str(rd, MR_ORCPT_MAX, &len);
+		if (rd->err || !mr_dsn_notify_valid(d->notify[i]) ||
+		    (len > 0 && !mr_dsn_orcpt_valid(d->orcpt[i], len))) {
+			rd->err = 1;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void
 mr_msg_commit_free(struct mr_m_commit *m)
 {
 	size_t i;
+
+	dsn_free(&m->dsn);
 
 	for (i = 0; i < m->nrcpts; i++)
 		free(m->rcpts[i]);
@@ -125,6 +166,8 @@ mr_msg_commit(const unsigned char *p, size_t len, struct mr_m_commit *out,
 	out->helo = mr_rd_str(&rd, MR_TEXT_MAX, NULL);
 	out->body = mr_rd_u32(&rd);
 	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
+	/* ---- DSN (RFC 3461) ---- */
+	(void)rd_dsn(&rd, out->nrcpts, &out->dsn);
 	if (!mr_rd_done(&rd) || !mr_msg_clean(out->client) ||
 	    !mr_msg_clean(out->helo) || out->body > MR_BODY_8BITMIME ||
 	    !mr_msg_clean(out->auth)) {
@@ -210,6 +253,7 @@ mr_msg_rcpt_verdict(const unsigned char *p, size_t len,
 void
 mr_msg_job_free(struct mr_m_job *j)
 {
+	dsn_free(&j->dsn);
 	free(j->rcpts);
 	j->rcpts = NULL;
 	j->nrcpts = 0;
@@ -252,6 +296,8 @@ mr_msg_job(const unsigned char *p, size_t len, struct mr_m_job *out,
 	}
 	out->body = mr_rd_u32(&rd);
 	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
+	/* ---- DSN (RFC 3461) ---- */
+	(void)rd_dsn(&rd, out->nrcpts, &out->dsn);
 	if (!mr_rd_done(&rd) || out->body > MR_BODY_8BITMIME ||
 	    !mr_msg_clean(out->auth))
 		goto fail;
@@ -291,7 +337,7 @@ read_results(struct mr_rd *rd, struct mr_m_results *out, int replay)
 		st->status = mr_rd_u32(rd);
 		st->text = mr_rd_str(rd, MR_TEXT_MAX, NULL);
 		if (rd->err || (st->status != MR_DS_OK &&
-		    st->status != MR_DS_PERM &&
+		    st->status != MR_DS_PERM && st->status != MR_DS_RELAYED &&
 		    (replay || (st->status != MR_DS_TEMP &&
 		    st->status != MR_DS_AGAIN))) ||
 		    (replay && (st->id[0] == '\0' || !mr_msg_clean(st->id))))

@@ -23,6 +23,18 @@ struct mr_m_new {
 	uint32_t	 server;	/* not checked against the servers */
 };
 
+/*
+ * The DSN block (RFC 3461) at the end of MR_Q_COMMIT and MR_D_JOB: RET,
+ * ENVID ("" = none), and per recipient NOTIFY (0 = not given) and ORCPT
+ * ("" = none), each as dsn_param.c validates it.
+ */
+struct mr_m_dsn {
+	uint32_t	 ret;		/* enum mr_dsn_ret */
+	const char	*envid;
+	uint32_t	*notify;	/* nrcpts entries */
+	const char	**orcpt;	/* nrcpts entries */
+};
+
 /* MR_Q_COMMIT (smtpd -> queued) */
 struct mr_m_commit {
 	uint64_t	 req;
@@ -37,6 +49,8 @@ struct mr_m_commit {
 	uint32_t	 body;		/* enum mr_body */
 	const char	*auth;		/* "" or the AUTH user: no control
 					 * byte, <= MR_SASL_USER_MAX */
+	/* ---- DSN (RFC 3461) ---- */
+	struct mr_m_dsn	 dsn;
 };
 
 /* MR_Q_ABORT (smtpd -> queued) */
@@ -74,6 +88,8 @@ struct mr_m_job {
 	size_t		 nrcpts;
 	uint32_t	 body;		/* enum mr_body */
 	const char	*auth;		/* as in mr_m_commit */
+	/* ---- DSN (RFC 3461) ---- */
+	struct mr_m_dsn	 dsn;
 };
 
 /* One recipient's result: MR_D_RESULT (id and rcpt NULL) or MR_D_REPLAY. */

@@ -28,7 +28,10 @@ enum mr_msgtype {
 	MR_Q_COMMIT,		/* u64 req, str id, str sender, u32 n, n x str
 				 * rcpt, u64 size, str client-ip, str helo,
 				 * u32 body (enum mr_body), str auth (the
-				 * AUTH user name, "" = none) */
+				 * AUTH user name, "" = none), then the DSN
+				 * block (RFC 3461): u32 ret (enum
+				 * mr_dsn_ret), str envid, u32 n, n x (u32
+				 * notify, str orcpt) */
 	MR_Q_ABORT,		/* str id */
 	/* queued -> smtpd */
 	MR_Q_NEW_OK,		/* u64 req, str id; fd = writable data file */
@@ -39,8 +42,9 @@ enum mr_msgtype {
 	/* queued -> deliverd */
 	MR_D_JOB,		/* u64 job, u32 server index, str id,
 				 * str sender, u32 n, n x str rcpt, u32 body
-				 * (enum mr_body), str auth (as in COMMIT);
-				 * fd = data file opened read-only */
+				 * (enum mr_body), str auth (as in COMMIT),
+				 * then the DSN block as in COMMIT; fd = data
+				 * file opened read-only */
 	/* deliverd -> queued */
 	MR_D_RESULT,		/* u64 job, u32 n, n x (u32 status, str text)
 				 * in the job's recipient order; status is
@@ -118,7 +122,11 @@ enum mr_dstatus {
 				 * offered again soon, no attempt counted;
 				 * MR_D_RESULT only */
 	MR_DS_TEMP = 4,		/* retry later (4xx, network failure) */
-	MR_DS_PERM = 5		/* bounce (5xx) */
+	MR_DS_PERM = 5,		/* bounce (5xx) */
+	/* ---- DSN (RFC 3461) ---- */
+	MR_DS_RELAYED = 6	/* delivered (2xx) to a next hop without DSN
+				 * for a recipient with NOTIFY=SUCCESS:
+				 * queued sends the "relayed" report */
 };
 
 /* The file descriptor numbers a child finds at exec. */

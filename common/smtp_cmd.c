@@ -24,7 +24,7 @@ static const struct {
 	{ "NOOP", MR_V_NOOP }, { "QUIT", MR_V_QUIT }, { "VRFY", MR_V_VRFY },
 	{ "HELP", MR_V_HELP }, { "STARTTLS", MR_V_STARTTLS },
 	{ "AUTH", MR_V_AUTH }, { "ETRN", MR_V_ETRN }, { "EXPN", MR_V_EXPN },
-	{ "TURN", MR_V_TURN },
+	{ "TURN", MR_V_TURN }, { "BDAT", MR_V_BDAT },
 };
 
 static int
@@ -40,6 +40,17 @@ fail(struct mr_smtp_cmd *c, int code, const char *status, const char *text)
 static int
 mail_param(struct mr_smtp_cmd *c, const char *p, size_t n)
 {
+	const char *err;
+
+	switch (mr_dsn_mail_param(p, n, &c->dsn_mail, &err)) {
+	case 1:
+		c->has_dsn = 1;
+		return 0;
+	case -1:
+		return fail(c, 501, "5.5.4", err);
+	default:
+		break;
+	}
 	if (n > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
 		uint64_t v = 0;
 		size_t i;
@@ -71,6 +82,23 @@ mail_param(struct mr_smtp_cmd *c, const char *p, size_t n)
 	return fail(c, 555, "5.5.4", "Unsupported MAIL parameter");
 }
 
+/* One ESMTP parameter of RCPT TO: DSN's NOTIFY and ORCPT only. */
+static int
+rcpt_param(struct mr_smtp_cmd *c, const char *p, size_t n)
+{
+	const char *err;
+
+	switch (mr_dsn_rcpt_param(p, n, &c->dsn_rcpt, &err)) {
+	case 1:
+		c->has_dsn = 1;
+		return 0;
+	case -1:
+		return fail(c, 501, "5.5.4", err);
+	default:
+		return fail(c, 555, "5.5.4", "Unsupported RCPT parameter");
+	}
+}
+
 static int
 parse_params(struct mr_smtp_cmd *c, const char *p, int is_mail)
 {
@@ -79,10 +107,8 @@ parse_params(struct mr_smtp_cmd *c, const char *p, int is_mail)
 	while (*p != '\0') {
 		size_t n = strcspn(p, " ");
 
-		if (!is_mail)
-			return fail(c, 555, "5.5.4",
-			    "Unsupported RCPT parameter");
-		if (mail_param(c, p, n) != 0)
+		if (!is_mail ? rcpt_param(c, p, n) != 0 :
+		    mail_param(c, p, n) != 0)
 			return c->code;
 		p += n;
 		while (*p == ' ')
@@ -185,6 +211,11 @@ mr_smtp_parse(const char *line, size_t len, int esmtp,
 		return parse_path_cmd(c, c->arg, esmtp, 1);
 	case MR_V_RCPT:
 		return parse_path_cmd(c, c->arg, esmtp, 0);
+	case MR_V_BDAT:
+		if (mr_bdat_parse(c->arg, &c->bdat) == -1)
+			return fail(c, 501, "5.5.4",
+			    "Syntax: BDAT chunk-size [LAST]");
+		return 0;
 	case MR_V_DATA:
 	case MR_V_RSET:
 	case MR_V_QUIT:

@@ -12,13 +12,16 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "bdat_frame.h"
+#include "dsn_param.h"
 #include "proto.h"		/* enum mr_body */
 
 enum mr_verb {
 	MR_V_UNKNOWN = 0,
 	MR_V_EHLO, MR_V_HELO, MR_V_MAIL, MR_V_RCPT, MR_V_DATA, MR_V_RSET,
 	MR_V_NOOP, MR_V_QUIT, MR_V_VRFY, MR_V_HELP, MR_V_STARTTLS,
-	MR_V_AUTH, MR_V_ETRN, MR_V_EXPN, MR_V_TURN
+	MR_V_AUTH, MR_V_ETRN, MR_V_EXPN, MR_V_TURN,
+	MR_V_BDAT
 };
 
 
@@ -31,6 +34,11 @@ struct mr_smtp_cmd {
 	int		 has_size;
 	uint64_t	 size;		/* MAIL SIZE= (RFC 1870) */
 	enum mr_body	 body;		/* MAIL BODY= (RFC 6152) */
+	struct mr_bdat	 bdat;		/* BDAT (RFC 3030) */
+	/* DSN (RFC 3461): MAIL RET, ENVID; RCPT NOTIFY, ORCPT */
+	int		 has_dsn;	/* one of them was given */
+	struct mr_dsn_mail dsn_mail;
+	struct mr_dsn_rcpt dsn_rcpt;
 	/* set when the line is not valid: the reply to send */
 	int		 code;		/* 0 = valid */
 	const char	*status;	/* "5.5.4" */

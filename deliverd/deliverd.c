@@ -73,6 +73,7 @@ status_word(int st)
 {
 	switch (st) {
 	case MR_DS_OK:
+	case MR_DS_RELAYED:
 		return "sent";
 	case MR_DS_PERM:
 		return "bounced";
@@ -364,7 +365,9 @@ job_free(struct job *j)
 		free(j->rcpts[i].addr);
 		free(j->rcpts[i].domain);
 		free(j->rcpts[i].text);
+		free(j->rcpts[i].orcpt);
 	}
+	free(j->envid);
 	for (i = 0; i < j->ndlv; i++) {
 		free(j->dlv[i]->idx);
 		free(j->dlv[i]);
@@ -493,9 +496,14 @@ job_decode(const struct mr_ipc_msg *m, const char **err)
 	j->sender = mr_xstrdup(mj.sender);
 	j->body = mj.body;
 	j->auth = mj.auth[0] != '\0' ? mr_xstrdup(mj.auth) : NULL;
+	j->ret = mj.dsn.ret;
+	j->envid = mr_xstrdup(mj.dsn.envid);
 	j->rcpts = mr_xcalloc(mj.nrcpts, sizeof(*j->rcpts));
-	for (i = 0; i < mj.nrcpts; i++)
+	for (i = 0; i < mj.nrcpts; i++) {
+		j->rcpts[i].notify = mj.dsn.notify[i];
+		j->rcpts[i].orcpt = mr_xstrdup(mj.dsn.orcpt[i]);
 		rcpt_init(&j->rcpts[j->nrcpt++], mj.rcpts[i]);
+	}
 	mr_msg_job_free(&mj);
 	if (mj.server >= d.cfg->nservers) {
 		*err = "server index out of range";

@@ -28,6 +28,8 @@ struct rcpt {
 	char		*domain;	/* lower-cased copy */
 	int		 status;	/* 0 = pending, else enum mr_dstatus */
 	char		*text;
+	unsigned	 notify;	/* DSN NOTIFY bits, 0: not given */
+	char		*orcpt;		/* DSN ORCPT, "" = none */
 };
 
 /* A message queued asked us to deliver (MR_D_JOB). */
@@ -43,6 +45,8 @@ struct job {
 	int			 fd;		/* message data, read-only */
 	uint32_t		 body;		/* enum mr_body: MAIL BODY= */
 	char			*auth;		/* MAIL AUTH=, NULL = none */
+	uint32_t		 ret;		/* DSN RET (enum mr_dsn_ret) */
+	char			*envid;		/* DSN ENVID, "" = none */
 	off_t			 size;
 	struct delivery		**dlv;		/* one per destination */
 	size_t			 ndlv;

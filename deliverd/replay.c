@@ -66,7 +66,8 @@ replay_record(const char *qid, const char *rcpt, int status,
 	time_t now = time(NULL);
 	size_t n = strlen(text);
 
-	if (status != MR_DS_OK && status != MR_DS_PERM)
+	if (status != MR_DS_OK && status != MR_DS_PERM &&
+	    status != MR_DS_RELAYED)
 		return;		/* a deferral is retried anyway */
 	expire(now);
 	e = &ring[(head + count) % REPLAY_MAX];

@@ -44,6 +44,7 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "dsn_param.h"
 #include "log.h"
 #include "proto.h"
 #include "sasl.h"
@@ -112,6 +113,7 @@ struct smtp_sess {
 	int			 ext_pipelining;
 	int			 ext_8bitmime;
 	int			 ext_auth;	/* AUTH offered: MAIL AUTH= */
+	int			 ext_dsn;
 	int			 pipelined;	/* this transaction's commands
 						 * went out together */
 	int			 mail_failed;	/* pipelined: MAIL refused */
@@ -431,6 +433,19 @@ sess_set_rest(struct smtp_sess *s, int status, const char *text,
 	for (i = 0; i < s->dlv->n; i++)
 		if (!accepted_only || s->accepted[i])
 			sess_set(s, i, status, text);
+}
+
+/* Taken by a next hop without DSN: the recipients that asked for a
+ * success report get MR_DS_RELAYED, and queued reports "relayed". */
+static void
+sess_relayed(struct smtp_sess *s, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < s->dlv->n; i++)
+		if (s->accepted[i] && (sess_job(s)->rcpts[s->dlv->idx[i]].notify
+		    & MR_NOTIFY_SUCCESS))
+			sess_set(s, i, MR_DS_RELAYED, text);
 }
 
 /* The current delivery has all its results: hand it back. */
@@ -758,7 +773,7 @@ static void
 sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
-	s->ext_8bitmime = s->ext_auth = 0;
+	s->ext_8bitmime = s->ext_auth = s->ext_dsn = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -779,6 +794,8 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 	else if (strncasecmp(kw, "AUTH", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ' || kw[4] == '='))
 		s->ext_auth = 1;
+	else if (strcasecmp(kw, "DSN") == 0)
+		s->ext_dsn = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ')) {
 		s->ext_size = 1;
@@ -841,46 +858,71 @@ sess_no_8bitmime(struct smtp_sess *s)
 	mr_buf_free(&b);
 }
 
-/* " SIZE=n BODY=x" as far as the server takes them. */
-/* " AUTH=" and the xtext (RFC 3461 4) of name into buf (len bytes). */
+/* " AUTH=" and the xtext (RFC 3461 4) of name. */
 static void
-auth_param(char *buf, size_t len, const char *name)
+auth_param(struct mr_buf *b, const char *name)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p;
-	size_t n = (size_t)snprintf(buf, len, " AUTH=");
 
-	for (p = (const unsigned char *)name; *p != '\0' && n + 4 < len;
-	    p++) {
-		if (*p < '!' || *p > '~' || *p == '+' || *p == '=') {
-			buf[n++] = '+';
-			buf[n++] = hex[*p >> 4];
-			buf[n++] = hex[*p & 15];
-		} else
-			buf[n++] = (char)*p;
+	mr_buf_adds(b, " AUTH=");
+	for (p = (const unsigned char *)name; *p != '\0'; p++) {
+		if (*p < '!' || *p > '~' || *p == '+' || *p == '=')
+			mr_buf_printf(b, "+%c%c", hex[*p >> 4], hex[*p & 15]);
+		else
+			mr_buf_add(b, (const char *)p, 1);
 	}
-	buf[n] = '\0';
 }
 
+/* " SIZE=n BODY=x AUTH=x RET=x ENVID=x" as far as the server takes them. */
 static void
-sess_mail_params(struct smtp_sess *s, char *buf, size_t len)
+sess_mail_params(struct smtp_sess *s, struct mr_buf *b)
 {
+	static const char *const ret[] = { "", " RET=FULL", " RET=HDRS" };
 	const struct job *j = sess_job(s);
-	size_t n;
 
-	buf[0] = '\0';
 	if (s->ext_size)
-		(void)snprintf(buf, len, " SIZE=%lld", (long long)j->size);
-	n = strlen(buf);
+		mr_buf_printf(b, " SIZE=%lld", (long long)j->size);
 	if (s->ext_8bitmime && j->body == MR_BODY_8BITMIME)
-		(void)snprintf(buf + n, len - n, " BODY=8BITMIME");
+		mr_buf_adds(b, " BODY=8BITMIME");
 	else if (s->ext_8bitmime && j->body == MR_BODY_7BIT)
-		(void)snprintf(buf + n, len - n, " BODY=7BIT");
-	n = strlen(buf);
+		mr_buf_adds(b, " BODY=7BIT");
 	/* RFC 4954 5: the client's AUTH identity, to a server that knows
 	 * AUTH; nothing at all to one that does not */
 	if (s->ext_auth && j->auth != NULL)
-		auth_param(buf + n, len - n, j->auth);
+		auth_param(b, j->auth);
+	if (!s->ext_dsn)
+		return;
+	if (j->ret <= MR_RET_HDRS)
+		mr_buf_adds(b, ret[j->ret]);
+	if (j->envid[0] != '\0')
+		mr_buf_printf(b, " ENVID=%s", j->envid);
+}
+
+/* "RCPT TO:<a> NOTIFY=x ORCPT=x" (RFC 3461) for recipient i of the
+ * delivery, the parameters only to a server that offers DSN. */
+static void
+sess_rcpt_line(struct smtp_sess *s, size_t i, struct mr_buf *b)
+{
+	static const char *const words[] = { "SUCCESS", "FAILURE", "DELAY" };
+	const struct rcpt *r = &sess_job(s)->rcpts[s->dlv->idx[i]];
+	size_t w;
+	int first = 1;
+
+	mr_buf_printf(b, "RCPT TO:<%s>", r->addr);
+	if (!s->ext_dsn)
+		return;
+	if (r->notify & MR_NOTIFY_NEVER)
+		mr_buf_adds(b, " NOTIFY=NEVER");
+	else if (r->notify != 0)
+		for (w = 0; w < 3; w++)
+			if (r->notify & (1u << w)) {
+				mr_buf_adds(b, first ? " NOTIFY=" : ",");
+				mr_buf_adds(b, words[w]);
+				first = 0;
+			}
+	if (r->orcpt[0] != '\0')
+		mr_buf_printf(b, " ORCPT=%s", r->orcpt);
 }
 
 static void	sess_next_dlv(struct smtp_sess *);
@@ -891,7 +933,7 @@ static void
 sess_transaction(struct smtp_sess *s)
 {
 	struct job *j = sess_job(s);
-	char params[64 + 3 * MR_SASL_USER_MAX];
+	struct mr_buf params;
 
 	free(s->accepted);
 	s->accepted = mr_xcalloc(s->dlv->n ? s->dlv->n : 1, 1);
@@ -914,15 +956,24 @@ sess_transaction(struct smtp_sess *s)
 	}
 	s->pipelined = s->ext_pipelining;
 	s->mail_failed = 0;
-	sess_mail_params(s, params, sizeof(params));
-	sess_cmd(s, S_MAIL, "MAIL FROM:<%s>%s", j->sender, params);
+	mr_buf_init(&params);
+	mr_buf_add(&params, "", 0);
+	sess_mail_params(s, &params);
+	sess_cmd(s, S_MAIL, "MAIL FROM:<%s>%s", j->sender, params.data);
+	mr_buf_free(&params);
 	if (s->pipelined) {
 		size_t i;
 
 		/* RFC 2920: the RCPTs and DATA follow at once; the replies
 		 * come back in order */
-		for (i = 0; i < s->dlv->n; i++)
-			sess_put(s, "RCPT TO:<%s>", j->rcpts[s->dlv->idx[i]].addr);
+		for (i = 0; i < s->dlv->n; i++) {
+			struct mr_buf b;
+
+			mr_buf_init(&b);
+			sess_rcpt_line(s, i, &b);
+			sess_put(s, "%s", b.data);
+			mr_buf_free(&b);
+		}
 		sess_put(s, "DATA");
 	}
 }
@@ -930,9 +981,12 @@ sess_transaction(struct smtp_sess *s)
 static void
 sess_rcpt(struct smtp_sess *s)
 {
-	struct job *j = sess_job(s);
+	struct mr_buf b;
 
-	sess_cmd(s, S_RCPT, "RCPT TO:<%s>", j->rcpts[s->dlv->idx[s->ri]].addr);
+	mr_buf_init(&b);
+	sess_rcpt_line(s, s->ri, &b);
+	sess_cmd(s, S_RCPT, "%s", b.data);
+	mr_buf_free(&b);
 }
 
 /* The transaction is over: report it, then reuse or quit. */
@@ -1270,6 +1324,8 @@ sess_reply_data(struct smtp_sess *s)
 	if (s->state == S_DATA && st == MR_DS_OK)
 		st = MR_DS_TEMP;	/* 2xx to DATA is no 354 */
 	sess_set_rest(s, st, b.data, 1);
+	if (st == MR_DS_OK && !s->ext_dsn)
+		sess_relayed(s, b.data);
 	mr_buf_free(&b);
 	if (s->state == S_DATA)
 		s->need_rset = 1;

@@ -289,6 +289,24 @@ any_aliases(const struct mr_server *srv)
 	return 0;
 }
 
+/* A recipient that is no alias keeps its DSN parameters (RFC 3461);
+ * those an alias expands to take the defaults. */
+static void
+keep_dsn(const struct qmsg *m, struct qrcpt *out, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < m->nrcpts; j++)
+			if (strcasecmp(out[i].addr, m->rcpts[j].addr) == 0) {
+				out[i].notify = m->rcpts[j].notify;
+				if (m->rcpts[j].orcpt != NULL)
+					out[i].orcpt =
+					    mr_xstrdup(m->rcpts[j].orcpt);
+				break;
+			}
+}
+
 int
 alias_expand(struct qmsg *m, char *err, size_t errlen)
 {
@@ -317,8 +335,11 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 		free(x.out);
 		return -1;
 	}
-	for (i = 0; i < m->nrcpts; i++)
+	keep_dsn(m, x.out, x.n);
+	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
+		free(m->rcpts[i].orcpt);
+	}
 	free(m->rcpts);
 	m->rcpts = x.out;
 	m->nrcpts = x.n;

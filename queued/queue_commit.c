@@ -185,7 +185,13 @@ commit_msg(struct mr_m_commit *c)
 	for (i = 0; i < c->nrcpts; i++) {
 		m->rcpts[i].addr = c->rcpts[i];
 		c->rcpts[i] = NULL;
+		m->rcpts[i].notify = c->dsn.notify[i];
+		if (c->dsn.orcpt[i][0] != '\0')
+			m->rcpts[i].orcpt = mr_xstrdup(c->dsn.orcpt[i]);
 	}
+	m->ret = c->dsn.ret;
+	if (c->dsn.envid[0] != '\0')
+		m->envid = mr_xstrdup(c->dsn.envid);
 	m->nrcpts = c->nrcpts;
 	m->size = c->size;
 	m->client = mr_xstrdup(c->client);

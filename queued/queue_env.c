@@ -4,10 +4,14 @@
  * Queue/ID.env holds sender, recipients with their state, attempts and the
  * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
  * the client gave MAIL BODY=, "auth NAME" only where it authenticated,
- * "hold 1" for a message a header check holds; older files have no
- * such lines).  Every value is xtext-encoded (RFC 3461 section 4: bytes
- * outside "!".."~", "+" and "=" become "+XX"), so no value can start a new
- * line or field; the file stores data, never a command.
+ * "hold 1" for a message a header check holds).  DSN (RFC 3461), only
+ * what the client gave: "ret FULL|HDRS" and "envid X" before the sender;
+ * after a recipient's rcpt line its "notify N" (MR_NOTIFY_* bits), "orcpt
+ * X" and "relayed" (a next hop without DSN took it).  Files of the
+ * previous versions, without these lines, read as messages without them.
+ * Every value is xtext-encoded (RFC 3461 section 4: bytes outside
+ * "!".."~", "+" and "=" become "+XX"), so no value can start a new line or
+ * field; the file stores data, never a command.
  * The last line is "end": a file without it was cut short.  The first
  * version is written in place at commit (queue_commit.c); changes are
  * written to Queue/tmp, flushed and renamed over the old file.
@@ -24,6 +28,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "dsn_param.h"
 #include "log.h"
 #include "proto.h"
 #include "queued.h"
@@ -52,8 +57,10 @@ msg_free(struct qmsg *m)
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].text);
+		free(m->rcpts[i].orcpt);
 	}
 	free(m->rcpts);
+	free(m->envid);
 	free(m->sender);
 	free(m->client);
 	free(m->helo);
@@ -123,8 +130,61 @@ get_xtext(const char *s)
 	return b.data;
 }
 
+static int	parse_num(const char *, long long *);
+
 static const char state_char[] = { 'P', 'S', 'F' };
 static const char *const body_name[] = { "", "7BIT", "8BITMIME" };
+static const char *const ret_name[] = { "", "FULL", "HDRS" };
+
+/* A recipient's DSN lines, after its rcpt line (only what was given). */
+static void
+rcpt_dsn_format(const struct qrcpt *r, struct mr_buf *b)
+{
+	if (r->notify != 0)
+		mr_buf_printf(b, "notify %u\n", r->notify);
+	if (r->orcpt != NULL) {
+		mr_buf_adds(b, "orcpt ");
+		put_xtext(b, r->orcpt);
+		mr_buf_adds(b, "\n");
+	}
+	if (r->relayed)
+		mr_buf_adds(b, "relayed\n");
+}
+
+/* "ret", "envid", and the DSN lines of the last recipient: 0 taken, -1
+ * malformed, 1 not a DSN line. */
+static int
+env_dsn_line(struct qmsg *m, const char *key, const char *val)
+{
+	struct qrcpt *r = m->nrcpts > 0 ? &m->rcpts[m->nrcpts - 1] : NULL;
+	long long v;
+
+	if (strcmp(key, "ret") == 0) {
+		m->ret = strcmp(val, "FULL") == 0 ? MR_RET_FULL :
+		    strcmp(val, "HDRS") == 0 ? MR_RET_HDRS : MR_RET_NONE;
+		return m->ret == MR_RET_NONE ? -1 : 0;
+	}
+	if (strcmp(key, "envid") == 0 && m->envid == NULL) {
+		m->envid = get_xtext(val);
+		return m->envid != NULL && mr_dsn_envid_valid(m->envid,
+		    strlen(m->envid)) ? 0 : -1;
+	}
+	if (r == NULL)
+		return 1;
+	if (strcmp(key, "notify") == 0 && r->notify == 0) {
+		if (parse_num(val, &v) == -1 || v <= 0 || v >= 16 ||
+		    !mr_dsn_notify_valid((unsigned)v))
+			return -1;
+		r->notify = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(key, "orcpt") == 0 && r->orcpt == NULL) {
+		r->orcpt = get_xtext(val);
+		return r->orcpt != NULL && mr_dsn_orcpt_valid(r->orcpt,
+		    strlen(r->orcpt)) ? 0 : -1;
+	}
+	return 1;
+}
 
 void
 env_format(const struct qmsg *m, struct mr_buf *b)
@@ -146,6 +206,12 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 		mr_buf_adds(b, "\nauth ");
 		put_xtext(b, m->auth);
 	}
+	if (m->ret == MR_RET_FULL || m->ret == MR_RET_HDRS)
+		mr_buf_printf(b, "\nret %s", ret_name[m->ret]);
+	if (m->envid != NULL) {
+		mr_buf_adds(b, "\nenvid ");
+		put_xtext(b, m->envid);
+	}
 	mr_buf_adds(b, "\nsender ");
 	put_xtext(b, m->sender);
 	mr_buf_adds(b, "\n");
@@ -157,6 +223,7 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 			put_xtext(b, m->rcpts[i].text);
 		}
 		mr_buf_adds(b, "\n");
+		rcpt_dsn_format(&m->rcpts[i], b);
 	}
 	mr_buf_adds(b, "end\n");
 }
@@ -236,9 +303,15 @@ env_line(struct qmsg *m, char *line)
 {
 	char *val = strchr(line, ' ');
 	long long v;
+	int rc;
 
-	if (val == NULL)
+	if (val == NULL) {
+		if (strcmp(line, "relayed") == 0 && m->nrcpts > 0) {
+			m->rcpts[m->nrcpts - 1].relayed = 1;
+			return 0;
+		}
 		return strcmp(line, "end") == 0 ? 1 : -1;
+	}
 	*val++ = '\0';
 	if (strcmp(line, "id") == 0)
 		return strcmp(val, m->id) == 0 ? 0 : -1;
@@ -275,6 +348,8 @@ env_line(struct qmsg *m, char *line)
 		m->hold = 1;	/* header checks (hdr_filter.c) */
 		return 0;
 	}
+	if ((rc = env_dsn_line(m, line, val)) != 1)
+		return rc;
 	if (strcmp(line, "sender") == 0 && m->sender == NULL)
 		return (m->sender = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "rcpt") == 0) {

@@ -178,7 +178,7 @@ settle(struct qmsg *m)
 {
 	const struct mr_delivery *d = &m->qs->srv->delivery;
 	time_t now = q_now();
-	size_t i, pending = 0, failed = 0;
+	size_t i, pending = 0;
 
 	for (i = 0; i < m->nrcpts; i++)
 		pending += m->rcpts[i].state == R_PENDING;
@@ -193,10 +193,9 @@ settle(struct qmsg *m)
 			}
 		pending = 0;
 	}
-	for (i = 0; i < m->nrcpts; i++)
-		failed += m->rcpts[i].state == R_FAILED;
 	if (pending == 0) {
-		if (failed > 0 && bounce_send(m) == -1) {
+		/* failures, and the success reports NOTIFY asked for */
+		if (bounce_send(m) == -1) {
 			/* keep it: try to bounce again later */
 			set_timer(m, now + 300);
 			return;
@@ -272,6 +271,15 @@ deliver_remote(struct qmsg *m, int datafd)
 		}
 	mr_buf_put_u32(&b, m->body);
 	mr_buf_put_str(&b, m->auth != NULL ? m->auth : "");
+	/* ---- DSN (RFC 3461) ---- */
+	mr_buf_put_u32(&b, m->ret);
+	mr_buf_put_str(&b, m->envid ? m->envid : "");
+	mr_buf_put_u32(&b, (uint32_t)m->job_n);
+	for (i = 0; i < m->job_n; i++) {
+		mr_buf_put_u32(&b, m->rcpts[m->job_idx[i]].notify);
+		mr_buf_put_str(&b, m->rcpts[m->job_idx[i]].orcpt ?
+		    m->rcpts[m->job_idx[i]].orcpt : "");
+	}
 	sent = mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == 0;
 	if (sent)
 		job_start(m, job);
@@ -455,8 +463,11 @@ sched_result(const unsigned char *data, size_t len)
 			continue;	/* pending, as before the job */
 		free(r->text);
 		r->text = one_line(res.r[i].text);
-		if (res.r[i].status == MR_DS_OK)
+		if (res.r[i].status == MR_DS_OK ||
+		    res.r[i].status == MR_DS_RELAYED) {
 			r->state = R_SENT;
+			r->relayed = res.r[i].status == MR_DS_RELAYED;
+		}
 		else if (res.r[i].status == MR_DS_PERM)
 			r->state = R_FAILED;
 	}
@@ -716,9 +727,10 @@ apply_replay(struct qmsg *m, const char *rcpt, uint32_t st, const char *text)
 			continue;
 		free(r->text);
 		r->text = one_line(text);
-		r->state = st == MR_DS_OK ? R_SENT : R_FAILED;
+		r->state = st == MR_DS_PERM ? R_FAILED : R_SENT;
+		r->relayed = st == MR_DS_RELAYED;
 		mr_info("%s: to=<%s> status=%s (replayed by deliverd: %s)",
-		    m->id, r->addr, st == MR_DS_OK ? "sent" : "bounced",
+		    m->id, r->addr, st == MR_DS_PERM ? "bounced" : "sent",
 		    r->text);
 		return 1;
 	}

@@ -24,6 +24,10 @@ struct qrcpt {
 	enum rcpt_state	 state;
 	int		 local;		/* delivered to Drop */
 	char		*text;		/* last result, for logs and NDRs */
+	/* DSN (RFC 3461) */
+	unsigned	 notify;	/* MR_NOTIFY_* bits; 0: not given */
+	char		*orcpt;		/* "type;xtext" or NULL */
+	int		 relayed;	/* sent to a next hop without DSN */
 };
 
 struct qserver {
@@ -52,6 +56,8 @@ struct qmsg {
 	int		 hold;		/* a header check holds it: not
 					 * delivered until released */
 	char		*auth;		/* AUTH user at smtpd, NULL = none */
+	uint32_t	 ret;		/* enum mr_dsn_ret (dsn_param.h) */
+	char		*envid;		/* xtext, or NULL */
 	struct event	*timer;
 	time_t		 timer_at;	/* when timer fires (q_now time) */
 	struct event	*expiry;	/* fires at expiry (sched_expiry) */

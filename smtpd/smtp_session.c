@@ -37,6 +37,7 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "bdat.h"
 #include "buf.h"
 #include "dstream.h"
 #include "ipc.h"
@@ -55,6 +56,7 @@ enum state {
 	S_CMD,		/* reading commands (0: a new session) */
 	S_WAIT_NEW,	/* DATA came before queued's file: waiting */
 	S_DATA,		/* reading the message */
+	S_CHUNK,	/* reading a BDAT chunk (bdat.c) */
 	S_WAIT_COMMIT,	/* end of data sent to queued */
 	S_WAIT_RCPT,	/* RCPT asked queued (rcpt_wait.c) */
 	S_CLOSING,	/* flushing the last reply */
@@ -105,6 +107,13 @@ struct session {
 	uint64_t		 size;
 	int			 too_big;
 	int			 write_error;
+
+	/* BDAT (RFC 3030) */
+	struct bdat_state	 bdat;
+
+	/* DSN (RFC 3461): MAIL's, and each recipient's beside rcpts */
+	struct mr_dsn_mail	 dsn;
+	struct mr_dsn_rcpt	*rdsn;
 };
 
 static struct session	*table[HASH_SIZE];
@@ -116,6 +125,8 @@ static void	process_input(struct session *);
 static void	emit(void *, const char *, size_t);
 static void	headers_end(void *, int);
 static void	resume(struct session *);
+static void	cmd_bdat(struct session *, const struct mr_smtp_cmd *);
+static void	bdat_start(struct session *);
 
 size_t
 session_count(void)
@@ -236,6 +247,9 @@ reset_transaction(struct session *s)
 		free(s->rcpts[i]);
 	free(s->rcpts);
 	s->rcpts = NULL;
+	free(s->rdsn);
+	s->rdsn = NULL;
+	memset(&s->dsn, 0, sizeof(s->dsn));
 	s->nrcpts = 0;
 	s->in_mail = 0;
 	s->new_pending = 0;	/* a late answer is handed back */
@@ -246,6 +260,7 @@ reset_transaction(struct session *s)
 	mr_buf_reset(&s->out);
 	s->size = 0;
 	s->too_big = s->write_error = 0;
+	memset(&s->bdat, 0, sizeof(s->bdat));
 }
 
 static void
@@ -326,7 +341,8 @@ session_write(struct bufferevent *bev, void *arg)
 static void
 lost(struct session *s)
 {
-	if (s->state == S_DATA || s->state == S_WAIT_NEW)
+	if (s->state == S_DATA || s->state == S_WAIT_NEW ||
+	    s->state == S_CHUNK)
 		mr_info("session %llu [%s]: lost connection in DATA after "
 		    "%llu bytes: message discarded (from=<%s>)",
 		    (unsigned long long)s->id, s->ip,
@@ -669,6 +685,7 @@ static void
 cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 {
 	const struct mr_limits *lim = &s->srv->limits;
+	const struct mr_extensions *ext = &s->srv->extensions;
 
 	reset_transaction(s);
 	helo_sanitise(s->helo, sizeof(s->helo), c->arg);
@@ -678,9 +695,17 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 		return;
 	}
 	reply(s, "250-%s Hello [%s]", s->srv->fqdn, s->ip);
-	reply(s, "250-SIZE %llu", (unsigned long long)lim->message_size);
-	reply(s, "250-PIPELINING");
-	reply(s, "250-8BITMIME");
+	if (ext->size)
+		reply(s, "250-SIZE %llu",
+		    (unsigned long long)lim->message_size);
+	if (ext->pipelining)
+		reply(s, "250-PIPELINING");
+	if (ext->eightbitmime)
+		reply(s, "250-8BITMIME");
+	if (ext->chunking)
+		reply(s, "250-CHUNKING");
+	if (ext->dsn)
+		reply(s, "250-DSN");
 	if (tls_offered(s) && !s->tls)
 		reply(s, "250-STARTTLS");
 	if (auth_ehlo(s->srv, s->tls) != NULL)
@@ -701,6 +726,13 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 		refuse(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
+	/* a parameter of an extension EHLO did not offer (RFC 5321 4.1.1.11) */
+	if ((c->has_size && !s->srv->extensions.size) ||
+	    (c->has_dsn && !s->srv->extensions.dsn) ||
+	    (c->body != MR_BODY_NONE && !s->srv->extensions.eightbitmime)) {
+		refuse(s, "555 5.5.4 Unsupported MAIL parameter");
+		return;
+	}
 	/* IIS "Require secure channel" */
 	if (s->srv->tls == MR_TLS_IN_REQUIRED && !s->tls) {
 		refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
@@ -718,6 +750,7 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	}
 	snprintf(s->sender, sizeof(s->sender), "%s", c->path.addr);
 	s->body = c->body;
+	s->dsn = c->dsn_mail;
 	s->in_mail = 1;
 	/* the queue file arrives while the RCPTs are read; only DATA
 	 * waits for it (and answers 451 if queued refused) */
@@ -767,6 +800,10 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
+	if (c->has_dsn && !s->srv->extensions.dsn) {
+		refuse(s, "555 5.5.4 Unsupported RCPT parameter");
+		return;
+	}
 	if (s->nrcpts >= s->srv->limits.recipients_per_message) {
 		refuse(s, "452 4.5.3 Error: too many recipients");
 		return;
@@ -798,6 +835,8 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 		break;
 	}
 	s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(char *));
+	s->rdsn = mr_xreallocarray(s->rdsn, s->nrcpts + 1, sizeof(*s->rdsn));
+	s->rdsn[s->nrcpts] = c->dsn_rcpt;
 	s->rcpts[s->nrcpts++] = mr_xstrdup(addr);
 	reply(s, "250 2.1.5 Ok");
 }
@@ -859,29 +898,12 @@ add_headers_wanted(struct session *s)
 	}
 }
 
+/* The Received field, and the stream the message goes through. */
 static void
-cmd_data(struct session *s)
+message_begin(struct session *s)
 {
 	char date[64];
 
-	if (!s->in_mail) {
-		refuse(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	if (s->nrcpts == 0) {
-		refuse(s, "554 5.5.1 Error: no valid recipients");
-		return;
-	}
-	if (s->new_pending) {
-		s->state = S_WAIT_NEW;	/* session_new_ok comes back here */
-		return;
-	}
-	if (s->new_failed || s->datafd == -1) {
-		reset_transaction(s);
-		refuse(s, "451 4.3.0 Error: queue temporarily unavailable, "
-		    "try again later");
-		return;
-	}
 	mr_rfc5322_date(time(NULL), date, sizeof(date));
 	mr_buf_reset(&s->out);
 	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n", s->helo,
@@ -906,6 +928,34 @@ cmd_data(struct session *s)
 	mr_dstream_init(&s->ds, emit, s);
 	s->ds.hdr_end = headers_end;
 	s->add_headers = add_headers_wanted(s);
+}
+
+static void
+cmd_data(struct session *s)
+{
+	if (s->bdat.seen) {	/* RFC 3030 section 3 */
+		refuse(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	if (!s->in_mail) {
+		refuse(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpts == 0) {
+		refuse(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->new_pending) {
+		s->state = S_WAIT_NEW;	/* session_new_ok comes back here */
+		return;
+	}
+	if (s->new_failed || s->datafd == -1) {
+		reset_transaction(s);
+		refuse(s, "451 4.3.0 Error: queue temporarily unavailable, "
+		    "try again later");
+		return;
+	}
+	message_begin(s);
 	s->state = S_DATA;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -977,6 +1027,11 @@ dispatch(struct session *s, const char *line, size_t len)
 	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
 		refuse(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
+		/* where a chunk we cannot measure ends, nobody knows: what
+		 * follows cannot be read as commands */
+		if (c.verb == MR_V_BDAT && s->esmtp &&
+		    s->srv->extensions.chunking)
+			close_after_reply(s);
 	} else {
 		switch (c.verb) {
 		case MR_V_EHLO:
@@ -1014,6 +1069,9 @@ dispatch(struct session *s, const char *line, size_t len)
 			break;
 		case MR_V_AUTH:
 			auth_cmd(session_auth_ctx(s, &ac), &s->auth, c.arg);
+			break;
+		case MR_V_BDAT:
+			cmd_bdat(s, &c);
 			break;
 		default:
 			refuse(s, "502 5.5.1 Error: command not implemented");
@@ -1158,6 +1216,14 @@ end_of_data(struct session *s)
 	mr_buf_put_str(&b, s->helo);
 	mr_buf_put_u32(&b, (uint32_t)body_label(s));
 	mr_buf_put_str(&b, s->auth.user);
+	/* ---- DSN (RFC 3461) ---- */
+	mr_buf_put_u32(&b, (uint32_t)s->dsn.ret);
+	mr_buf_put_str(&b, s->dsn.envid);
+	mr_buf_put_u32(&b, (uint32_t)s->nrcpts);
+	for (i = 0; i < s->nrcpts; i++) {
+		mr_buf_put_u32(&b, s->rdsn[i].notify);
+		mr_buf_put_str(&b, s->rdsn[i].orcpt);
+	}
 	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
 	mr_buf_free(&b);
 	s->state = S_WAIT_COMMIT;
@@ -1165,6 +1231,90 @@ end_of_data(struct session *s)
 reject:
 	reset_transaction(s);
 	s->state = S_CMD;
+}
+
+/* ---- BDAT (RFC 3030; the chunk is read by bdat.c) ---- */
+
+/*
+ * BDAT: the chunk is taken into the message, or read and dropped when
+ * the command is refused.  Without CHUNKING offered it is an unknown
+ * command (502), as for any client that sends what EHLO did not offer.
+ */
+static void
+cmd_bdat(struct session *s, const struct mr_smtp_cmd *c)
+{
+	if (!s->esmtp || !s->srv->extensions.chunking) {
+		refuse(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	s->bdat.cmd = c->bdat;
+	mr_chunk_init(&s->bdat.chunk, &c->bdat);
+	s->bdat.discard = 0;
+	s->state = S_CHUNK;
+	if (!s->in_mail)
+		bdat_discard(&s->bdat, "503 5.5.1 Error: need MAIL command",
+		    0);
+	else if (s->nrcpts == 0)
+		bdat_discard(&s->bdat, "554 5.5.1 Error: no valid recipients",
+		    0);
+	else if (s->new_pending) {
+		s->bdat.pending = 1;	/* session_new_ok comes back */
+		s->state = S_WAIT_NEW;
+	} else
+		bdat_start(s);
+}
+
+/* The first chunk of a message begins it, as DATA's 354 does. */
+static void
+bdat_start(struct session *s)
+{
+	s->bdat.pending = 0;
+	s->state = S_CHUNK;
+	if (s->new_failed || s->datafd == -1) {
+		bdat_discard(&s->bdat, "451 4.3.0 Error: queue temporarily "
+		    "unavailable, try again later", 1);
+		return;
+	}
+	if (!s->bdat.seen) {
+		message_begin(s);
+		mr_dstream_set_raw(&s->ds);
+		s->bdat.seen = 1;
+	}
+}
+
+/* A chunk has been read whole: its reply, and at LAST the commit. */
+static void
+chunk_end(struct session *s)
+{
+	s->state = S_CMD;
+	if (s->bdat.discard) {
+		refuse(s, "%s", s->bdat.refusal);
+		if (s->bdat.reset)
+			reset_transaction(s);
+		s->bdat.discard = 0;
+		return;
+	}
+	if (s->too_big) {	/* the rest of the message is not wanted */
+		s->session_bytes += s->size;
+		refuse(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		    "bytes", (unsigned long long)s->srv->limits.message_size);
+		reset_transaction(s);
+		return;
+	}
+	if (!s->bdat.cmd.last) {
+		reply(s, "250 2.0.0 %llu octets received",
+		    (unsigned long long)s->bdat.cmd.size);
+		return;
+	}
+	mr_dstream_finish(&s->ds);
+	end_of_data(s);
+}
+
+static void
+process_chunk(struct session *s)
+{
+	if (bdat_read(&s->bdat, bufferevent_get_input(s->bev), &s->ds))
+		chunk_end(s);
 }
 
 /* ---- input ---- */
@@ -1202,6 +1352,12 @@ process_lines(struct session *s)
 		if (s->state == S_DATA) {
 			process_data(s);
 			if (s->state == S_DATA)
+				return;
+			continue;
+		}
+		if (s->state == S_CHUNK) {
+			process_chunk(s);
+			if (s->state == S_CHUNK)
 				return;
 			continue;
 		}
@@ -1299,7 +1455,10 @@ session_new_ok(uint64_t req, const char *id, int fd)
 	s->datafd = fd;
 	if (s->state == S_WAIT_NEW) {
 		s->state = S_CMD;
-		cmd_data(s);
+		if (s->bdat.pending)
+			bdat_start(s);
+		else
+			cmd_data(s);
 		resume(s);
 	}
 }
@@ -1316,7 +1475,10 @@ session_new_fail(uint64_t req, const char *reason)
 	s->new_failed = 1;
 	if (s->state == S_WAIT_NEW) {
 		s->state = S_CMD;
-		cmd_data(s);	/* answers 451 */
+		if (s->bdat.pending)
+			bdat_start(s);	/* reads the chunk, answers 451 */
+		else
+			cmd_data(s);	/* answers 451 */
 		resume(s);
 	}
 }
@@ -1381,6 +1543,11 @@ session_queued_lost(void)
 				continue;
 			}
 			s->qid[0] = '\0';
+			if (s->state == S_WAIT_NEW && s->bdat.pending) {
+				bdat_start(s);	/* the chunk is read, 451 */
+				bufferevent_trigger(s->bev, EV_READ, 0);
+				continue;
+			}
 			reset_transaction(s);
 			refuse(s, "451 4.3.0 Error: queue temporarily "
 			    "unavailable, try again later");

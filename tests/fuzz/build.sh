@@ -40,16 +40,18 @@ build() {
 c=$top/common
 
 build fuzz_addr "$c/addr.c"
-build fuzz_ipc "$c/ipc.c" "$c/ipc_msg.c" "$c/addr.c" "$c/buf.c" "$c/log.c" \
-    $ev_libs
+build fuzz_ipc "$c/ipc.c" "$c/ipc_msg.c" "$c/dsn_param.c" "$c/addr.c" \
+    "$c/buf.c" "$c/log.c" $ev_libs
 build fuzz_conf "$c/conf_lex.c" "$c/conf_parse.c" "$c/conf_print.c" \
     "$c/conf_lookup.c" "$c/conf_inert.c" "$c/buf.c" "$c/log.c"
-build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/addr.c"
+build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/bdat_frame.c" "$c/dsn_param.c" \
+    "$c/addr.c"
 build fuzz_dstream "$c/dstream.c"
+build fuzz_bdat "$c/bdat_frame.c" "$c/dstream.c"
 build fuzz_proxy "$c/proxy_hdr.c"
 build fuzz_sasl "$c/sasl.c"
-build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/buf.c" \
-    "$c/log.c" "$c/util.c" $ev_libs
+build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/dsn_param.c" \
+    "$c/buf.c" "$c/log.c" "$c/util.c" $ev_libs
 build fuzz_table_text "$c/table_inline.c" "$c/buf.c" "$c/log.c" "$c/util.c" \
     $ev_libs
 build fuzz_table_regex "$c/table_regex.c" "$c/buf.c" "$c/log.c" \
@@ -72,7 +74,7 @@ for r in queued smtpd deliverd master; do
 	R=$(echo "$r" | tr a-z A-Z)
 	# shellcheck disable=SC2086
 	$CC $CFLAGS -DFUZZ_$R -o "$out/fuzz_msg_$r" "$here/fuzz_msg.c" \
-	    "$c/ipc_msg.c" "$c/buf.c" "$c/addr.c" "$c/log.c"
+	    "$c/ipc_msg.c" "$c/dsn_param.c" "$c/buf.c" "$c/addr.c" "$c/log.c"
 done
 
 echo "fuzz: targets in $out"

@@ -18,6 +18,7 @@
 
 #include "fuzz.h"
 #include "buf.h"
+#include "dsn_param.h"
 #include "ipc_msg.h"
 #include "proto.h"
 #include "sasl.h"
@@ -54,6 +55,26 @@ check_str(const char *s, size_t max, int clean, int nonempty)
 	CHECK(!nonempty || s[0] != '\0');
 }
 
+/* The DSN block (RFC 3461) of a decoded COMMIT or JOB, checked. */
+static void
+put_dsn(struct mr_buf *b, const struct mr_m_dsn *d, size_t n)
+{
+	size_t i;
+
+	CHECK(d->ret <= MR_RET_HDRS);
+	check_str(d->envid, MR_ENVID_MAX, 1, 0);
+	mr_buf_put_u32(b, d->ret);
+	mr_buf_put_str(b, d->envid);
+	mr_buf_put_u32(b, (uint32_t)n);
+	for (i = 0; i < n; i++) {
+		CHECK(mr_dsn_notify_valid(d->notify[i]));
+		check_str(d->orcpt[i], MR_ORCPT_MAX, 1, 0);
+		CHECK(strchr(d->orcpt[i], ' ') == NULL);
+		mr_buf_put_u32(b, d->notify[i]);
+		mr_buf_put_str(b, d->orcpt[i]);
+	}
+}
+
 static void
 put_commit(struct mr_buf *b, const struct mr_m_commit *c)
 {
@@ -70,6 +91,7 @@ put_commit(struct mr_buf *b, const struct mr_m_commit *c)
 	mr_buf_put_str(b, c->helo);
 	mr_buf_put_u32(b, c->body);
 	mr_buf_put_str(b, c->auth);
+	put_dsn(b, &c->dsn, c->nrcpts);
 }
 
 static void
@@ -134,6 +156,7 @@ fuzz_job(const uint8_t *p, size_t len)
 	mr_buf_put_u32(&b, j.body);
 	check_str(j.auth, MR_SASL_USER_MAX, 1, 0);
 	mr_buf_put_str(&b, j.auth);
+	put_dsn(&b, &j.dsn, j.nrcpts);
 	check_same(&b, p, len);
 	mr_buf_free(&b);
 	mr_msg_job_free(&j);
@@ -163,6 +186,7 @@ fuzz_results(uint32_t type, const uint8_t *p, size_t len)
 		const struct mr_m_status *st = &r.r[i];
 
 		CHECK(st->status == MR_DS_OK || st->status == MR_DS_PERM ||
+		    st->status == MR_DS_RELAYED ||
 		    (!replay && (st->status == MR_DS_TEMP ||
 		    st->status == MR_DS_AGAIN)));
 		check_str(st->text, MR_TEXT_MAX, 0, 0);

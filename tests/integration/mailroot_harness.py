@@ -206,11 +206,55 @@ class _SinkHandler:
         return "250 2.0.0 Ok: stored by sink"
 
 
+DSN_PARAMS = ("RET", "ENVID", "NOTIFY", "ORCPT")
+
+
+class _DsnSinkHandler(_SinkHandler):
+    """Adds DSN (RFC 3461) to the EHLO reply."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname,
+                          responses):
+        session.host_name = hostname
+        return responses[:-1] + ["250-DSN"] + responses[-1:]
+
+
+def _recording_smtp():
+    """An aiosmtpd SMTP that records each MAIL and RCPT argument as sent
+    (sink.mail_args, sink.rcpt_args) and, where the sink offers DSN,
+    takes DSN's parameters (aiosmtpd itself knows none)."""
+    from aiosmtpd.smtp import SMTP
+
+    class RecordingSMTP(SMTP):
+        def _take(self, arg, kept):
+            sink = self.event_handler.sink
+            kept.append(arg)
+            if not sink.dsn or arg is None:
+                return arg
+            words = [w for w in arg.split(" ")
+                     if w.split("=", 1)[0].upper() not in DSN_PARAMS]
+            return " ".join(words)
+
+        async def smtp_MAIL(self, arg):
+            sink = self.event_handler.sink
+            await super().smtp_MAIL(self._take(arg, sink.mail_args))
+
+        async def smtp_RCPT(self, arg):
+            sink = self.event_handler.sink
+            await super().smtp_RCPT(self._take(arg, sink.rcpt_args))
+
+    for name in ("smtp_MAIL", "smtp_RCPT"):     # keep aiosmtpd's @syntax
+        getattr(RecordingSMTP, name).__dict__.update(
+            getattr(SMTP, name).__dict__)
+    return RecordingSMTP
+
+
 class Sink:
     """aiosmtpd on 127.0.0.1:port.  reject maps a lower-case recipient to
-    the reply its RCPT gets (default "550 5.1.1 ...")."""
+    the reply its RCPT gets (default "550 5.1.1 ...").  dsn=True offers
+    DSN; every MAIL and RCPT argument is recorded as it came (mail_args,
+    rcpt_args)."""
 
-    def __init__(self):
+    def __init__(self, dsn=False):
         from aiosmtpd.controller import Controller
         self.port = free_port()
         self.messages = []
@@ -218,11 +262,21 @@ class Sink:
         self.rejected = []      # recipients refused so far, in order
         self.hold = None        # a threading.Event: the reply to DATA
                                 # waits until it is set
+        self.dsn = dsn
+        self.mail_args = []
+        self.rcpt_args = []
         self._cond = threading.Condition()
-        self._controller = Controller(_SinkHandler(self),
-                                      hostname="127.0.0.1", port=self.port,
-                                      decode_data=False,
-                                      ready_timeout=10.0)
+        smtp_class = _recording_smtp()
+
+        class _Controller(Controller):
+            def factory(self):
+                return smtp_class(self.handler, **self.SMTP_kwargs)
+
+        handler = _DsnSinkHandler(self) if dsn else _SinkHandler(self)
+        self._controller = _Controller(handler,
+                                       hostname="127.0.0.1", port=self.port,
+                                       decode_data=False,
+                                       ready_timeout=10.0)
 
     def start(self):
         self._controller.start()

@@ -73,11 +73,20 @@ def frame(mtype, payload=b""):
     return struct.pack("<II", mtype, len(payload)) + payload
 
 
-def job_frame(job, server, qid, sender, rcpts, body=0, auth=""):
+def dsn_block(n, ret=0, envid="", notify=0, orcpt=""):
+    """The DSN block (RFC 3461) that ends a JOB: the same NOTIFY and
+    ORCPT for each of the n recipients."""
+    return (u32(ret) + pstr(envid) + u32(n)
+            + (u32(notify) + pstr(orcpt)) * n)
+
+
+def job_frame(job, server, qid, sender, rcpts, body=0, dsn=None, auth=""):
     p = u64(job) + u32(server) + pstr(qid) + pstr(sender) + u32(len(rcpts))
     for r in rcpts:
         p += pstr(r)
-    return frame(MR_D_JOB, p + u32(body) + pstr(auth))
+    return frame(MR_D_JOB, p + u32(body)
+                 + pstr(auth)
+                 + (dsn if dsn is not None else dsn_block(len(rcpts))))
 
 
 def parse_result(data):

@@ -385,6 +385,11 @@ t_defaults(void **state)
 	assert_int_equal(s->limits.recipients_per_message, 100);
 	assert_int_equal(s->limits.client_connections, 0);
 	assert_int_equal(s->limits.client_connection_rate, 0);
+	assert_int_equal(s->extensions.size, 1);
+	assert_int_equal(s->extensions.pipelining, 1);
+	assert_int_equal(s->extensions.eightbitmime, 1);
+	assert_int_equal(s->extensions.chunking, 1);
+	assert_int_equal(s->extensions.dsn, 1);
 	assert_int_equal(s->reverse_dns_lookup, 0);
 	assert_int_equal(s->hop_count, 15);
 	assert_int_equal(s->badmail, 1);
@@ -463,8 +468,13 @@ t_sizes_durations(void **state)
 	    "\t\tclient-connection-rate 30 }\n"
 	    "\tdelivery { retry 1m 2h 3d 45s 100\n"
 	    "\t\texpire local 7d }\n"
-	    "\tlog { rotate size 1500 }\n"));
+	    "\tlog { rotate size 1500 }\n"
+	    "\textensions { chunking no; 8bitmime no; dsn no }\n"));
 	s = &cf->servers[0];
+	assert_int_equal(s->extensions.chunking, 0);
+	assert_int_equal(s->extensions.eightbitmime, 0);
+	assert_int_equal(s->extensions.size, 1);
+	assert_int_equal(s->extensions.dsn, 0);
 	assert_int_equal(s->limits.message_size, 1048576);
 	assert_int_equal(s->limits.session_size, 1073741824);
 	assert_int_equal(s->limits.idle_timeout, 90);

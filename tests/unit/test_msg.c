@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "dsn_param.h"
 #include "ipc_msg.h"
 #include "proto.h"
 
@@ -44,6 +45,63 @@ commit(const struct mr_buf *b, struct mr_m_commit *c)
 	return rc;
 }
 
+/* The DSN block for n recipients, the same parameters for each. */
+static void
+put_dsn(struct mr_buf *b, uint32_t ret, const char *envid, uint32_t n,
+    uint32_t notify, const char *orcpt)
+{
+	uint32_t i;
+
+	mr_buf_put_u32(b, ret);
+	mr_buf_put_str(b, envid);
+	mr_buf_put_u32(b, n);
+	for (i = 0; i < n; i++) {
+		mr_buf_put_u32(b, notify);
+		mr_buf_put_str(b, orcpt);
+	}
+}
+
+/* Every malformed DSN block refuses the whole COMMIT. */
+static void
+t_commit_bad_dsn(void **state)
+{
+	static const struct {
+		uint32_t	 ret;
+		const char	*envid;
+		uint32_t	 n;
+		uint32_t	 notify;
+		const char	*orcpt;
+	} bad[] = {
+		{ 3, "", 1, 0, "" },				/* no such RET */
+		{ 0, "a b", 1, 0, "" },				/* not xtext */
+		{ 0, "a+2", 1, 0, "" },
+		{ 0, "", 2, 0, "" },				/* count */
+		{ 0, "", 1, MR_NOTIFY_NEVER | MR_NOTIFY_DELAY, "" },
+		{ 0, "", 1, 16, "" },
+		{ 0, "", 1, 0, "rfc822" },			/* no ';' */
+		{ 0, "", 1, 0, "rfc822;a\r\nb" },
+	};
+	struct mr_m_commit c;
+	struct mr_buf b;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		commit_head(&b, "", 1);
+		mr_buf_put_str(&b, "r@remote.test");
+		mr_buf_put_u64(&b, 1);
+		mr_buf_put_str(&b, "");
+		mr_buf_put_str(&b, "");
+		mr_buf_put_u32(&b, MR_BODY_NONE);
+		mr_buf_put_str(&b, "");
+		put_dsn(&b, bad[i].ret, bad[i].envid, bad[i].n, bad[i].notify,
+		    bad[i].orcpt);
+		if (commit(&b, &c) != -1)
+			fail_msg("DSN row %zu decoded", i);
+		mr_buf_free(&b);
+	}
+}
+
 static void
 t_commit_good(void **state)
 {
@@ -61,9 +119,16 @@ t_commit_good(void **state)
 	/* without the AUTH name the frame is short */
 	assert_int_equal(commit(&b, &c), -1);
 	mr_buf_put_str(&b, "bob");
+	assert_int_equal(commit(&b, &c), -1);	/* no DSN block */
+	put_dsn(&b, MR_RET_HDRS, "env+2Bid", 2, MR_NOTIFY_NEVER,
+	    "rfc822;r1@remote.test");
 	assert_int_equal(commit(&b, &c), 0);
 	assert_string_equal(c.auth, "bob");
 	assert_int_equal(c.body, MR_BODY_8BITMIME);
+	assert_int_equal(c.dsn.ret, MR_RET_HDRS);
+	assert_string_equal(c.dsn.envid, "env+2Bid");
+	assert_int_equal(c.dsn.notify[1], MR_NOTIFY_NEVER);
+	assert_string_equal(c.dsn.orcpt[1], "rfc822;r1@remote.test");
 	assert_int_equal(c.req, 7);
 	assert_string_equal(c.id, "ABC123");
 	assert_string_equal(c.sender, "a@client.test");
@@ -140,6 +205,7 @@ t_commit_control_in_helo(void **state)
 	mr_buf_put_str(&b, "evil\r\nX-Injected: 1");
 	mr_buf_put_u32(&b, MR_BODY_7BIT);
 	mr_buf_put_str(&b, "");
+	put_dsn(&b, 0, "", 1, 0, "");
 	assert_int_equal(commit(&b, &c), -1);
 	mr_buf_free(&b);
 	/* nor in the AUTH name, which reaches the envelope and MAIL AUTH= */
@@ -150,6 +216,7 @@ t_commit_control_in_helo(void **state)
 	mr_buf_put_str(&b, "client.test");
 	mr_buf_put_u32(&b, MR_BODY_7BIT);
 	mr_buf_put_str(&b, "bob\r\nRCPT TO:<x@y>");
+	put_dsn(&b, 0, "", 1, 0, "");
 	assert_int_equal(commit(&b, &c), -1);
 	mr_buf_free(&b);
 }
@@ -171,20 +238,27 @@ t_job(void **state)
 	mr_buf_put_str(&b, "r@remote.test");
 	mr_buf_put_u32(&b, MR_BODY_8BITMIME + 1);	/* no such BODY */
 	mr_buf_put_str(&b, "");
+	put_dsn(&b, 0, "", 1, 0, "");
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    -1);
-	b.len -= 4 + 5;
+	b.len -= 4 + 5 + 4 + 5 + 4 + 4 + 5;
 	mr_buf_put_u32(&b, MR_BODY_8BITMIME);
 	mr_buf_put_str(&b, "");
+	put_dsn(&b, MR_RET_FULL, "E", 1, MR_NOTIFY_SUCCESS |
+	    MR_NOTIFY_FAILURE, "rfc822;x@y");
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    0);
 	assert_string_equal(j.auth, "");
 	assert_int_equal(j.body, MR_BODY_8BITMIME);
 	assert_int_equal(j.nrcpts, 1);
 	assert_string_equal(j.rcpts[0], "r@remote.test");
+	assert_int_equal(j.dsn.ret, MR_RET_FULL);
+	assert_int_equal(j.dsn.notify[0], MR_NOTIFY_SUCCESS |
+	    MR_NOTIFY_FAILURE);
+	assert_string_equal(j.dsn.orcpt[0], "rfc822;x@y");
 	mr_msg_job_free(&j);
 	/* a CR in a recipient is an SMTP command injection */
-	b.data[b.len - 6 - 5] = '\r';
+	b.data[b.len - 6 - 5 - 4 - 6 - 4 - 4 - 15] = '\r';
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    -1);
 	assert_null(j.rcpts);
@@ -209,7 +283,7 @@ t_results(void **state)
 	mr_buf_put_u32(&b, 2);
 	mr_buf_put_u32(&b, MR_DS_OK);
 	mr_buf_put_str(&b, "250 ok");
-	mr_buf_put_u32(&b, 6);		/* no such status */
+	mr_buf_put_u32(&b, 7);		/* no such status */
 	mr_buf_put_str(&b, "?");
 	assert_int_equal(mr_msg_result((unsigned char *)b.data, b.len, &r,
 	    &err), -1);
@@ -272,6 +346,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_commit_good),
+		cmocka_unit_test(t_commit_bad_dsn),
 		cmocka_unit_test(t_commit_rcpt_count_over_max),
 		cmocka_unit_test(t_commit_rcpt_count_beyond_payload),
 		cmocka_unit_test(t_commit_bad_rcpt_late),
