@@ -64,8 +64,26 @@ enum mr_msgtype {
 				 * sealed memfd: the pki's certificate chain
 				 * then its key (smtpd, before MR_M_CONFIG) */
 
-	MR_MSG_MAX = MR_M_PKI
+	/* reverse DNS of a client (smtpd/rdns.c, deliverd/ptr_resolve.c):
+	 * smtpd -> queued -> deliverd, and the answer back the same way;
+	 * queued passes both on unchanged after decoding them */
+	MR_R_PTR,		/* u64 req, str client address (numeric) */
+	MR_R_PTR_ANSWER,	/* u64 req, u32 status (enum mr_ptr_status),
+				 * u32 ttl (seconds), str name: the confirmed
+				 * name (OK), the first PTR name (UNCONFIRMED),
+				 * else "" */
+
+	MR_MSG_MAX = MR_R_PTR_ANSWER
 };
+
+/* What the reverse lookup of a client found (MR_R_PTR_ANSWER). */
+enum mr_ptr_status {
+	MR_PTR_OK = 0,		/* a PTR name resolves back to the address */
+	MR_PTR_UNCONFIRMED = 1,	/* PTR names, none resolves back to it */
+	MR_PTR_NONE = 2,	/* no PTR record (NXDOMAIN, no data) */
+	MR_PTR_FAIL = 3		/* no answer: timeout, SERVFAIL, overload */
+};
+#define MR_PTR_TTL_MAX	86400	/* a longer TTL is cut to this */
 
 enum mr_proc {
 	MR_PROC_MASTER = 0,
