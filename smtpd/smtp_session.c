@@ -74,6 +74,10 @@ struct session {
 	int			 tls;		/* TLS established */
 	struct listener		*sni;		/* SNI chose its server */
 	char			 tls_info[128];	/* for Received */
+	struct rdns_wait	*rdns_wait;	/* reverse lookup asked */
+	struct rdns_result	 rdns;		/* its answer, once known */
+	int			 rdns_known;
+	int			 greet_waiting;	/* for the answer */
 	int			 errors;
 	uint64_t		 session_bytes;
 
@@ -248,6 +252,7 @@ session_free(struct session *s)
 	struct session **pp;
 
 	reset_transaction(s);
+	rdns_cancel(s->rdns_wait);
 	for (pp = &table[s->id % HASH_SIZE]; *pp != NULL; pp = &(*pp)->hnext)
 		if (*pp == s) {
 			*pp = s->hnext;
@@ -333,6 +338,7 @@ lost(struct session *s)
 /* ---- TLS ---- */
 
 static void	greet(struct session *);
+static int	rdns_wait_for(struct session *);
 
 static int
 tls_offered(const struct session *s)
@@ -603,20 +609,76 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 
 	mr_debug("session %llu: connect from [%s] to %s",
 	    (unsigned long long)s->id, s->ip, l->lcfg->text);
+	(void)rdns_wait_for(s);	/* under way while TLS starts */
 	if (!l->lcfg->tls)
 		greet(s);
 	else if (start_tls(s) == -1)	/* implicit TLS: greet after it */
 		close_after_reply(s);
 }
 
-/* The access rules and limits, then the greeting. */
+/* ---- the client's name (rdns.c) ---- */
+
+static void
+rdns_known(struct session *s)
+{
+	s->rdns_known = 1;
+	s->rdns_wait = NULL;
+	if (s->rdns.status == MR_PTR_OK)
+		mr_info("session %llu [%s]: client name %s (confirmed)",
+		    (unsigned long long)s->id, s->ip, s->rdns.name);
+	else if (s->rdns.status == MR_PTR_FAIL)
+		mr_info("session %llu [%s]: reverse DNS lookup failed: no "
+		    "domain rule matches this client",
+		    (unsigned long long)s->id, s->ip);
+	else
+		mr_info("session %llu [%s]: no confirmed client name%s%s",
+		    (unsigned long long)s->id, s->ip,
+		    s->rdns.name[0] != '\0' ? ": PTR says " : "",
+		    s->rdns.name);
+}
+
+static void
+rdns_done(void *arg, const struct rdns_result *r)
+{
+	struct session *s = arg;
+
+	s->rdns = *r;
+	rdns_known(s);
+	if (s->greet_waiting) {
+		s->greet_waiting = 0;
+		greet(s);
+	}
+}
+
+/* Asks for the client's name if the server's rules or Received field
+ * want it and it is not known: 1 while the answer is awaited. */
+static int
+rdns_wait_for(struct session *s)
+{
+	if (s->rdns_known || !rdns_needed(s->srv))
+		return 0;
+	if (s->rdns_wait != NULL)
+		return 1;
+	if (rdns_lookup((struct sockaddr *)&s->peer, rdns_done, s, &s->rdns,
+	    &s->rdns_wait) == 0)
+		return 1;
+	rdns_known(s);
+	return 0;
+}
+
+/* The access rules and limits, then the greeting (once the client's
+ * name is known, if the rules or the Received field want it). */
 static void
 greet(struct session *s)
 {
 	const struct mr_server *srv = s->srv;
 
+	if (rdns_wait_for(s)) {
+		s->greet_waiting = 1;	/* rdns_done greets */
+		return;
+	}
 	if (!mr_access_check(&srv->connection, (struct sockaddr *)&s->peer,
-	    NULL)) {
+	    rdns_name(&s->rdns))) {
 		mr_info("session %llu [%s]: connection denied by rule",
 		    (unsigned long long)s->id, s->ip);
 		reply(s, "554 5.7.1 %s Access denied", srv->fqdn);
@@ -727,7 +789,8 @@ relay_allowed(struct session *s, const char *domain)
 {
 	const struct mr_domain *d;
 
-	if (mr_access_check(&s->srv->relay, (struct sockaddr *)&s->peer, NULL))
+	if (mr_access_check(&s->srv->relay, (struct sockaddr *)&s->peer,
+	    rdns_name(&s->rdns)))
 		return 1;
 	d = mr_config_domain(s->srv, domain);
 	return d != NULL && d->kind == MR_DOMAIN_REMOTE && d->relay;
@@ -803,7 +866,7 @@ add_headers_wanted(struct session *s)
 	case MR_ADDHDR_LOCAL:
 	default:
 		return mr_access_check(&s->srv->relay,
-		    (struct sockaddr *)&s->peer, NULL);
+		    (struct sockaddr *)&s->peer, rdns_name(&s->rdns));
 	}
 }
 
@@ -832,8 +895,11 @@ cmd_data(struct session *s)
 	}
 	mr_rfc5322_date(time(NULL), date, sizeof(date));
 	mr_buf_reset(&s->out);
-	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n", s->helo,
-	    s->ip);
+	if (s->srv->reverse_dns_lookup && s->rdns_known)
+		rdns_received_from(&s->out, &s->rdns, s->helo, s->ip);
+	else
+		mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n",
+		    s->helo, s->ip);
 	if (s->tls)
 		mr_buf_printf(&s->out, "\t(using %s)\r\n", s->tls_info);
 	mr_buf_printf(&s->out, "\tby %s (mailroot) with %s%s id %s",
