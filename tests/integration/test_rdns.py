@@ -272,3 +272,64 @@ def test_burst_of_clients(start_mailroot, dns):
     for ip, bad in BURST[:4]:
         assert greeting(mr.port, ip).startswith(
             "554 5.7.1 " if bad else "220 ")
+
+
+# -- hostile frames: a malformed lookup or answer drops its sender ---------
+
+from test_boundaries import all_children, channel_to, pstr, relay_one  # noqa: E402,E501
+from test_peer_bad import msg_type  # noqa: E402
+
+
+def u32(v):
+    return v.to_bytes(4, "little")
+
+
+def u64(v):
+    return v.to_bytes(8, "little")
+
+
+HOSTILE = {
+    # a name that would end the Received field's clause and add a header
+    "answer-injection": ("deliverd", "queued", "MR_R_PTR_ANSWER",
+                         u64(1) + u32(0) + u32(60) +
+                         pstr(b"x\r\nX-Injected: 1")),
+    "answer-status": ("queued", "smtpd", "MR_R_PTR_ANSWER",
+                      u64(1) + u32(9) + u32(60) + pstr(b"")),
+    "answer-name-with-failure": ("queued", "smtpd", "MR_R_PTR_ANSWER",
+                                 u64(1) + u32(3) + u32(0) +
+                                 pstr(b"good.example")),
+    "request-not-an-address": ("smtpd", "queued", "MR_R_PTR",
+                               u64(1) + pstr(b"../etc/passwd")),
+    "request-trailing-bytes": ("queued", "deliverd", "MR_R_PTR",
+                               u64(1) + pstr(b"127.0.0.1") + u32(0)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_malformed_frame_drops_sender(start_mailroot, sink, case):
+    """The receiver lives on, the sender is reported and restarted, and
+    mail still flows."""
+    sender, receiver, mtype, payload = HOSTILE[case]
+    d = start_mailroot(sink=sink)
+    before = all_children(d.pid)
+    chan = channel_to(before[sender], before[receiver])
+    try:
+        chan.send(u32(msg_type(mtype)) + u32(len(payload)) + payload)
+    finally:
+        chan.close()
+
+    def restarted():
+        now = mh.children(d.pid)
+        return sender in now and now[sender] != before[sender]
+
+    assert mh.wait_until(restarted, 30), d.log_text()
+    log = d.log_text()
+    assert "%s reports that %s misbehaved" % (receiver, sender) in log, log
+    for end in ("killed", "exited"):
+        assert "%s (pid %d) %s" % (receiver, before[receiver], end) \
+            not in log, log
+    assert "killed by signal 11" not in log, log
+    assert mh.children(d.pid).get(receiver) == before[receiver], log
+    assert mh.wait_until(lambda: d.log_text().count("connected to") >= 3,
+                         30), d.log_text()
+    relay_one(d, sink, "after %s" % case)
