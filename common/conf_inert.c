@@ -48,22 +48,6 @@ static const struct inert inert[] = {
 	    NOEFFECT ": there is no control socket yet"),
 	I(W_TOP, "metrics", NULL, NULL, NULL, 0, "metrics",
 	    NOEFFECT ": no metrics are served"),
-	I(W_SERVER, "connection", "allow", "domain", NULL, 0,
-	    "connection allow domain", NOEFFECT ": no reverse DNS lookup "
-	    "is made, so the rule never matches"),
-	I(W_SERVER, "connection", "deny", "domain", NULL, 1,
-	    "connection deny domain", "is not yet implemented: no reverse "
-	    "DNS lookup is made, so the rule never matches and the clients "
-	    "it names would be let in; deny them by network instead"),
-	I(W_SERVER, "relay", "allow", "domain", NULL, 0,
-	    "relay allow domain", NOEFFECT ": no reverse DNS lookup is "
-	    "made, so the rule never matches"),
-	I(W_SERVER, "relay", "deny", "domain", NULL, 1, "relay deny domain",
-	    "is not yet implemented: no reverse DNS lookup is made, so the "
-	    "rule never matches and the clients it names could relay if a "
-	    "later rule allows them; deny them by network instead"),
-	I(W_SERVER, "reverse-dns-lookup", "yes", NULL, NULL, 0,
-	    "reverse-dns-lookup", NOEFFECT),
 	I(W_SERVER, "masquerade-domain", NULL, NULL, NULL, 0,
 	    "masquerade-domain", "is only partly implemented: it names the "
 	    "sender of non-delivery reports, but the envelope sender of "

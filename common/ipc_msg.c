@@ -12,6 +12,11 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -488,5 +493,61 @@ mr_msg_auth_reply(const unsigned char *p, size_t len,
 		*err = "malformed AUTH_REPLY";
 		return -1;
 	}
+	return 0;
+}
+
+/* ---- reverse DNS of a client (MR_R_PTR, MR_R_PTR_ANSWER) ---- */
+
+int
+mr_msg_hostname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MR_PTR_NAME_MAX || s[0] == '.' || s[n - 1] == '.' ||
+	    strstr(s, "..") != NULL)
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("-_.", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+int
+mr_msg_ptr(const unsigned char *p, size_t len, struct mr_m_ptr *out,
+    const char **err)
+{
+	unsigned char a[16];
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->addr = mr_rd_str(&rd, INET6_ADDRSTRLEN, NULL);
+	if (!mr_rd_done(&rd) || (inet_pton(AF_INET, out->addr, a) != 1 &&
+	    inet_pton(AF_INET6, out->addr, a) != 1)) {
+		*err = "malformed PTR";
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_ptr_answer(const unsigned char *p, size_t len,
+    struct mr_m_ptr_answer *out, const char **err)
+{
+	struct mr_rd rd;
+	int named;
+
+	mr_rd_init(&rd, p, len);
+	out->req = mr_rd_u64(&rd);
+	out->status = mr_rd_u32(&rd);
+	out->ttl = mr_rd_u32(&rd);
+	out->name = mr_rd_str(&rd, MR_PTR_NAME_MAX, NULL);
+	*err = "malformed PTR_ANSWER";
+	if (!mr_rd_done(&rd) || out->status > MR_PTR_FAIL ||
+	    out->ttl > MR_PTR_TTL_MAX)
+		return -1;
+	named = out->status == MR_PTR_OK || out->status == MR_PTR_UNCONFIRMED;
+	if (named ? !mr_msg_hostname(out->name) : out->name[0] != '\0')
+		return -1;
 	return 0;
 }

@@ -168,4 +168,27 @@ int	mr_msg_auth_reply(const unsigned char *, size_t,
 /* 1 if s holds no control byte (CR, LF, NUL, DEL ...) */
 int	mr_msg_clean(const char *s);
 
+/* MR_R_PTR: the client address, a numeric IPv4 or IPv6 address */
+struct mr_m_ptr {
+	uint64_t	 req;
+	const char	*addr;
+};
+int	mr_msg_ptr(const unsigned char *, size_t, struct mr_m_ptr *,
+	    const char **err);
+
+/* MR_R_PTR_ANSWER: name is a host name (letters, digits, "-", "_", ".",
+ * 1..MR_PTR_NAME_MAX bytes, no trailing dot) for OK and UNCONFIRMED,
+ * "" otherwise; status is an enum mr_ptr_status; ttl <= MR_PTR_TTL_MAX */
+#define MR_PTR_NAME_MAX	253
+struct mr_m_ptr_answer {
+	uint64_t	 req;
+	uint32_t	 status;
+	uint32_t	 ttl;
+	const char	*name;
+};
+int	mr_msg_ptr_answer(const unsigned char *, size_t,
+	    struct mr_m_ptr_answer *, const char **err);
+/* 1 if s is a host name as MR_R_PTR_ANSWER carries it */
+int	mr_msg_hostname(const char *s);
+
 #endif

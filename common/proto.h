@@ -84,7 +84,16 @@ enum mr_msgtype {
 	/* queued -> smtpd */
 	MR_Q_AUTH_REPLY,	/* u64 req, u32 result (enum mr_auth_res) */
 
-	MR_MSG_MAX = MR_Q_AUTH_REPLY
+	/* reverse DNS of a client (smtpd/rdns.c, deliverd/ptr_resolve.c):
+	 * smtpd -> queued -> deliverd, and the answer back the same way;
+	 * queued passes both on unchanged after decoding them */
+	MR_R_PTR,		/* u64 req, str client address (numeric) */
+	MR_R_PTR_ANSWER,	/* u64 req, u32 status (enum mr_ptr_status),
+				 * u32 ttl (seconds), str name: the confirmed
+				 * name (OK), the first PTR name (UNCONFIRMED),
+				 * else "" */
+
+	MR_MSG_MAX = MR_R_PTR_ANSWER
 };
 
 enum mr_rverdict {
@@ -99,6 +108,15 @@ enum mr_auth_res {
 	MR_AUTH_FAIL = 1,	/* 535: wrong password or no such user */
 	MR_AUTH_TEMP = 2	/* 454: the table cannot be read */
 };
+
+/* What the reverse lookup of a client found (MR_R_PTR_ANSWER). */
+enum mr_ptr_status {
+	MR_PTR_OK = 0,		/* a PTR name resolves back to the address */
+	MR_PTR_UNCONFIRMED = 1,	/* PTR names, none resolves back to it */
+	MR_PTR_NONE = 2,	/* no PTR record (NXDOMAIN, no data) */
+	MR_PTR_FAIL = 3		/* no answer: timeout, SERVFAIL, overload */
+};
+#define MR_PTR_TTL_MAX	86400	/* a longer TTL is cut to this */
 
 enum mr_proc {
 	MR_PROC_MASTER = 0,

@@ -68,6 +68,12 @@ deliverd_base(void)
 	return d.base;
 }
 
+struct mr_ipc *
+deliverd_queued(void)
+{
+	return d.queued;
+}
+
 static const char *
 status_word(int st)
 {
@@ -713,6 +719,11 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
 		queued_drop(NULL);
 		return;
 	}
+	if (m->type == MR_R_PTR && m->fd < 0) {
+		if (ptr_request(m->data, m->len) == -1)
+			queued_drop("malformed PTR request");
+		return;
+	}
 	if (m->type != MR_D_JOB) {
 		if (m->fd >= 0)
 			(void)close(m->fd);
@@ -865,6 +876,7 @@ teardown(void)
 	if (d.grace != NULL)
 		event_free(d.grace);
 	mx_fini();
+	ptr_fini();
 	replay_free();
 	if (d.replay_timer != NULL)
 		event_free(d.replay_timer);
@@ -886,6 +898,8 @@ main(int argc, char *argv[])
 	/* before the drop: the resolver reads /etc/resolv.conf */
 	if (mx_init(d.base, d.cfg->resolver) == -1)
 		mr_fatal("cannot set up the resolver");
+	if (ptr_init(d.base, d.cfg->resolver) == -1)
+		mr_fatal("cannot set up the reverse resolver");
 	if (smtp_init() == -1)
 		mr_fatal("cannot set up TLS");
 	(void)mr_privdrop("deliverd", d.cfg->deliver_user, NULL);

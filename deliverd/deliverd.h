@@ -20,6 +20,7 @@
 #include "conf.h"
 
 struct event_base;
+struct mr_ipc;
 struct smtp_sess;
 
 /* One recipient of a job and, once known, its result. */
@@ -106,6 +107,13 @@ void		 deliverd_sess_end(struct dest *, int status,
 void		 deliverd_set(struct delivery *, size_t i, int status,
 		    const char *text);
 struct event_base *deliverd_base(void);
+/* the channel to queued, NULL while queued is down */
+struct mr_ipc	*deliverd_queued(void);
+
+/* ptr_resolve.c: reverse lookups of smtpd's clients (MR_R_PTR) */
+int		 ptr_init(struct event_base *, const char *resolver);
+void		 ptr_fini(void);
+int		 ptr_request(const unsigned char *, size_t);
 
 /* smtp_client.c */
 int		 smtp_init(void);

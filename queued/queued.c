@@ -150,6 +150,10 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	case MR_Q_AUTH:
 		auth_request(msg->data, msg->len);
 		return;
+	case MR_R_PTR:
+		if (ptr_relay_request(msg->data, msg->len) == 0)
+			return;
+		break;
 	default:
 		break;
 	}
@@ -174,6 +178,10 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		case MR_D_REPLAY_END:
 			sched_release();
 			return;
+		case MR_R_PTR_ANSWER:
+			if (ptr_relay_answer(msg->data, msg->len) == 0)
+				return;
+			break;
 		default:
 			break;
 		}

@@ -92,6 +92,11 @@ extern struct queued *q;
 void	queued_drop_smtpd(void);
 void	queued_drop_deliverd(void);
 
+/* ptr_relay.c: reverse DNS lookups, smtpd -> deliverd and back; -1 when
+ * the frame does not decode (drop the sender) */
+int	ptr_relay_request(const unsigned char *, size_t);
+int	ptr_relay_answer(const unsigned char *, size_t);
+
 /* queue_commit.c: receiving new messages from smtpd */
 void	commit_new(struct mr_ipc *, const unsigned char *, size_t);
 void	commit_commit(const unsigned char *, size_t);

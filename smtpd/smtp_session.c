@@ -79,6 +79,10 @@ struct session {
 	int			 tls;		/* TLS established */
 	struct listener		*sni;		/* SNI chose its server */
 	char			 tls_info[128];	/* for Received */
+	struct rdns_wait	*rdns_wait;	/* reverse lookup asked */
+	struct rdns_result	 rdns;		/* its answer, once known */
+	int			 rdns_known;
+	int			 greet_waiting;	/* for the answer */
 	int			 errors;
 	uint64_t		 session_bytes;
 	struct auth_state	 auth;		/* auth.c */
@@ -92,6 +96,7 @@ struct session {
 	char			**rcpts;
 	size_t			 nrcpts;
 	char			 rcpt_wait[MR_PATH_MAX + 1];	/* asked */
+	struct mr_dsn_rcpt	 rcpt_wait_dsn;	/* its NOTIFY and ORCPT */
 	char			 qid[MR_ID_MAX + 1];
 	int			 datafd;
 	int			 new_pending;	/* our NEW not answered yet */
@@ -270,6 +275,7 @@ session_free(struct session *s)
 
 	reset_transaction(s);
 	auth_reset(&s->auth);
+	rdns_cancel(s->rdns_wait);
 	for (pp = &table[s->id % HASH_SIZE]; *pp != NULL; pp = &(*pp)->hnext)
 		if (*pp == s) {
 			*pp = s->hnext;
@@ -356,6 +362,7 @@ lost(struct session *s)
 /* ---- TLS ---- */
 
 static void	greet(struct session *);
+static int	rdns_wait_for(struct session *);
 
 static int
 tls_offered(const struct session *s)
@@ -627,20 +634,76 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 
 	mr_debug("session %llu: connect from [%s] to %s",
 	    (unsigned long long)s->id, s->ip, l->lcfg->text);
+	(void)rdns_wait_for(s);	/* under way while TLS starts */
 	if (!l->lcfg->tls)
 		greet(s);
 	else if (start_tls(s) == -1)	/* implicit TLS: greet after it */
 		close_after_reply(s);
 }
 
-/* The access rules and limits, then the greeting. */
+/* ---- the client's name (rdns.c) ---- */
+
+static void
+rdns_known(struct session *s)
+{
+	s->rdns_known = 1;
+	s->rdns_wait = NULL;
+	if (s->rdns.status == MR_PTR_OK)
+		mr_info("session %llu [%s]: client name %s (confirmed)",
+		    (unsigned long long)s->id, s->ip, s->rdns.name);
+	else if (s->rdns.status == MR_PTR_FAIL)
+		mr_info("session %llu [%s]: reverse DNS lookup failed: no "
+		    "domain rule matches this client",
+		    (unsigned long long)s->id, s->ip);
+	else
+		mr_info("session %llu [%s]: no confirmed client name%s%s",
+		    (unsigned long long)s->id, s->ip,
+		    s->rdns.name[0] != '\0' ? ": PTR says " : "",
+		    s->rdns.name);
+}
+
+static void
+rdns_done(void *arg, const struct rdns_result *r)
+{
+	struct session *s = arg;
+
+	s->rdns = *r;
+	rdns_known(s);
+	if (s->greet_waiting) {
+		s->greet_waiting = 0;
+		greet(s);
+	}
+}
+
+/* Asks for the client's name if the server's rules or Received field
+ * want it and it is not known: 1 while the answer is awaited. */
+static int
+rdns_wait_for(struct session *s)
+{
+	if (s->rdns_known || !rdns_needed(s->srv))
+		return 0;
+	if (s->rdns_wait != NULL)
+		return 1;
+	if (rdns_lookup((struct sockaddr *)&s->peer, rdns_done, s, &s->rdns,
+	    &s->rdns_wait) == 0)
+		return 1;
+	rdns_known(s);
+	return 0;
+}
+
+/* The access rules and limits, then the greeting (once the client's
+ * name is known, if the rules or the Received field want it). */
 static void
 greet(struct session *s)
 {
 	const struct mr_server *srv = s->srv;
 
+	if (rdns_wait_for(s)) {
+		s->greet_waiting = 1;	/* rdns_done greets */
+		return;
+	}
 	if (!mr_access_check(&srv->connection, (struct sockaddr *)&s->peer,
-	    NULL)) {
+	    rdns_name(&s->rdns))) {
 		mr_info("session %llu [%s]: connection denied by rule",
 		    (unsigned long long)s->id, s->ip);
 		reply(s, "554 5.7.1 %s Access denied", srv->fqdn);
@@ -770,7 +833,8 @@ relay_allowed(struct session *s, const char *domain)
 {
 	const struct mr_domain *d;
 
-	if (mr_access_check(&s->srv->relay, (struct sockaddr *)&s->peer, NULL))
+	if (mr_access_check(&s->srv->relay, (struct sockaddr *)&s->peer,
+	    rdns_name(&s->rdns)))
 		return 1;
 	if (s->auth.user[0] != '\0' && s->srv->relay_authenticated)
 		return 1;
@@ -789,6 +853,16 @@ default_domain(const struct mr_server *srv)
 		if (srv->domains[i].kind == MR_DOMAIN_LOCAL)
 			return srv->domains[i].name;
 	return srv->fqdn;
+}
+
+/* A recipient accepted: its address and DSN parameters, in step. */
+static void
+add_rcpt(struct session *s, const char *addr, const struct mr_dsn_rcpt *d)
+{
+	s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(char *));
+	s->rdsn = mr_xreallocarray(s->rdsn, s->nrcpts + 1, sizeof(*s->rdsn));
+	s->rdsn[s->nrcpts] = *d;
+	s->rcpts[s->nrcpts++] = mr_xstrdup(addr);
 }
 
 static void
@@ -825,6 +899,7 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 	    c->path.domain)) {
 	case 1:
 		snprintf(s->rcpt_wait, sizeof(s->rcpt_wait), "%s", addr);
+		s->rcpt_wait_dsn = c->dsn_rcpt;
 		s->state = S_WAIT_RCPT;
 		return;
 	case -1:
@@ -834,10 +909,7 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 	default:
 		break;
 	}
-	s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(char *));
-	s->rdsn = mr_xreallocarray(s->rdsn, s->nrcpts + 1, sizeof(*s->rdsn));
-	s->rdsn[s->nrcpts] = c->dsn_rcpt;
-	s->rcpts[s->nrcpts++] = mr_xstrdup(addr);
+	add_rcpt(s, addr, &c->dsn_rcpt);
 	reply(s, "250 2.1.5 Ok");
 }
 
@@ -852,9 +924,7 @@ session_rcpt_verdict(uint64_t req, uint32_t verdict)
 	s->state = S_CMD;
 	a = s->rcpt_wait;
 	if (verdict == MR_RV_OK) {
-		s->rcpts = mr_xreallocarray(s->rcpts, s->nrcpts + 1,
-		    sizeof(char *));
-		s->rcpts[s->nrcpts++] = mr_xstrdup(a);
+		add_rcpt(s, a, &s->rcpt_wait_dsn);
 		reply(s, "250 2.1.5 Ok");
 	} else if (verdict == MR_RV_UNKNOWN) {
 		mr_info("session %llu [%s]: unknown recipient <%s>",
@@ -894,7 +964,7 @@ add_headers_wanted(struct session *s)
 	case MR_ADDHDR_LOCAL:
 	default:
 		return mr_access_check(&s->srv->relay,
-		    (struct sockaddr *)&s->peer, NULL);
+		    (struct sockaddr *)&s->peer, rdns_name(&s->rdns));
 	}
 }
 
@@ -906,8 +976,11 @@ message_begin(struct session *s)
 
 	mr_rfc5322_date(time(NULL), date, sizeof(date));
 	mr_buf_reset(&s->out);
-	mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n", s->helo,
-	    s->ip);
+	if (s->srv->reverse_dns_lookup && s->rdns_known)
+		rdns_received_from(&s->out, &s->rdns, s->helo, s->ip);
+	else
+		mr_buf_printf(&s->out, "Received: from %s ([%s])\r\n",
+		    s->helo, s->ip);
 	if (s->tls)
 		mr_buf_printf(&s->out, "\t(using %s)\r\n", s->tls_info);
 	if (s->auth.user[0] != '\0' && s->srv->auth.received_auth) {

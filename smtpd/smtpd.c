@@ -318,6 +318,7 @@ set_queued(uint32_t kind, int fd)
 	if (smtpd->queued != NULL)
 		mr_ipc_free(smtpd->queued);
 	session_queued_lost();
+	rdns_queued_lost();
 	smtpd->queued = mr_ipc_new(smtpd->base, fd, "queued", MR_MSG_MAX,
 	    queued_cb, NULL);
 	mr_info("connected to queued");
@@ -353,6 +354,8 @@ handle_queued(struct mr_ipc_msg *msg)
 		session_auth_done(ar.req, ar.result);
 		return 0;
 	}
+	if (msg->type == MR_R_PTR_ANSWER)
+		return msg->fd < 0 ? rdns_answer(msg->data, msg->len) : -1;
 	if (mr_msg_reply(msg->type, msg->data, msg->len, &r, &err) == -1)
 		return -1;
 	switch (msg->type) {
@@ -384,6 +387,7 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	mr_ipc_peer_gone(c, msg, mr_child_master(), MR_PROC_QUEUED);
 	smtpd->queued = NULL;
 	session_queued_lost();
+	rdns_queued_lost();
 }
 
 int

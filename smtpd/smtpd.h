@@ -77,6 +77,28 @@ struct client	*client_connect(struct client_table *,
 		    const struct sockaddr *, unsigned *open, unsigned *rate);
 void		 client_done(struct client_table *, struct client *);
 
+/* rdns.c: the client's reverse DNS name, asked of deliverd through
+ * queued and cached.  status is an enum mr_ptr_status; name is the
+ * confirmed name (MR_PTR_OK) or the first PTR name (UNCONFIRMED). */
+struct mr_buf;
+struct rdns_wait;
+struct rdns_result {
+	int	 status;
+	char	 name[256];
+};
+typedef void	(*rdns_cb)(void *arg, const struct rdns_result *);
+int		 rdns_needed(const struct mr_server *);
+int		 rdns_lookup(const struct sockaddr *, rdns_cb, void *arg,
+		    struct rdns_result *, struct rdns_wait **);
+void		 rdns_cancel(struct rdns_wait *);
+int		 rdns_answer(const unsigned char *, size_t);
+void		 rdns_queued_lost(void);
+/* the confirmed name or NULL */
+const char	*rdns_name(const struct rdns_result *);
+void		 rdns_received_from(struct mr_buf *,
+		    const struct rdns_result *, const char *helo,
+		    const char *ip);
+
 /* smtpd.c */
 void	smtpd_maybe_exit(void);
 /* A session keeps the configuration of the listener that accepted it

@@ -16,6 +16,8 @@
  */
 #include "config.h"
 
+#include <netinet/in.h>
+
 #include "fuzz.h"
 #include "buf.h"
 #include "dsn_param.h"
@@ -27,13 +29,19 @@
 static const uint32_t types[] = {
 #if defined(FUZZ_QUEUED)
 	MR_Q_NEW, MR_Q_COMMIT, MR_Q_ABORT, MR_D_RESULT, MR_D_REPLAY, MR_M_PEER,
-	MR_M_CONFIG, MR_Q_RCPT_CHECK, MR_Q_AUTH
+	MR_M_CONFIG, MR_Q_RCPT_CHECK, MR_Q_AUTH,
+	/* reverse DNS, relayed both ways */
+	MR_R_PTR, MR_R_PTR_ANSWER
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
 	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT,
-	MR_Q_AUTH_REPLY
+	MR_Q_AUTH_REPLY,
+	/* reverse DNS */
+	MR_R_PTR_ANSWER
 #elif defined(FUZZ_DELIVERD)
-	MR_D_JOB, MR_M_PEER, MR_M_CONFIG
+	MR_D_JOB, MR_M_PEER, MR_M_CONFIG,
+	/* reverse DNS */
+	MR_R_PTR
 #elif defined(FUZZ_MASTER)
 	MR_M_PEER_BAD
 #else
@@ -263,6 +271,40 @@ fuzz_auth(uint32_t type, const uint8_t *p, size_t len)
 	mr_buf_free(&b);
 }
 
+/* MR_R_PTR, MR_R_PTR_ANSWER: a name only with a status that has one,
+ * and a host name then; a numeric address; re-encoded to the bytes. */
+static void
+fuzz_ptr(uint32_t type, const uint8_t *p, size_t len)
+{
+	struct mr_m_ptr_answer a;
+	struct mr_m_ptr m;
+	struct mr_buf b;
+	const char *err = NULL;
+
+	mr_buf_init(&b);
+	if (type == MR_R_PTR) {
+		if (mr_msg_ptr(p, len, &m, &err) == 0) {
+			check_str(m.addr, INET6_ADDRSTRLEN, 1, 1);
+			mr_buf_put_u64(&b, m.req);
+			mr_buf_put_str(&b, m.addr);
+			check_same(&b, p, len);
+		}
+	} else if (mr_msg_ptr_answer(p, len, &a, &err) == 0) {
+		CHECK(a.status <= MR_PTR_FAIL && a.ttl <= MR_PTR_TTL_MAX);
+		check_str(a.name, MR_PTR_NAME_MAX, 1, 0);
+		CHECK((a.status == MR_PTR_OK || a.status == MR_PTR_UNCONFIRMED) ==
+		    (a.name[0] != '\0'));
+		CHECK(a.name[0] == '\0' || mr_msg_hostname(a.name));
+		CHECK(strpbrk(a.name, " ()[];\\\"") == NULL);
+		mr_buf_put_u64(&b, a.req);
+		mr_buf_put_u32(&b, a.status);
+		mr_buf_put_u32(&b, a.ttl);
+		mr_buf_put_str(&b, a.name);
+		check_same(&b, p, len);
+	}
+	mr_buf_free(&b);
+}
+
 /* The messages that decode to one string or number or two. */
 static void
 fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
@@ -356,6 +398,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case MR_Q_AUTH:
 	case MR_Q_AUTH_REPLY:
 		fuzz_auth(type, data + 1, size - 1);
+		break;
+	case MR_R_PTR:
+	case MR_R_PTR_ANSWER:
+		fuzz_ptr(type, data + 1, size - 1);
 		break;
 	default:
 		/* the reporter of a PEER_BAD: the selector's high bits */

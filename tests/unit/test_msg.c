@@ -341,6 +341,81 @@ t_reply_and_peer(void **state)
 	mr_buf_free(&b);
 }
 
+/* MR_R_PTR: a numeric address and nothing else. */
+static int
+ptr(const char *addr, int extra)
+{
+	struct mr_m_ptr m;
+	struct mr_buf b;
+	const char *err;
+	int rc;
+
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, 9);
+	mr_buf_put_str(&b, addr);
+	if (extra)
+		mr_buf_put_u32(&b, 0);
+	rc = mr_msg_ptr((unsigned char *)b.data, b.len, &m, &err);
+	if (rc == 0)
+		assert_string_equal(m.addr, addr);
+	mr_buf_free(&b);
+	return rc;
+}
+
+static void
+t_ptr(void **state)
+{
+	(void)state;
+	assert_int_equal(ptr("127.0.0.4", 0), 0);
+	assert_int_equal(ptr("2001:db8::1", 0), 0);
+	assert_int_equal(ptr("127.0.0.4", 1), -1);
+	assert_int_equal(ptr("", 0), -1);
+	assert_int_equal(ptr("host.example", 0), -1);
+	assert_int_equal(ptr("127.0.0.4\r\n", 0), -1);
+}
+
+static int
+ptr_answer(uint32_t status, uint32_t ttl, const char *name)
+{
+	struct mr_m_ptr_answer a;
+	struct mr_buf b;
+	const char *err;
+	int rc;
+
+	mr_buf_init(&b);
+	mr_buf_put_u64(&b, 9);
+	mr_buf_put_u32(&b, status);
+	mr_buf_put_u32(&b, ttl);
+	mr_buf_put_str(&b, name);
+	rc = mr_msg_ptr_answer((unsigned char *)b.data, b.len, &a, &err);
+	if (rc == 0) {
+		assert_int_equal(a.req, 9);
+		assert_int_equal(a.status, status);
+		assert_string_equal(a.name, name);
+	}
+	mr_buf_free(&b);
+	return rc;
+}
+
+static void
+t_ptr_answer(void **state)
+{
+	(void)state;
+	assert_int_equal(ptr_answer(MR_PTR_OK, 60, "good.example"), 0);
+	assert_int_equal(ptr_answer(MR_PTR_UNCONFIRMED, 0, "a-b_c.d"), 0);
+	assert_int_equal(ptr_answer(MR_PTR_NONE, 60, ""), 0);
+	assert_int_equal(ptr_answer(MR_PTR_FAIL, 0, ""), 0);
+	/* a name exactly when there is one, and a host name at that */
+	assert_int_equal(ptr_answer(MR_PTR_OK, 60, ""), -1);
+	assert_int_equal(ptr_answer(MR_PTR_FAIL, 0, "x.example"), -1);
+	assert_int_equal(ptr_answer(MR_PTR_OK, 60, "x.example."), -1);
+	assert_int_equal(ptr_answer(MR_PTR_OK, 60, "a..b"), -1);
+	assert_int_equal(ptr_answer(MR_PTR_OK, 60, "x (y) [1.2.3.4]"), -1);
+	assert_int_equal(ptr_answer(MR_PTR_OK, 60, "x\r\nX-Evil: 1"), -1);
+	assert_int_equal(ptr_answer(MR_PTR_FAIL + 1, 0, ""), -1);
+	assert_int_equal(ptr_answer(MR_PTR_OK, MR_PTR_TTL_MAX + 1, "x"), -1);
+}
+
 int
 main(void)
 {
@@ -354,6 +429,8 @@ main(void)
 		cmocka_unit_test(t_job),
 		cmocka_unit_test(t_results),
 		cmocka_unit_test(t_reply_and_peer),
+		cmocka_unit_test(t_ptr),
+		cmocka_unit_test(t_ptr_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
