@@ -207,12 +207,14 @@ class _SinkHandler:
 
 
 class Sink:
-    """aiosmtpd on 127.0.0.1:port.  reject maps a lower-case recipient to
-    the reply its RCPT gets (default "550 5.1.1 ...")."""
+    """aiosmtpd on 127.0.0.1:port (or host:port as given; "::1" for
+    IPv6).  reject maps a lower-case recipient to the reply its RCPT gets
+    (default "550 5.1.1 ...")."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1", port=None):
         from aiosmtpd.controller import Controller
-        self.port = free_port()
+        self.host = host
+        self.port = port or free_port()
         self.messages = []
         self.reject = {}
         self.rejected = []      # recipients refused so far, in order
@@ -220,7 +222,7 @@ class Sink:
                                 # waits until it is set
         self._cond = threading.Condition()
         self._controller = Controller(_SinkHandler(self),
-                                      hostname="127.0.0.1", port=self.port,
+                                      hostname=host, port=self.port,
                                       decode_data=False,
                                       ready_timeout=10.0)
 
