@@ -124,6 +124,14 @@ mx_init(struct event_base *base, const char *resolver)
 		goto fail;
 	if (mx_setopt("do-not-query-localhost:", "no") == -1)
 		return -1;
+	/*
+	 * libunbound answers test. (RFC 6761) and home.arpa. (RFC 8375)
+	 * itself with NXDOMAIN.  Both are meant to be served by the local
+	 * DNS, which is the resolver the administrator named: ask it.
+	 */
+	if (mx_setopt("local-zone:", "test. transparent") == -1 ||
+	    mx_setopt("local-zone:", "home.arpa. transparent") == -1)
+		return -1;
 	if (resolver == NULL || strcmp(resolver, "system") == 0) {
 		if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0)
 			goto fail;
