@@ -68,6 +68,12 @@ deliverd_base(void)
 	return d.base;
 }
 
+const struct mr_config *
+deliverd_config(void)
+{
+	return d.cfg;
+}
+
 static const char *
 status_word(int st)
 {

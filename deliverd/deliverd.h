@@ -101,6 +101,10 @@ void		 deliverd_sess_end(struct dest *, int status,
 void		 deliverd_set(struct delivery *, size_t i, int status,
 		    const char *text);
 struct event_base *deliverd_base(void);
+const struct mr_config *deliverd_config(void);
+
+/* self.c: is this address and port one of our own listeners? */
+int		 self_listens(const struct sockaddr_storage *);
 
 /* smtp_client.c */
 int		 smtp_init(void);

@@ -3,7 +3,7 @@ Direct delivery by MX against a real DNS server (a private unbound from
 dns_server.py) and receivers on several loopback addresses, all on one
 port (mailroot's `outbound { port }`): preference and fallback, random
 order among equal preferences, implicit MX, null MX, NXDOMAIN, SERVFAIL,
-and an IPv6-only MX.
+an IPv6-only MX, and a domain whose MX is mailroot itself.
 """
 
 import socket
@@ -217,3 +217,43 @@ def test_mx_host_servfail_stays_queued(start_mailroot, net):
     deferred(mr, "u@half.test", "server failure")
     assert mr.queue_files(), "the message left the queue"
     assert mr.drop_files() == []
+
+
+def test_mx_is_ourselves_bounces(start_mailroot, net):
+    dns, port, peers = net
+    # mailroot also listens on 127.0.0.5:port, the best MX of loop.test;
+    # the preference-20 MX must not be used (RFC 5321 5.1)
+    other = sink_at(peers, "127.0.0.10", port)
+    dns.mx("loop.test", 10, "us.loop.test").a("us.loop.test", "127.0.0.5")
+    dns.mx("loop.test", 20, "other.loop.test").a("other.loop.test",
+                                                 "127.0.0.10")
+    mr = start(start_mailroot, dns, port,
+               "    listen 127.0.0.5:%d\n" % port)
+    mh.send(mr.port, SENDER, ["u@loop.test"], message("loop"))
+    text = bounce_text(mr)
+    assert "u@loop.test" in text
+    assert "5.4.6" in text and "loops back to myself" in text, text
+    mr.wait_queue_empty()
+    assert other.messages == []
+
+
+def test_mx_after_ourselves_not_used(start_mailroot, net):
+    dns, port, peers = net
+    # we are the preference-20 MX of backup.test: when the preference-10
+    # one is down the mail waits for it; it neither comes back to us nor
+    # goes to the preference-30 host
+    worse = sink_at(peers, "127.0.0.11", port)
+    dns.mx("backup.test", 10, "best.backup.test").a("best.backup.test",
+                                                    "127.0.0.12")
+    dns.mx("backup.test", 20, "us.backup.test").a("us.backup.test",
+                                                  "127.0.0.5")
+    dns.mx("backup.test", 30, "worse.backup.test").a("worse.backup.test",
+                                                     "127.0.0.11")
+    mr = start(start_mailroot, dns, port,
+               "    listen 127.0.0.5:%d\n" % port)
+    mh.send(mr.port, SENDER, ["u@backup.test"], message("backup"))
+    deferred(mr, "u@backup.test", "best.backup.test[127.0.0.12]")
+    assert mr.queue_files(), "the message left the queue"
+    assert worse.messages == []
+    assert mr.drop_files() == []
+    assert "relay=us.backup.test" not in mr.log_text()
