@@ -76,9 +76,6 @@ static const struct inert inert[] = {
 	    NOEFFECT ": no transaction log is written"),
 	I(W_DELIVERY, "delay-notify", NULL, NULL, NULL, 0, "delay-notify",
 	    NOEFFECT ": no delay notification is sent"),
-	I(W_DELIVERY, "smart-host-first-direct", "yes", NULL, NULL, 0,
-	    "smart-host-first-direct", NOEFFECT ": with a smart host, mail "
-	    "always goes to it"),
 	I(W_OUTBOUND, "auth", "login", NULL, NULL, 0, "auth login",
 	    "is not yet implemented: mail that needs it stays queued until "
 	    "it expires"),

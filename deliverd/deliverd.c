@@ -55,12 +55,14 @@ static struct {
 	size_t			 norphans;	/* jobs of a queued that died */
 	int			 replay_due;	/* a new queued waits for them */
 	struct event		*replay_timer;
+	struct event		*kick;		/* starts rerouted deliveries */
 } d;
 
 #define ORPHAN_WAIT		10	/* seconds a replay waits for orphans */
 
 static void	job_finish(struct job *);
 static void	dest_kick(struct dest *);
+static void	kick_all(void);
 
 struct event_base *
 deliverd_base(void)
@@ -174,30 +176,17 @@ dest_host(size_t srvidx, const char *spec, int esmtp, enum mr_tls_out tls,
 	return ds;
 }
 
-/*
- * Where mail for domain goes: a remote domain's route, else the smart
- * host, else the domain's MX hosts (an address literal: that address).
- */
+/* Direct delivery: the domain's MX hosts, or an address literal. */
 static struct dest *
-dest_route(size_t srvidx, const char *domain, struct mr_buf *err)
+dest_direct(size_t srvidx, const struct mr_domain *dom, const char *domain,
+    struct mr_buf *err)
 {
-	const struct mr_server *srv = &d.cfg->servers[srvidx];
-	const struct mr_outbound *ob = &srv->delivery.outbound;
-	const struct mr_domain *dom = mr_config_domain(srv, domain);
+	const struct mr_outbound *ob = &d.cfg->servers[srvidx].delivery.outbound;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	size_t len;
 	char lit[MR_DOMAIN_MAX + 1];
 
-	if (dom != NULL && dom->kind != MR_DOMAIN_REMOTE)
-		dom = NULL;
-	if (dom != NULL && dom->route != NULL &&
-	    strcasecmp(dom->route, "dns") != 0)
-		return dest_host(srvidx, dom->route, dom->esmtp, dom->tls,
-		    dom->auth, err);
-	if (srv->delivery.smart_host != NULL)
-		return dest_host(srvidx, srv->delivery.smart_host, ob->esmtp,
-		    ob->tls, ob->auth, err);
 	if (domain[0] != '[')
 		return dest_get(srvidx, DEST_MX, domain, ob->port,
 		    dom ? dom->esmtp : ob->esmtp, dom ? dom->tls : ob->tls,
@@ -214,6 +203,40 @@ dest_route(size_t srvidx, const char *domain, struct mr_buf *err)
 bad:
 	mr_buf_printf(err, "5.1.2 bad address literal %s", domain);
 	return NULL;
+}
+
+/*
+ * Where mail for domain goes on its try number hop (0 first): a remote
+ * domain's route; else the smart hosts in order, after direct delivery
+ * with smart-host-first-direct (IIS SmartHostType 1); else the domain's
+ * MX hosts.  NULL with err empty: no further hop.
+ */
+static struct dest *
+dest_route(size_t srvidx, const char *domain, unsigned hop,
+    struct mr_buf *err)
+{
+	const struct mr_server *srv = &d.cfg->servers[srvidx];
+	const struct mr_delivery *dl = &srv->delivery;
+	const struct mr_outbound *ob = &dl->outbound;
+	const struct mr_domain *dom = mr_config_domain(srv, domain);
+	const char *sh;
+
+	if (dom != NULL && dom->kind != MR_DOMAIN_REMOTE)
+		dom = NULL;
+	if (dom != NULL && dom->route != NULL &&
+	    strcasecmp(dom->route, "dns") != 0)
+		return hop == 0 ? dest_host(srvidx, dom->route, dom->esmtp,
+		    dom->tls, dom->auth, err) : NULL;
+	if (dl->smart_host == NULL || (dl->smart_host_first_direct &&
+	    hop == 0))
+		return hop == 0 ? dest_direct(srvidx, dom, domain, err) :
+		    NULL;
+	if (dl->smart_host_first_direct)
+		hop--;
+	if (hop > dl->nsmart_host_next)
+		return NULL;
+	sh = hop == 0 ? dl->smart_host : dl->smart_host_next[hop - 1];
+	return dest_host(srvidx, sh, ob->esmtp, ob->tls, ob->auth, err);
 }
 
 static int
@@ -291,6 +314,76 @@ delivery_fail(struct delivery *dl, int status, const char *why)
 	deliverd_done(dl, "none");
 }
 
+static void
+kick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	kick_all();
+}
+
+/* The job's new delivery to ds at try hop, or the one made already. */
+static struct delivery *
+job_hop_dlv(struct job *j, struct dest *ds, unsigned hop, size_t first)
+{
+	struct delivery *dl;
+	size_t k;
+
+	for (k = first; k < j->ndlv; k++)
+		if (j->dlv[k]->dest == ds)
+			return j->dlv[k];
+	dl = mr_xcalloc(1, sizeof(*dl));
+	dl->job = j;
+	dl->dest = ds;
+	dl->hop = hop;
+	dl->idx = mr_xcalloc(j->nrcpt, sizeof(*dl->idx));
+	j->dlv = mr_xreallocarray(j->dlv, j->ndlv + 1,
+	    sizeof(*j->dlv));	/* NOLINT(bugprone-sizeof-expression) */
+	j->dlv[j->ndlv++] = dl;
+	j->pending++;
+	TAILQ_INSERT_TAIL(&ds->queue, dl, entry);
+	dl->queued = 1;
+	return dl;
+}
+
+/*
+ * Recipients deferred at this try go on to the next one, if their domain
+ * has one: the next smart host, or the smart host after direct delivery
+ * (smart-host-first-direct).  A permanent answer is final; the last
+ * try's temporary one goes back to queued for a later retry.
+ */
+static void
+delivery_next_hop(struct delivery *dl)
+{
+	struct job *j = dl->job;
+	struct delivery *nx;
+	struct dest *ds;
+	struct mr_buf err;
+	struct rcpt *r;
+	size_t i, first = j->ndlv;
+
+	if (d.stopping || d.abandoning || d.kick == NULL)
+		return;
+	for (i = 0; i < dl->n; i++) {
+		r = &j->rcpts[dl->idx[i]];
+		if (r->status != MR_DS_TEMP)
+			continue;
+		mr_buf_init(&err);
+		ds = dest_route(j->srvidx, r->domain, dl->hop + 1, &err);
+		mr_buf_free(&err);
+		if (ds == NULL)
+			continue;
+		nx = job_hop_dlv(j, ds, dl->hop + 1, first);
+		nx->idx[nx->n++] = dl->idx[i];
+		r->status = 0;
+		mr_info("%s: to=<%s>: trying the next hop, %s", j->qid,
+		    r->addr, ds->name);
+	}
+	if (j->ndlv > first)
+		event_active(d.kick, 0, 0);
+}
+
 void
 deliverd_done(struct delivery *dl, const char *relay)
 {
@@ -310,6 +403,7 @@ deliverd_done(struct delivery *dl, const char *relay)
 		mr_info("%s: to=<%s>, relay=%s, status=%s (%s)", j->qid,
 		    r->addr, relay, status_word(r->status), r->text);
 	}
+	delivery_next_hop(dl);
 	if (--j->pending == 0)
 		job_finish(j);
 }
@@ -563,7 +657,8 @@ job_route(struct job *j)
 		if (!domain_ok(r->domain))
 			mr_buf_printf(&err, "5.1.2 bad destination domain "
 			    "\"%s\"", r->domain);
-		else if ((ds = dest_route(j->srvidx, r->domain, &err)) != NULL &&
+		else if ((ds = dest_route(j->srvidx, r->domain, 0, &err)) !=
+		    NULL &&
 		    ds->auth != MR_AUTH_OUT_NONE) {
 			/* TODO: AUTH to smart hosts; until then keep the mail
 			 * queued rather than send it unauthenticated */
@@ -864,6 +959,9 @@ teardown(void)
 	replay_free();
 	if (d.replay_timer != NULL)
 		event_free(d.replay_timer);
+	if (d.kick != NULL)
+		event_free(d.kick);
+	d.kick = NULL;
 	event_base_free(d.base);
 	free(d.srvconns);
 	mr_config_free(d.cfg);
@@ -879,6 +977,8 @@ main(int argc, char *argv[])
 		mr_fatal("deliverd: the configuration has no server");
 	d.srvconns = mr_xcalloc(d.cfg->nservers, sizeof(*d.srvconns));
 	d.base = mr_child_loop();
+	if ((d.kick = event_new(d.base, -1, 0, kick_cb, NULL)) == NULL)
+		mr_fatal("deliverd: event_new failed");
 	/* before the drop: the resolver reads /etc/resolv.conf */
 	if (mx_init(d.base, d.cfg->resolver) == -1)
 		mr_fatal("cannot set up the resolver");

@@ -86,6 +86,7 @@ struct delivery {
 	struct smtp_sess	*sess;		/* NULL while waiting */
 	int			 queued;	/* on dest->queue */
 	int			 done;
+	unsigned		 hop;		/* try: 0 first (dest_route) */
 };
 
 /* deliverd.c: what the SMTP client calls back. */
