@@ -72,6 +72,8 @@ struct dest {
 	int			 esmtp;
 	enum mr_tls_out		 tls;
 	enum mr_out_auth	 auth;
+	char			*auth_user;
+	char			*auth_password_file;
 	unsigned		 nconn;		/* sessions open */
 	TAILQ_HEAD(, delivery)	 queue;		/* waiting for a session */
 };
@@ -88,6 +90,15 @@ struct delivery {
 	int			 done;
 	unsigned		 hop;		/* try: 0 first (dest_route) */
 };
+
+/* auth_client.c */
+#define AUTH_MECH_PLAIN	0x1
+#define AUTH_MECH_LOGIN	0x2
+struct mr_buf;
+unsigned	 auth_ehlo_mechs(const char *list);
+int		 auth_secret_read(const char *path, char *buf, size_t size);
+void		 auth_b64(struct mr_buf *, const void *, size_t);
+int		 auth_response(const struct dest *, int step, struct mr_buf *);
 
 /* deliverd.c: what the SMTP client calls back. */
 void		 deliverd_done(struct delivery *, const char *relay);

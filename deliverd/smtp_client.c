@@ -66,6 +66,7 @@ enum smtp_state {
 	S_HELO,
 	S_STARTTLS,
 	S_TLS,		/* handshake in progress */
+	S_AUTH,		/* AUTH, auth_step says where */
 	S_RSET,
 	S_MAIL,
 	S_RCPT,
@@ -84,6 +85,7 @@ static const char *const state_what[] = {
 	[S_HELO] = "sending HELO",
 	[S_STARTTLS] = "sending STARTTLS",
 	[S_TLS] = "performing the TLS handshake",
+	[S_AUTH] = "authenticating",
 	[S_RSET] = "sending RSET",
 	[S_MAIL] = "sending MAIL FROM",
 	[S_RCPT] = "sending RCPT TO",
@@ -110,6 +112,9 @@ struct smtp_sess {
 	int			 ext_size;
 	int			 ext_pipelining;
 	int			 ext_8bitmime;
+	unsigned		 ext_auth;	/* AUTH_MECH_* offered */
+	int			 auth_step;
+	int			 authed;
 	int			 pipelined;	/* this transaction's commands
 						 * went out together */
 	int			 mail_failed;	/* pipelined: MAIL refused */
@@ -144,6 +149,7 @@ static int	 finishing;
 
 static void	sess_try_addr(struct smtp_sess *);
 static void	sess_host_fail(struct smtp_sess *, const char *);
+static void	sess_auth(struct smtp_sess *);
 static void	sess_cmd(struct smtp_sess *, enum smtp_state, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void	sess_readcb(struct bufferevent *, void *);
@@ -460,6 +466,7 @@ sess_vput(struct smtp_sess *s, const char *fmt, va_list ap)
 	line[n + 1] = '\n';
 	if (bufferevent_write(s->bev, line, (size_t)n + 2) == -1)
 		mr_panic("smtp: bufferevent_write failed");
+	explicit_bzero(line, sizeof(line));	/* may hold AUTH secrets */
 }
 
 static void
@@ -560,6 +567,7 @@ sess_try_addr(struct smtp_sess *s)
 	sess_set_relay(s, a);
 	s->state = S_CONNECT;
 	s->ehlo_failed = 0;
+	s->authed = 0;
 	s->need_rset = 0;
 	s->sent = 0;
 	s->bev = bufferevent_socket_new(deliverd_base(), -1,
@@ -757,6 +765,7 @@ sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
 	s->ext_8bitmime = 0;
+	s->ext_auth = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -774,6 +783,9 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 		s->ext_pipelining = 1;
 	else if (strcasecmp(kw, "8BITMIME") == 0)
 		s->ext_8bitmime = 1;
+	else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' ||
+	    kw[4] == '='))
+		s->ext_auth |= auth_ehlo_mechs(kw + 5);
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ')) {
 		s->ext_size = 1;
@@ -802,7 +814,88 @@ sess_after_ehlo(struct smtp_sess *s)
 		mr_buf_free(&b);
 		return;
 	}
+	if (s->dest->auth != MR_AUTH_OUT_NONE && !s->authed) {
+		sess_auth(s);
+		return;
+	}
 	sess_transaction(s);
+}
+
+/* ---- AUTH to a smart host or route (auth_client.c) ---- */
+
+static const char *
+auth_name(enum mr_out_auth a)
+{
+	return a == MR_AUTH_OUT_LOGIN ? "LOGIN" : "PLAIN";
+}
+
+/* Sends the AUTH command or the next LOGIN answer; fails the host if
+ * the mechanism is not offered or the password file cannot be read. */
+static void
+sess_auth_send(struct smtp_sess *s)
+{
+	const struct dest *ds = s->dest;
+	unsigned want = ds->auth == MR_AUTH_OUT_LOGIN ? AUTH_MECH_LOGIN :
+	    AUTH_MECH_PLAIN;
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	if (s->auth_step == 0 && !(s->ext_auth & want))
+		mr_buf_printf(&b, "4.7.0 AUTH %s not offered by %s%s",
+		    auth_name(ds->auth), s->relay, s->tls_on ? "" :
+		    " (without TLS)");
+	else if (!s->tls_on && ds->tls != MR_TLS_OUT_NONE)
+		mr_buf_printf(&b, "4.7.0 AUTH to %s needs TLS, which it did "
+		    "not offer (set tls none to send the password in plain "
+		    "text)", s->relay);
+	else if (auth_response(ds, s->auth_step, &b) == -1) {
+		mr_buf_reset(&b);
+		mr_buf_printf(&b, "4.7.0 cannot read password-file %s: %s",
+		    ds->auth_password_file, strerror(errno));
+	} else {
+		sess_cmd(s, S_AUTH, "%s", b.data);
+		explicit_bzero(b.data, b.cap);
+		mr_buf_free(&b);
+		return;
+	}
+	mr_warn("%s: %s", sess_job(s)->qid, b.data);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+static void
+sess_auth(struct smtp_sess *s)
+{
+	s->auth_step = 0;
+	sess_auth_send(s);
+}
+
+/* 235 done; 334 the next LOGIN step; 535 and the rest: temporary, so
+ * the mail waits in the queue while the administrator fixes it. */
+static void
+sess_reply_auth(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	if (s->code == 235) {
+		s->authed = 1;
+		sess_transaction(s);
+		return;
+	}
+	if (s->code == 334 && s->dest->auth == MR_AUTH_OUT_LOGIN &&
+	    s->auth_step < 2) {
+		s->auth_step++;
+		sess_auth_send(s);
+		return;
+	}
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "4.7.0 %s refused the credentials of %s (AUTH %s): "
+	    "%d %s", s->relay, s->dest->auth_user ? s->dest->auth_user : "",
+	    auth_name(s->dest->auth), s->code,
+	    s->reply.data ? s->reply.data : "");
+	mr_warn("%s: %s", sess_job(s)->qid, b.data);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
 }
 
 static void
@@ -1261,6 +1354,9 @@ sess_reply(struct smtp_sess *s)
 		break;
 	case S_STARTTLS:
 		sess_reply_starttls(s);
+		break;
+	case S_AUTH:
+		sess_reply_auth(s);
 		break;
 	case S_RSET:
 		if (s->code / 100 != 2) {

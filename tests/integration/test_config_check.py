@@ -207,9 +207,8 @@ INERT_WARNINGS = [
     (10, 5, "relay authenticated"), (11, 12, "auth { users }"),
     (12, 5, "reverse-dns-lookup"),
     (13, 5, "masquerade-domain"), (14, 5, "log"), (16, 9, "delay-notify"),
-    (18, 20, "auth login"),
     (21, 9, "deliver lmtp"), (24, 32, "deliver maildir"),
-    (26, 9, "auth plain"), (27, 9, "hold-for-etrn"), (28, 9, "etrn-allow"),
+    (27, 9, "hold-for-etrn"), (28, 9, "etrn-allow"),
 ]
 
 INERT_RE = r'^%s:(\d+):(\d+): warning: "([^"]+)" is (?:not yet|only partly) ' \
