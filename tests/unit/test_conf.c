@@ -971,16 +971,16 @@ t_inert_warnings(void **state)
 	    "implemented and has no effect");
 	expect_warning(SRV("\tdelivery {\n\t\tdelay-notify local 1h\n\t}\n"),
 	    "t.conf:5:3: warning: \"delay-notify\" is not yet implemented");
-	expect_warning(SRV("\tdomain r.example remote {\n\t\tauth plain u "
-	    "password-file /p\n\t}\n"),
-	    "t.conf:5:3: warning: \"auth plain\" is not yet implemented");
 	expect_warning(SRV("\tmasquerade-domain m.example\n"),
 	    "t.conf:4:2: warning: \"masquerade-domain\" is only partly "
 	    "implemented");
 	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
 	    "\tlisten 127.0.0.1:26 proxy-protocol\n"
-	    "\tdelivery { smart-host-first-direct no }\n"
-	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n")));
+	    "\tdelivery { smart-host-first-direct yes\n"
+	    "\t\toutbound { auth login u password-file /p } }\n"
+	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n"
+	    "\tdomain s.example remote { auth plain u password-file /p }\n"
+	    )));
 	if (errlen != 0)
 		fail_msg("a value mailroot honours was warned about:\n%s",
 		    errbuf);
