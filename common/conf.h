@@ -103,6 +103,7 @@ struct mr_outbound {
 };
 
 #define MR_RETRY_MAX	8
+#define MR_SMART_HOSTS_MAX	8	/* smart-host HOST ... */
 
 struct mr_delivery {
 	unsigned		 retry[MR_RETRY_MAX];	/* 900 1800 3600 14400 */
@@ -112,6 +113,9 @@ struct mr_delivery {
 	unsigned		 expire_outbound;	/* 172800 */
 	unsigned		 expire_local;		/* 172800 */
 	char			*smart_host;	/* NULL = direct MX delivery */
+	/* further smart hosts, tried in order after smart_host fails */
+	char			*smart_host_next[MR_SMART_HOSTS_MAX - 1];
+	size_t			 nsmart_host_next;
 	int			 smart_host_first_direct;	/* 0 */
 	struct mr_outbound	 outbound;
 };

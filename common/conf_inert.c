@@ -56,25 +56,10 @@ static const struct inert inert[] = {
 	    NOEFFECT ": no transaction log is written"),
 	I(W_DELIVERY, "delay-notify", NULL, NULL, NULL, 0, "delay-notify",
 	    NOEFFECT ": no delay notification is sent"),
-	I(W_DELIVERY, "smart-host-first-direct", "yes", NULL, NULL, 0,
-	    "smart-host-first-direct", NOEFFECT ": with a smart host, mail "
-	    "always goes to it"),
-	I(W_OUTBOUND, "auth", "login", NULL, NULL, 0, "auth login",
-	    "is not yet implemented: mail that needs it stays queued until "
-	    "it expires"),
-	I(W_OUTBOUND, "auth", "plain", NULL, NULL, 0, "auth plain",
-	    "is not yet implemented: mail that needs it stays queued until "
-	    "it expires"),
 	I(W_LOCAL, "deliver", "lmtp", NULL, NULL, 0, "deliver lmtp",
 	    "is not yet implemented: mail for this domain goes to Drop"),
 	I(W_LOCAL, "deliver", "maildir", NULL, NULL, 0, "deliver maildir",
 	    "is not yet implemented: mail for this domain goes to Drop"),
-	I(W_REMOTE, "auth", "login", NULL, NULL, 0, "auth login",
-	    "is not yet implemented: mail that needs it stays queued until "
-	    "it expires"),
-	I(W_REMOTE, "auth", "plain", NULL, NULL, 0, "auth plain",
-	    "is not yet implemented: mail that needs it stays queued until "
-	    "it expires"),
 	I(W_REMOTE, "hold-for-etrn", "yes", NULL, NULL, 0, "hold-for-etrn",
 	    NOEFFECT ": the mail is delivered as usual"),
 	I(W_REMOTE, "etrn-allow", NULL, NULL, NULL, 0, "etrn-allow",

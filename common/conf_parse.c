@@ -1450,15 +1450,47 @@ kw_outlocal(struct pc *pc, const struct mr_cf_stmt *st)
 }
 
 static void
+smart_hosts_free(struct mr_delivery *dl)
+{
+	size_t i;
+
+	free(dl->smart_host);
+	dl->smart_host = NULL;
+	for (i = 0; i < dl->nsmart_host_next; i++)
+		free(dl->smart_host_next[i]);
+	dl->nsmart_host_next = 0;
+}
+
+/* smart-host none | smart-host HOST [HOST ...]: tried in order */
+static void
 kw_smart_host(struct pc *pc, const struct mr_cf_stmt *st)
 {
 	struct mr_delivery *dl = &cur_server(pc)->delivery;
+	char *h[MR_SMART_HOSTS_MAX] = { NULL };
+	size_t i, n = st->nargs - 1;
 
+	/* dispatch() held the count to 1..MR_SMART_HOSTS_MAX */
+	if (n < 1 || n > MR_SMART_HOSTS_MAX)
+		mr_panic("config: smart-host with %zu arguments", n);
 	if (strcmp(ARG(st, 1), "none") == 0 && !st->args[1].quoted) {
-		free(dl->smart_host);
-		dl->smart_host = NULL;
-	} else
-		get_hostport(pc, st, 1, &dl->smart_host);
+		if (n > 1)
+			aerr(pc, st, 2, "too many arguments for "
+			    "\"smart-host none\"");
+		else
+			smart_hosts_free(dl);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (get_hostport(pc, st, i + 1, &h[i]) == -1)
+			goto fail;
+	smart_hosts_free(dl);
+	dl->smart_host = h[0];
+	for (i = 1; i < n; i++)
+		dl->smart_host_next[dl->nsmart_host_next++] = h[i];
+	return;
+fail:
+	for (i = 0; i < n; i++)
+		free(h[i]);
 }
 
 static void
@@ -1471,7 +1503,7 @@ static const struct kw delivery_kw[] = {
 	{ "retry", 1, MR_RETRY_MAX, NOBLOCK, kw_retry },
 	{ "delay-notify", 2, 4, NOBLOCK, kw_outlocal },
 	{ "expire", 2, 4, NOBLOCK, kw_outlocal },
-	{ "smart-host", 1, 1, NOBLOCK, kw_smart_host },
+	{ "smart-host", 1, MR_SMART_HOSTS_MAX, NOBLOCK, kw_smart_host },
 	{ "smart-host-first-direct", 1, 1, NOBLOCK, kw_first_direct },
 	{ "outbound", 0, 0, BLOCK, kw_outbound },
 	{ NULL, 0, 0, 0, NULL }
@@ -2044,7 +2076,7 @@ server_free(struct mr_server *s)
 	free(s->masquerade_domain);
 	free(s->ndr_copy_to);
 	free(s->header_checks);
-	free(s->delivery.smart_host);
+	smart_hosts_free(&s->delivery);
 	free(s->delivery.outbound.auth_user);
 	free(s->delivery.outbound.auth_password_file);
 	for (i = 0; i < s->log.nfields; i++)

@@ -248,9 +248,16 @@ pr_delivery(FILE *fp, const struct mr_delivery *dl)
 	fputs(" local ", fp);
 	pr_dur(fp, dl->expire_local);
 	fputc('\n', fp);
-	if (dl->smart_host != NULL)
-		pr_kv(fp, 2, "smart-host", dl->smart_host);
-	else
+	if (dl->smart_host != NULL) {
+		pr_ind(fp, 2);
+		fputs("smart-host ", fp);
+		pr_str(fp, dl->smart_host);
+		for (i = 0; i < dl->nsmart_host_next; i++) {
+			fputc(' ', fp);
+			pr_str(fp, dl->smart_host_next[i]);
+		}
+		fputc('\n', fp);
+	} else
 		pr_word(fp, 2, "smart-host", "none");
 	pr_bool(fp, 2, "smart-host-first-direct", dl->smart_host_first_direct);
 	pr_outbound(fp, &dl->outbound);

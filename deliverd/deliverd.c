@@ -55,12 +55,14 @@ static struct {
 	size_t			 norphans;	/* jobs of a queued that died */
 	int			 replay_due;	/* a new queued waits for them */
 	struct event		*replay_timer;
+	struct event		*kick;		/* starts rerouted deliveries */
 } d;
 
 #define ORPHAN_WAIT		10	/* seconds a replay waits for orphans */
 
 static void	job_finish(struct job *);
 static void	dest_kick(struct dest *);
+static void	kick_all(void);
 
 struct event_base *
 deliverd_base(void)
@@ -72,6 +74,12 @@ struct mr_ipc *
 deliverd_queued(void)
 {
 	return d.queued;
+}
+
+const struct mr_config *
+deliverd_config(void)
+{
+	return d.cfg;
 }
 
 static const char *
@@ -98,6 +106,8 @@ dest_free(struct dest *ds)
 	TAILQ_REMOVE(&d.dests, ds, entry);
 	free(ds->key);
 	free(ds->name);
+	free(ds->auth_user);
+	free(ds->auth_password_file);
 	free(ds);
 }
 
@@ -108,16 +118,36 @@ dest_gc(struct dest *ds)
 		dest_free(ds);
 }
 
+/* How to talk to a next hop: from a remote domain or the outbound block. */
+struct hop_opts {
+	int		 esmtp;
+	enum mr_tls_out	 tls;
+	enum mr_out_auth auth;
+	const char	*user;
+	const char	*pwfile;
+};
+
+static struct hop_opts
+opts_of(const struct mr_outbound *ob, const struct mr_domain *dom)
+{
+	if (dom != NULL)
+		return (struct hop_opts){ dom->esmtp, dom->tls, dom->auth,
+		    dom->auth_user, dom->auth_password_file };
+	return (struct hop_opts){ ob->esmtp, ob->tls, ob->auth, ob->auth_user,
+	    ob->auth_password_file };
+}
+
 static struct dest *
 dest_get(size_t srvidx, enum dest_kind kind, const char *name,
-    unsigned port, int esmtp, enum mr_tls_out tls, enum mr_out_auth auth)
+    unsigned port, const struct hop_opts *o)
 {
 	struct dest *ds;
 	struct mr_buf key;
 
 	mr_buf_init(&key);
-	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d", srvidx, (int)kind, name,
-	    port, esmtp, (int)tls, (int)auth);
+	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d|%s|%s", srvidx, (int)kind,
+	    name, port, o->esmtp, (int)o->tls, (int)o->auth,
+	    o->user ? o->user : "", o->pwfile ? o->pwfile : "");
 	TAILQ_FOREACH(ds, &d.dests, entry)
 		if (strcmp(ds->key, key.data) == 0) {
 			mr_buf_free(&key);
@@ -130,9 +160,11 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
 	ds->kind = kind;
 	ds->name = mr_xstrdup(name);
 	ds->port = port;
-	ds->esmtp = esmtp;
-	ds->tls = tls;
-	ds->auth = auth;
+	ds->esmtp = o->esmtp;
+	ds->tls = o->tls;
+	ds->auth = o->auth;
+	ds->auth_user = o->user ? mr_xstrdup(o->user) : NULL;
+	ds->auth_password_file = o->pwfile ? mr_xstrdup(o->pwfile) : NULL;
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INSERT_TAIL(&d.dests, ds, entry);
 	return ds;
@@ -143,8 +175,8 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
  * or "host[:port]" (A/AAAA of host, no MX: IIS semantics).
  */
 static struct dest *
-dest_host(size_t srvidx, const char *spec, int esmtp, enum mr_tls_out tls,
-    enum mr_out_auth auth, struct mr_buf *err)
+dest_host(size_t srvidx, const char *spec, const struct hop_opts *o,
+    struct mr_buf *err)
 {
 	const struct mr_server *srv = &d.cfg->servers[srvidx];
 	struct sockaddr_storage ss;
@@ -168,41 +200,32 @@ dest_host(size_t srvidx, const char *spec, int esmtp, enum mr_tls_out tls,
 			    "in the configuration", spec);
 		else
 			ds = dest_get(srvidx, DEST_LITERAL, host + 1, port,
-			    esmtp, tls, auth);
+			    o);
 	} else
-		ds = dest_get(srvidx, DEST_HOST, host, port, esmtp, tls, auth);
+		ds = dest_get(srvidx, DEST_HOST, host, port, o);
 	free(host);
 	return ds;
 }
 
-/*
- * Where mail for domain goes: a remote domain's route, else the smart
- * host, else the domain's MX hosts (an address literal: that address).
- */
+/* Direct delivery: the domain's MX hosts, or an address literal. */
 static struct dest *
-dest_route(size_t srvidx, const char *domain, struct mr_buf *err)
+dest_direct(size_t srvidx, const struct mr_domain *dom, const char *domain,
+    struct mr_buf *err)
 {
-	const struct mr_server *srv = &d.cfg->servers[srvidx];
-	const struct mr_outbound *ob = &srv->delivery.outbound;
-	const struct mr_domain *dom = mr_config_domain(srv, domain);
+	const struct mr_outbound *ob = &d.cfg->servers[srvidx].delivery.outbound;
+	struct hop_opts o = opts_of(ob, dom), oo = opts_of(ob, NULL);
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	size_t len;
 	char lit[MR_DOMAIN_MAX + 1];
 
-	if (dom != NULL && dom->kind != MR_DOMAIN_REMOTE)
-		dom = NULL;
-	if (dom != NULL && dom->route != NULL &&
-	    strcasecmp(dom->route, "dns") != 0)
-		return dest_host(srvidx, dom->route, dom->esmtp, dom->tls,
-		    dom->auth, err);
-	if (srv->delivery.smart_host != NULL)
-		return dest_host(srvidx, srv->delivery.smart_host, ob->esmtp,
-		    ob->tls, ob->auth, err);
+	/* the outbound block's auth is for smart hosts, not every MX */
+	oo.auth = MR_AUTH_OUT_NONE;
+	oo.user = oo.pwfile = NULL;
+	if (dom == NULL)
+		o = oo;
 	if (domain[0] != '[')
-		return dest_get(srvidx, DEST_MX, domain, ob->port,
-		    dom ? dom->esmtp : ob->esmtp, dom ? dom->tls : ob->tls,
-		    dom ? dom->auth : ob->auth);
+		return dest_get(srvidx, DEST_MX, domain, ob->port, &o);
 	len = strlen(domain);
 	if (len < 3 || len - 2 >= sizeof(lit) || domain[len - 1] != ']')
 		goto bad;
@@ -210,11 +233,48 @@ dest_route(size_t srvidx, const char *domain, struct mr_buf *err)
 	lit[len - 2] = '\0';
 	if (mx_parse_ip(lit, ob->port, &ss, &sslen) == -1)
 		goto bad;
-	return dest_get(srvidx, DEST_LITERAL, lit, ob->port, ob->esmtp,
-	    ob->tls, ob->auth);
+	return dest_get(srvidx, DEST_LITERAL, lit, ob->port, &oo);
 bad:
 	mr_buf_printf(err, "5.1.2 bad address literal %s", domain);
 	return NULL;
+}
+
+/*
+ * Where mail for domain goes on its try number hop (0 first): a remote
+ * domain's route; else the smart hosts in order, after direct delivery
+ * with smart-host-first-direct (IIS SmartHostType 1); else the domain's
+ * MX hosts.  NULL with err empty: no further hop.
+ */
+static struct dest *
+dest_route(size_t srvidx, const char *domain, unsigned hop,
+    struct mr_buf *err)
+{
+	const struct mr_server *srv = &d.cfg->servers[srvidx];
+	const struct mr_delivery *dl = &srv->delivery;
+	const struct mr_outbound *ob = &dl->outbound;
+	const struct mr_domain *dom = mr_config_domain(srv, domain);
+	struct hop_opts o;
+	const char *sh;
+
+	if (dom != NULL && dom->kind != MR_DOMAIN_REMOTE)
+		dom = NULL;
+	if (dom != NULL && dom->route != NULL &&
+	    strcasecmp(dom->route, "dns") != 0) {
+		o = opts_of(ob, dom);
+		return hop == 0 ? dest_host(srvidx, dom->route, &o, err) :
+		    NULL;
+	}
+	if (dl->smart_host == NULL || (dl->smart_host_first_direct &&
+	    hop == 0))
+		return hop == 0 ? dest_direct(srvidx, dom, domain, err) :
+		    NULL;
+	if (dl->smart_host_first_direct)
+		hop--;
+	if (hop > dl->nsmart_host_next)
+		return NULL;
+	sh = hop == 0 ? dl->smart_host : dl->smart_host_next[hop - 1];
+	o = opts_of(ob, NULL);
+	return dest_host(srvidx, sh, &o, err);
 }
 
 static int
@@ -292,6 +352,76 @@ delivery_fail(struct delivery *dl, int status, const char *why)
 	deliverd_done(dl, "none");
 }
 
+static void
+kick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	kick_all();
+}
+
+/* The job's new delivery to ds at try hop, or the one made already. */
+static struct delivery *
+job_hop_dlv(struct job *j, struct dest *ds, unsigned hop, size_t first)
+{
+	struct delivery *dl;
+	size_t k;
+
+	for (k = first; k < j->ndlv; k++)
+		if (j->dlv[k]->dest == ds)
+			return j->dlv[k];
+	dl = mr_xcalloc(1, sizeof(*dl));
+	dl->job = j;
+	dl->dest = ds;
+	dl->hop = hop;
+	dl->idx = mr_xcalloc(j->nrcpt, sizeof(*dl->idx));
+	j->dlv = mr_xreallocarray(j->dlv, j->ndlv + 1,
+	    sizeof(*j->dlv));	/* NOLINT(bugprone-sizeof-expression) */
+	j->dlv[j->ndlv++] = dl;
+	j->pending++;
+	TAILQ_INSERT_TAIL(&ds->queue, dl, entry);
+	dl->queued = 1;
+	return dl;
+}
+
+/*
+ * Recipients deferred at this try go on to the next one, if their domain
+ * has one: the next smart host, or the smart host after direct delivery
+ * (smart-host-first-direct).  A permanent answer is final; the last
+ * try's temporary one goes back to queued for a later retry.
+ */
+static void
+delivery_next_hop(struct delivery *dl)
+{
+	struct job *j = dl->job;
+	struct delivery *nx;
+	struct dest *ds;
+	struct mr_buf err;
+	struct rcpt *r;
+	size_t i, first = j->ndlv;
+
+	if (d.stopping || d.abandoning || d.kick == NULL)
+		return;
+	for (i = 0; i < dl->n; i++) {
+		r = &j->rcpts[dl->idx[i]];
+		if (r->status != MR_DS_TEMP)
+			continue;
+		mr_buf_init(&err);
+		ds = dest_route(j->srvidx, r->domain, dl->hop + 1, &err);
+		mr_buf_free(&err);
+		if (ds == NULL)
+			continue;
+		nx = job_hop_dlv(j, ds, dl->hop + 1, first);
+		nx->idx[nx->n++] = dl->idx[i];
+		r->status = 0;
+		mr_info("%s: to=<%s>: trying the next hop, %s", j->qid,
+		    r->addr, ds->name);
+	}
+	if (j->ndlv > first)
+		event_active(d.kick, 0, 0);
+}
+
 void
 deliverd_done(struct delivery *dl, const char *relay)
 {
@@ -311,6 +441,7 @@ deliverd_done(struct delivery *dl, const char *relay)
 		mr_info("%s: to=<%s>, relay=%s, status=%s (%s)", j->qid,
 		    r->addr, relay, status_word(r->status), r->text);
 	}
+	delivery_next_hop(dl);
 	if (--j->pending == 0)
 		job_finish(j);
 }
@@ -573,14 +704,8 @@ job_route(struct job *j)
 		if (!domain_ok(r->domain))
 			mr_buf_printf(&err, "5.1.2 bad destination domain "
 			    "\"%s\"", r->domain);
-		else if ((ds = dest_route(j->srvidx, r->domain, &err)) != NULL &&
-		    ds->auth != MR_AUTH_OUT_NONE) {
-			/* TODO: AUTH to smart hosts; until then keep the mail
-			 * queued rather than send it unauthenticated */
-			mr_buf_printf(&err, "4.7.0 outbound AUTH to %s is not "
-			    "supported yet", ds->name);
-			ds = NULL;
-		}
+		else
+			ds = dest_route(j->srvidx, r->domain, 0, &err);
 		if (ds != NULL)
 			job_add(j, ds, i);
 		else {
@@ -880,9 +1005,61 @@ teardown(void)
 	replay_free();
 	if (d.replay_timer != NULL)
 		event_free(d.replay_timer);
+	if (d.kick != NULL)
+		event_free(d.kick);
+	d.kick = NULL;
 	event_base_free(d.base);
 	free(d.srvconns);
 	mr_config_free(d.cfg);
+}
+
+static void
+add_dir_of(char **ro, size_t *n, size_t max, const char *file)
+{
+	char *dir, *slash;
+
+	if (file == NULL || *n >= max)
+		return;
+	dir = mr_xstrdup(file);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir)
+		*slash = '\0';
+	ro[(*n)++] = dir;
+}
+
+/*
+ * Read-only: the resolver and CA certificates, and the directories of
+ * the AUTH password files (read at each AUTH; Landlock cannot allow a
+ * single file with directory rights).  No mailroot.  A password file in
+ * a directory a reload adds is readable after deliverd restarts.
+ */
+static void
+sandbox(void)
+{
+	static const char *const base[] = { "/etc", "/usr/share",
+	    "/usr/lib/ssl", "/usr/local/share/ca-certificates" };
+	const struct mr_server *srv;
+	size_t i, k, n = 0, nb = sizeof(base) / sizeof(base[0]), max;
+	char **ro;
+
+	max = nb + 1;
+	for (i = 0; i < d.cfg->nservers; i++)
+		max += 1 + d.cfg->servers[i].ndomains;
+	ro = mr_xcalloc(max, sizeof(*ro));
+	for (i = 0; i < nb; i++)
+		ro[n++] = mr_xstrdup(base[i]);
+	for (i = 0; i < d.cfg->nservers; i++) {
+		srv = &d.cfg->servers[i];
+		add_dir_of(ro, &n, max - 1,
+		    srv->delivery.outbound.auth_password_file);
+		for (k = 0; k < srv->ndomains; k++)
+			add_dir_of(ro, &n, max - 1,
+			    srv->domains[k].auth_password_file);
+	}
+	mr_sandbox_files("deliverd", (const char *const *)ro, NULL);
+	mr_sandbox_syscalls("deliverd", MR_PROC_DELIVERD);
+	for (i = 0; i < n; i++)
+		free(ro[i]);
+	free(ro);
 }
 
 int
@@ -895,6 +1072,8 @@ main(int argc, char *argv[])
 		mr_fatal("deliverd: the configuration has no server");
 	d.srvconns = mr_xcalloc(d.cfg->nservers, sizeof(*d.srvconns));
 	d.base = mr_child_loop();
+	if ((d.kick = event_new(d.base, -1, 0, kick_cb, NULL)) == NULL)
+		mr_fatal("deliverd: event_new failed");
 	/* before the drop: the resolver reads /etc/resolv.conf */
 	if (mx_init(d.base, d.cfg->resolver) == -1)
 		mr_fatal("cannot set up the resolver");
@@ -903,14 +1082,7 @@ main(int argc, char *argv[])
 	if (smtp_init() == -1)
 		mr_fatal("cannot set up TLS");
 	(void)mr_privdrop("deliverd", d.cfg->deliver_user, NULL);
-	/* read-only: the resolver and CA certificates; no mailroot */
-	{
-		static const char *const ro[] = { "/etc", "/usr/share",
-		    "/usr/lib/ssl", "/usr/local/share/ca-certificates", NULL };
-
-		mr_sandbox_files("deliverd", ro, NULL);
-		mr_sandbox_syscalls("deliverd", MR_PROC_DELIVERD);
-	}
+	sandbox();
 	mr_child_serve(d.base, &child_ops);
 	if (mr_ipc_is_channel(MR_FD_PEER1))
 		queued_attach(MR_FD_PEER1);

@@ -78,6 +78,8 @@ struct dest {
 	int			 esmtp;
 	enum mr_tls_out		 tls;
 	enum mr_out_auth	 auth;
+	char			*auth_user;
+	char			*auth_password_file;
 	unsigned		 nconn;		/* sessions open */
 	TAILQ_HEAD(, delivery)	 queue;		/* waiting for a session */
 };
@@ -92,7 +94,18 @@ struct delivery {
 	struct smtp_sess	*sess;		/* NULL while waiting */
 	int			 queued;	/* on dest->queue */
 	int			 done;
+	unsigned		 hop;		/* try: 0 first (dest_route) */
 };
+
+/* auth_client.c */
+#define AUTH_MECH_PLAIN	0x1
+#define AUTH_MECH_LOGIN	0x2
+#define AUTH_OFFERED	0x100	/* EHLO said AUTH: MAIL AUTH= may be sent */
+struct mr_buf;
+unsigned	 auth_ehlo_mechs(const char *list);
+int		 auth_secret_read(const char *path, char *buf, size_t size);
+void		 auth_b64(struct mr_buf *, const void *, size_t);
+int		 auth_response(const struct dest *, int step, struct mr_buf *);
 
 /* deliverd.c: what the SMTP client calls back. */
 void		 deliverd_done(struct delivery *, const char *relay);
@@ -114,6 +127,11 @@ struct mr_ipc	*deliverd_queued(void);
 int		 ptr_init(struct event_base *, const char *resolver);
 void		 ptr_fini(void);
 int		 ptr_request(const unsigned char *, size_t);
+
+const struct mr_config *deliverd_config(void);
+
+/* self.c: is this address and port one of our own listeners? */
+int		 self_listens(const struct sockaddr_storage *);
 
 /* smtp_client.c */
 int		 smtp_init(void);

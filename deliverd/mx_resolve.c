@@ -124,6 +124,14 @@ mx_init(struct event_base *base, const char *resolver)
 		goto fail;
 	if (mx_setopt("do-not-query-localhost:", "no") == -1)
 		return -1;
+	/*
+	 * libunbound answers test. (RFC 6761) and home.arpa. (RFC 8375)
+	 * itself with NXDOMAIN.  Both are meant to be served by the local
+	 * DNS, which is the resolver the administrator named: ask it.
+	 */
+	if (mx_setopt("local-zone:", "test. transparent") == -1 ||
+	    mx_setopt("local-zone:", "home.arpa. transparent") == -1)
+		return -1;
 	if (resolver == NULL || strcmp(resolver, "system") == 0) {
 		if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0)
 			goto fail;
@@ -236,17 +244,53 @@ mx_query_free(struct mx_query *q)
 	free(q);
 }
 
+/*
+ * RFC 5321 5.1: when one of the hosts is ourselves, it and every host
+ * not preferred over it are dropped (hosts are in preference order).
+ * Returns how many hosts are kept; *looped is set if any was dropped.
+ */
+static size_t
+mx_cut_self(const struct mx_query *q, int *looped)
+{
+	size_t i, f, k;
+	unsigned pref;
+
+	for (i = 0; i < q->nhosts; i++)
+		for (f = 0; f < 2; f++)
+			for (k = 0; k < q->hosts[i].naddr[f]; k++)
+				if (self_listens(&q->hosts[i].addr[f][k].ss))
+					goto cut;
+	return q->nhosts;
+cut:
+	*looped = 1;
+	pref = q->hosts[i].pref;
+	for (i = 0; i < q->nhosts && q->hosts[i].pref < pref; i++)
+		continue;
+	return i;
+}
+
+static struct mx_result *
+mx_loop(const char *name)
+{
+	return mx_failf(MR_DS_PERM, "5.4.6 mail for", name, "loops back to "
+	    "myself (the next hop is one of mailroot's own listeners)");
+}
+
 /* Moves every address found, host by host, IPv4 first. */
 static struct mx_result *
 mx_collect(struct mx_query *q)
 {
 	struct mx_result *r = mr_xcalloc(1, sizeof(*r));
-	size_t i, f, k, n = 0;
+	size_t i, f, k, n = 0, nhosts;
+	int looped = 0;
 
-	for (i = 0; i < q->nhosts; i++)
+	nhosts = mx_cut_self(q, &looped);
+	for (i = 0; i < nhosts; i++)
 		n += q->hosts[i].naddr[0] + q->hosts[i].naddr[1];
 	if (n == 0) {
 		free(r);
+		if (looped)
+			return mx_loop(q->name);
 		if (q->temperr != NULL)
 			return mx_failf(MR_DS_TEMP, "DNS lookup of",
 			    q->name, q->temperr);
@@ -258,7 +302,7 @@ mx_collect(struct mx_query *q)
 		    q->name, NULL);
 	}
 	r->addrs = mr_xcalloc(n, sizeof(*r->addrs));
-	for (i = 0; i < q->nhosts; i++)
+	for (i = 0; i < nhosts; i++)
 		for (f = 0; f < 2; f++) {
 			for (k = 0; k < q->hosts[i].naddr[f]; k++)
 				r->addrs[r->naddrs++] = q->hosts[i].addr[f][k];
@@ -385,6 +429,10 @@ mx_resolve(enum dest_kind kind, const char *name, unsigned port, mx_cb cb,
 			free(r);
 			r = mx_failf(MR_DS_PERM, "5.1.2 bad address literal",
 			    name, NULL);
+		} else if (self_listens(&r->addrs[0].ss)) {
+			free(r->addrs);
+			free(r);
+			r = mx_loop(name);
 		} else {
 			r->addrs[0].host = mr_xstrdup(name);
 			r->naddrs = 1;

@@ -68,6 +68,7 @@ enum smtp_state {
 	S_HELO,
 	S_STARTTLS,
 	S_TLS,		/* handshake in progress */
+	S_AUTH,		/* AUTH, auth_step says where */
 	S_RSET,
 	S_MAIL,
 	S_RCPT,
@@ -86,6 +87,7 @@ static const char *const state_what[] = {
 	[S_HELO] = "sending HELO",
 	[S_STARTTLS] = "sending STARTTLS",
 	[S_TLS] = "performing the TLS handshake",
+	[S_AUTH] = "authenticating",
 	[S_RSET] = "sending RSET",
 	[S_MAIL] = "sending MAIL FROM",
 	[S_RCPT] = "sending RCPT TO",
@@ -112,7 +114,9 @@ struct smtp_sess {
 	int			 ext_size;
 	int			 ext_pipelining;
 	int			 ext_8bitmime;
-	int			 ext_auth;	/* AUTH offered: MAIL AUTH= */
+	unsigned		 ext_auth;	/* AUTH_OFFERED | AUTH_MECH_* */
+	int			 auth_step;
+	int			 authed;
 	int			 ext_dsn;
 	int			 pipelined;	/* this transaction's commands
 						 * went out together */
@@ -148,6 +152,7 @@ static int	 finishing;
 
 static void	sess_try_addr(struct smtp_sess *);
 static void	sess_host_fail(struct smtp_sess *, const char *);
+static void	sess_auth(struct smtp_sess *);
 static void	sess_cmd(struct smtp_sess *, enum smtp_state, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void	sess_readcb(struct bufferevent *, void *);
@@ -477,6 +482,7 @@ sess_vput(struct smtp_sess *s, const char *fmt, va_list ap)
 	line[n + 1] = '\n';
 	if (bufferevent_write(s->bev, line, (size_t)n + 2) == -1)
 		mr_panic("smtp: bufferevent_write failed");
+	explicit_bzero(line, sizeof(line));	/* may hold AUTH secrets */
 }
 
 static void
@@ -577,6 +583,7 @@ sess_try_addr(struct smtp_sess *s)
 	sess_set_relay(s, a);
 	s->state = S_CONNECT;
 	s->ehlo_failed = 0;
+	s->authed = 0;
 	s->need_rset = 0;
 	s->sent = 0;
 	s->bev = bufferevent_socket_new(deliverd_base(), -1,
@@ -793,7 +800,8 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 		s->ext_8bitmime = 1;
 	else if (strncasecmp(kw, "AUTH", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ' || kw[4] == '='))
-		s->ext_auth = 1;
+		s->ext_auth |= AUTH_OFFERED |
+		    (kw[4] != '\0' ? auth_ehlo_mechs(kw + 5) : 0);
 	else if (strcasecmp(kw, "DSN") == 0)
 		s->ext_dsn = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
@@ -824,7 +832,88 @@ sess_after_ehlo(struct smtp_sess *s)
 		mr_buf_free(&b);
 		return;
 	}
+	if (s->dest->auth != MR_AUTH_OUT_NONE && !s->authed) {
+		sess_auth(s);
+		return;
+	}
 	sess_transaction(s);
+}
+
+/* ---- AUTH to a smart host or route (auth_client.c) ---- */
+
+static const char *
+auth_name(enum mr_out_auth a)
+{
+	return a == MR_AUTH_OUT_LOGIN ? "LOGIN" : "PLAIN";
+}
+
+/* Sends the AUTH command or the next LOGIN answer; fails the host if
+ * the mechanism is not offered or the password file cannot be read. */
+static void
+sess_auth_send(struct smtp_sess *s)
+{
+	const struct dest *ds = s->dest;
+	unsigned want = ds->auth == MR_AUTH_OUT_LOGIN ? AUTH_MECH_LOGIN :
+	    AUTH_MECH_PLAIN;
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	if (s->auth_step == 0 && !(s->ext_auth & want))
+		mr_buf_printf(&b, "4.7.0 AUTH %s not offered by %s%s",
+		    auth_name(ds->auth), s->relay, s->tls_on ? "" :
+		    " (without TLS)");
+	else if (!s->tls_on && ds->tls != MR_TLS_OUT_NONE)
+		mr_buf_printf(&b, "4.7.0 AUTH to %s needs TLS, which it did "
+		    "not offer (set tls none to send the password in plain "
+		    "text)", s->relay);
+	else if (auth_response(ds, s->auth_step, &b) == -1) {
+		mr_buf_reset(&b);
+		mr_buf_printf(&b, "4.7.0 cannot read password-file %s: %s",
+		    ds->auth_password_file, strerror(errno));
+	} else {
+		sess_cmd(s, S_AUTH, "%s", b.data);
+		explicit_bzero(b.data, b.cap);
+		mr_buf_free(&b);
+		return;
+	}
+	mr_warn("%s: %s", sess_job(s)->qid, b.data);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
+
+static void
+sess_auth(struct smtp_sess *s)
+{
+	s->auth_step = 0;
+	sess_auth_send(s);
+}
+
+/* 235 done; 334 the next LOGIN step; 535 and the rest: temporary, so
+ * the mail waits in the queue while the administrator fixes it. */
+static void
+sess_reply_auth(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	if (s->code == 235) {
+		s->authed = 1;
+		sess_transaction(s);
+		return;
+	}
+	if (s->code == 334 && s->dest->auth == MR_AUTH_OUT_LOGIN &&
+	    s->auth_step < 2) {
+		s->auth_step++;
+		sess_auth_send(s);
+		return;
+	}
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "4.7.0 %s refused the credentials of %s (AUTH %s): "
+	    "%d %s", s->relay, s->dest->auth_user ? s->dest->auth_user : "",
+	    auth_name(s->dest->auth), s->code,
+	    s->reply.data ? s->reply.data : "");
+	mr_warn("%s: %s", sess_job(s)->qid, b.data);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
 }
 
 static void
@@ -1346,6 +1435,9 @@ sess_reply(struct smtp_sess *s)
 		break;
 	case S_STARTTLS:
 		sess_reply_starttls(s);
+		break;
+	case S_AUTH:
+		sess_reply_auth(s);
 		break;
 	case S_RSET:
 		if (s->code / 100 != 2) {

@@ -249,14 +249,15 @@ def _recording_smtp():
 
 
 class Sink:
-    """aiosmtpd on 127.0.0.1:port.  reject maps a lower-case recipient to
-    the reply its RCPT gets (default "550 5.1.1 ...").  dsn=True offers
-    DSN; every MAIL and RCPT argument is recorded as it came (mail_args,
-    rcpt_args)."""
+    """aiosmtpd on 127.0.0.1:port (or host:port as given; "::1" for
+    IPv6).  reject maps a lower-case recipient to the reply its RCPT gets
+    (default "550 5.1.1 ...").  dsn=True offers DSN; every MAIL and RCPT
+    argument is recorded as it came (mail_args, rcpt_args)."""
 
-    def __init__(self, dsn=False):
+    def __init__(self, dsn=False, host="127.0.0.1", port=None):
         from aiosmtpd.controller import Controller
-        self.port = free_port()
+        self.host = host
+        self.port = port or free_port()
         self.messages = []
         self.reject = {}
         self.rejected = []      # recipients refused so far, in order
@@ -274,7 +275,7 @@ class Sink:
 
         handler = _DsnSinkHandler(self) if dsn else _SinkHandler(self)
         self._controller = _Controller(handler,
-                                       hostname="127.0.0.1", port=self.port,
+                                       hostname=host, port=self.port,
                                        decode_data=False,
                                        ready_timeout=10.0)
 

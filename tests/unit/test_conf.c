@@ -225,6 +225,37 @@ t_one_line_blocks(void **state)
 	mr_config_free(cf);
 }
 
+/* Several smart hosts, tried in order; "none" clears them. */
+static void
+t_smart_hosts(void **state)
+{
+	struct mr_config *cf;
+	const struct mr_delivery *dl;
+
+	(void)state;
+	cf = parse_clean("server \"s\" { listen 127.0.0.1:25; mailroot /m\n"
+	    "delivery { smart-host \"[192.0.2.1]:587\" b.example "
+	    "\"c.example:2525\"\nsmart-host-first-direct yes } }\n");
+	dl = &cf->servers[0].delivery;
+	assert_string_equal(dl->smart_host, "[192.0.2.1]:587");
+	assert_int_equal(dl->nsmart_host_next, 2);
+	assert_string_equal(dl->smart_host_next[0], "b.example");
+	assert_string_equal(dl->smart_host_next[1], "c.example:2525");
+	assert_int_equal(dl->smart_host_first_direct, 1);
+	check_roundtrip(cf);
+	mr_config_free(cf);
+	cf = parse_clean("server \"s\" { listen 127.0.0.1:25; mailroot /m\n"
+	    "delivery { smart-host a.example b.example\n"
+	    "smart-host none } }\n");
+	assert_null(cf->servers[0].delivery.smart_host);
+	assert_int_equal(cf->servers[0].delivery.nsmart_host_next, 0);
+	mr_config_free(cf);
+	expect_error(SRV("\tdelivery { smart-host a.example \"[1.2.3]\" }\n"),
+	    "t.conf:4:34: bad host \"[1.2.3]\"");
+	expect_error(SRV("\tdelivery { smart-host none a.example }\n"),
+	    "t.conf:4:29: too many arguments for \"smart-host none\"");
+}
+
 static void
 t_crlf(void **state)
 {
@@ -944,16 +975,16 @@ t_inert_warnings(void **state)
 	    "and has no effect");
 	expect_warning(SRV("\tdelivery {\n\t\tdelay-notify local 1h\n\t}\n"),
 	    "t.conf:5:3: warning: \"delay-notify\" is not yet implemented");
-	expect_warning(SRV("\tdomain r.example remote {\n\t\tauth plain u "
-	    "password-file /p\n\t}\n"),
-	    "t.conf:5:3: warning: \"auth plain\" is not yet implemented");
 	expect_warning(SRV("\tmasquerade-domain m.example\n"),
 	    "t.conf:4:2: warning: \"masquerade-domain\" is only partly "
 	    "implemented");
 	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
 	    "\tlisten 127.0.0.1:26 proxy-protocol\n"
-	    "\tdelivery { smart-host-first-direct no }\n"
-	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n")));
+	    "\tdelivery { smart-host-first-direct yes\n"
+	    "\t\toutbound { auth login u password-file /p } }\n"
+	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n"
+	    "\tdomain s.example remote { auth plain u password-file /p }\n"
+	    )));
 	if (errlen != 0)
 		fail_msg("a value mailroot honours was warned about:\n%s",
 		    errbuf);
@@ -1098,6 +1129,7 @@ main(void)
 		cmocka_unit_test_teardown(t_lex_unterminated, teardown),
 		cmocka_unit_test_teardown(t_lex_control_char, teardown),
 		cmocka_unit_test_teardown(t_one_line_blocks, teardown),
+		cmocka_unit_test_teardown(t_smart_hosts, teardown),
 		cmocka_unit_test_teardown(t_crlf, teardown),
 		cmocka_unit_test_teardown(t_example, teardown),
 		cmocka_unit_test_teardown(t_shipped, teardown),
