@@ -200,6 +200,7 @@ struct mr_config {
 	char			*chroot;	/* smtpd's empty root */
 	char			*resolver;	/* "system" or "IP@PORT" */
 	char			*control_group;	/* NULL = root only */
+	char			*control_socket;	/* NULL = none */
 	char			*metrics_listen;	/* NULL = off */
 	struct mr_pki		*pkis;
 	size_t			 npkis;

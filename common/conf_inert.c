@@ -44,8 +44,6 @@ struct inert {
 #define NOEFFECT	"is not yet implemented and has no effect"
 
 static const struct inert inert[] = {
-	I(W_TOP, "control-group", NULL, NULL, NULL, 0, "control-group",
-	    NOEFFECT ": there is no control socket yet"),
 	I(W_TOP, "metrics", NULL, NULL, NULL, 0, "metrics",
 	    NOEFFECT ": no metrics are served"),
 	I(W_SERVER, "connection", "allow", "domain", NULL, 0,

@@ -366,3 +366,20 @@ mr_msg_peer_bad(const unsigned char *p, size_t len, uint32_t reporter,
 	}
 	return 0;
 }
+
+int
+mr_msg_ctl(const unsigned char *p, size_t len, uint32_t *action,
+    uint32_t *uid, const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	*action = mr_rd_u32(&rd);
+	*uid = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || (*action != MR_CTL_ACT_RELOAD &&
+	    *action != MR_CTL_ACT_STOP)) {
+		*err = "malformed CTL";
+		return -1;
+	}
+	return 0;
+}

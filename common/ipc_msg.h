@@ -110,6 +110,10 @@ int	mr_msg_config(const unsigned char *, size_t, uint32_t *nlisteners,
  * (checked against the configuration and the memfd by the receiver) */
 int	mr_msg_pki(const unsigned char *, size_t, uint32_t *idx,
 	    uint32_t *chainlen, const char **err);
+/* MR_M_CTL (queued -> master): an action of enum mr_ctl_action, and the
+ * uid that asked (for the log) */
+int	mr_msg_ctl(const unsigned char *, size_t, uint32_t *action,
+	    uint32_t *uid, const char **err);
 /* 1 if s holds no control byte (CR, LF, NUL, DEL ...) */
 int	mr_msg_clean(const char *s);
 

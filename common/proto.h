@@ -64,7 +64,18 @@ enum mr_msgtype {
 				 * sealed memfd: the pki's certificate chain
 				 * then its key (smtpd, before MR_M_CONFIG) */
 
-	MR_MSG_MAX = MR_M_PKI
+
+	/* queued -> master: the control socket asks (mailrootctl) */
+	MR_M_CTL,		/* u32 action (enum mr_ctl_action), u32 uid
+				 * of the asker (for the log only) */
+
+	MR_MSG_MAX = MR_M_CTL
+};
+
+/* MR_M_CTL: all mailrootd will do at a child's request */
+enum mr_ctl_action {
+	MR_CTL_ACT_RELOAD = 1,	/* as on SIGHUP */
+	MR_CTL_ACT_STOP = 2	/* as on SIGTERM */
 };
 
 enum mr_proc {
@@ -97,6 +108,8 @@ enum mr_dstatus {
 #define MR_FD_CONFIG	4	/* read-only snapshot of the configuration */
 #define MR_FD_PEER1	5	/* smtpd: queued; queued: smtpd; deliverd: queued */
 #define MR_FD_PEER2	6	/* queued: deliverd */
+#define MR_FD_CONTROL	7	/* queued: the control socket, listening
+				 * (when control-socket is set) */
 #define MR_FD_LISTEN	6	/* smtpd: first listener, in configuration
 				 * order (server by server, listen by listen) */
 

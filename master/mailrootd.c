@@ -192,6 +192,7 @@ main(int argc, char *argv[])
 	int ch, check = 0, print = 0, i;
 
 	memset(&m, 0, sizeof(m));
+	m.ctlfd = -1;
 	m.cfgpath = MR_SYSCONFDIR "/mailroot.conf";
 	while ((ch = getopt(argc, argv, "dnPf:p:")) != -1) {
 		switch (ch) {
@@ -250,6 +251,9 @@ main(int argc, char *argv[])
 		mr_fatal("event_base_new failed");
 	if (mr_listen_all(&m, NULL, 0, NULL) == -1)
 		mr_fatal("cannot bind every listener; not starting");
+	if (m.cfg->control_socket != NULL &&
+	    (m.ctlfd = mr_control_open(m.cfg)) == -1)
+		mr_fatal("cannot make the control socket; not starting");
 	if (geteuid() != 0)
 		mr_info("not started as root: every process runs as uid %ld "
 		    "without chroot (demo and test mode)", (long)geteuid());
@@ -272,6 +276,7 @@ main(int argc, char *argv[])
 	for (i = 0; evs[i] != NULL; i++)
 		event_free(evs[i]);
 	mr_listen_close(m.lfds, m.nlfds);
+	mr_control_close(m.cfg, m.ctlfd);
 	free(m.lfds);
 	mr_config_free(m.cfg);
 	free(m.cfgtext);

@@ -3,7 +3,8 @@
  *
  * Queue/ID.env holds sender, recipients with their state, attempts and the
  * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
- * the client gave MAIL BODY=; older files have no such line).  Every
+ * the client gave MAIL BODY=; older files have no such line;
+ * "control-hold yes" only while mailrootctl holds it).  Every
  * value is xtext-encoded (RFC 3461
  * section 4: bytes outside "!".."~", "+" and "=" become "+XX"), so no value
  * can start a new line or field; the file stores data, never a command.
@@ -132,6 +133,8 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 	mr_buf_printf(b, ENV_MAGIC "\nid %s\ncreated %lld\nnext-try %lld\n"
 	    "attempts %u\nsize %llu\n", m->id, (long long)m->created,
 	    (long long)m->next_try, m->attempts, (unsigned long long)m->size);
+	if (m->ctl_hold)
+		mr_buf_adds(b, "control-hold yes\n");
 	mr_buf_adds(b, "client ");
 	put_xtext(b, m->client);
 	mr_buf_adds(b, "\nhelo ");
@@ -248,6 +251,8 @@ env_line(struct qmsg *m, char *line)
 			m->size = (uint64_t)v;
 		return 0;
 	}
+	if (strcmp(line, "control-hold") == 0)
+		return strcmp(val, "yes") == 0 ? (m->ctl_hold = 1, 0) : -1;
 	if (strcmp(line, "client") == 0 && m->client == NULL)
 		return (m->client = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "helo") == 0 && m->helo == NULL)

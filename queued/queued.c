@@ -272,6 +272,7 @@ main(int argc, char *argv[])
 	mr_privdrop("queued", q->cfg->user, NULL);
 	umask(027);
 	setup_servers();
+	control_init();
 	sandbox();
 	commit_init();
 	clock_init();
@@ -289,6 +290,7 @@ main(int argc, char *argv[])
 		close(MR_FD_PEER2);
 	sched_recover();
 	pickup_init();
+	control_start();
 	event_base_dispatch(q->base);
 	commit_shutdown();
 	alias_shutdown();

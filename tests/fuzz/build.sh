@@ -57,6 +57,8 @@ build fuzz_table_regex "$c/table_regex.c" "$c/buf.c" "$c/log.c" \
 build fuzz_pickup -I"$top/queued" "$top/queued/pickup_parse.c" \
     "$c/dstream.c" "$c/addr.c" "$c/buf.c" "$c/log.c"
 
+build fuzz_ctl "$c/ctl_proto.c"
+
 # the IPC payload decoders, one target per receiving process
 for r in queued smtpd deliverd master; do
 	echo "fuzz: building fuzz_msg_$r"

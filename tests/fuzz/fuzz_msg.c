@@ -32,7 +32,7 @@ static const uint32_t types[] = {
 #elif defined(FUZZ_DELIVERD)
 	MR_D_JOB, MR_M_PEER, MR_M_CONFIG
 #elif defined(FUZZ_MASTER)
-	MR_M_PEER_BAD
+	MR_M_PEER_BAD, MR_M_CTL
 #else
 #error "define the receiver: FUZZ_QUEUED, _SMTPD, _DELIVERD or _MASTER"
 #endif
@@ -226,6 +226,15 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 			CHECK(kind > MR_PROC_MASTER && kind < MR_PROC_COUNT);
 			CHECK(type == MR_M_PEER || kind != reporter);
 			mr_buf_put_u32(&b, kind);
+			check_same(&b, p, len);
+		}
+		break;
+	case MR_M_CTL:
+		if (mr_msg_ctl(p, len, &kind, &idx, &err) == 0) {
+			CHECK(kind == MR_CTL_ACT_RELOAD ||
+			    kind == MR_CTL_ACT_STOP);
+			mr_buf_put_u32(&b, kind);
+			mr_buf_put_u32(&b, idx);
 			check_same(&b, p, len);
 		}
 		break;

@@ -202,7 +202,7 @@ server "t" {
 
 # (line, column, the setting the warning names)
 INERT_WARNINGS = [
-    (1, 1, "control-group"), (2, 1, "metrics"),
+    (2, 1, "metrics"),
     (8, 5, "connection allow domain"), (9, 5, "relay allow domain"),
     (10, 5, "relay authenticated"), (11, 12, "auth { users }"),
     (12, 5, "reverse-dns-lookup"),
