@@ -23,7 +23,8 @@
 #include "conf_inert.h"
 
 enum where {
-	W_TOP, W_SERVER, W_AUTH, W_DELIVERY, W_OUTBOUND, W_LOCAL, W_REMOTE
+	W_TOP, W_SERVER, W_AUTH, W_DELIVERY, W_OUTBOUND, W_LOCAL, W_REMOTE,
+	W_LOG
 };
 
 struct inert {
@@ -70,8 +71,12 @@ static const struct inert inert[] = {
 	    "masquerade-domain", "is only partly implemented: it names the "
 	    "sender of non-delivery reports, but the envelope sender of "
 	    "outgoing mail is not rewritten"),
-	I(W_SERVER, "log", NULL, NULL, NULL, 0, "log",
-	    NOEFFECT ": no transaction log is written"),
+	I(W_LOG, "format", "ncsa", NULL, NULL, 0, "log { format ncsa }",
+	    NOEFFECT ": no transaction log is written (only w3c is)"),
+	I(W_LOG, "format", "iis", NULL, NULL, 0, "log { format iis }",
+	    NOEFFECT ": no transaction log is written (only w3c is)"),
+	I(W_LOG, "rotate", "size", NULL, NULL, 0, "log { rotate size }",
+	    "is not yet implemented: the log starts a new file daily"),
 	I(W_DELIVERY, "delay-notify", NULL, NULL, NULL, 0, "delay-notify",
 	    NOEFFECT ": no delay notification is sent"),
 	I(W_DELIVERY, "smart-host-first-direct", "yes", NULL, NULL, 0,
@@ -153,6 +158,8 @@ inner(enum where w, const struct mr_cf_stmt *st)
 		return W_AUTH;
 	if (w == W_SERVER && strcmp(kw, "delivery") == 0)
 		return W_DELIVERY;
+	if (w == W_SERVER && strcmp(kw, "log") == 0)
+		return W_LOG;
 	if (w == W_DELIVERY && strcmp(kw, "outbound") == 0)
 		return W_OUTBOUND;
 	if (w == W_SERVER && strcmp(kw, "domain") == 0 && st->nargs > 2)

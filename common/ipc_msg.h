@@ -114,6 +114,24 @@ int	mr_msg_pki(const unsigned char *, size_t, uint32_t *idx,
  * uid that asked (for the log) */
 int	mr_msg_ctl(const unsigned char *, size_t, uint32_t *action,
 	    uint32_t *uid, const char **err);
+/* MR_Q_LOG (smtpd -> queued): one answered command for the transaction
+ * log; strings without control bytes, method non-empty */
+struct mr_m_log {
+	uint32_t	 server;	/* not checked against the servers */
+	const char	*client_ip;	/* <= 64 */
+	const char	*server_ip;	/* <= 64 */
+	uint32_t	 server_port;	/* <= 65535 */
+	const char	*helo;		/* <= 255 */
+	const char	*user;		/* <= MR_ADDR_MAX */
+	const char	*method;	/* 1..16 */
+	const char	*args;		/* <= 512 */
+	uint32_t	 status;	/* <= 999 */
+	uint64_t	 sc_bytes;
+	uint64_t	 cs_bytes;
+	uint32_t	 time_taken;	/* ms */
+};
+int	mr_msg_log(const unsigned char *, size_t, struct mr_m_log *,
+	    const char **err);
 /* 1 if s holds no control byte (CR, LF, NUL, DEL ...) */
 int	mr_msg_clean(const char *s);
 

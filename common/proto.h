@@ -69,7 +69,16 @@ enum mr_msgtype {
 	MR_M_CTL,		/* u32 action (enum mr_ctl_action), u32 uid
 				 * of the asker (for the log only) */
 
-	MR_MSG_MAX = MR_M_CTL
+	/* smtpd -> queued: the transaction log */
+	MR_Q_LOG,		/* u32 server index, str client-ip, str
+				 * server-ip, u32 server-port, str helo, str
+				 * user, str method, str args, u32 status,
+				 * u64 bytes sent, u64 bytes received, u32
+				 * time taken (ms): one answered SMTP command;
+				 * strings without control bytes or spaces
+				 * (args: '+' for each) */
+
+	MR_MSG_MAX = MR_Q_LOG
 };
 
 /* MR_M_CTL: all mailrootd will do at a child's request */

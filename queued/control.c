@@ -67,6 +67,8 @@ control_init(void)
 
 	if (name == NULL)
 		return;
+	/* at start, before queued's threads: getgrnam is safe here */
+	// cppcheck-suppress getgrnamCalled
 	if ((gr = getgrnam(name)) == NULL) {
 		mr_warn("control-group \"%s\" does not exist: only root may "
 		    "use the control socket", name);
@@ -75,6 +77,7 @@ control_init(void)
 	ctl.have_group = 1;
 	ctl.gid = gr->gr_gid;
 	for (i = 0; gr->gr_mem[i] != NULL && ctl.nuids < CTL_UIDS_MAX; i++)
+		// cppcheck-suppress getpwnamCalled
 		if ((pw = getpwnam(gr->gr_mem[i])) != NULL)
 			ctl.uids[ctl.nuids++] = pw->pw_uid;
 }

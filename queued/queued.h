@@ -149,6 +149,12 @@ void	sched_return(struct qmsg *, const char *reason); /* bounce it */
 void	control_init(void);	/* before the sandbox: group members */
 void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
 
+/* w3clog.c: the transaction logs (W3C Extended) */
+void	w3clog_init(void);		/* before the sandbox */
+const char *w3clog_dir(size_t server);	/* for the sandbox, or NULL */
+int	w3clog_add(const unsigned char *, size_t);	/* MR_Q_LOG */
+void	w3clog_shutdown(void);
+
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);
 

@@ -43,6 +43,7 @@
 #include "proto.h"
 #include "smtp_cmd.h"
 #include "smtpd.h"
+#include "translog.h"
 #include "util.h"
 
 #define ERRORS_MAX	25	/* bad commands before we hang up */
@@ -100,6 +101,10 @@ struct session {
 	uint64_t		 size;
 	int			 too_big;
 	int			 write_error;
+
+	struct translog		 tl;		/* the command being answered */
+	char			 lip[INET6_ADDRSTRLEN];	/* our address */
+	unsigned		 lport;
 };
 
 static struct session	*table[HASH_SIZE];
@@ -160,6 +165,27 @@ static void
 reply(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The server's transaction log: a record per answered command. */
+static void
+tlog(struct session *s, const char *line, size_t n)
+{
+	struct translog_ctx x;
+
+	if (!translog_reply(&s->tl, line, n))
+		return;
+	if (s->srv->log.directory == NULL || s->srv->log.format != MR_LOG_W3C) {
+		s->tl.active = 0;
+		return;
+	}
+	x.server = (uint32_t)s->srv->index;
+	x.client_ip = s->ip;
+	x.server_ip = s->lip;
+	x.server_port = s->lport;
+	x.helo = s->helo;
+	x.user = "";
+	translog_send(&s->tl, &x, line);
+}
+
 static void
 reply(struct session *s, const char *fmt, ...)
 {
@@ -177,6 +203,7 @@ reply(struct session *s, const char *fmt, ...)
 	line[n++] = '\r';
 	line[n++] = '\n';
 	mr_buf_add(&s->replies, line, (size_t)n);
+	tlog(s, line, (size_t)n);
 	if (!s->batching)
 		flush_replies(s);
 }
@@ -526,6 +553,22 @@ peer_ip(const struct sockaddr *sa, char *buf, size_t len)
 	return inet_ntop(sa->sa_family, a, buf, (socklen_t)len) ? 0 : -1;
 }
 
+/* s-ip and s-port of the transaction log: the address connected to. */
+static void
+local_addr(struct session *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	snprintf(s->lip, sizeof(s->lip), "-");
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    peer_ip((struct sockaddr *)&ss, s->lip, sizeof(s->lip)) == -1)
+		return;
+	s->lport = ntohs(ss.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
 /*
  * The per-client limits (beyond IIS, as Postfix's anvil): every
  * connection is counted, refused or not.  1 if this one is over a limit
@@ -582,6 +625,7 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	if ((size_t)len <= sizeof(s->peer))
 		memcpy(&s->peer, sa, (size_t)len);
 	peer_ip(sa, s->ip, sizeof(s->ip));
+	local_addr(s, fd);
 	s->bev = bufferevent_socket_new(smtpd->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
@@ -855,6 +899,7 @@ dispatch(struct session *s, const char *line, size_t len)
 {
 	struct mr_smtp_cmd c;
 
+	translog_begin(&s->tl, line, len);
 	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
 		refuse(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
@@ -1062,6 +1107,7 @@ process_data(struct session *s)
 			used = mr_dstream_feed(&s->ds, vec[i].iov_base,
 			    vec[i].iov_len, &done);
 			evbuffer_drain(in, used);
+			s->tl.cs_bytes += used;	/* DATA, as received */
 		}
 	}
 	if (done)
