@@ -70,6 +70,9 @@ struct session {
 	enum state		 state;
 	struct sockaddr_storage	 peer;
 	char			 ip[INET6_ADDRSTRLEN];
+	char			 lip[INET6_ADDRSTRLEN];	/* ours, for the
+							 * transaction log */
+	unsigned		 lport;
 	char			 helo[256];
 	int			 esmtp;
 	int			 tls;		/* TLS established */
@@ -103,8 +106,6 @@ struct session {
 	int			 write_error;
 
 	struct translog		 tl;		/* the command being answered */
-	char			 lip[INET6_ADDRSTRLEN];	/* our address */
-	unsigned		 lport;
 };
 
 static struct session	*table[HASH_SIZE];
@@ -560,6 +561,7 @@ local_addr(struct session *s, int fd)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
+	memset(&ss, 0, sizeof(ss));
 	snprintf(s->lip, sizeof(s->lip), "-");
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
 	    peer_ip((struct sockaddr *)&ss, s->lip, sizeof(s->lip)) == -1)

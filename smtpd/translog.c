@@ -32,11 +32,13 @@ clean_copy(char *dst, size_t size, const char *src, size_t n, int upper)
 	if (n >= size)
 		n = size - 1;
 	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)src[i];
+		char c = src[i];
 
-		if (c <= 0x20 || c >= 0x7f)
+		if ((unsigned char)c <= 0x20 || (unsigned char)c >= 0x7f)
 			c = '+';	/* W3C fields are space-separated */
-		dst[i] = upper ? (char)toupper(c) : (char)c;
+		if (upper)
+			c = (char)toupper((unsigned char)c);
+		dst[i] = c;
 	}
 	dst[n] = '\0';
 }

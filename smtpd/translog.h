@@ -12,13 +12,13 @@
 #define TL_ARGS_MAX	512
 
 struct translog {
-	int		 active;	/* a command awaits its final reply */
 	uint64_t	 start_ms;	/* monotonic */
-	char		 method[TL_METHOD_MAX + 1];
-	char		 args[TL_ARGS_MAX + 1];
 	uint64_t	 cs_bytes;	/* the command line, and the
 					 * message as received (DATA) */
 	uint64_t	 sc_bytes;	/* the replies to it */
+	int		 active;	/* a command awaits its final reply */
+	char		 method[TL_METHOD_MAX + 1];
+	char		 args[TL_ARGS_MAX + 1];
 };
 
 /* What the session knows, for the record. */

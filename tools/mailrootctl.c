@@ -154,9 +154,16 @@ exchange(int fd, const struct mr_buf *req)
 		fprintf(stderr, "mailrootctl: %s\n",
 		    strncmp(ans.data, "error ", 6) == 0 ? ans.data + 6 :
 		    ans.data);
-	else
-		fwrite(nl + 1, 1, ans.len - 1 - (size_t)(nl + 1 - ans.data),
-		    stdout);
+	else {
+		size_t out = ans.len - 1 - (size_t)(nl + 1 - ans.data);
+
+		if (fwrite(nl + 1, 1, out, stdout) != out ||
+		    fflush(stdout) != 0) {
+			fprintf(stderr, "mailrootctl: stdout: %s\n",
+			    strerror(errno));
+			rc = 1;
+		}
+	}
 	mr_buf_free(&ans);
 	return rc;
 }

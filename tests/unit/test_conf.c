@@ -929,9 +929,9 @@ static void
 t_inert_warnings(void **state)
 {
 	(void)state;
-	expect_warning("control-group wheel\n" SRV(""),
-	    "t.conf:1:1: warning: \"control-group\" is not yet implemented "
-	    "and has no effect");
+	expect_warning(SRV("\tlog { format ncsa }\n"),
+	    "t.conf:4:8: warning: \"log { format ncsa }\" is not yet "
+	    "implemented and has no effect");
 	expect_warning(SRV("\treverse-dns-lookup yes\n"),
 	    "t.conf:4:2: warning: \"reverse-dns-lookup\" is not yet "
 	    "implemented and has no effect");
@@ -949,10 +949,16 @@ t_inert_warnings(void **state)
 	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
 	    "\tlisten 127.0.0.1:26 proxy-protocol\n"
 	    "\tdelivery { smart-host-first-direct no }\n"
-	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n")));
+	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n"
+	    "\tlog { format w3c; rotate hourly }\n")));
 	if (errlen != 0)
 		fail_msg("a value mailroot honours was warned about:\n%s",
 		    errbuf);
+	/* the control socket and its group are implemented */
+	mr_config_free(parse("control-group wheel\n"
+	    "control-socket /run/mailroot/control\n" SRV("")));
+	if (errlen != 0)
+		fail_msg("control-group was warned about:\n%s", errbuf);
 }
 
 /* A deny rule that can never match would let in whom it names: refused. */
