@@ -223,6 +223,7 @@ struct mr_config {
 	char			*chroot;	/* smtpd's empty root */
 	char			*resolver;	/* "system" or "IP@PORT" */
 	char			*control_group;	/* NULL = root only */
+	char			*control_socket;	/* NULL = none */
 	char			*metrics_listen;	/* NULL = off */
 	/* mailroot-sendmail's door (queued/submit.c) */
 	char			*submit_socket;	/* /run/mailroot/submit */

@@ -23,7 +23,8 @@
 #include "conf_inert.h"
 
 enum where {
-	W_TOP, W_SERVER, W_AUTH, W_DELIVERY, W_OUTBOUND, W_LOCAL, W_REMOTE
+	W_TOP, W_SERVER, W_AUTH, W_DELIVERY, W_OUTBOUND, W_LOCAL, W_REMOTE,
+	W_LOG
 };
 
 struct inert {
@@ -44,16 +45,18 @@ struct inert {
 #define NOEFFECT	"is not yet implemented and has no effect"
 
 static const struct inert inert[] = {
-	I(W_TOP, "control-group", NULL, NULL, NULL, 0, "control-group",
-	    NOEFFECT ": there is no control socket yet"),
 	I(W_TOP, "metrics", NULL, NULL, NULL, 0, "metrics",
 	    NOEFFECT ": no metrics are served"),
 	I(W_SERVER, "masquerade-domain", NULL, NULL, NULL, 0,
 	    "masquerade-domain", "is only partly implemented: it names the "
 	    "sender of non-delivery reports, but the envelope sender of "
 	    "outgoing mail is not rewritten"),
-	I(W_SERVER, "log", NULL, NULL, NULL, 0, "log",
-	    NOEFFECT ": no transaction log is written"),
+	I(W_LOG, "format", "ncsa", NULL, NULL, 0, "log { format ncsa }",
+	    NOEFFECT ": no transaction log is written (only w3c is)"),
+	I(W_LOG, "format", "iis", NULL, NULL, 0, "log { format iis }",
+	    NOEFFECT ": no transaction log is written (only w3c is)"),
+	I(W_LOG, "rotate", "size", NULL, NULL, 0, "log { rotate size }",
+	    "is not yet implemented: the log starts a new file daily"),
 	I(W_DELIVERY, "delay-notify", NULL, NULL, NULL, 0, "delay-notify",
 	    NOEFFECT ": no delay notification is sent"),
 	I(W_LOCAL, "deliver", "lmtp", NULL, NULL, 0, "deliver lmtp",
@@ -120,6 +123,8 @@ inner(enum where w, const struct mr_cf_stmt *st)
 		return W_AUTH;
 	if (w == W_SERVER && strcmp(kw, "delivery") == 0)
 		return W_DELIVERY;
+	if (w == W_SERVER && strcmp(kw, "log") == 0)
+		return W_LOG;
 	if (w == W_DELIVERY && strcmp(kw, "outbound") == 0)
 		return W_OUTBOUND;
 	if (w == W_SERVER && strcmp(kw, "domain") == 0 && st->nargs > 2)

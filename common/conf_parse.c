@@ -839,6 +839,20 @@ kw_submit_users(struct pc *pc, const struct mr_cf_stmt *st)
 		(*list)[(*n)++] = mr_xstrdup(ARG(st, i));
 }
 
+/* An absolute path with a name after its last slash. */
+static void
+kw_control_socket(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	const char *s = ARG(st, 1);
+
+	if (s[0] != '/' || s[strlen(s) - 1] == '/' || strlen(s) > 200) {
+		aerr(pc, st, 1, "bad control-socket \"%s\": expected an "
+		    "absolute path to a file, at most 200 bytes", s);
+		return;
+	}
+	set_str(&pc->cf->control_socket, s);
+}
+
 /* "system", "IP" or "IP@PORT": a forwarding resolver. */
 static void
 kw_resolver(struct pc *pc, const struct mr_cf_stmt *st)
@@ -1891,6 +1905,7 @@ static const struct kw global_kw[] = {
 	{ "submit-socket", 1, 1, NOBLOCK, kw_submit_socket },
 	{ "submit-users", 1, 64, NOBLOCK, kw_submit_users },
 	{ "submit-sender-users", 1, 64, NOBLOCK, kw_submit_users },
+	{ "control-socket", 1, 1, NOBLOCK, kw_control_socket },
 	{ "resolver", 1, 1, NOBLOCK, kw_resolver },
 	{ "metrics", 2, 2, NOBLOCK, kw_metrics },
 	{ "pki", 1, 1, BLOCK, kw_pki },
@@ -2118,6 +2133,7 @@ mr_config_free(struct mr_config *cf)
 	free(cf->chroot);
 	free(cf->resolver);
 	free(cf->control_group);
+	free(cf->control_socket);
 	free(cf->metrics_listen);
 	free(cf->submit_socket);
 	for (i = 0; i < cf->nsubmit_users; i++)

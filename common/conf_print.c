@@ -409,6 +409,8 @@ mr_config_print(const struct mr_config *cf, FILE *fp)
 	pr_kv(fp, 0, "resolver", cf->resolver);
 	if (cf->control_group != NULL)
 		pr_kv(fp, 0, "control-group", cf->control_group);
+	if (cf->control_socket != NULL)
+		pr_kv(fp, 0, "control-socket", cf->control_socket);
 	if (cf->metrics_listen != NULL)
 		fprintf(fp, "metrics listen %s\n", cf->metrics_listen);
 	pr_kv(fp, 0, "submit-socket", cf->submit_socket);

@@ -551,3 +551,60 @@ mr_msg_ptr_answer(const unsigned char *p, size_t len,
 		return -1;
 	return 0;
 }
+
+int
+mr_msg_ctl(const unsigned char *p, size_t len, uint32_t *action,
+    uint32_t *uid, const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	*action = mr_rd_u32(&rd);
+	*uid = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || (*action != MR_CTL_ACT_RELOAD &&
+	    *action != MR_CTL_ACT_STOP)) {
+		*err = "malformed CTL";
+		return -1;
+	}
+	return 0;
+}
+
+/* A string of at most max bytes without control bytes; NULL on error. */
+static const char *
+rd_clean(struct mr_rd *rd, size_t max)
+{
+	const char *s = mr_rd_str(rd, max, NULL);
+
+	if (s == NULL || !mr_msg_clean(s)) {
+		rd->err = 1;
+		return NULL;
+	}
+	return s;
+}
+
+int
+mr_msg_log(const unsigned char *p, size_t len, struct mr_m_log *m,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	m->server = mr_rd_u32(&rd);
+	m->client_ip = rd_clean(&rd, 64);
+	m->server_ip = rd_clean(&rd, 64);
+	m->server_port = mr_rd_u32(&rd);
+	m->helo = rd_clean(&rd, 255);
+	m->user = rd_clean(&rd, MR_ADDR_MAX);
+	m->method = rd_clean(&rd, 16);
+	m->args = rd_clean(&rd, 512);
+	m->status = mr_rd_u32(&rd);
+	m->sc_bytes = mr_rd_u64(&rd);
+	m->cs_bytes = mr_rd_u64(&rd);
+	m->time_taken = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || m->method[0] == '\0' ||
+	    m->server_port > 65535 || m->status > 999) {
+		*err = "malformed LOG";
+		return -1;
+	}
+	return 0;
+}

@@ -191,4 +191,27 @@ int	mr_msg_ptr_answer(const unsigned char *, size_t,
 /* 1 if s is a host name as MR_R_PTR_ANSWER carries it */
 int	mr_msg_hostname(const char *s);
 
+/* MR_M_CTL (queued -> master): an action of enum mr_ctl_action, and the
+ * uid that asked (for the log) */
+int	mr_msg_ctl(const unsigned char *, size_t, uint32_t *action,
+	    uint32_t *uid, const char **err);
+/* MR_Q_LOG (smtpd -> queued): one answered command for the transaction
+ * log; strings without control bytes, method non-empty */
+struct mr_m_log {
+	uint32_t	 server;	/* not checked against the servers */
+	const char	*client_ip;	/* <= 64 */
+	const char	*server_ip;	/* <= 64 */
+	uint32_t	 server_port;	/* <= 65535 */
+	const char	*helo;		/* <= 255 */
+	const char	*user;		/* <= MR_ADDR_MAX */
+	const char	*method;	/* 1..16 */
+	const char	*args;		/* <= 512 */
+	uint32_t	 status;	/* <= 999 */
+	uint64_t	 sc_bytes;
+	uint64_t	 cs_bytes;
+	uint32_t	 time_taken;	/* ms */
+};
+int	mr_msg_log(const unsigned char *, size_t, struct mr_m_log *,
+	    const char **err);
+
 #endif

@@ -93,7 +93,26 @@ enum mr_msgtype {
 				 * name (OK), the first PTR name (UNCONFIRMED),
 				 * else "" */
 
-	MR_MSG_MAX = MR_R_PTR_ANSWER
+	/* queued -> master: the control socket asks (mailrootctl) */
+	MR_M_CTL,		/* u32 action (enum mr_ctl_action), u32 uid
+				 * of the asker (for the log only) */
+
+	/* smtpd -> queued: the transaction log */
+	MR_Q_LOG,		/* u32 server index, str client-ip, str
+				 * server-ip, u32 server-port, str helo, str
+				 * user, str method, str args, u32 status,
+				 * u64 bytes sent, u64 bytes received, u32
+				 * time taken (ms): one answered SMTP command;
+				 * strings without control bytes or spaces
+				 * (args: '+' for each) */
+
+	MR_MSG_MAX = MR_Q_LOG
+};
+
+/* MR_M_CTL: all mailrootd will do at a child's request */
+enum mr_ctl_action {
+	MR_CTL_ACT_RELOAD = 1,	/* as on SIGHUP */
+	MR_CTL_ACT_STOP = 2	/* as on SIGTERM */
 };
 
 enum mr_rverdict {
@@ -152,6 +171,8 @@ enum mr_dstatus {
 #define MR_FD_CONFIG	4	/* read-only snapshot of the configuration */
 #define MR_FD_PEER1	5	/* smtpd: queued; queued: smtpd; deliverd: queued */
 #define MR_FD_PEER2	6	/* queued: deliverd */
+#define MR_FD_CONTROL	8	/* queued: the control socket, listening
+				 * (when control-socket is set) */
 #define MR_FD_LISTEN	6	/* smtpd: first listener, in configuration
 				 * order (server by server, listen by listen) */
 #define MR_FD_SUBMIT	7	/* queued: the submit-socket listener (or

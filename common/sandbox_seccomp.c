@@ -62,7 +62,7 @@ static const char *const smtpd_calls[] = {
 };
 
 /* queued: the mailroots (Landlock keeps it inside them), Berkeley DB
- * tables, and its commit and trash threads. */
+ * tables, its commit and trash threads, and the control socket. */
 static const char *const queued_calls[] = {
 	"openat", "open", "mkdir", "mkdirat", "rename", "renameat",
 	"renameat2", "unlink", "unlinkat", "link", "linkat", "rmdir",
@@ -71,7 +71,7 @@ static const char *const queued_calls[] = {
 	"faccessat", "faccessat2", "readlink", "umask", "getcwd",
 	"set_robust_list", "rseq", "membarrier",
 	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-	"accept", "accept4",	/* submit-socket (submit.c) */
+	"accept", "accept4",	/* submit-socket (submit.c), control socket */
 	NULL
 };
 

@@ -193,6 +193,7 @@ main(int argc, char *argv[])
 
 	memset(&m, 0, sizeof(m));
 	m.submit_fd = -1;
+	m.ctlfd = -1;
 	m.cfgpath = MR_SYSCONFDIR "/mailroot.conf";
 	while ((ch = getopt(argc, argv, "dnPf:p:")) != -1) {
 		switch (ch) {
@@ -252,6 +253,9 @@ main(int argc, char *argv[])
 	if (mr_listen_all(&m, NULL, 0, NULL) == -1)
 		mr_fatal("cannot bind every listener; not starting");
 	m.submit_fd = mr_submit_open(m.cfg);
+	if (m.cfg->control_socket != NULL &&
+	    (m.ctlfd = mr_control_open(m.cfg)) == -1)
+		mr_fatal("cannot make the control socket; not starting");
 	if (geteuid() != 0)
 		mr_info("not started as root: every process runs as uid %ld "
 		    "without chroot (demo and test mode)", (long)geteuid());
@@ -274,6 +278,7 @@ main(int argc, char *argv[])
 	for (i = 0; evs[i] != NULL; i++)
 		event_free(evs[i]);
 	mr_listen_close(m.lfds, m.nlfds);
+	mr_control_close(m.cfg, m.ctlfd);
 	free(m.lfds);
 	if (m.submit_fd != -1)
 		close(m.submit_fd);

@@ -23,6 +23,7 @@ struct mr_master {
 	int			 submit_fd;	/* submit-socket; -1: none */
 	size_t			 nlfds;
 	int			 stopping;
+	int			 ctlfd;		/* control socket or -1 */
 };
 
 /* dirs.c: as root, never by a path a child can change; 0 or -1 (logged).
@@ -41,6 +42,11 @@ int	mr_submit_open(const struct mr_config *);
 int	mr_listen_all(struct mr_master *, int *oldfds, size_t nold,
 	    const struct mr_config *oldcfg);
 void	mr_listen_close(int *fds, size_t n);
+
+/* control_sock.c: the listening control socket for queued, or -1
+ * (logged when configured and it cannot be made) */
+int	mr_control_open(const struct mr_config *);
+void	mr_control_close(const struct mr_config *, int fd);
 
 /* supervise.c */
 /* pki.c: a sealed memfd with p's chain then its key; -1 (logged). */

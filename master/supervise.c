@@ -181,6 +181,33 @@ peer_bad(struct child *reporter, struct mr_ipc_msg *msg)
 	kill(t->pid, SIGKILL);
 }
 
+/*
+ * mailrootctl reload/stop, passed on by queued, which serves the control
+ * socket and checked the asker.  Only queued may ask, and only for what
+ * the administrator could do with kill(1): the request becomes the
+ * signal, handled as if it came from outside.  Logged either way.
+ */
+static void
+control_request(struct child *ch, struct mr_ipc_msg *msg)
+{
+	uint32_t action, uid;
+	const char *err;
+
+	if (ch->proc != MR_PROC_QUEUED) {
+		mr_warn("%s sent a control request: ignored", ch->name);
+		return;
+	}
+	if (mr_msg_ctl(msg->data, msg->len, &action, &uid, &err) == -1) {
+		mr_warn("%s sent a %s", ch->name, err);
+		return;
+	}
+	mr_info("control socket: uid %lu asks to %s", (unsigned long)uid,
+	    action == MR_CTL_ACT_RELOAD ? "reload" : "stop");
+	if (kill(getpid(), action == MR_CTL_ACT_RELOAD ? SIGHUP : SIGTERM)
+	    == -1)
+		mr_err("kill: %s", strerror(errno));
+}
+
 static void
 master_chan_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 {
@@ -200,6 +227,10 @@ master_chan_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		close(msg->fd);
 	if (msg->type == MR_M_PEER_BAD) {
 		peer_bad(ch, msg);
+		return;
+	}
+	if (msg->type == MR_M_CTL) {
+		control_request(ch, msg);
 		return;
 	}
 	mr_warn("%s sent unexpected message type %u to the master",
@@ -283,6 +314,8 @@ spawn(enum mr_proc p)
 	if (p == MR_PROC_QUEUED)	/* MR_FD_SUBMIT */
 		fds[n++] = master->submit_fd != -1 ? master->submit_fd :
 		    ppair[1][1];
+	if (p == MR_PROC_QUEUED && master->ctlfd != -1)
+		fds[n++] = master->ctlfd;	/* MR_FD_CONTROL */
 
 	pid = fork();
 	if (pid == -1) {

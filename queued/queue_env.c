@@ -4,7 +4,8 @@
  * Queue/ID.env holds sender, recipients with their state, attempts and the
  * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
  * the client gave MAIL BODY=, "auth NAME" only where it authenticated,
- * "hold 1" for a message a header check holds).  DSN (RFC 3461), only
+ * "hold 1" for a message a header check holds, "control-hold yes" only
+ * while mailrootctl holds it).  DSN (RFC 3461), only
  * what the client gave: "ret FULL|HDRS" and "envid X" before the sender;
  * after a recipient's rcpt line its "notify N" (MR_NOTIFY_* bits), "orcpt
  * X" and "relayed" (a next hop without DSN took it).  Files of the
@@ -194,6 +195,8 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 	mr_buf_printf(b, ENV_MAGIC "\nid %s\ncreated %lld\nnext-try %lld\n"
 	    "attempts %u\nsize %llu\n", m->id, (long long)m->created,
 	    (long long)m->next_try, m->attempts, (unsigned long long)m->size);
+	if (m->ctl_hold)
+		mr_buf_adds(b, "control-hold yes\n");
 	mr_buf_adds(b, "client ");
 	put_xtext(b, m->client);
 	mr_buf_adds(b, "\nhelo ");
@@ -329,6 +332,8 @@ env_line(struct qmsg *m, char *line)
 			m->size = (uint64_t)v;
 		return 0;
 	}
+	if (strcmp(line, "control-hold") == 0)
+		return strcmp(val, "yes") == 0 ? (m->ctl_hold = 1, 0) : -1;
 	if (strcmp(line, "client") == 0 && m->client == NULL)
 		return (m->client = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "helo") == 0 && m->helo == NULL)

@@ -119,7 +119,7 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	/* a job in flight settles (and expires) m when its result comes;
 	 * a held queue arms the timers again when it is released */
-	if (m->job != 0 || q->held)
+	if (m->job != 0 || q->held || m->ctl_hold)
 		return;
 	if (q_now() < expire_at(m)) {
 		arm_expiry(m);
@@ -357,7 +357,7 @@ attempt(struct qmsg *m)
 	char path[4096];
 	int fd;
 
-	if (m->job != 0)
+	if (m->job != 0 || m->ctl_hold)
 		return;
 	/* deliverd has no room: wait in line, no attempt counted */
 	wait_del(m);
@@ -760,4 +760,62 @@ sched_replay(const unsigned char *data, size_t len)
 			settle(m);
 	}
 	mr_msg_results_free(&res);
+}
+
+/* ---- the control socket's verbs (control_verbs.c) ---- */
+
+/* "retry ID", "flush": the next attempt now, its schedule unchanged. */
+int
+sched_retry(struct qmsg *m)
+{
+	if (m->job != 0 || m->ctl_hold)
+		return -1;
+	set_timer(m, 0);
+	return 0;
+}
+
+/* "hold"/"release": a held message is neither tried nor expired. */
+void
+sched_hold(struct qmsg *m, int on)
+{
+	m->ctl_hold = on;
+	if (on) {
+		if (m->timer != NULL)
+			evtimer_del(m->timer);
+		if (m->expiry != NULL)
+			evtimer_del(m->expiry);
+		wait_del(m);
+		return;
+	}
+	set_timer(m, m->next_try);
+	arm_expiry(m);
+}
+
+/* "delete": gone without a DSN (the caller logged the recipients). */
+void
+sched_remove(struct qmsg *m)
+{
+	wait_del(m);
+	finish(m);
+}
+
+/* "bounce": every pending recipient fails with reason, DSN to sender. */
+void
+sched_return(struct qmsg *m, const char *reason)
+{
+	size_t i;
+
+	wait_del(m);
+	if (m->timer != NULL)
+		evtimer_del(m->timer);
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == R_PENDING) {
+			m->rcpts[i].state = R_FAILED;
+			free(m->rcpts[i].text);
+			m->rcpts[i].text = mr_xstrdup(reason);
+			mr_info("%s: to=<%s> status=returned (%s)", m->id,
+			    m->rcpts[i].addr, reason);
+		}
+	m->ctl_hold = 0;
+	settle(m);
 }

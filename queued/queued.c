@@ -154,6 +154,10 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		if (ptr_relay_request(msg->data, msg->len) == 0)
 			return;
 		break;
+	case MR_Q_LOG:
+		if (w3clog_add(msg->data, msg->len) == 0)
+			return;
+		break;
 	default:
 		break;
 	}
@@ -258,11 +262,14 @@ sandbox(void)
 {
 	const char **rw;
 	char **ro;
-	size_t i;
+	size_t i, n;
 
-	rw = mr_xcalloc(q->nservers + 1, sizeof(char *));
+	rw = mr_xcalloc(2 * q->nservers + 1, sizeof(char *));
 	for (i = 0; i < q->nservers; i++)
 		rw[i] = q->cfg->servers[i].mailroot;
+	for (i = 0, n = q->nservers; i < q->nservers; i++)
+		if (w3clog_dir(i) != NULL)
+			rw[n++] = w3clog_dir(i);	/* transaction logs */
 	ro = mr_xcalloc(q->cfg->ntables + 3, sizeof(char *));
 	for (i = 0; i < q->cfg->ntables; i++) {
 		ro[i] = mr_xstrdup(q->cfg->tables[i].path);
@@ -290,6 +297,8 @@ main(int argc, char *argv[])
 	mr_privdrop("queued", q->cfg->user, NULL);
 	umask(027);
 	setup_servers();
+	control_init();
+	w3clog_init();
 	sandbox();
 	commit_init();
 	auth_init();
@@ -309,10 +318,12 @@ main(int argc, char *argv[])
 	sched_recover();
 	pickup_init();
 	submit_init();
+	control_start();
 	event_base_dispatch(q->base);
 	submit_shutdown();
 	auth_shutdown();
 	commit_shutdown();
+	w3clog_shutdown();
 	alias_shutdown();
 	mr_child_end();
 	mr_info("queued: exiting");

@@ -68,6 +68,9 @@ struct qmsg {
 	int		 waiting;
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
+	int		 ctl_hold;	/* "mailrootctl hold": not tried
+					 * and not expired until released;
+					 * in the envelope */
 };
 
 struct queued {
@@ -156,6 +159,22 @@ void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
 void	sched_clock_changed(void);	/* re-arms every timer */
+
+/* queue_sched.c: what the control socket does to one message */
+int	sched_retry(struct qmsg *);	/* try now; -1 if at deliverd */
+void	sched_hold(struct qmsg *, int on);
+void	sched_remove(struct qmsg *);	/* deletes it from the queue */
+void	sched_return(struct qmsg *, const char *reason); /* bounce it */
+
+/* control.c: the control socket (mailrootctl) */
+void	control_init(void);	/* before the sandbox: group members */
+void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
+
+/* w3clog.c: the transaction logs (W3C Extended) */
+void	w3clog_init(void);		/* before the sandbox */
+const char *w3clog_dir(size_t server);	/* for the sandbox, or NULL */
+int	w3clog_add(const unsigned char *, size_t);	/* MR_Q_LOG */
+void	w3clog_shutdown(void);
 
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);

@@ -45,6 +45,7 @@
 #include "proto.h"
 #include "smtp_cmd.h"
 #include "smtpd.h"
+#include "translog.h"
 #include "util.h"
 
 #define ERRORS_MAX	25	/* bad commands before we hang up */
@@ -74,6 +75,9 @@ struct session {
 	enum state		 state;
 	struct sockaddr_storage	 peer;
 	char			 ip[INET6_ADDRSTRLEN];
+	char			 lip[INET6_ADDRSTRLEN];	/* ours, for the
+							 * transaction log */
+	unsigned		 lport;
 	char			 helo[256];
 	int			 esmtp;
 	int			 tls;		/* TLS established */
@@ -119,6 +123,7 @@ struct session {
 	/* DSN (RFC 3461): MAIL's, and each recipient's beside rcpts */
 	struct mr_dsn_mail	 dsn;
 	struct mr_dsn_rcpt	*rdsn;
+	struct translog		 tl;		/* the command being answered */
 };
 
 static struct session	*table[HASH_SIZE];
@@ -182,6 +187,27 @@ static void
 reply(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The server's transaction log: a record per answered command. */
+static void
+tlog(struct session *s, const char *line, size_t n)
+{
+	struct translog_ctx x;
+
+	if (!translog_reply(&s->tl, line, n))
+		return;
+	if (s->srv->log.directory == NULL || s->srv->log.format != MR_LOG_W3C) {
+		s->tl.active = 0;
+		return;
+	}
+	x.server = (uint32_t)s->srv->index;
+	x.client_ip = s->ip;
+	x.server_ip = s->lip;
+	x.server_port = s->lport;
+	x.helo = s->helo;
+	x.user = "";
+	translog_send(&s->tl, &x, line);
+}
+
 static void
 reply(struct session *s, const char *fmt, ...)
 {
@@ -199,6 +225,7 @@ reply(struct session *s, const char *fmt, ...)
 	line[n++] = '\r';
 	line[n++] = '\n';
 	mr_buf_add(&s->replies, line, (size_t)n);
+	tlog(s, line, (size_t)n);
 	if (!s->batching)
 		flush_replies(s);
 }
@@ -557,6 +584,23 @@ peer_ip(const struct sockaddr *sa, char *buf, size_t len)
 	return inet_ntop(sa->sa_family, a, buf, (socklen_t)len) ? 0 : -1;
 }
 
+/* s-ip and s-port of the transaction log: the address connected to. */
+static void
+local_addr(struct session *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
+	snprintf(s->lip, sizeof(s->lip), "-");
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    peer_ip((struct sockaddr *)&ss, s->lip, sizeof(s->lip)) == -1)
+		return;
+	s->lport = ntohs(ss.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
 /*
  * The per-client limits (beyond IIS, as Postfix's anvil): every
  * connection is counted, refused or not.  1 if this one is over a limit
@@ -613,6 +657,7 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	if ((size_t)len <= sizeof(s->peer))
 		memcpy(&s->peer, sa, (size_t)len);
 	peer_ip(sa, s->ip, sizeof(s->ip));
+	local_addr(s, fd);
 	s->bev = bufferevent_socket_new(smtpd->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
@@ -1097,6 +1142,7 @@ dispatch(struct session *s, const char *line, size_t len)
 		auth_line(session_auth_ctx(s, &ac), &s->auth, line, len);
 		return;
 	}
+	translog_begin(&s->tl, line, len);
 	if (mr_smtp_parse(line, len, s->esmtp, &c) != 0) {
 		refuse(s, "%d %s %s", c.code, c.status, c.text);
 		s->errors++;
@@ -1408,6 +1454,7 @@ process_data(struct session *s)
 			used = mr_dstream_feed(&s->ds, vec[i].iov_base,
 			    vec[i].iov_len, &done);
 			evbuffer_drain(in, used);
+			s->tl.cs_bytes += used;	/* DATA, as received */
 		}
 	}
 	if (done)

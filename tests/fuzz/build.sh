@@ -68,6 +68,8 @@ build fuzz_hdr_check "$c/hdr_check.c" "$c/table_regex.c" \
     "$c/table_inline.c" "$c/buf.c" \
     "$c/log.c" "$c/util.c" $ev_libs -lpcre2-8
 
+build fuzz_ctl "$c/ctl_proto.c"
+
 # the IPC payload decoders, one target per receiving process
 for r in queued smtpd deliverd master; do
 	echo "fuzz: building fuzz_msg_$r"

@@ -31,7 +31,7 @@ static const uint32_t types[] = {
 	MR_Q_NEW, MR_Q_COMMIT, MR_Q_ABORT, MR_D_RESULT, MR_D_REPLAY, MR_M_PEER,
 	MR_M_CONFIG, MR_Q_RCPT_CHECK, MR_Q_AUTH,
 	/* reverse DNS, relayed both ways */
-	MR_R_PTR, MR_R_PTR_ANSWER
+	MR_R_PTR, MR_R_PTR_ANSWER, MR_Q_LOG
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
 	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT,
@@ -43,7 +43,7 @@ static const uint32_t types[] = {
 	/* reverse DNS */
 	MR_R_PTR
 #elif defined(FUZZ_MASTER)
-	MR_M_PEER_BAD
+	MR_M_PEER_BAD, MR_M_CTL
 #else
 #error "define the receiver: FUZZ_QUEUED, _SMTPD, _DELIVERD or _MASTER"
 #endif
@@ -305,6 +305,37 @@ fuzz_ptr(uint32_t type, const uint8_t *p, size_t len)
 	mr_buf_free(&b);
 }
 
+/* MR_Q_LOG: strings clean and bounded, and the frame re-encodes. */
+static void
+fuzz_log(const uint8_t *p, size_t len, struct mr_buf *b)
+{
+	struct mr_m_log lg;
+	const char *err;
+
+	if (mr_msg_log(p, len, &lg, &err) != 0)
+		return;
+	check_str(lg.client_ip, 64, 1, 0);
+	check_str(lg.server_ip, 64, 1, 0);
+	check_str(lg.helo, 255, 1, 0);
+	check_str(lg.user, MR_ADDR_MAX, 1, 0);
+	check_str(lg.method, 16, 1, 1);
+	check_str(lg.args, 512, 1, 0);
+	CHECK(lg.server_port <= 65535 && lg.status <= 999);
+	mr_buf_put_u32(b, lg.server);
+	mr_buf_put_str(b, lg.client_ip);
+	mr_buf_put_str(b, lg.server_ip);
+	mr_buf_put_u32(b, lg.server_port);
+	mr_buf_put_str(b, lg.helo);
+	mr_buf_put_str(b, lg.user);
+	mr_buf_put_str(b, lg.method);
+	mr_buf_put_str(b, lg.args);
+	mr_buf_put_u32(b, lg.status);
+	mr_buf_put_u64(b, lg.sc_bytes);
+	mr_buf_put_u64(b, lg.cs_bytes);
+	mr_buf_put_u32(b, lg.time_taken);
+	check_same(b, p, len);
+}
+
 /* The messages that decode to one string or number or two. */
 static void
 fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
@@ -356,6 +387,18 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 			CHECK(kind > MR_PROC_MASTER && kind < MR_PROC_COUNT);
 			CHECK(type == MR_M_PEER || kind != reporter);
 			mr_buf_put_u32(&b, kind);
+			check_same(&b, p, len);
+		}
+		break;
+	case MR_Q_LOG:
+		fuzz_log(p, len, &b);
+		break;
+	case MR_M_CTL:
+		if (mr_msg_ctl(p, len, &kind, &idx, &err) == 0) {
+			CHECK(kind == MR_CTL_ACT_RELOAD ||
+			    kind == MR_CTL_ACT_STOP);
+			mr_buf_put_u32(&b, kind);
+			mr_buf_put_u32(&b, idx);
 			check_same(&b, p, len);
 		}
 		break;

@@ -970,9 +970,9 @@ static void
 t_inert_warnings(void **state)
 {
 	(void)state;
-	expect_warning("control-group wheel\n" SRV(""),
-	    "t.conf:1:1: warning: \"control-group\" is not yet implemented "
-	    "and has no effect");
+	expect_warning(SRV("\tlog { format ncsa }\n"),
+	    "t.conf:4:8: warning: \"log { format ncsa }\" is not yet "
+	    "implemented and has no effect");
 	expect_warning(SRV("\tdelivery {\n\t\tdelay-notify local 1h\n\t}\n"),
 	    "t.conf:5:3: warning: \"delay-notify\" is not yet implemented");
 	expect_warning(SRV("\tmasquerade-domain m.example\n"),
@@ -984,10 +984,15 @@ t_inert_warnings(void **state)
 	    "\t\toutbound { auth login u password-file /p } }\n"
 	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n"
 	    "\tdomain s.example remote { auth plain u password-file /p }\n"
-	    )));
+	    "\tlog { format w3c; rotate hourly }\n")));
 	if (errlen != 0)
 		fail_msg("a value mailroot honours was warned about:\n%s",
 		    errbuf);
+	/* the control socket and its group are implemented */
+	mr_config_free(parse("control-group wheel\n"
+	    "control-socket /run/mailroot/control\n" SRV("")));
+	if (errlen != 0)
+		fail_msg("control-group was warned about:\n%s", errbuf);
 }
 
 /* Domain rules and reverse-dns-lookup are implemented (smtpd/rdns.c):

@@ -1,0 +1,19 @@
+/*
+ * control.h - between the control socket (control.c) and its verbs
+ * (control_verbs.c).
+ */
+#ifndef MR_CONTROL_H
+#define MR_CONTROL_H
+
+#include <sys/types.h>
+
+struct conn;
+struct mr_buf;
+struct mr_ctl_req;
+
+/* Answers a request: err NULL for "ok" followed by out. */
+void	control_answer(struct conn *, const char *err, const struct mr_buf *);
+/* Carries out a parsed request from uid and answers it. */
+void	control_do(struct conn *, uid_t, const struct mr_ctl_req *);
+
+#endif

@@ -1,0 +1,350 @@
+/*
+ * w3clog.c - each virtual server's transaction log in the W3C Extended
+ * Log File Format as IIS wrote it (IIS-MODEL.md section 7): daily files
+ * exYYMMDD.log (exYYMMDDHH hourly, exYYMMWW weekly, exYYMM monthly) in
+ * the server's log directory, opening with the directives #Software,
+ * #Version: 1.0, #Date and #Fields, then one line per SMTP command.
+ * Times are UTC, by queued's clock (q_now: a test may shift it).
+ *
+ * smtpd, which has no files, sends each answered command (MR_Q_LOG);
+ * lines wait in memory and are written once a second or per 64 KB, so no
+ * SMTP session waits on the disk.  A write that fails (full disk, a
+ * directory gone) loses those lines with a warning at most once a minute,
+ * never mail.
+ *
+ * Security: every value comes from smtpd, already decoded and free of
+ * control bytes (ipc_msg.c); here a space or any byte outside printable
+ * ASCII becomes '+', as IIS wrote spaces, so no value can split a field
+ * or a line, and an empty value is "-".  The directory is opened before
+ * the sandbox and the files with openat and O_NOFOLLOW.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "ipc_msg.h"
+#include "log.h"
+#include "queued.h"
+#include "util.h"
+
+#define FLUSH_AT	(64 * 1024)
+#define PENDING_MAX	(4 * 1024 * 1024)	/* then lines are lost */
+#define WARN_EVERY	60
+
+struct wlog {
+	int		 dfd;		/* the directory, or -1: no log */
+	char		*dir;
+	int		 fd;		/* the current file, or -1 */
+	char		 name[32];	/* its name */
+	struct mr_buf	 pending;
+};
+
+static struct {
+	struct wlog	*logs;
+	size_t		 n;
+	struct event	*timer;
+	uint64_t	 lost;
+	time_t		 warned;
+} w;
+
+static void	flush_all(void);
+
+/* The directory is made if missing and opened, before the sandbox. */
+void
+w3clog_init(void)
+{
+	size_t i;
+
+	w.n = q->nservers;
+	w.logs = mr_xcalloc(w.n, sizeof(*w.logs));
+	for (i = 0; i < w.n; i++) {
+		const struct mr_logcfg *lc = &q->servers[i].srv->log;
+		struct wlog *l = &w.logs[i];
+
+		l->dfd = l->fd = -1;
+		mr_buf_init(&l->pending);
+		if (lc->directory == NULL || lc->format != MR_LOG_W3C)
+			continue;
+		if (mkdir(lc->directory, 0750) == -1 && errno != EEXIST)
+			mr_warn("log directory %s: %s", lc->directory,
+			    strerror(errno));
+		l->dfd = open(lc->directory, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC);
+		if (l->dfd == -1) {
+			mr_err("server \"%s\": no transaction log: %s: %s",
+			    q->servers[i].srv->name, lc->directory,
+			    strerror(errno));
+			continue;
+		}
+		l->dir = mr_xstrdup(lc->directory);
+	}
+}
+
+/* The directory the sandbox must let queued write in, or NULL. */
+const char *
+w3clog_dir(size_t server)
+{
+	return server < w.n ? w.logs[server].dir : NULL;
+}
+
+/* The file a line at t belongs in, by the rotation of IIS. */
+static void
+file_name(enum mr_rotate r, const struct tm *tm, char *buf, size_t len)
+{
+	int yy = tm->tm_year % 100, mm = tm->tm_mon + 1;
+	int first_wday = (tm->tm_wday - (tm->tm_mday - 1) % 7 + 7) % 7;
+
+	switch (r) {
+	case MR_ROTATE_HOURLY:
+		snprintf(buf, len, "ex%02d%02d%02d%02d.log", yy, mm,
+		    tm->tm_mday, tm->tm_hour);
+		break;
+	case MR_ROTATE_WEEKLY:	/* week of the month, from Sunday */
+		snprintf(buf, len, "ex%02d%02d%02d.log", yy, mm,
+		    (tm->tm_mday - 1 + first_wday) / 7 + 1);
+		break;
+	case MR_ROTATE_MONTHLY:
+		snprintf(buf, len, "ex%02d%02d.log", yy, mm);
+		break;
+	default:		/* daily; size is not implemented */
+		snprintf(buf, len, "ex%02d%02d%02d.log", yy, mm, tm->tm_mday);
+		break;
+	}
+}
+
+static void
+lose(struct wlog *l, const char *why)
+{
+	time_t now = time(NULL);
+
+	w.lost += l->pending.len ? 1 : 0;
+	if (now - w.warned >= WARN_EVERY) {
+		mr_warn("transaction log %s/%s: %s; log lines are lost",
+		    l->dir, l->name, why);
+		w.warned = now;
+	}
+	mr_buf_reset(&l->pending);
+}
+
+static void
+write_pending(struct wlog *l)
+{
+	if (l->pending.len == 0)
+		return;
+	if (l->fd == -1) {
+		lose(l, "cannot open it");
+		return;
+	}
+	if (mr_write_all(l->fd, l->pending.data, l->pending.len) == -1) {
+		lose(l, strerror(errno));
+		return;
+	}
+	mr_buf_reset(&l->pending);
+}
+
+static void
+put_field_name(struct mr_buf *b, const char *name)
+{
+	mr_buf_adds(b, " ");
+	mr_buf_adds(b, name);
+}
+
+/* The directives: whenever queued opens the file, as IIS did after a
+ * restart (a reload may have changed the fields). */
+static void
+directives(struct wlog *l, const struct mr_logcfg *lc, const struct tm *tm)
+{
+	char date[32];
+	size_t i;
+
+	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", tm);
+	mr_buf_printf(&l->pending, "#Software: mailroot %s\r\n#Version: 1.0"
+	    "\r\n#Date: %s\r\n#Fields:", PACKAGE_VERSION, date);
+	for (i = 0; i < lc->nfields; i++)
+		put_field_name(&l->pending, lc->fields[i]);
+	mr_buf_adds(&l->pending, "\r\n");
+}
+
+/* Switches l to the file name, writing what is pending to the old one. */
+static void
+switch_file(struct wlog *l, const char *name, const struct mr_logcfg *lc,
+    const struct tm *tm)
+{
+	write_pending(l);
+	if (l->fd != -1)
+		close(l->fd);
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	l->fd = openat(l->dfd, name, O_WRONLY | O_APPEND | O_CREAT |
+	    O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (l->fd == -1)
+		lose(l, strerror(errno));
+	directives(l, lc, tm);
+}
+
+/* One value: '-' when empty; a space or a byte a W3C reader could
+ * mistake becomes '+'. */
+static void
+put_value(struct mr_buf *b, const char *s)
+{
+	if (s == NULL || *s == '\0') {
+		mr_buf_adds(b, " -");
+		return;
+	}
+	mr_buf_adds(b, " ");
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		mr_buf_add(b, c <= 0x20 || c >= 0x7f ? "+" : s, 1);
+	}
+}
+
+static void
+put_num(struct mr_buf *b, unsigned long long v)
+{
+	mr_buf_printf(b, " %llu", v);
+}
+
+/* The value of one field, IIS's SMTP meaning (IIS-MODEL.md 7): the
+ * method is the verb, the query its arguments, cs-username the name the
+ * client gave in HELO/EHLO, s-sitename SMTPSVC and the server's number. */
+static void
+put_field(struct mr_buf *b, const char *f, const struct mr_m_log *m,
+    const struct tm *tm)
+{
+	char v[64];
+
+	if (strcasecmp(f, "date") == 0 || strcasecmp(f, "time") == 0) {
+		strftime(v, sizeof(v), f[0] == 'd' || f[0] == 'D' ?
+		    "%Y-%m-%d" : "%H:%M:%S", tm);
+		put_value(b, v);
+	} else if (strcasecmp(f, "c-ip") == 0)
+		put_value(b, m->client_ip);
+	else if (strcasecmp(f, "cs-username") == 0)
+		put_value(b, m->user[0] ? m->user : m->helo);
+	else if (strcasecmp(f, "s-sitename") == 0) {
+		snprintf(v, sizeof(v), "SMTPSVC%u", m->server + 1);
+		put_value(b, v);
+	} else if (strcasecmp(f, "s-computername") == 0)
+		put_value(b, q->cfg->hostname);
+	else if (strcasecmp(f, "s-ip") == 0)
+		put_value(b, m->server_ip);
+	else if (strcasecmp(f, "s-port") == 0)
+		put_num(b, m->server_port);
+	else if (strcasecmp(f, "cs-method") == 0)
+		put_value(b, m->method);
+	else if (strcasecmp(f, "cs-uri-query") == 0)
+		put_value(b, m->args);
+	else if (strcasecmp(f, "sc-status") == 0)
+		put_num(b, m->status);
+	else if (strcasecmp(f, "sc-win32-status") == 0)
+		put_num(b, 0);
+	else if (strcasecmp(f, "sc-bytes") == 0)
+		put_num(b, m->sc_bytes);
+	else if (strcasecmp(f, "cs-bytes") == 0)
+		put_num(b, m->cs_bytes);
+	else if (strcasecmp(f, "time-taken") == 0)
+		put_num(b, m->time_taken);
+	else if (strcasecmp(f, "cs-version") == 0)
+		put_value(b, "SMTP");
+	else
+		put_value(b, NULL);	/* cs-uri-stem, cs-host, cs(...) */
+}
+
+static void
+timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	flush_all();
+}
+
+static void
+flush_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < w.n; i++)
+		write_pending(&w.logs[i]);
+}
+
+/* MR_Q_LOG from smtpd: -1 if malformed (the caller drops smtpd). */
+int
+w3clog_add(const unsigned char *data, size_t len)
+{
+	struct timeval tv = { 1, 0 };
+	const struct mr_logcfg *lc;
+	struct mr_m_log m;
+	struct wlog *l;
+	const char *err;
+	char name[32];
+	struct tm tm;
+	time_t now = q_now();
+	size_t i, start;
+
+	if (mr_msg_log(data, len, &m, &err) == -1 || m.server >= w.n) {
+		mr_warn("smtpd sent a %s", m.server >= w.n ? "LOG for no "
+		    "server" : err);
+		return -1;
+	}
+	l = &w.logs[m.server];
+	lc = &q->servers[m.server].srv->log;
+	if (l->dfd == -1 || lc->format != MR_LOG_W3C || gmtime_r(&now, &tm)
+	    == NULL)
+		return 0;	/* logging off, or a reload turned it off */
+	if (l->pending.len > PENDING_MAX) {
+		lose(l, "the disk is too slow");
+		return 0;
+	}
+	file_name(lc->rotate, &tm, name, sizeof(name));
+	if (l->fd == -1 || strcmp(name, l->name) != 0)
+		switch_file(l, name, lc, &tm);
+	start = l->pending.len;
+	for (i = 0; i < lc->nfields; i++)
+		put_field(&l->pending, lc->fields[i], &m, &tm);
+	/* every value went out after a space: the line starts without */
+	memmove(l->pending.data + start, l->pending.data + start + 1,
+	    l->pending.len - start - 1);
+	l->pending.len--;
+	mr_buf_adds(&l->pending, "\r\n");
+	if (l->pending.len >= FLUSH_AT)
+		write_pending(l);
+	if (w.timer == NULL)
+		w.timer = evtimer_new(q->base, timer_cb, NULL);
+	if (w.timer != NULL && !evtimer_pending(w.timer, NULL))
+		evtimer_add(w.timer, &tv);
+	return 0;
+}
+
+/* At exit: what is pending is written. */
+void
+w3clog_shutdown(void)
+{
+	size_t i;
+
+	flush_all();
+	for (i = 0; w.logs != NULL && i < w.n; i++) {
+		if (w.logs[i].fd != -1)
+			close(w.logs[i].fd);
+		if (w.logs[i].dfd != -1)
+			close(w.logs[i].dfd);
+		mr_buf_free(&w.logs[i].pending);
+		free(w.logs[i].dir);
+	}
+	free(w.logs);
+	if (w.timer != NULL)
+		event_free(w.timer);
+	memset(&w, 0, sizeof(w));
+}
