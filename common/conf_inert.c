@@ -85,10 +85,6 @@ static const struct inert inert[] = {
 	I(W_OUTBOUND, "auth", "plain", NULL, NULL, 0, "auth plain",
 	    "is not yet implemented: mail that needs it stays queued until "
 	    "it expires"),
-	I(W_LOCAL, "deliver", "lmtp", NULL, NULL, 0, "deliver lmtp",
-	    "is not yet implemented: mail for this domain goes to Drop"),
-	I(W_LOCAL, "deliver", "maildir", NULL, NULL, 0, "deliver maildir",
-	    "is not yet implemented: mail for this domain goes to Drop"),
 	I(W_REMOTE, "auth", "login", NULL, NULL, 0, "auth login",
 	    "is not yet implemented: mail that needs it stays queued until "
 	    "it expires"),

@@ -33,6 +33,7 @@
 #include "conf_inert.h"
 #include "conf_lex.h"
 #include "log.h"
+#include "util.h"
 
 #define CONF_MAX_SIZE	(4u * 1024 * 1024)
 
@@ -1457,6 +1458,39 @@ kw_log(struct pc *pc, const struct mr_cf_stmt *st)
 
 /* ---- server: domains ---- */
 
+/* queued resolves no names: an LMTP server over TCP is an IP address. */
+static int
+lmtp_ip(const char *s)
+{
+	unsigned char a[16];
+	char *host = NULL, *h;
+	unsigned port;
+	int ok;
+
+	if (mr_split_hostport(s, 24, &host, &port) == -1)
+		return 0;
+	h = host;
+	if (h[0] == '[') {
+		h++;
+		h[strlen(h) - 1] = '\0';
+		if (strncasecmp(h, "IPv6:", 5) == 0)
+			h += 5;
+	}
+	ok = inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
+	free(host);
+	return ok;
+}
+
+/* %d, %u and %% only: maildir.c expands nothing else. */
+static int
+maildir_tmpl_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '%' && (++s, *s != 'd' && *s != 'u' && *s != '%'))
+			return 0;
+	return 1;
+}
+
 static void
 kw_deliver(struct pc *pc, const struct mr_cf_stmt *st)
 {
@@ -1471,6 +1505,17 @@ kw_deliver(struct pc *pc, const struct mr_cf_stmt *st)
 		aerr(pc, st, v == MR_DELIVER_DROP ? 2 : 1, v ==
 		    MR_DELIVER_DROP ? "too many arguments for \"deliver "
 		    "drop\"" : "\"deliver %s\" needs a path", ARG(st, 1));
+		return;
+	}
+	if (v == MR_DELIVER_MAILDIR && !maildir_tmpl_ok(ARG(st, 2))) {
+		aerr(pc, st, 2, "a Maildir path may use %%d, %%u and %%%% "
+		    "only");
+		return;
+	}
+	if (v == MR_DELIVER_LMTP && ARG(st, 2)[0] != '/' &&
+	    !lmtp_ip(ARG(st, 2))) {
+		aerr(pc, st, 2, "an LMTP server is a UNIX socket path or an "
+		    "IP address with a port, such as [127.0.0.1]:24");
 		return;
 	}
 	if (v == MR_DELIVER_MAILDIR && get_path(pc, st, 2,

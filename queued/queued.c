@@ -231,23 +231,43 @@ setup_servers(void)
 }
 
 /*
- * queued may touch its mailroots, and read the directories that hold its
+ * queued may touch its mailroots and Maildir trees, and read the directories that hold its
  * tables, and nothing else.  The directory, not the file: a table is
  * replaced by renaming a new file over it (mailroot-makemap), and a rule
  * on the old file would not cover the new one.  A table added by a reload
  * in another directory cannot be read until queued restarts: its
  * lookups fail temporarily, and mail waits.
  */
+/* The mailroots and the Maildir trees (maildir_root); NULL-terminated. */
+static char **
+rw_dirs(void)
+{
+	char **rw;
+	size_t i, j, n = q->nservers;
+
+	for (i = 0; i < q->nservers; i++)
+		n += q->cfg->servers[i].ndomains;
+	rw = mr_xcalloc(n + 1, sizeof(char *));
+	for (n = 0, i = 0; i < q->nservers; i++) {
+		const struct mr_server *srv = &q->cfg->servers[i];
+
+		rw[n++] = mr_xstrdup(srv->mailroot);
+		for (j = 0; j < srv->ndomains; j++)
+			if (srv->domains[j].kind == MR_DOMAIN_LOCAL &&
+			    srv->domains[j].deliver == MR_DELIVER_MAILDIR)
+				rw[n++] = maildir_root(
+				    srv->domains[j].deliver_arg);
+	}
+	return rw;
+}
+
 static void
 sandbox(void)
 {
-	const char **rw;
-	char **ro;
+	char **rw, **ro;
 	size_t i;
 
-	rw = mr_xcalloc(q->nservers + 1, sizeof(char *));
-	for (i = 0; i < q->nservers; i++)
-		rw[i] = q->cfg->servers[i].mailroot;
+	rw = rw_dirs();
 	ro = mr_xcalloc(q->cfg->ntables + 1, sizeof(char *));
 	for (i = 0; i < q->cfg->ntables; i++) {
 		ro[i] = mr_xstrdup(q->cfg->tables[i].path);
@@ -255,10 +275,13 @@ sandbox(void)
 		if (ro[i][0] == '\0')
 			ro[i][0] = '/';	/* a table in / itself */
 	}
-	mr_sandbox_files("queued", (const char *const *)ro, rw);
+	mr_sandbox_files("queued", (const char *const *)ro,
+	    (const char *const *)rw);
 	for (i = 0; i < q->cfg->ntables; i++)
 		free(ro[i]);
 	free(ro);
+	for (i = 0; rw[i] != NULL; i++)
+		free(rw[i]);
 	free(rw);
 	mr_sandbox_syscalls("queued", MR_PROC_QUEUED);
 }

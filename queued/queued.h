@@ -11,6 +11,7 @@
 
 struct event;
 struct event_base;
+struct lmtp_sess;
 struct mr_buf;
 struct mr_ipc;
 
@@ -21,6 +22,7 @@ struct qrcpt {
 	enum rcpt_state	 state;
 	int		 local;		/* delivered to Drop */
 	char		*text;		/* last result, for logs and NDRs */
+	int		 tried;		/* by LMTP in this attempt */
 };
 
 struct qserver {
@@ -56,6 +58,7 @@ struct qmsg {
 	int		 waiting;
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
+	struct lmtp_sess *lmtp;		/* non-NULL while at an LMTP server */
 };
 
 struct queued {
@@ -144,7 +147,24 @@ int	bounce_send(const struct qmsg *);
 int	alias_expand(struct qmsg *, char *err, size_t errlen);
 void	alias_shutdown(void);	/* closes the tables */
 
+/* queue_sched.c: where a local recipient goes */
+enum mr_deliver local_how(const struct qmsg *, size_t rcpt);
+int	drop_rcpt(const struct qmsg *, size_t rcpt);	/* pending, Drop */
+
 /* drop.c: local delivery */
 int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);
+
+/* maildir.c: `deliver maildir' (0 sent, 1 failed, -1 try again) */
+int	maildir_deliver(struct qmsg *, size_t rcpt, const struct mr_domain *,
+	    int datafd, char *err, size_t errlen);
+int	maildir_expand(const char *tmpl, const char *addr, const char *dom,
+	    struct mr_buf *);
+char	*maildir_root(const char *tmpl);	/* for Landlock */
+
+/* lmtp.c: `deliver lmtp'; 1 while a session runs, then
+ * sched_lmtp_done(m) is called from the loop */
+int	lmtp_start(struct qmsg *, int datafd);
+const struct mr_domain *local_domain(const struct qmsg *, size_t rcpt);
+void	sched_lmtp_done(struct qmsg *);
 
 #endif

@@ -208,7 +208,6 @@ INERT_WARNINGS = [
     (12, 5, "reverse-dns-lookup"),
     (13, 5, "masquerade-domain"), (14, 5, "log"), (16, 9, "delay-notify"),
     (17, 9, "smart-host-first-direct"), (18, 20, "auth login"),
-    (21, 9, "deliver lmtp"), (24, 32, "deliver maildir"),
     (26, 9, "auth plain"), (27, 9, "hold-for-etrn"), (28, 9, "etrn-allow"),
 ]
 
