@@ -74,8 +74,6 @@ static const struct inert inert[] = {
 	    "outgoing mail is not rewritten"),
 	I(W_SERVER, "log", NULL, NULL, NULL, 0, "log",
 	    NOEFFECT ": no transaction log is written"),
-	I(W_DELIVERY, "delay-notify", NULL, NULL, NULL, 0, "delay-notify",
-	    NOEFFECT ": no delay notification is sent"),
 	I(W_DELIVERY, "smart-host-first-direct", "yes", NULL, NULL, 0,
 	    "smart-host-first-direct", NOEFFECT ": with a smart host, mail "
 	    "always goes to it"),

@@ -27,8 +27,8 @@
 #define HEADERS_MAX	(64 * 1024)
 
 /* "5.1.1" found in a reply text, or the default. */
-static void
-status_of(const char *text, char *out, size_t len, const char *def)
+void
+dsn_status_of(const char *text, char *out, size_t len, const char *def)
 {
 	const char *p;
 
@@ -49,8 +49,8 @@ status_of(const char *text, char *out, size_t len, const char *def)
 }
 
 /* The original header section, at most HEADERS_MAX bytes. */
-static void
-original_headers(int fd, struct mr_buf *out)
+void
+dsn_original_headers(int fd, struct mr_buf *out)
 {
 	char buf[HEADERS_MAX];
 	ssize_t n;
@@ -99,7 +99,7 @@ compose(const struct qmsg *m, const char *nid, int datafd, struct mr_buf *b)
 	for (i = 0; i < m->nrcpts; i++) {
 		if (m->rcpts[i].state != R_FAILED)
 			continue;
-		status_of(m->rcpts[i].text, status, sizeof(status), "4.4.7");
+		dsn_status_of(m->rcpts[i].text, status, sizeof(status), "4.4.7");
 		mr_buf_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\n"
 		    "Action: failed\r\nStatus: %s\r\n", m->rcpts[i].addr,
 		    status);
@@ -109,13 +109,15 @@ compose(const struct qmsg *m, const char *nid, int datafd, struct mr_buf *b)
 	}
 	mr_buf_printf(b, "\r\n--%s/%s\r\nContent-Type: text/rfc822-headers"
 	    "\r\n\r\n", nid, srv->fqdn);
-	original_headers(datafd, b);
+	dsn_original_headers(datafd, b);
 	mr_buf_printf(b, "\r\n--%s/%s--\r\n", nid, srv->fqdn);
 }
 
-/* Writes bytes as a new durable message in m's queue and schedules it. */
-static int
-enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data)
+/* Writes a report as a new durable message in m's queue from the null
+ * sender to m's sender (and ndr-copy-to when copy) and schedules it. */
+int
+dsn_enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data,
+    int copy)
 {
 	struct qmsg *n;
 	char tmp[4096], path[4096];
@@ -127,7 +129,7 @@ enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data)
 	n->sender = mr_xstrdup("");
 	n->client = mr_xstrdup("");
 	n->helo = mr_xstrdup("");
-	nr = m->qs->srv->ndr_copy_to ? 2 : 1;
+	nr = copy && m->qs->srv->ndr_copy_to ? 2 : 1;
 	n->rcpts = mr_xcalloc((size_t)nr, sizeof(struct qrcpt));
 	n->rcpts[0].addr = mr_xstrdup(m->sender);
 	if (nr == 2)
@@ -147,7 +149,6 @@ enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data)
 		msg_free(n);
 		return -1;
 	}
-	mr_info("%s: sender non-delivery notification: %s", m->id, n->id);
 	sched_add(n);
 	return 0;
 }
@@ -221,7 +222,9 @@ bounce_send(const struct qmsg *m)
 	mr_buf_init(&b);
 	compose(m, nid, fd, &b);
 	close(fd);
-	rc = enqueue(m, nid, &b);
+	rc = dsn_enqueue(m, nid, &b, 1);
+	if (rc == 0)
+		mr_info("%s: sender non-delivery notification: %s", m->id, nid);
 	mr_buf_free(&b);
 	return rc;
 }

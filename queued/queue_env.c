@@ -3,7 +3,8 @@
  *
  * Queue/ID.env holds sender, recipients with their state, attempts and the
  * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
- * the client gave MAIL BODY=; older files have no such line).  Every
+ * the client gave MAIL BODY=; older files have no such line;
+ * "delay-notified 1" once the sender was told of a delay, delay.c).  Every
  * value is xtext-encoded (RFC 3461
  * section 4: bytes outside "!".."~", "+" and "=" become "+XX"), so no value
  * can start a new line or field; the file stores data, never a command.
@@ -138,6 +139,8 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 	put_xtext(b, m->helo);
 	if (m->body > MR_BODY_NONE && m->body <= MR_BODY_8BITMIME)
 		mr_buf_printf(b, "\nbody %s", body_name[m->body]);
+	if (m->delay_notified)
+		mr_buf_adds(b, "\ndelay-notified 1");
 	mr_buf_adds(b, "\nsender ");
 	put_xtext(b, m->sender);
 	mr_buf_adds(b, "\n");
@@ -259,6 +262,12 @@ env_line(struct qmsg *m, char *line)
 			m->body = MR_BODY_8BITMIME;
 		else
 			return -1;
+		return 0;
+	}
+	if (strcmp(line, "delay-notified") == 0) {
+		if (strcmp(val, "1") != 0)
+			return -1;
+		m->delay_notified = 1;
 		return 0;
 	}
 	if (strcmp(line, "sender") == 0 && m->sender == NULL)

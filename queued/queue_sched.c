@@ -119,6 +119,7 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 	 * a held queue arms the timers again when it is released */
 	if (m->job != 0 || m->lmtp != NULL || q->held)
 		return;
+	delay_check(m, expire_at(m));
 	if (q_now() < expire_at(m)) {
 		arm_expiry(m);
 		return;
@@ -128,12 +129,15 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 	settle(m);
 }
 
+/* The expiry timer also brings the delay notification (delay.c). */
 static void
 arm_expiry(struct qmsg *m)
 {
 	struct timeval tv = { 0, 0 };
-	time_t at = expire_at(m), now = q_now();
+	time_t at = expire_at(m), now = q_now(), notify = delay_at(m);
 
+	if (notify != 0 && notify < at)
+		at = notify;
 	if (m->expiry == NULL)
 		m->expiry = evtimer_new(q->base, expiry_cb, m);
 	tv.tv_sec = at > now ? at - now : 0;

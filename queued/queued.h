@@ -59,6 +59,7 @@ struct qmsg {
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
 	struct lmtp_sess *lmtp;		/* non-NULL while at an LMTP server */
+	int		 delay_notified;	/* delay.c: report sent */
 };
 
 struct queued {
@@ -141,6 +142,14 @@ void	sched_clock_changed(void);	/* re-arms every timer */
 
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);
+void	dsn_status_of(const char *text, char *out, size_t, const char *def);
+void	dsn_original_headers(int datafd, struct mr_buf *);
+int	dsn_enqueue(const struct qmsg *, const char *nid, const struct mr_buf *,
+	    int copy);
+
+/* delay.c: `delay-notify' */
+time_t	delay_at(const struct qmsg *);		/* 0: none due */
+void	delay_check(struct qmsg *, time_t expires);
 
 /* alias.c: recipients rewritten through their domain's aliases table
  * (before the envelope is written); -1 if a table failed (temporary). */

@@ -206,7 +206,7 @@ INERT_WARNINGS = [
     (8, 5, "connection allow domain"), (9, 5, "relay allow domain"),
     (10, 5, "relay authenticated"), (11, 12, "auth { users }"),
     (12, 5, "reverse-dns-lookup"),
-    (13, 5, "masquerade-domain"), (14, 5, "log"), (16, 9, "delay-notify"),
+    (13, 5, "masquerade-domain"), (14, 5, "log"),
     (17, 9, "smart-host-first-direct"), (18, 20, "auth login"),
     (26, 9, "auth plain"), (27, 9, "hold-for-etrn"), (28, 9, "etrn-allow"),
 ]
