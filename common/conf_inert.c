@@ -89,10 +89,6 @@ static const struct inert inert[] = {
 	I(W_REMOTE, "auth", "plain", NULL, NULL, 0, "auth plain",
 	    "is not yet implemented: mail that needs it stays queued until "
 	    "it expires"),
-	I(W_REMOTE, "hold-for-etrn", "yes", NULL, NULL, 0, "hold-for-etrn",
-	    NOEFFECT ": the mail is delivered as usual"),
-	I(W_REMOTE, "etrn-allow", NULL, NULL, NULL, 0, "etrn-allow",
-	    NOEFFECT ": there is no ETRN yet"),
 };
 
 static int

@@ -64,7 +64,11 @@ enum mr_msgtype {
 				 * sealed memfd: the pki's certificate chain
 				 * then its key (smtpd, before MR_M_CONFIG) */
 
-	MR_MSG_MAX = MR_M_PKI
+	/* smtpd -> queued: ETRN (RFC 1985) from an allowed client */
+	MR_Q_ETRN,		/* u32 server index, str domain: release the
+				 * mail held for it (queued/etrn.c) */
+
+	MR_MSG_MAX = MR_Q_ETRN
 };
 
 enum mr_proc {

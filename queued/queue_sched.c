@@ -291,6 +291,14 @@ deliver_local(struct qmsg *m, int datafd)
 		}
 }
 
+/* A remote recipient to offer deliverd now (not held for ETRN). */
+static int
+remote_rcpt(const struct qmsg *m, size_t i)
+{
+	return !m->rcpts[i].local && m->rcpts[i].state == R_PENDING &&
+	    !etrn_held(m, i);
+}
+
 /* Hands the remote recipients to deliverd; 1 if a job went out. */
 static int
 deliver_remote(struct qmsg *m, int datafd)
@@ -301,7 +309,7 @@ deliver_remote(struct qmsg *m, int datafd)
 	int sent;
 
 	for (i = 0; i < m->nrcpts; i++)
-		n += !m->rcpts[i].local && m->rcpts[i].state == R_PENDING;
+		n += remote_rcpt(m, i);
 	if (n == 0 || q->deliverd == NULL)
 		return 0;
 	free(m->job_idx);
@@ -315,7 +323,7 @@ deliver_remote(struct qmsg *m, int datafd)
 	mr_buf_put_str(&b, m->sender);
 	mr_buf_put_u32(&b, (uint32_t)n);
 	for (i = 0; i < m->nrcpts; i++)
-		if (!m->rcpts[i].local && m->rcpts[i].state == R_PENDING) {
+		if (remote_rcpt(m, i)) {
 			mr_buf_put_str(&b, m->rcpts[i].addr);
 			m->job_idx[m->job_n++] = i;
 		}
@@ -333,7 +341,7 @@ remote_pending(const struct qmsg *m)
 	size_t i;
 
 	for (i = 0; i < m->nrcpts; i++)
-		if (!m->rcpts[i].local && m->rcpts[i].state == R_PENDING)
+		if (remote_rcpt(m, i))
 			return 1;
 	return 0;
 }
@@ -433,8 +441,7 @@ attempt_rest(struct qmsg *m, int fd)
 	close(fd);
 	if (q->deliverd == NULL)
 		for (i = 0; i < m->nrcpts; i++)
-			if (!m->rcpts[i].local &&
-			    m->rcpts[i].state == R_PENDING) {
+			if (remote_rcpt(m, i)) {
 				/* waits for deliverd, no attempt counted */
 				m->next_try = q_now();
 				return;
@@ -480,6 +487,13 @@ sched_lmtp_done(struct qmsg *m)
 		return;
 	}
 	attempt_rest(m, fd);
+}
+
+void
+sched_now(struct qmsg *m)
+{
+	if (m->job == 0 && m->lmtp == NULL && !q->held)
+		set_timer(m, 0);
 }
 
 void

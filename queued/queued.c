@@ -143,6 +143,9 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	case MR_Q_ABORT:
 		commit_abort(msg->data, msg->len);
 		return;
+	case MR_Q_ETRN:
+		etrn_request(msg->data, msg->len);
+		return;
 	default:
 		break;
 	}

@@ -23,6 +23,7 @@ struct qrcpt {
 	int		 local;		/* delivered to Drop */
 	char		*text;		/* last result, for logs and NDRs */
 	int		 tried;		/* by LMTP in this attempt */
+	int		 etrn;		/* released by ETRN (etrn.c) */
 };
 
 struct qserver {
@@ -139,6 +140,11 @@ void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
 void	sched_clock_changed(void);	/* re-arms every timer */
+void	sched_now(struct qmsg *);	/* tries m from the loop, now */
+
+/* etrn.c: hold-for-etrn */
+int	etrn_held(const struct qmsg *, size_t rcpt);
+void	etrn_request(const unsigned char *, size_t);	/* MR_Q_ETRN */
 
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);

@@ -673,6 +673,8 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 	reply(s, "250-SIZE %llu", (unsigned long long)lim->message_size);
 	reply(s, "250-PIPELINING");
 	reply(s, "250-8BITMIME");
+	if (etrn_offered(s->srv))
+		reply(s, "250-ETRN");
 	if (tls_offered(s) && !s->tls)
 		reply(s, "250-STARTTLS");
 	reply(s, "250 ENHANCEDSTATUSCODES");
@@ -851,6 +853,22 @@ cmd_data(struct session *s)
 }
 
 static void
+cmd_etrn(struct session *s, const struct mr_smtp_cmd *c)
+{
+	char line[600];
+
+	if (s->helo[0] == '\0' || s->in_mail) {
+		refuse(s, "503 5.5.1 Error: %s", s->in_mail ?
+		    "ETRN is not allowed in a mail transaction" :
+		    "send HELO/EHLO first");
+		return;
+	}
+	etrn_reply(s->srv, (struct sockaddr *)&s->peer, c->arg, line,
+	    sizeof(line));
+	reply(s, "%s", line);
+}
+
+static void
 dispatch(struct session *s, const char *line, size_t len)
 {
 	struct mr_smtp_cmd c;
@@ -892,6 +910,9 @@ dispatch(struct session *s, const char *line, size_t len)
 			break;
 		case MR_V_STARTTLS:
 			cmd_starttls(s);
+			break;
+		case MR_V_ETRN:
+			cmd_etrn(s, &c);
 			break;
 		default:
 			refuse(s, "502 5.5.1 Error: command not implemented");

@@ -50,6 +50,12 @@ void	session_accept(struct listener *, int fd, struct sockaddr *, int len);
 void	session_new_ok(uint64_t req, const char *id, int fd);
 void	session_new_fail(uint64_t req, const char *reason);
 void	session_commit_done(uint64_t req, int ok, const char *text);
+/* etrn.c: the ETRN command (RFC 1985) */
+struct mr_server;
+int	etrn_offered(const struct mr_server *);
+void	etrn_reply(const struct mr_server *, const struct sockaddr *,
+	    const char *arg, char *out, size_t len);
+
 /* queued went away: every waiting session gets a temporary failure. */
 void	session_queued_lost(void);
 size_t	session_count(void);

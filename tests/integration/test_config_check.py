@@ -208,7 +208,7 @@ INERT_WARNINGS = [
     (12, 5, "reverse-dns-lookup"),
     (13, 5, "masquerade-domain"), (14, 5, "log"),
     (17, 9, "smart-host-first-direct"), (18, 20, "auth login"),
-    (26, 9, "auth plain"), (27, 9, "hold-for-etrn"), (28, 9, "etrn-allow"),
+    (26, 9, "auth plain"),
 ]
 
 INERT_RE = r'^%s:(\d+):(\d+): warning: "([^"]+)" is (?:not yet|only partly) ' \
