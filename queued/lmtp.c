@@ -236,9 +236,13 @@ keep_text(struct lmtp_sess *s, const char *line, size_t n)
 
 	if (have > 0 && have + 1 < sizeof(s->text))
 		s->text[have++] = ' ';
-	for (i = 0; i < n && have + 1 < sizeof(s->text); i++)
-		s->text[have++] = (unsigned char)line[i] < 0x20 ||
-		    line[i] == 0x7f ? ' ' : line[i];
+	for (i = 0; i < n && have + 1 < sizeof(s->text); i++) {
+		char c = line[i];
+
+		if ((unsigned char)c < 0x20 || c == 0x7f)
+			c = ' ';
+		s->text[have++] = c;
+	}
 	s->text[have] = '\0';
 }
 
@@ -535,8 +539,9 @@ lmtp_start(struct qmsg *m, int datafd)
 		for (j = 0; j < s->n; j++)
 			set_result(s, j, 451, why);
 		sess_free(s);
+		s = NULL;
 	}
-	if (i == m->nrcpts)
+	if (s == NULL)
 		return 0;
 	m->lmtp = s;
 	tv.tv_sec = m->qs->srv->delivery.outbound.timeout;

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -83,8 +84,7 @@ maildir_expand(const char *tmpl, const char *addr, const char *dom,
 			mr_buf_add(out, addr, ulen);
 		else if (*p == 'd')
 			for (i = 0; dom[i] != '\0'; i++) {
-				char c = dom[i] >= 'A' && dom[i] <= 'Z' ?
-				    (char)(dom[i] + 32) : dom[i];
+				char c = (char)tolower((unsigned char)dom[i]);
 
 				if (c == '/')
 					return -1;
