@@ -68,10 +68,6 @@ static const struct inert inert[] = {
 	    NOEFFECT ": AUTH is not offered"),
 	I(W_SERVER, "reverse-dns-lookup", "yes", NULL, NULL, 0,
 	    "reverse-dns-lookup", NOEFFECT),
-	I(W_SERVER, "masquerade-domain", NULL, NULL, NULL, 0,
-	    "masquerade-domain", "is only partly implemented: it names the "
-	    "sender of non-delivery reports, but the envelope sender of "
-	    "outgoing mail is not rewritten"),
 	I(W_SERVER, "log", NULL, NULL, NULL, 0, "log",
 	    NOEFFECT ": no transaction log is written"),
 	I(W_DELIVERY, "smart-host-first-direct", "yes", NULL, NULL, 0,
