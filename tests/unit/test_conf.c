@@ -938,18 +938,21 @@ t_inert_warnings(void **state)
 	expect_warning(SRV("\tconnection allow domain x.example\n"),
 	    "t.conf:4:2: warning: \"connection allow domain\" is not yet "
 	    "implemented and has no effect");
-	expect_warning(SRV("\tdelivery {\n\t\tdelay-notify local 1h\n\t}\n"),
-	    "t.conf:5:3: warning: \"delay-notify\" is not yet implemented");
+	expect_warning(SRV("\tdelivery {\n\t\tsmart-host-first-direct yes"
+	    "\n\t}\n"), "t.conf:5:3: warning: \"smart-host-first-direct\" is "
+	    "not yet implemented");
 	expect_warning(SRV("\tdomain r.example remote {\n\t\tauth plain u "
 	    "password-file /p\n\t}\n"),
 	    "t.conf:5:3: warning: \"auth plain\" is not yet implemented");
-	expect_warning(SRV("\tmasquerade-domain m.example\n"),
-	    "t.conf:4:2: warning: \"masquerade-domain\" is only partly "
-	    "implemented");
 	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
 	    "\tlisten 127.0.0.1:26 proxy-protocol\n"
-	    "\tdelivery { smart-host-first-direct no }\n"
-	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n")));
+	    "\tdelivery { smart-host-first-direct no; delay-notify local 1h }\n"
+	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n"
+	    "\tdomain h.example remote { hold-for-etrn yes; "
+	    "etrn-allow 127.0.0.1 }\n"
+	    "\tdomain l.example local { deliver lmtp /run/lmtp }\n"
+	    "\tdomain m.example local { deliver maildir /var/mail/%d/%u }\n"
+	    "\tmasquerade-domain m.example\n")));
 	if (errlen != 0)
 		fail_msg("a value mailroot honours was warned about:\n%s",
 		    errbuf);
