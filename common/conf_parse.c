@@ -33,7 +33,6 @@
 #include "conf_inert.h"
 #include "conf_lex.h"
 #include "log.h"
-#include "util.h"
 
 #define CONF_MAX_SIZE	(4u * 1024 * 1024)
 
@@ -1458,27 +1457,31 @@ kw_log(struct pc *pc, const struct mr_cf_stmt *st)
 
 /* ---- server: domains ---- */
 
-/* queued resolves no names: an LMTP server over TCP is an IP address. */
+/* queued resolves no names: an LMTP server over TCP is an IP address
+ * ("[1.2.3.4]:24", "[IPv6:::1]", "1.2.3.4:24"; get_hostport checks the
+ * port). */
 static int
 lmtp_ip(const char *s)
 {
 	unsigned char a[16];
-	char *host = NULL, *h;
-	unsigned port;
-	int ok;
+	char host[256];
+	const char *end;
+	size_t n;
 
-	if (mr_split_hostport(s, 24, &host, &port) == -1)
+	if (s[0] == '[') {
+		s++;
+		if ((end = strchr(s, ']')) == NULL)
+			return 0;
+		if (strncasecmp(s, "IPv6:", 5) == 0)
+			s += 5;
+	} else if ((end = strchr(s, ':')) == NULL)
+		end = s + strlen(s);
+	if (end < s || (n = (size_t)(end - s)) >= sizeof(host))
 		return 0;
-	h = host;
-	if (h[0] == '[') {
-		h++;
-		h[strlen(h) - 1] = '\0';
-		if (strncasecmp(h, "IPv6:", 5) == 0)
-			h += 5;
-	}
-	ok = inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
-	free(host);
-	return ok;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	return inet_pton(AF_INET, host, a) == 1 ||
+	    inet_pton(AF_INET6, host, a) == 1;
 }
 
 /* %d, %u and %% only: maildir.c expands nothing else. */
