@@ -47,26 +47,12 @@ struct inert {
 static const struct inert inert[] = {
 	I(W_TOP, "metrics", NULL, NULL, NULL, 0, "metrics",
 	    NOEFFECT ": no metrics are served"),
-	I(W_SERVER, "masquerade-domain", NULL, NULL, NULL, 0,
-	    "masquerade-domain", "is only partly implemented: it names the "
-	    "sender of non-delivery reports, but the envelope sender of "
-	    "outgoing mail is not rewritten"),
 	I(W_LOG, "format", "ncsa", NULL, NULL, 0, "log { format ncsa }",
 	    NOEFFECT ": no transaction log is written (only w3c is)"),
 	I(W_LOG, "format", "iis", NULL, NULL, 0, "log { format iis }",
 	    NOEFFECT ": no transaction log is written (only w3c is)"),
 	I(W_LOG, "rotate", "size", NULL, NULL, 0, "log { rotate size }",
 	    "is not yet implemented: the log starts a new file daily"),
-	I(W_DELIVERY, "delay-notify", NULL, NULL, NULL, 0, "delay-notify",
-	    NOEFFECT ": no delay notification is sent"),
-	I(W_LOCAL, "deliver", "lmtp", NULL, NULL, 0, "deliver lmtp",
-	    "is not yet implemented: mail for this domain goes to Drop"),
-	I(W_LOCAL, "deliver", "maildir", NULL, NULL, 0, "deliver maildir",
-	    "is not yet implemented: mail for this domain goes to Drop"),
-	I(W_REMOTE, "hold-for-etrn", "yes", NULL, NULL, 0, "hold-for-etrn",
-	    NOEFFECT ": the mail is delivered as usual"),
-	I(W_REMOTE, "etrn-allow", NULL, NULL, NULL, 0, "etrn-allow",
-	    NOEFFECT ": there is no ETRN yet"),
 };
 
 static int

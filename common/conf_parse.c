@@ -1597,6 +1597,43 @@ kw_log(struct pc *pc, const struct mr_cf_stmt *st)
 
 /* ---- server: domains ---- */
 
+/* queued resolves no names: an LMTP server over TCP is an IP address
+ * ("[1.2.3.4]:24", "[IPv6:::1]", "1.2.3.4:24"; get_hostport checks the
+ * port). */
+static int
+lmtp_ip(const char *s)
+{
+	unsigned char a[16];
+	char host[256];
+	const char *end;
+	size_t n;
+
+	if (s[0] == '[') {
+		s++;
+		if ((end = strchr(s, ']')) == NULL)
+			return 0;
+		if (strncasecmp(s, "IPv6:", 5) == 0)
+			s += 5;
+	} else if ((end = strchr(s, ':')) == NULL)
+		end = s + strlen(s);
+	if (end < s || (n = (size_t)(end - s)) >= sizeof(host))
+		return 0;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	return inet_pton(AF_INET, host, a) == 1 ||
+	    inet_pton(AF_INET6, host, a) == 1;
+}
+
+/* %d, %u and %% only: maildir.c expands nothing else. */
+static int
+maildir_tmpl_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '%' && (++s, *s != 'd' && *s != 'u' && *s != '%'))
+			return 0;
+	return 1;
+}
+
 static void
 kw_deliver(struct pc *pc, const struct mr_cf_stmt *st)
 {
@@ -1611,6 +1648,17 @@ kw_deliver(struct pc *pc, const struct mr_cf_stmt *st)
 		aerr(pc, st, v == MR_DELIVER_DROP ? 2 : 1, v ==
 		    MR_DELIVER_DROP ? "too many arguments for \"deliver "
 		    "drop\"" : "\"deliver %s\" needs a path", ARG(st, 1));
+		return;
+	}
+	if (v == MR_DELIVER_MAILDIR && !maildir_tmpl_ok(ARG(st, 2))) {
+		aerr(pc, st, 2, "a Maildir path may use %%d, %%u and %%%% "
+		    "only");
+		return;
+	}
+	if (v == MR_DELIVER_LMTP && ARG(st, 2)[0] != '/' &&
+	    !lmtp_ip(ARG(st, 2))) {
+		aerr(pc, st, 2, "an LMTP server is a UNIX socket path or an "
+		    "IP address with a port, such as [127.0.0.1]:24");
 		return;
 	}
 	if (v == MR_DELIVER_MAILDIR && get_path(pc, st, 2,

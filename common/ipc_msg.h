@@ -122,6 +122,14 @@ struct mr_m_auth_reply {
 	uint32_t	 result;	/* enum mr_auth_res */
 };
 
+/* MR_Q_ETRN (smtpd -> queued) */
+struct mr_m_etrn {
+	uint32_t	 server;
+	const char	*domain;	/* non-empty, clean, <= 255 bytes */
+};
+
+int	mr_msg_etrn(const unsigned char *, size_t, struct mr_m_etrn *,
+	    const char **err);
 int	mr_msg_new(const unsigned char *, size_t, struct mr_m_new *,
 	    const char **err);
 int	mr_msg_commit(const unsigned char *, size_t, struct mr_m_commit *,

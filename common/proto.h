@@ -106,7 +106,11 @@ enum mr_msgtype {
 				 * strings without control bytes or spaces
 				 * (args: '+' for each) */
 
-	MR_MSG_MAX = MR_Q_LOG
+	/* smtpd -> queued: ETRN (RFC 1985) from an allowed client */
+	MR_Q_ETRN,		/* u32 server index, str domain: release the
+				 * mail held for it (queued/etrn.c) */
+
+	MR_MSG_MAX = MR_Q_ETRN
 };
 
 /* MR_M_CTL: all mailrootd will do at a child's request */

@@ -155,7 +155,8 @@ add_narrow(scmp_filter_ctx ctx, enum mr_proc p)
 		    NULL) == -1)
 			return -1;
 	}
-	/* syslog reconnects over AF_UNIX; only deliverd goes out */
+	/* syslog reconnects over AF_UNIX; deliverd goes out, queued talks
+	 * LMTP to a mail store (queued/lmtp.c) */
 	c = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
 	if (p != MR_PROC_SMTPD &&
 	    add_rule(ctx, SCMP_ACT_ALLOW, "socket", 1, &c) == -1)
@@ -163,7 +164,7 @@ add_narrow(scmp_filter_ctx ctx, enum mr_proc p)
 	if (p == MR_PROC_QUEUED &&
 	    add_rule(ctx, SCMP_ACT_ALLOW, "connect", 0, NULL) == -1)
 		return -1;
-	if (p == MR_PROC_DELIVERD) {
+	if (p != MR_PROC_SMTPD) {
 		c = SCMP_A0(SCMP_CMP_EQ, AF_INET);
 		if (add_rule(ctx, SCMP_ACT_ALLOW, "socket", 1, &c) == -1)
 			return -1;

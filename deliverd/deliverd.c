@@ -659,6 +659,7 @@ job_decode(const struct mr_ipc_msg *m, const char **err)
 	j->size = st.st_size;
 	j->srv = &d.cfg->servers[mj.server];
 	j->srvidx = mj.server;
+	masquerade(j);
 	return j;
 fail:
 	job_free(j);

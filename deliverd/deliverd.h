@@ -179,4 +179,7 @@ void	replay_record(const char *qid, const char *rcpt, int status,
 void	replay_send(struct mr_ipc *);
 void	replay_free(void);
 
+/* masquerade.c: masquerade-domain on the envelope sender */
+void		 masquerade(struct job *);
+
 #endif

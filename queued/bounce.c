@@ -33,8 +33,8 @@
 #define HEADERS_MAX	(64 * 1024)
 
 /* "5.1.1" found in a reply text, or the default. */
-static void
-status_of(const char *text, char *out, size_t len, const char *def)
+void
+dsn_status_of(const char *text, char *out, size_t len, const char *def)
 {
 	const char *p;
 
@@ -55,8 +55,8 @@ status_of(const char *text, char *out, size_t len, const char *def)
 }
 
 /* The original header section, at most HEADERS_MAX bytes. */
-static void
-original_headers(int fd, struct mr_buf *out)
+void
+dsn_original_headers(int fd, struct mr_buf *out)
 {
 	char buf[HEADERS_MAX];
 	ssize_t n;
@@ -149,7 +149,7 @@ compose_status(const struct qmsg *m, struct mr_buf *b)
 		if (!report_wanted(r))
 			continue;
 		if (r->state == R_FAILED)
-			status_of(r->text, status, sizeof(status), "4.4.7");
+			dsn_status_of(r->text, status, sizeof(status), "4.4.7");
 		else
 			snprintf(status, sizeof(status), "2.0.0");
 		mr_buf_adds(b, "\r\n");
@@ -200,14 +200,15 @@ compose(const struct qmsg *m, const char *nid, int datafd, int failures,
 	if (full)
 		original_message(datafd, b);
 	else
-		original_headers(datafd, b);
+		dsn_original_headers(datafd, b);
 	mr_buf_printf(b, "\r\n--%s/%s--\r\n", nid, srv->fqdn);
 }
 
-/* Writes bytes as a new durable message in m's queue and schedules it. */
-static int
-enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data,
-    int failures)
+/* Writes a report as a new durable message in m's queue from the null
+ * sender to m's sender (and ndr-copy-to when copy) and schedules it. */
+int
+dsn_enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data,
+    int copy)
 {
 	struct qmsg *n;
 	char tmp[4096], path[4096];
@@ -219,7 +220,7 @@ enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data,
 	n->sender = mr_xstrdup("");
 	n->client = mr_xstrdup("");
 	n->helo = mr_xstrdup("");
-	nr = m->qs->srv->ndr_copy_to && failures ? 2 : 1;
+	nr = m->qs->srv->ndr_copy_to && copy ? 2 : 1;
 	n->rcpts = mr_xcalloc((size_t)nr, sizeof(struct qrcpt));
 	n->rcpts[0].addr = mr_xstrdup(m->sender);
 	if (nr == 2)
@@ -239,8 +240,6 @@ enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data,
 		msg_free(n);
 		return -1;
 	}
-	mr_info("%s: sender %s notification: %s", m->id, failures ?
-	    "non-delivery" : "delivery status", n->id);
 	sched_add(n);
 	return 0;
 }
@@ -330,7 +329,10 @@ bounce_send(const struct qmsg *m)
 	mr_buf_init(&b);
 	compose(m, nid, fd, failures > 0, &b);
 	close(fd);
-	rc = enqueue(m, nid, &b, failures > 0);
+	rc = dsn_enqueue(m, nid, &b, failures > 0);
+	if (rc == 0)
+		mr_info("%s: sender %s notification: %s", m->id, failures ?
+		    "non-delivery" : "delivery status", nid);
 	mr_buf_free(&b);
 	return rc;
 }

@@ -74,7 +74,7 @@ drop_deliver(struct qmsg *m, int datafd, char *err, size_t errlen)
 	mr_buf_init(&b);
 	mr_buf_printf(&b, "x-sender: %s\r\n", m->sender[0] ? m->sender : "<>");
 	for (i = 0; i < m->nrcpts; i++)
-		if (m->rcpts[i].local && m->rcpts[i].state == R_PENDING)
+		if (drop_rcpt(m, i))
 			mr_buf_printf(&b, "x-receiver: %s\r\n",
 			    m->rcpts[i].addr);
 	snprintf(tmp, sizeof(tmp), "%s/%s.drop", m->qs->tmp, m->id);

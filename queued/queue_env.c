@@ -5,7 +5,8 @@
  * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
  * the client gave MAIL BODY=, "auth NAME" only where it authenticated,
  * "hold 1" for a message a header check holds, "control-hold yes" only
- * while mailrootctl holds it).  DSN (RFC 3461), only
+ * while mailrootctl holds it, "delay-notified 1" once the sender was told
+ * of a delay, delay.c).  DSN (RFC 3461), only
  * what the client gave: "ret FULL|HDRS" and "envid X" before the sender;
  * after a recipient's rcpt line its "notify N" (MR_NOTIFY_* bits), "orcpt
  * X" and "relayed" (a next hop without DSN took it).  Files of the
@@ -215,6 +216,8 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 		mr_buf_adds(b, "\nenvid ");
 		put_xtext(b, m->envid);
 	}
+	if (m->delay_notified)
+		mr_buf_adds(b, "\ndelay-notified 1");
 	mr_buf_adds(b, "\nsender ");
 	put_xtext(b, m->sender);
 	mr_buf_adds(b, "\n");
@@ -355,6 +358,12 @@ env_line(struct qmsg *m, char *line)
 	}
 	if ((rc = env_dsn_line(m, line, val)) != 1)
 		return rc;
+	if (strcmp(line, "delay-notified") == 0) {
+		if (strcmp(val, "1") != 0)
+			return -1;
+		m->delay_notified = 1;
+		return 0;
+	}
 	if (strcmp(line, "sender") == 0 && m->sender == NULL)
 		return (m->sender = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "rcpt") == 0) {

@@ -119,8 +119,9 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	/* a job in flight settles (and expires) m when its result comes;
 	 * a held queue arms the timers again when it is released */
-	if (m->job != 0 || q->held || m->ctl_hold)
+	if (m->job != 0 || m->lmtp != NULL || q->held || m->ctl_hold)
 		return;
+	delay_check(m, expire_at(m));
 	if (q_now() < expire_at(m)) {
 		arm_expiry(m);
 		return;
@@ -130,14 +131,17 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 	settle(m);
 }
 
+/* The expiry timer also brings the delay notification (delay.c). */
 static void
 arm_expiry(struct qmsg *m)
 {
 	struct timeval tv = { 0, 0 };
-	time_t at = expire_at(m), now = q_now();
+	time_t at = expire_at(m), now = q_now(), notify = delay_at(m);
 
 	if (m->hold)		/* a held message does not expire */
 		return;
+	if (notify != 0 && notify < at)
+		at = notify;
 	if (m->expiry == NULL)
 		m->expiry = evtimer_new(q->base, expiry_cb, m);
 	tv.tv_sec = at > now ? at - now : 0;
@@ -212,6 +216,57 @@ settle(struct qmsg *m)
 	arm_expiry(m);
 }
 
+/* How local recipient i is delivered (an unknown domain: Drop). */
+enum mr_deliver
+local_how(const struct qmsg *m, size_t i)
+{
+	const struct mr_domain *d = local_domain(m, i);
+
+	return d != NULL ? d->deliver : MR_DELIVER_DROP;
+}
+
+/* A recipient for Drop, not yet delivered. */
+int
+drop_rcpt(const struct qmsg *m, size_t i)
+{
+	return m->rcpts[i].local && m->rcpts[i].state == R_PENDING &&
+	    local_how(m, i) == MR_DELIVER_DROP;
+}
+
+static void
+local_failed(struct qrcpt *r, const char *err, int perm)
+{
+	free(r->text);
+	r->text = mr_xstrdup(err);
+	if (perm) {
+		r->state = R_FAILED;
+		mr_info("%s", err);
+	}
+}
+
+static void
+deliver_maildirs(struct qmsg *m, int datafd)
+{
+	char err[512];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		if (!m->rcpts[i].local || m->rcpts[i].state != R_PENDING ||
+		    local_how(m, i) != MR_DELIVER_MAILDIR)
+			continue;
+		rc = maildir_deliver(m, i, local_domain(m, i),
+		    datafd, err, sizeof(err));
+		if (rc == 0)
+			m->rcpts[i].state = R_SENT;
+		else {
+			mr_err("%s: to=<%s> %s", m->id, m->rcpts[i].addr, err);
+			local_failed(&m->rcpts[i], err, rc == 1);
+		}
+	}
+}
+
+/* Drop and Maildir recipients (LMTP ones were given to lmtp.c). */
 static void
 deliver_local(struct qmsg *m, int datafd)
 {
@@ -219,26 +274,32 @@ deliver_local(struct qmsg *m, int datafd)
 	size_t i;
 	int any = 0;
 
+	deliver_maildirs(m, datafd);
 	for (i = 0; i < m->nrcpts; i++)
-		any |= m->rcpts[i].local && m->rcpts[i].state == R_PENDING;
+		any |= drop_rcpt(m, i);
 	if (!any)
 		return;
 	if (drop_deliver(m, datafd, err, sizeof(err)) == -1) {
 		mr_err("%s: %s", m->id, err);
 		for (i = 0; i < m->nrcpts; i++)
-			if (m->rcpts[i].local &&
-			    m->rcpts[i].state == R_PENDING) {
-				free(m->rcpts[i].text);
-				m->rcpts[i].text = mr_xstrdup(err);
-			}
+			if (drop_rcpt(m, i))
+				local_failed(&m->rcpts[i], err, 0);
 		return;
 	}
 	for (i = 0; i < m->nrcpts; i++)
-		if (m->rcpts[i].local && m->rcpts[i].state == R_PENDING) {
+		if (drop_rcpt(m, i)) {
 			m->rcpts[i].state = R_SENT;
 			mr_info("%s: to=<%s> relay=local status=sent "
 			    "(delivered to Drop)", m->id, m->rcpts[i].addr);
 		}
+}
+
+/* A remote recipient to offer deliverd now (not held for ETRN). */
+static int
+remote_rcpt(const struct qmsg *m, size_t i)
+{
+	return !m->rcpts[i].local && m->rcpts[i].state == R_PENDING &&
+	    !etrn_held(m, i);
 }
 
 /* Hands the remote recipients to deliverd; 1 if a job went out. */
@@ -251,7 +312,7 @@ deliver_remote(struct qmsg *m, int datafd)
 	int sent;
 
 	for (i = 0; i < m->nrcpts; i++)
-		n += !m->rcpts[i].local && m->rcpts[i].state == R_PENDING;
+		n += remote_rcpt(m, i);
 	if (n == 0 || q->deliverd == NULL)
 		return 0;
 	free(m->job_idx);
@@ -265,7 +326,7 @@ deliver_remote(struct qmsg *m, int datafd)
 	mr_buf_put_str(&b, m->sender);
 	mr_buf_put_u32(&b, (uint32_t)n);
 	for (i = 0; i < m->nrcpts; i++)
-		if (!m->rcpts[i].local && m->rcpts[i].state == R_PENDING) {
+		if (remote_rcpt(m, i)) {
 			mr_buf_put_str(&b, m->rcpts[i].addr);
 			m->job_idx[m->job_n++] = i;
 		}
@@ -293,7 +354,7 @@ remote_pending(const struct qmsg *m)
 	size_t i;
 
 	for (i = 0; i < m->nrcpts; i++)
-		if (!m->rcpts[i].local && m->rcpts[i].state == R_PENDING)
+		if (remote_rcpt(m, i))
 			return 1;
 	return 0;
 }
@@ -351,13 +412,63 @@ check_data(struct qmsg *m, int fd)
 	return rc;
 }
 
-static void
-attempt(struct qmsg *m)
+/* The message's data, checked (check_data); -1 if it cannot be tried
+ * now, or m was quarantined (and freed). */
+static int
+open_data(struct qmsg *m)
 {
 	char path[4096];
 	int fd;
 
-	if (m->job != 0 || m->ctl_hold)
+	msg_path(m, "eml", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		mr_err("%s: cannot open %s: %s", m->id, path, strerror(errno));
+		set_timer(m, q_now() + 300);
+		return -1;
+	}
+	switch (check_data(m, fd)) {
+	case 0:
+		return fd;
+	case 1:
+		close(fd);
+		return -1;	/* quarantined: m is gone */
+	default:
+		close(fd);
+		set_timer(m, q_now() + 300);
+		return -1;
+	}
+}
+
+/* After LMTP: Drop, Maildir and deliverd, then settle. */
+static void
+attempt_rest(struct qmsg *m, int fd)
+{
+	size_t i;
+
+	deliver_local(m, fd);
+	if (deliver_remote(m, fd)) {
+		close(fd);
+		return;		/* settled when the result comes */
+	}
+	close(fd);
+	if (q->deliverd == NULL)
+		for (i = 0; i < m->nrcpts; i++)
+			if (remote_rcpt(m, i)) {
+				/* waits for deliverd, no attempt counted */
+				m->next_try = q_now();
+				return;
+			}
+	settle(m);
+}
+
+static void
+attempt(struct qmsg *m)
+{
+	size_t i;
+	int fd;
+
+	if (m->job != 0 || m->lmtp != NULL || m->ctl_hold)
 		return;
 	/* deliverd has no room: wait in line, no attempt counted */
 	wait_del(m);
@@ -365,42 +476,37 @@ attempt(struct qmsg *m)
 		wait_push(m);
 		return;
 	}
-	msg_path(m, "eml", path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1) {
-		mr_err("%s: cannot open %s: %s", m->id, path, strerror(errno));
-		set_timer(m, q_now() + 300);
+	if ((fd = open_data(m)) == -1)
 		return;
-	}
-	switch (check_data(m, fd)) {
-	case 0:
-		break;
-	case 1:
+	for (i = 0; i < m->nrcpts; i++)
+		m->rcpts[i].tried = 0;
+	if (lmtp_start(m, fd)) {
 		close(fd);
-		return;		/* quarantined: m is gone */
-	default:
-		close(fd);
-		set_timer(m, q_now() + 300);
-		return;
+		return;		/* sched_lmtp_done goes on */
 	}
-	deliver_local(m, fd);
-	if (deliver_remote(m, fd)) {
-		close(fd);
-		return;		/* settled when the result comes */
-	}
-	close(fd);
-	if (q->deliverd == NULL) {
-		size_t i;
+	attempt_rest(m, fd);
+}
 
-		for (i = 0; i < m->nrcpts; i++)
-			if (!m->rcpts[i].local &&
-			    m->rcpts[i].state == R_PENDING) {
-				/* waits for deliverd, no attempt counted */
-				m->next_try = q_now();
-				return;
-			}
+/* An LMTP session for m ended: the next one, or the rest of the attempt. */
+void
+sched_lmtp_done(struct qmsg *m)
+{
+	int fd;
+
+	if ((fd = open_data(m)) == -1)
+		return;
+	if (lmtp_start(m, fd)) {
+		close(fd);
+		return;
 	}
-	settle(m);
+	attempt_rest(m, fd);
+}
+
+void
+sched_now(struct qmsg *m)
+{
+	if (m->job == 0 && m->lmtp == NULL && !q->held)
+		set_timer(m, 0);
 }
 
 void
@@ -754,7 +860,7 @@ sched_replay(const unsigned char *data, size_t len)
 
 		/* a message being delivered now is left to its job */
 		if ((m = index_find(st->id)) == NULL || m->job != 0 ||
-		    !apply_replay(m, st->rcpt, st->status, st->text))
+		    m->lmtp != NULL || !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
 		if (!q->held)
 			settle(m);

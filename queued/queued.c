@@ -158,6 +158,9 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		if (w3clog_add(msg->data, msg->len) == 0)
 			return;
 		break;
+	case MR_Q_ETRN:
+		etrn_request(msg->data, msg->len);
+		return;
 	default:
 		break;
 	}
@@ -250,26 +253,47 @@ setup_servers(void)
 }
 
 /*
- * queued may touch its mailroots, read the directories that hold its
- * tables and the files /etc/passwd and /etc/group, and nothing else.  The directory, not the file: a table is
+ * queued may touch its mailroots and Maildir trees, read the directories
+ * that hold its tables and the files /etc/passwd and /etc/group, and
+ * nothing else.  The directory, not the file: a table is
  * replaced by renaming a new file over it (mailroot-makemap), and a rule
  * on the old file would not cover the new one.  A table added by a reload
  * in another directory cannot be read until queued restarts: its
  * lookups fail temporarily, and mail waits.
  */
+/* The mailroots, the Maildir trees (maildir_root) and the transaction log
+ * directories; NULL-terminated. */
+static char **
+rw_dirs(void)
+{
+	char **rw;
+	size_t i, j, n = q->nservers;
+
+	for (i = 0; i < q->nservers; i++)
+		n += q->cfg->servers[i].ndomains + 1;
+	rw = mr_xcalloc(n + 1, sizeof(char *));
+	for (n = 0, i = 0; i < q->nservers; i++) {
+		const struct mr_server *srv = &q->cfg->servers[i];
+
+		rw[n++] = mr_xstrdup(srv->mailroot);
+		for (j = 0; j < srv->ndomains; j++)
+			if (srv->domains[j].kind == MR_DOMAIN_LOCAL &&
+			    srv->domains[j].deliver == MR_DELIVER_MAILDIR)
+				rw[n++] = maildir_root(
+				    srv->domains[j].deliver_arg);
+		if (w3clog_dir(i) != NULL)	/* transaction logs */
+			rw[n++] = mr_xstrdup(w3clog_dir(i));
+	}
+	return rw;
+}
+
 static void
 sandbox(void)
 {
-	const char **rw;
-	char **ro;
-	size_t i, n;
+	char **rw, **ro;
+	size_t i;
 
-	rw = mr_xcalloc(2 * q->nservers + 1, sizeof(char *));
-	for (i = 0; i < q->nservers; i++)
-		rw[i] = q->cfg->servers[i].mailroot;
-	for (i = 0, n = q->nservers; i < q->nservers; i++)
-		if (w3clog_dir(i) != NULL)
-			rw[n++] = w3clog_dir(i);	/* transaction logs */
+	rw = rw_dirs();
 	ro = mr_xcalloc(q->cfg->ntables + 3, sizeof(char *));
 	for (i = 0; i < q->cfg->ntables; i++) {
 		ro[i] = mr_xstrdup(q->cfg->tables[i].path);
@@ -280,10 +304,13 @@ sandbox(void)
 	/* who a mailroot-sendmail peer is (passwd.c): these two files */
 	ro[i++] = mr_xstrdup("/etc/passwd");
 	ro[i++] = mr_xstrdup("/etc/group");
-	mr_sandbox_files("queued", (const char *const *)ro, rw);
+	mr_sandbox_files("queued", (const char *const *)ro,
+	    (const char *const *)rw);
 	for (i = 0; ro[i] != NULL; i++)
 		free(ro[i]);
 	free(ro);
+	for (i = 0; rw[i] != NULL; i++)
+		free(rw[i]);
 	free(rw);
 	mr_sandbox_syscalls("queued", MR_PROC_QUEUED);
 }

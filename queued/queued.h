@@ -13,6 +13,7 @@
 
 struct event;
 struct event_base;
+struct lmtp_sess;
 struct mr_buf;
 struct mr_ipc;
 struct mr_tbl;
@@ -28,6 +29,8 @@ struct qrcpt {
 	unsigned	 notify;	/* MR_NOTIFY_* bits; 0: not given */
 	char		*orcpt;		/* "type;xtext" or NULL */
 	int		 relayed;	/* sent to a next hop without DSN */
+	int		 tried;		/* by LMTP in this attempt */
+	int		 etrn;		/* released by ETRN (etrn.c) */
 };
 
 struct qserver {
@@ -71,6 +74,8 @@ struct qmsg {
 	int		 ctl_hold;	/* "mailrootctl hold": not tried
 					 * and not expired until released;
 					 * in the envelope */
+	struct lmtp_sess *lmtp;		/* non-NULL while at an LMTP server */
+	int		 delay_notified;	/* delay.c: report sent */
 };
 
 struct queued {
@@ -159,6 +164,11 @@ void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
 void	sched_clock_changed(void);	/* re-arms every timer */
+void	sched_now(struct qmsg *);	/* tries m from the loop, now */
+
+/* etrn.c: hold-for-etrn */
+int	etrn_held(const struct qmsg *, size_t rcpt);
+void	etrn_request(const unsigned char *, size_t);	/* MR_Q_ETRN */
 
 /* queue_sched.c: what the control socket does to one message */
 int	sched_retry(struct qmsg *);	/* try now; -1 if at deliverd */
@@ -178,6 +188,14 @@ void	w3clog_shutdown(void);
 
 /* bounce.c: DSNs and Badmail; 0 when the failure is reported */
 int	bounce_send(const struct qmsg *);
+void	dsn_status_of(const char *text, char *out, size_t, const char *def);
+void	dsn_original_headers(int datafd, struct mr_buf *);
+int	dsn_enqueue(const struct qmsg *, const char *nid, const struct mr_buf *,
+	    int copy);
+
+/* delay.c: `delay-notify' */
+time_t	delay_at(const struct qmsg *);		/* 0: none due */
+void	delay_check(struct qmsg *, time_t expires);
 
 /* alias.c: recipients rewritten through their domain's aliases table
  * (before the envelope is written); -1 if a table failed (temporary). */
@@ -211,7 +229,24 @@ void	auth_request(const unsigned char *, size_t);	/* MR_Q_AUTH */
 void	auth_new_channel(void);
 void	auth_shutdown(void);
 
+/* queue_sched.c: where a local recipient goes */
+enum mr_deliver local_how(const struct qmsg *, size_t rcpt);
+int	drop_rcpt(const struct qmsg *, size_t rcpt);	/* pending, Drop */
+
 /* drop.c: local delivery */
 int	drop_deliver(struct qmsg *, int datafd, char *err, size_t errlen);
+
+/* maildir.c: `deliver maildir' (0 sent, 1 failed, -1 try again) */
+int	maildir_deliver(struct qmsg *, size_t rcpt, const struct mr_domain *,
+	    int datafd, char *err, size_t errlen);
+int	maildir_expand(const char *tmpl, const char *addr, const char *dom,
+	    struct mr_buf *);
+char	*maildir_root(const char *tmpl);	/* for Landlock */
+
+/* lmtp.c: `deliver lmtp'; 1 while a session runs, then
+ * sched_lmtp_done(m) is called from the loop */
+int	lmtp_start(struct qmsg *, int datafd);
+const struct mr_domain *local_domain(const struct qmsg *, size_t rcpt);
+void	sched_lmtp_done(struct qmsg *);
 
 #endif

@@ -814,6 +814,8 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 		reply(s, "250-CHUNKING");
 	if (ext->dsn)
 		reply(s, "250-DSN");
+	if (etrn_offered(s->srv))
+		reply(s, "250-ETRN");
 	if (tls_offered(s) && !s->tls)
 		reply(s, "250-STARTTLS");
 	if (auth_ehlo(s->srv, s->tls) != NULL)
@@ -1133,6 +1135,22 @@ session_auth_done(uint64_t req, uint32_t result)
 }
 
 static void
+cmd_etrn(struct session *s, const struct mr_smtp_cmd *c)
+{
+	char line[600];
+
+	if (s->helo[0] == '\0' || s->in_mail) {
+		refuse(s, "503 5.5.1 Error: %s", s->in_mail ?
+		    "ETRN is not allowed in a mail transaction" :
+		    "send HELO/EHLO first");
+		return;
+	}
+	etrn_reply(s->srv, (struct sockaddr *)&s->peer, c->arg, line,
+	    sizeof(line));
+	reply(s, "%s", line);
+}
+
+static void
 dispatch(struct session *s, const char *line, size_t len)
 {
 	struct mr_smtp_cmd c;
@@ -1191,6 +1209,9 @@ dispatch(struct session *s, const char *line, size_t len)
 			break;
 		case MR_V_BDAT:
 			cmd_bdat(s, &c);
+			break;
+		case MR_V_ETRN:
+			cmd_etrn(s, &c);
 			break;
 		default:
 			refuse(s, "502 5.5.1 Error: command not implemented");

@@ -53,6 +53,13 @@ void	session_new_fail(uint64_t req, const char *reason);
 void	session_commit_done(uint64_t req, int ok, const char *text);
 /* queued's verdict on the recipient the session waits for */
 void	session_rcpt_verdict(uint64_t req, uint32_t verdict);
+
+/* etrn.c: the ETRN command (RFC 1985) */
+struct mr_server;
+int	etrn_offered(const struct mr_server *);
+void	etrn_reply(const struct mr_server *, const struct sockaddr *,
+	    const char *arg, char *out, size_t len);
+
 /* queued went away: every waiting session gets a temporary failure. */
 void	session_queued_lost(void);
 size_t	session_count(void);

@@ -31,7 +31,7 @@ static const uint32_t types[] = {
 	MR_Q_NEW, MR_Q_COMMIT, MR_Q_ABORT, MR_D_RESULT, MR_D_REPLAY, MR_M_PEER,
 	MR_M_CONFIG, MR_Q_RCPT_CHECK, MR_Q_AUTH,
 	/* reverse DNS, relayed both ways */
-	MR_R_PTR, MR_R_PTR_ANSWER, MR_Q_LOG
+	MR_R_PTR, MR_R_PTR_ANSWER, MR_Q_LOG, MR_Q_ETRN
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
 	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT,
@@ -342,6 +342,7 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 {
 	struct mr_m_new nw;
 	struct mr_m_abort ab;
+	struct mr_m_etrn et;
 	struct mr_m_reply rp;
 	struct mr_buf b;
 	const char *err = NULL;
@@ -354,6 +355,14 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 		if (mr_msg_new(p, len, &nw, &err) == 0) {
 			mr_buf_put_u64(&b, nw.req);
 			mr_buf_put_u32(&b, nw.server);
+			check_same(&b, p, len);
+		}
+		break;
+	case MR_Q_ETRN:
+		if (mr_msg_etrn(p, len, &et, &err) == 0) {
+			check_str(et.domain, 255, 1, 1);
+			mr_buf_put_u32(&b, et.server);
+			mr_buf_put_str(&b, et.domain);
 			check_same(&b, p, len);
 		}
 		break;

@@ -8,9 +8,8 @@ the domain kinds of mailroot.conf(5):
   smtpd and queued;
 - a listener on ::1 (skipped when the host has no IPv6 loopback);
 - ndr-copy-to: a copy of a non-delivery report reaches that address;
-- masquerade-domain: the sender of non-delivery reports (the part that is
-  implemented; "mailrootd -n" warns that outgoing envelope senders are
-  not rewritten).
+- masquerade-domain: the sender of non-delivery reports (the rewriting of
+  outgoing envelope senders: test_masquerade.py).
 
 Clients pick their source address (127.0.0.1 or 127.0.0.3) so that the
 relay lists can tell them apart.

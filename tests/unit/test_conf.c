@@ -973,17 +973,17 @@ t_inert_warnings(void **state)
 	expect_warning(SRV("\tlog { format ncsa }\n"),
 	    "t.conf:4:8: warning: \"log { format ncsa }\" is not yet "
 	    "implemented and has no effect");
-	expect_warning(SRV("\tdelivery {\n\t\tdelay-notify local 1h\n\t}\n"),
-	    "t.conf:5:3: warning: \"delay-notify\" is not yet implemented");
-	expect_warning(SRV("\tmasquerade-domain m.example\n"),
-	    "t.conf:4:2: warning: \"masquerade-domain\" is only partly "
-	    "implemented");
 	mr_config_free(parse(SRV("\treverse-dns-lookup no\n"
 	    "\tlisten 127.0.0.1:26 proxy-protocol\n"
-	    "\tdelivery { smart-host-first-direct yes\n"
+	    "\tdelivery { smart-host-first-direct yes; delay-notify local 1h\n"
 	    "\t\toutbound { auth login u password-file /p } }\n"
 	    "\tdomain r.example remote { hold-for-etrn no; auth none }\n"
 	    "\tdomain s.example remote { auth plain u password-file /p }\n"
+	    "\tdomain h.example remote { hold-for-etrn yes; "
+	    "etrn-allow 127.0.0.1 }\n"
+	    "\tdomain l.example local { deliver lmtp /run/lmtp }\n"
+	    "\tdomain m.example local { deliver maildir /var/mail/%d/%u }\n"
+	    "\tmasquerade-domain m.example\n"
 	    "\tlog { format w3c; rotate hourly }\n")));
 	if (errlen != 0)
 		fail_msg("a value mailroot honours was warned about:\n%s",

@@ -1,0 +1,91 @@
+/*
+ * etrn.c - hold-for-etrn (RFC 1985): mail for a remote domain with
+ * `hold-for-etrn yes' stays in the queue, not offered to deliverd, until
+ * smtpd forwards an ETRN for that domain (MR_Q_ETRN, from an allowed
+ * client); then every recipient in that domain of the server's queued
+ * messages is released and tried at once, and from then on like any
+ * other (retried on the schedule if the next hop is still away).  Mail
+ * that arrives later waits for the next ETRN.  The release lives in
+ * memory: after a restart of queued the mail is held again.
+ *
+ * Security: the frame is decoded by mr_msg_etrn (length, clean text);
+ * a bad server index drops smtpd.  queued checks in its own
+ * configuration that the domain is held; a request for any other domain
+ * is logged and does nothing (smtpd decides who may ask).
+ */
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "ipc_msg.h"
+#include "log.h"
+#include "queued.h"
+
+static const struct mr_domain *
+held_domain(const struct mr_server *srv, const char *domain)
+{
+	const struct mr_domain *d = mr_config_domain(srv, domain);
+
+	return d != NULL && d->kind == MR_DOMAIN_REMOTE && d->hold_for_etrn ?
+	    d : NULL;
+}
+
+/* 1 if recipient i of m waits for an ETRN. */
+int
+etrn_held(const struct qmsg *m, size_t i)
+{
+	const char *at = strrchr(m->rcpts[i].addr, '@');
+
+	return !m->rcpts[i].etrn && !m->rcpts[i].local && at != NULL &&
+	    held_domain(m->qs->srv, at + 1) != NULL;
+}
+
+/* Releases m's recipients in domain; 1 if there were any. */
+static int
+release(struct qmsg *m, const char *domain)
+{
+	size_t i;
+	int any = 0;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		const char *at = strrchr(m->rcpts[i].addr, '@');
+
+		if (m->rcpts[i].state != R_PENDING || m->rcpts[i].local ||
+		    at == NULL || strcasecmp(at + 1, domain) != 0)
+			continue;
+		m->rcpts[i].etrn = 1;
+		any = 1;
+	}
+	return any;
+}
+
+/* MR_Q_ETRN from smtpd. */
+void
+etrn_request(const unsigned char *data, size_t len)
+{
+	struct mr_m_etrn req;
+	struct qmsg *m;
+	const char *err;
+	size_t n = 0;
+
+	if (mr_msg_etrn(data, len, &req, &err) == -1 ||
+	    req.server >= q->nservers) {
+		queued_drop_smtpd();
+		return;
+	}
+	if (held_domain(q->servers[req.server].srv, req.domain) == NULL) {
+		mr_warn("ETRN for %s, which is not held for ETRN: ignored",
+		    req.domain);
+		return;
+	}
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (m->qs == &q->servers[req.server] &&
+		    release(m, req.domain)) {
+			sched_now(m);
+			n++;
+		}
+	mr_info("ETRN %s: %zu message%s released", req.domain, n,
+	    n == 1 ? "" : "s");
+}
