@@ -158,6 +158,8 @@ struct mr_auth {
 	int			 plain;		/* mechanisms */
 	int			 login;
 	char			*users;		/* table name, NULL = no AUTH */
+	char			*dovecot;	/* or Dovecot's auth-client
+						 * socket (not both) */
 	int			 require_tls;	/* 1 */
 	int			 received_auth;	/* 0: name the user in
 						 * Received */

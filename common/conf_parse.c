@@ -1151,6 +1151,20 @@ kw_users(struct pc *pc, const struct mr_cf_stmt *st)
 	add_ref(pc, REF_TABLE, a->users, st, 1);
 }
 
+/* Dovecot's auth-client socket: a UNIX socket path (sun_path: < 108). */
+static void
+kw_dovecot(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	const char *s = ARG(st, 1);
+
+	if (s[0] != '/' || s[strlen(s) - 1] == '/' || strlen(s) > 100) {
+		aerr(pc, st, 1, "bad dovecot socket \"%s\": expected an "
+		    "absolute path to a socket, at most 100 bytes", s);
+		return;
+	}
+	set_str(&cur_server(pc)->auth.dovecot, s);
+}
+
 static void
 kw_require_tls(struct pc *pc, const struct mr_cf_stmt *st)
 {
@@ -1166,6 +1180,7 @@ kw_received_auth(struct pc *pc, const struct mr_cf_stmt *st)
 static const struct kw auth_kw[] = {
 	{ "mechanisms", 1, 2, NOBLOCK, kw_mechanisms },
 	{ "users", 1, 1, NOBLOCK, kw_users },
+	{ "dovecot", 1, 1, NOBLOCK, kw_dovecot },
 	{ "require-tls", 1, 1, NOBLOCK, kw_require_tls },
 	{ "received-auth", 1, 1, NOBLOCK, kw_received_auth },
 	{ NULL, 0, 0, 0, NULL }
@@ -1177,10 +1192,16 @@ kw_auth_in(struct pc *pc, const struct mr_cf_stmt *st)
 	struct mr_auth *a = &cur_server(pc)->auth;
 
 	dispatch(pc, st->kids, st->nkids, auth_kw, "in auth block");
-	if ((a->plain || a->login) && a->users == NULL)
-		aerr(pc, st, 0, "auth mechanisms need a users table");
-	/* A users table alone offers both: what IIS Basic clients send. */
-	if (a->users != NULL && !a->plain && !a->login)
+	/* One backend: a name found in both would have two passwords. */
+	if (a->users != NULL && a->dovecot != NULL)
+		aerr(pc, st, 0, "auth: \"users\" and \"dovecot\" exclude "
+		    "each other");
+	if ((a->plain || a->login) && a->users == NULL && a->dovecot == NULL)
+		aerr(pc, st, 0, "auth mechanisms need a users table or a "
+		    "dovecot socket");
+	/* A backend alone offers both: what IIS Basic clients send. */
+	if ((a->users != NULL || a->dovecot != NULL) && !a->plain &&
+	    !a->login)
 		a->plain = a->login = 1;
 }
 
@@ -2136,6 +2157,7 @@ server_free(struct mr_server *s)
 	access_free(&s->connection);
 	access_free(&s->relay);
 	free(s->auth.users);
+	free(s->auth.dovecot);
 	free(s->masquerade_domain);
 	free(s->ndr_copy_to);
 	free(s->header_checks);

@@ -177,6 +177,8 @@ pr_auth_in(FILE *fp, const struct mr_auth *a)
 		    a->login ? " login" : "");
 	if (a->users != NULL)
 		pr_kv(fp, 2, "users", a->users);
+	if (a->dovecot != NULL)
+		pr_kv(fp, 2, "dovecot", a->dovecot);
 	pr_bool(fp, 2, "require-tls", a->require_tls);
 	pr_bool(fp, 2, "received-auth", a->received_auth);
 	fputs("\t}\n", fp);

@@ -1,7 +1,9 @@
 /*
  * auth_verify.c - checks the user names and passwords smtpd receives in
  * AUTH against a server's `auth { users TABLE }' (crypt(3) hashes from
- * libxcrypt: yescrypt, bcrypt, SHA-512-crypt) and answers smtpd.
+ * libxcrypt: yescrypt, bcrypt, SHA-512-crypt), or hands them to Dovecot
+ * for `auth { dovecot PATH }' (auth_dovecot.c, on the same worker
+ * thread), and answers smtpd.
  *
  * Why here: smtpd is chrooted into an empty directory and never sees the
  * credential store; queued can read the tables (Landlock lets it read
@@ -50,6 +52,8 @@ struct areq {
 	uint64_t	 req;
 	unsigned	 gen;		/* smtpd channel generation */
 	char		*tname, *ttype, *tpath;	/* the users table */
+	char		*dovecot;	/* or Dovecot's auth socket */
+	int		 secured;	/* AUTH came over TLS */
 	char		 user[MR_SASL_USER_MAX + 1];
 	char		 pass[MR_SASL_PASS_MAX + 1];
 	uint32_t	 result;	/* enum mr_auth_res */
@@ -77,6 +81,7 @@ areq_free(struct areq *r)
 	free(r->tname);
 	free(r->ttype);
 	free(r->tpath);
+	free(r->dovecot);
 	explicit_bzero(r, sizeof(*r));
 	free(r);
 }
@@ -163,7 +168,12 @@ worker(void *arg)
 		if ((av.work = r->next) == NULL)
 			av.wtail = &av.work;
 		pthread_mutex_unlock(&av.lock);
-		verify(r, &t, cd);
+		if (r->dovecot != NULL) {
+			r->result = auth_dovecot_check(r->dovecot, r->user,
+			    r->pass, r->secured, r->err, sizeof(r->err));
+			explicit_bzero(r->pass, sizeof(r->pass));
+		} else
+			verify(r, &t, cd);
 		pthread_mutex_lock(&av.lock);
 		r->next = av.done;
 		av.done = r;
@@ -208,7 +218,9 @@ done_cb(evutil_socket_t fd, short ev, void *arg)
 	for (; r != NULL; r = next) {
 		next = r->next;
 		av.pending--;
-		if (r->result == MR_AUTH_TEMP)
+		if (r->result == MR_AUTH_TEMP && r->dovecot != NULL)
+			mr_err("auth: dovecot \"%s\": %s", r->dovecot, r->err);
+		else if (r->result == MR_AUTH_TEMP)
 			mr_err("auth: table \"%s\": %s", r->tname, r->err);
 		if (r->gen == av.gen)
 			send_reply(r->req, r->result);
@@ -216,20 +228,25 @@ done_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
-/* The users table of server idx, or NULL. */
-static const struct mr_table *
-users_table(uint32_t idx)
+/* Server idx's AUTH settings, or NULL. */
+static const struct mr_auth *
+server_auth(uint32_t idx)
 {
-	const struct mr_server *srv;
-	size_t i;
-
 	if (idx >= q->nservers)
 		return NULL;
-	srv = q->servers[idx].srv;
-	if (srv->auth.users == NULL)
+	return &q->servers[idx].srv->auth;
+}
+
+/* The users table of server idx, or NULL. */
+static const struct mr_table *
+users_table(const struct mr_auth *a)
+{
+	size_t i;
+
+	if (a == NULL || a->users == NULL)
 		return NULL;
 	for (i = 0; i < q->cfg->ntables; i++)
-		if (strcmp(q->cfg->tables[i].name, srv->auth.users) == 0)
+		if (strcmp(q->cfg->tables[i].name, a->users) == 0)
 			return &q->cfg->tables[i];
 	return NULL;
 }
@@ -251,6 +268,7 @@ void
 auth_request(const unsigned char *p, size_t len)
 {
 	const struct mr_table *ct;
+	const struct mr_auth *sa;
 	struct mr_m_auth a;
 	struct areq *r;
 	const char *err;
@@ -260,21 +278,32 @@ auth_request(const unsigned char *p, size_t len)
 		queued_drop_smtpd();
 		return;
 	}
-	ct = users_table(a.server);
-	if (ct == NULL || !av.started || av.pending >= AUTH_PENDING_MAX) {
+	sa = server_auth(a.server);
+	ct = users_table(sa);
+	if ((ct == NULL && (sa == NULL || sa->dovecot == NULL)) ||
+	    !av.started || av.pending >= AUTH_PENDING_MAX) {
 		wipe_frame(a.pass);
-		if (ct == NULL)
-			mr_warn("auth: server %u has no users table",
-			    (unsigned)a.server);
-		send_reply(a.req, ct == NULL ? MR_AUTH_FAIL : MR_AUTH_TEMP);
+		if (sa == NULL || (ct == NULL && sa->dovecot == NULL))
+			mr_warn("auth: server %u has no users table or "
+			    "dovecot socket", (unsigned)a.server);
+		send_reply(a.req, !av.started ||
+		    av.pending >= AUTH_PENDING_MAX ? MR_AUTH_TEMP :
+		    MR_AUTH_FAIL);
 		return;
 	}
 	r = mr_xcalloc(1, sizeof(*r));
 	r->req = a.req;
 	r->gen = av.gen;
-	r->tname = mr_xstrdup(ct->name);
-	r->ttype = mr_xstrdup(ct->type);
-	r->tpath = mr_xstrdup(ct->path);
+	if (ct != NULL) {
+		r->tname = mr_xstrdup(ct->name);
+		r->ttype = mr_xstrdup(ct->type);
+		r->tpath = mr_xstrdup(ct->path);
+	} else {
+		r->dovecot = mr_xstrdup(sa->dovecot);
+		/* smtpd refuses AUTH before STARTTLS when require-tls is
+		 * set, so every AUTH it passes on came over TLS */
+		r->secured = sa->require_tls;
+	}
 	memcpy(r->user, a.user, strlen(a.user) + 1);
 	memcpy(r->pass, a.pass, strlen(a.pass) + 1);
 	wipe_frame(a.pass);

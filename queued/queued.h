@@ -228,6 +228,10 @@ void	auth_init(void);
 void	auth_request(const unsigned char *, size_t);	/* MR_Q_AUTH */
 void	auth_new_channel(void);
 void	auth_shutdown(void);
+/* auth_dovecot.c: one check against Dovecot's auth socket (worker
+ * thread; blocks up to 10 s); an enum mr_auth_res, why in err */
+uint32_t auth_dovecot_check(const char *path, const char *user,
+	    const char *pass, int secured, char *err, size_t errsz);
 
 /* queue_sched.c: where a local recipient goes */
 enum mr_deliver local_how(const struct qmsg *, size_t rcpt);

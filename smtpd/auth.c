@@ -53,7 +53,8 @@ auth_ehlo(const struct mr_server *srv, int tls)
 {
 	const struct mr_auth *a = &srv->auth;
 
-	if (a->users == NULL || (a->require_tls && !tls))
+	if ((a->users == NULL && a->dovecot == NULL) ||
+	    (a->require_tls && !tls))
 		return NULL;
 	if (a->plain && a->login)
 		return "AUTH PLAIN LOGIN";
@@ -188,7 +189,7 @@ auth_cmd(const struct auth_ctx *c, struct auth_state *a, const char *arg)
 	enum mr_sasl_res r;
 	const char *ch;
 
-	if (cf->users == NULL)
+	if (cf->users == NULL && cf->dovecot == NULL)
 		session_auth_reply(c->s, 1, "503 5.5.1 Error: "
 		    "authentication not enabled");
 	else if (!c->helo)

@@ -842,7 +842,29 @@ t_err_refs(void **state)
 	expect_error(SRV("\tdomain a.example local { aliases al }\n"),
 	    "t.conf:4:35: unknown table \"al\"\n");
 	expect_error(SRV("\tauth { mechanisms plain }\n"),
-	    "t.conf:4:2: auth mechanisms need a users table\n");
+	    "t.conf:4:2: auth mechanisms need a users table or a dovecot "
+	    "socket\n");
+	expect_error(SRV("\tauth { users nope\ndovecot \"/run/a\" }\n"),
+	    "t.conf:4:2: auth: \"users\" and \"dovecot\" exclude each "
+	    "other\n");
+	expect_error(SRV("\tauth { dovecot \"run/a\" }\n"),
+	    "t.conf:4:17: bad dovecot socket \"run/a\"");
+}
+
+/* auth { dovecot PATH } alone offers both mechanisms */
+static void
+t_auth_dovecot(void **state)
+{
+	struct mr_config *cf;
+
+	(void)state;
+	cf = parse(SRV("\tauth { dovecot \"/run/dovecot/auth-client\" }\n"));
+	assert_non_null(cf);
+	assert_string_equal(cf->servers[0].auth.dovecot,
+	    "/run/dovecot/auth-client");
+	assert_null(cf->servers[0].auth.users);
+	assert_true(cf->servers[0].auth.plain && cf->servers[0].auth.login);
+	mr_config_free(cf);
 }
 
 static void
@@ -1163,6 +1185,7 @@ main(void)
 		cmocka_unit_test_teardown(t_alias_of_implicit, teardown),
 		cmocka_unit_test_teardown(t_err_dup_domain, teardown),
 		cmocka_unit_test_teardown(t_err_refs, teardown),
+		cmocka_unit_test_teardown(t_auth_dovecot, teardown),
 		cmocka_unit_test_teardown(t_err_limits, teardown),
 		cmocka_unit_test_teardown(t_err_enum, teardown),
 		cmocka_unit_test_teardown(t_err_retry, teardown),
