@@ -87,13 +87,14 @@ addr_ok(const char *a)
 	return ok;
 }
 
-/* The path of the submit-socket named by a configuration file. */
+/* The path of the submit-socket named by a configuration file (kept in a
+ * static buffer: the program may exit anywhere after this). */
 static const char *
 socket_of(const char *file)
 {
+	static char path[4096];
 	struct mr_config *cf;
 	FILE *devnull = fopen("/dev/null", "w");
-	const char *s;
 
 	cf = mr_config_load(file, devnull != NULL ? devnull : stderr);
 	if (devnull != NULL)
@@ -104,9 +105,9 @@ socket_of(const char *file)
 		    file);
 		exit(EX_CONFIG);
 	}
-	s = mr_xstrdup(cf->submit_socket);
+	snprintf(path, sizeof(path), "%s", cf->submit_socket);
 	mr_config_free(cf);
-	return s;
+	return path;
 }
 
 /* The value of -X: the rest of the argument, else the next one. */
