@@ -172,7 +172,7 @@ void	etrn_request(const unsigned char *, size_t);	/* MR_Q_ETRN */
 
 /* queue_sched.c: what the control socket does to one message */
 int	sched_retry(struct qmsg *);	/* try now; -1 if at deliverd */
-void	sched_hold(struct qmsg *, int on);
+void	sched_hold(struct qmsg *, int on, int was_checked);
 void	sched_remove(struct qmsg *);	/* deletes it from the queue */
 void	sched_return(struct qmsg *, const char *reason); /* bounce it */
 

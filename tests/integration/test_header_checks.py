@@ -2,17 +2,19 @@
 Header checks: a server's header-checks table (PCRE2 patterns on each
 unfolded header field) rejects (550 5.7.1 at the end of DATA), discards
 (accepted, dropped, logged) or holds (kept in the queue with "hold" in
-its envelope, offered to no delivery, across a restart) a message; a
-table that cannot be read refuses the message for now (451).  Checked on
-SMTP and on mailroot-sendmail.
+its envelope, offered to no delivery, across a restart, until
+"mailrootctl release") a message; a table that cannot be read refuses
+the message for now (451).  Checked on SMTP and on mailroot-sendmail.
 """
 
+import json
 import smtplib
 import subprocess
 
 import mailroot_harness as mh
 
 SENDMAIL = mh.BUILDDIR / "tools" / "mailroot-sendmail"
+CTL = mh.BUILDDIR / "tools" / "mailrootctl"
 WAIT = 120
 RULES = """\
 # first match wins; keys are the unfolded field, in lower case
@@ -28,12 +30,25 @@ def start(start_mailroot, sink, workdir):
     tdir.mkdir(exist_ok=True)
     mh.make_traversable(tdir)
     (tdir / "hc").write_text(RULES)
-    sock = workdir / "run" / "submit"
+    rundir = workdir / "run"
+    rundir.mkdir(mode=0o755, exist_ok=True)
+    sock = rundir / "submit"
     d = start_mailroot(sink=sink, global_extra='table hc regex:%s\n'
-                       'submit-socket "%s"' % (tdir / "hc", sock),
+                       'submit-socket "%s"\ncontrol-socket "%s"' % (
+                           tdir / "hc", sock, rundir / "control"),
                        server_extra="    header-checks hc")
     d.sock = sock
+    d.ctl = rundir / "control"
     return d
+
+
+def ctl(d, *args):
+    """mailrootctl's output (it must succeed)."""
+    p = subprocess.run([str(CTL), "-s", str(d.ctl), *args],
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, "%s: %s%s" % (args, p.stdout, p.stderr)
+    return p.stdout
 
 
 def smtp(port, headers, rcpt="r@remote.example"):
@@ -118,3 +133,31 @@ def test_unreadable_table_is_a_temporary_failure(start_mailroot, sink,
     code, _ = smtp(d.port, "Subject: anything\n")
     assert code == 451
     assert sink.messages == []
+
+
+def test_release_delivers_a_held_message(start_mailroot, sink, workdir):
+    d = start(start_mailroot, sink, workdir)
+    assert smtp(d.port, "Subject: review me\nX-Review: yes\n")[0] == 250
+    marker(d, sink, 1)
+    assert mh.wait_until(lambda: len(envelopes(d)) == 1, WAIT, 0.1)
+    mid = envelopes(d)[0].stem
+    (m,) = json.loads(ctl(d, "-j", "queue", "--state", "held"))["messages"]
+    assert m["id"] == mid and m["state"] == "held"
+    assert m["hold"] == ["header-check"]
+    line = [l for l in ctl(d, "queue").splitlines() if l.startswith(mid)]
+    assert line and line[0].split()[4] == "held:hdr"
+    # still held after a restart, and a retry does not send it
+    assert d.stop() == []
+    d.returncode = None
+    d.start()
+    held = json.loads(ctl(d, "-j", "queue", "--state", "held"))
+    assert [x["id"] for x in held["messages"]] == [mid]
+    p = subprocess.run([str(CTL), "-s", str(d.ctl), "retry", mid],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert ctl(d, "release", mid).strip() == "%s: released" % mid
+    got = sink.wait_for(2, WAIT)
+    assert any(b"review me" in x.data for x in got), got
+    assert mh.wait_until(lambda: not envelopes(d), WAIT, 0.1)
+    assert "%s: released by uid 0 (mailrootctl): held by a header " \
+        "check" % mid in d.log_text()
