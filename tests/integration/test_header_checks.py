@@ -4,10 +4,13 @@ unfolded header field) rejects (550 5.7.1 at the end of DATA), discards
 (accepted, dropped, logged) or holds (kept in the queue with "hold" in
 its envelope, offered to no delivery, across a restart, until
 "mailrootctl release") a message; a table that cannot be read refuses
-the message for now (451).  Checked on SMTP and on mailroot-sendmail.
+the message for now (451).  Checked on SMTP, on mailroot-sendmail and on
+files dropped into Pickup (a rejected file goes to Badmail with the
+rule's text, a discarded one is removed, a held one is queued held).
 """
 
 import json
+import os
 import smtplib
 import subprocess
 
@@ -161,3 +164,60 @@ def test_release_delivers_a_held_message(start_mailroot, sink, workdir):
     assert mh.wait_until(lambda: not envelopes(d), WAIT, 0.1)
     assert "%s: released by uid 0 (mailrootctl): held by a header " \
         "check" % mid in d.log_text()
+
+
+def drop_in(d, name, headers):
+    """A plain pickup file, written as a dot-name and renamed in."""
+    tmp = d.dir("Pickup") / ("." + name)
+    tmp.write_bytes(b"From: app@client.test\nTo: r@remote.example\n" +
+                    headers.encode() + b"\nbody of " + name.encode() +
+                    b"\n")
+    os.rename(tmp, d.dir("Pickup") / name)
+
+
+def held_ids(d):
+    """The queued messages a header check holds."""
+    ids = []
+    for p in envelopes(d):
+        try:
+            if "\nhold 1\n" in p.read_text():
+                ids.append(p.stem)
+        except FileNotFoundError:
+            pass
+    return ids
+
+
+def test_pickup_files_are_checked(start_mailroot, sink, workdir):
+    d = start(start_mailroot, sink, workdir)
+    assert mh.wait_until(lambda: "Pickup: watching" in d.log_text(),
+                         WAIT, 0.05)
+    drop_in(d, "spam.eml", "Subject: buy now\n")
+    drop_in(d, "junk.eml", "Subject: the lottery\n")
+    drop_in(d, "review.eml", "Subject: check\nX-Review: yes\n")
+    drop_in(d, "fine.eml", "Subject: fine\n")
+    assert mh.wait_until(lambda: not os.listdir(d.dir("Pickup")) and
+                         "junk.eml discarded" in d.log_text() and
+                         len(held_ids(d)) == 1, WAIT, 0.1), \
+        d.log_text()[-3000:]
+    # REJECT: to Badmail with the rule's text
+    bad = sorted(os.listdir(d.dir("Badmail")))
+    assert len(bad) == 2, bad
+    bdr = (d.dir("Badmail") / [b for b in bad if b.endswith(".BDR")][0])
+    assert "spam.eml" in bdr.read_text()
+    assert "refused by a header check: Spam is not welcome here" in \
+        bdr.read_text()
+    assert b"body of spam.eml" in (d.dir("Badmail") / (
+        bdr.stem + ".BAD")).read_bytes()
+    # DISCARD: logged, gone; HOLD: queued held
+    assert "discarded by a header check" in d.log_text()
+    (held,) = held_ids(d)
+    got = marker(d, sink, 2)
+    bodies = b"".join(m.data for m in got)
+    assert b"body of fine.eml" in bodies
+    for name in (b"spam", b"junk", b"review"):
+        assert b"body of " + name not in bodies
+    # released like any held message, and delivered
+    assert ctl(d, "release", held).strip() == "%s: released" % held
+    got = sink.wait_for(3, WAIT)
+    assert any(b"body of review.eml" in m.data for m in got)
+    assert mh.wait_until(lambda: not envelopes(d), WAIT, 0.1)

@@ -101,7 +101,9 @@ def test_queue_columns_and_json(env):
     assert js["count"] == 2
     m = js["messages"][0]
     assert set(m) == {"id", "server", "state", "created", "age", "size",
-                      "attempts", "next_try", "sender", "recipients"}
+                      "attempts", "next_try", "sender", "hold",
+                      "recipients"}
+    assert m["hold"] == []
     assert m["server"] == "test" and m["sender"] == SENDER
     assert m["attempts"] == 1 and m["size"] > 0
     assert m["recipients"] == [{"address": HELD, "state": "pending",
@@ -163,6 +165,7 @@ def test_hold_survives_restart_and_release(env, workdir):
     d, ctl, ids, _ = env
     assert ctl.json("hold", ids[0]) == {"id": ids[0], "result": "held"}
     assert ctl.messages()[ids[0]]["state"] == "held"
+    assert ctl.messages()[ids[0]]["hold"] == ["control"]
     assert "control-hold yes" in (d.dir("Queue") / (ids[0] + ".env")) \
         .read_text()
     # a held message is not tried, even when flushed
