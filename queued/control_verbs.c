@@ -450,6 +450,77 @@ verb_one(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 	}
 }
 
+/* "N messages WHAT" for a domain, in either form. */
+static void
+done_domain(struct conn *c, const struct mr_ctl_req *r, const char *what,
+    size_t n)
+{
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	if (r->json) {
+		mr_buf_adds(&b, "{\"domain\":");
+		json_str(&b, r->target);
+		mr_buf_printf(&b, ",\"%s\":%zu}\n", what, n);
+	} else
+		mr_buf_printf(&b, "%s: %zu message%s %s\n", r->target, n,
+		    n == 1 ? "" : "s", what);
+	control_answer(c, NULL, &b);
+	mr_buf_free(&b);
+}
+
+/* "hold DOMAIN" / "release DOMAIN": mailrootctl's hold on every queued
+ * message with a recipient there (mail arriving later is not held); a
+ * header check's hold is released only by id, one message at a time. */
+static void
+verb_hold_domain(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
+{
+	int on = r->verb == MR_CTL_HOLD;
+	struct qmsg *m;
+	size_t n = 0;
+
+	for (m = q->msgs; m != NULL; m = m->next) {
+		if (m->ctl_hold == on || !has_domain(m, r->target))
+			continue;
+		m->ctl_hold = on;
+		if (env_write(m) == -1) {
+			mr_err("%s: updating envelope: %s", m->id,
+			    strerror(errno));
+			m->ctl_hold = !on;
+			continue;
+		}
+		sched_hold(m, on, 0);
+		mr_info("%s: %s by uid %ld (mailrootctl, domain %s)", m->id,
+		    on ? "held" : "released", (long)uid, r->target);
+		n++;
+	}
+	done_domain(c, r, on ? "held" : "released", n);
+}
+
+/* "etrn DOMAIN": as an ETRN from an allowed client (etrn.c), on every
+ * server that holds the domain for it. */
+static void
+verb_etrn(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
+{
+	size_t i, n = 0;
+	int any = 0;
+	long k;
+
+	for (i = 0; i < q->nservers; i++)
+		if ((k = etrn_release(i, r->target)) >= 0) {
+			any = 1;
+			n += (size_t)k;
+		}
+	if (!any) {
+		control_answer(c, "the domain is not held for ETRN "
+		    "(hold-for-etrn)", NULL);
+		return;
+	}
+	mr_info("control: uid %ld: etrn %s: %zu message%s released",
+	    (long)uid, r->target, n, n == 1 ? "" : "s");
+	done_domain(c, r, "released", n);
+}
+
 struct tally {
 	size_t	msgs, rcpts, deferred, held, active;
 };
@@ -568,6 +639,17 @@ control_do(struct conn *c, uid_t uid, const struct mr_ctl_req *r)
 	case MR_CTL_RELOAD:
 	case MR_CTL_STOP:
 		verb_master(c, r, uid);
+		break;
+	case MR_CTL_ETRN:
+		verb_etrn(c, r, uid);
+		break;
+	case MR_CTL_HOLD:
+	case MR_CTL_RELEASE:
+		if (r->target[0] != '\0') {
+			verb_hold_domain(c, r, uid);
+			break;
+		}
+		verb_one(c, r, uid);
 		break;
 	default:
 		verb_one(c, r, uid);

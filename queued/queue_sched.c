@@ -512,8 +512,17 @@ sched_lmtp_done(struct qmsg *m)
 void
 sched_now(struct qmsg *m)
 {
-	if (m->job == 0 && m->lmtp == NULL && !q->held)
+	if (m->job != 0 || m->lmtp != NULL)
+		return;
+	if (!q->held) {
 		set_timer(m, 0);
+		return;
+	}
+	/* recovery holds the queue: sched_release sets the timer of every
+	 * message without one, for its next try, now */
+	if (m->timer != NULL)
+		evtimer_del(m->timer);
+	m->next_try = q_now();
 }
 
 void
@@ -891,7 +900,8 @@ sched_retry(struct qmsg *m)
  * "hold"/"release", once the caller has set m's holds and written its
  * envelope: a held message is neither tried nor expired.  A released one
  * is tried at its next try time, or at once when a header check held it
- * (it was never tried), and its expiry counts again.
+ * (it was never tried) or its expiry has passed, and its expiry counts
+ * again.
  */
 void
 sched_hold(struct qmsg *m, int on, int was_checked)
@@ -904,7 +914,9 @@ sched_hold(struct qmsg *m, int on, int was_checked)
 		wait_del(m);
 		return;
 	}
-	set_timer(m, was_checked ? 0 : m->next_try);
+	/* past its expiry: one attempt now, then settle expires it */
+	set_timer(m, was_checked || q_now() >= expire_at(m) ? 0 :
+	    m->next_try);
 	arm_expiry(m);
 }
 

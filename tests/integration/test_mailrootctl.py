@@ -187,6 +187,25 @@ def test_hold_survives_restart_and_release(env, workdir):
     assert "%s: held by uid 0" % ids[0] in d.log_text()
 
 
+def test_hold_and_release_by_domain(env):
+    d, ctl, ids, _ = env
+    assert ctl.run("hold", "remote.test").stdout.strip() == \
+        "remote.test: 2 messages held"
+    msgs = ctl.messages("--state", "held")
+    assert sorted(msgs) == ids
+    assert all(m["hold"] == ["control"] for m in msgs.values())
+    assert all("control-hold yes" in (d.dir("Queue") / (i + ".env"))
+               .read_text() for i in ids)
+    assert ctl.json("hold", "elsewhere.test") == {
+        "domain": "elsewhere.test", "held": 0}
+    assert ctl.json("release", "remote.test") == {
+        "domain": "remote.test", "released": 2}
+    assert ctl.messages("--state", "held") == {}
+    assert ctl.json("flush") == {"flushed": 2}
+    assert "%s: held by uid 0 (mailrootctl, domain remote.test)" % ids[0] \
+        in d.log_text()
+
+
 def test_delete_logs_recipients(env):
     d, ctl, ids, _ = env
     assert ctl.run("delete", ids[0]).stdout.strip() == \
