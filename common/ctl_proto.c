@@ -15,26 +15,31 @@
 
 #include "ctl_proto.h"
 
+/* What names the verb's object: nothing, a queue id, an id or a domain
+ * ("target"), a domain, or an optional server or domain. */
+enum arg { A_NONE, A_ID, A_ID_OR_TARGET, A_TARGET, A_TARGET_OPT };
+
 struct verb {
 	const char	*name;
 	enum mr_ctl_verb verb;
 	int		 read_only;
-	int		 needs_id;
+	enum arg	 arg;
 };
 
 static const struct verb verbs[] = {
-	{ "queue", MR_CTL_QUEUE, 1, 0 },
-	{ "show", MR_CTL_SHOW, 1, 1 },
-	{ "flush", MR_CTL_FLUSH, 0, 0 },
-	{ "retry", MR_CTL_RETRY, 0, 1 },
-	{ "hold", MR_CTL_HOLD, 0, 1 },
-	{ "release", MR_CTL_RELEASE, 0, 1 },
-	{ "delete", MR_CTL_DELETE, 0, 1 },
-	{ "bounce", MR_CTL_BOUNCE, 0, 1 },
-	{ "stats", MR_CTL_STATS, 1, 0 },
-	{ "reload", MR_CTL_RELOAD, 0, 0 },
-	{ "stop", MR_CTL_STOP, 0, 0 },
-	{ NULL, 0, 0, 0 }
+	{ "queue", MR_CTL_QUEUE, 1, A_NONE },
+	{ "show", MR_CTL_SHOW, 1, A_ID },
+	{ "flush", MR_CTL_FLUSH, 0, A_TARGET_OPT },
+	{ "retry", MR_CTL_RETRY, 0, A_ID },
+	{ "hold", MR_CTL_HOLD, 0, A_ID_OR_TARGET },
+	{ "release", MR_CTL_RELEASE, 0, A_ID_OR_TARGET },
+	{ "delete", MR_CTL_DELETE, 0, A_ID },
+	{ "bounce", MR_CTL_BOUNCE, 0, A_ID },
+	{ "stats", MR_CTL_STATS, 1, A_NONE },
+	{ "reload", MR_CTL_RELOAD, 0, A_NONE },
+	{ "stop", MR_CTL_STOP, 0, A_NONE },
+	{ "etrn", MR_CTL_ETRN, 0, A_TARGET },
+	{ NULL, 0, 0, A_NONE }
 };
 
 static const char *const state_names[] = {
@@ -129,9 +134,9 @@ set_state(struct mr_ctl_req *r, const char *val)
 	return -1;
 }
 
-/* One option token; -1 if it does not belong to the verb. */
+/* One option token; -1 if it does not belong to the verb v. */
 static int
-option(struct mr_ctl_req *r, char *tok)
+option(struct mr_ctl_req *r, const struct verb *v, char *tok)
 {
 	char *val = strchr(tok, '=');
 	int q = r->verb == MR_CTL_QUEUE;
@@ -154,13 +159,34 @@ option(struct mr_ctl_req *r, char *tok)
 		return set_field(r->sender, sizeof(r->sender), val);
 	if (q && strcmp(tok, "state") == 0 && r->state == MR_CTL_ST_ANY)
 		return set_state(r, val);
-	if (r->verb == MR_CTL_FLUSH && strcmp(tok, "target") == 0 &&
+	if (v->arg >= A_ID_OR_TARGET && strcmp(tok, "target") == 0 &&
 	    r->target[0] == '\0')
 		return set_field(r->target, sizeof(r->target), val);
 	if (r->verb == MR_CTL_BOUNCE && strcmp(tok, "reason") == 0 &&
 	    r->reason[0] == '\0')
 		return set_field(r->reason, sizeof(r->reason), val);
 	return -1;
+}
+
+/* The verb's object is there, and nothing else. */
+static int
+check_arg(const struct mr_ctl_req *r, enum arg a, const char **err)
+{
+	int id = r->id[0] != '\0', target = r->target[0] != '\0';
+
+	*err = "a queue id is needed here, and only here";
+	switch (a) {
+	case A_ID:
+		return id && !target ? 0 : -1;
+	case A_ID_OR_TARGET:
+		*err = "a queue id or a domain is needed here";
+		return id != target ? 0 : -1;
+	case A_TARGET:
+		*err = "a domain is needed here";
+		return target && !id ? 0 : -1;
+	default:
+		return !id ? 0 : -1;
+	}
 }
 
 int
@@ -191,16 +217,14 @@ mr_ctl_parse(const unsigned char *p, size_t len, struct mr_ctl_req *r,
 				return -1;
 			}
 			r->verb = v->verb;
-		} else if (option(r, tok) == -1) {
+		} else if (option(r, v, tok) == -1) {
 			*err = "bad or repeated option";
 			return -1;
 		}
 	}
-	if (v == NULL || (v->needs_id && r->id[0] == '\0') ||
-	    (!v->needs_id && r->id[0] != '\0')) {
-		*err = v == NULL ? "empty request" : "a queue id is needed "
-		    "here, and only here";
+	if (v == NULL) {
+		*err = "empty request";
 		return -1;
 	}
-	return 0;
+	return check_arg(r, v->arg, err);
 }

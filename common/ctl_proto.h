@@ -20,7 +20,7 @@
 enum mr_ctl_verb {
 	MR_CTL_QUEUE = 1, MR_CTL_SHOW, MR_CTL_FLUSH, MR_CTL_RETRY,
 	MR_CTL_HOLD, MR_CTL_RELEASE, MR_CTL_DELETE, MR_CTL_BOUNCE,
-	MR_CTL_STATS, MR_CTL_RELOAD, MR_CTL_STOP
+	MR_CTL_STATS, MR_CTL_RELOAD, MR_CTL_STOP, MR_CTL_ETRN
 };
 
 /* queue --state: what a listed message must have */
@@ -41,15 +41,16 @@ struct mr_ctl_req {
 	char			 server[MR_CTL_ARG_MAX + 1];
 	char			 domain[MR_CTL_ARG_MAX + 1];
 	char			 sender[MR_CTL_ARG_MAX + 1];
-	char			 target[MR_CTL_ARG_MAX + 1]; /* flush */
+	char			 target[MR_CTL_ARG_MAX + 1]; /* flush, hold,
+						 * release, etrn */
 	char			 reason[MR_CTL_ARG_MAX + 1]; /* bounce */
 };
 
 /*
  * Parses a request's bytes (without the length) into *req: 0, or -1 with
  * *err set.  Checks that the verb is known, every option belongs to it,
- * every value is printable and bounded, and an id is given where one is
- * needed.
+ * every value is printable and bounded, and an id (or a domain,
+ * "target") is given where one is needed and only there.
  */
 int	mr_ctl_parse(const unsigned char *, size_t, struct mr_ctl_req *,
 	    const char **err);

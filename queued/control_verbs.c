@@ -34,10 +34,18 @@
 
 static const char *const rcpt_state[] = { "pending", "sent", "failed" };
 
+/* Held by mailrootctl ("control-hold yes") or by a header check
+ * ("hold 1"): either keeps it from every delivery. */
+static int
+held(const struct qmsg *m)
+{
+	return m->ctl_hold || m->hold;
+}
+
 static const char *
 msg_state(const struct qmsg *m)
 {
-	if (m->ctl_hold)
+	if (held(m))
 		return "held";
 	if (m->job != 0)
 		return "active";
@@ -107,17 +115,42 @@ matches(const struct qmsg *m, const struct mr_ctl_req *r)
 		return 0;
 	switch (r->state) {
 	case MR_CTL_ST_PENDING:
-		return !m->ctl_hold && has_rcpt_state(m, R_PENDING);
+		return !held(m) && has_rcpt_state(m, R_PENDING);
 	case MR_CTL_ST_DEFERRED:
-		return !m->ctl_hold && m->attempts > 0 &&
+		return !held(m) && m->attempts > 0 &&
 		    has_rcpt_state(m, R_PENDING);
 	case MR_CTL_ST_HELD:
-		return m->ctl_hold;
+		return held(m);
 	case MR_CTL_ST_FAILED:
 		return has_rcpt_state(m, R_FAILED);
 	default:
 		return 1;
 	}
+}
+
+/* Which holds keep m, for the columns: "held:ctl", "held:hdr" or
+ * "held:both" (the JSON has "hold" for it). */
+static const char *
+state_column(const struct qmsg *m)
+{
+	if (m->ctl_hold && m->hold)
+		return "held:both";
+	if (m->hold)
+		return "held:hdr";
+	return m->ctl_hold ? "held:ctl" : msg_state(m);
+}
+
+static void
+hold_json(struct mr_buf *b, const struct qmsg *m)
+{
+	mr_buf_adds(b, ",\"hold\":[");
+	if (m->hold)
+		mr_buf_adds(b, "\"header-check\"");
+	if (m->hold && m->ctl_hold)
+		mr_buf_adds(b, ",");
+	if (m->ctl_hold)
+		mr_buf_adds(b, "\"control\"");
+	mr_buf_adds(b, "]");
 }
 
 static void
@@ -137,6 +170,7 @@ msg_json(struct mr_buf *b, const struct qmsg *m)
 	    msg_state(m), created, (long long)(q_now() - m->created),
 	    (unsigned long long)m->size, m->attempts, next);
 	json_str(b, m->sender);
+	hold_json(b, m);
 	mr_buf_adds(b, ",\"recipients\":[");
 	for (i = 0; i < m->nrcpts; i++) {
 		mr_buf_adds(b, i ? ",{\"address\":" : "{\"address\":");
@@ -177,9 +211,9 @@ msg_line(struct mr_buf *b, const struct qmsg *m, int wsrv)
 
 	age_str(q_now() - m->created, age, sizeof(age));
 	iso_time(m->next_try, next, sizeof(next));
-	mr_buf_printf(b, "%-24s  %-*s  %-7s  %10llu  %-8s  %-20s  <%s>\n",
+	mr_buf_printf(b, "%-24s  %-*s  %-7s  %10llu  %-9s  %-20s  <%s>\n",
 	    m->id, wsrv, m->qs->srv->name, age, (unsigned long long)m->size,
-	    msg_state(m), next, m->sender);
+	    state_column(m), next, m->sender);
 	for (i = 0; i < m->nrcpts; i++)
 		mr_buf_printf(b, "    %-7s  <%s>%s%s\n",
 		    rcpt_state[m->rcpts[i].state], m->rcpts[i].addr,
@@ -203,7 +237,7 @@ verb_queue(struct conn *c, const struct mr_ctl_req *r)
 	if (r->json)
 		mr_buf_adds(&b, "{\"messages\":[");
 	else
-		mr_buf_printf(&b, "%-24s  %-*s  %-7s  %10s  %-8s  %-20s  %s\n",
+		mr_buf_printf(&b, "%-24s  %-*s  %-7s  %10s  %-9s  %-20s  %s\n",
 		    "ID", wsrv, "SERVER", "AGE", "SIZE", "STATE", "NEXT-TRY",
 		    "SENDER");
 	for (m = q->msgs; m != NULL; m = m->next) {
@@ -339,25 +373,32 @@ log_rcpts(const struct qmsg *m, uid_t uid, const char *what)
 			    (long)uid);
 }
 
+/* "hold" adds mailrootctl's hold; "release" ends it and a header
+ * check's: the envelope is written first, then the schedule follows. */
 static void
 verb_hold(struct conn *c, const struct mr_ctl_req *r, struct qmsg *m,
     uid_t uid)
 {
-	int on = r->verb == MR_CTL_HOLD;
+	int on = r->verb == MR_CTL_HOLD, ctl = m->ctl_hold, hdr = m->hold;
 
-	if (m->ctl_hold == on) {
+	if (on ? ctl : !held(m)) {
 		done(c, r, on ? "already held" : "not held");
 		return;
 	}
-	sched_hold(m, on);
+	m->ctl_hold = on;
+	if (!on)
+		m->hold = 0;
 	if (env_write(m) == -1) {
 		mr_err("%s: updating envelope: %s", m->id, strerror(errno));
-		sched_hold(m, !on);
+		m->ctl_hold = ctl;
+		m->hold = hdr;
 		control_answer(c, "cannot write the envelope", NULL);
 		return;
 	}
-	mr_info("%s: %s by uid %ld (mailrootctl)", m->id,
-	    on ? "held" : "released", (long)uid);
+	sched_hold(m, on, hdr);
+	mr_info("%s: %s by uid %ld (mailrootctl)%s", m->id,
+	    on ? "held" : "released", (long)uid, !on && hdr ?
+	    ": held by a header check" : "");
 	done(c, r, on ? "held" : "released");
 }
 
@@ -409,6 +450,77 @@ verb_one(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 	}
 }
 
+/* "N messages WHAT" for a domain, in either form. */
+static void
+done_domain(struct conn *c, const struct mr_ctl_req *r, const char *what,
+    size_t n)
+{
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	if (r->json) {
+		mr_buf_adds(&b, "{\"domain\":");
+		json_str(&b, r->target);
+		mr_buf_printf(&b, ",\"%s\":%zu}\n", what, n);
+	} else
+		mr_buf_printf(&b, "%s: %zu message%s %s\n", r->target, n,
+		    n == 1 ? "" : "s", what);
+	control_answer(c, NULL, &b);
+	mr_buf_free(&b);
+}
+
+/* "hold DOMAIN" / "release DOMAIN": mailrootctl's hold on every queued
+ * message with a recipient there (mail arriving later is not held); a
+ * header check's hold is released only by id, one message at a time. */
+static void
+verb_hold_domain(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
+{
+	int on = r->verb == MR_CTL_HOLD;
+	struct qmsg *m;
+	size_t n = 0;
+
+	for (m = q->msgs; m != NULL; m = m->next) {
+		if (m->ctl_hold == on || !has_domain(m, r->target))
+			continue;
+		m->ctl_hold = on;
+		if (env_write(m) == -1) {
+			mr_err("%s: updating envelope: %s", m->id,
+			    strerror(errno));
+			m->ctl_hold = !on;
+			continue;
+		}
+		sched_hold(m, on, 0);
+		mr_info("%s: %s by uid %ld (mailrootctl, domain %s)", m->id,
+		    on ? "held" : "released", (long)uid, r->target);
+		n++;
+	}
+	done_domain(c, r, on ? "held" : "released", n);
+}
+
+/* "etrn DOMAIN": as an ETRN from an allowed client (etrn.c), on every
+ * server that holds the domain for it. */
+static void
+verb_etrn(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
+{
+	size_t i, n = 0;
+	int any = 0;
+	long k;
+
+	for (i = 0; i < q->nservers; i++)
+		if ((k = etrn_release(i, r->target)) >= 0) {
+			any = 1;
+			n += (size_t)k;
+		}
+	if (!any) {
+		control_answer(c, "the domain is not held for ETRN "
+		    "(hold-for-etrn)", NULL);
+		return;
+	}
+	mr_info("control: uid %ld: etrn %s: %zu message%s released",
+	    (long)uid, r->target, n, n == 1 ? "" : "s");
+	done_domain(c, r, "released", n);
+}
+
 struct tally {
 	size_t	msgs, rcpts, deferred, held, active;
 };
@@ -438,9 +550,9 @@ count(struct tally *t, const struct qmsg *m)
 	t->msgs++;
 	for (i = 0; i < m->nrcpts; i++)
 		t->rcpts += m->rcpts[i].state == R_PENDING;
-	t->held += m->ctl_hold != 0;
+	t->held += held(m);
 	t->active += m->job != 0;
-	t->deferred += !m->ctl_hold && m->job == 0 && m->attempts > 0;
+	t->deferred += !held(m) && m->job == 0 && m->attempts > 0;
 }
 
 static void
@@ -527,6 +639,17 @@ control_do(struct conn *c, uid_t uid, const struct mr_ctl_req *r)
 	case MR_CTL_RELOAD:
 	case MR_CTL_STOP:
 		verb_master(c, r, uid);
+		break;
+	case MR_CTL_ETRN:
+		verb_etrn(c, r, uid);
+		break;
+	case MR_CTL_HOLD:
+	case MR_CTL_RELEASE:
+		if (r->target[0] != '\0') {
+			verb_hold_domain(c, r, uid);
+			break;
+		}
+		verb_one(c, r, uid);
 		break;
 	default:
 		verb_one(c, r, uid);

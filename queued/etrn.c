@@ -7,6 +7,7 @@
  * other (retried on the schedule if the next hop is still away).  Mail
  * that arrives later waits for the next ETRN.  The release lives in
  * memory: after a restart of queued the mail is held again.
+ * "mailrootctl etrn DOMAIN" (control_verbs.c) releases the same way.
  *
  * Security: the frame is decoded by mr_msg_etrn (length, clean text);
  * a bad server index drops smtpd.  queued checks in its own
@@ -61,31 +62,42 @@ release(struct qmsg *m, const char *domain)
 	return any;
 }
 
+/* Releases domain's mail on server si: the number of messages, or -1
+ * if the domain is not held for ETRN there. */
+long
+etrn_release(size_t si, const char *domain)
+{
+	struct qmsg *m;
+	long n = 0;
+
+	if (held_domain(q->servers[si].srv, domain) == NULL)
+		return -1;
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (m->qs == &q->servers[si] && release(m, domain)) {
+			sched_now(m);
+			n++;
+		}
+	return n;
+}
+
 /* MR_Q_ETRN from smtpd. */
 void
 etrn_request(const unsigned char *data, size_t len)
 {
 	struct mr_m_etrn req;
-	struct qmsg *m;
 	const char *err;
-	size_t n = 0;
+	long n;
 
 	if (mr_msg_etrn(data, len, &req, &err) == -1 ||
 	    req.server >= q->nservers) {
 		queued_drop_smtpd();
 		return;
 	}
-	if (held_domain(q->servers[req.server].srv, req.domain) == NULL) {
+	if ((n = etrn_release(req.server, req.domain)) == -1) {
 		mr_warn("ETRN for %s, which is not held for ETRN: ignored",
 		    req.domain);
 		return;
 	}
-	for (m = q->msgs; m != NULL; m = m->next)
-		if (m->qs == &q->servers[req.server] &&
-		    release(m, req.domain)) {
-			sched_now(m);
-			n++;
-		}
-	mr_info("ETRN %s: %zu message%s released", req.domain, n,
+	mr_info("ETRN %s: %ld message%s released", req.domain, n,
 	    n == 1 ? "" : "s");
 }

@@ -29,7 +29,11 @@
  *
  * What cannot be sent (unparsable, no recipient, too big, unreadable, not
  * a regular file, more than one hard link) goes to Badmail as ID.BAD with
- * the reason in ID.BDR, never silently dropped.
+ * the reason in ID.BDR, never silently dropped.  The server's header
+ * checks apply as to SMTP (hdr_filter.c): REJECT sends the file to
+ * Badmail with the rule's text, DISCARD removes it with a log line, HOLD
+ * queues it held; a table that cannot be read leaves the claim, as an
+ * aliases table does.
  *
  * Security: whoever may write Pickup may send as anyone (README).  The
  * folder is the queue user's; nothing in it is followed or read unless
@@ -56,6 +60,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "hdr_check.h"
 #include "log.h"
 #include "pickup_parse.h"
 #include "proto.h"
@@ -157,6 +162,47 @@ to_badmail(struct qserver *qs, const char *id, const char *name,
 	    name ? " " : "", name ? name : "", reason);
 }
 
+/* Removes the claim of a file a header check discarded. */
+static void
+discard(struct qserver *qs, const struct qmsg *m, const char *name)
+{
+	char claim[4096];
+
+	snprintf(claim, sizeof(claim), "%s/%s.pkp", qs->queue, m->id);
+	if (unlink(claim) == -1)
+		mr_err("unlink %s: %s", claim, strerror(errno));
+	else if (mr_fsync_dir(qs->queue) == -1)
+		mr_err("%s: %s", qs->queue, strerror(errno));
+	mr_info("%s: pickup file%s%s discarded by a header check: "
+	    "from=<%s> nrcpt=%zu", m->id, name ? " " : "", name ? name : "",
+	    m->sender, m->nrcpts);
+}
+
+/* The server's header checks on a parsed file: 0 to queue m (held if a
+ * rule says so), 1 once the file went to Badmail or was discarded, -1
+ * if the table cannot be read (the claim stays); m is freed unless 0. */
+static int
+checked(struct qserver *qs, struct qmsg *m, const char *name,
+    const struct pickup_msg *pm)
+{
+	char text[MR_HC_TEXT_MAX + 64], why[MR_HC_TEXT_MAX + 128];
+	int a = hdr_filter(m, pm->data.data, pm->data.len, text,
+	    sizeof(text));
+
+	if (a == MR_HC_NONE || a == MR_HC_HOLD) {
+		m->hold = a == MR_HC_HOLD;
+		return 0;
+	}
+	if (a == MR_HC_REJECT) {
+		snprintf(why, sizeof(why), "refused by a header check: %s",
+		    text);
+		to_badmail(qs, m->id, name, why);
+	} else if (a == MR_HC_DISCARD)
+		discard(qs, m, name);
+	msg_free(m);
+	return a == MR_HC_TEMPFAIL ? -1 : 1;
+}
+
 /* ---- taking one file ---- */
 
 /* The claim's bytes, if it is a regular file with one link; else NULL
@@ -223,14 +269,16 @@ make_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 	return m;
 }
 
-/* Writes the message to Queue/ID.eml and hands it to the group commit;
- * -1 (nothing left behind) on a write error. */
+/* Writes the message to Queue/ID.eml and hands it to the group commit
+ * (or to Badmail, or discards it, as the header checks say); -1 (nothing
+ * left behind but the claim) on a write or table error. */
 static int
-queue_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
+queue_msg(struct qserver *qs, const char *id, const char *name,
+    struct pickup_msg *pm)
 {
 	char path[4096], claim[4096], err[512];
 	struct qmsg *m;
-	int fd;
+	int fd, rc;
 
 	/* aliases as for a message from smtpd (a table that cannot be read
 	 * leaves the claim, as a write error does) */
@@ -240,6 +288,8 @@ queue_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 		msg_free(m);
 		return -1;
 	}
+	if ((rc = checked(qs, m, name, pm)) != 0)
+		return rc == 1 ? 0 : -1;
 	snprintf(path, sizeof(path), "%s/%s.eml", qs->queue, id);
 	snprintf(claim, sizeof(claim), "%s/%s.pkp", qs->queue, id);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
@@ -292,7 +342,7 @@ take_claim(struct qserver *qs, const char *id, const char *name)
 			    name ? " " : "", name ? name : "");
 		mr_info("%s: pickup file%s%s taken", id, name ? " " : "",
 		    name ? name : "");
-		if (queue_msg(qs, id, &pm) == -1)
+		if (queue_msg(qs, id, name, &pm) == -1)
 			mr_err("%s: the claim stays in Queue until queued "
 			    "restarts", id);
 	}

@@ -121,6 +121,13 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 	 * a held queue arms the timers again when it is released */
 	if (m->job != 0 || m->lmtp != NULL || q->held || m->ctl_hold)
 		return;
+	/* an attempt due now comes first (a message just released is
+	 * tried once before it expires; settle expires it after) */
+	if (m->timer != NULL && evtimer_pending(m->timer, NULL) &&
+	    m->timer_at <= q_now() && q_now() >= expire_at(m)) {
+		arm_expiry(m);
+		return;
+	}
 	delay_check(m, expire_at(m));
 	if (q_now() < expire_at(m)) {
 		arm_expiry(m);
@@ -505,8 +512,17 @@ sched_lmtp_done(struct qmsg *m)
 void
 sched_now(struct qmsg *m)
 {
-	if (m->job == 0 && m->lmtp == NULL && !q->held)
+	if (m->job != 0 || m->lmtp != NULL)
+		return;
+	if (!q->held) {
 		set_timer(m, 0);
+		return;
+	}
+	/* recovery holds the queue: sched_release sets the timer of every
+	 * message without one, for its next try, now */
+	if (m->timer != NULL)
+		evtimer_del(m->timer);
+	m->next_try = q_now();
 }
 
 void
@@ -874,17 +890,22 @@ sched_replay(const unsigned char *data, size_t len)
 int
 sched_retry(struct qmsg *m)
 {
-	if (m->job != 0 || m->ctl_hold)
+	if (m->job != 0 || m->ctl_hold || m->hold)
 		return -1;
 	set_timer(m, 0);
 	return 0;
 }
 
-/* "hold"/"release": a held message is neither tried nor expired. */
+/*
+ * "hold"/"release", once the caller has set m's holds and written its
+ * envelope: a held message is neither tried nor expired.  A released one
+ * is tried at its next try time, or at once when a header check held it
+ * (it was never tried) or its expiry has passed, and its expiry counts
+ * again.
+ */
 void
-sched_hold(struct qmsg *m, int on)
+sched_hold(struct qmsg *m, int on, int was_checked)
 {
-	m->ctl_hold = on;
 	if (on) {
 		if (m->timer != NULL)
 			evtimer_del(m->timer);
@@ -893,7 +914,9 @@ sched_hold(struct qmsg *m, int on)
 		wait_del(m);
 		return;
 	}
-	set_timer(m, m->next_try);
+	/* past its expiry: one attempt now, then settle expires it */
+	set_timer(m, was_checked || q_now() >= expire_at(m) ? 0 :
+	    m->next_try);
 	arm_expiry(m);
 }
 

@@ -169,10 +169,12 @@ void	sched_now(struct qmsg *);	/* tries m from the loop, now */
 /* etrn.c: hold-for-etrn */
 int	etrn_held(const struct qmsg *, size_t rcpt);
 void	etrn_request(const unsigned char *, size_t);	/* MR_Q_ETRN */
+/* releases domain's mail on a server: messages, -1 if not held there */
+long	etrn_release(size_t server, const char *domain);
 
 /* queue_sched.c: what the control socket does to one message */
 int	sched_retry(struct qmsg *);	/* try now; -1 if at deliverd */
-void	sched_hold(struct qmsg *, int on);
+void	sched_hold(struct qmsg *, int on, int was_checked);
 void	sched_remove(struct qmsg *);	/* deletes it from the queue */
 void	sched_return(struct qmsg *, const char *reason); /* bounce it */
 

@@ -32,8 +32,9 @@ usage(void)
 	    "usage: mailrootctl [-j] [-s socket] command [arguments]\n"
 	    "  queue [--server S] [--domain D] [--sender A] [--state ST]\n"
 	    "  show ID [--body]     flush [SERVER|DOMAIN]    retry ID\n"
-	    "  hold ID              release ID               delete ID\n"
-	    "  bounce ID [--reason TEXT]    stats    reload    stop\n");
+	    "  hold ID|DOMAIN       release ID|DOMAIN        delete ID\n"
+	    "  bounce ID [--reason TEXT]    etrn DOMAIN\n"
+	    "  stats    reload    stop\n");
 	exit(2);
 }
 
@@ -91,6 +92,13 @@ build(struct mr_buf *b, int json, int argc, char **argv)
 	if (with_id[k] != NULL) {
 		if (argc < 2 || argv[1][0] == '-')
 			usage();
+		/* hold/release DOMAIN: a domain has a dot, a queue id none */
+		if ((strcmp(argv[0], "hold") == 0 ||
+		    strcmp(argv[0], "release") == 0) &&
+		    strchr(argv[1], '.') != NULL) {
+			options(b, argc - 1, argv + 1);
+			return;
+		}
 		token(b, "id", argv[1]);
 		argc--;
 		argv++;

@@ -3,7 +3,8 @@
  *
  * Input: the bytes of one request after its length.  Beyond "no crash":
  * an accepted request names a known verb, carries an id exactly when the
- * verb needs one (letters and digits only), every filled field is
+ * verb needs one (letters and digits only; hold and release take an id
+ * or a domain, exactly one), every filled field is
  * NUL-terminated, printable and within its size, and options appear only
  * on the verbs they belong to.
  */
@@ -25,8 +26,24 @@ check_field(const char *s, size_t size)
 static int
 needs_id(enum mr_ctl_verb v)
 {
-	return v == MR_CTL_SHOW || v == MR_CTL_RETRY || v == MR_CTL_HOLD ||
-	    v == MR_CTL_RELEASE || v == MR_CTL_DELETE || v == MR_CTL_BOUNCE;
+	return v == MR_CTL_SHOW || v == MR_CTL_RETRY || v == MR_CTL_DELETE ||
+	    v == MR_CTL_BOUNCE;
+}
+
+/* hold/release: an id or a domain, exactly one; etrn: a domain. */
+static void
+check_object(const struct mr_ctl_req *r)
+{
+	int id = r->id[0] != '\0', target = r->target[0] != '\0';
+
+	if (r->verb == MR_CTL_HOLD || r->verb == MR_CTL_RELEASE)
+		CHECK(id != target);
+	else if (r->verb == MR_CTL_ETRN)
+		CHECK(target && !id);
+	else {
+		CHECK(needs_id(r->verb) == id);
+		CHECK(r->verb == MR_CTL_FLUSH || !target);
+	}
 }
 
 int
@@ -43,7 +60,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(size > 0 && size <= MR_CTL_MAX);
 	CHECK(mr_ctl_verb_name(r.verb) != NULL);
 	check_field(r.id, sizeof(r.id));
-	CHECK(needs_id(r.verb) == (r.id[0] != '\0'));
+	check_object(&r);
 	for (p = r.id; *p != '\0'; p++)
 		CHECK((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
 		    (*p >= 'a' && *p <= 'z'));
@@ -56,7 +73,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r.verb != MR_CTL_QUEUE)
 		CHECK(r.server[0] == '\0' && r.domain[0] == '\0' &&
 		    r.sender[0] == '\0' && r.state == MR_CTL_ST_ANY);
-	CHECK(r.verb == MR_CTL_FLUSH || r.target[0] == '\0');
 	CHECK(r.verb == MR_CTL_BOUNCE || r.reason[0] == '\0');
 	CHECK(r.verb == MR_CTL_SHOW || !r.body);
 	CHECK(r.json == 0 || r.json == 1);

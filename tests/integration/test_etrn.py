@@ -5,9 +5,12 @@ to the next hop (the harness Sink, as smart host).  smtpd answers 250,
 459 (not held, or client not allowed), 458 (a #queue name), 501 (syntax).
 """
 
+import subprocess
 import smtplib
 
 import mailroot_harness as mh
+
+CTL = mh.BUILDDIR / "tools" / "mailrootctl"
 
 DOMAINS = (
     '    domain "held.test" remote { hold-for-etrn yes\n'
@@ -85,3 +88,31 @@ def test_no_etrn_offered_without_held_domain(mailroot):
     with smtplib.SMTP("127.0.0.1", mailroot.port, timeout=30) as c:
         c.ehlo("client.test")
         assert not c.has_extn("etrn")
+
+
+def test_mailrootctl_etrn(start_mailroot, sink, workdir):
+    """mailrootctl etrn DOMAIN releases as an ETRN from a client does."""
+    rundir = workdir / "run"
+    rundir.mkdir(mode=0o755, exist_ok=True)
+    sock = rundir / "control"
+    d = start_mailroot(sink=sink, server_extra=DOMAINS,
+                       global_extra='control-socket "%s"' % sock)
+
+    def ctl(*args):
+        return subprocess.run([str(CTL), "-s", str(sock), *args],
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    assert mh.send(d.port, "a@client.test", ["x@held.test"],
+                   mh.crlf("Subject: for later\n\nbody\n")) == {}
+    assert mh.wait_until(lambda: len(envelopes(d)) == 1, 30, 0.05)
+    no = ctl("etrn", "open.test")
+    assert no.returncode == 1 and "not held for ETRN" in no.stderr
+    assert sink.messages == []
+    p = ctl("-j", "etrn", "held.test")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == '{"domain":"held.test","released":1}'
+    got = sink.wait_for(1)
+    assert got[0].rcpt_tos == ["x@held.test"]
+    d.wait_queue_empty()
+    assert "control: uid 0: etrn held.test: 1 message released" in \
+        d.log_text()

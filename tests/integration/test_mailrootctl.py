@@ -101,7 +101,9 @@ def test_queue_columns_and_json(env):
     assert js["count"] == 2
     m = js["messages"][0]
     assert set(m) == {"id", "server", "state", "created", "age", "size",
-                      "attempts", "next_try", "sender", "recipients"}
+                      "attempts", "next_try", "sender", "hold",
+                      "recipients"}
+    assert m["hold"] == []
     assert m["server"] == "test" and m["sender"] == SENDER
     assert m["attempts"] == 1 and m["size"] > 0
     assert m["recipients"] == [{"address": HELD, "state": "pending",
@@ -163,6 +165,7 @@ def test_hold_survives_restart_and_release(env, workdir):
     d, ctl, ids, _ = env
     assert ctl.json("hold", ids[0]) == {"id": ids[0], "result": "held"}
     assert ctl.messages()[ids[0]]["state"] == "held"
+    assert ctl.messages()[ids[0]]["hold"] == ["control"]
     assert "control-hold yes" in (d.dir("Queue") / (ids[0] + ".env")) \
         .read_text()
     # a held message is not tried, even when flushed
@@ -182,6 +185,25 @@ def test_hold_survives_restart_and_release(env, workdir):
         .read_text()
     assert ctl.messages()[ids[0]]["state"] != "held"
     assert "%s: held by uid 0" % ids[0] in d.log_text()
+
+
+def test_hold_and_release_by_domain(env):
+    d, ctl, ids, _ = env
+    assert ctl.run("hold", "remote.test").stdout.strip() == \
+        "remote.test: 2 messages held"
+    msgs = ctl.messages("--state", "held")
+    assert sorted(msgs) == ids
+    assert all(m["hold"] == ["control"] for m in msgs.values())
+    assert all("control-hold yes" in (d.dir("Queue") / (i + ".env"))
+               .read_text() for i in ids)
+    assert ctl.json("hold", "elsewhere.test") == {
+        "domain": "elsewhere.test", "held": 0}
+    assert ctl.json("release", "remote.test") == {
+        "domain": "remote.test", "released": 2}
+    assert ctl.messages("--state", "held") == {}
+    assert ctl.json("flush") == {"flushed": 2}
+    assert "%s: held by uid 0 (mailrootctl, domain remote.test)" % ids[0] \
+        in d.log_text()
 
 
 def test_delete_logs_recipients(env):
