@@ -67,6 +67,14 @@ mr_xoauth2_token_strerror(enum mr_xoauth2_token_err e)
 	return "?";
 }
 
+/* Appends len bytes (no NUL: the response is counted, not a string). */
+static void
+put(unsigned char *raw, size_t *n, const void *p, size_t len)
+{
+	memcpy(raw + *n, p, len);
+	*n += len;
+}
+
 int
 mr_xoauth2_initial(const char *user, const char *token, char *out)
 {
@@ -83,16 +91,11 @@ mr_xoauth2_initial(const char *user, const char *token, char *out)
 	for (i = 0; i < tlen; i++)
 		if (!visible((unsigned char)token[i]))
 			return -1;
-	memcpy(raw, "user=", 5);
-	n = 5;
-	memcpy(raw + n, user, ulen);
-	n += ulen;
-	memcpy(raw + n, "\1auth=Bearer ", 13);
-	n += 13;
-	memcpy(raw + n, token, tlen);
-	n += tlen;
-	memcpy(raw + n, "\1\1", 2);
-	n += 2;
+	put(raw, &n, "user=", 5);
+	put(raw, &n, user, ulen);
+	put(raw, &n, "\1auth=Bearer ", 13);
+	put(raw, &n, token, tlen);
+	put(raw, &n, "\1\1", 2);
 	mr_b64_encode(raw, n, out);
 	explicit_bzero(raw, sizeof(raw));
 	return 0;

@@ -782,7 +782,8 @@ static void
 sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
-	s->ext_8bitmime = s->ext_auth = s->ext_dsn = 0;
+	s->ext_8bitmime = s->ext_dsn = 0;
+	s->ext_auth = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
