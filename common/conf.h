@@ -36,7 +36,8 @@ enum mr_rotate {
 };
 enum mr_domain_kind { MR_DOMAIN_LOCAL, MR_DOMAIN_ALIAS, MR_DOMAIN_REMOTE };
 enum mr_deliver { MR_DELIVER_DROP, MR_DELIVER_LMTP, MR_DELIVER_MAILDIR };
-enum mr_out_auth { MR_AUTH_OUT_NONE, MR_AUTH_OUT_LOGIN, MR_AUTH_OUT_PLAIN };
+enum mr_out_auth { MR_AUTH_OUT_NONE, MR_AUTH_OUT_LOGIN, MR_AUTH_OUT_PLAIN,
+	MR_AUTH_OUT_XOAUTH2 };
 
 struct mr_listen {
 	struct sockaddr_storage	 addr;
@@ -98,7 +99,7 @@ struct mr_outbound {
 	enum mr_tls_out		 tls;		/* opportunistic */
 	enum mr_out_auth	 auth;		/* none */
 	char			*auth_user;
-	char			*auth_password_file;
+	char			*auth_password_file;	/* or token-file */
 	int			 esmtp;		/* 1 */
 };
 
@@ -148,7 +149,7 @@ struct mr_domain {
 	enum mr_tls_out		 tls;		/* inherits outbound tls */
 	enum mr_out_auth	 auth;
 	char			*auth_user;
-	char			*auth_password_file;
+	char			*auth_password_file;	/* or token-file */
 	int			 hold_for_etrn;	/* 0 */
 	struct mr_access	 etrn_allow;	/* default deny */
 	int			 implicit;	/* added by default (fqdn) */

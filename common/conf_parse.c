@@ -1366,13 +1366,17 @@ kw_ndr_copy_to(struct pc *pc, const struct mr_cf_stmt *st)
 
 /* ---- server: delivery { outbound { } } ---- */
 
-/* auth none | auth login|plain "USER" password-file "PATH" */
+/*
+ * auth none | auth login|plain "USER" password-file "PATH"
+ *           | auth xoauth2 "USER" token-file "PATH"
+ */
 static void
 get_out_auth(struct pc *pc, const struct mr_cf_stmt *st,
     enum mr_out_auth *auth, char **user, char **pwfile)
 {
 	static const char *const names[] = { "none", "login", "plain",
-	    NULL };
+	    "xoauth2", NULL };
+	const char *file;
 	int v;
 
 	if (get_enum(pc, st, 1, names, &v) == -1)
@@ -1381,10 +1385,10 @@ get_out_auth(struct pc *pc, const struct mr_cf_stmt *st,
 		aerr(pc, st, 2, "too many arguments for \"auth none\"");
 		return;
 	}
-	if (v != 0 && (st->nargs != 5 ||
-	    strcmp(ARG(st, 3), "password-file") != 0)) {
-		aerr(pc, st, 1, "\"auth %s\" needs \"USER password-file "
-		    "PATH\"", ARG(st, 1));
+	file = v == MR_AUTH_OUT_XOAUTH2 ? "token-file" : "password-file";
+	if (v != 0 && (st->nargs != 5 || strcmp(ARG(st, 3), file) != 0)) {
+		aerr(pc, st, 1, "\"auth %s\" needs \"USER %s PATH\"",
+		    ARG(st, 1), file);
 		return;
 	}
 	if (v != 0 && get_path(pc, st, 4, pwfile) == -1)

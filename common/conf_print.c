@@ -23,7 +23,8 @@ static const char *const format_names[] = { "w3c", "ncsa", "iis", "none" };
 static const char *const rotate_names[] = { "hourly", "daily", "weekly",
     "monthly", "size" };
 static const char *const deliver_names[] = { "drop", "lmtp", "maildir" };
-static const char *const auth_names[] = { "none", "login", "plain" };
+static const char *const auth_names[] = { "none", "login", "plain",
+    "xoauth2" };
 static const char *const add_headers_names[] = { "local", "all", "none" };
 
 static void
@@ -162,7 +163,8 @@ pr_out_auth(FILE *fp, int ind, enum mr_out_auth auth, const char *user,
 	if (auth != MR_AUTH_OUT_NONE) {
 		fputc(' ', fp);
 		pr_str(fp, user ? user : "");
-		fputs(" password-file ", fp);
+		fputs(auth == MR_AUTH_OUT_XOAUTH2 ? " token-file " :
+		    " password-file ", fp);
 		pr_str(fp, pwfile ? pwfile : "");
 	}
 	fputc('\n', fp);

@@ -100,12 +100,14 @@ struct delivery {
 /* auth_client.c */
 #define AUTH_MECH_PLAIN	0x1
 #define AUTH_MECH_LOGIN	0x2
+#define AUTH_MECH_XOAUTH2	0x4
 #define AUTH_OFFERED	0x100	/* EHLO said AUTH: MAIL AUTH= may be sent */
 struct mr_buf;
 unsigned	 auth_ehlo_mechs(const char *list);
 int		 auth_secret_read(const char *path, char *buf, size_t size);
 void		 auth_b64(struct mr_buf *, const void *, size_t);
-int		 auth_response(const struct dest *, int step, struct mr_buf *);
+int		 auth_response(const struct dest *, int step, struct mr_buf *,
+		    const char **why);
 
 /* deliverd.c: what the SMTP client calls back. */
 void		 deliverd_done(struct delivery *, const char *relay);

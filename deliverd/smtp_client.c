@@ -48,6 +48,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sasl.h"
+#include "xoauth2.h"
 #include "deliverd.h"
 
 #define REPLY_LINE_MAX	2048	/* RFC 5321 says 512; be lenient */
@@ -116,6 +117,7 @@ struct smtp_sess {
 	int			 ext_8bitmime;
 	unsigned		 ext_auth;	/* AUTH_OFFERED | AUTH_MECH_* */
 	int			 auth_step;
+	char			 auth_status[MR_XOAUTH2_STATUS_MAX + 1];
 	int			 authed;
 	int			 ext_dsn;
 	int			 pipelined;	/* this transaction's commands
@@ -472,7 +474,7 @@ sess_dlv_done(struct smtp_sess *s)
 static void
 sess_vput(struct smtp_sess *s, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[8192];	/* AUTH XOAUTH2 with a 4 KB token */
 	int n;
 
 	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
@@ -780,7 +782,8 @@ static void
 sess_ehlo(struct smtp_sess *s)
 {
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
-	s->ext_8bitmime = s->ext_auth = s->ext_dsn = 0;
+	s->ext_8bitmime = s->ext_dsn = 0;
+	s->ext_auth = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -844,17 +847,27 @@ sess_after_ehlo(struct smtp_sess *s)
 static const char *
 auth_name(enum mr_out_auth a)
 {
+	if (a == MR_AUTH_OUT_XOAUTH2)
+		return "XOAUTH2";
 	return a == MR_AUTH_OUT_LOGIN ? "LOGIN" : "PLAIN";
 }
 
-/* Sends the AUTH command or the next LOGIN answer; fails the host if
- * the mechanism is not offered or the password file cannot be read. */
+static unsigned
+auth_mech(enum mr_out_auth a)
+{
+	if (a == MR_AUTH_OUT_XOAUTH2)
+		return AUTH_MECH_XOAUTH2;
+	return a == MR_AUTH_OUT_LOGIN ? AUTH_MECH_LOGIN : AUTH_MECH_PLAIN;
+}
+
+/* Sends the AUTH command or the next answer; fails the host if the
+ * mechanism is not offered or the password or token file is unusable. */
 static void
 sess_auth_send(struct smtp_sess *s)
 {
 	const struct dest *ds = s->dest;
-	unsigned want = ds->auth == MR_AUTH_OUT_LOGIN ? AUTH_MECH_LOGIN :
-	    AUTH_MECH_PLAIN;
+	unsigned want = auth_mech(ds->auth);
+	const char *why = NULL;
 	struct mr_buf b;
 
 	mr_buf_init(&b);
@@ -866,13 +879,16 @@ sess_auth_send(struct smtp_sess *s)
 		mr_buf_printf(&b, "4.7.0 AUTH to %s needs TLS, which it did "
 		    "not offer (set tls none to send the password in plain "
 		    "text)", s->relay);
-	else if (auth_response(ds, s->auth_step, &b) == -1) {
+	else if (auth_response(ds, s->auth_step, &b, &why) == -1) {
 		mr_buf_reset(&b);
-		mr_buf_printf(&b, "4.7.0 cannot read password-file %s: %s",
-		    ds->auth_password_file, strerror(errno));
+		mr_buf_printf(&b, "4.7.0 cannot use %s %s: %s",
+		    ds->auth == MR_AUTH_OUT_XOAUTH2 ? "token-file" :
+		    "password-file", ds->auth_password_file, why);
 	} else {
-		sess_cmd(s, S_AUTH, "%s", b.data);
-		explicit_bzero(b.data, b.cap);
+		/* XOAUTH2's answer to its error challenge is empty */
+		sess_cmd(s, S_AUTH, "%s", b.data != NULL ? b.data : "");
+		if (b.data != NULL)
+			explicit_bzero(b.data, b.cap);
 		mr_buf_free(&b);
 		return;
 	}
@@ -885,7 +901,51 @@ static void
 sess_auth(struct smtp_sess *s)
 {
 	s->auth_step = 0;
+	s->auth_status[0] = '\0';
 	sess_auth_send(s);
+}
+
+/*
+ * XOAUTH2: 235 done; a 334 carries the error (RFC 7628 3.2.2), answered
+ * with an empty line, after which the server sends its 535.  A refused
+ * token is a temporary failure: the refresher may not have run yet.
+ */
+static void
+sess_reply_xoauth2(struct smtp_sess *s)
+{
+	const char *text = s->reply.data ? s->reply.data : "";
+	const struct dest *ds = s->dest;
+	struct mr_buf b;
+	char status[MR_XOAUTH2_STATUS_MAX + 1];
+	enum mr_xoauth2_reply r;
+
+	switch ((r = mr_xoauth2_reply(s->code, text, status))) {
+	case MR_XOAUTH2_OK:
+		s->authed = 1;
+		sess_transaction(s);
+		return;
+	case MR_XOAUTH2_CHALLENGE:
+		if (s->auth_step == 0) {
+			memcpy(s->auth_status, status, sizeof(status));
+			s->auth_step = 1;
+			sess_auth_send(s);
+			return;
+		}
+		break;
+	case MR_XOAUTH2_REFUSED:
+	case MR_XOAUTH2_FAILED:
+		break;
+	}
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "4.7.0 %s %s the XOAUTH2 access token of %s "
+	    "from token-file %s%s%s%s: %d %s", s->relay,
+	    r == MR_XOAUTH2_FAILED ? "did not take" : "refused",
+	    ds->auth_user ? ds->auth_user : "", ds->auth_password_file,
+	    s->auth_status[0] != '\0' ? " (status " : "", s->auth_status,
+	    s->auth_status[0] != '\0' ? ")" : "", s->code, text);
+	mr_warn("%s: %s", sess_job(s)->qid, b.data);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
 }
 
 /* 235 done; 334 the next LOGIN step; 535 and the rest: temporary, so
@@ -895,6 +955,10 @@ sess_reply_auth(struct smtp_sess *s)
 {
 	struct mr_buf b;
 
+	if (s->dest->auth == MR_AUTH_OUT_XOAUTH2) {
+		sess_reply_xoauth2(s);
+		return;
+	}
 	if (s->code == 235) {
 		s->authed = 1;
 		sess_transaction(s);

@@ -554,6 +554,30 @@ t_remote_domain_inherits_tls(void **state)
 }
 
 static void
+t_outbound_xoauth2(void **state)
+{
+	struct mr_config *cf;
+	const struct mr_domain *d;
+
+	(void)state;
+	cf = parse_clean(SRV("\tdomain \"r.example\" remote {\n"
+	    "\t\tauth xoauth2 \"u@r.example\" token-file \"/t\" }\n"));
+	d = mr_config_domain(&cf->servers[0], "r.example");
+	assert_non_null(d);
+	assert_int_equal(d->auth, MR_AUTH_OUT_XOAUTH2);
+	assert_string_equal(d->auth_user, "u@r.example");
+	assert_string_equal(d->auth_password_file, "/t");
+	check_roundtrip(cf);
+	mr_config_free(cf);
+	expect_error(SRV("\tdelivery { outbound {\n"
+	    "\t\tauth xoauth2 u password-file /t } }\n"),
+	    "\"auth xoauth2\" needs \"USER token-file PATH\"");
+	expect_error(SRV("\tdelivery { outbound {\n"
+	    "\t\tauth plain u token-file /t } }\n"),
+	    "\"auth plain\" needs \"USER password-file PATH\"");
+}
+
+static void
 t_escapes_roundtrip(void **state)
 {
 	struct mr_config *cf;
@@ -1165,6 +1189,7 @@ main(void)
 		cmocka_unit_test_teardown(t_defaults, teardown),
 		cmocka_unit_test_teardown(t_tls_default_with_pki, teardown),
 		cmocka_unit_test_teardown(t_sizes_durations, teardown),
+		cmocka_unit_test_teardown(t_outbound_xoauth2, teardown),
 		cmocka_unit_test_teardown(t_remote_domain_inherits_tls,
 		    teardown),
 		cmocka_unit_test_teardown(t_escapes_roundtrip, teardown),
