@@ -131,10 +131,8 @@ utf8_char(const struct scan *sc)
 		n = 3;
 	else
 		n = 4;
-	if (p[0] == 0xc2)
-		lo = 0xa0;		/* C1 controls */
-	else if (p[0] == 0xe0)
-		lo = 0xa0;		/* overlong */
+	if (p[0] == 0xc2 || p[0] == 0xe0)
+		lo = 0xa0;		/* C1 controls; overlong */
 	else if (p[0] == 0xed)
 		hi = 0x9f;		/* surrogates */
 	else if (p[0] == 0xf0)
@@ -475,7 +473,7 @@ path_parse(const char *s, size_t len, int allow_null, int allow_postmaster,
     int utf8, struct mr_path *out, const char **err)
 {
 	struct scan sc = { (const unsigned char *)s, len, 0, NULL, utf8, 0 };
-	struct span local, dom;
+	struct span local = { 0, 0 }, dom = { 0, 0 };
 	size_t body;
 	int c;
 
@@ -542,7 +540,7 @@ mailbox_parse(const char *s, size_t len, int utf8, struct mr_path *out,
     const char **err)
 {
 	struct scan sc = { (const unsigned char *)s, len, 0, NULL, utf8, 0 };
-	struct span local, dom;
+	struct span local = { 0, 0 }, dom = { 0, 0 };
 
 	path_clear(out);
 	if (len > MR_PATH_MAX)
