@@ -9,7 +9,10 @@
  * and copies into out->addr only after the whole path has matched and its
  * length is known to fit.  It accepts printable 7-bit bytes only (a space
  * only inside a quoted local part), so no NUL, control character or 8-bit
- * byte reaches a log line, a queue file or a peer.  The domain is what
+ * byte reaches a log line, a queue file or a peer; the _utf8 variants
+ * (SMTPUTF8, RFC 6531) add strictly valid UTF-8 characters in the local
+ * part and domain labels, never a C0 or C1 control, a surrogate or an
+ * overlong form, and bound lengths in octets as RFC 6531 3.3 says.  The domain is what
  * follows the one unquoted '@'; percent signs, bangs and quoted '@' are
  * bytes of an opaque local part, so a local part can never name a relay.
  * A source route is checked and dropped (RFC 5321 Appendix C).
@@ -33,6 +36,8 @@ struct scan {
 	size_t			 len;
 	size_t			 pos;
 	const char		*err;
+	int			 utf8;	/* UTF-8 allowed (RFC 6531) */
+	int			 seen8;	/* a UTF-8 character was accepted */
 };
 
 /* A matched stretch of the input. */
@@ -63,7 +68,8 @@ fail_at(struct scan *sc, const char *what)
 	int c = peek(sc);
 
 	if (c >= 0x80)
-		what = "non-ASCII character in address (no SMTPUTF8)";
+		what = sc->utf8 ? "invalid UTF-8 in address" :
+		    "non-ASCII character in address (no SMTPUTF8)";
 	else if (c == ' ')
 		what = "space in address";
 	else if (c >= 0 && (c < 0x20 || c == 0x7f))
@@ -104,6 +110,56 @@ lower(int c)
 	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
+/*
+ * RFC 6531 UTF8-non-ascii (RFC 6532 3.1, RFC 3629 4) at the current byte
+ * when the scan allows UTF-8: the length of one strictly valid multi-byte
+ * character, else 0.  No overlong form, no surrogate, nothing above
+ * U+10FFFF, and no C1 control (U+0080..U+009F).
+ */
+static size_t
+utf8_char(const struct scan *sc)
+{
+	const unsigned char *p = sc->s + sc->pos;
+	size_t left = sc->len - sc->pos, n, i;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (!sc->utf8 || left == 0 || p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	if (p[0] < 0xe0)
+		n = 2;
+	else if (p[0] < 0xf0)
+		n = 3;
+	else
+		n = 4;
+	if (p[0] == 0xc2 || p[0] == 0xe0)
+		lo = 0xa0;		/* C1 controls; overlong */
+	else if (p[0] == 0xed)
+		hi = 0x9f;		/* surrogates */
+	else if (p[0] == 0xf0)
+		lo = 0x90;		/* overlong */
+	else if (p[0] == 0xf4)
+		hi = 0x8f;		/* above U+10FFFF */
+	if (left < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* Steps over one UTF-8 character if there is one: 1, else 0. */
+static int
+take_utf8(struct scan *sc)
+{
+	size_t n = utf8_char(sc);
+
+	if (n == 0)
+		return 0;
+	sc->pos += n;
+	sc->seen8 = 1;
+	return 1;
+}
+
 static int
 ascii_caseeq(const unsigned char *a, const char *b, size_t n)
 {
@@ -122,13 +178,17 @@ scan_dot_string(struct scan *sc)
 	size_t start = sc->pos;
 
 	for (;;) {
-		if (!is_atext(peek(sc))) {
+		if (!is_atext(peek(sc)) && utf8_char(sc) == 0) {
 			if (sc->pos == start)
 				return fail_at(sc, "invalid local part");
 			return fail_at(sc, "empty atom in local part");
 		}
-		while (is_atext(peek(sc)))
-			sc->pos++;
+		for (;;) {
+			if (is_atext(peek(sc)))
+				sc->pos++;
+			else if (!take_utf8(sc))
+				break;
+		}
 		if (peek(sc) != '.')
 			return 0;
 		sc->pos++;
@@ -155,6 +215,8 @@ scan_quoted(struct scan *sc)
 				return fail(sc,
 				    "unbalanced quote in local part");
 		}
+		if (c >= 0x80 && take_utf8(sc))
+			continue;
 		if (c < 0x20 || c > 0x7e)
 			return fail_at(sc, "invalid character in quotes");
 		sc->pos++;
@@ -192,11 +254,17 @@ scan_label(struct scan *sc, int *numeric)
 	size_t start = sc->pos;
 	int c;
 
-	if (!is_letdig(peek(sc)))
+	if (!is_letdig(peek(sc)) && utf8_char(sc) == 0)
 		return fail_at(sc, start > 0 && sc->s[start - 1] == '.' ?
 		    "empty label in domain" : "invalid domain");
 	*numeric = 1;
-	while ((c = peek(sc)) != -1 && (is_letdig(c) || c == '-')) {
+	for (;;) {
+		if (take_utf8(sc)) {	/* U-label (RFC 6531 3.3) */
+			*numeric = 0;
+			continue;
+		}
+		if ((c = peek(sc)) == -1 || !(is_letdig(c) || c == '-'))
+			break;
 		if (!is_digit(c))
 			*numeric = 0;
 		sc->pos++;
@@ -400,12 +468,12 @@ scan_after(struct scan *sc)
 	return 0;
 }
 
-int
-mr_path_parse(const char *s, size_t len, int allow_null,
-    int allow_postmaster, struct mr_path *out, const char **err)
+static int
+path_parse(const char *s, size_t len, int allow_null, int allow_postmaster,
+    int utf8, struct mr_path *out, const char **err)
 {
-	struct scan sc = { (const unsigned char *)s, len, 0, NULL };
-	struct span local, dom;
+	struct scan sc = { (const unsigned char *)s, len, 0, NULL, utf8, 0 };
+	struct span local = { 0, 0 }, dom = { 0, 0 };
 	size_t body;
 	int c;
 
@@ -449,15 +517,30 @@ mr_path_parse(const char *s, size_t len, int allow_null,
 	if (scan_after(&sc) == -1)
 		return path_fail(out, err, sc.err);
 	path_fill(out, sc.s, &local, &dom);
+	out->utf8 = sc.seen8;
 	return (int)sc.pos;
 }
 
 int
-mr_mailbox_parse(const char *s, size_t len, struct mr_path *out,
+mr_path_parse(const char *s, size_t len, int allow_null,
+    int allow_postmaster, struct mr_path *out, const char **err)
+{
+	return path_parse(s, len, allow_null, allow_postmaster, 0, out, err);
+}
+
+int
+mr_path_parse_utf8(const char *s, size_t len, int allow_null,
+    int allow_postmaster, struct mr_path *out, const char **err)
+{
+	return path_parse(s, len, allow_null, allow_postmaster, 1, out, err);
+}
+
+static int
+mailbox_parse(const char *s, size_t len, int utf8, struct mr_path *out,
     const char **err)
 {
-	struct scan sc = { (const unsigned char *)s, len, 0, NULL };
-	struct span local, dom;
+	struct scan sc = { (const unsigned char *)s, len, 0, NULL, utf8, 0 };
+	struct span local = { 0, 0 }, dom = { 0, 0 };
 
 	path_clear(out);
 	if (len > MR_PATH_MAX)
@@ -472,13 +555,28 @@ mr_mailbox_parse(const char *s, size_t len, struct mr_path *out,
 		return path_fail(out, err, sc.err);
 	}
 	path_fill(out, sc.s, &local, &dom);
+	out->utf8 = sc.seen8;
 	return 0;
+}
+
+int
+mr_mailbox_parse(const char *s, size_t len, struct mr_path *out,
+    const char **err)
+{
+	return mailbox_parse(s, len, 0, out, err);
+}
+
+int
+mr_mailbox_parse_utf8(const char *s, size_t len, struct mr_path *out,
+    const char **err)
+{
+	return mailbox_parse(s, len, 1, out, err);
 }
 
 int
 mr_domain_valid(const char *s, size_t len)
 {
-	struct scan sc = { (const unsigned char *)s, len, 0, NULL };
+	struct scan sc = { (const unsigned char *)s, len, 0, NULL, 0, 0 };
 	struct span sp;
 
 	return scan_host(&sc, &sp) == 0 && sc.pos == len;

@@ -23,6 +23,7 @@ struct mr_path {
 	char	 addr[MR_PATH_MAX + 1];	/* "local@domain", "" for null */
 	size_t	 local_len;		/* bytes of addr before '@' */
 	const char *domain;		/* points into addr after '@' ("" if none) */
+	int	 utf8;			/* holds a non-ASCII (UTF-8) character */
 };
 
 /*
@@ -39,6 +40,15 @@ int	mr_path_parse(const char *s, size_t len, int allow_null,
 /* Checks a bare "local@domain" mailbox (configuration, Pickup headers):
  * 0 and fills out, or -1 with *err. */
 int	mr_mailbox_parse(const char *s, size_t len, struct mr_path *out,
+	    const char **err);
+
+/* The same, also accepting strictly valid UTF-8 in the local part and the
+ * domain (SMTPUTF8, RFC 6531 3.3); out->utf8 says whether there was any.
+ * Lengths stay bounded in octets.  Domains are not converted (no IDNA):
+ * they are compared byte for byte after ASCII lower-casing. */
+int	mr_path_parse_utf8(const char *s, size_t len, int allow_null,
+	    int allow_postmaster, struct mr_path *out, const char **err);
+int	mr_mailbox_parse_utf8(const char *s, size_t len, struct mr_path *out,
 	    const char **err);
 
 /* 1 if s is a syntactically valid domain name (RFC 5321 Domain) or an

@@ -89,6 +89,7 @@ struct mr_extensions {
 	int			 eightbitmime;	/* 8BITMIME (RFC 6152) */
 	int			 chunking;	/* CHUNKING, BDAT (RFC 3030) */
 	int			 dsn;		/* DSN (RFC 3461) */
+	int			 smtputf8;	/* SMTPUTF8 (RFC 6531) */
 };
 
 struct mr_outbound {

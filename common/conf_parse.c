@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "conf.h"
 #include "conf_inert.h"
@@ -1287,6 +1288,8 @@ kw_extension(struct pc *pc, const struct mr_cf_stmt *st)
 		get_bool(pc, st, 1, &e->eightbitmime);
 	else if (strcmp(k, "chunking") == 0)
 		get_bool(pc, st, 1, &e->chunking);
+	else if (strcmp(k, "smtputf8") == 0)
+		get_bool(pc, st, 1, &e->smtputf8);
 	else
 		get_bool(pc, st, 1, &e->dsn);
 }
@@ -1297,6 +1300,7 @@ static const struct kw extensions_kw[] = {
 	{ "8bitmime", 1, 1, NOBLOCK, kw_extension },
 	{ "chunking", 1, 1, NOBLOCK, kw_extension },
 	{ "dsn", 1, 1, NOBLOCK, kw_extension },
+	{ "smtputf8", 1, 1, NOBLOCK, kw_extension },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -1817,6 +1821,29 @@ domain_add(struct pc *pc, const char *name, int line)
 	return &srv->domains[srv->ndomains++];
 }
 
+/*
+ * A domain of the "domain" statement: a host name, or a domain in UTF-8
+ * (U-labels, for SMTPUTF8) as addr.c takes it in an address.  Nothing
+ * converts between U-labels and A-labels: matching is by bytes after ASCII
+ * lower-casing.
+ */
+static int
+valid_mail_domain(const char *s)
+{
+	char buf[MR_DOMAIN_MAX + 3];
+	struct mr_path p;
+	const char *err;
+	int n;
+
+	if (valid_hostname(s))
+		return 1;
+	n = snprintf(buf, sizeof(buf), "x@%s", s);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return 0;
+	return mr_mailbox_parse_utf8(buf, (size_t)n, &p, &err) == 0 &&
+	    p.utf8 && strcasecmp(p.domain, s) == 0;
+}
+
 /* domain NAME local [{ }] | NAME alias-of OTHER | NAME remote [{ }] */
 static void
 kw_domain(struct pc *pc, const struct mr_cf_stmt *st)
@@ -1827,7 +1854,7 @@ kw_domain(struct pc *pc, const struct mr_cf_stmt *st)
 	struct mr_domain *d;
 	int k;
 
-	if (!valid_hostname(ARG(st, 1))) {
+	if (!valid_mail_domain(ARG(st, 1))) {
 		aerr(pc, st, 1, "bad domain name \"%s\"", ARG(st, 1));
 		return;
 	}
@@ -1840,7 +1867,7 @@ kw_domain(struct pc *pc, const struct mr_cf_stmt *st)
 		return;
 	}
 	if (k == MR_DOMAIN_ALIAS && (st->block ||
-	    !valid_hostname(ARG(st, 3)))) {
+	    !valid_mail_domain(ARG(st, 3)))) {
 		aerr(pc, st, 3, st->block ? "\"alias-of\" does not take a "
 		    "block" : "bad domain name \"%s\"", ARG(st, 3));
 		return;
@@ -1915,7 +1942,7 @@ server_init(struct mr_server *s)
 	s->limits.client_connection_rate = 0;
 	s->extensions.size = s->extensions.pipelining = 1;
 	s->extensions.eightbitmime = s->extensions.chunking = 1;
-	s->extensions.dsn = 1;
+	s->extensions.dsn = s->extensions.smtputf8 = 1;
 	s->hop_count = 15;
 	s->badmail = 1;
 	memcpy(dl->retry, retry, sizeof(retry));

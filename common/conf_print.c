@@ -214,6 +214,7 @@ pr_extensions(FILE *fp, const struct mr_extensions *e)
 	pr_bool(fp, 2, "8bitmime", e->eightbitmime);
 	pr_bool(fp, 2, "chunking", e->chunking);
 	pr_bool(fp, 2, "dsn", e->dsn);
+	pr_bool(fp, 2, "smtputf8", e->smtputf8);
 	fputs("\t}\n", fp);
 }
 

@@ -137,13 +137,27 @@ commit_rcpts(struct mr_rd *rd, struct mr_m_commit *m, const char **err)
 	m->rcpts = mr_xcalloc(n, sizeof(*m->rcpts));
 	for (i = 0; i < n; i++) {
 		s = mr_rd_str(rd, MR_ADDR_MAX, &slen);
-		if (s == NULL || mr_mailbox_parse(s, slen, &path, &perr) == -1) {
+		if (s == NULL || mr_mailbox_parse_utf8(s, slen, &path,
+		    &perr) == -1) {
 			*err = "bad recipient in COMMIT";
 			return -1;
 		}
+		m->smtputf8 |= (uint32_t)path.utf8 << 1;	/* seen */
 		m->rcpts[m->nrcpts++] = mr_xstrdup(path.addr);
 	}
 	return 0;
+}
+
+/* The SMTPUTF8 flag after the DSN block: 0 or 1, and 1 if any address
+ * held UTF-8 (bit 1 of out->smtputf8 said so while reading). */
+static int
+commit_utf8(struct mr_rd *rd, struct mr_m_commit *out)
+{
+	uint32_t v = mr_rd_u32(rd);
+	int seen = (out->smtputf8 & 2) != 0;
+
+	out->smtputf8 = v;
+	return v > 1 || (seen && v == 0) ? -1 : 0;
 }
 
 int
@@ -162,8 +176,10 @@ mr_msg_commit(const unsigned char *p, size_t len, struct mr_m_commit *out,
 	out->sender = mr_rd_str(&rd, MR_ADDR_MAX, &n);
 	*err = "malformed COMMIT";
 	if (rd.err || out->id[0] == '\0' || !mr_msg_clean(out->id) ||
-	    (n > 0 && mr_mailbox_parse(out->sender, n, &path, &perr) == -1))
+	    (n > 0 && mr_mailbox_parse_utf8(out->sender, n, &path,
+	    &perr) == -1))
 		goto fail;
+	out->smtputf8 = n > 0 && path.utf8 ? 2 : 0;	/* UTF-8 seen */
 	if (commit_rcpts(&rd, out, err) == -1)
 		goto fail;
 	out->size = mr_rd_u64(&rd);
@@ -173,9 +189,9 @@ mr_msg_commit(const unsigned char *p, size_t len, struct mr_m_commit *out,
 	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
 	/* ---- DSN (RFC 3461) ---- */
 	(void)rd_dsn(&rd, out->nrcpts, &out->dsn);
-	if (!mr_rd_done(&rd) || !mr_msg_clean(out->client) ||
-	    !mr_msg_clean(out->helo) || out->body > MR_BODY_8BITMIME ||
-	    !mr_msg_clean(out->auth)) {
+	if (commit_utf8(&rd, out) == -1 || !mr_rd_done(&rd) ||
+	    !mr_msg_clean(out->client) || !mr_msg_clean(out->helo) ||
+	    out->body > MR_BODY_8BITMIME || !mr_msg_clean(out->auth)) {
 		*err = "malformed COMMIT";
 		goto fail;
 	}
@@ -250,7 +266,7 @@ mr_msg_rcpt_check(const unsigned char *p, size_t len,
 	out->req = mr_rd_u64(&rd);
 	out->server = mr_rd_u32(&rd);
 	out->rcpt = mr_rd_str(&rd, MR_ADDR_MAX, &n);
-	if (!mr_rd_done(&rd) || mr_mailbox_parse(out->rcpt, n, &path,
+	if (!mr_rd_done(&rd) || mr_mailbox_parse_utf8(out->rcpt, n, &path,
 	    err) == -1)
 		return -1;
 	return 0;
@@ -320,8 +336,9 @@ mr_msg_job(const unsigned char *p, size_t len, struct mr_m_job *out,
 	out->auth = mr_rd_str(&rd, MR_SASL_USER_MAX, NULL);
 	/* ---- DSN (RFC 3461) ---- */
 	(void)rd_dsn(&rd, out->nrcpts, &out->dsn);
+	out->smtputf8 = mr_rd_u32(&rd);		/* RFC 6531 */
 	if (!mr_rd_done(&rd) || out->body > MR_BODY_8BITMIME ||
-	    !mr_msg_clean(out->auth))
+	    !mr_msg_clean(out->auth) || out->smtputf8 > 1)
 		goto fail;
 	return 0;
 fail:

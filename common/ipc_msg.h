@@ -51,6 +51,9 @@ struct mr_m_commit {
 					 * byte, <= MR_SASL_USER_MAX */
 	/* ---- DSN (RFC 3461) ---- */
 	struct mr_m_dsn	 dsn;
+	uint32_t	 smtputf8;	/* 0/1: MAIL SMTPUTF8 (RFC 6531); the
+					 * addresses may hold UTF-8 only
+					 * when 1 */
 };
 
 /* MR_Q_ABORT (smtpd -> queued) */
@@ -90,6 +93,7 @@ struct mr_m_job {
 	const char	*auth;		/* as in mr_m_commit */
 	/* ---- DSN (RFC 3461) ---- */
 	struct mr_m_dsn	 dsn;
+	uint32_t	 smtputf8;	/* 0/1 as in mr_m_commit */
 };
 
 /* One recipient's result: MR_D_RESULT (id and rcpt NULL) or MR_D_REPLAY. */

@@ -31,7 +31,8 @@ enum mr_msgtype {
 				 * AUTH user name, "" = none), then the DSN
 				 * block (RFC 3461): u32 ret (enum
 				 * mr_dsn_ret), str envid, u32 n, n x (u32
-				 * notify, str orcpt) */
+				 * notify, str orcpt), then u32 smtputf8
+				 * (0/1: MAIL SMTPUTF8, RFC 6531) */
 	MR_Q_ABORT,		/* str id */
 	/* queued -> smtpd */
 	MR_Q_NEW_OK,		/* u64 req, str id; fd = writable data file */
@@ -43,7 +44,8 @@ enum mr_msgtype {
 	MR_D_JOB,		/* u64 job, u32 server index, str id,
 				 * str sender, u32 n, n x str rcpt, u32 body
 				 * (enum mr_body), str auth (as in COMMIT),
-				 * then the DSN block as in COMMIT; fd = data
+				 * then the DSN block and u32 smtputf8 as
+				 * in COMMIT; fd = data
 				 * file opened read-only */
 	/* deliverd -> queued */
 	MR_D_RESULT,		/* u64 job, u32 n, n x (u32 status, str text)

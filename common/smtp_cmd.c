@@ -3,7 +3,9 @@
  *
  * Security: the line comes straight from a network client.  It is bounded
  * (MR_SMTP_LINE_MAX), must not contain NUL, CR, LF or other control bytes
- * outside what the grammar allows, and addresses go through mr_path_parse.
+ * outside what the grammar allows, and addresses go through
+ * mr_path_parse_utf8: c->path.utf8 tells the caller whether the address
+ * needs SMTPUTF8 (RFC 6531).
  */
 #include "config.h"
 
@@ -71,6 +73,10 @@ mail_param(struct mr_smtp_cmd *c, const char *p, size_t n)
 	 * what this session authenticated, if anything) */
 	if (n > 5 && strncasecmp(p, "AUTH=", 5) == 0)
 		return 0;
+	if (n == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {
+		c->smtputf8 = 1;	/* RFC 6531 3.4 */
+		return 0;
+	}
 	if (n == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) {
 		c->body = MR_BODY_7BIT;
 		return 0;
@@ -136,7 +142,7 @@ parse_bare_path(const char *arg, int is_mail, struct mr_path *path,
 	memcpy(buf + 1, arg, len);
 	buf[len + 1] = '>';
 	buf[len + 2] = '\0';
-	if (mr_path_parse(buf, len + 2, 0, !is_mail, path, err) !=
+	if (mr_path_parse_utf8(buf, len + 2, 0, !is_mail, path, err) !=
 	    (int)len + 2)
 		return -1;
 	return (int)len;
@@ -159,7 +165,7 @@ parse_path_cmd(struct mr_smtp_cmd *c, const char *arg, int esmtp,
 	while (*arg == ' ')	/* "MAIL FROM: <a@b>" is common */
 		arg++;
 	if (*arg == '<')
-		n = mr_path_parse(arg, strlen(arg), is_mail, !is_mail,
+		n = mr_path_parse_utf8(arg, strlen(arg), is_mail, !is_mail,
 		    &c->path, &err);
 	else
 		n = parse_bare_path(arg, is_mail, &c->path, &err);
@@ -172,7 +178,14 @@ parse_path_cmd(struct mr_smtp_cmd *c, const char *arg, int esmtp,
 		arg++;
 	if (*arg != '\0' && !esmtp)
 		return fail(c, 555, "5.5.4", "Parameters need EHLO");
-	return parse_params(c, arg, is_mail);
+	if (parse_params(c, arg, is_mail) != 0)
+		return c->code;
+	/* RFC 6531 3.7.4.1: a UTF-8 sender without SMTPUTF8 (a recipient's
+	 * transaction state is the session's to check) */
+	if (is_mail && c->path.utf8 && !c->smtputf8)
+		return fail(c, 553, "5.6.7", "Non-ASCII addresses not "
+		    "permitted for that sender (no SMTPUTF8)");
+	return 0;
 }
 
 int

@@ -34,6 +34,7 @@ struct mr_smtp_cmd {
 	int		 has_size;
 	uint64_t	 size;		/* MAIL SIZE= (RFC 1870) */
 	enum mr_body	 body;		/* MAIL BODY= (RFC 6152) */
+	int		 smtputf8;	/* MAIL SMTPUTF8 (RFC 6531) */
 	struct mr_bdat	 bdat;		/* BDAT (RFC 3030) */
 	/* DSN (RFC 3461): MAIL RET, ENVID; RCPT NOTIFY, ORCPT */
 	int		 has_dsn;	/* one of them was given */

@@ -239,6 +239,16 @@ bad:
 	return NULL;
 }
 
+/* 1 if s holds a non-ASCII (UTF-8) byte. */
+static int
+non_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
 /*
  * Where mail for domain goes on its try number hop (0 first): a remote
  * domain's route; else the smart hosts in order, after direct delivery
@@ -265,9 +275,18 @@ dest_route(size_t srvidx, const char *domain, unsigned hop,
 		    NULL;
 	}
 	if (dl->smart_host == NULL || (dl->smart_host_first_direct &&
-	    hop == 0))
+	    hop == 0)) {
+		/* a U-label domain (SMTPUTF8) is never converted to an
+		 * A-label: only a route or a smart host can take it */
+		if (hop == 0 && non_ascii(domain)) {
+			mr_buf_printf(err, "5.1.2 no MX lookup for the UTF-8 "
+			    "domain \"%s\" (mailroot does no IDNA conversion)",
+			    domain);
+			return NULL;
+		}
 		return hop == 0 ? dest_direct(srvidx, dom, domain, err) :
 		    NULL;
+	}
 	if (dl->smart_host_first_direct)
 		hop--;
 	if (hop > dl->nsmart_host_next)
@@ -593,9 +612,10 @@ domain_ok(const char *dom)
 		return 0;
 	if (dom[0] == '[')
 		return dom[n - 1] == ']';
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++)	/* UTF-8 as the decoders checked it */
 		if (!isalnum((unsigned char)dom[i]) && dom[i] != '-' &&
-		    dom[i] != '.' && dom[i] != '_')
+		    dom[i] != '.' && dom[i] != '_' &&
+		    (unsigned char)dom[i] < 0x80)
 			return 0;
 	return strstr(dom, "..") == NULL;
 }
@@ -610,6 +630,22 @@ rcpt_init(struct rcpt *r, const char *addr)
 	r->domain = mr_xstrdup(at ? at + 1 : "");
 	for (p = r->domain; *p != '\0'; p++)
 		*p = (char)tolower((unsigned char)*p);
+}
+
+
+/* 1 if the sender or a recipient of the job holds a non-ASCII byte: the
+ * message then needs a next hop with SMTPUTF8 (RFC 6531 3.2). */
+static int
+job_non_ascii(const struct mr_m_job *mj)
+{
+	size_t i;
+
+	if (non_ascii(mj->sender))
+		return 1;
+	for (i = 0; i < mj->nrcpts; i++)
+		if (non_ascii(mj->rcpts[i]))
+			return 1;
+	return 0;
 }
 
 /*
@@ -632,6 +668,8 @@ job_decode(const struct mr_ipc_msg *m, const char **err)
 	j->qid = mr_xstrdup(mj.id);
 	j->sender = mr_xstrdup(mj.sender);
 	j->body = mj.body;
+	j->smtputf8 = mj.smtputf8 != 0;
+	j->needs_utf8 = j->smtputf8 && job_non_ascii(&mj);
 	j->auth = mj.auth[0] != '\0' ? mr_xstrdup(mj.auth) : NULL;
 	j->ret = mj.dsn.ret;
 	j->envid = mr_xstrdup(mj.dsn.envid);

@@ -45,6 +45,9 @@ struct job {
 	size_t			 nrcpt;
 	int			 fd;		/* message data, read-only */
 	uint32_t		 body;		/* enum mr_body: MAIL BODY= */
+	int			 smtputf8;	/* MAIL SMTPUTF8 (RFC 6531) */
+	int			 needs_utf8;	/* smtputf8 and a non-ASCII
+						 * address in the envelope */
 	char			*auth;		/* MAIL AUTH=, NULL = none */
 	uint32_t		 ret;		/* DSN RET (enum mr_dsn_ret) */
 	char			*envid;		/* DSN ENVID, "" = none */

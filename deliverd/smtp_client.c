@@ -115,6 +115,7 @@ struct smtp_sess {
 	int			 ext_size;
 	int			 ext_pipelining;
 	int			 ext_8bitmime;
+	int			 ext_smtputf8;	/* RFC 6531 */
 	unsigned		 ext_auth;	/* AUTH_OFFERED | AUTH_MECH_* */
 	int			 auth_step;
 	char			 auth_status[MR_XOAUTH2_STATUS_MAX + 1];
@@ -784,6 +785,7 @@ sess_ehlo(struct smtp_sess *s)
 	s->ext_starttls = s->ext_size = s->ext_pipelining = 0;
 	s->ext_8bitmime = s->ext_dsn = 0;
 	s->ext_auth = 0;
+	s->ext_smtputf8 = 0;
 	s->size_max = 0;
 	if (s->dest->esmtp && !s->ehlo_failed)
 		sess_cmd(s, S_EHLO, "EHLO %s", s->dest->srv->fqdn);
@@ -801,6 +803,8 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 		s->ext_pipelining = 1;
 	else if (strcasecmp(kw, "8BITMIME") == 0)
 		s->ext_8bitmime = 1;
+	else if (strcasecmp(kw, "SMTPUTF8") == 0)
+		s->ext_smtputf8 = 1;
 	else if (strncasecmp(kw, "AUTH", 4) == 0 &&
 	    (kw[4] == '\0' || kw[4] == ' ' || kw[4] == '='))
 		s->ext_auth |= AUTH_OFFERED |
@@ -1011,6 +1015,23 @@ sess_no_8bitmime(struct smtp_sess *s)
 	mr_buf_free(&b);
 }
 
+/*
+ * A non-ASCII address for a server without SMTPUTF8: RFC 6531 3.2 leaves
+ * no way to downgrade it (mailroot does not rewrite addresses), so the
+ * recipients of this delivery fail permanently and the sender gets a DSN.
+ */
+static void
+sess_no_smtputf8(struct smtp_sess *s)
+{
+	struct mr_buf b;
+
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "5.6.7 the envelope has non-ASCII addresses "
+	    "(SMTPUTF8) and server %s does not support SMTPUTF8", s->relay);
+	sess_set_rest(s, MR_DS_PERM, b.data, 0);
+	mr_buf_free(&b);
+}
+
 /* " AUTH=" and the xtext (RFC 3461 4) of name. */
 static void
 auth_param(struct mr_buf *b, const char *name)
@@ -1027,7 +1048,7 @@ auth_param(struct mr_buf *b, const char *name)
 	}
 }
 
-/* " SIZE=n BODY=x AUTH=x RET=x ENVID=x" as far as the server takes them. */
+/* " SIZE=n SMTPUTF8 BODY=x AUTH=x RET=x ENVID=x" as far as the server takes them. */
 static void
 sess_mail_params(struct smtp_sess *s, struct mr_buf *b)
 {
@@ -1036,6 +1057,8 @@ sess_mail_params(struct smtp_sess *s, struct mr_buf *b)
 
 	if (s->ext_size)
 		mr_buf_printf(b, " SIZE=%lld", (long long)j->size);
+	if (s->ext_smtputf8 && j->smtputf8)
+		mr_buf_adds(b, " SMTPUTF8");
 	if (s->ext_8bitmime && j->body == MR_BODY_8BITMIME)
 		mr_buf_adds(b, " BODY=8BITMIME");
 	else if (s->ext_8bitmime && j->body == MR_BODY_7BIT)
@@ -1104,6 +1127,11 @@ sess_transaction(struct smtp_sess *s)
 	}
 	if (j->body == MR_BODY_8BITMIME && !s->ext_8bitmime) {
 		sess_no_8bitmime(s);
+		sess_next_dlv(s);
+		return;
+	}
+	if (j->needs_utf8 && !s->ext_smtputf8) {
+		sess_no_smtputf8(s);
 		sess_next_dlv(s);
 		return;
 	}

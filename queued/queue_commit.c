@@ -197,6 +197,7 @@ commit_msg(struct mr_m_commit *c)
 	m->client = mr_xstrdup(c->client);
 	m->helo = mr_xstrdup(c->helo);
 	m->body = c->body;
+	m->smtputf8 = c->smtputf8;
 	m->auth = c->auth[0] != '\0' ? mr_xstrdup(c->auth) : NULL;
 	mr_msg_commit_free(c);
 	return m;

@@ -4,7 +4,8 @@
  * Queue/ID.env holds sender, recipients with their state, attempts and the
  * next try, one field per line ("body 7BIT" or "body 8BITMIME" only where
  * the client gave MAIL BODY=, "auth NAME" only where it authenticated,
- * "hold 1" for a message a header check holds, "control-hold yes" only
+ * "hold 1" for a message a header check holds, "smtputf8 1" for a
+ * transaction with MAIL SMTPUTF8 (RFC 6531; absent = 0), "control-hold yes" only
  * while mailrootctl holds it, "delay-notified 1" once the sender was told
  * of a delay, delay.c).  DSN (RFC 3461), only
  * what the client gave: "ret FULL|HDRS" and "envid X" before the sender;
@@ -206,6 +207,8 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 		mr_buf_printf(b, "\nbody %s", body_name[m->body]);
 	if (m->hold)
 		mr_buf_adds(b, "\nhold 1");
+	if (m->smtputf8)
+		mr_buf_adds(b, "\nsmtputf8 1");
 	if (m->auth != NULL) {
 		mr_buf_adds(b, "\nauth ");
 		put_xtext(b, m->auth);
@@ -350,6 +353,10 @@ env_line(struct qmsg *m, char *line)
 			m->body = MR_BODY_8BITMIME;
 		else
 			return -1;
+		return 0;
+	}
+	if (strcmp(line, "smtputf8") == 0 && strcmp(val, "1") == 0) {
+		m->smtputf8 = 1;	/* RFC 6531; absent in old files: 0 */
 		return 0;
 	}
 	if (strcmp(line, "hold") == 0 && strcmp(val, "1") == 0) {

@@ -348,6 +348,7 @@ deliver_remote(struct qmsg *m, int datafd)
 		mr_buf_put_str(&b, m->rcpts[m->job_idx[i]].orcpt ?
 		    m->rcpts[m->job_idx[i]].orcpt : "");
 	}
+	mr_buf_put_u32(&b, m->smtputf8);	/* RFC 6531 */
 	sent = mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == 0;
 	if (sent)
 		job_start(m, job);

@@ -56,6 +56,7 @@ struct qmsg {
 	unsigned	 attempts;
 	uint64_t	 size;
 	uint32_t	 body;		/* enum mr_body (proto.h) */
+	uint32_t	 smtputf8;	/* 0/1: MAIL SMTPUTF8 (RFC 6531) */
 	int		 hold;		/* a header check holds it: not
 					 * delivered until released */
 	char		*auth;		/* AUTH user at smtpd, NULL = none */

@@ -95,6 +95,7 @@ struct session {
 	int			 in_mail;
 	char			 sender[MR_PATH_MAX + 1];
 	enum mr_body		 body;		/* MAIL BODY= */
+	int			 smtputf8;	/* MAIL SMTPUTF8 (RFC 6531) */
 	int			 eightbit;	/* an 8-bit byte was seen */
 	int			 add_headers;	/* add Date:, Message-ID: */
 	char			**rcpts;
@@ -288,6 +289,7 @@ reset_transaction(struct session *s)
 	s->new_failed = 0;
 	s->sender[0] = '\0';
 	s->body = MR_BODY_NONE;
+	s->smtputf8 = 0;
 	s->eightbit = 0;
 	mr_buf_reset(&s->out);
 	s->size = 0;
@@ -812,6 +814,8 @@ cmd_helo(struct session *s, const struct mr_smtp_cmd *c)
 		reply(s, "250-8BITMIME");
 	if (ext->chunking)
 		reply(s, "250-CHUNKING");
+	if (ext->smtputf8)
+		reply(s, "250-SMTPUTF8");
 	if (ext->dsn)
 		reply(s, "250-DSN");
 	if (etrn_offered(s->srv))
@@ -839,7 +843,8 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	/* a parameter of an extension EHLO did not offer (RFC 5321 4.1.1.11) */
 	if ((c->has_size && !s->srv->extensions.size) ||
 	    (c->has_dsn && !s->srv->extensions.dsn) ||
-	    (c->body != MR_BODY_NONE && !s->srv->extensions.eightbitmime)) {
+	    (c->body != MR_BODY_NONE && !s->srv->extensions.eightbitmime) ||
+	    (c->smtputf8 && !s->srv->extensions.smtputf8)) {
 		refuse(s, "555 5.5.4 Unsupported MAIL parameter");
 		return;
 	}
@@ -860,6 +865,7 @@ cmd_mail(struct session *s, const struct mr_smtp_cmd *c)
 	}
 	snprintf(s->sender, sizeof(s->sender), "%s", c->path.addr);
 	s->body = c->body;
+	s->smtputf8 = c->smtputf8;
 	s->dsn = c->dsn_mail;
 	s->in_mail = 1;
 	/* the queue file arrives while the RCPTs are read; only DATA
@@ -927,6 +933,11 @@ cmd_rcpt(struct session *s, const struct mr_smtp_cmd *c)
 	}
 	if (s->nrcpts >= s->srv->limits.recipients_per_message) {
 		refuse(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (c->path.utf8 && !s->smtputf8) {	/* RFC 6531 3.7.4.1 */
+		refuse(s, "553 5.6.7 Non-ASCII addresses not permitted for "
+		    "that recipient (no SMTPUTF8)");
 		return;
 	}
 	if (c->path.postmaster)	/* RFC 5321 4.5.1: always accepted */
@@ -1364,6 +1375,7 @@ end_of_data(struct session *s)
 		mr_buf_put_u32(&b, s->rdsn[i].notify);
 		mr_buf_put_str(&b, s->rdsn[i].orcpt);
 	}
+	mr_buf_put_u32(&b, (uint32_t)s->smtputf8);	/* RFC 6531 */
 	mr_ipc_sendb(smtpd->queued, MR_Q_COMMIT, -1, &b);
 	mr_buf_free(&b);
 	s->state = S_WAIT_COMMIT;

@@ -43,7 +43,7 @@ build fuzz_addr "$c/addr.c"
 build fuzz_ipc "$c/ipc.c" "$c/ipc_msg.c" "$c/dsn_param.c" "$c/addr.c" \
     "$c/buf.c" "$c/log.c" $ev_libs
 build fuzz_conf "$c/conf_lex.c" "$c/conf_parse.c" "$c/conf_print.c" \
-    "$c/conf_lookup.c" "$c/conf_inert.c" "$c/buf.c" "$c/log.c"
+    "$c/conf_lookup.c" "$c/conf_inert.c" "$c/buf.c" "$c/log.c" "$c/addr.c"
 build fuzz_smtp_cmd "$c/smtp_cmd.c" "$c/bdat_frame.c" "$c/dsn_param.c" \
     "$c/addr.c"
 build fuzz_dstream "$c/dstream.c"

@@ -90,6 +90,7 @@ check_roundtrip(const struct qmsg *m)
 	CHECK(m->created == m2->created && m->next_try == m2->next_try);
 	CHECK(m->attempts == m2->attempts && m->size == m2->size);
 	CHECK(m->body == m2->body && m->body <= MR_BODY_8BITMIME);
+	CHECK(m->smtputf8 == m2->smtputf8 && m->smtputf8 <= 1);
 	CHECK(m->nrcpts == m2->nrcpts);
 	for (i = 0; i < m->nrcpts; i++) {
 		CHECK(str_eq(m->rcpts[i].addr, m2->rcpts[i].addr));

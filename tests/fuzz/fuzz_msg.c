@@ -100,6 +100,8 @@ put_commit(struct mr_buf *b, const struct mr_m_commit *c)
 	mr_buf_put_u32(b, c->body);
 	mr_buf_put_str(b, c->auth);
 	put_dsn(b, &c->dsn, c->nrcpts);
+	CHECK(c->smtputf8 <= 1);
+	mr_buf_put_u32(b, c->smtputf8);
 }
 
 static void
@@ -165,6 +167,8 @@ fuzz_job(const uint8_t *p, size_t len)
 	check_str(j.auth, MR_SASL_USER_MAX, 1, 0);
 	mr_buf_put_str(&b, j.auth);
 	put_dsn(&b, &j.dsn, j.nrcpts);
+	CHECK(j.smtputf8 <= 1);
+	mr_buf_put_u32(&b, j.smtputf8);
 	check_same(&b, p, len);
 	mr_buf_free(&b);
 	mr_msg_job_free(&j);

@@ -252,9 +252,11 @@ class Sink:
     """aiosmtpd on 127.0.0.1:port (or host:port as given; "::1" for
     IPv6).  reject maps a lower-case recipient to the reply its RCPT gets
     (default "550 5.1.1 ...").  dsn=True offers DSN; every MAIL and RCPT
-    argument is recorded as it came (mail_args, rcpt_args)."""
+    argument is recorded as it came (mail_args, rcpt_args).  smtputf8=True
+    offers SMTPUTF8 (RFC 6531, aiosmtpd's enable_SMTPUTF8)."""
 
-    def __init__(self, dsn=False, host="127.0.0.1", port=None):
+    def __init__(self, dsn=False, host="127.0.0.1", port=None,
+                 smtputf8=False):
         from aiosmtpd.controller import Controller
         self.host = host
         self.port = port or free_port()
@@ -277,6 +279,7 @@ class Sink:
         self._controller = _Controller(handler,
                                        hostname=host, port=self.port,
                                        decode_data=False,
+                                       enable_SMTPUTF8=smtputf8,
                                        ready_timeout=10.0)
 
     def start(self):

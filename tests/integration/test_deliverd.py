@@ -80,13 +80,15 @@ def dsn_block(n, ret=0, envid="", notify=0, orcpt=""):
             + (u32(notify) + pstr(orcpt)) * n)
 
 
-def job_frame(job, server, qid, sender, rcpts, body=0, dsn=None, auth=""):
+def job_frame(job, server, qid, sender, rcpts, body=0, dsn=None, auth="",
+              smtputf8=0):
     p = u64(job) + u32(server) + pstr(qid) + pstr(sender) + u32(len(rcpts))
     for r in rcpts:
         p += pstr(r)
     return frame(MR_D_JOB, p + u32(body)
                  + pstr(auth)
-                 + (dsn if dsn is not None else dsn_block(len(rcpts))))
+                 + (dsn if dsn is not None else dsn_block(len(rcpts)))
+                 + u32(smtputf8))
 
 
 def parse_result(data):

@@ -414,6 +414,55 @@ t_domain_valid(void **state)
 	assert_int_equal(mr_domain_valid("a\0b", 3), 0);
 }
 
+/* The _utf8 variants (RFC 6531 3.3): strictly valid UTF-8 in the local
+ * part, quoted or not, and in domain labels; lengths in octets; the plain
+ * parsers still refuse every 8-bit byte. */
+static void
+t_utf8(void **state)
+{
+	static const char *const bad[] = {
+		"<j\xc0\xb6@x.example>",		/* overlong */
+		"<j\xed\xbf\xbf@x.example>",		/* surrogate */
+		"<j\xc2\x9f@x.example>",		/* C1 control */
+		"<j\xf5\x80\x80\x80@x.example>",	/* beyond U+10FFFF */
+		"<a@x\xc3.example>",			/* truncated */
+		"<\"a\xc2\x80\"@x.example>",		/* C1 in quotes */
+		"<a@-\xc3\xa9.example>",		/* leading hyphen */
+	};
+	char big[80];
+	struct mr_path p;
+	const char *err;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(mr_path_parse_utf8("<\"\xe2\x82\xac x\"@\xC3\x89X."
+	    "example>", 21, 0, 0, &p, &err), 21);
+	assert_string_equal(p.addr, "\"\xe2\x82\xac x\"@\xc3\x89x.example");
+	assert_int_equal(p.utf8, 1);
+	assert_int_equal(mr_path_parse_utf8("<a@b.example>", 13, 0, 0, &p,
+	    &err), 13);
+	assert_int_equal(p.utf8, 0);
+	assert_int_equal(mr_path_parse("<j\xc3\xb6@x.example>", 14, 0, 0,
+	    &p, &err), -1);
+	assert_int_equal(mr_mailbox_parse("j\xc3\xb6@x.example", 12, &p,
+	    &err), -1);
+	assert_int_equal(mr_mailbox_parse_utf8("j\xc3\xb6@x.example", 12,
+	    &p, &err), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		if (mr_path_parse_utf8(bad[i], strlen(bad[i]), 0, 0, &p,
+		    &err) != -1)
+			fail_msg("bad row %zu accepted", i);
+	/* 32 two-octet characters are 64 octets: the limit */
+	for (i = 0; i < 32; i++)
+		memcpy(big + 2 * i, "\xc3\xa9", 2);
+	memcpy(big + 64, "@x.example", 11);
+	assert_int_equal(mr_mailbox_parse_utf8(big, strlen(big), &p, &err),
+	    0);
+	memmove(big + 2, big, strlen(big) + 1);
+	assert_int_equal(mr_mailbox_parse_utf8(big, strlen(big), &p, &err),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -423,6 +472,7 @@ main(void)
 		cmocka_unit_test(t_local_len),
 		cmocka_unit_test(t_mailbox),
 		cmocka_unit_test(t_domain_valid),
+		cmocka_unit_test(t_utf8),
 	};
 	size_t np = sizeof(paths) / sizeof(paths[0]);
 	size_t nf = sizeof(fixed) / sizeof(fixed[0]);

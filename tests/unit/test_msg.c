@@ -96,6 +96,7 @@ t_commit_bad_dsn(void **state)
 		mr_buf_put_str(&b, "");
 		put_dsn(&b, bad[i].ret, bad[i].envid, bad[i].n, bad[i].notify,
 		    bad[i].orcpt);
+		mr_buf_put_u32(&b, 0);
 		if (commit(&b, &c) != -1)
 			fail_msg("DSN row %zu decoded", i);
 		mr_buf_free(&b);
@@ -122,7 +123,10 @@ t_commit_good(void **state)
 	assert_int_equal(commit(&b, &c), -1);	/* no DSN block */
 	put_dsn(&b, MR_RET_HDRS, "env+2Bid", 2, MR_NOTIFY_NEVER,
 	    "rfc822;r1@remote.test");
+	assert_int_equal(commit(&b, &c), -1);	/* no SMTPUTF8 flag */
+	mr_buf_put_u32(&b, 0);
 	assert_int_equal(commit(&b, &c), 0);
+	assert_int_equal(c.smtputf8, 0);
 	assert_string_equal(c.auth, "bob");
 	assert_int_equal(c.body, MR_BODY_8BITMIME);
 	assert_int_equal(c.dsn.ret, MR_RET_HDRS);
@@ -139,6 +143,51 @@ t_commit_good(void **state)
 	assert_string_equal(c.helo, "client.test");
 	mr_msg_commit_free(&c);
 	mr_buf_free(&b);
+}
+
+/* A UTF-8 address (RFC 6531) only in a COMMIT flagged SMTPUTF8; the flag
+ * is 0 or 1; invalid UTF-8 never decodes. */
+static void
+t_commit_smtputf8(void **state)
+{
+	static const struct {
+		const char	*rcpt;
+		uint32_t	 flag;
+		int		 rc;
+	} rows[] = {
+		{ "j\xc3\xb6rg@b\xc3\xbc" "cher.test", 1, 0 },
+		{ "j\xc3\xb6rg@b\xc3\xbc" "cher.test", 0, -1 },
+		{ "r@remote.test", 1, 0 },
+		{ "r@remote.test", 2, -1 },
+		{ "j\xc0\xafrg@remote.test", 1, -1 },	/* overlong */
+		{ "j\xed\xa0\x80@remote.test", 1, -1 },	/* surrogate */
+		{ "j\xc2\x85@remote.test", 1, -1 },	/* C1 control */
+		{ "j\xc3@remote.test", 1, -1 },		/* truncated */
+	};
+	struct mr_m_commit c;
+	struct mr_buf b;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+		commit_head(&b, "", 1);
+		mr_buf_put_str(&b, rows[i].rcpt);
+		mr_buf_put_u64(&b, 1);
+		mr_buf_put_str(&b, "");
+		mr_buf_put_str(&b, "");
+		mr_buf_put_u32(&b, MR_BODY_8BITMIME);
+		mr_buf_put_str(&b, "");
+		put_dsn(&b, 0, "", 1, 0, "");
+		mr_buf_put_u32(&b, rows[i].flag);
+		if (commit(&b, &c) != rows[i].rc)
+			fail_msg("row %zu", i);
+		if (rows[i].rc == 0) {
+			assert_int_equal(c.smtputf8, rows[i].flag);
+			assert_string_equal(c.rcpts[0], rows[i].rcpt);
+		}
+		mr_msg_commit_free(&c);
+		mr_buf_free(&b);
+	}
 }
 
 /* The frame that once crashed queued: a recipient count above the
@@ -206,6 +255,7 @@ t_commit_control_in_helo(void **state)
 	mr_buf_put_u32(&b, MR_BODY_7BIT);
 	mr_buf_put_str(&b, "");
 	put_dsn(&b, 0, "", 1, 0, "");
+	mr_buf_put_u32(&b, 0);
 	assert_int_equal(commit(&b, &c), -1);
 	mr_buf_free(&b);
 	/* nor in the AUTH name, which reaches the envelope and MAIL AUTH= */
@@ -217,6 +267,7 @@ t_commit_control_in_helo(void **state)
 	mr_buf_put_u32(&b, MR_BODY_7BIT);
 	mr_buf_put_str(&b, "bob\r\nRCPT TO:<x@y>");
 	put_dsn(&b, 0, "", 1, 0, "");
+	mr_buf_put_u32(&b, 0);
 	assert_int_equal(commit(&b, &c), -1);
 	mr_buf_free(&b);
 }
@@ -239,15 +290,23 @@ t_job(void **state)
 	mr_buf_put_u32(&b, MR_BODY_8BITMIME + 1);	/* no such BODY */
 	mr_buf_put_str(&b, "");
 	put_dsn(&b, 0, "", 1, 0, "");
+	mr_buf_put_u32(&b, 0);
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    -1);
-	b.len -= 4 + 5 + 4 + 5 + 4 + 4 + 5;
+	b.len -= 4 + 5 + 4 + 5 + 4 + 4 + 5 + 4;
 	mr_buf_put_u32(&b, MR_BODY_8BITMIME);
 	mr_buf_put_str(&b, "");
 	put_dsn(&b, MR_RET_FULL, "E", 1, MR_NOTIFY_SUCCESS |
 	    MR_NOTIFY_FAILURE, "rfc822;x@y");
+	/* the SMTPUTF8 flag (RFC 6531) is 0 or 1 */
+	mr_buf_put_u32(&b, 2);
+	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
+	    -1);
+	b.len -= 4;
+	mr_buf_put_u32(&b, 1);
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    0);
+	assert_int_equal(j.smtputf8, 1);
 	assert_string_equal(j.auth, "");
 	assert_int_equal(j.body, MR_BODY_8BITMIME);
 	assert_int_equal(j.nrcpts, 1);
@@ -258,7 +317,7 @@ t_job(void **state)
 	assert_string_equal(j.dsn.orcpt[0], "rfc822;x@y");
 	mr_msg_job_free(&j);
 	/* a CR in a recipient is an SMTP command injection */
-	b.data[b.len - 6 - 5 - 4 - 6 - 4 - 4 - 15] = '\r';
+	b.data[b.len - 4 - 6 - 5 - 4 - 6 - 4 - 4 - 15] = '\r';
 	assert_int_equal(mr_msg_job((unsigned char *)b.data, b.len, &j, &err),
 	    -1);
 	assert_null(j.rcpts);
@@ -421,6 +480,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_commit_good),
+		cmocka_unit_test(t_commit_smtputf8),
 		cmocka_unit_test(t_commit_bad_dsn),
 		cmocka_unit_test(t_commit_rcpt_count_over_max),
 		cmocka_unit_test(t_commit_rcpt_count_beyond_payload),

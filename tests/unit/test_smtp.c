@@ -445,6 +445,48 @@ t_body_param(void **state)
 	assert_string_equal(c.path.addr, "a@b.example");
 }
 
+/* SMTPUTF8 (RFC 6531): UTF-8 in both parts of an address, kept byte for
+ * byte; a UTF-8 sender without the parameter is 553 5.6.7; invalid UTF-8
+ * is a syntax error. */
+static void
+t_smtputf8_param(void **state)
+{
+	static const char *const bad[] = {
+		"MAIL FROM:<j\xc0\xafrg@b.example> SMTPUTF8",	/* overlong */
+		"MAIL FROM:<j\xe0\x80\xaf@b.example> SMTPUTF8",
+		"MAIL FROM:<j\xed\xa0\x80@b.example> SMTPUTF8", /* surrogate */
+		"MAIL FROM:<j\xc2\x85@b.example> SMTPUTF8",	/* C1 (NEL) */
+		"MAIL FROM:<j\xf4\x90\x80\x80@b.example> SMTPUTF8",
+		"MAIL FROM:<j\xb6@b.example> SMTPUTF8",	/* lone trail */
+		"MAIL FROM:<j\xc3@b.example> SMTPUTF8",	/* truncated */
+		"RCPT TO:<a@\xff.example>",
+	};
+	struct mr_smtp_cmd c;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(parse("MAIL FROM:<j\xc3\xb6rg@B\xc3\xbc"
+	    "cher.example> SMTPUTF8 BODY=8BITMIME", ESMTP, &c), 0);
+	assert_true(c.smtputf8 && c.path.utf8);
+	assert_string_equal(c.path.addr, "j\xc3\xb6rg@b\xc3\xbc"
+	    "cher.example");
+	assert_int_equal(parse("MAIL FROM:<a@b.example> smtputf8", ESMTP,
+	    &c), 0);
+	assert_true(c.smtputf8 && !c.path.utf8);
+	assert_int_equal(parse("MAIL FROM:<j\xc3\xb6rg@b.example>", ESMTP,
+	    &c), 553);
+	assert_string_equal(c.status, "5.6.7");
+	/* a recipient's transaction is smtpd's to judge */
+	assert_int_equal(parse("RCPT TO:<\xf0\x9f\x93\xa7@\xe4\xbe\x8b."
+	    "example>", ESMTP, &c), 0);
+	assert_true(c.path.utf8);
+	assert_int_equal(parse("RCPT TO:<a@b.example> SMTPUTF8", ESMTP, &c),
+	    555);
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		if (parse(bad[i], ESMTP, &c) != 501)
+			fail_msg("bad row %zu: %d", i, c.code);
+}
+
 static void
 t_postmaster(void **state)
 {
@@ -935,6 +977,7 @@ static const struct CMUnitTest fixed[] = {
 	cmocka_unit_test(t_null_sender),
 	cmocka_unit_test(t_size_param),
 	cmocka_unit_test(t_body_param),
+	cmocka_unit_test(t_smtputf8_param),
 	cmocka_unit_test(t_postmaster),
 	cmocka_unit_test(t_quoted_local_len),
 	cmocka_unit_test(t_line_length),
