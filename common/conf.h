@@ -229,6 +229,8 @@ struct mr_config {
 	char			*control_group;	/* NULL = root only */
 	char			*control_socket;	/* NULL = none */
 	char			*metrics_listen;	/* NULL = off */
+	struct sockaddr_storage	 metrics_addr;	/* metrics_listen, parsed */
+	socklen_t		 metrics_addrlen;
 	/* mailroot-sendmail's door (queued/submit.c) */
 	char			*submit_socket;	/* /run/mailroot/submit */
 	char			**submit_users;	/* NULL = anyone; "@g" =

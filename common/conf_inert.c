@@ -45,8 +45,6 @@ struct inert {
 #define NOEFFECT	"is not yet implemented and has no effect"
 
 static const struct inert inert[] = {
-	I(W_TOP, "metrics", NULL, NULL, NULL, 0, "metrics",
-	    NOEFFECT ": no metrics are served"),
 	I(W_LOG, "format", "ncsa", NULL, NULL, 0, "log { format ncsa }",
 	    NOEFFECT ": no transaction log is written (only w3c is)"),
 	I(W_LOG, "format", "iis", NULL, NULL, 0, "log { format iis }",

@@ -884,15 +884,13 @@ bad:
 static void
 kw_metrics(struct pc *pc, const struct mr_cf_stmt *st)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-
 	if (strcmp(ARG(st, 1), "listen") != 0) {
 		aerr(pc, st, 1, "bad value \"%s\" for \"metrics\": expected "
 		    "listen", ARG(st, 1));
 		return;
 	}
-	get_addrport(pc, st, 2, &ss, &len, &pc->cf->metrics_listen);
+	get_addrport(pc, st, 2, &pc->cf->metrics_addr,
+	    &pc->cf->metrics_addrlen, &pc->cf->metrics_listen);
 }
 
 static void

@@ -183,5 +183,7 @@ enum mr_dstatus {
 				 * order (server by server, listen by listen) */
 #define MR_FD_SUBMIT	7	/* queued: the submit-socket listener (or
 				 * /dev/null when there is none) */
+#define MR_FD_METRICS	9	/* queued: the metrics listener, TCP
+				 * (when "metrics listen" is set) */
 
 #endif

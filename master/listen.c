@@ -1,8 +1,10 @@
 /*
- * listen.c - binds every listener of every virtual server.
+ * listen.c - binds every listener of every virtual server, and the
+ * metrics listener ("metrics listen").
  *
  * Security: runs as root in the master; binds and listens only.  The
- * sockets are handed to smtpd, which alone accepts and reads from them.
+ * SMTP sockets are handed to smtpd, the metrics one to queued
+ * (MR_FD_METRICS); they alone accept and read from them.
  */
 #include "config.h"
 
@@ -149,4 +151,17 @@ mr_listen_close(int *fds, size_t n)
 			close(fds[i]);
 			fds[i] = -1;
 		}
+}
+
+/* The metrics listener for queued, bound once at start; -1 (logged). */
+int
+mr_metrics_open(const struct mr_config *cf)
+{
+	struct mr_listen l;
+
+	memset(&l, 0, sizeof(l));
+	l.addr = cf->metrics_addr;
+	l.addrlen = cf->metrics_addrlen;
+	l.text = cf->metrics_listen;
+	return bind_one(&l);
 }

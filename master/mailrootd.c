@@ -117,6 +117,13 @@ on_sigterm(evutil_socket_t sig, short ev, void *arg)
 	mr_supervise_stop(m);
 }
 
+/* Two optional strings are the same (both NULL, or equal). */
+static int
+same_str(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
 static void
 on_sighup(evutil_socket_t sig, short ev, void *arg)
 {
@@ -164,6 +171,9 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 		free(text);
 		return;
 	}
+	if (!same_str(old->metrics_listen, cfg->metrics_listen))
+		mr_warn("reload: a changed \"metrics listen\" takes effect "
+		    "at the next start");
 	free(m->cfgtext);
 	m->cfgtext = text;
 	m->cfglen = len;
@@ -194,6 +204,7 @@ main(int argc, char *argv[])
 	memset(&m, 0, sizeof(m));
 	m.submit_fd = -1;
 	m.ctlfd = -1;
+	m.metricsfd = -1;
 	m.cfgpath = MR_SYSCONFDIR "/mailroot.conf";
 	while ((ch = getopt(argc, argv, "dnPf:p:")) != -1) {
 		switch (ch) {
@@ -256,6 +267,9 @@ main(int argc, char *argv[])
 	if (m.cfg->control_socket != NULL &&
 	    (m.ctlfd = mr_control_open(m.cfg)) == -1)
 		mr_fatal("cannot make the control socket; not starting");
+	if (m.cfg->metrics_listen != NULL &&
+	    (m.metricsfd = mr_metrics_open(m.cfg)) == -1)
+		mr_fatal("cannot bind the metrics listener; not starting");
 	if (geteuid() != 0)
 		mr_info("not started as root: every process runs as uid %ld "
 		    "without chroot (demo and test mode)", (long)geteuid());
@@ -279,6 +293,8 @@ main(int argc, char *argv[])
 		event_free(evs[i]);
 	mr_listen_close(m.lfds, m.nlfds);
 	mr_control_close(m.cfg, m.ctlfd);
+	if (m.metricsfd != -1)
+		close(m.metricsfd);
 	free(m.lfds);
 	if (m.submit_fd != -1)
 		close(m.submit_fd);

@@ -24,6 +24,7 @@ struct mr_master {
 	size_t			 nlfds;
 	int			 stopping;
 	int			 ctlfd;		/* control socket or -1 */
+	int			 metricsfd;	/* metrics listener or -1 */
 };
 
 /* dirs.c: as root, never by a path a child can change; 0 or -1 (logged).
@@ -42,6 +43,8 @@ int	mr_submit_open(const struct mr_config *);
 int	mr_listen_all(struct mr_master *, int *oldfds, size_t nold,
 	    const struct mr_config *oldcfg);
 void	mr_listen_close(int *fds, size_t n);
+/* the metrics listener for queued; -1 (logged) */
+int	mr_metrics_open(const struct mr_config *);
 
 /* control_sock.c: the listening control socket for queued, or -1
  * (logged when configured and it cannot be made) */

@@ -45,7 +45,7 @@ struct child {
 };
 
 /* master, config, two peers, then smtpd's listeners */
-#define MAX_CHILD_FDS	(4 + MR_LISTEN_MAX)
+#define MAX_CHILD_FDS	(8 + MR_LISTEN_MAX)
 
 static struct mr_master *master;
 static struct child children[MR_PROC_COUNT] = {
@@ -314,8 +314,12 @@ spawn(enum mr_proc p)
 	if (p == MR_PROC_QUEUED)	/* MR_FD_SUBMIT */
 		fds[n++] = master->submit_fd != -1 ? master->submit_fd :
 		    ppair[1][1];
-	if (p == MR_PROC_QUEUED && master->ctlfd != -1)
-		fds[n++] = master->ctlfd;	/* MR_FD_CONTROL */
+	if (p == MR_PROC_QUEUED && (master->ctlfd != -1 ||
+	    master->metricsfd != -1))	/* MR_FD_CONTROL; not listening:
+					 * a placeholder queued ignores */
+		fds[n++] = master->ctlfd != -1 ? master->ctlfd : cfgfd;
+	if (p == MR_PROC_QUEUED && master->metricsfd != -1)
+		fds[n++] = master->metricsfd;	/* MR_FD_METRICS */
 
 	pid = fork();
 	if (pid == -1) {

@@ -282,8 +282,10 @@ to_badmail(const struct qmsg *m, int datafd)
 	fd = open(reason, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd != -1 && mr_write_all(fd, b.data, b.len) == 0 &&
 	    fsync(fd) == 0 && close(fd) == 0 &&
-	    mr_fsync_dir(m->qs->badmail) == 0)
+	    mr_fsync_dir(m->qs->badmail) == 0) {
+		metrics_add(m->qs, MC_BADMAIL, 1);
 		rc = 0;
+	}
 	mr_buf_free(&b);
 	mr_warn("%s: undeliverable DSN moved to Badmail", m->id);
 	return rc;
@@ -333,6 +335,8 @@ bounce_send(const struct qmsg *m)
 	if (rc == 0)
 		mr_info("%s: sender %s notification: %s", m->id, failures ?
 		    "non-delivery" : "delivery status", nid);
+	if (rc == 0 && failures > 0)
+		metrics_add(m->qs, MC_NDRS, 1);
 	mr_buf_free(&b);
 	return rc;
 }

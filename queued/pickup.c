@@ -158,6 +158,7 @@ to_badmail(struct qserver *qs, const char *id, const char *name,
 	}
 	if (mr_fsync_dir(qs->badmail) == -1 || mr_fsync_dir(qs->queue) == -1)
 		mr_err("%s: flushing Badmail: %s", id, strerror(errno));
+	metrics_add(qs, MC_BADMAIL, 1);
 	mr_warn("%s: pickup file%s%s moved to Badmail: %s", id,
 	    name ? " " : "", name ? name : "", reason);
 }

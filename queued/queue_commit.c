@@ -480,6 +480,8 @@ finish_commit(struct commit *c)
 		mr_info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]",
 		    c->m->id, c->m->sender, (unsigned long long)c->m->size,
 		    c->m->nrcpts, c->m->client);
+	metrics_add(c->m->qs, MC_RECEIVED, 1);
+	metrics_add(c->m->qs, MC_BYTES, c->m->size);
 	/* durable even if smtpd vanished meanwhile: it is delivered */
 	sched_add(c->m);
 }

@@ -211,10 +211,12 @@ settle(struct qmsg *m)
 			set_timer(m, now + 300);
 			return;
 		}
+		metrics_done(m);
 		finish(m);
 		return;
 	}
 	m->attempts++;
+	metrics_add(m->qs, MC_RETRIES, 1);
 	i = m->attempts - 1 < d->nretry ? m->attempts - 1 : d->nretry - 1;
 	m->next_try = now + (time_t)d->retry[i];
 	if (env_write(m) == -1)
@@ -676,6 +678,7 @@ quarantine(struct qserver *qs, const char *id, const char *reason)
 		close(fd);
 	mr_fsync_dir(qs->badmail);
 	mr_fsync_dir(qs->queue);
+	metrics_add(qs, MC_BADMAIL, 1);
 }
 
 

@@ -346,7 +346,9 @@ main(int argc, char *argv[])
 	pickup_init();
 	submit_init();
 	control_start();
+	metrics_start();
 	event_base_dispatch(q->base);
+	metrics_shutdown();
 	submit_shutdown();
 	auth_shutdown();
 	commit_shutdown();

@@ -183,6 +183,16 @@ void	sched_return(struct qmsg *, const char *reason); /* bounce it */
 void	control_init(void);	/* before the sandbox: group members */
 void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
 
+/* metrics.c: Prometheus counters ("metrics listen", MR_FD_METRICS) */
+enum mc_counter {
+	MC_RECEIVED, MC_DELIVERED, MC_SENT, MC_FAILED, MC_NDRS, MC_BADMAIL,
+	MC_BYTES, MC_RETRIES, MC_N
+};
+void	metrics_add(const struct qserver *, enum mc_counter, uint64_t);
+void	metrics_done(const struct qmsg *);	/* it leaves the queue */
+void	metrics_start(void);	/* serves MR_FD_METRICS if it is one */
+void	metrics_shutdown(void);
+
 /* w3clog.c: the transaction logs (W3C Extended) */
 void	w3clog_init(void);		/* before the sandbox */
 const char *w3clog_dir(size_t server);	/* for the sandbox, or NULL */
