@@ -47,13 +47,14 @@ is(const char *f, size_t flen, const char *word)
 	return flen == strlen(word) && memcmp(f, word, flen) == 0;
 }
 
-/* Decimal, 1 to 9 digits: ids and versions are small. */
+/* Decimal, 1 to 9 digits, no leading zero: ids and versions are small,
+ * and an id matches only as the very digits we sent. */
 static int
 number(const char *f, size_t flen, unsigned long *out)
 {
 	size_t i;
 
-	if (flen == 0 || flen > 9)
+	if (flen == 0 || flen > 9 || (flen > 1 && f[0] == '0'))
 		return -1;
 	*out = 0;
 	for (i = 0; i < flen; i++) {

@@ -95,6 +95,8 @@ test_answer(void **st)
 	/* another id's answer, or a malformed one, never grants */
 	assert_int_equal(ANS(1, "OK\t2"), MR_DVA_REFUSED);
 	assert_int_equal(ANS(1, "OK\t01x"), MR_DVA_REFUSED);
+	/* the id as the very digits sent: no leading zero (fuzz_dovecot) */
+	assert_int_equal(ANS(1, "OK\t01\tuser=alice"), MR_DVA_REFUSED);
 	assert_int_equal(ANS(1, "OK"), MR_DVA_REFUSED);
 	assert_int_equal(ANS(1, "OK\t"), MR_DVA_REFUSED);
 	assert_int_equal(ANS(1, "OK\t1234567890"), MR_DVA_REFUSED);
