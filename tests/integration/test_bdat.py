@@ -176,6 +176,7 @@ def switched_off(start_mailroot, sink):
         8bitmime no
         chunking no
         dsn no
+        smtputf8 no
     }""")
 
 
