@@ -268,14 +268,21 @@ mr_child_master(void)
 	return master;
 }
 
+/*
+ * The work is done and the process is on its way out.  Freeing the
+ * SIGTERM event would put back the default action, and closing the
+ * channel makes mailrootd end a child that did not ask to stop with
+ * SIGTERM: so SIGTERM is ignored first, and the last words are said.
+ */
 void
 mr_child_end(void)
 {
-	if (master != NULL)
-		mr_ipc_free(master);
-	master = NULL;
 	if (sigterm != NULL)
 		event_free(sigterm);
 	sigterm = NULL;
+	(void)signal(SIGTERM, SIG_IGN);
+	if (master != NULL)
+		mr_ipc_free(master);
+	master = NULL;
 	drop_listeners();
 }
