@@ -135,7 +135,9 @@ def pytest_collectreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     path = os.environ.get("MAILROOT_PYTEST_SUMMARY")
-    if not path:
+    # with pytest-xdist the controller, which hears every worker's
+    # reports, writes the summary; a worker's partial one would race it
+    if not path or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     for outcome in _outcomes.values():

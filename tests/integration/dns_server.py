@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+import mailroot_harness
+
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 START_TIMEOUT = 30.0
 
@@ -51,7 +53,7 @@ def _free_udp_tcp_port(host):
     range."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(1000):
-        port = random.randrange(10000, 32000)
+        port = random.randrange(*mailroot_harness.port_range())
         socks = []
         try:
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):

@@ -49,13 +49,24 @@ def wait_until(pred, timeout, interval=0.05):
 _handed_out = set()
 
 
+def port_range():
+    """The ports this test process picks from: below the kernel's
+    ephemeral range (32768 and up); with pytest-xdist, each worker (gw0,
+    gw1, ...) has a slice of its own, so two workers never pick one port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return 10000, 32000
+    n = int(worker[2:]) % 8
+    return 10000 + n * 2750, 10000 + (n + 1) * 2750
+
+
 def free_port():
     """A loopback TCP port that was free a moment ago and that this test
     run has not handed out before.  Ports come from below the kernel's
     ephemeral range (32768 and up), so neither an earlier call nor a
     client's source port can take the same one."""
     for _ in range(1000):
-        port = random.randrange(10000, 32000)
+        port = random.randrange(*port_range())
         if port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -130,6 +141,14 @@ def started_children(pid, timeout=START_TIMEOUT):
     return {n: kids.get(n) for n in names}
 
 
+def _has_user(name):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def ensure_users():
     """As root, create the system users mailrootd drops its children to."""
     if not IS_ROOT:
@@ -138,9 +157,13 @@ def ensure_users():
         try:
             pwd.getpwnam(name)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home",
-                            "--shell", "/usr/sbin/nologin", name],
-                           check=True, timeout=30)
+            # another test process may be adding it at the same moment
+            r = subprocess.run(["useradd", "--system", "--no-create-home",
+                                "--shell", "/usr/sbin/nologin", name],
+                               timeout=30, check=False)
+            if r.returncode != 0:
+                wait_until(lambda n=name: _has_user(n), 30)
+                pwd.getpwnam(name)
 
 
 def make_traversable(path):
@@ -455,6 +478,11 @@ class Mailroot:
             self.problems[:] = [p for p in self.problems if "sanitizer" in p]
             raise AssertionError("mailrootd %s\n--- %s ---\n%s" % (
                 why, self.logfile, self.log_text()))
+        # ready means forked: a child may not have exec'd yet and still be
+        # called mailrootd.  Tests look children up by name, so wait until
+        # all three have set up (bounded; a test that keeps one from
+        # starting sees that in its own assertions)
+        started_children(self.proc.pid, 10.0)
         return self
 
     def group_members(self):

@@ -17,6 +17,7 @@ not installed (.ci/run installs it).
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,15 @@ class Postfix:
     [127.0.0.1]:relay_port."""
 
     def __init__(self, workdir, relay_port):
-        self.dir = Path(workdir) / "postfix"
+        # Postfix's sockets live under its queue directory and a socket's
+        # path has at most 107 bytes: pytest's directories (deeper still
+        # under pytest-xdist) are too long, so a short one under /tmp,
+        # linked from the test's directory for whoever reads a failure
+        self.dir = Path(tempfile.mkdtemp(prefix="mr-pf-", dir="/tmp"))
+        try:
+            (Path(workdir) / "postfix").symlink_to(self.dir)
+        except OSError:
+            pass
         self.etc = self.dir / "etc"
         self.spool = self.dir / "spool"
         self.port = mh.free_port()
@@ -95,6 +104,7 @@ maillog_file_prefixes = {self.dir}
         if master is not None and not mh.wait_until(
                 lambda: not os.path.exists("/proc/%d" % master), 20):
             self.postfix("abort")
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
         try:
