@@ -455,6 +455,7 @@ class Mailroot:
             MAILROOTD, BUILDDIR)
         # a restart appends to the log: only what this start wrote counts
         since = len(self.log_text())
+        self.returncode = None     # a restart is stopped again at teardown
         with open(self.logfile, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(MAILROOTD), "-d", "-f", str(self.conf)],
