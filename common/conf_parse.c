@@ -51,7 +51,7 @@ struct dstate {
 struct sstate {
 	int		 tls_set, tls_line, tls_col;
 	int		 tlsl_line, tlsl_col;	/* first tls listen */
-	int		 masqf_line, masqf_col;	/* masquerade-from yes */
+	int		 masqf_line, masqf_col; /* masquerade-from */
 	struct dstate	*ds;
 	size_t		 nds;
 };

@@ -19,7 +19,7 @@ enum mr_ctl_outcome {
 	MR_CTL_DENIED,		/* the socket's mode or queued's check
 				 * refused the caller: out says */
 	MR_CTL_UNREACHABLE,	/* no connection: out says why */
-	MR_CTL_BROKEN		/* no answer or a malformed one: out says */
+	MR_CTL_BROKEN		/* no or a malformed answer: out says */
 };
 
 /*

@@ -9,7 +9,7 @@
 
 #include "buf.h"
 
-#define MR_MASQ_HEAD_MAX	(64 * 1024)	/* bytes of header looked at */
+#define MR_MASQ_HEAD_MAX	(64 * 1024)	/* bytes of header read */
 
 /*
  * hdr: the first len bytes of a message (eof: they are all of it).
@@ -19,7 +19,7 @@
  * returned; otherwise 0 (out undefined).  Only whole fields are
  * rewritten: one that goes on past len is left alone.
  */
-int	mr_masq_from(const char *hdr, size_t len, int eof, const char *domain,
-	    struct mr_buf *out, size_t *skip);
+int	mr_masq_from(const char *hdr, size_t len, int eof,
+	    const char *domain, struct mr_buf *out, size_t *skip);
 
 #endif

@@ -44,9 +44,10 @@ struct job {
 	struct rcpt		*rcpts;
 	size_t			 nrcpt;
 	int			 fd;		/* message data, read-only */
-	char			*head;		/* masquerade-from: sent in
-						 * place of the file's first
-						 * head_skip bytes; or NULL */
+	char			*head;		/* masquerade-from: sent
+						 * in place of the file's
+						 * first head_skip bytes;
+						 * or NULL */
 	size_t			 head_len, head_skip;
 	uint32_t		 body;		/* enum mr_body: MAIL BODY= */
 	int			 smtputf8;	/* MAIL SMTPUTF8 (RFC 6531) */

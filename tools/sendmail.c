@@ -9,7 +9,7 @@
  *	mailroot-sendmail -bs		SMTP on standard input and output
  *	mailroot-sendmail -bv rcpt ...	check addresses (syntax only)
  *	mailroot-sendmail -bp		list the queue (also as "mailq")
- *	mailroot-sendmail -q [-qRsite]	try the queue (or a domain's) now
+ *	mailroot-sendmail -q [-qRsite]	try the queue (a domain's) now
  *
  * Exit codes are sysexits.h's: EX_USAGE for an option mailroot does not
  * implement, EX_DATAERR for a bad address or message, EX_NOPERM when
@@ -57,8 +57,8 @@ struct opts {
 	enum mode	 mode;
 	int		 ignore_dots;	/* -i, -oi */
 	const char	*socket;
-	const char	*control;	/* NULL: -C named a file without one */
-	const char	*flush;		/* -qRsite: the domain; NULL: all */
+	const char	*control;	/* NULL: -C's file has none */
+	const char	*flush;		/* -qRsite; NULL: all */
 	struct submit_req req;
 };
 
