@@ -45,9 +45,13 @@ domain_end(unsigned char c)
 static void
 skip_nested(struct scan *s)
 {
-	char open = s->v[s->i], close = open == '"' ? '"' :
-	    open == '(' ? ')' : ']';
+	char open = s->v[s->i], close = ']';
 	int depth = 1;
+
+	if (open == '"')
+		close = '"';
+	else if (open == '(')
+		close = ')';
 
 	for (s->i++; s->i < s->n && depth > 0; s->i++) {
 		if (s->v[s->i] == '\\' && open != '[' && s->i + 1 < s->n)
@@ -112,12 +116,12 @@ static int
 at_sign(struct scan *s, const char *domain, struct mr_buf *out)
 {
 	size_t dl = domain_len(s);
-	char next;
+	int closes;	/* the domain ends at ">" */
 
 	if (dl == 0)
 		return 0;
-	next = s->i + dl < s->n ? s->v[s->i + dl] : '\0';
-	if (s->angle ? next != '>' : angle_follows(s->v, s->n, s->i))
+	closes = s->i + dl < s->n && s->v[s->i + dl] == '>';
+	if (s->angle ? !closes : angle_follows(s->v, s->n, s->i))
 		return 0;	/* a route's domain, or not the address */
 	mr_buf_adds(out, domain);
 	s->i += dl;
