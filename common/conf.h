@@ -194,6 +194,7 @@ struct mr_server {
 	int			 reverse_dns_lookup;	/* 0 */
 	unsigned		 hop_count;		/* 15 */
 	char			*masquerade_domain;
+	int			 masquerade_from;	/* 0 */
 	char			*ndr_copy_to;
 	char			*header_checks;	/* table name or NULL */
 	int			 badmail;		/* 1 */

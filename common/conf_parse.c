@@ -51,6 +51,7 @@ struct dstate {
 struct sstate {
 	int		 tls_set, tls_line, tls_col;
 	int		 tlsl_line, tlsl_col;	/* first tls listen */
+	int		 masqf_line, masqf_col; /* masquerade-from */
 	struct dstate	*ds;
 	size_t		 nds;
 };
@@ -1325,6 +1326,12 @@ kw_misc(struct pc *pc, const struct mr_cf_stmt *st)
 		get_bool(pc, st, 1, &srv->badmail);
 	else if (strcmp(k, "masquerade-domain") == 0)
 		get_domain(pc, st, 1, &srv->masquerade_domain);
+	else if (strcmp(k, "masquerade-from") == 0 &&
+	    get_bool(pc, st, 1, &srv->masquerade_from) == 0 &&
+	    srv->masquerade_from) {
+		pc->ss[pc->cur].masqf_line = st->args[1].line;
+		pc->ss[pc->cur].masqf_col = st->args[1].col;
+	}
 }
 
 static const char *const add_headers_names[] = {
@@ -1907,6 +1914,7 @@ static const struct kw server_kw[] = {
 	{ "reverse-dns-lookup", 1, 1, NOBLOCK, kw_misc },
 	{ "hop-count", 1, 1, NOBLOCK, kw_misc },
 	{ "masquerade-domain", 1, 1, NOBLOCK, kw_misc },
+	{ "masquerade-from", 1, 1, NOBLOCK, kw_misc },
 	{ "ndr-copy-to", 1, 1, NOBLOCK, kw_ndr_copy_to },
 	{ "header-checks", 1, 1, NOBLOCK, kw_header_checks },
 	{ "badmail", 1, 1, NOBLOCK, kw_misc },
@@ -2137,6 +2145,10 @@ server_finish(struct pc *pc, size_t idx)
 	if (ss->tlsl_line != 0 && s->pki == NULL)
 		mr_cf_error(&pc->d, ss->tlsl_line, ss->tlsl_col, "listen with "
 		    "tls needs a pki in server \"%s\"", s->name);
+	if (s->masquerade_from && s->masquerade_domain == NULL)
+		mr_cf_error(&pc->d, ss->masqf_line, ss->masqf_col,
+		    "masquerade-from needs a masquerade-domain in server "
+		    "\"%s\"", s->name);
 	for (i = 0; i < s->ndomains; i++)
 		if (s->domains[i].kind == MR_DOMAIN_REMOTE &&
 		    !ss->ds[i].tls_set)

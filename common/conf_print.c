@@ -387,6 +387,8 @@ pr_server(FILE *fp, const struct mr_server *s)
 	pr_uint(fp, 1, "hop-count", s->hop_count);
 	if (s->masquerade_domain != NULL)
 		pr_kv(fp, 1, "masquerade-domain", s->masquerade_domain);
+	if (s->masquerade_from)
+		pr_bool(fp, 1, "masquerade-from", s->masquerade_from);
 	if (s->ndr_copy_to != NULL)
 		pr_kv(fp, 1, "ndr-copy-to", s->ndr_copy_to);
 	if (s->header_checks != NULL)

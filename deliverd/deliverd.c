@@ -524,6 +524,7 @@ job_free(struct job *j)
 		free(j->rcpts[i].orcpt);
 	}
 	free(j->envid);
+	free(j->head);
 	for (i = 0; i < j->ndlv; i++) {
 		free(j->dlv[i]->idx);
 		free(j->dlv[i]);

@@ -44,6 +44,11 @@ struct job {
 	struct rcpt		*rcpts;
 	size_t			 nrcpt;
 	int			 fd;		/* message data, read-only */
+	char			*head;		/* masquerade-from: sent
+						 * in place of the file's
+						 * first head_skip bytes;
+						 * or NULL */
+	size_t			 head_len, head_skip;
 	uint32_t		 body;		/* enum mr_body: MAIL BODY= */
 	int			 smtputf8;	/* MAIL SMTPUTF8 (RFC 6531) */
 	int			 needs_utf8;	/* smtputf8 and a non-ASCII
@@ -184,7 +189,8 @@ void	replay_record(const char *qid, const char *rcpt, int status,
 void	replay_send(struct mr_ipc *);
 void	replay_free(void);
 
-/* masquerade.c: masquerade-domain on the envelope sender */
+/* masquerade.c: masquerade-domain on the envelope sender, and on the
+ * From fields with masquerade-from */
 void		 masquerade(struct job *);
 
 #endif

@@ -1196,6 +1196,23 @@ sess_next_dlv(struct smtp_sess *s)
 /* Fills the output with the next part of the message, dot-stuffed. */
 static void	sess_body_fill(struct smtp_sess *);
 
+/* masquerade-from's header (deliverd/masquerade.c), in place of the
+ * file's first head_skip bytes: from memory, never the file segment. */
+static void	stuff(struct smtp_sess *, struct evbuffer *, const char *,
+		    off_t, size_t);
+
+static void
+sess_body_head(struct smtp_sess *s)
+{
+	struct job *j = sess_job(s);
+	struct evbuffer_file_segment *seg = s->seg;
+
+	s->seg = NULL;
+	stuff(s, bufferevent_get_output(s->bev), j->head, 0, j->head_len);
+	s->seg = seg;
+	s->off = (off_t)j->head_skip;
+}
+
 static void
 sess_on_data(struct smtp_sess *s)
 {
@@ -1217,6 +1234,8 @@ sess_on_data(struct smtp_sess *s)
 	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_LOCKING)) == NULL)
 		close(fd);
 	sess_timeouts(s, 0);
+	if (j->head != NULL)
+		sess_body_head(s);
 	sess_body_fill(s);
 }
 

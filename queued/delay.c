@@ -6,6 +6,12 @@
  * goes on.  The outbound time applies while a pending recipient is
  * remote, the local time otherwise (as for expiry); 0 turns it off.
  *
+ * NOTIFY (RFC 3461 4.1) decides per recipient: one given without DELAY
+ * (NOTIFY=NEVER, NOTIFY=FAILURE, ...) keeps that recipient out of the
+ * report, and a message whose pending recipients all said so gets none;
+ * NOTIFY=DELAY, or no NOTIFY at all, gets one (as bounce.c treats
+ * FAILURE: the MTA's choice when the client does not say is to tell).
+ *
  * At most once per message: the envelope records "delay-notified 1"
  * after the report is queued, so a restart does not send it again.  The
  * report is made durable first: a crash in between may send it twice,
@@ -29,9 +35,18 @@
 #include <fcntl.h>
 
 #include "buf.h"
+#include "dsn_param.h"
 #include "log.h"
 #include "queued.h"
 #include "util.h"
+
+/* Whether a pending recipient r is told about in a delay report. */
+static int
+wants_delay(const struct qrcpt *r)
+{
+	return r->state == R_PENDING &&
+	    (r->notify == 0 || (r->notify & MR_NOTIFY_DELAY));
+}
 
 /* When m's sender is due a delay report; 0: never (or sent already). */
 time_t
@@ -44,7 +59,7 @@ delay_at(const struct qmsg *m)
 	if (m->delay_notified || m->sender[0] == '\0')
 		return 0;
 	for (i = 0; i < m->nrcpts; i++) {
-		if (m->rcpts[i].state != R_PENDING)
+		if (!wants_delay(&m->rcpts[i]))
 			continue;
 		pending++;
 		if (!m->rcpts[i].local)
@@ -89,7 +104,7 @@ compose_text(const struct qmsg *m, const char *nid, time_t until,
 	    "recipients.\r\nDelivery will be tried until %s; you need not "
 	    "send it again.\r\n\r\n", nid, srv->fqdn, srv->fqdn, retry);
 	for (i = 0; i < m->nrcpts; i++)
-		if (m->rcpts[i].state == R_PENDING)
+		if (wants_delay(&m->rcpts[i]))
 			mr_buf_printf(b, "<%s>: %s\r\n", m->rcpts[i].addr,
 			    m->rcpts[i].text ? m->rcpts[i].text :
 			    "not yet tried");
@@ -109,7 +124,7 @@ compose_status(const struct qmsg *m, const char *nid, time_t until,
 	    "message/delivery-status\r\n\r\nReporting-MTA: dns; %s\r\n"
 	    "X-Mailroot-Queue-ID: %s\r\n", nid, srv->fqdn, srv->fqdn, m->id);
 	for (i = 0; i < m->nrcpts; i++) {
-		if (m->rcpts[i].state != R_PENDING)
+		if (!wants_delay(&m->rcpts[i]))
 			continue;
 		dsn_status_of(m->rcpts[i].text, status, sizeof(status),
 		    "4.4.7");

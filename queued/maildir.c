@@ -2,9 +2,19 @@
  * maildir.c - local delivery into Maildir folders (`deliver maildir PATH').
  *
  * PATH is expanded per recipient: %d is the domain (lower case; for an
- * alias-of domain, the domain it aliases), %u the local part, %% a "%".  The message is written to PATH/tmp/NAME,
- * fsynced, renamed to PATH/new/NAME (never over another file) and new/
- * is fsynced, so a reader of new/ never sees a partial message.  NAME is
+ * alias-of domain, the domain it aliases), %u the local part, %% a "%".
+ * The message is written to PATH/tmp/NAME, fsynced, renamed to
+ * PATH/new/NAME (never over another file) and new/ is fsynced, so a
+ * reader of new/ never sees a partial message, and only then does the
+ * recipient count as delivered (its state is written to the envelope
+ * after this returns): a crash before that delivers it again, never
+ * loses it.  A directory made on the way is fsynced into its parent too.
+ *
+ * Cost: this runs on queued's event loop, synchronously, so the two
+ * fsyncs of each delivery (the file, new/) hold up everything else
+ * queued does (SMTP commits, the control socket) for as long as the disk
+ * takes; on a slow disk with many Maildir recipients that is what
+ * limits throughput.  LMTP to a mail store (lmtp.c) does not wait so.  NAME is
  * the usual unique name "SECS.MUSECPPIDQN.HOST".  The file begins with
  * Return-Path and Delivered-To fields, then the message with LF line
  * ends (the Maildir convention).  PATH and its tmp/, new/ and cur/ are
@@ -99,10 +109,18 @@ maildir_expand(const char *tmpl, const char *addr, const char *dom,
 	return 0;
 }
 
+/*
+ * Opens the directory name below at, making it first when missing; a
+ * directory made here is fsynced into at (its entry is at's data), so a
+ * crash cannot leave the message in new/ of a folder whose name was lost.
+ */
 static int
 mkdir_open(int at, const char *name)
 {
-	if (mkdirat(at, name, 0700) == -1 && errno != EEXIST)
+	if (mkdirat(at, name, 0700) == -1) {
+		if (errno != EEXIST)
+			return -1;
+	} else if (fsync(at) == -1)
 		return -1;
 	return openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);

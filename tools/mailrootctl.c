@@ -11,16 +11,15 @@
  */
 #include "config.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "ctl_client.h"
 #include "ctl_proto.h"
 
 #define DEFAULT_SOCKET	"/run/mailroot/control"
@@ -38,17 +37,6 @@ usage(void)
 	exit(2);
 }
 
-static void
-token(struct mr_buf *b, const char *name, const char *val)
-{
-	mr_buf_adds(b, name);
-	if (val != NULL) {
-		mr_buf_adds(b, "=");
-		mr_buf_adds(b, val);
-	}
-	mr_buf_add(b, "", 1);
-}
-
 /* "--name VALUE" options of the verb become "name=VALUE" tokens. */
 static void
 options(struct mr_buf *b, int argc, char **argv)
@@ -60,16 +48,16 @@ options(struct mr_buf *b, int argc, char **argv)
 
 	for (i = 0; i < argc; i++) {
 		if (strncmp(argv[i], "--", 2) != 0) {
-			token(b, "target", argv[i]);
+			mr_ctl_token(b, "target", argv[i]);
 			continue;
 		}
 		for (k = 0; valued[k] != NULL; k++)
 			if (strcmp(argv[i] + 2, valued[k]) == 0)
 				break;
 		if (valued[k] == NULL)
-			token(b, argv[i] + 2, NULL);
+			mr_ctl_token(b, argv[i] + 2, NULL);
 		else if (i + 1 < argc)
-			token(b, valued[k], argv[++i]);
+			mr_ctl_token(b, valued[k], argv[++i]);
 		else
 			usage();
 	}
@@ -83,9 +71,9 @@ build(struct mr_buf *b, int json, int argc, char **argv)
 	};
 	int k;
 
-	token(b, argv[0], NULL);
+	mr_ctl_token(b, argv[0], NULL);
 	if (json)
-		token(b, "json", NULL);
+		mr_ctl_token(b, "json", NULL);
 	for (k = 0; with_id[k] != NULL; k++)
 		if (strcmp(argv[0], with_id[k]) == 0)
 			break;
@@ -99,80 +87,35 @@ build(struct mr_buf *b, int json, int argc, char **argv)
 			options(b, argc - 1, argv + 1);
 			return;
 		}
-		token(b, "id", argv[1]);
+		mr_ctl_token(b, "id", argv[1]);
 		argc--;
 		argv++;
 	}
 	options(b, argc - 1, argv + 1);
 }
 
-static int
-connect_to(const char *path)
-{
-	struct sockaddr_un sun;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "mailrootctl: %s: path too long\n", path);
-		exit(1);
-	}
-	memcpy(sun.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		fprintf(stderr, "mailrootctl: %s: %s\n", path,
-		    strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
-
 /* Sends the request; prints the answer; the exit status. */
 static int
-exchange(int fd, const struct mr_buf *req)
+exchange(const char *path, const struct mr_buf *req)
 {
-	unsigned char hdr[4];
-	struct mr_buf ans;
-	char buf[65536], *nl;
-	ssize_t n;
-	int rc;
+	struct mr_buf out;
+	int rc = 1;
 
-	hdr[0] = (unsigned char)(req->len >> 24);
-	hdr[1] = (unsigned char)(req->len >> 16);
-	hdr[2] = (unsigned char)(req->len >> 8);
-	hdr[3] = (unsigned char)req->len;
-	if (write(fd, hdr, 4) != 4 ||
-	    write(fd, req->data, req->len) != (ssize_t)req->len) {
-		fprintf(stderr, "mailrootctl: write: %s\n", strerror(errno));
-		return 1;
-	}
-	mr_buf_init(&ans);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		mr_buf_add(&ans, buf, (size_t)n);
-	mr_buf_add(&ans, "", 1);
-	if (n == -1 || (nl = strchr(ans.data, '\n')) == NULL) {
-		fprintf(stderr, "mailrootctl: no answer\n");
-		mr_buf_free(&ans);
-		return 1;
-	}
-	*nl = '\0';
-	rc = strcmp(ans.data, "ok") != 0;
-	if (rc)
-		fprintf(stderr, "mailrootctl: %s\n",
-		    strncmp(ans.data, "error ", 6) == 0 ? ans.data + 6 :
-		    ans.data);
-	else {
-		size_t out = ans.len - 1 - (size_t)(nl + 1 - ans.data);
-
-		if (fwrite(nl + 1, 1, out, stdout) != out ||
-		    fflush(stdout) != 0) {
+	mr_buf_init(&out);
+	switch (mr_ctl_call(path, req, &out)) {
+	case MR_CTL_ANSWER_OK:
+		if (fwrite(out.data, 1, out.len, stdout) != out.len ||
+		    fflush(stdout) != 0)
 			fprintf(stderr, "mailrootctl: stdout: %s\n",
 			    strerror(errno));
-			rc = 1;
-		}
+		else
+			rc = 0;
+		break;
+	default:
+		fprintf(stderr, "mailrootctl: %s\n", out.data);
+		break;
 	}
-	mr_buf_free(&ans);
+	mr_buf_free(&out);
 	return rc;
 }
 
@@ -182,8 +125,10 @@ main(int argc, char *argv[])
 	const char *path = DEFAULT_SOCKET, *err;
 	struct mr_ctl_req check;
 	struct mr_buf req;
-	int ch, json = 0, fd, rc;
+	int ch, json = 0, rc;
 
+	/* queued answers a refusal and closes before reading the request */
+	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt(argc, argv, "+js:")) != -1) {
 		switch (ch) {
 		case 'j':
@@ -207,9 +152,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "mailrootctl: %s: %s\n", argv[0], err);
 		usage();
 	}
-	fd = connect_to(path);
-	rc = exchange(fd, &req);
-	close(fd);
+	rc = exchange(path, &req);
 	mr_buf_free(&req);
 	return rc;
 }

@@ -8,6 +8,8 @@
  *	mailroot-sendmail [-t] [-i] [-f sender] [-F name] [rcpt ...]
  *	mailroot-sendmail -bs		SMTP on standard input and output
  *	mailroot-sendmail -bv rcpt ...	check addresses (syntax only)
+ *	mailroot-sendmail -bp		list the queue (also as "mailq")
+ *	mailroot-sendmail -q [-qRsite]	try the queue (a domain's) now
  *
  * Exit codes are sysexits.h's: EX_USAGE for an option mailroot does not
  * implement, EX_DATAERR for a bad address or message, EX_NOPERM when
@@ -20,7 +22,10 @@
  * the caller is from the kernel (SO_PEERCRED) and decides; nothing this
  * program says about the caller is believed.  The socket path comes
  * from -C FILE's submit-socket, else $MAILROOT_SUBMIT_SOCKET, else
- * /run/mailroot/submit.
+ * /run/mailroot/submit.  -bp and -q are requests on the control socket
+ * (common/ctl_client.c, as mailrootctl's "queue" and "flush"): queued
+ * grants them to root and control-group only, -C FILE's control-socket,
+ * else $MAILROOT_CONTROL_SOCKET, else /run/mailroot/control.
  */
 #include "config.h"
 
@@ -39,17 +44,21 @@
 #include "addr.h"
 #include "buf.h"
 #include "conf.h"
+#include "ctl_client.h"
 #include "submit.h"
 #include "util.h"
 
 #define DEFAULT_SOCKET	"/run/mailroot/submit"
+#define DEFAULT_CONTROL	"/run/mailroot/control"
 
-enum mode { M_DELIVER, M_SMTP, M_VERIFY, M_QUEUE };
+enum mode { M_DELIVER, M_SMTP, M_VERIFY, M_LIST, M_FLUSH };
 
 struct opts {
 	enum mode	 mode;
 	int		 ignore_dots;	/* -i, -oi */
 	const char	*socket;
+	const char	*control;	/* NULL: -C's file has none */
+	const char	*flush;		/* -qRsite; NULL: all */
 	struct submit_req req;
 };
 
@@ -61,7 +70,8 @@ usage_error(const char *what)
 	fprintf(stderr, "mailroot-sendmail: %s\n"
 	    "usage: mailroot-sendmail [-t] [-i] [-f sender] [-F name] "
 	    "[-C config] [rcpt ...]\n"
-	    "       mailroot-sendmail -bs | -bv rcpt ...\n", what);
+	    "       mailroot-sendmail -bs | -bv rcpt ... | -bp | -q [-qRsite]"
+	    "\n", what);
 	exit(EX_USAGE);
 }
 
@@ -87,12 +97,13 @@ addr_ok(const char *a)
 	return ok;
 }
 
-/* The path of the submit-socket named by a configuration file (kept in a
- * static buffer: the program may exit anywhere after this). */
-static const char *
-socket_of(const char *file)
+/* The paths of the submit-socket and the control-socket a configuration
+ * file names (kept in static buffers: the program may exit anywhere
+ * after this). */
+static void
+sockets_of(struct opts *o, const char *file)
 {
-	static char path[4096];
+	static char path[4096], control[4096];
 	struct mr_config *cf;
 	FILE *devnull = fopen("/dev/null", "w");
 
@@ -106,8 +117,13 @@ socket_of(const char *file)
 		exit(EX_CONFIG);
 	}
 	snprintf(path, sizeof(path), "%s", cf->submit_socket);
+	o->socket = path;
+	o->control = NULL;
+	if (cf->control_socket != NULL) {
+		snprintf(control, sizeof(control), "%s", cf->control_socket);
+		o->control = control;
+	}
 	mr_config_free(cf);
-	return path;
 }
 
 /* The value of -X: the rest of the argument, else the next one. */
@@ -148,8 +164,8 @@ b_or_o(struct opts *o, const char *a)
 		o->mode = M_SMTP;
 	else if (strcmp(a, "-bv") == 0)
 		o->mode = M_VERIFY;
-	else if (strcmp(a, "-bp") == 0 || strncmp(a, "-q", 2) == 0)
-		o->mode = M_QUEUE;
+	else if (strcmp(a, "-bp") == 0)
+		o->mode = M_LIST;
 	else if (strcmp(a, "-oi") == 0)
 		o->ignore_dots = 1;
 	else if (strncmp(a, "-oe", 3) == 0 || strcmp(a, "-om") == 0 ||
@@ -158,6 +174,29 @@ b_or_o(struct opts *o, const char *a)
 	else
 		return -1;
 	return 0;
+}
+
+/*
+ * -q: flush the queue now; -qRsite: only what waits for site; -qINTERVAL
+ * (a queue runner's period, "-q30m") means nothing here: queued runs the
+ * queue itself.  0 if known.
+ */
+static int
+q_option(struct opts *o, char **argv, int *i, const char *a)
+{
+	if (a[2] == '\0') {
+		o->mode = M_FLUSH;
+		return 0;
+	}
+	if (a[2] == 'R') {
+		o->mode = M_FLUSH;
+		o->flush = value(argv, i, a + 3);
+		return 0;
+	}
+	if (strspn(a + 2, "0123456789smhdw") == strlen(a + 2) &&
+	    a[2] >= '0' && a[2] <= '9')
+		return 0;
+	return -1;
 }
 
 /* One option at argv[*i]; 1 at the first recipient. */
@@ -191,8 +230,12 @@ option(struct opts *o, char **argv, int *i)
 		    value(argv, i, a + 2));
 		return 0;
 	case 'C':
-		o->socket = socket_of(value(argv, i, a + 2));
+		sockets_of(o, value(argv, i, a + 2));
 		return 0;
+	case 'q':
+		if (q_option(o, argv, i, a) == 0)
+			return 0;
+		break;
 	case 'B':	/* body type: the content says what it is */
 	case 'N':	/* DSN NOTIFY: not passed on */
 	case 'R':	/* DSN RET */
@@ -332,6 +375,47 @@ submit(const struct opts *o, const struct mr_buf *msg, char *text,
 	return status;
 }
 
+/* -bp ("queue") or -q ("flush") over the control socket; sysexits. */
+static int
+queue_request(const struct opts *o)
+{
+	struct mr_buf req, out;
+	int rc = EX_SOFTWARE;
+
+	if (o->control == NULL) {
+		fprintf(stderr, "mailroot-sendmail: the configuration names "
+		    "no control-socket: -bp and -q need one\n");
+		return EX_UNAVAILABLE;
+	}
+	mr_buf_init(&req);
+	mr_buf_init(&out);
+	mr_ctl_token(&req, o->mode == M_LIST ? "queue" : "flush", NULL);
+	if (o->mode == M_FLUSH && o->flush != NULL)
+		mr_ctl_token(&req, "target", o->flush);
+	switch (mr_ctl_call(o->control, &req, &out)) {
+	case MR_CTL_ANSWER_OK:
+		rc = fwrite(out.data, 1, out.len, stdout) == out.len &&
+		    fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+		break;
+	case MR_CTL_DENIED:
+		fprintf(stderr, "mailroot-sendmail: %s: only root and "
+		    "control-group may list or flush the queue\n", out.data);
+		rc = EX_NOPERM;
+		break;
+	case MR_CTL_UNREACHABLE:
+		fprintf(stderr, "mailroot-sendmail: cannot reach mailroot's "
+		    "control socket: %s\n", out.data);
+		rc = EX_UNAVAILABLE;
+		break;
+	default:
+		fprintf(stderr, "mailroot-sendmail: %s\n", out.data);
+		break;
+	}
+	mr_buf_free(&req);
+	mr_buf_free(&out);
+	return rc;
+}
+
 static int
 verify(char **rcpts, int n)
 {
@@ -370,6 +454,17 @@ deliver(struct opts *o)
 	return rc;
 }
 
+/* The program's name (argv[0] after its last "/") is name. */
+static int
+invoked_as(const char *argv0, const char *name)
+{
+	const char *slash = argv0 != NULL ? strrchr(argv0, '/') : NULL;
+
+	if (argv0 == NULL)
+		return 0;
+	return strcmp(slash != NULL ? slash + 1 : argv0, name) == 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -382,6 +477,11 @@ main(int argc, char *argv[])
 	memset(&o, 0, sizeof(o));
 	o.socket = (env = getenv("MAILROOT_SUBMIT_SOCKET")) != NULL &&
 	    env[0] == '/' ? env : DEFAULT_SOCKET;
+	o.control = (env = getenv("MAILROOT_CONTROL_SOCKET")) != NULL &&
+	    env[0] == '/' ? env : DEFAULT_CONTROL;
+	/* installed as mailq, it lists the queue (as sendmail -bp) */
+	if (invoked_as(argv[0], "mailq"))
+		o.mode = M_LIST;
 	for (i = 1; i < argc; i++)
 		if (option(&o, argv, &i) == 1)
 			break;
@@ -404,11 +504,9 @@ main(int argc, char *argv[])
 	switch (o.mode) {
 	case M_VERIFY:
 		return verify(o.req.rcpts, (int)o.req.nrcpts);
-	case M_QUEUE:
-		fprintf(stderr, "mailroot-sendmail: -bp and -q are not "
-		    "served here: the queue is listed and flushed with "
-		    "mailrootctl, which is not available yet\n");
-		return EX_UNAVAILABLE;
+	case M_LIST:
+	case M_FLUSH:
+		return queue_request(&o);
 	case M_SMTP:
 		return smtp_serve(&o);
 	default:

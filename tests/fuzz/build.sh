@@ -71,6 +71,7 @@ build fuzz_hdr_check "$c/hdr_check.c" "$c/table_regex.c" \
     "$c/log.c" "$c/util.c" $ev_libs -lpcre2-8
 
 build fuzz_ctl "$c/ctl_proto.c"
+build fuzz_masq_hdr "$c/masq_hdr.c" "$c/buf.c" "$c/log.c" $ev_libs
 
 # the IPC payload decoders, one target per receiving process
 for r in queued smtpd deliverd master; do

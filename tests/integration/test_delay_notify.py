@@ -7,6 +7,7 @@ null sender.  The queue runs on the test clock (test_schedule.py).
 """
 
 import re
+import smtplib
 
 import mailroot_harness as mh
 from test_schedule import start_with_clock
@@ -84,3 +85,53 @@ def test_no_delay_report_to_null_sender(start_mailroot, sink, workdir):
     assert sink.messages == []
     assert "delay notification" not in d.log_text()
     assert "delay-notified" not in queued_envs(d)[0].read_text()
+
+
+def send_notify(port, sender, rcpts, subject):
+    """One message whose recipients carry NOTIFY values: rcpts is a list
+    of (address, NOTIFY value)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+        s.ehlo("client.test")
+        assert s.mail(sender)[0] == 250
+        for addr, notify in rcpts:
+            assert s.rcpt(addr, ["NOTIFY=" + notify])[0] == 250
+        assert s.data(mh.crlf("Subject: %s\n\nbody\n" % subject))[0] == 250
+
+
+def test_notify_decides_the_delay_report(start_mailroot, sink, workdir):
+    """RFC 3461 4.1: NOTIFY=NEVER, or a NOTIFY list without DELAY, gets no
+    delay report; NOTIFY=DELAY gets one, naming only the recipients that
+    asked for it."""
+    held2 = "held2@remote.test"
+    sink.reject_rcpt(HELD, "451 4.3.0 try later (sink)")
+    sink.reject_rcpt(held2, "451 4.3.1 try later too (sink)")
+    d, clock = start_with_clock(start_mailroot, sink, workdir,
+                                server_extra=CONF)
+    send_notify(d.port, "quiet@client.test",
+                [(HELD, "NEVER"), (held2, "FAILURE,SUCCESS")], "quiet")
+    send_notify(d.port, "asks@client.test",
+                [(HELD, "DELAY"), (held2, "FAILURE")], "asks")
+    assert mh.wait_until(lambda: sink.rejected.count(held2) >= 2, 30), \
+        d.log_text()
+    envs = queued_envs(d)
+    assert len(envs) == 2
+    born = max(int(re.search(r"(?m)^created (\d+)$", e.read_text())[1])
+               for e in envs)
+    # both messages pass the delay time at the same step of the clock,
+    # so their timers fire in the same turn of queued's loop
+    clock.reach(born + 3600)
+    got = sink.wait_for(1)
+    report = got[0]
+    assert report.rcpt_tos == ["asks@client.test"]
+    data = report.data.decode()
+    status = data.split("text/rfc822-headers")[0]
+    assert "Action: delayed" in status
+    assert "Final-Recipient: rfc822; %s" % HELD in status
+    assert held2 not in status              # NOTIFY=FAILURE: not told
+    assert "Subject: asks" in data
+    notified = [e for e in queued_envs(d)
+                if "delay-notified 1" in e.read_text()]
+    assert len(notified) == 1, [e.read_text() for e in queued_envs(d)]
+    assert "asks@client.test" in notified[0].read_text()
+    assert d.log_text().count("sender delay notification") == 1
+    assert len(sink.messages) == 1

@@ -133,8 +133,10 @@ def test_exit_codes(start_mailroot, sink, workdir):
     p = inject(d, ["-bv", "ok@remote.example", "not ok"], b"")
     assert p.returncode == EX_NOUSER
     assert b"ok@remote.example... syntax ok" in p.stdout
+    # -bp and -q need the control-socket, which this configuration lacks
     p = inject(d, ["-bp"], b"")
-    assert p.returncode == EX_UNAVAILABLE and b"mailrootctl" in p.stderr
+    assert p.returncode == EX_UNAVAILABLE and b"control-socket" in p.stderr
+    assert inject(d, ["-qSsomeone"], b"").returncode == EX_USAGE
     env = dict(os.environ,
                MAILROOT_SUBMIT_SOCKET=str(Path(workdir) / "nothing"))
     p = subprocess.run([str(SENDMAIL), "a@remote.example"], input=b"x\n",
