@@ -1,0 +1,176 @@
+"""
+Client compatibility (issue 15): what applications and devices migrated
+from the IIS SMTP Service send, byte for byte where it matters, through a
+real mailrootd, asserting what reaches the next hop (the harness Sink).
+
+Which client is real and which is reproduced:
+- A LAN device (printer, scanner) that speaks HELO only and ends every
+  line in a bare LF: a raw socket.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import mailroot_harness as mh
+from test_smtp_session import UNTRUSTED, Client, parse_drop
+
+DATA = Path(__file__).resolve().parent / "data" / "clients"
+WAIT = 60.0
+
+
+def one(sink, count=1):
+    got = sink.wait_for(count, WAIT)
+    assert len(got) >= count, "only %d message(s) reached the sink" % len(
+        got)
+    return got[count - 1]
+
+
+def body_after_received(data):
+    return mh.split_received(data)[1]
+
+
+def without_added_msgid(data):
+    """data with the Message-ID field mailroot added at the end of the
+    header section (for local clients, add-missing-headers) taken out;
+    asserts it was there, once."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert re.fullmatch(rb"Message-ID: <[^@>]+@mx\.test\.example>",
+                        lines[-1]), lines[-1]
+    assert sum(ln.lower().startswith(b"message-id:") for ln in lines) == 1
+    return b"\r\n".join(lines[:-1]) + sep + body
+
+
+# ---------------------------------------------------------------------------
+# A LAN device: HELO only, bare LF line ends (item 4 of issue 15).
+
+# A scan-to-mail message as multifunction printers send it: LF line ends
+# everywhere, no Message-ID, a dot-stuffed line, base64 attachment.
+DEVICE_MESSAGE = (
+    b'From: "MFP 3rd floor" <scanner-3f@lan.example>\n'
+    b"To: accounts@remote.example\n"
+    b"Subject: Scanned from MFP-3F\n"
+    b"Date: Mon, 30 Nov 2026 09:15:02 +0100\n"
+    b"MIME-Version: 1.0\n"
+    b'Content-Type: multipart/mixed; boundary="=_MFP_0001"\n'
+    b"\n"
+    b"--=_MFP_0001\n"
+    b"Content-Type: text/plain; charset=us-ascii\n"
+    b"\n"
+    b"Document scanned: 2 pages.\n"
+    b"..pdf attached\n"
+    b"\n"
+    b"--=_MFP_0001\n"
+    b"Content-Type: application/pdf; name=scan0001.pdf\n"
+    b"Content-Transfer-Encoding: base64\n"
+    b"\n"
+    b"JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\n"
+    b"--=_MFP_0001--\n")
+
+
+def device_session(c, rcpt, data, end=b"\n.\n"):
+    """HELO, MAIL, RCPT, DATA with bare LF, as the device sends them."""
+    c.expect(220)
+    c.send(b"HELO MFP-3F\n")
+    c.expect(250)
+    c.send(b"MAIL FROM:<scanner-3f@lan.example>\n")
+    c.expect(250, "2.1.0")
+    c.send(b"RCPT TO:<%s>\n" % rcpt.encode())
+    c.expect(250, "2.1.5")
+    c.send(b"DATA\n")
+    c.expect(354)
+    c.send(data + end)
+
+
+def test_lan_device_helo_bare_lf(mailroot, sink):
+    """A device on `relay allow' (127.0.0.1) that ends every line in LF
+    ends its data with LF "." LF: the message is queued, relayed, and
+    arrives with CRLF lines, the stuffed dot removed, the envelope as
+    sent; QUIT with LF works too."""
+    with Client(mailroot.port) as c:
+        device_session(c, "accounts@remote.example", DEVICE_MESSAGE,
+                       b".\n")
+        c.expect(250, "2.0.0")
+        c.send(b"QUIT\n")
+        c.expect(221, "2.0.0")
+        assert c.closed()
+    m = one(sink)
+    assert m.mail_from == "scanner-3f@lan.example"
+    assert m.rcpt_tos == ["accounts@remote.example"]
+    received, rest = mh.split_received(m.data)
+    assert received.startswith(b"Received: from MFP-3F ([127.0.0.1])\r\n")
+    assert b"with SMTP id" in received      # HELO, not EHLO
+    expect = DEVICE_MESSAGE.replace(b"\n..pdf", b"\n.pdf").replace(
+        b"\n", b"\r\n")
+    assert without_added_msgid(rest) == expect
+
+
+@pytest.mark.parametrize("end", [b"\n.\r\n", b"\r\n.\n"],
+                         ids=["LF.CRLF", "CRLF.LF"])
+def test_lan_device_other_line_ends(mailroot, sink, end):
+    """An LF-only client's data ends at any "." line, whatever ends the
+    line before it and the dot's own."""
+    with Client(mailroot.port) as c:
+        device_session(c, "accounts@remote.example",
+                       b"Date: Mon, 30 Nov 2026 09:15:02 +0100\nSubject: x\n"
+                       b"\nbody", end)
+        c.expect(250, "2.0.0")
+    assert without_added_msgid(body_after_received(one(sink).data)) == \
+        b"Date: Mon, 30 Nov 2026 09:15:02 +0100\r\nSubject: x\r\n\r\n"\
+        b"body\r\n"
+
+
+SMUGGLED = (b"MAIL FROM:<ceo@remote.example>\r\n"
+            b"RCPT TO:<victim@remote.example>\r\nDATA\r\n"
+            b"From: ceo@remote.example\r\n\r\nsmuggled\r\n")
+
+
+def test_lf_end_not_for_unlisted_client(mailroot, sink):
+    """The same LF-only session from a client not on `relay allow'
+    (127.0.0.2, mail to a local domain, Drop): LF "." LF stays data, only
+    CRLF "." CRLF ends it, and what follows the fake end arrives as text
+    of the one message, never as a second one."""
+    with Client(mailroot.port, UNTRUSTED) as c:
+        device_session(c, "user@local.test", b"Subject: s\n\nhello",
+                       b"\n.\n" + SMUGGLED + b"\r\n.\r\n")
+        c.expect(250, "2.0.0")
+        c.send(b"QUIT\r\n")
+        c.expect(221)
+    f, = mailroot.wait_drop(1)
+    sender, rcpts, msg = parse_drop(f.read_bytes())
+    assert rcpts == ["user@local.test"]
+    rest = body_after_received(msg)
+    assert rest.startswith(b"Subject: s\r\n\r\nhello\r\n.\r\nMAIL FROM:")
+    assert b"smuggled\r\n" in rest
+    # the reply after the one 250 was QUIT's: nothing else was a command
+
+
+@pytest.mark.parametrize("first", [b"EHLO relay.lan.example\r\n",
+                                   b"HELO MFP-3F\n"],
+                         ids=["all-CRLF", "then-CRLF"])
+def test_lf_end_not_once_crlf_was_sent(mailroot, sink, first):
+    """A listed client that has ended one command line in CRLF (an MTA or
+    a library relaying others' text) gets the CRLF rule: LF "." LF in its
+    data is text, so a bare LF from someone else's message cannot end
+    it early (SMTP smuggling)."""
+    with Client(mailroot.port) as c:
+        c.expect(220)
+        c.send(first)
+        c.expect(250)
+        c.send(b"MAIL FROM:<app@lan.example>\r\n")
+        c.expect(250, "2.1.0")
+        c.send(b"RCPT TO:<accounts@remote.example>\n")
+        c.expect(250, "2.1.5")
+        c.send(b"DATA\n")
+        c.expect(354)
+        c.send(b"Subject: s\r\n\r\nhello\n.\n" + SMUGGLED +
+               b"\r\n.\r\nQUIT\r\n")
+        c.expect(250, "2.0.0")
+        c.expect(221)       # the next reply: nothing smuggled was run
+    m = one(sink)
+    assert m.rcpt_tos == ["accounts@remote.example"]
+    assert b"hello\r\n.\r\nMAIL FROM:<ceo@remote.example>\r\n" in m.data
+
+
