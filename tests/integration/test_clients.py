@@ -4,6 +4,9 @@ from the IIS SMTP Service send, byte for byte where it matters, through a
 real mailrootd, asserting what reaches the next hop (the harness Sink).
 
 Which client is real and which is reproduced:
+- CDOSYS pickup files and System.Net.Mail (.NET) pickup files: fixtures
+  in data/clients/ (its README says how each was made); no CDO or .NET
+  runs on Debian.
 - A LAN device (printer, scanner) that speaks HELO only and ends every
   line in a bare LF: a raw socket.
 """
@@ -14,6 +17,8 @@ from pathlib import Path
 import pytest
 
 import mailroot_harness as mh
+from test_pickup import drop_in, wait_pickup_empty
+from test_pickup import start as start_pickup
 from test_smtp_session import UNTRUSTED, Client, parse_drop
 
 DATA = Path(__file__).resolve().parent / "data" / "clients"
@@ -172,5 +177,70 @@ def test_lf_end_not_once_crlf_was_sent(mailroot, sink, first):
     m = one(sink)
     assert m.rcpt_tos == ["accounts@remote.example"]
     assert b"hello\r\n.\r\nMAIL FROM:<ceo@remote.example>\r\n" in m.data
+
+
+# ---------------------------------------------------------------------------
+# Pickup files as CDO and System.Net.Mail write them (item 1).
+
+def envelope_split(data):
+    """(envelope lines with their folded lines, the rest) of a pickup
+    file that begins with x-sender / x-receiver lines."""
+    pos = 0
+    while re.match(rb"(?i)x-(sender|receiver):", data[pos:pos + 11]):
+        pos = data.index(b"\r\n", pos) + 2
+        while data[pos:pos + 1] in (b" ", b"\t"):
+            pos = data.index(b"\r\n", pos) + 2
+    return data[:pos], data[pos:]
+
+
+def pickup(start_mailroot, sink, name, data):
+    d = start_pickup(start_mailroot, sink)
+    drop_in(d, name, data)
+    m = one(sink)
+    wait_pickup_empty(d)
+    received, rest = mh.split_received(m.data)
+    assert b"from mail pickup service" in received
+    assert b"x-sender" not in m.data.lower()
+    assert b"x-receiver" not in m.data.lower()
+    return m, rest
+
+
+def test_cdosys_pickup_file(start_mailroot, sink):
+    data = (DATA / "cdosys-pickup.eml").read_bytes()
+    m, rest = pickup(start_mailroot, sink, "cdosys.eml", data)
+    assert m.mail_from == "webapp@contoso.example"
+    assert m.rcpt_tos == ["customer@remote.example", "orders@remote.example",
+                          "archive@remote.example"]
+    # the message as CDO wrote it, unstuffed, nothing added (it has Date
+    # and Message-ID), the Bcc recipient nowhere in it
+    expect = envelope_split(data)[1].replace(b"\r\n..sig", b"\r\n.sig")
+    assert rest == expect
+    assert b"archive@" not in m.data
+
+
+def test_system_net_mail_pickup_file(start_mailroot, sink):
+    """Display names in X-Sender/X-Receiver, a folded X-Receiver, the Bcc
+    only there, quoted-printable with a stuffed dot at a soft break."""
+    data = (DATA / "snm-pickup-qp.eml").read_bytes()
+    m, rest = pickup(start_mailroot, sink,
+                     "3f2b8c1e-5d4a-4e6f-9a7b-2c1d0e9f8a6b.eml", data)
+    assert m.mail_from == "noreply@contoso.example"
+    assert m.rcpt_tos == ["customer@remote.example", "orders@remote.example",
+                          "sales-team-distribution-list@remote.example",
+                          "audit@remote.example"]
+    expect = envelope_split(data)[1].replace(b"=\r\n..NET", b"=\r\n.NET")
+    # System.Net.Mail writes no Message-ID: mailroot adds one (Pickup is
+    # local mail); everything else is the file's bytes
+    assert without_added_msgid(rest) == expect
+    assert b"audit@" not in m.data
+
+
+def test_system_net_mail_pickup_file_utf8(start_mailroot, sink):
+    data = (DATA / "snm-pickup-utf8.eml").read_bytes()
+    m, rest = pickup(start_mailroot, sink,
+                     "0b9e1f6a-7c2d-4b8e-a1f3-5d6c7e8f9a0b.eml", data)
+    assert m.mail_from == "service@contoso.example"
+    assert m.rcpt_tos == ["juergen@remote.example"]
+    assert without_added_msgid(rest) == envelope_split(data)[1]
 
 
