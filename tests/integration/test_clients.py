@@ -7,19 +7,28 @@ Which client is real and which is reproduced:
 - CDOSYS pickup files and System.Net.Mail (.NET) pickup files: fixtures
   in data/clients/ (its README says how each was made); no CDO or .NET
   runs on Debian.
+- System.Net.Mail's SMTP session (EHLO with the NetBIOS-style machine
+  name, STARTTLS, AUTH LOGIN with the user name as initial response, one
+  command per reply): a raw socket that sends exactly what .NET's
+  SmtpClient sends (dotnet/runtime SmtpConnection, AuthCommand,
+  SmtpLoginAuthenticationModule, MailWriter).
 - A LAN device (printer, scanner) that speaks HELO only and ends every
   line in a bare LF: a raw socket.
 """
 
+import base64
 import re
+import socket
 from pathlib import Path
 
 import pytest
 
 import mailroot_harness as mh
+from test_auth import start as start_auth
 from test_pickup import drop_in, wait_pickup_empty
 from test_pickup import start as start_pickup
 from test_smtp_session import UNTRUSTED, Client, parse_drop
+from test_tls import client_ctx
 
 DATA = Path(__file__).resolve().parent / "data" / "clients"
 WAIT = 60.0
@@ -242,5 +251,96 @@ def test_system_net_mail_pickup_file_utf8(start_mailroot, sink):
     assert m.mail_from == "service@contoso.example"
     assert m.rcpt_tos == ["juergen@remote.example"]
     assert without_added_msgid(rest) == envelope_split(data)[1]
+
+
+# ---------------------------------------------------------------------------
+# System.Net.Mail's SMTP session, as .NET's SmtpClient sends it (item 2):
+# Host = this server, EnableSsl = true, Credentials = NetworkCredential.
+
+MACHINE = "WEB01"       # IPGlobalProperties.HostName: the computer name
+
+
+class Wire:
+    """One command, one reply: .NET's SmtpClient never pipelines."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=WAIT)
+        self.f = self.sock.makefile("rb")
+
+    def reply(self):
+        lines = []
+        for _ in range(100):
+            line = self.f.readline()
+            assert line.endswith(b"\r\n"), "reply line %r" % line
+            lines.append(line[4:-2].decode())
+            if line[3:4] == b" ":
+                return int(line[:3]), lines
+        raise AssertionError("reply never ended: %r" % lines)
+
+    def cmd(self, data):
+        self.sock.sendall(data)
+        return self.reply()
+
+    def starttls(self):
+        self.sock = client_ctx().wrap_socket(self.sock)
+        self.f = self.sock.makefile("rb")
+
+    def close(self):
+        self.sock.close()
+
+
+def b64(s):
+    return base64.b64encode(s.encode())
+
+
+# the message as MailWriter writes it for the network: Message.Send with
+# no envelope lines, then MailWriter.Close's CRLF, then DataStopCommand
+SNM_MESSAGE = envelope_split((DATA / "snm-pickup-qp.eml").read_bytes())[1]
+
+
+def test_system_net_mail_session(start_mailroot, sink, workdir):
+    d = start_auth(start_mailroot, sink, workdir)
+    w = Wire(d.port)
+    try:
+        assert w.reply()[0] == 220
+        code, ehlo = w.cmd(b"EHLO %s\r\n" % MACHINE.encode())
+        assert code == 250 and "STARTTLS" in ehlo
+        assert not any(x.startswith("AUTH") for x in ehlo)
+        assert w.cmd(b"STARTTLS\r\n")[0] == 220
+        w.starttls()
+        # RFC 3207: EHLO again; AUTH is offered inside TLS only
+        code, ehlo = w.cmd(b"EHLO %s\r\n" % MACHINE.encode())
+        assert code == 250 and "AUTH PLAIN LOGIN" in ehlo
+        # SmtpLoginAuthenticationModule: the user name goes with AUTH
+        # LOGIN as its initial response, the password after the 334
+        code, text = w.cmd(b"AUTH LOGIN " + b64("bob") + b"\r\n")
+        assert (code, text) == (334, ["UGFzc3dvcmQ6"])    # "Password:"
+        code, text = w.cmd(b64("pw-bcrypt") + b"\r\n")
+        assert code == 235, text
+        assert w.cmd(b"MAIL FROM:<noreply@contoso.example>\r\n")[0] == 250
+        for rcpt in (b"customer@remote.example", b"orders@remote.example",
+                     b"sales-team-distribution-list@remote.example",
+                     b"audit@remote.example"):          # To, Cc, Bcc
+            assert w.cmd(b"RCPT TO:<%s>\r\n" % rcpt)[0] == 250, rcpt
+        assert w.cmd(b"DATA\r\n")[0] == 354
+        code, text = w.cmd(SNM_MESSAGE + b".\r\n")
+        assert code == 250, text
+        assert w.cmd(b"QUIT\r\n")[0] == 221
+    finally:
+        w.close()
+    m = one(sink)
+    assert m.mail_from == "noreply@contoso.example"
+    assert m.rcpt_tos == ["customer@remote.example", "orders@remote.example",
+                          "sales-team-distribution-list@remote.example",
+                          "audit@remote.example"]
+    received, rest = mh.split_received(m.data)
+    assert received.startswith(b"Received: from %s ([127.0.0.1])\r\n"
+                               % MACHINE.encode())
+    assert b"with ESMTPSA id" in received
+    # byte for byte what was sent, the stuffed dot removed; no field added
+    # for a client outside `relay allow'
+    assert rest == SNM_MESSAGE.replace(b"=\r\n..NET", b"=\r\n.NET")
+    assert "authenticated as <bob>" in d.log_text()
 
 
