@@ -12,13 +12,19 @@ Which client is real and which is reproduced:
   command per reply): a raw socket that sends exactly what .NET's
   SmtpClient sends (dotnet/runtime SmtpConnection, AuthCommand,
   SmtpLoginAuthenticationModule, MailWriter).
+- mono's System.Net.Mail (Debian's mono-runtime, real): SMTP from a host
+  on `relay allow', EnableSsl with credentials (which mono cannot do with
+  any current TLS server), and SpecifiedPickupDirectory.  Skipped where
+  mcs is missing (contrib/setup installs mono-mcs).
 - A LAN device (printer, scanner) that speaks HELO only and ends every
   line in a bare LF: a raw socket.
 """
 
 import base64
 import re
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -342,5 +348,89 @@ def test_system_net_mail_session(start_mailroot, sink, workdir):
     # for a client outside `relay allow'
     assert rest == SNM_MESSAGE.replace(b"=\r\n..NET", b"=\r\n.NET")
     assert "authenticated as <bob>" in d.log_text()
+
+
+# ---------------------------------------------------------------------------
+# mono's System.Net.Mail, run for real (item 5; Debian's mono-mcs).
+
+needs_mono = pytest.mark.skipif(
+    shutil.which("mcs") is None or shutil.which("mono") is None,
+    reason="mono is not installed (contrib/setup installs mono-mcs)")
+
+
+@pytest.fixture(scope="module")
+def snm_send(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mono") / "snm_send.exe"
+    p = subprocess.run(["mcs", "-nowarn:618", "-r:System.dll",
+                        "-out:%s" % out, str(DATA / "snm_send.cs")],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    mh.make_traversable(out.parent)
+    return out
+
+
+def run_snm(exe, *args):
+    p = subprocess.run(["mono", str(exe), *map(str, args)],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode()
+
+
+@needs_mono
+def test_mono_system_net_mail_smtp(start_mailroot, sink, snm_send):
+    """SmtpClient with Host and Port only, from a host on `relay allow'
+    (the IIS lockdown: relay for 127.0.0.1): one message to To, Cc and
+    Bcc, its dot line intact."""
+    d = start_mailroot(sink=sink)
+    run_snm(snm_send, "smtp", "127.0.0.1", d.port)
+    m = one(sink)
+    assert m.mail_from == "noreply@contoso.example"
+    assert m.rcpt_tos == ["customer@remote.example", "orders@remote.example",
+                          "audit@remote.example"]
+    head, body = body_after_received(m.data).split(b"\r\n\r\n", 1)
+    assert b"audit@" not in head
+    assert b'From: "Contoso Web Shop" <noreply@contoso.example>' in head
+    assert body == b"Hello Jane,\r\n\r\nyour order has shipped.\r\n" \
+        b".signature: Contoso\r\n"
+
+
+@needs_mono
+def test_mono_system_net_mail_starttls(start_mailroot, sink, workdir,
+                                       snm_send):
+    """EnableSsl with credentials.  mono's SmtpClient asks SslStream for
+    SslProtocols.Default (SSL 3 and TLS 1.0) whatever the application
+    sets, and mailroot's TLS (OpenSSL's defaults, TLS 1.2 and up) refuses
+    that: the send fails at the handshake, which smtpd logs, and smtpd
+    serves on.  .NET Framework 4.6 and later and .NET 5 and later use the
+    system's protocols; their session is test_system_net_mail_session."""
+    d = start_auth(start_mailroot, sink, workdir)
+    p = subprocess.run(["mono", str(snm_send), "smtps", "127.0.0.1",
+                        str(d.port), "bob", "pw-bcrypt"],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 1
+    assert b"Authentication failed" in p.stderr, p.stderr
+    assert mh.wait_until(lambda: "unsupported protocol" in d.log_text(),
+                         WAIT), d.log_text()
+    with mh.smtplib.SMTP("127.0.0.1", d.port, timeout=WAIT) as c:
+        assert c.noop()[0] == 250
+    assert sink.messages == []
+
+
+@needs_mono
+def test_mono_system_net_mail_pickup(start_mailroot, sink, snm_send):
+    """SpecifiedPickupDirectory straight into mailroot's Pickup.  mono's
+    file has no X-Sender/X-Receiver lines, so mailroot takes the envelope
+    from From, To and Cc (the Bcc recipient is lost by mono, not
+    mailroot), and it is not dot-stuffed while Pickup files are read as
+    IIS read them, dot-stuffed: the leading dot of a line is removed, as
+    IIS removed it."""
+    d = start_pickup(start_mailroot, sink)
+    run_snm(snm_send, "pickup", d.dir("Pickup"))
+    m = one(sink)
+    wait_pickup_empty(d)
+    assert m.mail_from == "noreply@contoso.example"
+    assert m.rcpt_tos == ["customer@remote.example", "orders@remote.example"]
+    body = m.data.split(b"\r\n\r\n", 1)[1]
+    assert body == b"Hello Jane,\r\n\r\nyour order has shipped.\r\n" \
+        b"signature: Contoso\r\n"
 
 
