@@ -16,6 +16,7 @@ Which client is real and which is reproduced:
   on `relay allow', EnableSsl with credentials (which mono cannot do with
   any current TLS server), and SpecifiedPickupDirectory.  Skipped where
   mcs is missing (contrib/setup installs mono-mcs).
+- PHP's mail() (Debian's php-cli, real) through mailroot-sendmail.
 - A LAN device (printer, scanner) that speaks HELO only and ends every
   line in a bare LF: a raw socket.
 """
@@ -33,6 +34,8 @@ import mailroot_harness as mh
 from test_auth import start as start_auth
 from test_pickup import drop_in, wait_pickup_empty
 from test_pickup import start as start_pickup
+from test_sendmail import SENDMAIL
+from test_sendmail import start as start_sendmail
 from test_smtp_session import UNTRUSTED, Client, parse_drop
 from test_tls import client_ctx
 
@@ -434,3 +437,59 @@ def test_mono_system_net_mail_pickup(start_mailroot, sink, snm_send):
         b"signature: Contoso\r\n"
 
 
+# ---------------------------------------------------------------------------
+# PHP's mail() through mailroot-sendmail (item 3; Debian's php-cli).
+
+PHP_CODE = r"""
+$headers = [
+    "From" => "Contoso Shop <shop@contoso.example>",
+    "Reply-To" => "support@contoso.example",
+    "Cc" => "orders@remote.example",
+    "Bcc" => "audit@remote.example",
+    "X-Mailer" => "ShopCart/2.1",
+    "MIME-Version" => "1.0",
+    "Content-Type" => "text/plain; charset=UTF-8",
+];
+exit(mail("Jane Customer <customer@remote.example>", "Order 10442",
+    "Hello Jane,\n.\n..two dots\nshipped\n", $headers,
+    "-fbounce@contoso.example") ? 0 : 1);
+"""
+
+
+@pytest.mark.skipif(shutil.which("php") is None,
+                    reason="php-cli is not installed (contrib/setup)")
+def test_php_mail_additional_headers(start_mailroot, sink, workdir):
+    """mail() with additional headers (To from the first argument, Cc and
+    Bcc among the headers) and -f: sendmail_path runs mailroot-sendmail
+    -t -i, so the recipients come from To, Cc and Bcc, the sender from
+    -f, Bcc leaves the message, and the body's dots are text."""
+    d = start_sendmail(start_mailroot, sink, workdir)
+    path = "%s -t -i -C %s" % (SENDMAIL, d.conf)
+    p = subprocess.run(["php", "-n", "-d", "sendmail_path=" + path,
+                        "-r", PHP_CODE], capture_output=True, timeout=WAIT)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = one(sink)
+    assert m.mail_from == "bounce@contoso.example"
+    assert sorted(m.rcpt_tos) == ["audit@remote.example",
+                                  "customer@remote.example",
+                                  "orders@remote.example"]
+    received, rest = mh.split_received(m.data)
+    assert b"from local user" in received
+    head, body = rest.split(b"\r\n\r\n", 1)
+    # PHP writes To and Subject, then the headers in the array's order;
+    # mailroot-sendmail adds Date and Message-ID (its qid) at the end
+    assert re.fullmatch(
+        rb"To: Jane Customer <customer@remote\.example>\r\n"
+        rb"Subject: Order 10442\r\n"
+        rb"From: Contoso Shop <shop@contoso\.example>\r\n"
+        rb"Reply-To: support@contoso\.example\r\n"
+        rb"Cc: orders@remote\.example\r\n"
+        rb"X-Mailer: ShopCart/2\.1\r\n"
+        rb"MIME-Version: 1\.0\r\n"
+        rb"Content-Type: text/plain; charset=UTF-8\r\n"
+        rb"Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} [0-9:]{8} "
+        rb"[-+]\d{4}\r\n"
+        rb"Message-ID: <[0-9A-F]+@mx\.test\.example>", head), head
+    # -i: the lone "." and the two dots are text; PHP's own line end after
+    # the message (CRLF after its LF) is an empty last line
+    assert body == b"Hello Jane,\r\n.\r\n..two dots\r\nshipped\r\n\r\n"
