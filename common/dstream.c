@@ -4,7 +4,7 @@
  * Security: input is untrusted bytes of any value; the machine keeps a
  * constant amount of state and emits only bytes it was given, plus CR
  * before a bare LF and LF after a bare CR: what it emits has CRLF line
- * ends only.  A NUL byte is noted (the caller refuses the message).  At
+ * ends only, in lf_ends mode too (only where the data ends differs).  A NUL byte is noted (the caller refuses the message).  At
  * most the start of one line (sizeof hline bytes) is held back while the
  * header section is read.
  */
@@ -197,6 +197,10 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 				d->st = MR_D_DOTCR;
 				continue;
 			}
+			if (c == '\n' && d->lf_ends) {
+				*done = 1;
+				return i + 1;
+			}
 			break;			/* the stuffed dot is dropped */
 		case MR_D_DOTCR:
 			if (c == '\n') {
@@ -219,9 +223,9 @@ mr_dstream_feed(struct mr_dstream *d, const char *p, size_t n, int *done)
 			d->st = MR_D_CR;
 		else if (c == '\n') {
 			/* bare LF: stored as CRLF, but the next line cannot
-			 * end the data */
+			 * end the data, unless the client's lines all end so */
 			out(d, "\r\n", 2);
-			d->st = MR_D_MID;
+			d->st = d->lf_ends ? MR_D_BOL : MR_D_MID;
 		} else {
 			d->st = MR_D_MID;
 			run = 1;
@@ -236,6 +240,7 @@ void
 mr_dstream_set_raw(struct mr_dstream *d)
 {
 	d->raw = 1;
+	d->lf_ends = 0;
 }
 
 void

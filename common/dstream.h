@@ -13,6 +13,13 @@
  * and no dot is removed; bare LF and bare CR are still stored as CRLF, as
  * for DATA, because the queue holds CRLF lines and every later hop must
  * read the same lines.
+ *
+ * lf_ends (set after init) is for a client whose every line ends in a
+ * bare LF, as many printers and scanners send (IIS took their mail):
+ * a bare LF then ends a line like CRLF does, so that LF "." LF, LF "."
+ * CRLF and CRLF "." LF end the data too.  What is emitted is the same
+ * (CRLF lines); only smtpd sets it, and only for a client it trusts
+ * (smtp_session.c says which), never for Pickup or BDAT.
  */
 #ifndef MR_DSTREAM_H
 #define MR_DSTREAM_H
@@ -41,6 +48,7 @@ struct mr_dstream {
 	unsigned	 received;	/* Received: header fields seen */
 	int		 nul;		/* a NUL byte was seen */
 	int		 raw;		/* BDAT: no dot-unstuffing, no end */
+	int		 lf_ends;	/* a bare LF ends a line too */
 	int		 has_date;	/* header fields seen */
 	int		 has_msgid;
 	enum mr_hstate	 hst;

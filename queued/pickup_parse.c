@@ -4,7 +4,8 @@
  * Two forms.  CDO and System.Net.Mail put the envelope first, one
  * "x-sender: ADDR" and one "x-receiver: ADDR" per recipient (any case),
  * before the header section; those lines are the envelope and never
- * reach a recipient.  A plain RFC 5322 message takes its recipients from
+ * reach a recipient.  ADDR is read as in To: System.Net.Mail writes a
+ * display name before it and folds a long line before the "<".  A plain RFC 5322 message takes its recipients from
  * To, Cc and Bcc and its sender from Sender, else From (none: the null
  * sender).  Either way every Bcc field, and any X-Sender or X-Receiver
  * field in the header section, is removed from what is sent.
@@ -98,22 +99,6 @@ to_crlf(const char *s, size_t n, struct mr_buf *out)
 		mr_buf_add(out, "\r\n", 2);
 }
 
-/* Strips white space and one pair of angle brackets. */
-static void
-trim(const char **s, size_t *n)
-{
-	while (*n > 0 && (**s == ' ' || **s == '\t')) {
-		(*s)++;
-		(*n)--;
-	}
-	while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
-		(*n)--;
-	if (*n >= 2 && (*s)[0] == '<' && (*s)[*n - 1] == '>') {
-		(*s)++;
-		*n -= 2;
-	}
-}
-
 static int
 add_rcpt(struct parse *p, const char *a)
 {
@@ -141,33 +126,29 @@ mailbox(struct parse *p, const char *s, size_t n, char *out, const char *what)
 	return 0;
 }
 
-/* "x-sender:" or "x-receiver:" at the start of line: the envelope. */
+static int	addr_list(struct parse *, const char *, size_t, char *,
+		    const char *);
+
+/*
+ * "x-sender:" or "x-receiver:" with its folded lines (n bytes, CRLFs
+ * included): the envelope.  CDO writes a bare address; System.Net.Mail
+ * writes MailAddress.Encode(), which holds the display name
+ * ("X-Receiver: \"Jane\" <jane@example.com>", an encoded word where it is
+ * not ASCII) and folds a long one before the "<": so the value is read
+ * as an address list, as To is.  An empty x-sender is the null sender.
+ */
 static int
 env_line(struct parse *p, const char *line, size_t n)
 {
-	char addr[MR_PATH_MAX + 1];
-	const char *v;
-	size_t vn;
-
 	if (n >= 9 && strncasecmp(line, "x-sender:", 9) == 0) {
-		v = line + 9;
-		vn = n - 9;
-		trim(&v, &vn);
 		p->env_sender = 1;
-		if (vn == 0) {
-			p->m->sender[0] = '\0';	/* the null sender */
-			return 0;
-		}
-		return mailbox(p, v, vn, p->m->sender,
+		p->m->sender[0] = '\0';	/* the last one counts */
+		return addr_list(p, line + 9, n - 9, p->m->sender,
 		    "x-sender: not an address");
 	}
-	v = line + 11;
-	vn = n - 11;
-	trim(&v, &vn);
 	p->env_rcpts = 1;
-	if (mailbox(p, v, vn, addr, "x-receiver: not an address") == -1)
-		return -1;
-	return add_rcpt(p, addr);
+	return addr_list(p, line + 11, n - 11, NULL,
+	    "x-receiver: not an address");
 }
 
 /* mailroot-sendmail's envelope, from the options: the file's own
@@ -188,24 +169,37 @@ given_envelope(struct parse *p)
 	return 0;
 }
 
+/* The length of the line at pos in t, without its CRLF. */
+static size_t
+line_len(const struct mr_buf *t, size_t pos)
+{
+	const char *eol = memmem(t->data + pos, t->len - pos, "\r\n", 2);
+
+	return eol != NULL ? (size_t)(eol - (t->data + pos)) : t->len - pos;
+}
+
 /* Reads the envelope lines at the start; returns where the message
  * begins, or -1. */
 static long
 envelope(struct parse *p, const struct mr_buf *t)
 {
-	size_t pos = 0, n;
-	const char *line, *eol;
+	size_t pos = 0, end, n;
+	const char *line;
 
+	/* to_crlf ended every line, the last one included, in CRLF */
 	while (pos < t->len) {
 		line = t->data + pos;
-		eol = memmem(line, t->len - pos, "\r\n", 2);
-		n = eol != NULL ? (size_t)(eol - line) : t->len - pos;
+		n = line_len(t, pos);
 		if (!(n >= 9 && strncasecmp(line, "x-sender:", 9) == 0) &&
 		    !(n >= 11 && strncasecmp(line, "x-receiver:", 11) == 0))
 			break;
-		if (env_line(p, line, n) == -1)
+		end = pos + n + 2;	/* and its folded lines */
+		while (end < t->len && (t->data[end] == ' ' ||
+		    t->data[end] == '\t'))
+			end += line_len(t, end) + 2;
+		if (env_line(p, line, end - pos) == -1)
 			return -1;
-		pos += n + 2;
+		pos = end;
 	}
 	return (long)pos;
 }
@@ -287,6 +281,7 @@ field_kind(const char *f, size_t n)
 struct alist {
 	struct mr_buf	 a;		/* the address being collected */
 	int		 quoted, depth, angle, closed;
+	const char	*what;		/* the refusal's words */
 };
 
 static int
@@ -297,7 +292,7 @@ alist_end(struct parse *p, struct alist *l, char *one)
 
 	if (l->a.len > 0 && (one == NULL || one[0] == '\0')) {
 		rc = mailbox(p, l->a.data, l->a.len, one != NULL ? one : addr,
-		    "not an address in To, Cc, Bcc, From or Sender");
+		    l->what);
 		if (rc == 0 && one == NULL)
 			rc = add_rcpt(p, addr);
 	}
@@ -346,13 +341,15 @@ alist_special(struct alist *l, char c)
 }
 
 static int
-addr_list(struct parse *p, const char *v, size_t n, char *one)
+addr_list(struct parse *p, const char *v, size_t n, char *one,
+    const char *what)
 {
 	struct alist l;
 	size_t i;
 	int rc = 0;
 
 	memset(&l, 0, sizeof(l));
+	l.what = what;
 	mr_buf_init(&l.a);
 	for (i = 0; i < n && rc == 0; i++) {
 		if (l.depth > 0) {
@@ -384,6 +381,8 @@ addr_list(struct parse *p, const char *v, size_t n, char *one)
 static int
 header_field(struct parse *p, const char *s, size_t n, int *keep)
 {
+	static const char what[] = "not an address in To, Cc, Bcc, From or "
+	    "Sender";
 	const char *v = memchr(s, ':', n);
 	enum field k = field_kind(s, n);
 	size_t vn = v != NULL ? n - (size_t)(v + 1 - s) : 0;
@@ -395,16 +394,17 @@ header_field(struct parse *p, const char *s, size_t n, int *keep)
 	switch (k) {
 	case F_TO:
 	case F_BCC:
-		return p->env_rcpts ? 0 : addr_list(p, v, vn, NULL);
+		return p->env_rcpts ? 0 : addr_list(p, v, vn, NULL, what);
 	case F_FROM:
 		p->has_from = 1;
 		if (p->o->no_envelope)
 			return 0;	/* the sender is given */
-		return p->from[0] ? 0 : addr_list(p, v, vn, p->from);
+		return p->from[0] ? 0 : addr_list(p, v, vn, p->from, what);
 	case F_SENDER:
 		if (p->o->no_envelope)
 			return 0;
-		return p->hsender[0] ? 0 : addr_list(p, v, vn, p->hsender);
+		return p->hsender[0] ? 0 :
+		    addr_list(p, v, vn, p->hsender, what);
 	default:
 		return 0;
 	}

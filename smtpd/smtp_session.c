@@ -6,9 +6,10 @@
  * are bounded; addresses go through mr_path_parse; relay is decided by the
  * recipient's domain alone and is closed unless the client is listed or
  * authenticated.  Only CRLF "." CRLF ends DATA: a bare LF or bare CR never
- * does (SMTP smuggling); both are stored as CRLF, and a message holding a
- * NUL is refused, so that no later hop can read a different end of
- * message either.  Every refusal is logged with the reply it gave.
+ * does (SMTP smuggling), but for a listed client that sends nothing but
+ * bare LF line ends (lf_client); both are stored as CRLF, and a message
+ * holding a NUL is refused, so that no later hop can read a different end
+ * of message either.  Every refusal is logged with the reply it gave.
  */
 #include "config.h"
 
@@ -88,6 +89,8 @@ struct session {
 	int			 rdns_known;
 	int			 greet_waiting;	/* for the answer */
 	int			 errors;
+	int			 crlf_seen;	/* a command line ended in
+						 * CRLF (lf_client) */
 	uint64_t		 session_bytes;
 	struct auth_state	 auth;		/* auth.c */
 
@@ -1026,6 +1029,23 @@ add_headers_wanted(struct session *s)
 	}
 }
 
+/*
+ * A client whose every command line ended in a bare LF, as printers,
+ * scanners and old scripts send (IIS took their mail), ends its data
+ * with LF "." LF as well; from a client on the relay list only, the LAN
+ * hosts IIS administrators list there.  This opens no door to SMTP
+ * smuggling: that needs a hop that passes on bare LFs from someone
+ * else's message, and a hop that relays (an MTA, a gateway, a library)
+ * ends its own commands in CRLF, after which only CRLF "." CRLF ends
+ * its data.  Either way the message is stored with CRLF lines.
+ */
+static int
+lf_client(const struct session *s)
+{
+	return !s->crlf_seen && mr_access_check(&s->srv->relay,
+	    (struct sockaddr *)&s->peer, rdns_name(&s->rdns));
+}
+
 /* The Received field, and the stream the message goes through. */
 static void
 message_begin(struct session *s)
@@ -1058,6 +1078,7 @@ message_begin(struct session *s)
 	s->size = s->out.len;
 	mr_dstream_init(&s->ds, emit, s);
 	s->ds.hdr_end = headers_end;
+	s->ds.lf_ends = lf_client(s);
 	s->add_headers = add_headers_wanted(s);
 }
 
@@ -1498,8 +1519,9 @@ static void
 process_lines(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol;
 	char *line;
-	size_t n;
+	size_t n, eol_len;
 
 	for (;;) {
 		if (s->state == S_DATA) {
@@ -1516,6 +1538,10 @@ process_lines(struct session *s)
 		}
 		if (s->state != S_CMD)
 			return;
+		eol = evbuffer_search_eol(in, NULL, &eol_len,
+		    EVBUFFER_EOL_CRLF);
+		if (eol.pos != -1 && eol_len == 2)
+			s->crlf_seen = 1;
 		line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 		if (line == NULL) {
 			/* + 1: the CR of a line at the limit may be here

@@ -8,7 +8,9 @@
  * output holds no bare LF or bare CR and at most twice the input (plus the
  * empty line hdr_end adds, once); and feeding the same bytes in one call
  * gives the same output, end and state, so nothing depends on how the
- * peer's bytes were cut into packets.
+ * peer's bytes were cut into packets.  The same bytes go through once more
+ * in lf_ends mode, which must end at the first "." line after a line
+ * start (the beginning, or any LF) and emit the same CRLF-only text.
  */
 #include "config.h"
 
@@ -53,6 +55,25 @@ expected_end(const char *p, size_t n)
 		return 3;
 	if ((t = memmem(p, n, "\r\n.\r\n", 5)) != NULL)
 		return (size_t)(t - p) + 5;
+	return 0;
+}
+
+/* lf_ends: after the first "." LF or "." CRLF at a line's start. */
+static size_t
+expected_end_lf(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0 && p[i - 1] != '\n')
+			continue;
+		if (p[i] != '.' || i + 1 >= n)
+			continue;
+		if (p[i + 1] == '\n')
+			return i + 2;
+		if (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')
+			return i + 3;
+	}
 	return 0;
 }
 
@@ -135,6 +156,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(s2.ends == !d2.in_headers);
 	CHECK(d1.has_date == d2.has_date && d1.has_msgid == d2.has_msgid);
 	CHECK(d1.nul == d2.nul && d2.nul == (memchr(p, '\0', used2) != NULL));
+
+	/* lf_ends, in the two feedings */
+	s1.len = s2.len = 0;
+	s1.ends = s2.ends = 0;
+	mr_dstream_init(&d1, emit, &s1);
+	d1.hdr_end = hdr_end;
+	d1.lf_ends = 1;
+	used1 = feed(&d1, p, n, split, &done1);
+	mr_dstream_init(&d2, emit, &s2);
+	d2.hdr_end = hdr_end;
+	d2.lf_ends = 1;
+	used2 = mr_dstream_feed(&d2, p, n, &done2);
+	end = expected_end_lf(p, n);
+	if (end != 0)
+		CHECK(done2 && used2 == end);
+	else
+		CHECK(!done2 && used2 == n);
+	check_output(&s2, used2);
+	CHECK(done1 == done2 && used1 == used2);
+	CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
 
 	free(s1.data);
 	free(s2.data);

@@ -834,6 +834,49 @@ t_stream_empty_feed(void **state)
 	assert_int_equal(k.len, 0);
 }
 
+/*
+ * lf_ends (an LF-only client smtpd trusts): any "." line ends the data,
+ * whatever ends it and the line before; a bare CR still begins no line;
+ * the output is the same CRLF text.  Raw mode (BDAT) clears it.
+ */
+static void
+t_stream_lf_ends(void **state)
+{
+	static const struct {
+		const char	*in, *out;
+		size_t		 used;
+	} c[] = {
+		{ "a\n..b\n.\nMAIL", "a\r\n.b\r\n", 8 },
+		{ "a\n.\r\nX", "a\r\n", 5 },
+		{ "a\r\n.\nX", "a\r\n", 5 },
+		{ ".\n", "", 2 },
+		{ "a\r.\nb", "a\r\n.\r\nb", 0 },	/* bare CR */
+		{ "a\n.\rb", "a\r\n\r\nb", 0 },	/* ".", bare CR */
+	};
+	struct mr_dstream d;
+	struct sink k;
+	size_t i, n;
+	int done;
+
+	(void)state;
+	for (i = 0; i < sizeof(c) / sizeof(*c); i++) {
+		memset(&k, 0, sizeof(k));
+		mr_dstream_init(&d, collect, &k);
+		d.in_headers = 0;
+		d.lf_ends = 1;
+		n = strlen(c[i].in);
+		assert_int_equal(mr_dstream_feed(&d, c[i].in, n, &done),
+		    c[i].used ? c[i].used : n);
+		assert_int_equal(done, c[i].used != 0);
+		assert_int_equal(k.len, strlen(c[i].out));
+		assert_memory_equal(k.buf, c[i].out, k.len);
+	}
+	mr_dstream_init(&d, collect, &k);
+	d.lf_ends = 1;
+	mr_dstream_set_raw(&d);
+	assert_int_equal(d.lf_ends, 0);
+}
+
 /* Many Received fields: the count does not wrap or stop. */
 static void
 t_stream_many_received(void **state)
@@ -984,6 +1027,7 @@ static const struct CMUnitTest fixed[] = {
 	cmocka_unit_test(t_overlong_path),
 	cmocka_unit_test(t_stream_reinit),
 	cmocka_unit_test(t_stream_empty_feed),
+	cmocka_unit_test(t_stream_lf_ends),
 	cmocka_unit_test(t_stream_many_received),
 	cmocka_unit_test(t_stream_nul),
 	cmocka_unit_test(t_stream_header_end),
