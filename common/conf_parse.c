@@ -2246,7 +2246,8 @@ static void
 warn_helo_tls(struct pc *pc, int line, int col, int esmtp,
     enum mr_tls_out tls, const char *where)
 {
-	if (esmtp || tls < MR_TLS_OUT_REQUIRED || line == 0)
+	if (esmtp || tls < MR_TLS_OUT_REQUIRED ||
+	    tls > MR_TLS_OUT_FINGERPRINT || line == 0)
 		return;
 	mr_cf_warn(&pc->d, line, col, "esmtp no sends HELO, which cannot "
 	    "start TLS: with tls %s no mail %s is ever delivered",
