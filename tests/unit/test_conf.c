@@ -304,7 +304,7 @@ t_example(void **state)
 	assert_non_null(d);
 	assert_int_equal(d->kind, MR_DOMAIN_REMOTE);
 	assert_int_equal(d->esmtp, 0);
-	assert_int_equal(d->tls, MR_TLS_OUT_REQUIRED);
+	assert_int_equal(d->tls, MR_TLS_OUT_NONE);
 	assert_int_equal(d->hold_for_etrn, 1);
 	assert_int_equal(d->etrn_allow.nrules, 1);
 	assert_true(mr_domain_is_local(s, "example.net"));
