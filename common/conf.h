@@ -22,11 +22,29 @@ enum mr_tls_in {		/* server "tls" */
 	MR_TLS_IN_REQUIRED	/* IIS "Require secure channel" */
 };
 
-enum mr_tls_out {		/* outbound "tls" */
+enum mr_tls_out {		/* outbound "tls"; from REQUIRED on, no
+				 * mail goes without TLS */
 	MR_TLS_OUT_NONE,
 	MR_TLS_OUT_OPPORTUNISTIC,	/* default */
 	MR_TLS_OUT_REQUIRED,
-	MR_TLS_OUT_VERIFY
+	MR_TLS_OUT_VERIFY,
+	MR_TLS_OUT_FINGERPRINT		/* pinned digests, tls-fingerprint */
+};
+
+/* A pinned SHA-256 digest (tls-fingerprint): of the server's certificate
+ * or of its public key (DER SubjectPublicKeyInfo); either matches. */
+#define MR_TLS_PIN_LEN	32
+#define MR_TLS_PINS_MAX	16
+struct mr_tls_pin {
+	unsigned char		 sha256[MR_TLS_PIN_LEN];
+};
+
+/* Outbound TLS beyond the policy: the trust anchors for verify and the
+ * digests for fingerprint. */
+struct mr_tls_trust {
+	char			*ca_file;	/* NULL: the system's store */
+	struct mr_tls_pin	*pins;
+	size_t			 npins;
 };
 
 enum mr_log_format { MR_LOG_W3C, MR_LOG_NCSA, MR_LOG_IIS, MR_LOG_NONE };
@@ -98,6 +116,7 @@ struct mr_outbound {
 	unsigned		 port;		/* 25 */
 	unsigned		 timeout;	/* 600 */
 	enum mr_tls_out		 tls;		/* opportunistic */
+	struct mr_tls_trust	 trust;		/* tls-ca-file, tls-fingerprint */
 	enum mr_out_auth	 auth;		/* none */
 	char			*auth_user;
 	char			*auth_password_file;	/* or token-file */
@@ -148,6 +167,7 @@ struct mr_domain {
 	char			*route;		/* NULL or "dns": MX; else host */
 	int			 esmtp;		/* 1; 0 = "Send HELO" */
 	enum mr_tls_out		 tls;		/* inherits outbound tls */
+	struct mr_tls_trust	 trust;		/* inherits outbound's */
 	enum mr_out_auth	 auth;
 	char			*auth_user;
 	char			*auth_password_file;	/* or token-file */

@@ -44,7 +44,8 @@
 /* Parse state kept beside each domain and server: positions for the
  * checks that can only run once the whole file is read. */
 struct dstate {
-	int	 tls_set;
+	int	 tls_set, tls_line, tls_col;
+	int	 ca_set, pins_set;	/* tls-ca-file, tls-fingerprint */
 	int	 alias_line, alias_col;
 };
 
@@ -52,6 +53,7 @@ struct sstate {
 	int		 tls_set, tls_line, tls_col;
 	int		 tlsl_line, tlsl_col;	/* first tls listen */
 	int		 masqf_line, masqf_col; /* masquerade-from */
+	int		 otls_line, otls_col;	/* outbound tls */
 	struct dstate	*ds;
 	size_t		 nds;
 };
@@ -105,7 +107,7 @@ static const char *const tls_in_names[] = {
 	"none", "optional", "required", NULL
 };
 static const char *const tls_out_names[] = {
-	"none", "opportunistic", "required", "verify", NULL
+	"none", "opportunistic", "required", "verify", "fingerprint", NULL
 };
 static const char *const format_names[] = {
 	"w3c", "ncsa", "iis", "none", NULL
@@ -1373,6 +1375,106 @@ kw_ndr_copy_to(struct pc *pc, const struct mr_cf_stmt *st)
 	set_str(&cur_server(pc)->ndr_copy_to, s);
 }
 
+/* ---- outbound TLS: tls-ca-file, tls-fingerprint ---- */
+
+/* tls-ca-file PATH | system */
+static void
+get_ca_file(struct pc *pc, const struct mr_cf_stmt *st,
+    struct mr_tls_trust *t)
+{
+	if (strcmp(ARG(st, 1), "system") == 0 && !st->args[1].quoted) {
+		free(t->ca_file);
+		t->ca_file = NULL;
+	} else
+		(void)get_path(pc, st, 1, &t->ca_file);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* "sha256:" and 32 bytes in hex, optionally with a ':' between two
+ * bytes, as "openssl x509 -fingerprint -sha256" prints them. */
+static int
+parse_pin(const char *s, struct mr_tls_pin *pin)
+{
+	size_t n = 0;
+	int hi, lo;
+
+	if (strncasecmp(s, "sha256:", 7) != 0)
+		return -1;
+	for (s += 7; *s != '\0' && n < MR_TLS_PIN_LEN; n++) {
+		if ((hi = hexval(s[0])) == -1 || (lo = hexval(s[1])) == -1)
+			return -1;
+		pin->sha256[n] = (unsigned char)(hi << 4 | lo);
+		s += 2;
+		if (*s == ':' && n + 1 < MR_TLS_PIN_LEN)
+			s++;
+	}
+	return n == MR_TLS_PIN_LEN && *s == '\0' ? 0 : -1;
+}
+
+/* tls-fingerprint sha256:HEX ...: replaces the list */
+static int
+get_pins(struct pc *pc, const struct mr_cf_stmt *st,
+    struct mr_tls_trust *t)
+{
+	struct mr_tls_pin *pins;
+	size_t i, n = st->nargs - 1;
+
+	/* dispatch() held the count to 1..MR_TLS_PINS_MAX */
+	if (n < 1 || n > MR_TLS_PINS_MAX)
+		mr_panic("config: tls-fingerprint with %zu arguments", n);
+	pins = mr_xcalloc(n, sizeof(*pins));
+	for (i = 0; i < n; i++)
+		if (parse_pin(ARG(st, i + 1), &pins[i]) == -1) {
+			aerr(pc, st, i + 1, "bad fingerprint \"%s\": expected "
+			    "sha256: and 64 hexadecimal digits",
+			    ARG(st, i + 1));
+			free(pins);
+			return -1;
+		}
+	free(t->pins);
+	t->pins = pins;
+	t->npins = n;
+	return 0;
+}
+
+static void
+trust_copy(struct mr_tls_trust *dst, const struct mr_tls_trust *src,
+    int ca, int pins)
+{
+	if (ca) {
+		free(dst->ca_file);
+		dst->ca_file = src->ca_file ? mr_xstrdup(src->ca_file) : NULL;
+	}
+	if (pins) {
+		free(dst->pins);
+		dst->pins = NULL;
+		dst->npins = src->npins;
+		if (src->npins > 0) {
+			dst->pins = mr_xcalloc(src->npins, sizeof(*dst->pins));
+			memcpy(dst->pins, src->pins,
+			    src->npins * sizeof(*dst->pins));
+		}
+	}
+}
+
+static void
+trust_free(struct mr_tls_trust *t)
+{
+	free(t->ca_file);
+	free(t->pins);
+}
+
 /* ---- server: delivery { outbound { } } ---- */
 
 /*
@@ -1431,8 +1533,15 @@ kw_outbound_set(struct pc *pc, const struct mr_cf_stmt *st)
 	else if (strcmp(k, "auth") == 0)
 		get_out_auth(pc, st, &o->auth, &o->auth_user,
 		    &o->auth_password_file);
-	else if (get_enum(pc, st, 1, tls_out_names, &v) == 0)
+	else if (strcmp(k, "tls-ca-file") == 0)
+		get_ca_file(pc, st, &o->trust);
+	else if (strcmp(k, "tls-fingerprint") == 0)
+		(void)get_pins(pc, st, &o->trust);
+	else if (get_enum(pc, st, 1, tls_out_names, &v) == 0) {
 		o->tls = (enum mr_tls_out)v;
+		pc->ss[pc->cur].otls_line = st->args[1].line;
+		pc->ss[pc->cur].otls_col = st->args[1].col;
+	}
 }
 
 static const struct kw outbound_kw[] = {
@@ -1441,6 +1550,8 @@ static const struct kw outbound_kw[] = {
 	{ "port", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "timeout", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "tls", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "tls-ca-file", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "tls-fingerprint", 1, MR_TLS_PINS_MAX, NOBLOCK, kw_outbound_set },
 	{ "auth", 1, 4, NOBLOCK, kw_outbound_set },
 	{ "esmtp", 1, 1, NOBLOCK, kw_outbound_set },
 	{ NULL, 0, 0, 0, NULL }
@@ -1738,6 +1849,7 @@ static void
 kw_remote_set(struct pc *pc, const struct mr_cf_stmt *st)
 {
 	struct mr_domain *d = cur_domain(pc);
+	struct dstate *ds = &pc->ss[pc->cur].ds[pc->curdom];
 	const char *k = KW(st);
 	int v;
 
@@ -1750,9 +1862,17 @@ kw_remote_set(struct pc *pc, const struct mr_cf_stmt *st)
 	else if (strcmp(k, "auth") == 0)
 		get_out_auth(pc, st, &d->auth, &d->auth_user,
 		    &d->auth_password_file);
-	else if (get_enum(pc, st, 1, tls_out_names, &v) == 0) {
+	else if (strcmp(k, "tls-ca-file") == 0) {
+		get_ca_file(pc, st, &d->trust);
+		ds->ca_set = 1;
+	} else if (strcmp(k, "tls-fingerprint") == 0) {
+		if (get_pins(pc, st, &d->trust) == 0)
+			ds->pins_set = 1;
+	} else if (get_enum(pc, st, 1, tls_out_names, &v) == 0) {
 		d->tls = (enum mr_tls_out)v;
-		pc->ss[pc->cur].ds[pc->curdom].tls_set = 1;
+		ds->tls_set = 1;
+		ds->tls_line = st->args[1].line;
+		ds->tls_col = st->args[1].col;
 	}
 }
 
@@ -1790,6 +1910,8 @@ static const struct kw remote_kw[] = {
 	{ "route", 1, 1, NOBLOCK, kw_route },
 	{ "esmtp", 1, 1, NOBLOCK, kw_remote_set },
 	{ "tls", 1, 1, NOBLOCK, kw_remote_set },
+	{ "tls-ca-file", 1, 1, NOBLOCK, kw_remote_set },
+	{ "tls-fingerprint", 1, MR_TLS_PINS_MAX, NOBLOCK, kw_remote_set },
 	{ "auth", 1, 4, NOBLOCK, kw_remote_set },
 	{ "hold-for-etrn", 1, 1, NOBLOCK, kw_remote_set },
 	{ "etrn-allow", 1, -1, NOBLOCK, kw_etrn_allow },
@@ -2127,12 +2249,61 @@ check_aliases(struct pc *pc, const struct mr_server *s,
 	}
 }
 
+/* esmtp no: HELO, after which STARTTLS cannot be sent (RFC 3207 4). */
+static void
+warn_helo_tls(struct pc *pc, int line, int col, int esmtp,
+    enum mr_tls_out tls, const char *where)
+{
+	if (esmtp || tls < MR_TLS_OUT_REQUIRED ||
+	    tls > MR_TLS_OUT_FINGERPRINT || line == 0)
+		return;
+	mr_cf_warn(&pc->d, line, col, "esmtp no sends HELO, which cannot "
+	    "start TLS: with tls %s no mail %s is ever delivered",
+	    tls_out_names[tls], where);
+}
+
+/*
+ * A remote domain takes the outbound block's tls, tls-ca-file and
+ * tls-fingerprint where it sets none of its own; tls fingerprint with no
+ * digest to match could never deliver, and is an error.
+ */
+static void
+outbound_tls_finish(struct pc *pc, struct mr_server *s,
+    const struct sstate *ss)
+{
+	const struct mr_outbound *o = &s->delivery.outbound;
+	struct mr_domain *d;
+	size_t i;
+
+	if (o->tls == MR_TLS_OUT_FINGERPRINT && o->trust.npins == 0)
+		mr_cf_error(&pc->d, ss->otls_line, ss->otls_col, "tls "
+		    "fingerprint needs tls-fingerprint in the outbound block "
+		    "of server \"%s\"", s->name);
+	warn_helo_tls(pc, ss->otls_line, ss->otls_col, o->esmtp, o->tls,
+	    "under these outbound settings");
+	for (i = 0; i < s->ndomains; i++) {
+		d = &s->domains[i];
+		if (d->kind != MR_DOMAIN_REMOTE)
+			continue;
+		if (!ss->ds[i].tls_set)
+			d->tls = o->tls;
+		trust_copy(&d->trust, &o->trust, !ss->ds[i].ca_set,
+		    !ss->ds[i].pins_set);
+		if (d->tls == MR_TLS_OUT_FINGERPRINT && d->trust.npins == 0 &&
+		    ss->ds[i].tls_set)
+			mr_cf_error(&pc->d, ss->ds[i].tls_line,
+			    ss->ds[i].tls_col, "tls fingerprint needs "
+			    "tls-fingerprint in domain \"%s\"", d->name);
+		warn_helo_tls(pc, d->line, 1, d->esmtp, d->tls, "to this "
+		    "domain");
+	}
+}
+
 static void
 server_finish(struct pc *pc, size_t idx)
 {
 	struct mr_server *s = &pc->cf->servers[idx];
 	struct sstate *ss = &pc->ss[idx];
-	size_t i;
 
 	pc->cur = idx;
 	if (s->fqdn == NULL)
@@ -2149,10 +2320,7 @@ server_finish(struct pc *pc, size_t idx)
 		mr_cf_error(&pc->d, ss->masqf_line, ss->masqf_col,
 		    "masquerade-from needs a masquerade-domain in server "
 		    "\"%s\"", s->name);
-	for (i = 0; i < s->ndomains; i++)
-		if (s->domains[i].kind == MR_DOMAIN_REMOTE &&
-		    !ss->ds[i].tls_set)
-			s->domains[i].tls = s->delivery.outbound.tls;
+	outbound_tls_finish(pc, s, ss);
 	implicit_domain(pc, s);
 	check_aliases(pc, s, ss);
 }
@@ -2180,6 +2348,7 @@ domain_free(struct mr_domain *d)
 	free(d->route);
 	free(d->auth_user);
 	free(d->auth_password_file);
+	trust_free(&d->trust);
 	access_free(&d->etrn_allow);
 }
 
@@ -2205,6 +2374,7 @@ server_free(struct mr_server *s)
 	smart_hosts_free(&s->delivery);
 	free(s->delivery.outbound.auth_user);
 	free(s->delivery.outbound.auth_password_file);
+	trust_free(&s->delivery.outbound.trust);
 	for (i = 0; i < s->log.nfields; i++)
 		free(s->log.fields[i]);
 	free(s->log.fields);

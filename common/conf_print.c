@@ -18,7 +18,7 @@
 static const char *const tls_in_names[] = { "none", "optional",
     "required" };
 static const char *const tls_out_names[] = { "none", "opportunistic",
-    "required", "verify" };
+    "required", "verify", "fingerprint" };
 static const char *const format_names[] = { "w3c", "ncsa", "iis", "none" };
 static const char *const rotate_names[] = { "hourly", "daily", "weekly",
     "monthly", "size" };
@@ -154,6 +154,30 @@ pr_access(FILE *fp, const char *k, const struct mr_access *a)
 	    "deny");
 }
 
+/* tls, tls-ca-file, and tls-fingerprint when there are digests */
+static void
+pr_out_tls(FILE *fp, int ind, enum mr_tls_out tls,
+    const struct mr_tls_trust *t)
+{
+	size_t i, k;
+
+	pr_word(fp, ind, "tls", tls_out_names[tls]);
+	if (t->ca_file != NULL)
+		pr_kv(fp, ind, "tls-ca-file", t->ca_file);
+	else
+		pr_word(fp, ind, "tls-ca-file", "system");
+	if (t->npins == 0)
+		return;
+	pr_ind(fp, ind);
+	fputs("tls-fingerprint", fp);
+	for (i = 0; i < t->npins; i++) {
+		fputs(" sha256:", fp);
+		for (k = 0; k < MR_TLS_PIN_LEN; k++)
+			fprintf(fp, "%02x", t->pins[i].sha256[k]);
+	}
+	fputc('\n', fp);
+}
+
 static void
 pr_out_auth(FILE *fp, int ind, enum mr_out_auth auth, const char *user,
     const char *pwfile)
@@ -228,7 +252,7 @@ pr_outbound(FILE *fp, const struct mr_outbound *o)
 	fputs("\t\t\ttimeout ", fp);
 	pr_dur(fp, o->timeout);
 	fputc('\n', fp);
-	pr_word(fp, 3, "tls", tls_out_names[o->tls]);
+	pr_out_tls(fp, 3, o->tls, &o->trust);
 	pr_out_auth(fp, 3, o->auth, o->auth_user, o->auth_password_file);
 	pr_bool(fp, 3, "esmtp", o->esmtp);
 	fputs("\t\t}\n", fp);
@@ -302,7 +326,7 @@ pr_remote(FILE *fp, const struct mr_domain *d)
 	else
 		pr_word(fp, 2, "route", "dns");
 	pr_bool(fp, 2, "esmtp", d->esmtp);
-	pr_word(fp, 2, "tls", tls_out_names[d->tls]);
+	pr_out_tls(fp, 2, d->tls, &d->trust);
 	pr_out_auth(fp, 2, d->auth, d->auth_user, d->auth_password_file);
 	pr_bool(fp, 2, "hold-for-etrn", d->hold_for_etrn);
 	if (d->etrn_allow.nrules > 0) {

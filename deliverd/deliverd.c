@@ -108,6 +108,8 @@ dest_free(struct dest *ds)
 	free(ds->name);
 	free(ds->auth_user);
 	free(ds->auth_password_file);
+	free(ds->trust.ca_file);
+	free(ds->trust.pins);
 	free(ds);
 }
 
@@ -122,6 +124,7 @@ dest_gc(struct dest *ds)
 struct hop_opts {
 	int		 esmtp;
 	enum mr_tls_out	 tls;
+	const struct mr_tls_trust *trust;
 	enum mr_out_auth auth;
 	const char	*user;
 	const char	*pwfile;
@@ -131,10 +134,34 @@ static struct hop_opts
 opts_of(const struct mr_outbound *ob, const struct mr_domain *dom)
 {
 	if (dom != NULL)
-		return (struct hop_opts){ dom->esmtp, dom->tls, dom->auth,
-		    dom->auth_user, dom->auth_password_file };
-	return (struct hop_opts){ ob->esmtp, ob->tls, ob->auth, ob->auth_user,
-	    ob->auth_password_file };
+		return (struct hop_opts){ dom->esmtp, dom->tls, &dom->trust,
+		    dom->auth, dom->auth_user, dom->auth_password_file };
+	return (struct hop_opts){ ob->esmtp, ob->tls, &ob->trust, ob->auth,
+	    ob->auth_user, ob->auth_password_file };
+}
+
+/* The TLS trust of a destination: the CA file and the pinned digests. */
+static void
+trust_key(struct mr_buf *key, const struct mr_tls_trust *t)
+{
+	size_t i, k;
+
+	mr_buf_printf(key, "|%s|", t->ca_file ? t->ca_file : "");
+	for (i = 0; i < t->npins; i++)
+		for (k = 0; k < MR_TLS_PIN_LEN; k++)
+			mr_buf_printf(key, "%02x", t->pins[i].sha256[k]);
+}
+
+static void
+trust_dup(struct mr_tls_trust *dst, const struct mr_tls_trust *src)
+{
+	dst->ca_file = src->ca_file ? mr_xstrdup(src->ca_file) : NULL;
+	dst->npins = src->npins;
+	dst->pins = NULL;
+	if (src->npins > 0) {
+		dst->pins = mr_xcalloc(src->npins, sizeof(*dst->pins));
+		memcpy(dst->pins, src->pins, src->npins * sizeof(*dst->pins));
+	}
 }
 
 static struct dest *
@@ -148,6 +175,7 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
 	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d|%s|%s", srvidx, (int)kind,
 	    name, port, o->esmtp, (int)o->tls, (int)o->auth,
 	    o->user ? o->user : "", o->pwfile ? o->pwfile : "");
+	trust_key(&key, o->trust);
 	TAILQ_FOREACH(ds, &d.dests, entry)
 		if (strcmp(ds->key, key.data) == 0) {
 			mr_buf_free(&key);
@@ -162,6 +190,7 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
 	ds->port = port;
 	ds->esmtp = o->esmtp;
 	ds->tls = o->tls;
+	trust_dup(&ds->trust, o->trust);
 	ds->auth = o->auth;
 	ds->auth_user = o->user ? mr_xstrdup(o->user) : NULL;
 	ds->auth_password_file = o->pwfile ? mr_xstrdup(o->pwfile) : NULL;
@@ -1069,8 +1098,9 @@ add_dir_of(char **ro, size_t *n, size_t max, const char *file)
 /*
  * Read-only: the resolver and CA certificates, and the directories of
  * the AUTH password files (read at each AUTH; Landlock cannot allow a
- * single file with directory rights).  No mailroot.  A password file in
- * a directory a reload adds is readable after deliverd restarts.
+ * single file with directory rights) and of the tls-ca-files (read at
+ * first use and when they change).  No mailroot.  A file in a directory
+ * a reload adds is readable after deliverd restarts.
  */
 static void
 sandbox(void)
@@ -1083,7 +1113,7 @@ sandbox(void)
 
 	max = nb + 1;
 	for (i = 0; i < d.cfg->nservers; i++)
-		max += 1 + d.cfg->servers[i].ndomains;
+		max += 2 * (1 + d.cfg->servers[i].ndomains);
 	ro = mr_xcalloc(max, sizeof(*ro));
 	for (i = 0; i < nb; i++)
 		ro[n++] = mr_xstrdup(base[i]);
@@ -1091,9 +1121,13 @@ sandbox(void)
 		srv = &d.cfg->servers[i];
 		add_dir_of(ro, &n, max - 1,
 		    srv->delivery.outbound.auth_password_file);
-		for (k = 0; k < srv->ndomains; k++)
+		add_dir_of(ro, &n, max - 1, srv->delivery.outbound.trust.ca_file);
+		for (k = 0; k < srv->ndomains; k++) {
 			add_dir_of(ro, &n, max - 1,
 			    srv->domains[k].auth_password_file);
+			add_dir_of(ro, &n, max - 1,
+			    srv->domains[k].trust.ca_file);
+		}
 	}
 	mr_sandbox_files("deliverd", (const char *const *)ro, NULL);
 	mr_sandbox_syscalls("deliverd", MR_PROC_DELIVERD);

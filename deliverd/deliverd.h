@@ -85,6 +85,7 @@ struct dest {
 	unsigned		 port;
 	int			 esmtp;
 	enum mr_tls_out		 tls;
+	struct mr_tls_trust	 trust;		/* a copy: outlives reloads */
 	enum mr_out_auth	 auth;
 	char			*auth_user;
 	char			*auth_password_file;
@@ -116,6 +117,22 @@ int		 auth_secret_read(const char *path, char *buf, size_t size);
 void		 auth_b64(struct mr_buf *, const void *, size_t);
 int		 auth_response(const struct dest *, int step, struct mr_buf *,
 		    const char **why);
+
+/* tls_client.c: outbound TLS as the destination's policy wants it */
+struct mr_buf;
+struct ssl_st;
+int		 tls_client_init(void);
+void		 tls_client_fini(void);
+/* A client SSL for host (SNI, the name to verify); NULL with why. */
+struct ssl_st	*tls_client_ssl(const struct dest *, const char *host,
+		    struct mr_buf *why);
+/* After the handshake: does the peer pass the policy?  0, or -1 with
+ * why (tls fingerprint: no pinned digest matches). */
+int		 tls_client_check(struct ssl_st *, const struct dest *,
+		    struct mr_buf *why);
+/* Why a handshake failed, in words, into buf. */
+void		 tls_client_error(struct ssl_st *, const struct dest *,
+		    unsigned long e, char *buf, size_t size);
 
 /* deliverd.c: what the SMTP client calls back. */
 void		 deliverd_done(struct delivery *, const char *relay);

@@ -13,10 +13,11 @@
  * Security: the remote server is untrusted.  Replies are parsed line by
  * line with bounded length and line count, their text is cleaned of
  * control bytes before it is logged or reported, and bytes a server
- * sends ahead of the TLS handshake are refused (STARTTLS response
- * injection).  A misbehaving server costs its own session only.  The
- * envelope strings come from deliverd.c, checked to hold no CR, LF or
- * other control byte, so they cannot inject SMTP commands.
+ * sends after its 220 to STARTTLS, ahead of the TLS handshake, are
+ * discarded unread (STARTTLS response injection); the TLS policy's
+ * checks are tls_client.c's.  A misbehaving server costs its own session
+ * only.  The envelope strings come from deliverd.c, checked to hold no
+ * CR, LF or other control byte, so they cannot inject SMTP commands.
  */
 #include "config.h"
 
@@ -39,9 +40,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "buf.h"
 #include "dsn_param.h"
@@ -150,12 +149,12 @@ struct smtp_sess {
 };
 
 static TAILQ_HEAD(, smtp_sess) sessions = TAILQ_HEAD_INITIALIZER(sessions);
-static SSL_CTX	*ctx_any, *ctx_verify;
 static int	 finishing;
 
 static void	sess_try_addr(struct smtp_sess *);
 static void	sess_host_fail(struct smtp_sess *, const char *);
 static void	sess_auth(struct smtp_sess *);
+static void	sess_ehlo(struct smtp_sess *);
 static void	sess_cmd(struct smtp_sess *, enum smtp_state, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void	sess_readcb(struct bufferevent *, void *);
@@ -167,20 +166,7 @@ static void	sess_eventcb(struct bufferevent *, short, void *);
 int
 smtp_init(void)
 {
-	ctx_any = SSL_CTX_new(TLS_client_method());
-	ctx_verify = SSL_CTX_new(TLS_client_method());
-	if (ctx_any == NULL || ctx_verify == NULL) {
-		mr_err("TLS: cannot create a client context");
-		return -1;
-	}
-	SSL_CTX_set_verify(ctx_any, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_verify(ctx_verify, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_set_default_verify_paths(ctx_verify) != 1 ||
-	    SSL_CTX_set_min_proto_version(ctx_verify, TLS1_2_VERSION) != 1) {
-		mr_err("TLS: cannot load the system certificate store");
-		return -1;
-	}
-	return 0;
+	return tls_client_init();
 }
 
 static void	sess_destroy(struct smtp_sess *);
@@ -193,9 +179,7 @@ smtp_fini(void)
 	finishing = 1;
 	while ((s = TAILQ_FIRST(&sessions)) != NULL)
 		sess_destroy(s);
-	SSL_CTX_free(ctx_any);
-	SSL_CTX_free(ctx_verify);
-	ctx_any = ctx_verify = NULL;
+	tls_client_fini();
 }
 
 /* ---- session life ---- */
@@ -690,54 +674,54 @@ sess_tls_host(const struct smtp_sess *s)
 	return s->addrs->addrs[s->ai].host;
 }
 
-static SSL *
-sess_ssl_new(struct smtp_sess *s)
+/* A trust or set-up failure of TLS: the host fails (and says why). */
+static void
+sess_tls_refused(struct smtp_sess *s, const char *why)
 {
-	const char *host = sess_tls_host(s);
-	int verify = s->dest->tls == MR_TLS_OUT_VERIFY;
-	struct sockaddr_storage ss;
-	socklen_t len;
-	SSL *ssl;
-	int literal;
+	struct mr_buf b;
 
-	if ((ssl = SSL_new(verify ? ctx_verify : ctx_any)) == NULL)
-		return NULL;
-	literal = mx_parse_ip(host, 0, &ss, &len) == 0;
-	if (!literal && SSL_set_tlsext_host_name(ssl, host) != 1)
-		goto fail;
-	if (!verify)
-		return ssl;
-	if (literal) {
-		const char *ip = strncasecmp(host, "IPv6:", 5) == 0 ?
-		    host + 5 : host;
+	mr_buf_init(&b);
+	mr_buf_printf(&b, "TLS with %s failed: %s", s->relay, why);
+	sess_host_fail(s, b.data);
+	mr_buf_free(&b);
+}
 
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-		    ip) != 1)
-			goto fail;
-	} else if (SSL_set1_host(ssl, host) != 1)
-		goto fail;
-	return ssl;
-fail:
-	SSL_free(ssl);
-	return NULL;
+/*
+ * Whatever the server sent after its 220 came before TLS and may have
+ * been put there by someone on the path (STARTTLS response injection):
+ * it is thrown away unread, never taken as a reply to what is sent over
+ * TLS (RFC 3207 4.2: nothing from before the handshake is trusted).
+ */
+static void
+sess_discard_early(struct smtp_sess *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t n = evbuffer_get_length(in);
+
+	if (n == 0)
+		return;
+	if (s->dlv != NULL)
+		mr_warn("%s: %s sent %zu bytes after 220 to STARTTLS, before "
+		    "the TLS handshake: discarded", sess_job(s)->qid,
+		    s->relay, n);
+	(void)evbuffer_drain(in, n);
 }
 
 static void
 sess_starttls(struct smtp_sess *s)
 {
 	struct bufferevent *tls;
+	struct mr_buf why;
 	SSL *ssl;
 
-	/* anything the server sent after 220 came before TLS: refuse it */
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)) != 0) {
-		sess_host_fail(s, "protocol error: data after 220 to "
-		    "STARTTLS (response injection)");
+	sess_discard_early(s);
+	mr_buf_init(&why);
+	if ((ssl = tls_client_ssl(s->dest, sess_tls_host(s), &why)) == NULL) {
+		sess_tls_refused(s, why.data);
+		mr_buf_free(&why);
 		return;
 	}
-	if ((ssl = sess_ssl_new(s)) == NULL) {
-		sess_host_fail(s, "TLS: cannot set up a session");
-		return;
-	}
+	mr_buf_free(&why);
 	tls = bufferevent_openssl_filter_new(deliverd_base(), s->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -757,17 +741,12 @@ sess_starttls(struct smtp_sess *s)
 static void
 sess_tls_failed(struct smtp_sess *s)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 	unsigned long e = bufferevent_get_openssl_error(s->bev);
-	char err[256] = "handshake failed";
+	char err[256];
 	struct mr_buf b;
-	long vr;
 
-	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) != X509_V_OK)
-		snprintf(err, sizeof(err), "%s",
-		    X509_verify_cert_error_string(vr));
-	else if (e != 0)
-		ERR_error_string_n(e, err, sizeof(err));
+	tls_client_error(bufferevent_openssl_get_ssl(s->bev), s->dest, e, err,
+	    sizeof(err));
 	mr_buf_init(&b);
 	mr_buf_printf(&b, "TLS with %s failed: %s", s->relay, err);
 	/* opportunistic: the same address again, in plain text */
@@ -775,6 +754,25 @@ sess_tls_failed(struct smtp_sess *s)
 		s->notls = 1;
 	sess_host_fail(s, b.data);
 	mr_buf_free(&b);
+}
+
+/* The handshake is done: the policy has its last word, then EHLO anew
+ * (RFC 3207 4.2: forget what the server said before). */
+static void
+sess_tls_up(struct smtp_sess *s)
+{
+	struct mr_buf why;
+
+	mr_buf_init(&why);
+	if (tls_client_check(bufferevent_openssl_get_ssl(s->bev), s->dest,
+	    &why) == -1) {
+		sess_tls_refused(s, why.data);
+		mr_buf_free(&why);
+		return;
+	}
+	mr_buf_free(&why);
+	s->tls_on = 1;
+	sess_ehlo(s);
 }
 
 /* ---- the dialogue ---- */
@@ -828,8 +826,8 @@ sess_after_ehlo(struct smtp_sess *s)
 		sess_cmd(s, S_STARTTLS, "STARTTLS");
 		return;
 	}
-	if (!s->tls_on && (tls == MR_TLS_OUT_REQUIRED ||
-	    tls == MR_TLS_OUT_VERIFY)) {
+	/* required, verify, fingerprint: never on in plain text */
+	if (!s->tls_on && tls >= MR_TLS_OUT_REQUIRED) {
 		struct mr_buf b;
 
 		mr_buf_init(&b);
@@ -1737,10 +1735,8 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 			    TCP_NODELAY, &one, sizeof(one));
 			s->state = S_GREETING;
 			sess_timeouts(s, 1);
-		} else if (s->state == S_TLS) {
-			s->tls_on = 1;
-			sess_ehlo(s);
-		}
+		} else if (s->state == S_TLS)
+			sess_tls_up(s);
 		goto out;
 	}
 	sess_event_fail(s, what);

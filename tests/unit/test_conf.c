@@ -304,7 +304,7 @@ t_example(void **state)
 	assert_non_null(d);
 	assert_int_equal(d->kind, MR_DOMAIN_REMOTE);
 	assert_int_equal(d->esmtp, 0);
-	assert_int_equal(d->tls, MR_TLS_OUT_REQUIRED);
+	assert_int_equal(d->tls, MR_TLS_OUT_NONE);
 	assert_int_equal(d->hold_for_etrn, 1);
 	assert_int_equal(d->etrn_allow.nrules, 1);
 	assert_true(mr_domain_is_local(s, "example.net"));
@@ -551,6 +551,92 @@ t_remote_domain_inherits_tls(void **state)
 	    MR_AUTH_OUT_PLAIN);
 	check_roundtrip(cf);
 	mr_config_free(cf);
+}
+
+#define PIN_A	"sha256:" \
+	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define PIN_B	"SHA256:" \
+	"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:" \
+	"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
+
+/* tls-ca-file and tls-fingerprint: parsed, inherited by remote domains
+ * that set none of their own, printed back. */
+static void
+t_tls_trust(void **state)
+{
+	struct mr_config *cf;
+	const struct mr_domain *d;
+	const struct mr_outbound *o;
+	char *out;
+
+	(void)state;
+	cf = parse_clean(SRV("\tdelivery { outbound { tls fingerprint\n"
+	    "\t\ttls-ca-file \"/etc/ca.pem\"; tls-fingerprint " PIN_A " }"
+	    " }\n"
+	    "\tdomain \"inherit.example\" remote { route dns }\n"
+	    "\tdomain \"own.example\" remote { tls verify\n"
+	    "\t\ttls-ca-file system; tls-fingerprint " PIN_B " " PIN_A
+	    " }\n"));
+	o = &cf->servers[0].delivery.outbound;
+	assert_int_equal(o->tls, MR_TLS_OUT_FINGERPRINT);
+	assert_string_equal(o->trust.ca_file, "/etc/ca.pem");
+	assert_int_equal(o->trust.npins, 1);
+	assert_int_equal(o->trust.pins[0].sha256[0], 0x00);
+	assert_int_equal(o->trust.pins[0].sha256[31], 0xff);
+	d = mr_config_domain(&cf->servers[0], "inherit.example");
+	assert_int_equal(d->tls, MR_TLS_OUT_FINGERPRINT);
+	assert_string_equal(d->trust.ca_file, "/etc/ca.pem");
+	assert_int_equal(d->trust.npins, 1);
+	assert_memory_equal(d->trust.pins, o->trust.pins, MR_TLS_PIN_LEN);
+	d = mr_config_domain(&cf->servers[0], "own.example");
+	assert_int_equal(d->tls, MR_TLS_OUT_VERIFY);
+	assert_null(d->trust.ca_file);
+	assert_int_equal(d->trust.npins, 2);
+	assert_int_equal(d->trust.pins[0].sha256[0], 0xab);
+	assert_int_equal(d->trust.pins[0].sha256[31], 0x89);
+	out = print_conf(cf);
+	assert_non_null(strstr(out, "tls-ca-file \"/etc/ca.pem\"\n"));
+	assert_non_null(strstr(out, "tls-ca-file system\n"));
+	assert_non_null(strstr(out, "tls-fingerprint sha256:abcdef0123"));
+	free(out);
+	check_roundtrip(cf);
+	mr_config_free(cf);
+}
+
+static void
+t_err_tls_trust(void **state)
+{
+	(void)state;
+	expect_error(SRV("\tdelivery { outbound { tls fingerprint } }\n"),
+	    "t.conf:4:28: tls fingerprint needs tls-fingerprint in the "
+	    "outbound block of server \"s\"");
+	expect_error(SRV("\tdomain \"r.example\" remote { tls fingerprint }"
+	    "\n"), "t.conf:4:34: tls fingerprint needs tls-fingerprint in "
+	    "domain \"r.example\"");
+	expect_error(SRV("\tdelivery { outbound { tls-fingerprint sha256:00 }"
+	    " }\n"), "bad fingerprint \"sha256:00\": expected sha256: and 64 "
+	    "hexadecimal digits");
+	expect_error(SRV("\tdelivery { outbound { tls-fingerprint "
+	    "md5:00112233445566778899aabbccddeeff } }\n"), "bad fingerprint");
+	/* one digit too many, a colon at the end, a stray character */
+	expect_error(SRV("\tdelivery { outbound { tls-fingerprint " PIN_A "0"
+	    " } }\n"), "bad fingerprint");
+	expect_error(SRV("\tdelivery { outbound { tls-fingerprint " PIN_A ":"
+	    " } }\n"), "bad fingerprint");
+	expect_error(SRV("\tdelivery { outbound { tls-fingerprint sha256:"
+	    "0g112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	    " } }\n"), "bad fingerprint");
+	expect_error(SRV("\tdelivery { outbound { tls-ca-file ca.pem } }\n"),
+	    "tls-ca-file path \"ca.pem\" is not absolute");
+	/* HELO cannot start TLS: said, but the file is taken */
+	expect_warning(SRV("\tdomain \"r.example\" remote { tls required\n"
+	    "\t\tesmtp no }\n"), "t.conf:4:1: warning: esmtp no sends HELO, "
+	    "which cannot start TLS: with tls required no mail to this domain "
+	    "is ever delivered");
+	expect_warning(SRV("\tdelivery { outbound { esmtp no; tls verify } }"
+	    "\n"), "t.conf:4:38: warning: esmtp no sends HELO, which cannot "
+	    "start TLS: with tls verify no mail under these outbound settings "
+	    "is ever delivered");
 }
 
 static void
@@ -927,7 +1013,7 @@ t_err_enum(void **state)
 	    "t.conf:4:15: bad value \"yearly\" for \"rotate\"");
 	expect_error(SRV("\tdelivery { outbound { tls maybe } }\n"),
 	    "t.conf:4:28: bad value \"maybe\" for \"tls\": expected none, "
-	    "opportunistic, required or verify\n");
+	    "opportunistic, required, verify or fingerprint\n");
 	expect_error(SRV("\tconnection permit 1.2.3.4\n"),
 	    "t.conf:4:13: bad value \"permit\" for \"connection\"");
 	expect_error(SRV("\tlog { fields date cs-bogus }\n"),
@@ -1190,6 +1276,8 @@ main(void)
 		cmocka_unit_test_teardown(t_tls_default_with_pki, teardown),
 		cmocka_unit_test_teardown(t_sizes_durations, teardown),
 		cmocka_unit_test_teardown(t_outbound_xoauth2, teardown),
+		cmocka_unit_test_teardown(t_tls_trust, teardown),
+		cmocka_unit_test_teardown(t_err_tls_trust, teardown),
 		cmocka_unit_test_teardown(t_remote_domain_inherits_tls,
 		    teardown),
 		cmocka_unit_test_teardown(t_escapes_roundtrip, teardown),
