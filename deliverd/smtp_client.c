@@ -48,12 +48,10 @@
 #include "log.h"
 #include "proto.h"
 #include "sasl.h"
+#include "smtp_reply.h"
 #include "xoauth2.h"
 #include "deliverd.h"
 
-#define REPLY_LINE_MAX	2048	/* RFC 5321 says 512; be lenient */
-#define REPLY_LINES_MAX	256
-#define REPLY_TEXT_MAX	1024	/* kept of a reply for logs and results */
 #define BODY_CHUNK	(64 * 1024)
 #define BODY_HIGH	(256 * 1024)	/* output kept queued while sending */
 #define IDLE_KEEP	5		/* seconds an unused connection waits */
@@ -1562,46 +1560,23 @@ sess_reply(struct smtp_sess *s)
 	}
 }
 
-/* Appends printable text to the reply, bounded. */
-static void
-sess_reply_text(struct smtp_sess *s, const char *t, size_t n)
-{
-	size_t i;
-
-	if (s->reply.len > 0 && s->reply.len < REPLY_TEXT_MAX)
-		mr_buf_add(&s->reply, " ", 1);
-	for (i = 0; i < n && s->reply.len < REPLY_TEXT_MAX; i++) {
-		char c = t[i];
-
-		if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
-			c = '?';
-		mr_buf_add(&s->reply, &c, 1);
-	}
-}
-
 /*
- * Parses one reply line "ddd[ -]text": returns 1 when the reply is
- * complete, 0 when more lines follow, -1 on a malformed line.
+ * Parses one reply line "ddd[ -]text" (common/smtp_reply.c): 1 when the
+ * reply is complete, 0 when more lines follow, -1 on a malformed line.
+ * l is NUL-terminated (evbuffer_readln).
  */
 static int
 sess_line(struct smtp_sess *s, const char *l, size_t n)
 {
-	int code;
+	struct mr_reply r = { s->code, s->nlines, &s->reply };
+	int rc = mr_reply_line(&r, l, n);
 
-	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
-	    l[2] < '0' || l[2] > '9' || (n > 3 && l[3] != ' ' && l[3] != '-'))
-		return -1;
-	code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
-	if (s->nlines > 0 && code != s->code)
-		return -1;
-	if (++s->nlines > REPLY_LINES_MAX)
-		return -1;
-	s->code = code;
-	if (n > 4 && s->state == S_EHLO && s->nlines > 1 && code == 250)
+	s->code = r.code;
+	s->nlines = r.nlines;
+	if (rc != -1 && n > 4 && s->state == S_EHLO && s->nlines > 1 &&
+	    s->code == 250)
 		sess_ehlo_line(s, l + 4);
-	if (n > 4)
-		sess_reply_text(s, l + 4, n - 4);
-	return n == 3 || l[3] == ' ';
+	return rc;
 }
 
 static void
@@ -1625,12 +1600,12 @@ sess_readcb(struct bufferevent *bev, void *arg)
 	while (!s->zombie && s->bev == bev && s->state != S_BODY &&
 	    s->deferred == NULL) {
 		if ((l = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) == NULL) {
-			if (evbuffer_get_length(in) > REPLY_LINE_MAX)
+			if (evbuffer_get_length(in) > MR_REPLY_LINE_MAX)
 				sess_host_fail(s, "protocol error: reply "
 				    "line too long");
 			break;
 		}
-		rc = n > REPLY_LINE_MAX ? -1 : sess_line(s, l, n);
+		rc = sess_line(s, l, n);
 		free(l);
 		if (rc == -1) {
 			sess_host_fail(s, "protocol error: malformed reply");
