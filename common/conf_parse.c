@@ -1404,21 +1404,74 @@ get_out_auth(struct pc *pc, const struct mr_cf_stmt *st,
 	}
 }
 
+/* rate N [per DURATION]: at most N messages per DURATION (1m) */
+static void
+get_rate(struct pc *pc, const struct mr_cf_stmt *st, unsigned *rate,
+    unsigned *window)
+{
+	unsigned n, w = 60;
+
+	if (st->nargs == 3) {
+		aerr(pc, st, 2, "\"rate\" needs \"N\" or \"N per DURATION\"");
+		return;
+	}
+	if (get_uint(pc, st, 1, 0, MR_RATE_MAX, &n) == -1)
+		return;
+	if (st->nargs == 4) {
+		if (strcmp(ARG(st, 2), "per") != 0) {
+			aerr(pc, st, 2, "expected \"per\" after \"rate %s\"",
+			    ARG(st, 1));
+			return;
+		}
+		if (get_duration(pc, st, 3, &w) == -1)
+			return;
+		if (w == 0 || w > 86400) {
+			aerr(pc, st, 3, "the \"rate\" window must be between "
+			    "1s and 1d");
+			return;
+		}
+	}
+	*rate = n;
+	*window = w;
+}
+
+/* The timeouts of each step of a session (RFC 5321 4.5.3.2). */
+static unsigned *
+outbound_timeout(struct mr_outbound *o, const char *k)
+{
+	static const char *const names[] = { "timeout", "connect-timeout",
+	    "greeting-timeout", "command-timeout", "data-timeout",
+	    "block-timeout", "dot-timeout", NULL };
+	unsigned *const dst[] = { &o->timeout, &o->connect_timeout,
+	    &o->greeting_timeout, &o->command_timeout, &o->data_timeout,
+	    &o->block_timeout, &o->dot_timeout };
+	size_t i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(k, names[i]) == 0)
+			return dst[i];
+	return NULL;
+}
+
 static void
 kw_outbound_set(struct pc *pc, const struct mr_cf_stmt *st)
 {
 	struct mr_outbound *o = &cur_server(pc)->delivery.outbound;
 	const char *k = KW(st);
+	unsigned *t;
 	int v;
 
-	if (strcmp(k, "connections") == 0)
+	if ((t = outbound_timeout(o, k)) != NULL) {
+		if (get_duration(pc, st, 1, t) == 0 && *t == 0)
+			aerr(pc, st, 1, "\"%s\" must be at least 1s", k);
+	} else if (strcmp(k, "rate") == 0)
+		get_rate(pc, st, &o->rate, &o->rate_window);
+	else if (strcmp(k, "connections") == 0)
 		get_uint(pc, st, 1, 1, UINT_MAX, &o->connections);
 	else if (strcmp(k, "per-domain") == 0)
 		get_uint(pc, st, 1, 1, UINT_MAX, &o->per_domain);
 	else if (strcmp(k, "port") == 0)
 		get_uint(pc, st, 1, 1, 65535, &o->port);
-	else if (strcmp(k, "timeout") == 0)
-		get_duration(pc, st, 1, &o->timeout);
 	else if (strcmp(k, "esmtp") == 0)
 		get_bool(pc, st, 1, &o->esmtp);
 	else if (strcmp(k, "auth") == 0)
@@ -1433,6 +1486,13 @@ static const struct kw outbound_kw[] = {
 	{ "per-domain", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "port", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "connect-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "greeting-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "command-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "data-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "block-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "dot-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "rate", 1, 3, NOBLOCK, kw_outbound_set },
 	{ "tls", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "auth", 1, 4, NOBLOCK, kw_outbound_set },
 	{ "esmtp", 1, 1, NOBLOCK, kw_outbound_set },
@@ -1740,6 +1800,8 @@ kw_remote_set(struct pc *pc, const struct mr_cf_stmt *st)
 		get_bool(pc, st, 1, &d->esmtp);
 	else if (strcmp(k, "hold-for-etrn") == 0)
 		get_bool(pc, st, 1, &d->hold_for_etrn);
+	else if (strcmp(k, "rate") == 0)
+		get_rate(pc, st, &d->rate, &d->rate_window);
 	else if (strcmp(k, "auth") == 0)
 		get_out_auth(pc, st, &d->auth, &d->auth_user,
 		    &d->auth_password_file);
@@ -1785,6 +1847,7 @@ static const struct kw remote_kw[] = {
 	{ "tls", 1, 1, NOBLOCK, kw_remote_set },
 	{ "auth", 1, 4, NOBLOCK, kw_remote_set },
 	{ "hold-for-etrn", 1, 1, NOBLOCK, kw_remote_set },
+	{ "rate", 1, 3, NOBLOCK, kw_remote_set },
 	{ "etrn-allow", 1, -1, NOBLOCK, kw_etrn_allow },
 	{ NULL, 0, 0, 0, NULL }
 };
@@ -1951,6 +2014,13 @@ server_init(struct mr_server *s)
 	dl->outbound.per_domain = 100;
 	dl->outbound.port = 25;
 	dl->outbound.timeout = 600;
+	dl->outbound.connect_timeout = 30;
+	dl->outbound.greeting_timeout = 300;	/* RFC 5321 4.5.3.2.1 */
+	dl->outbound.command_timeout = 300;	/* 4.5.3.2.2, 4.5.3.2.3 */
+	dl->outbound.data_timeout = 120;	/* 4.5.3.2.4 */
+	dl->outbound.block_timeout = 180;	/* 4.5.3.2.5 */
+	dl->outbound.dot_timeout = 600;		/* 4.5.3.2.6 */
+	dl->outbound.rate_window = 60;
 	dl->outbound.tls = MR_TLS_OUT_OPPORTUNISTIC;
 	dl->outbound.auth = MR_AUTH_OUT_NONE;
 	dl->outbound.esmtp = 1;

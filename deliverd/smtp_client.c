@@ -140,6 +140,7 @@ struct smtp_sess {
 	unsigned		 sent;		/* transactions on this connection */
 	char			*lasterr;	/* why the last address failed */
 	struct event		*defer;		/* runs the next step */
+	struct event		*deadline;	/* the awaited reply is late */
 	void			(*deferred)(struct smtp_sess *);
 	int			 inside;	/* callbacks running */
 	int			 zombie;	/* ended; free when outermost */
@@ -204,6 +205,8 @@ static void
 sess_close(struct smtp_sess *s)
 {
 	sess_seg_free(s);
+	if (s->deadline != NULL)
+		evtimer_del(s->deadline);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
@@ -225,6 +228,8 @@ sess_destroy(struct smtp_sess *s)
 	sess_close(s);
 	if (s->defer != NULL)
 		event_free(s->defer);
+	if (s->deadline != NULL)
+		event_free(s->deadline);
 	mr_buf_free(&s->reply);
 	free(s->accepted);
 	free(s->lasterr);
@@ -293,21 +298,74 @@ smtp_abort(struct smtp_sess *s)
 	sess_end(s, 0, NULL);
 }
 
+/*
+ * How long the current step may take: RFC 5321 4.5.3.2's times by
+ * default (5 minutes for the greeting and each command, 2 for the 354,
+ * 3 for each block of the message, 10 for the end-of-data reply), none
+ * longer than the outbound timeout (IIS RemoteTimeout).
+ */
 static unsigned
 sess_timeout(const struct smtp_sess *s)
 {
-	unsigned t = s->dest->srv->delivery.outbound.timeout;
+	const struct mr_outbound *o = &s->dest->srv->delivery.outbound;
+	unsigned t;
 
-	return t ? t : 600;
+	switch (s->state) {
+	case S_RESOLVE:
+	case S_CONNECT:
+		t = o->connect_timeout;
+		break;
+	case S_GREETING:
+		t = o->greeting_timeout;
+		break;
+	case S_DATA:
+		t = o->data_timeout;
+		break;
+	case S_BODY:
+		t = o->block_timeout;
+		break;
+	case S_DOT:
+		t = o->dot_timeout;
+		break;
+	default:
+		t = o->command_timeout;
+		break;
+	}
+	if (o->timeout != 0 && (t == 0 || t > o->timeout))
+		t = o->timeout;
+	return t != 0 ? t : 600;
 }
 
-/* Waiting for a reply: both directions time out. */
+/*
+ * Writing (connect, the message) times out without progress; a reply
+ * must be complete by a deadline, so that a server trickling an endless
+ * reply a byte at a time is cut off as surely as a mute one.
+ */
 static void
 sess_timeouts(struct smtp_sess *s, int reading)
 {
 	struct timeval tv = { .tv_sec = sess_timeout(s) };
 
-	bufferevent_set_timeouts(s->bev, reading ? &tv : NULL, &tv);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	if (reading)
+		evtimer_add(s->deadline, &tv);
+	else
+		evtimer_del(s->deadline);
+}
+
+static void	sess_event_fail(struct smtp_sess *, short);
+
+static void
+sess_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_sess *s = arg;
+
+	(void)fd;
+	(void)ev;
+	sess_enter(s);
+	if (!s->zombie && s->bev != NULL)
+		sess_event_fail(s, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+	sess_leave(s);
 }
 
 /* ---- the idle cache ---- */
@@ -672,7 +730,8 @@ smtp_start(struct dest *dest, struct delivery *d)
 	mr_buf_init(&s->reply);
 	s->state = S_RESOLVE;
 	s->defer = event_new(deliverd_base(), -1, 0, sess_defer_cb, s);
-	if (s->defer == NULL)
+	s->deadline = evtimer_new(deliverd_base(), sess_deadline_cb, s);
+	if (s->defer == NULL || s->deadline == NULL)
 		mr_panic("smtp: event_new failed");
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	s->mxq = mx_resolve(dest->kind, dest->name, dest->port,
@@ -1612,9 +1671,15 @@ sess_readcb(struct bufferevent *bev, void *arg)
 			break;
 		}
 		if (rc == 1) {
+			evtimer_del(s->deadline);
 			sess_reply(s);
 			mr_buf_reset(&s->reply);
 			s->nlines = 0;
+			/* pipelined: the next reply was asked for already */
+			if (!s->zombie && s->bev == bev && (s->state == S_RCPT ||
+			    s->state == S_DATA) &&
+			    !evtimer_pending(s->deadline, NULL))
+				sess_timeouts(s, 1);
 			/* after 220 to STARTTLS the next bytes belong to TLS */
 			if (s->state == S_TLS)
 				break;
