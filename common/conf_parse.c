@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1435,22 +1436,45 @@ get_rate(struct pc *pc, const struct mr_cf_stmt *st, unsigned *rate,
 	*window = w;
 }
 
-/* The timeouts of each step of a session (RFC 5321 4.5.3.2). */
-static unsigned *
-outbound_timeout(struct mr_outbound *o, const char *k)
+/*
+ * The timeouts of each step of a session (RFC 5321 4.5.3.2): 1 if st
+ * sets one (or was refused), 0 if it is another keyword.
+ */
+static int
+outbound_timeout(struct pc *pc, const struct mr_cf_stmt *st,
+    struct mr_outbound *o)
 {
-	static const char *const names[] = { "timeout", "connect-timeout",
-	    "greeting-timeout", "command-timeout", "data-timeout",
-	    "block-timeout", "dot-timeout", NULL };
-	unsigned *const dst[] = { &o->timeout, &o->connect_timeout,
-	    &o->greeting_timeout, &o->command_timeout, &o->data_timeout,
-	    &o->block_timeout, &o->dot_timeout };
+	static const struct {
+		const char	*name;
+		size_t		 off;
+	} t[] = {
+		{ "timeout", offsetof(struct mr_outbound, timeout) },
+		{ "connect-timeout", offsetof(struct mr_outbound,
+		    connect_timeout) },
+		{ "greeting-timeout", offsetof(struct mr_outbound,
+		    greeting_timeout) },
+		{ "command-timeout", offsetof(struct mr_outbound,
+		    command_timeout) },
+		{ "data-timeout", offsetof(struct mr_outbound, data_timeout) },
+		{ "block-timeout", offsetof(struct mr_outbound,
+		    block_timeout) },
+		{ "dot-timeout", offsetof(struct mr_outbound, dot_timeout) },
+	};
 	size_t i;
+	unsigned v;
 
-	for (i = 0; names[i] != NULL; i++)
-		if (strcmp(k, names[i]) == 0)
-			return dst[i];
-	return NULL;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (strcmp(KW(st), t[i].name) != 0)
+			continue;
+		if (get_duration(pc, st, 1, &v) == -1)
+			return 1;
+		if (v == 0)
+			aerr(pc, st, 1, "\"%s\" must be at least 1s", t[i].name);
+		else
+			memcpy((char *)o + t[i].off, &v, sizeof(v));
+		return 1;
+	}
+	return 0;
 }
 
 static void
@@ -1458,13 +1482,11 @@ kw_outbound_set(struct pc *pc, const struct mr_cf_stmt *st)
 {
 	struct mr_outbound *o = &cur_server(pc)->delivery.outbound;
 	const char *k = KW(st);
-	unsigned *t;
 	int v;
 
-	if ((t = outbound_timeout(o, k)) != NULL) {
-		if (get_duration(pc, st, 1, t) == 0 && *t == 0)
-			aerr(pc, st, 1, "\"%s\" must be at least 1s", k);
-	} else if (strcmp(k, "rate") == 0)
+	if (outbound_timeout(pc, st, o))
+		return;
+	if (strcmp(k, "rate") == 0)
 		get_rate(pc, st, &o->rate, &o->rate_window);
 	else if (strcmp(k, "connections") == 0)
 		get_uint(pc, st, 1, 1, UINT_MAX, &o->connections);

@@ -16,7 +16,6 @@
 #include "config.h"
 
 #include <sys/types.h>
-#include <sys/queue.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,7 +28,6 @@
 #include "deliverd.h"
 
 struct rate {
-	TAILQ_ENTRY(rate)	 entry;
 	char			*key;
 	unsigned		 max;		/* N */
 	uint64_t		 window;	/* D, in milliseconds */
@@ -38,7 +36,8 @@ struct rate {
 	size_t			 count;
 };
 
-static TAILQ_HEAD(, rate) rates = TAILQ_HEAD_INITIALIZER(rates);
+static struct rate	**rates;	/* in no order */
+static size_t		  nrates;
 
 /* Milliseconds of CLOCK_MONOTONIC: a clock set back changes nothing. */
 static uint64_t
@@ -51,10 +50,13 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Frees rates[i]; the last one takes its place. */
 static void
-rate_free(struct rate *r)
+rate_free(size_t i)
 {
-	TAILQ_REMOVE(&rates, r, entry);
+	struct rate *r = rates[i];
+
+	rates[i] = rates[--nrates];
 	free(r->key);
 	free(r->t);
 	free(r);
@@ -64,18 +66,16 @@ rate_free(struct rate *r)
 static void
 rate_gc(uint64_t now)
 {
-	struct rate *r, *next;
-	size_t newest;
+	const struct rate *r;
+	size_t i = 0;
 
-	for (r = TAILQ_FIRST(&rates); r != NULL; r = next) {
-		next = TAILQ_NEXT(r, entry);
-		if (r->count == 0) {
-			rate_free(r);
-			continue;
-		}
-		newest = (r->head + r->count - 1) % r->max;
-		if (r->t[newest] + r->window <= now)
-			rate_free(r);
+	while (i < nrates) {
+		r = rates[i];
+		if (r->count == 0 ||
+		    r->t[(r->head + r->count - 1) % r->max] + r->window <= now)
+			rate_free(i);
+		else
+			i++;
 	}
 }
 
@@ -83,23 +83,25 @@ static struct rate *
 rate_get(const char *key, unsigned max, unsigned window)
 {
 	struct rate *r;
+	size_t i;
 
-	TAILQ_FOREACH(r, &rates, entry)
-		if (strcmp(r->key, key) == 0)
+	for (i = 0; i < nrates; i++)
+		if (strcmp(rates[i]->key, key) == 0)
 			break;
 	/* a reload changed the limit: start afresh */
-	if (r != NULL && (r->max != max || r->window != window * 1000ULL)) {
-		rate_free(r);
-		r = NULL;
-	}
-	if (r != NULL)
-		return r;
+	if (i < nrates && (rates[i]->max != max ||
+	    rates[i]->window != window * 1000ULL))
+		rate_free(i);
+	else if (i < nrates)
+		return rates[i];
 	r = mr_xcalloc(1, sizeof(*r));
 	r->key = mr_xstrdup(key);
 	r->max = max;
 	r->window = window * 1000ULL;
 	r->t = mr_xcalloc(max, sizeof(*r->t));
-	TAILQ_INSERT_TAIL(&rates, r, entry);
+	rates = mr_xreallocarray(rates, nrates + 1,
+	    sizeof(*rates));	/* NOLINT(bugprone-sizeof-expression) */
+	rates[nrates++] = r;
 	return r;
 }
 
@@ -134,12 +136,12 @@ rate_take(const char *key, unsigned max, unsigned window)
 void
 rate_untake(const char *key)
 {
-	struct rate *r;
+	size_t i;
 
-	TAILQ_FOREACH(r, &rates, entry)
-		if (strcmp(r->key, key) == 0) {
-			if (r->count > 0)
-				r->count--;
+	for (i = 0; i < nrates; i++)
+		if (strcmp(rates[i]->key, key) == 0) {
+			if (rates[i]->count > 0)
+				rates[i]->count--;
 			return;
 		}
 }
@@ -147,8 +149,8 @@ rate_untake(const char *key)
 void
 rate_fini(void)
 {
-	struct rate *r;
-
-	while ((r = TAILQ_FIRST(&rates)) != NULL)
-		rate_free(r);
+	while (nrates > 0)
+		rate_free(nrates - 1);
+	free(rates);
+	rates = NULL;
 }
