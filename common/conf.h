@@ -114,7 +114,17 @@ struct mr_outbound {
 	unsigned		 connections;	/* 1000 */
 	unsigned		 per_domain;	/* 100 */
 	unsigned		 port;		/* 25 */
-	unsigned		 timeout;	/* 600 */
+	unsigned		 timeout;	/* 600: bounds every wait */
+	/* each wait of a session (RFC 5321 4.5.3.2), in seconds */
+	unsigned		 connect_timeout;	/* 30 */
+	unsigned		 greeting_timeout;	/* 300 */
+	unsigned		 command_timeout;	/* 300 */
+	unsigned		 data_timeout;		/* 120 */
+	unsigned		 block_timeout;		/* 180 */
+	unsigned		 dot_timeout;		/* 600 */
+	unsigned		 rate;		/* messages per rate_window to
+						 * one destination; 0: none */
+	unsigned		 rate_window;	/* 60 */
 	enum mr_tls_out		 tls;		/* opportunistic */
 	struct mr_tls_trust	 trust;		/* tls-ca-file, tls-fingerprint */
 	enum mr_out_auth	 auth;		/* none */
@@ -124,6 +134,7 @@ struct mr_outbound {
 };
 
 #define MR_RETRY_MAX	8
+#define MR_RATE_MAX	10000	/* outbound rate N: N timestamps kept */
 #define MR_SMART_HOSTS_MAX	8	/* smart-host HOST ... */
 
 struct mr_delivery {
@@ -172,6 +183,8 @@ struct mr_domain {
 	char			*auth_user;
 	char			*auth_password_file;	/* or token-file */
 	int			 hold_for_etrn;	/* 0 */
+	unsigned		 rate;		/* 0: the outbound rate */
+	unsigned		 rate_window;
 	struct mr_access	 etrn_allow;	/* default deny */
 	int			 implicit;	/* added by default (fqdn) */
 };

@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1513,6 +1514,78 @@ get_out_auth(struct pc *pc, const struct mr_cf_stmt *st,
 	}
 }
 
+/* rate N [per DURATION]: at most N messages per DURATION (1m) */
+static void
+get_rate(struct pc *pc, const struct mr_cf_stmt *st, unsigned *rate,
+    unsigned *window)
+{
+	unsigned n, w = 60;
+
+	if (st->nargs == 3) {
+		aerr(pc, st, 2, "\"rate\" needs \"N\" or \"N per DURATION\"");
+		return;
+	}
+	if (get_uint(pc, st, 1, 0, MR_RATE_MAX, &n) == -1)
+		return;
+	if (st->nargs == 4) {
+		if (strcmp(ARG(st, 2), "per") != 0) {
+			aerr(pc, st, 2, "expected \"per\" after \"rate %s\"",
+			    ARG(st, 1));
+			return;
+		}
+		if (get_duration(pc, st, 3, &w) == -1)
+			return;
+		if (w == 0 || w > 86400) {
+			aerr(pc, st, 3, "the \"rate\" window must be between "
+			    "1s and 1d");
+			return;
+		}
+	}
+	*rate = n;
+	*window = w;
+}
+
+/*
+ * The timeouts of each step of a session (RFC 5321 4.5.3.2): 1 if st
+ * sets one (or was refused), 0 if it is another keyword.
+ */
+static int
+outbound_timeout(struct pc *pc, const struct mr_cf_stmt *st,
+    struct mr_outbound *o)
+{
+	static const struct {
+		const char	*name;
+		size_t		 off;
+	} t[] = {
+		{ "timeout", offsetof(struct mr_outbound, timeout) },
+		{ "connect-timeout", offsetof(struct mr_outbound,
+		    connect_timeout) },
+		{ "greeting-timeout", offsetof(struct mr_outbound,
+		    greeting_timeout) },
+		{ "command-timeout", offsetof(struct mr_outbound,
+		    command_timeout) },
+		{ "data-timeout", offsetof(struct mr_outbound, data_timeout) },
+		{ "block-timeout", offsetof(struct mr_outbound,
+		    block_timeout) },
+		{ "dot-timeout", offsetof(struct mr_outbound, dot_timeout) },
+	};
+	size_t i;
+	unsigned v;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (strcmp(KW(st), t[i].name) != 0)
+			continue;
+		if (get_duration(pc, st, 1, &v) == -1)
+			return 1;
+		if (v == 0)
+			aerr(pc, st, 1, "\"%s\" must be at least 1s", t[i].name);
+		else
+			memcpy((char *)o + t[i].off, &v, sizeof(v));
+		return 1;
+	}
+	return 0;
+}
+
 static void
 kw_outbound_set(struct pc *pc, const struct mr_cf_stmt *st)
 {
@@ -1520,14 +1593,16 @@ kw_outbound_set(struct pc *pc, const struct mr_cf_stmt *st)
 	const char *k = KW(st);
 	int v;
 
-	if (strcmp(k, "connections") == 0)
+	if (outbound_timeout(pc, st, o))
+		return;
+	if (strcmp(k, "rate") == 0)
+		get_rate(pc, st, &o->rate, &o->rate_window);
+	else if (strcmp(k, "connections") == 0)
 		get_uint(pc, st, 1, 1, UINT_MAX, &o->connections);
 	else if (strcmp(k, "per-domain") == 0)
 		get_uint(pc, st, 1, 1, UINT_MAX, &o->per_domain);
 	else if (strcmp(k, "port") == 0)
 		get_uint(pc, st, 1, 1, 65535, &o->port);
-	else if (strcmp(k, "timeout") == 0)
-		get_duration(pc, st, 1, &o->timeout);
 	else if (strcmp(k, "esmtp") == 0)
 		get_bool(pc, st, 1, &o->esmtp);
 	else if (strcmp(k, "auth") == 0)
@@ -1549,6 +1624,13 @@ static const struct kw outbound_kw[] = {
 	{ "per-domain", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "port", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "connect-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "greeting-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "command-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "data-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "block-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "dot-timeout", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "rate", 1, 3, NOBLOCK, kw_outbound_set },
 	{ "tls", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "tls-ca-file", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "tls-fingerprint", 1, MR_TLS_PINS_MAX, NOBLOCK, kw_outbound_set },
@@ -1859,6 +1941,8 @@ kw_remote_set(struct pc *pc, const struct mr_cf_stmt *st)
 		get_bool(pc, st, 1, &d->esmtp);
 	else if (strcmp(k, "hold-for-etrn") == 0)
 		get_bool(pc, st, 1, &d->hold_for_etrn);
+	else if (strcmp(k, "rate") == 0)
+		get_rate(pc, st, &d->rate, &d->rate_window);
 	else if (strcmp(k, "auth") == 0)
 		get_out_auth(pc, st, &d->auth, &d->auth_user,
 		    &d->auth_password_file);
@@ -1914,6 +1998,7 @@ static const struct kw remote_kw[] = {
 	{ "tls-fingerprint", 1, MR_TLS_PINS_MAX, NOBLOCK, kw_remote_set },
 	{ "auth", 1, 4, NOBLOCK, kw_remote_set },
 	{ "hold-for-etrn", 1, 1, NOBLOCK, kw_remote_set },
+	{ "rate", 1, 3, NOBLOCK, kw_remote_set },
 	{ "etrn-allow", 1, -1, NOBLOCK, kw_etrn_allow },
 	{ NULL, 0, 0, 0, NULL }
 };
@@ -2081,6 +2166,13 @@ server_init(struct mr_server *s)
 	dl->outbound.per_domain = 100;
 	dl->outbound.port = 25;
 	dl->outbound.timeout = 600;
+	dl->outbound.connect_timeout = 30;
+	dl->outbound.greeting_timeout = 300;	/* RFC 5321 4.5.3.2.1 */
+	dl->outbound.command_timeout = 300;	/* 4.5.3.2.2, 4.5.3.2.3 */
+	dl->outbound.data_timeout = 120;	/* 4.5.3.2.4 */
+	dl->outbound.block_timeout = 180;	/* 4.5.3.2.5 */
+	dl->outbound.dot_timeout = 600;		/* 4.5.3.2.6 */
+	dl->outbound.rate_window = 60;
 	dl->outbound.tls = MR_TLS_OUT_OPPORTUNISTIC;
 	dl->outbound.auth = MR_AUTH_OUT_NONE;
 	dl->outbound.esmtp = 1;

@@ -243,15 +243,41 @@ pr_extensions(FILE *fp, const struct mr_extensions *e)
 }
 
 static void
+pr_timeout(FILE *fp, const char *name, unsigned v)
+{
+	fprintf(fp, "\t\t\t%s ", name);
+	pr_dur(fp, v);
+	fputc('\n', fp);
+}
+
+/* rate N per D; nothing for no rate */
+static void
+pr_rate(FILE *fp, int depth, unsigned rate, unsigned window)
+{
+	if (rate == 0)
+		return;
+	while (depth-- > 0)
+		fputc('\t', fp);
+	fprintf(fp, "rate %u per ", rate);
+	pr_dur(fp, window);
+	fputc('\n', fp);
+}
+
+static void
 pr_outbound(FILE *fp, const struct mr_outbound *o)
 {
 	fputs("\t\toutbound {\n", fp);
 	pr_uint(fp, 3, "connections", o->connections);
 	pr_uint(fp, 3, "per-domain", o->per_domain);
 	pr_uint(fp, 3, "port", o->port);
-	fputs("\t\t\ttimeout ", fp);
-	pr_dur(fp, o->timeout);
-	fputc('\n', fp);
+	pr_timeout(fp, "timeout", o->timeout);
+	pr_timeout(fp, "connect-timeout", o->connect_timeout);
+	pr_timeout(fp, "greeting-timeout", o->greeting_timeout);
+	pr_timeout(fp, "command-timeout", o->command_timeout);
+	pr_timeout(fp, "data-timeout", o->data_timeout);
+	pr_timeout(fp, "block-timeout", o->block_timeout);
+	pr_timeout(fp, "dot-timeout", o->dot_timeout);
+	pr_rate(fp, 3, o->rate, o->rate_window);
 	pr_out_tls(fp, 3, o->tls, &o->trust);
 	pr_out_auth(fp, 3, o->auth, o->auth_user, o->auth_password_file);
 	pr_bool(fp, 3, "esmtp", o->esmtp);
@@ -329,6 +355,7 @@ pr_remote(FILE *fp, const struct mr_domain *d)
 	pr_out_tls(fp, 2, d->tls, &d->trust);
 	pr_out_auth(fp, 2, d->auth, d->auth_user, d->auth_password_file);
 	pr_bool(fp, 2, "hold-for-etrn", d->hold_for_etrn);
+	pr_rate(fp, 2, d->rate, d->rate_window);
 	if (d->etrn_allow.nrules > 0) {
 		fputs("\t\tetrn-allow", fp);
 		for (i = 0; i < d->etrn_allow.nrules; i++) {

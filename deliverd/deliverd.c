@@ -128,16 +128,24 @@ struct hop_opts {
 	enum mr_out_auth auth;
 	const char	*user;
 	const char	*pwfile;
+	unsigned	 rate;		/* 0: no rate limit */
+	unsigned	 rate_window;
 };
 
+/* A remote domain's own rate, else the outbound block's. */
 static struct hop_opts
 opts_of(const struct mr_outbound *ob, const struct mr_domain *dom)
 {
+	int own = dom != NULL && dom->rate != 0;
+	unsigned rate = own ? dom->rate : ob->rate;
+	unsigned win = own ? dom->rate_window : ob->rate_window;
+
 	if (dom != NULL)
 		return (struct hop_opts){ dom->esmtp, dom->tls, &dom->trust,
-		    dom->auth, dom->auth_user, dom->auth_password_file };
+		    dom->auth, dom->auth_user, dom->auth_password_file, rate,
+		    win };
 	return (struct hop_opts){ ob->esmtp, ob->tls, &ob->trust, ob->auth,
-	    ob->auth_user, ob->auth_password_file };
+	    ob->auth_user, ob->auth_password_file, rate, win };
 }
 
 /* The TLS trust of a destination: the CA file and the pinned digests. */
@@ -172,9 +180,10 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
 	struct mr_buf key;
 
 	mr_buf_init(&key);
-	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d|%s|%s", srvidx, (int)kind,
-	    name, port, o->esmtp, (int)o->tls, (int)o->auth,
-	    o->user ? o->user : "", o->pwfile ? o->pwfile : "");
+	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d|%s|%s|%u/%u", srvidx,
+	    (int)kind, name, port, o->esmtp, (int)o->tls, (int)o->auth,
+	    o->user ? o->user : "", o->pwfile ? o->pwfile : "", o->rate,
+	    o->rate_window);
 	trust_key(&key, o->trust);
 	TAILQ_FOREACH(ds, &d.dests, entry)
 		if (strcmp(ds->key, key.data) == 0) {
@@ -194,6 +203,8 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
 	ds->auth = o->auth;
 	ds->auth_user = o->user ? mr_xstrdup(o->user) : NULL;
 	ds->auth_password_file = o->pwfile ? mr_xstrdup(o->pwfile) : NULL;
+	ds->rate = o->rate;
+	ds->rate_window = o->rate_window;
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INSERT_TAIL(&d.dests, ds, entry);
 	return ds;
@@ -333,6 +344,40 @@ srv_room(size_t srvidx)
 	return max == 0 || d.srvconns[srvidx] < max;
 }
 
+static void	delivery_fail(struct delivery *, int, const char *);
+
+/*
+ * May dl start now under its destination's rate limit?  It counts, and
+ * 1; or it goes back to queued untried (MR_DS_AGAIN, no attempt counted:
+ * it waits in the queue), its next parts with it, and 0.  The parts of a
+ * message count once.
+ */
+static int
+dlv_rate_ok(struct delivery *dl)
+{
+	const struct dest *ds = dl->dest;
+	struct delivery *nx;
+	struct mr_buf why;
+	size_t i;
+
+	if (dl->cont || rate_take(ds->key, ds->rate, ds->rate_window) == 0)
+		return 1;
+	mr_buf_init(&why);
+	mr_buf_printf(&why, "4.4.5 rate limit of %u messages per %u s to %s "
+	    "reached; waiting in the queue", ds->rate, ds->rate_window,
+	    ds->name);
+	for (nx = dl->next_part; nx != NULL; nx = nx->next_part) {
+		for (i = 0; i < nx->n; i++)
+			deliverd_set(nx, i, MR_DS_AGAIN, why.data);
+		nx->done = 1;
+		dl->job->pending--;	/* dl's own count keeps it above 0 */
+	}
+	dl->next_part = NULL;
+	delivery_fail(dl, MR_DS_AGAIN, why.data);
+	mr_buf_free(&why);
+	return 0;
+}
+
 /* Starts sessions for waiting deliveries, within the limits. */
 static void
 dest_kick(struct dest *ds)
@@ -344,6 +389,8 @@ dest_kick(struct dest *ds)
 	while (!d.abandoning && (dl = TAILQ_FIRST(&ds->queue)) != NULL) {
 		TAILQ_REMOVE(&ds->queue, dl, entry);
 		dl->queued = 0;
+		if (!dlv_rate_ok(dl))
+			continue;
 		if (smtp_reuse(ds, dl) == 0)
 			continue;
 		if ((per != 0 && ds->nconn >= per) || !srv_room(ds->srvidx)) {
@@ -351,6 +398,8 @@ dest_kick(struct dest *ds)
 			 * it has said goodbye (deliverd_sess_end kicks) */
 			if (per == 0 || ds->nconn < per)
 				(void)smtp_evict_idle(ds->srvidx);
+			if (!dl->cont)
+				rate_untake(ds->key);	/* not sent after all */
 			TAILQ_INSERT_HEAD(&ds->queue, dl, entry);
 			dl->queued = 1;
 			break;
@@ -411,7 +460,8 @@ kick_cb(evutil_socket_t fd, short ev, void *arg)
 
 /* The job's new delivery to ds at try hop, or the one made already. */
 static struct delivery *
-job_hop_dlv(struct job *j, struct dest *ds, unsigned hop, size_t first)
+job_hop_dlv(struct job *j, struct dest *ds, unsigned hop, size_t first,
+    size_t cap)
 {
 	struct delivery *dl;
 	size_t k;
@@ -423,7 +473,7 @@ job_hop_dlv(struct job *j, struct dest *ds, unsigned hop, size_t first)
 	dl->job = j;
 	dl->dest = ds;
 	dl->hop = hop;
-	dl->idx = mr_xcalloc(j->nrcpt, sizeof(*dl->idx));
+	dl->idx = mr_xcalloc(cap, sizeof(*dl->idx));
 	j->dlv = mr_xreallocarray(j->dlv, j->ndlv + 1,
 	    sizeof(*j->dlv));	/* NOLINT(bugprone-sizeof-expression) */
 	j->dlv[j->ndlv++] = dl;
@@ -460,7 +510,7 @@ delivery_next_hop(struct delivery *dl)
 		mr_buf_free(&err);
 		if (ds == NULL)
 			continue;
-		nx = job_hop_dlv(j, ds, dl->hop + 1, first);
+		nx = job_hop_dlv(j, ds, dl->hop + 1, first, dl->n);
 		nx->idx[nx->n++] = dl->idx[i];
 		r->status = 0;
 		mr_info("%s: to=<%s>: trying the next hop, %s", j->qid,
@@ -468,6 +518,35 @@ delivery_next_hop(struct delivery *dl)
 	}
 	if (j->ndlv > first)
 		event_active(d.kick, 0, 0);
+}
+
+/*
+ * The next part of a message split at recipients-per-message goes first
+ * in its destination's queue: the session that sent this part takes it
+ * at once (deliverd_next), as the next transaction on the connection.
+ * When deliverd is stopping, the parts left are not tried.
+ */
+static void
+part_next(struct delivery *dl)
+{
+	struct delivery *nx = dl->next_part;
+	size_t i;
+
+	if (nx == NULL)
+		return;
+	if (!d.stopping && !d.abandoning) {
+		TAILQ_INSERT_HEAD(&nx->dest->queue, nx, entry);
+		nx->queued = 1;
+		return;
+	}
+	/* the job holds dl's own count in pending: it never reaches 0 here */
+	for (; nx != NULL; nx = nx->next_part) {
+		for (i = 0; i < nx->n; i++)
+			deliverd_set(nx, i, MR_DS_AGAIN,
+			    "4.3.2 mail system shutting down");
+		nx->done = 1;
+		dl->job->pending--;
+	}
 }
 
 void
@@ -490,6 +569,7 @@ deliverd_done(struct delivery *dl, const char *relay)
 		    r->addr, relay, status_word(r->status), r->text);
 	}
 	delivery_next_hop(dl);
+	part_next(dl);
 	if (--j->pending == 0)
 		job_finish(j);
 }
@@ -510,12 +590,15 @@ deliverd_next(struct dest *ds, unsigned sent)
 {
 	struct delivery *dl;
 
-	if (!deliverd_may_keep(ds, sent) ||
-	    (dl = TAILQ_FIRST(&ds->queue)) == NULL)
-		return NULL;
-	TAILQ_REMOVE(&ds->queue, dl, entry);
-	dl->queued = 0;
-	return dl;
+	/* the next part of the same message comes whatever the count */
+	while ((dl = TAILQ_FIRST(&ds->queue)) != NULL &&
+	    (dl->cont || deliverd_may_keep(ds, sent))) {
+		TAILQ_REMOVE(&ds->queue, dl, entry);
+		dl->queued = 0;
+		if (dlv_rate_ok(dl))
+			return dl;
+	}
+	return NULL;
 }
 
 void
@@ -734,24 +817,35 @@ fail:
 	return NULL;
 }
 
-/* Adds recipient i to the job's delivery for ds (one per destination). */
+/*
+ * Adds recipient i to the job's delivery for ds: one per destination,
+ * with at most recipients-per-message recipients (IIS MaxRecipients);
+ * beyond it a next part, sent as a further transaction.
+ */
 static void
 job_add(struct job *j, struct dest *ds, size_t i)
 {
-	struct delivery *dl = NULL;
-	size_t k;
+	size_t max = j->srv->limits.recipients_per_message, k;
+	struct delivery *dl = NULL, *nx;
 
+	if (max == 0 || max > j->nrcpt)
+		max = j->nrcpt;
 	for (k = 0; k < j->ndlv; k++)
 		if (j->dlv[k]->dest == ds)
-			dl = j->dlv[k];
-	if (dl == NULL) {
-		dl = mr_xcalloc(1, sizeof(*dl));
-		dl->job = j;
-		dl->dest = ds;
-		dl->idx = mr_xcalloc(j->nrcpt, sizeof(*dl->idx));
+			dl = j->dlv[k];		/* the last part */
+	if (dl == NULL || dl->n >= max) {
+		nx = mr_xcalloc(1, sizeof(*nx));
+		nx->job = j;
+		nx->dest = ds;
+		nx->idx = mr_xcalloc(max, sizeof(*nx->idx));
 		j->dlv = mr_xreallocarray(j->dlv, j->ndlv + 1,
 		    sizeof(*j->dlv));	/* NOLINT(bugprone-sizeof-expression) */
-		j->dlv[j->ndlv++] = dl;
+		j->dlv[j->ndlv++] = nx;
+		if (dl != NULL) {
+			dl->next_part = nx;
+			nx->cont = 1;
+		}
+		dl = nx;
 	}
 	dl->idx[dl->n++] = i;
 }
@@ -788,6 +882,9 @@ job_route(struct job *j)
 	}
 	j->pending = j->ndlv;
 	for (k = 0; k < j->ndlv; k++) {
+		/* a next part waits for the one before it (part_next) */
+		if (j->dlv[k]->cont)
+			continue;
 		TAILQ_INSERT_TAIL(&j->dlv[k]->dest->queue, j->dlv[k], entry);
 		j->dlv[k]->queued = 1;
 	}
@@ -1058,6 +1155,7 @@ teardown(void)
 	for (i = 0; i < 4 && d.queued != NULL; i++)
 		(void)event_base_loop(d.base, EVLOOP_NONBLOCK);
 	smtp_fini();
+	rate_fini();
 	while ((j = TAILQ_FIRST(&d.jobs)) != NULL) {
 		TAILQ_REMOVE(&d.jobs, j, entry);
 		job_free(j);

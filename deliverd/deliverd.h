@@ -89,6 +89,8 @@ struct dest {
 	enum mr_out_auth	 auth;
 	char			*auth_user;
 	char			*auth_password_file;
+	unsigned		 rate;		/* messages per rate_window */
+	unsigned		 rate_window;	/* seconds */
 	unsigned		 nconn;		/* sessions open */
 	TAILQ_HEAD(, delivery)	 queue;		/* waiting for a session */
 };
@@ -104,6 +106,10 @@ struct delivery {
 	int			 queued;	/* on dest->queue */
 	int			 done;
 	unsigned		 hop;		/* try: 0 first (dest_route) */
+	/* recipients over recipients-per-message: the next transaction,
+	 * queued when this one is done, on the same connection */
+	struct delivery		*next_part;
+	int			 cont;		/* a next part itself */
 };
 
 /* auth_client.c */
@@ -159,6 +165,11 @@ const struct mr_config *deliverd_config(void);
 
 /* self.c: is this address and port one of our own listeners? */
 int		 self_listens(const struct sockaddr_storage *);
+
+/* rate.c: per-destination rate limits */
+int		 rate_take(const char *key, unsigned max, unsigned window);
+void		 rate_untake(const char *key);	/* the last take, unsent */
+void		 rate_fini(void);
 
 /* smtp_client.c */
 int		 smtp_init(void);

@@ -47,12 +47,10 @@
 #include "log.h"
 #include "proto.h"
 #include "sasl.h"
+#include "smtp_reply.h"
 #include "xoauth2.h"
 #include "deliverd.h"
 
-#define REPLY_LINE_MAX	2048	/* RFC 5321 says 512; be lenient */
-#define REPLY_LINES_MAX	256
-#define REPLY_TEXT_MAX	1024	/* kept of a reply for logs and results */
 #define BODY_CHUNK	(64 * 1024)
 #define BODY_HIGH	(256 * 1024)	/* output kept queued while sending */
 #define IDLE_KEEP	5		/* seconds an unused connection waits */
@@ -141,6 +139,7 @@ struct smtp_sess {
 	unsigned		 sent;		/* transactions on this connection */
 	char			*lasterr;	/* why the last address failed */
 	struct event		*defer;		/* runs the next step */
+	struct event		*deadline;	/* the awaited reply is late */
 	void			(*deferred)(struct smtp_sess *);
 	int			 inside;	/* callbacks running */
 	int			 zombie;	/* ended; free when outermost */
@@ -190,6 +189,8 @@ static void
 sess_close(struct smtp_sess *s)
 {
 	sess_seg_free(s);
+	if (s->deadline != NULL)
+		evtimer_del(s->deadline);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
@@ -211,6 +212,8 @@ sess_destroy(struct smtp_sess *s)
 	sess_close(s);
 	if (s->defer != NULL)
 		event_free(s->defer);
+	if (s->deadline != NULL)
+		event_free(s->deadline);
 	mr_buf_free(&s->reply);
 	free(s->accepted);
 	free(s->lasterr);
@@ -279,21 +282,74 @@ smtp_abort(struct smtp_sess *s)
 	sess_end(s, 0, NULL);
 }
 
+/*
+ * How long the current step may take: RFC 5321 4.5.3.2's times by
+ * default (5 minutes for the greeting and each command, 2 for the 354,
+ * 3 for each block of the message, 10 for the end-of-data reply), none
+ * longer than the outbound timeout (IIS RemoteTimeout).
+ */
 static unsigned
 sess_timeout(const struct smtp_sess *s)
 {
-	unsigned t = s->dest->srv->delivery.outbound.timeout;
+	const struct mr_outbound *o = &s->dest->srv->delivery.outbound;
+	unsigned t;
 
-	return t ? t : 600;
+	switch (s->state) {
+	case S_RESOLVE:
+	case S_CONNECT:
+		t = o->connect_timeout;
+		break;
+	case S_GREETING:
+		t = o->greeting_timeout;
+		break;
+	case S_DATA:
+		t = o->data_timeout;
+		break;
+	case S_BODY:
+		t = o->block_timeout;
+		break;
+	case S_DOT:
+		t = o->dot_timeout;
+		break;
+	default:
+		t = o->command_timeout;
+		break;
+	}
+	if (o->timeout != 0 && (t == 0 || t > o->timeout))
+		t = o->timeout;
+	return t != 0 ? t : 600;
 }
 
-/* Waiting for a reply: both directions time out. */
+/*
+ * Writing (connect, the message) times out without progress; a reply
+ * must be complete by a deadline, so that a server trickling an endless
+ * reply a byte at a time is cut off as surely as a mute one.
+ */
 static void
 sess_timeouts(struct smtp_sess *s, int reading)
 {
 	struct timeval tv = { .tv_sec = sess_timeout(s) };
 
-	bufferevent_set_timeouts(s->bev, reading ? &tv : NULL, &tv);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	if (reading)
+		evtimer_add(s->deadline, &tv);
+	else
+		evtimer_del(s->deadline);
+}
+
+static void	sess_event_fail(struct smtp_sess *, short);
+
+static void
+sess_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_sess *s = arg;
+
+	(void)fd;
+	(void)ev;
+	sess_enter(s);
+	if (!s->zombie && s->bev != NULL)
+		sess_event_fail(s, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+	sess_leave(s);
 }
 
 /* ---- the idle cache ---- */
@@ -658,7 +714,8 @@ smtp_start(struct dest *dest, struct delivery *d)
 	mr_buf_init(&s->reply);
 	s->state = S_RESOLVE;
 	s->defer = event_new(deliverd_base(), -1, 0, sess_defer_cb, s);
-	if (s->defer == NULL)
+	s->deadline = evtimer_new(deliverd_base(), sess_deadline_cb, s);
+	if (s->defer == NULL || s->deadline == NULL)
 		mr_panic("smtp: event_new failed");
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	s->mxq = mx_resolve(dest->kind, dest->name, dest->port,
@@ -1579,46 +1636,23 @@ sess_reply(struct smtp_sess *s)
 	}
 }
 
-/* Appends printable text to the reply, bounded. */
-static void
-sess_reply_text(struct smtp_sess *s, const char *t, size_t n)
-{
-	size_t i;
-
-	if (s->reply.len > 0 && s->reply.len < REPLY_TEXT_MAX)
-		mr_buf_add(&s->reply, " ", 1);
-	for (i = 0; i < n && s->reply.len < REPLY_TEXT_MAX; i++) {
-		char c = t[i];
-
-		if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
-			c = '?';
-		mr_buf_add(&s->reply, &c, 1);
-	}
-}
-
 /*
- * Parses one reply line "ddd[ -]text": returns 1 when the reply is
- * complete, 0 when more lines follow, -1 on a malformed line.
+ * Parses one reply line "ddd[ -]text" (common/smtp_reply.c): 1 when the
+ * reply is complete, 0 when more lines follow, -1 on a malformed line.
+ * l is NUL-terminated (evbuffer_readln).
  */
 static int
 sess_line(struct smtp_sess *s, const char *l, size_t n)
 {
-	int code;
+	struct mr_reply r = { s->code, s->nlines, &s->reply };
+	int rc = mr_reply_line(&r, l, n);
 
-	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
-	    l[2] < '0' || l[2] > '9' || (n > 3 && l[3] != ' ' && l[3] != '-'))
-		return -1;
-	code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
-	if (s->nlines > 0 && code != s->code)
-		return -1;
-	if (++s->nlines > REPLY_LINES_MAX)
-		return -1;
-	s->code = code;
-	if (n > 4 && s->state == S_EHLO && s->nlines > 1 && code == 250)
+	s->code = r.code;
+	s->nlines = r.nlines;
+	if (rc != -1 && n > 4 && s->state == S_EHLO && s->nlines > 1 &&
+	    s->code == 250)
 		sess_ehlo_line(s, l + 4);
-	if (n > 4)
-		sess_reply_text(s, l + 4, n - 4);
-	return n == 3 || l[3] == ' ';
+	return rc;
 }
 
 static void
@@ -1642,21 +1676,27 @@ sess_readcb(struct bufferevent *bev, void *arg)
 	while (!s->zombie && s->bev == bev && s->state != S_BODY &&
 	    s->deferred == NULL) {
 		if ((l = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) == NULL) {
-			if (evbuffer_get_length(in) > REPLY_LINE_MAX)
+			if (evbuffer_get_length(in) > MR_REPLY_LINE_MAX)
 				sess_host_fail(s, "protocol error: reply "
 				    "line too long");
 			break;
 		}
-		rc = n > REPLY_LINE_MAX ? -1 : sess_line(s, l, n);
+		rc = sess_line(s, l, n);
 		free(l);
 		if (rc == -1) {
 			sess_host_fail(s, "protocol error: malformed reply");
 			break;
 		}
 		if (rc == 1) {
+			evtimer_del(s->deadline);
 			sess_reply(s);
 			mr_buf_reset(&s->reply);
 			s->nlines = 0;
+			/* pipelined: the next reply was asked for already */
+			if (!s->zombie && s->bev == bev && (s->state == S_RCPT ||
+			    s->state == S_DATA) &&
+			    !evtimer_pending(s->deadline, NULL))
+				sess_timeouts(s, 1);
 			/* after 220 to STARTTLS the next bytes belong to TLS */
 			if (s->state == S_TLS)
 				break;

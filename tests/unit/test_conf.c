@@ -435,6 +435,13 @@ t_defaults(void **state)
 	assert_int_equal(s->delivery.outbound.per_domain, 100);
 	assert_int_equal(s->delivery.outbound.port, 25);
 	assert_int_equal(s->delivery.outbound.timeout, 600);
+	assert_int_equal(s->delivery.outbound.connect_timeout, 30);
+	assert_int_equal(s->delivery.outbound.greeting_timeout, 300);
+	assert_int_equal(s->delivery.outbound.command_timeout, 300);
+	assert_int_equal(s->delivery.outbound.data_timeout, 120);
+	assert_int_equal(s->delivery.outbound.block_timeout, 180);
+	assert_int_equal(s->delivery.outbound.dot_timeout, 600);
+	assert_int_equal(s->delivery.outbound.rate, 0);
 	assert_int_equal(s->delivery.outbound.tls, MR_TLS_OUT_OPPORTUNISTIC);
 	assert_int_equal(s->delivery.outbound.auth, MR_AUTH_OUT_NONE);
 	assert_int_equal(s->delivery.outbound.esmtp, 1);
@@ -637,6 +644,37 @@ t_err_tls_trust(void **state)
 	    "\n"), "t.conf:4:38: warning: esmtp no sends HELO, which cannot "
 	    "start TLS: with tls verify no mail under these outbound settings "
 	    "is ever delivered");
+/* step timeouts and rate limits: outbound, and a remote domain's own */
+static void
+t_outbound_timeouts_and_rate(void **state)
+{
+	struct mr_config *cf;
+	const struct mr_domain *d;
+	char *out;
+
+	(void)state;
+	cf = parse_clean(SRV("\tdomain \"r.example\" remote { rate 3 }\n"
+	    "\tdelivery { outbound { dot-timeout 90s; greeting-timeout 1m\n"
+	    "\t\trate 50 per 10s } }\n"));
+	assert_int_equal(cf->servers[0].delivery.outbound.dot_timeout, 90);
+	assert_int_equal(cf->servers[0].delivery.outbound.greeting_timeout, 60);
+	assert_int_equal(cf->servers[0].delivery.outbound.rate, 50);
+	assert_int_equal(cf->servers[0].delivery.outbound.rate_window, 10);
+	d = mr_config_domain(&cf->servers[0], "r.example");
+	assert_non_null(d);
+	assert_int_equal(d->rate, 3);
+	assert_int_equal(d->rate_window, 60);
+	out = print_conf(cf);
+	assert_non_null(strstr(out, "dot-timeout 90s\n"));
+	assert_non_null(strstr(out, "rate 50 per 10s\n"));
+	assert_non_null(strstr(out, "rate 3 per 1m\n"));
+	free(out);
+	check_roundtrip(cf);
+	mr_config_free(cf);
+	expect_error(SRV("\tdelivery { outbound { rate 5 over 1m } }\n"),
+	    "t.conf:4:31: expected \"per\" after \"rate 5\"\n");
+	expect_error(SRV("\tdelivery { outbound { command-timeout 0 } }\n"),
+	    "t.conf:4:40: \"command-timeout\" must be at least 1s\n");
 }
 
 static void
@@ -1278,6 +1316,8 @@ main(void)
 		cmocka_unit_test_teardown(t_outbound_xoauth2, teardown),
 		cmocka_unit_test_teardown(t_tls_trust, teardown),
 		cmocka_unit_test_teardown(t_err_tls_trust, teardown),
+		cmocka_unit_test_teardown(t_outbound_timeouts_and_rate,
+		    teardown),
 		cmocka_unit_test_teardown(t_remote_domain_inherits_tls,
 		    teardown),
 		cmocka_unit_test_teardown(t_escapes_roundtrip, teardown),
