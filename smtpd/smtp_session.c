@@ -196,7 +196,7 @@ tlog(struct session *s, const char *line, size_t n)
 
 	if (!translog_reply(&s->tl, line, n))
 		return;
-	if (s->srv->log.directory == NULL || s->srv->log.format != MR_LOG_W3C) {
+	if (s->srv->log.directory == NULL || s->srv->log.format == MR_LOG_NONE) {
 		s->tl.active = 0;
 		return;
 	}
@@ -205,7 +205,7 @@ tlog(struct session *s, const char *line, size_t n)
 	x.server_ip = s->lip;
 	x.server_port = s->lport;
 	x.helo = s->helo;
-	x.user = "";
+	x.user = s->auth.user;
 	translog_send(&s->tl, &x, line);
 }
 
