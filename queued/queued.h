@@ -179,6 +179,10 @@ void	sched_hold(struct qmsg *, int on, int was_checked);
 void	sched_remove(struct qmsg *);	/* deletes it from the queue */
 void	sched_return(struct qmsg *, const char *reason); /* bounce it */
 
+/* sessions.c: the SMTP sessions in progress (MR_Q_SESSION) */
+int	sessions_update(const unsigned char *, size_t);	/* -1: malformed */
+void	sessions_clear(void);		/* smtpd went away */
+
 /* control.c: the control socket (mailrootctl) */
 void	control_init(void);	/* before the sandbox: group members */
 void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
