@@ -123,11 +123,13 @@ enum mr_msgtype {
 	MR_MSG_MAX = MR_Q_SESSION
 };
 
-/* MR_Q_SESSION: a session began or changed (all of it is sent), or
- * ended (only the session number counts). */
+/* MR_Q_SESSION: a session began (a new connection), is as the frame
+ * says (after a command, or reported again to a new queued), or ended
+ * (only the session number counts).  All of it is sent each time. */
 enum mr_sess_op {
 	MR_SESS_GONE = 0,
-	MR_SESS_NOW = 1
+	MR_SESS_NOW = 1,
+	MR_SESS_BEGIN = 2
 };
 
 /* What a session is doing, as mailrootctl sessions shows it. */

@@ -120,6 +120,8 @@ sessions_update(const unsigned char *data, size_t len)
 		    "SESSION for no server" : err);
 		return -1;
 	}
+	if (m.op == MR_SESS_BEGIN)	/* a new connection */
+		metrics_add(&q->servers[m.server], MC_CONNECTIONS, 1);
 	pp = find(m.id);
 	if (m.op == MR_SESS_GONE) {
 		if ((s = *pp) != NULL) {
@@ -134,6 +136,19 @@ sessions_update(const unsigned char *data, size_t len)
 	else
 		add(&m);
 	return 0;
+}
+
+/* The sessions in progress of server i (for the metrics). */
+size_t
+sessions_count(size_t server)
+{
+	const struct sess *s;
+	size_t i, n = 0;
+
+	for (i = 0; i < SESS_HASH; i++)
+		for (s = table[i]; s != NULL; s = s->next)
+			n += s->server == server;
+	return n;
 }
 
 /* smtpd went away: its sessions with it. */

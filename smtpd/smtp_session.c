@@ -740,7 +740,7 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	mr_debug("session %llu: connect from [%s] to %s",
 	    (unsigned long long)s->id, s->ip, l->lcfg->text);
 	s->started = time(NULL);
-	report(s, MR_SESS_NOW);
+	report(s, MR_SESS_BEGIN);
 	(void)rdns_wait_for(s);	/* under way while TLS starts */
 	if (!l->lcfg->tls)
 		greet(s);
