@@ -278,3 +278,22 @@ def test_histograms_and_connections(served):
         port), "mailroot_inbound_connections") == 0, 60, 0.1)
     assert gauge(samples(port), "mailroot_inbound_connections_total") == \
         base + 3
+
+
+def test_grafana_dashboard_queries_what_is_served(served):
+    """contrib/grafana/mailroot-dashboard.json is valid JSON for Grafana's
+    import, and every mailroot metric its queries name is in a scrape of
+    a running mailrootd."""
+    import json
+    dash = json.loads((mh.SRCDIR / "contrib/grafana/"
+                       "mailroot-dashboard.json").read_text())
+    assert dash["uid"] == "mailroot" and dash["panels"]
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exprs.append(dash["templating"]["list"][0]["definition"])
+    used = {n for e in exprs for n in re.findall(r"\bmailroot_[a-z_]+", e)}
+    _, port, _ = served
+    served_names = {name for name, _ in samples(port)}
+    assert used and used <= served_names, used - served_names
+    titles = " ".join(p["title"] for p in dash["panels"]).lower()
+    for want in ("queue", "latency", "per second"):
+        assert want in titles
