@@ -166,11 +166,16 @@ sessions_clear(void)
 	nsess = 0;
 }
 
+/* One listed session (an array of these, not of bare pointers). */
+struct entry {
+	const struct sess	*s;
+};
+
 static int
 by_start(const void *a, const void *b)
 {
-	const struct sess *x = *(const struct sess *const *)a;
-	const struct sess *y = *(const struct sess *const *)b;
+	const struct sess *x = ((const struct entry *)a)->s;
+	const struct sess *y = ((const struct entry *)b)->s;
 
 	if (x->start != y->start)
 		return x->start < y->start ? -1 : 1;
@@ -179,19 +184,20 @@ by_start(const void *a, const void *b)
 
 /* The sessions of the server named (every one with ""), oldest first;
  * *np of them. */
-static struct sess **
+static struct entry *
 listed(const char *server, size_t *np)
 {
-	struct sess **v, *s;
+	struct entry *v;
+	const struct sess *s;
 	size_t i, n = 0;
 
-	v = mr_xcalloc(nsess + 1, sizeof(*v));
+	v = mr_xcalloc(nsess + 1, sizeof(struct entry));
 	for (i = 0; i < SESS_HASH; i++)
 		for (s = table[i]; s != NULL; s = s->next)
 			if (server[0] == '\0' || strcmp(server,
 			    q->servers[s->server].srv->name) == 0)
-				v[n++] = s;
-	qsort(v, n, sizeof(*v), by_start);
+				v[n++].s = s;
+	qsort(v, n, sizeof(struct entry), by_start);
 	*np = n;
 	return v;
 }
@@ -237,29 +243,32 @@ void
 sessions_verb(struct conn *c, const struct mr_ctl_req *r)
 {
 	struct mr_buf b;
-	struct sess **v;
+	struct entry *v;
 	size_t i, n;
 	time_t now = time(NULL);
 	int wsrv = 6;
 
 	v = listed(r->server, &n);
-	for (i = 0; i < n; i++)
-		if ((int)strlen(q->servers[v[i]->server].srv->name) > wsrv)
-			wsrv = (int)strlen(q->servers[v[i]->server].srv->name);
+	for (i = 0; i < n; i++) {
+		int w = (int)strlen(q->servers[v[i].s->server].srv->name);
+
+		if (w > wsrv)
+			wsrv = w;
+	}
 	mr_buf_init(&b);
 	if (r->json)
 		mr_buf_adds(&b, "{\"sessions\":[");
 	else
-		mr_buf_printf(&b, "%-8s  %-*s  %-39s  %-9s  %-20s  %-20s  %-8s  "
-		    "%s\n", "ID", wsrv, "SERVER", "CLIENT", "STATE", "USER",
+		mr_buf_printf(&b, "%-8s  %-*s  %-39s  %-9s  %-20s  %-20s  "
+		    "%-8s  %s\n", "ID", wsrv, "SERVER", "CLIENT", "STATE", "USER",
 		    "STARTED", "COMMAND", "HELO");
 	for (i = 0; i < n; i++) {
 		if (r->json) {
 			if (i > 0)
 				mr_buf_adds(&b, ",");
-			sess_json(&b, v[i], now);
+			sess_json(&b, v[i].s, now);
 		} else
-			sess_line(&b, v[i], wsrv);
+			sess_line(&b, v[i].s, wsrv);
 	}
 	if (r->json)
 		mr_buf_printf(&b, "],\"count\":%zu}\n", n);

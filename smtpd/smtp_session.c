@@ -209,7 +209,8 @@ tlog(struct session *s, const char *line, size_t n)
 
 	if (!translog_reply(&s->tl, line, n))
 		return;
-	if (s->srv->log.directory == NULL || s->srv->log.format == MR_LOG_NONE) {
+	if (s->srv->log.directory == NULL ||
+	    s->srv->log.format == MR_LOG_NONE) {
 		s->tl.active = 0;
 		return;
 	}
