@@ -39,6 +39,7 @@ static const struct verb verbs[] = {
 	{ "reload", MR_CTL_RELOAD, 0, A_NONE },
 	{ "stop", MR_CTL_STOP, 0, A_NONE },
 	{ "etrn", MR_CTL_ETRN, 0, A_TARGET },
+	{ "sessions", MR_CTL_SESSIONS, 1, A_NONE },
 	{ NULL, 0, 0, A_NONE }
 };
 
@@ -151,7 +152,8 @@ option(struct mr_ctl_req *r, const struct verb *v, char *tok)
 	*val++ = '\0';
 	if (strcmp(tok, "id") == 0 && r->id[0] == '\0' && valid_id(val))
 		return set_field(r->id, sizeof(r->id), val);
-	if (q && strcmp(tok, "server") == 0 && r->server[0] == '\0')
+	if ((q || r->verb == MR_CTL_SESSIONS) && strcmp(tok, "server") == 0 &&
+	    r->server[0] == '\0')
 		return set_field(r->server, sizeof(r->server), val);
 	if (q && strcmp(tok, "domain") == 0 && r->domain[0] == '\0')
 		return set_field(r->domain, sizeof(r->domain), val);

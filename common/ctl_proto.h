@@ -20,7 +20,8 @@
 enum mr_ctl_verb {
 	MR_CTL_QUEUE = 1, MR_CTL_SHOW, MR_CTL_FLUSH, MR_CTL_RETRY,
 	MR_CTL_HOLD, MR_CTL_RELEASE, MR_CTL_DELETE, MR_CTL_BOUNCE,
-	MR_CTL_STATS, MR_CTL_RELOAD, MR_CTL_STOP, MR_CTL_ETRN
+	MR_CTL_STATS, MR_CTL_RELOAD, MR_CTL_STOP, MR_CTL_ETRN,
+	MR_CTL_SESSIONS
 };
 
 /* queue --state: what a listed message must have */
@@ -38,7 +39,8 @@ struct mr_ctl_req {
 	int			 body;		/* show --body */
 	enum mr_ctl_state	 state;
 	char			 id[64 + 1];	/* show .. bounce */
-	char			 server[MR_CTL_ARG_MAX + 1];
+	char			 server[MR_CTL_ARG_MAX + 1]; /* queue,
+						 * sessions */
 	char			 domain[MR_CTL_ARG_MAX + 1];
 	char			 sender[MR_CTL_ARG_MAX + 1];
 	char			 target[MR_CTL_ARG_MAX + 1]; /* flush, hold,
@@ -56,7 +58,7 @@ int	mr_ctl_parse(const unsigned char *, size_t, struct mr_ctl_req *,
 	    const char **err);
 /* The verb's name ("queue", ...), NULL if unknown. */
 const char *mr_ctl_verb_name(enum mr_ctl_verb);
-/* A verb that changes nothing (queue, show, stats). */
+/* A verb that changes nothing (queue, show, stats, sessions). */
 int	mr_ctl_read_only(enum mr_ctl_verb);
 const char *mr_ctl_state_name(enum mr_ctl_state);
 

@@ -642,3 +642,29 @@ mr_msg_log(const unsigned char *p, size_t len, struct mr_m_log *m,
 	}
 	return 0;
 }
+
+int
+mr_msg_session(const unsigned char *p, size_t len, struct mr_m_session *m,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	m->op = mr_rd_u32(&rd);
+	m->id = mr_rd_u64(&rd);
+	m->server = mr_rd_u32(&rd);
+	m->client_ip = rd_clean(&rd, 64);
+	m->server_ip = rd_clean(&rd, 64);
+	m->server_port = mr_rd_u32(&rd);
+	m->state = mr_rd_u32(&rd);
+	m->helo = rd_clean(&rd, 255);
+	m->user = rd_clean(&rd, MR_ADDR_MAX);
+	m->command = rd_clean(&rd, MR_SESS_CMD_MAX);
+	m->start = mr_rd_u64(&rd);
+	if (!mr_rd_done(&rd) || m->op > MR_SESS_BEGIN ||
+	    m->server_port > 65535 || m->state > MR_SS_MAX) {
+		*err = "malformed SESSION";
+		return -1;
+	}
+	return 0;
+}

@@ -226,4 +226,23 @@ struct mr_m_log {
 int	mr_msg_log(const unsigned char *, size_t, struct mr_m_log *,
 	    const char **err);
 
+/* MR_Q_SESSION (smtpd -> queued): a session in progress, or its end;
+ * strings without control bytes, op and state known */
+#define MR_SESS_CMD_MAX	16
+struct mr_m_session {
+	uint32_t	 op;		/* enum mr_sess_op */
+	uint64_t	 id;		/* smtpd's session number */
+	uint32_t	 server;	/* not checked against the servers */
+	const char	*client_ip;	/* <= 64 */
+	const char	*server_ip;	/* <= 64 */
+	uint32_t	 server_port;	/* <= 65535 */
+	uint32_t	 state;		/* enum mr_sess_state */
+	const char	*helo;		/* <= 255 */
+	const char	*user;		/* <= MR_ADDR_MAX */
+	const char	*command;	/* <= MR_SESS_CMD_MAX */
+	uint64_t	 start;		/* Unix seconds */
+};
+int	mr_msg_session(const unsigned char *, size_t, struct mr_m_session *,
+	    const char **err);
+
 #endif

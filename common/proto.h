@@ -112,7 +112,35 @@ enum mr_msgtype {
 	MR_Q_ETRN,		/* u32 server index, str domain: release the
 				 * mail held for it (queued/etrn.c) */
 
-	MR_MSG_MAX = MR_Q_ETRN
+	/* smtpd -> queued: the sessions in progress (mailrootctl sessions) */
+	MR_Q_SESSION,		/* u32 op (enum mr_sess_op), u64 session,
+				 * u32 server index, str client-ip, str
+				 * server-ip, u32 server-port, u32 state
+				 * (enum mr_sess_state), str helo, str user,
+				 * str command, u64 start (Unix seconds);
+				 * strings without control bytes */
+
+	MR_MSG_MAX = MR_Q_SESSION
+};
+
+/* MR_Q_SESSION: a session began (a new connection), is as the frame
+ * says (after a command, or reported again to a new queued), or ended
+ * (only the session number counts).  All of it is sent each time. */
+enum mr_sess_op {
+	MR_SESS_GONE = 0,
+	MR_SESS_NOW = 1,
+	MR_SESS_BEGIN = 2
+};
+
+/* What a session is doing, as mailrootctl sessions shows it. */
+enum mr_sess_state {
+	MR_SS_CONNECTED = 0,	/* before HELO/EHLO */
+	MR_SS_TLS = 1,		/* TLS handshake */
+	MR_SS_GREETED = 2,	/* HELO/EHLO said, no transaction */
+	MR_SS_MAIL = 3,		/* MAIL accepted: recipients, DATA */
+	MR_SS_DATA = 4,		/* the message is coming or committing */
+	MR_SS_CLOSING = 5,
+	MR_SS_MAX = MR_SS_CLOSING
 };
 
 /* MR_M_CTL: all mailrootd will do at a child's request */

@@ -16,4 +16,12 @@ void	control_answer(struct conn *, const char *err, const struct mr_buf *);
 /* Carries out a parsed request from uid and answers it. */
 void	control_do(struct conn *, uid_t, const struct mr_ctl_req *);
 
+/* For the verbs outside control_verbs.c: a JSON string, with quotes; a
+ * time as ISO 8601 UTC ("-" for none). */
+void	control_json_str(struct mr_buf *, const char *);
+void	control_iso_time(time_t, char *, size_t);
+
+/* sessions.c: mailrootctl sessions */
+void	sessions_verb(struct conn *, const struct mr_ctl_req *);
+
 #endif

@@ -624,9 +624,24 @@ verb_master(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 }
 
 void
+control_json_str(struct mr_buf *b, const char *s)
+{
+	json_str(b, s);
+}
+
+void
+control_iso_time(time_t t, char *buf, size_t len)
+{
+	iso_time(t, buf, len);
+}
+
+void
 control_do(struct conn *c, uid_t uid, const struct mr_ctl_req *r)
 {
 	switch (r->verb) {
+	case MR_CTL_SESSIONS:
+		sessions_verb(c, r);
+		break;
 	case MR_CTL_QUEUE:
 		verb_queue(c, r);
 		break;

@@ -9,7 +9,13 @@
  * queue; delivered (a local recipient: Drop, Maildir, LMTP), sent (a
  * remote one) and failed when it leaves the queue; an NDR when a
  * non-delivery report is queued; badmail when a file goes to Badmail;
- * a retry each time an attempt leaves recipients pending.
+ * a retry each time an attempt leaves recipients pending; an inbound
+ * connection when smtpd reports a new session (sessions.c), whose
+ * table also gives the connections open now.  Two histograms: the size
+ * of each committed message, and the delivery latency of each message
+ * that leaves the queue with a recipient delivered -- from its commit,
+ * by the monotonic clock (by its created time, in whole seconds, for a
+ * message queued before queued started).
  *
  * Security: every byte of a request is hostile.  evhttp parses it with
  * bounded header sizes, no body and a timeout; only GET of /metrics is
@@ -25,6 +31,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -61,27 +68,105 @@ static const struct {
 	    "Bytes of the messages committed to the queue." },
 	[MC_RETRIES] = { "mailroot_delivery_retries_total",
 	    "Attempts after which recipients stayed pending for a retry." },
+	[MC_CONNECTIONS] = { "mailroot_inbound_connections_total",
+	    "SMTP connections accepted." },
+};
+
+/* The histograms, their upper bounds in base units (+Inf is implied). */
+enum mh_hist { MH_SIZE, MH_LATENCY, MH_N };
+#define MH_BUCKETS	12
+
+static const struct {
+	const char	*name;
+	const char	*help;
+	double		 le[MH_BUCKETS];
+	size_t		 n;
+} hists[MH_N] = {
+	[MH_SIZE] = { "mailroot_message_size_bytes",
+	    "Size of the messages committed to the queue.",
+	    { 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+	    67108864 }, 9 },
+	[MH_LATENCY] = { "mailroot_delivery_latency_seconds",
+	    "Time from commit to leaving the queue, of delivered messages.",
+	    { 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400, 86400 },
+	    12 },
+};
+
+struct hist {
+	uint64_t	 bucket[MH_BUCKETS];	/* cumulative: <= le */
+	uint64_t	 count;
+	double		 sum;
+};
+
+struct srv_metrics {
+	uint64_t	 c[MC_N];
+	struct hist	 h[MH_N];
 };
 
 static struct {
-	uint64_t	(*c)[MC_N];	/* by server index */
+	struct srv_metrics *s;	/* by server index */
 	size_t		 n;
 	struct evhttp	*http;
 } mt;
 
-void
-metrics_add(const struct qserver *qs, enum mc_counter k, uint64_t v)
+/* Server qs's metrics, NULL if it is none of ours. */
+static struct srv_metrics *
+of(const struct qserver *qs)
 {
 	size_t i = (size_t)(qs - q->servers);
 
-	if (k >= MC_N || i >= q->nservers)
-		return;
+	if (i >= q->nservers)
+		return NULL;
 	if (i >= mt.n) {	/* first count, or more servers after reload */
-		mt.c = mr_xreallocarray(mt.c, q->nservers, sizeof(*mt.c));
-		memset(mt.c + mt.n, 0, (q->nservers - mt.n) * sizeof(*mt.c));
+		mt.s = mr_xreallocarray(mt.s, q->nservers, sizeof(*mt.s));
+		memset(mt.s + mt.n, 0, (q->nservers - mt.n) * sizeof(*mt.s));
 		mt.n = q->nservers;
 	}
-	mt.c[i][k] += v;
+	return &mt.s[i];
+}
+
+void
+metrics_add(const struct qserver *qs, enum mc_counter k, uint64_t v)
+{
+	struct srv_metrics *sm;
+
+	if (k < MC_N && (sm = of(qs)) != NULL)
+		sm->c[k] += v;
+}
+
+static void
+observe(const struct qserver *qs, enum mh_hist k, double v)
+{
+	struct srv_metrics *sm;
+	struct hist *h;
+	size_t b;
+
+	if ((sm = of(qs)) == NULL)
+		return;
+	h = &sm->h[k];
+	for (b = 0; b < hists[k].n; b++)
+		if (v <= hists[k].le[b])
+			h->bucket[b]++;
+	h->count++;
+	h->sum += v;
+}
+
+void
+metrics_size(const struct qserver *qs, uint64_t bytes)
+{
+	observe(qs, MH_SIZE, (double)bytes);
+}
+
+/* Seconds m spent between commit and now. */
+static double
+latency(const struct qmsg *m)
+{
+	time_t now;
+
+	if (m->accepted_ms != 0)
+		return (double)(mr_now_ms() - m->accepted_ms) / 1000.0;
+	now = q_now();
+	return now > m->created ? (double)(now - m->created) : 0.0;
 }
 
 /* A message leaves the queue: what became of its recipients. */
@@ -102,6 +187,8 @@ metrics_done(const struct qmsg *m)
 	metrics_add(m->qs, MC_DELIVERED, (uint64_t)local);
 	metrics_add(m->qs, MC_SENT, (uint64_t)remote);
 	metrics_add(m->qs, MC_FAILED, (uint64_t)failed);
+	if (local || remote)
+		observe(m->qs, MH_LATENCY, latency(m));
 }
 
 /* A label value, escaped as the exposition format asks (\\, \", \n). */
@@ -146,8 +233,63 @@ put_counters(struct evbuffer *out)
 		put_head(out, counters[k].name, "counter", counters[k].help);
 		for (i = 0; i < q->nservers; i++)
 			put_sample(out, counters[k].name, i, NULL,
-			    i < mt.n ? mt.c[i][k] : 0);
+			    i < mt.n ? mt.s[i].c[k] : 0);
 	}
+}
+
+static void
+put_bucket(struct evbuffer *out, const char *name, size_t srv,
+    const char *le, uint64_t v)
+{
+	evbuffer_add_printf(out, "%s_bucket{server=\"", name);
+	put_label(out, q->servers[srv].srv->name);
+	evbuffer_add_printf(out, "\",le=\"%s\"} %llu\n", le,
+	    (unsigned long long)v);
+}
+
+static void
+put_hist(struct evbuffer *out, enum mh_hist k, size_t srv)
+{
+	static const struct hist none;
+	const struct hist *h = srv < mt.n ? &mt.s[srv].h[k] : &none;
+	const char *name = hists[k].name;
+	char le[32];
+	size_t b;
+
+	for (b = 0; b < hists[k].n; b++) {
+		snprintf(le, sizeof(le), "%.10g", hists[k].le[b]);
+		put_bucket(out, name, srv, le, h->bucket[b]);
+	}
+	put_bucket(out, name, srv, "+Inf", h->count);
+	evbuffer_add_printf(out, "%s_sum{server=\"", name);
+	put_label(out, q->servers[srv].srv->name);
+	evbuffer_add_printf(out, "\"} %.17g\n%s_count{server=\"", h->sum,
+	    name);
+	put_label(out, q->servers[srv].srv->name);
+	evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)h->count);
+}
+
+static void
+put_hists(struct evbuffer *out)
+{
+	size_t k, i;
+
+	for (k = 0; k < MH_N; k++) {
+		put_head(out, hists[k].name, "histogram", hists[k].help);
+		for (i = 0; i < q->nservers; i++)
+			put_hist(out, (enum mh_hist)k, i);
+	}
+}
+
+static void
+put_connections(struct evbuffer *out)
+{
+	const char *name = "mailroot_inbound_connections";
+	size_t i;
+
+	put_head(out, name, "gauge", "SMTP connections open now.");
+	for (i = 0; i < q->nservers; i++)
+		put_sample(out, name, i, NULL, sessions_count(i));
 }
 
 /* Messages with a pending local, and a pending remote, recipient. */
@@ -206,6 +348,8 @@ serve(struct evhttp_request *req, void *arg)
 		return;
 	}
 	put_counters(out);
+	put_hists(out);
+	put_connections(out);
 	put_queues(out);
 	put_head(out, "mailroot_build_info", "gauge",
 	    "The running mailroot's version.");
@@ -251,7 +395,7 @@ metrics_shutdown(void)
 	if (mt.http != NULL)
 		evhttp_free(mt.http);
 	mt.http = NULL;
-	free(mt.c);
-	mt.c = NULL;
+	free(mt.s);
+	mt.s = NULL;
 	mt.n = 0;
 }

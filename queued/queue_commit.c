@@ -482,6 +482,8 @@ finish_commit(struct commit *c)
 		    c->m->nrcpts, c->m->client);
 	metrics_add(c->m->qs, MC_RECEIVED, 1);
 	metrics_add(c->m->qs, MC_BYTES, c->m->size);
+	metrics_size(c->m->qs, c->m->size);
+	c->m->accepted_ms = mr_now_ms();
 	/* durable even if smtpd vanished meanwhile: it is delivered */
 	sched_add(c->m);
 }

@@ -40,6 +40,7 @@ set_peer(uint32_t kind, int fd)
 		if (q->smtpd != NULL)
 			mr_ipc_free(q->smtpd);
 		commit_drop_all();
+		sessions_clear();	/* the new smtpd reports its own */
 		commit_new_channel();
 		auth_new_channel();
 		q->smtpd = mr_ipc_new(q->base, fd, "smtpd", MR_MSG_MAX,
@@ -161,6 +162,10 @@ smtpd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	case MR_Q_ETRN:
 		etrn_request(msg->data, msg->len);
 		return;
+	case MR_Q_SESSION:
+		if (sessions_update(msg->data, msg->len) == 0)
+			return;
+		break;
 	default:
 		break;
 	}
@@ -168,6 +173,7 @@ gone:
 	mr_ipc_peer_gone(c, msg, mr_child_master(), MR_PROC_SMTPD);
 	q->smtpd = NULL;
 	commit_drop_all();
+	sessions_clear();
 }
 
 static void
@@ -207,6 +213,7 @@ queued_drop_smtpd(void)
 	mr_ipc_free(q->smtpd);
 	q->smtpd = NULL;
 	commit_drop_all();
+	sessions_clear();
 	mr_ipc_report_bad(mr_child_master(), MR_PROC_SMTPD);
 }
 
@@ -353,6 +360,7 @@ main(int argc, char *argv[])
 	auth_shutdown();
 	commit_shutdown();
 	w3clog_shutdown();
+	sessions_clear();
 	alias_shutdown();
 	mr_child_end();
 	mr_info("queued: exiting");

@@ -52,6 +52,8 @@ struct qmsg {
 	struct qrcpt	*rcpts;
 	size_t		 nrcpts;
 	time_t		 created;
+	uint64_t	 accepted_ms;	/* mr_now_ms() at commit; 0 if it
+					 * was queued before queued started */
 	time_t		 next_try;
 	unsigned	 attempts;
 	uint64_t	 size;
@@ -179,6 +181,11 @@ void	sched_hold(struct qmsg *, int on, int was_checked);
 void	sched_remove(struct qmsg *);	/* deletes it from the queue */
 void	sched_return(struct qmsg *, const char *reason); /* bounce it */
 
+/* sessions.c: the SMTP sessions in progress (MR_Q_SESSION) */
+int	sessions_update(const unsigned char *, size_t);	/* -1: malformed */
+void	sessions_clear(void);		/* smtpd went away */
+size_t	sessions_count(size_t server);	/* in progress, for metrics */
+
 /* control.c: the control socket (mailrootctl) */
 void	control_init(void);	/* before the sandbox: group members */
 void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
@@ -186,9 +193,11 @@ void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
 /* metrics.c: Prometheus counters ("metrics listen", MR_FD_METRICS) */
 enum mc_counter {
 	MC_RECEIVED, MC_DELIVERED, MC_SENT, MC_FAILED, MC_NDRS, MC_BADMAIL,
-	MC_BYTES, MC_RETRIES, MC_N
+	MC_BYTES, MC_RETRIES, MC_CONNECTIONS, MC_N
 };
 void	metrics_add(const struct qserver *, enum mc_counter, uint64_t);
+/* a committed message's size, in the size histogram */
+void	metrics_size(const struct qserver *, uint64_t bytes);
 void	metrics_done(const struct qmsg *);	/* it leaves the queue */
 void	metrics_start(void);	/* serves MR_FD_METRICS if it is one */
 void	metrics_shutdown(void);

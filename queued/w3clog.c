@@ -1,10 +1,16 @@
 /*
- * w3clog.c - each virtual server's transaction log in the W3C Extended
- * Log File Format as IIS wrote it (IIS-MODEL.md section 7): daily files
- * exYYMMDD.log (exYYMMDDHH hourly, exYYMMWW weekly, exYYMM monthly) in
- * the server's log directory, opening with the directives #Software,
- * #Version: 1.0, #Date and #Fields, then one line per SMTP command.
- * Times are UTC, by queued's clock (q_now: a test may shift it).
+ * w3clog.c - each virtual server's transaction log, in the format IIS
+ * let the administrator choose (IIS-MODEL.md section 7): W3C Extended
+ * (the default), NCSA Common or the Microsoft IIS Log File Format
+ * (logfmt.c writes the last two).  The files are in the server's log
+ * directory and named as IIS named them: exYYMMDD.log daily (exYYMMDDHH
+ * hourly, exYYMMWW weekly, exYYMM monthly), "nc" and "in" instead of
+ * "ex" for NCSA and IIS; by size extendNN.log, ncsaNN.log, inetsvNN.log,
+ * NN counting on from the highest number in the directory, a new file
+ * when the next line would take the file past the size.  A W3C file
+ * opens with the directives #Software, #Version: 1.0, #Date and #Fields,
+ * then one line per SMTP command.  Times are UTC, by queued's clock
+ * (q_now: a test may shift it).
  *
  * smtpd, which has no files, sends each answered command (MR_Q_LOG);
  * lines wait in memory and are written once a second or per 64 KB, so no
@@ -22,6 +28,7 @@
 
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -36,6 +43,7 @@
 #include "buf.h"
 #include "ipc_msg.h"
 #include "log.h"
+#include "logfmt.h"
 #include "queued.h"
 #include "util.h"
 
@@ -48,6 +56,9 @@ struct wlog {
 	char		*dir;
 	int		 fd;		/* the current file, or -1 */
 	char		 name[32];	/* its name */
+	uint64_t	 size;		/* its size, pending lines included */
+	unsigned	 seq;		/* rotate size: NN of the file, or 0 */
+	enum mr_log_format seq_format;	/* the format seq was found for */
 	struct mr_buf	 pending;
 };
 
@@ -55,6 +66,7 @@ static struct {
 	struct wlog	*logs;
 	size_t		 n;
 	struct event	*timer;
+	struct mr_buf	 line;		/* the line being made */
 	uint64_t	 lost;
 	time_t		 warned;
 } w;
@@ -75,7 +87,7 @@ w3clog_init(void)
 
 		l->dfd = l->fd = -1;
 		mr_buf_init(&l->pending);
-		if (lc->directory == NULL || lc->format != MR_LOG_W3C)
+		if (lc->directory == NULL || lc->format == MR_LOG_NONE)
 			continue;
 		if (mkdir(lc->directory, 0750) == -1 && errno != EEXIST)
 			mr_warn("log directory %s: %s", lc->directory,
@@ -99,29 +111,79 @@ w3clog_dir(size_t server)
 	return server < w.n ? w.logs[server].dir : NULL;
 }
 
+/* The prefixes of IIS's file names, by format (enum mr_log_format). */
+static const char *const time_prefix[] = { "ex", "nc", "in" };
+static const char *const size_prefix[] = { "extend", "ncsa", "inetsv" };
+
 /* The file a line at t belongs in, by the rotation of IIS. */
 static void
-file_name(enum mr_rotate r, const struct tm *tm, char *buf, size_t len)
+file_name(const struct mr_logcfg *lc, unsigned seq, const struct tm *tm,
+    char *buf, size_t len)
 {
+	const char *p = time_prefix[lc->format];
 	int yy = tm->tm_year % 100, mm = tm->tm_mon + 1;
 	int first_wday = (tm->tm_wday - (tm->tm_mday - 1) % 7 + 7) % 7;
 
-	switch (r) {
+	switch (lc->rotate) {
 	case MR_ROTATE_HOURLY:
-		snprintf(buf, len, "ex%02d%02d%02d%02d.log", yy, mm,
+		snprintf(buf, len, "%s%02d%02d%02d%02d.log", p, yy, mm,
 		    tm->tm_mday, tm->tm_hour);
 		break;
 	case MR_ROTATE_WEEKLY:	/* week of the month, from Sunday */
-		snprintf(buf, len, "ex%02d%02d%02d.log", yy, mm,
+		snprintf(buf, len, "%s%02d%02d%02d.log", p, yy, mm,
 		    (tm->tm_mday - 1 + first_wday) / 7 + 1);
 		break;
 	case MR_ROTATE_MONTHLY:
-		snprintf(buf, len, "ex%02d%02d.log", yy, mm);
+		snprintf(buf, len, "%s%02d%02d.log", p, yy, mm);
 		break;
-	default:		/* daily; size is not implemented */
-		snprintf(buf, len, "ex%02d%02d%02d.log", yy, mm, tm->tm_mday);
+	case MR_ROTATE_SIZE:
+		snprintf(buf, len, "%s%02u.log", size_prefix[lc->format], seq);
+		break;
+	default:
+		snprintf(buf, len, "%s%02d%02d%02d.log", p, yy, mm,
+		    tm->tm_mday);
 		break;
 	}
+}
+
+/* NN of name if it is prefixNN.log, else 0. */
+static unsigned
+seq_of(const char *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	unsigned long v = 0;
+	const char *s;
+
+	if (strncmp(name, prefix, n) != 0)
+		return 0;
+	for (s = name + n; *s >= '0' && *s <= '9' && v < 1000000; s++)
+		v = v * 10 + (unsigned long)(*s - '0');
+	if (s == name + n || strcmp(s, ".log") != 0 || v >= 1000000)
+		return 0;
+	return (unsigned)v;
+}
+
+/* The highest NN in the directory, as IIS went on after a restart; 1
+ * when there is none. */
+static unsigned
+last_seq(struct wlog *l, enum mr_log_format f)
+{
+	struct dirent *de;
+	unsigned best = 1, v;
+	DIR *d;
+	int fd;
+
+	fd = openat(l->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return best;
+	}
+	while ((de = readdir(d)) != NULL)
+		if ((v = seq_of(de->d_name, size_prefix[f])) > best)
+			best = v;
+	closedir(d);
+	return best;
 }
 
 static void
@@ -167,7 +229,7 @@ static void
 directives(struct wlog *l, const struct mr_logcfg *lc, const struct tm *tm)
 {
 	char date[32];
-	size_t i;
+	size_t i, start = l->pending.len;
 
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", tm);
 	mr_buf_printf(&l->pending, "#Software: mailroot %s\r\n#Version: 1.0"
@@ -175,22 +237,57 @@ directives(struct wlog *l, const struct mr_logcfg *lc, const struct tm *tm)
 	for (i = 0; i < lc->nfields; i++)
 		put_field_name(&l->pending, lc->fields[i]);
 	mr_buf_adds(&l->pending, "\r\n");
+	l->size += l->pending.len - start;
 }
 
-/* Switches l to the file name, writing what is pending to the old one. */
+/* Switches l to the file name, writing what is pending to the old one;
+ * size is what the file already holds. */
 static void
-switch_file(struct wlog *l, const char *name, const struct mr_logcfg *lc,
-    const struct tm *tm)
+switch_file(struct wlog *l, const char *name)
 {
+	struct stat st;
+
 	write_pending(l);
 	if (l->fd != -1)
 		close(l->fd);
 	snprintf(l->name, sizeof(l->name), "%s", name);
+	l->size = 0;
 	l->fd = openat(l->dfd, name, O_WRONLY | O_APPEND | O_CREAT |
 	    O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (l->fd == -1)
 		lose(l, strerror(errno));
-	directives(l, lc, tm);
+	else if (fstat(l->fd, &st) == 0)
+		l->size = (uint64_t)st.st_size;
+}
+
+/* The file the next line (len bytes) goes in: a new name by the time,
+ * or by size the next number when the line would not fit.  1 when a
+ * file was opened. */
+static int
+choose_file(struct wlog *l, const struct mr_logcfg *lc, const struct tm *tm,
+    size_t len)
+{
+	char name[32];
+	int opened = 0;
+
+	if (lc->rotate == MR_ROTATE_SIZE && (l->seq == 0 ||
+	    l->seq_format != lc->format)) {
+		l->seq = last_seq(l, lc->format);
+		l->seq_format = lc->format;
+	}
+	file_name(lc, l->seq, tm, name, sizeof(name));
+	if (l->fd == -1 || strcmp(name, l->name) != 0) {
+		switch_file(l, name);
+		opened = 1;
+	}
+	if (lc->rotate == MR_ROTATE_SIZE && l->size > 0 &&
+	    l->size + len > lc->rotate_size) {
+		l->seq++;
+		file_name(lc, l->seq, tm, name, sizeof(name));
+		switch_file(l, name);
+		opened = 1;
+	}
+	return opened;
 }
 
 /* One value: '-' when empty; a space or a byte a W3C reader could
@@ -280,19 +377,49 @@ flush_all(void)
 		write_pending(&w.logs[i]);
 }
 
+/* The line of m in the server's format, in w.line. */
+static void
+make_line(const struct mr_logcfg *lc, const struct mr_m_log *m,
+    const struct tm *tm)
+{
+	size_t i;
+
+	mr_buf_reset(&w.line);
+	if (lc->format == MR_LOG_NCSA) {
+		logfmt_ncsa(&w.line, m, tm);
+		return;
+	}
+	if (lc->format == MR_LOG_IIS) {
+		logfmt_iis(&w.line, m, tm, q->cfg->hostname);
+		return;
+	}
+	for (i = 0; i < lc->nfields; i++)
+		put_field(&w.line, lc->fields[i], m, tm);
+	mr_buf_adds(&w.line, "\r\n");
+}
+
+static void
+arm_timer(void)
+{
+	struct timeval tv = { 1, 0 };
+
+	if (w.timer == NULL)
+		w.timer = evtimer_new(q->base, timer_cb, NULL);
+	if (w.timer != NULL && !evtimer_pending(w.timer, NULL))
+		evtimer_add(w.timer, &tv);
+}
+
 /* MR_Q_LOG from smtpd: -1 if malformed (the caller drops smtpd). */
 int
 w3clog_add(const unsigned char *data, size_t len)
 {
-	struct timeval tv = { 1, 0 };
 	const struct mr_logcfg *lc;
 	struct mr_m_log m;
 	struct wlog *l;
-	const char *err;
-	char name[32];
+	const char *err, *line;
 	struct tm tm;
 	time_t now = q_now();
-	size_t i, start;
+	size_t n;
 
 	if (mr_msg_log(data, len, &m, &err) == -1 || m.server >= w.n) {
 		mr_warn("smtpd sent a %s", m.server >= w.n ? "LOG for no "
@@ -301,30 +428,24 @@ w3clog_add(const unsigned char *data, size_t len)
 	}
 	l = &w.logs[m.server];
 	lc = &q->servers[m.server].srv->log;
-	if (l->dfd == -1 || lc->format != MR_LOG_W3C || gmtime_r(&now, &tm)
+	if (l->dfd == -1 || lc->format == MR_LOG_NONE || gmtime_r(&now, &tm)
 	    == NULL)
 		return 0;	/* logging off, or a reload turned it off */
 	if (l->pending.len > PENDING_MAX) {
 		lose(l, "the disk is too slow");
 		return 0;
 	}
-	file_name(lc->rotate, &tm, name, sizeof(name));
-	if (l->fd == -1 || strcmp(name, l->name) != 0)
-		switch_file(l, name, lc, &tm);
-	start = l->pending.len;
-	for (i = 0; i < lc->nfields; i++)
-		put_field(&l->pending, lc->fields[i], &m, &tm);
-	/* every value went out after a space: the line starts without */
-	memmove(l->pending.data + start, l->pending.data + start + 1,
-	    l->pending.len - start - 1);
-	l->pending.len--;
-	mr_buf_adds(&l->pending, "\r\n");
+	make_line(lc, &m, &tm);
+	/* a W3C value went out after a space: the line starts without */
+	line = w.line.data + (lc->format == MR_LOG_W3C);
+	n = w.line.len - (lc->format == MR_LOG_W3C);
+	if (choose_file(l, lc, &tm, n) && lc->format == MR_LOG_W3C)
+		directives(l, lc, &tm);
+	mr_buf_add(&l->pending, line, n);
+	l->size += n;
 	if (l->pending.len >= FLUSH_AT)
 		write_pending(l);
-	if (w.timer == NULL)
-		w.timer = evtimer_new(q->base, timer_cb, NULL);
-	if (w.timer != NULL && !evtimer_pending(w.timer, NULL))
-		evtimer_add(w.timer, &tv);
+	arm_timer();
 	return 0;
 }
 
@@ -343,6 +464,7 @@ w3clog_shutdown(void)
 		mr_buf_free(&w.logs[i].pending);
 		free(w.logs[i].dir);
 	}
+	mr_buf_free(&w.line);
 	free(w.logs);
 	if (w.timer != NULL)
 		event_free(w.timer);

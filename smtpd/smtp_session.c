@@ -128,6 +128,8 @@ struct session {
 	struct mr_dsn_mail	 dsn;
 	struct mr_dsn_rcpt	*rdsn;
 	struct translog		 tl;		/* the command being answered */
+	time_t			 started;	/* for mailrootctl sessions */
+	char			 last_cmd[TL_METHOD_MAX + 1];
 };
 
 static struct session	*table[HASH_SIZE];
@@ -191,6 +193,17 @@ static void
 reply(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+static void
+translog_ctx_of(const struct session *s, struct translog_ctx *x)
+{
+	x->server = (uint32_t)s->srv->index;
+	x->client_ip = s->ip;
+	x->server_ip = s->lip;
+	x->server_port = s->lport;
+	x->helo = s->helo;
+	x->user = s->auth.user;
+}
+
 /* The server's transaction log: a record per answered command. */
 static void
 tlog(struct session *s, const char *line, size_t n)
@@ -199,17 +212,62 @@ tlog(struct session *s, const char *line, size_t n)
 
 	if (!translog_reply(&s->tl, line, n))
 		return;
-	if (s->srv->log.directory == NULL || s->srv->log.format != MR_LOG_W3C) {
+	if (s->srv->log.directory == NULL ||
+	    s->srv->log.format == MR_LOG_NONE) {
 		s->tl.active = 0;
 		return;
 	}
-	x.server = (uint32_t)s->srv->index;
-	x.client_ip = s->ip;
-	x.server_ip = s->lip;
-	x.server_port = s->lport;
-	x.helo = s->helo;
-	x.user = "";
+	translog_ctx_of(s, &x);
 	translog_send(&s->tl, &x, line);
+}
+
+static enum mr_sess_state
+sess_state(const struct session *s)
+{
+	switch (s->state) {
+	case S_TLS:
+		return MR_SS_TLS;
+	case S_CLOSING:
+		return MR_SS_CLOSING;
+	case S_WAIT_NEW:
+	case S_DATA:
+	case S_CHUNK:
+	case S_WAIT_COMMIT:
+		return MR_SS_DATA;
+	default:
+		if (s->in_mail)
+			return MR_SS_MAIL;
+		return s->helo[0] != '\0' ? MR_SS_GREETED : MR_SS_CONNECTED;
+	}
+}
+
+/* Tells queued where s is now (mailrootctl sessions), or that it ended. */
+static void
+report(const struct session *s, enum mr_sess_op op)
+{
+	struct translog_sess ss;
+	struct translog_ctx x;
+
+	translog_ctx_of(s, &x);
+	ss.op = op;
+	ss.id = s->id;
+	ss.state = sess_state(s);
+	ss.command = s->last_cmd;
+	ss.start = s->started > 0 ? (uint64_t)s->started : 0;
+	translog_session(&ss, &x);
+}
+
+/* A new queued (it restarted, or smtpd reconnected) hears of every
+ * session in progress. */
+void
+session_report_all(void)
+{
+	struct session *s;
+	size_t i;
+
+	for (i = 0; i < HASH_SIZE; i++)
+		for (s = table[i]; s != NULL; s = s->hnext)
+			report(s, MR_SESS_NOW);
 }
 
 static void
@@ -305,6 +363,7 @@ session_free(struct session *s)
 {
 	struct session **pp;
 
+	report(s, MR_SESS_GONE);
 	reset_transaction(s);
 	auth_reset(&s->auth);
 	rdns_cancel(s->rdns_wait);
@@ -684,6 +743,8 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 
 	mr_debug("session %llu: connect from [%s] to %s",
 	    (unsigned long long)s->id, s->ip, l->lcfg->text);
+	s->started = time(NULL);
+	report(s, MR_SESS_BEGIN);
 	(void)rdns_wait_for(s);	/* under way while TLS starts */
 	if (!l->lcfg->tls)
 		greet(s);
@@ -1254,6 +1315,8 @@ dispatch(struct session *s, const char *line, size_t len)
 		refuse(s, "421 4.7.0 %s Too many errors", s->srv->fqdn);
 		close_after_reply(s);
 	}
+	memcpy(s->last_cmd, s->tl.method, sizeof(s->last_cmd));
+	report(s, MR_SESS_NOW);
 }
 
 /* ---- DATA ---- */

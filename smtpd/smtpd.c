@@ -322,6 +322,7 @@ set_queued(uint32_t kind, int fd)
 	smtpd->queued = mr_ipc_new(smtpd->base, fd, "queued", MR_MSG_MAX,
 	    queued_cb, NULL);
 	mr_info("connected to queued");
+	session_report_all();
 	return 0;
 }
 

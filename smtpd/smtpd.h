@@ -63,6 +63,8 @@ void	etrn_reply(const struct mr_server *, const struct sockaddr *,
 /* queued went away: every waiting session gets a temporary failure. */
 void	session_queued_lost(void);
 size_t	session_count(void);
+/* Tells queued of every session in progress (mailrootctl sessions). */
+void	session_report_all(void);
 
 /* rcpt_wait.c: asks queued whether addr (in domain) is known: 1 asked
  * (wait for the verdict), 0 nothing to ask, -1 queued is down. */

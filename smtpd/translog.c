@@ -10,6 +10,10 @@
  * log gets of a command is what IIS logged: the verb, its arguments with
  * spaces as '+' (AUTH's are not logged: they carry credentials), the
  * reply code, the bytes each way and the time taken.
+ *
+ * The same channel carries each session's start, its state after every
+ * command and its end (MR_Q_SESSION), for mailrootctl sessions: queued
+ * keeps the table (queued/sessions.c).
  */
 #include "config.h"
 
@@ -96,5 +100,28 @@ translog_send(struct translog *t, const struct translog_ctx *x,
 	mr_buf_put_u64(&b, t->cs_bytes);
 	mr_buf_put_u32(&b, (uint32_t)(mr_now_ms() - t->start_ms));
 	mr_ipc_sendb(smtpd->queued, MR_Q_LOG, -1, &b);
+	mr_buf_free(&b);
+}
+
+void
+translog_session(const struct translog_sess *ss, const struct translog_ctx *x)
+{
+	struct mr_buf b;
+
+	if (smtpd->queued == NULL)
+		return;		/* a new queued hears of it at reconnect */
+	mr_buf_init(&b);
+	mr_buf_put_u32(&b, ss->op);
+	mr_buf_put_u64(&b, ss->id);
+	mr_buf_put_u32(&b, x->server);
+	mr_buf_put_str(&b, x->client_ip);
+	mr_buf_put_str(&b, x->server_ip);
+	mr_buf_put_u32(&b, x->server_port);
+	mr_buf_put_u32(&b, ss->state);
+	mr_buf_put_str(&b, x->helo);
+	mr_buf_put_str(&b, x->user);
+	mr_buf_put_str(&b, ss->command);
+	mr_buf_put_u64(&b, ss->start);
+	mr_ipc_sendb(smtpd->queued, MR_Q_SESSION, -1, &b);
 	mr_buf_free(&b);
 }

@@ -40,4 +40,16 @@ int	translog_reply(struct translog *, const char *line, size_t len);
 void	translog_send(struct translog *, const struct translog_ctx *,
 	    const char *reply);
 
+/* A session in progress (enum mr_sess_op, enum mr_sess_state), for
+ * mailrootctl sessions: sent to queued, which keeps the table. */
+struct translog_sess {
+	uint32_t	 op;
+	uint64_t	 id;
+	uint32_t	 state;
+	const char	*command;	/* the last command's verb, or "" */
+	uint64_t	 start;		/* Unix seconds */
+};
+void	translog_session(const struct translog_sess *,
+	    const struct translog_ctx *);
+
 #endif

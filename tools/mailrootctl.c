@@ -33,7 +33,7 @@ usage(void)
 	    "  show ID [--body]     flush [SERVER|DOMAIN]    retry ID\n"
 	    "  hold ID|DOMAIN       release ID|DOMAIN        delete ID\n"
 	    "  bounce ID [--reason TEXT]    etrn DOMAIN\n"
-	    "  stats    reload    stop\n");
+	    "  sessions [--server S]    stats    reload    stop\n");
 	exit(2);
 }
 

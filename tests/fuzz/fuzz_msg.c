@@ -31,7 +31,9 @@ static const uint32_t types[] = {
 	MR_Q_NEW, MR_Q_COMMIT, MR_Q_ABORT, MR_D_RESULT, MR_D_REPLAY, MR_M_PEER,
 	MR_M_CONFIG, MR_Q_RCPT_CHECK, MR_Q_AUTH,
 	/* reverse DNS, relayed both ways */
-	MR_R_PTR, MR_R_PTR_ANSWER, MR_Q_LOG, MR_Q_ETRN
+	MR_R_PTR, MR_R_PTR_ANSWER, MR_Q_LOG, MR_Q_ETRN,
+	/* mailrootctl sessions */
+	MR_Q_SESSION
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
 	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT,
@@ -340,6 +342,37 @@ fuzz_log(const uint8_t *p, size_t len, struct mr_buf *b)
 	check_same(b, p, len);
 }
 
+/* MR_Q_SESSION: op and state known, strings clean and bounded, and the
+ * frame re-encodes. */
+static void
+fuzz_session(const uint8_t *p, size_t len, struct mr_buf *b)
+{
+	struct mr_m_session ss;
+	const char *err;
+
+	if (mr_msg_session(p, len, &ss, &err) != 0)
+		return;
+	CHECK(ss.op <= MR_SESS_BEGIN && ss.state <= MR_SS_MAX);
+	check_str(ss.client_ip, 64, 1, 0);
+	check_str(ss.server_ip, 64, 1, 0);
+	check_str(ss.helo, 255, 1, 0);
+	check_str(ss.user, MR_ADDR_MAX, 1, 0);
+	check_str(ss.command, MR_SESS_CMD_MAX, 1, 0);
+	CHECK(ss.server_port <= 65535);
+	mr_buf_put_u32(b, ss.op);
+	mr_buf_put_u64(b, ss.id);
+	mr_buf_put_u32(b, ss.server);
+	mr_buf_put_str(b, ss.client_ip);
+	mr_buf_put_str(b, ss.server_ip);
+	mr_buf_put_u32(b, ss.server_port);
+	mr_buf_put_u32(b, ss.state);
+	mr_buf_put_str(b, ss.helo);
+	mr_buf_put_str(b, ss.user);
+	mr_buf_put_str(b, ss.command);
+	mr_buf_put_u64(b, ss.start);
+	check_same(b, p, len);
+}
+
 /* The messages that decode to one string or number or two. */
 static void
 fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
@@ -405,6 +438,9 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 		break;
 	case MR_Q_LOG:
 		fuzz_log(p, len, &b);
+		break;
+	case MR_Q_SESSION:
+		fuzz_session(p, len, &b);
 		break;
 	case MR_M_CTL:
 		if (mr_msg_ctl(p, len, &kind, &idx, &err) == 0) {

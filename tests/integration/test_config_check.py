@@ -311,12 +311,13 @@ def test_samples_have_no_errors(tmp_path, sample):
 
 def test_running_daemon_warns_once(start_mailroot):
     """mailrootd reports the warnings at start-up; its children, which
-    parse the same snapshot, do not repeat them."""
+    parse the same snapshot, do not repeat them.  No setting is inert
+    today: the NCSA log format, once the example, draws no warning."""
     d = start_mailroot(server_extra='    log { format ncsa }')
     # each child has parsed the snapshot once it logs anything
     assert mh.wait_until(lambda: all("%s[" % c in d.log_text() for c in
                                      ("smtpd", "queued", "deliverd")), 60), \
         d.log_text()
     log = d.log_text()
-    assert log.count('warning: "log { format ncsa }" is not yet '
-                     'implemented') == 1, log
+    assert 'is not yet implemented' not in log, log
+    assert '"log { format ncsa }"' not in log, log

@@ -210,3 +210,94 @@ def test_reload_keeps_the_listener(served):
         in d.log_text()
     assert counter(samples(port), "received") == 0
     assert not mh.port_accepts(other)
+
+
+def hist(snap, name, server="test"):
+    """{le as float: count}, sum and count of one histogram."""
+    buckets = {float(dict(labels)["le"]): v for (n, labels), v in
+               snap.items() if n == name + "_bucket" and
+               dict(labels)["server"] == server}
+    return (buckets, snap[(name + "_sum", frozenset({("server", server)}))],
+            snap[(name + "_count", frozenset({("server", server)}))])
+
+
+def gauge(snap, name, server="test"):
+    return snap[(name, frozenset({("server", server)}))]
+
+
+def test_histograms_and_connections(served):
+    """The size of each message received and the latency of each one
+    delivered, as Prometheus histograms; inbound connections, open now
+    and in total."""
+    d, port, sink = served
+    snap = samples(port)
+    for name in ("mailroot_message_size_bytes",
+                 "mailroot_delivery_latency_seconds"):
+        buckets, total, count = hist(snap, name)
+        assert count == 0 and total == 0 and set(buckets.values()) == {0}
+        assert float("inf") in buckets and len(buckets) > 5
+    # the harness's one check that the port accepts is a connection,
+    # which smtpd may take from the backlog only now
+    assert mh.wait_until(lambda: (lambda s: gauge(
+        s, "mailroot_inbound_connections") == 0 and gauge(
+        s, "mailroot_inbound_connections_total") == 1)(samples(port)),
+        60, 0.1), fetch(port)
+    base = 1
+
+    # a session held open: one connection now, one more in all
+    held = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+    assert held.recv(512).startswith(b"220")
+    assert mh.wait_until(lambda: gauge(samples(
+        port), "mailroot_inbound_connections") == 1, 60, 0.1)
+    assert gauge(samples(port), "mailroot_inbound_connections_total") == \
+        base + 1
+
+    big = message("big") + b"x" * 70000 + b"\r\n"
+    mh.send(d.port, SENDER, ["user@local.test"], message("small"))
+    mh.send(d.port, SENDER, ["someone@remote.test"], big)
+    assert len(sink.wait_for(1)) == 1
+    d.wait_drop(1)
+    snap = wait_counts(port, {"received": 2, "delivered": 1, "sent": 1})
+    got = sizes(d)
+    assert len(got) == 2 and max(got) > 65536 > min(got)
+    buckets, total, count = hist(snap, "mailroot_message_size_bytes")
+    assert count == 2 and total == sum(got)
+    for le, v in buckets.items():
+        assert v == len([s for s in got if s <= le]), (le, buckets)
+
+    # both delivered: two latencies, each under a minute here
+    buckets, total, count = hist(snap, "mailroot_delivery_latency_seconds")
+    assert count == 2 and 0 <= total < 120
+    assert buckets[float("inf")] == 2 and buckets[300.0] == 2
+    les = sorted(buckets)
+    assert all(buckets[a] <= buckets[b] for a, b in zip(les, les[1:]))
+
+    # three more connections; the two sends are over, one stays open
+    assert mh.wait_until(lambda: (lambda s: gauge(
+        s, "mailroot_inbound_connections") == 1 and gauge(
+        s, "mailroot_inbound_connections_total") == base + 3)(
+        samples(port)), 60, 0.1), fetch(port)
+    held.close()
+    assert mh.wait_until(lambda: gauge(samples(
+        port), "mailroot_inbound_connections") == 0, 60, 0.1)
+    assert gauge(samples(port), "mailroot_inbound_connections_total") == \
+        base + 3
+
+
+def test_grafana_dashboard_queries_what_is_served(served):
+    """contrib/grafana/mailroot-dashboard.json is valid JSON for Grafana's
+    import, and every mailroot metric its queries name is in a scrape of
+    a running mailrootd."""
+    import json
+    dash = json.loads((mh.SRCDIR / "contrib/grafana/"
+                       "mailroot-dashboard.json").read_text())
+    assert dash["uid"] == "mailroot" and dash["panels"]
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exprs.append(dash["templating"]["list"][0]["definition"])
+    used = {n for e in exprs for n in re.findall(r"\bmailroot_[a-z_]+", e)}
+    _, port, _ = served
+    served_names = {name for name, _ in samples(port)}
+    assert used and used <= served_names, used - served_names
+    titles = " ".join(p["title"] for p in dash["panels"]).lower()
+    for want in ("queue", "latency", "per second"):
+        assert want in titles

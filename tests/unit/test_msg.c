@@ -475,6 +475,63 @@ t_ptr_answer(void **state)
 	assert_int_equal(ptr_answer(MR_PTR_OK, MR_PTR_TTL_MAX + 1, "x"), -1);
 }
 
+/* MR_Q_SESSION: what mailrootctl sessions lists. */
+static int
+session(uint32_t op, uint32_t state, const char *helo, const char *cmd,
+    int trailing, struct mr_m_session *m)
+{
+	struct mr_buf b;
+	const char *err;
+	int rc;
+
+	mr_buf_init(&b);
+	mr_buf_put_u32(&b, op);
+	mr_buf_put_u64(&b, 42);
+	mr_buf_put_u32(&b, 0);
+	mr_buf_put_str(&b, "192.0.2.1");
+	mr_buf_put_str(&b, "127.0.0.1");
+	mr_buf_put_u32(&b, 25);
+	mr_buf_put_u32(&b, state);
+	mr_buf_put_str(&b, helo);
+	mr_buf_put_str(&b, "bob");
+	mr_buf_put_str(&b, cmd);
+	mr_buf_put_u64(&b, 1800000000);
+	if (trailing)
+		mr_buf_add(&b, "x", 1);
+	rc = mr_msg_session((unsigned char *)b.data, b.len, m, &err);
+	mr_buf_free(&b);
+	return rc;
+}
+
+static void
+t_session(void **state)
+{
+	struct mr_m_session m;
+	char longcmd[MR_SESS_CMD_MAX + 2];
+
+	(void)state;
+	assert_int_equal(session(MR_SESS_NOW, MR_SS_MAIL, "c.example", "RCPT",
+	    0, &m), 0);
+	assert_int_equal(m.id, 42);
+	assert_int_equal(m.state, MR_SS_MAIL);
+	assert_int_equal(m.server_port, 25);
+	assert_int_equal(m.start, 1800000000);
+	assert_string_equal(m.helo, "c.example");
+	assert_string_equal(m.user, "bob");
+	assert_string_equal(m.command, "RCPT");
+	assert_int_equal(session(MR_SESS_GONE, 0, "", "", 0, &m), 0);
+	/* unknown op or state, control bytes, a long verb, bytes after */
+	assert_int_equal(session(MR_SESS_BEGIN, 0, "", "", 0, &m), 0);
+	assert_int_equal(session(MR_SESS_BEGIN + 1, 0, "", "", 0, &m), -1);
+	assert_int_equal(session(MR_SESS_NOW, MR_SS_MAX + 1, "", "", 0, &m),
+	    -1);
+	assert_int_equal(session(MR_SESS_NOW, 0, "a\r\nb", "", 0, &m), -1);
+	memset(longcmd, 'A', sizeof(longcmd) - 1);
+	longcmd[sizeof(longcmd) - 1] = '\0';
+	assert_int_equal(session(MR_SESS_NOW, 0, "", longcmd, 0, &m), -1);
+	assert_int_equal(session(MR_SESS_NOW, 0, "", "", 1, &m), -1);
+}
+
 int
 main(void)
 {
@@ -491,6 +548,7 @@ main(void)
 		cmocka_unit_test(t_reply_and_peer),
 		cmocka_unit_test(t_ptr),
 		cmocka_unit_test(t_ptr_answer),
+		cmocka_unit_test(t_session),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
