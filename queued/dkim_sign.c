@@ -150,7 +150,7 @@ dkim_load(const struct mr_config *cfg)
 		dkim_unref(sets[i]);
 	free(sets);
 	nsets = cfg->nservers;
-	sets = mr_xcalloc(nsets, sizeof(*sets));
+	sets = mr_xcalloc(nsets, sizeof(struct dkim_set *));
 	for (i = 0; i < nsets; i++)
 		sets[i] = set_new(&cfg->servers[i]);
 }
