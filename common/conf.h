@@ -200,6 +200,24 @@ struct mr_auth {
 						 * Received */
 };
 
+/*
+ * dkim DOMAIN { selector S; key PATH; canonicalization H/B; headers ... }
+ * in a server: mail whose From field's domain is DOMAIN is signed by
+ * queued when it is committed (RFC 6376, RFC 8463).
+ */
+#define MR_DKIM_HEADERS_MAX	64
+struct mr_dkim {
+	char			*domain;	/* lower case */
+	char			*selector;
+	char			*key;		/* PEM private key file */
+	int			 hcanon, bcanon;	/* enum mr_dkim_canon:
+						 * relaxed/relaxed */
+	char			**headers;	/* lower case; NULL: the
+						 * RFC 6376 5.4.1 list */
+	size_t			 nheaders;
+	int			 line;
+};
+
 /* Who gets Date: and Message-ID: added where a message lacks them:
  * clients in `relay allow' (and Pickup, the injector), everyone, nobody. */
 enum mr_add_headers {
@@ -236,6 +254,8 @@ struct mr_server {
 	struct mr_logcfg	 log;
 	struct mr_domain	*domains;
 	size_t			 ndomains;
+	struct mr_dkim		*dkims;
+	size_t			 ndkims;
 };
 
 struct mr_pki {

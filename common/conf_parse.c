@@ -2105,6 +2105,130 @@ kw_domain(struct pc *pc, const struct mr_cf_stmt *st)
 		    "in remote domain block");
 }
 
+/* ---- server: dkim DOMAIN { ... } ---- */
+
+static struct mr_dkim *
+cur_dkim(struct pc *pc)
+{
+	struct mr_server *s = cur_server(pc);
+
+	return &s->dkims[s->ndkims - 1];
+}
+
+static void
+kw_dkim_selector(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	if (!valid_hostname(ARG(st, 1))) {
+		aerr(pc, st, 1, "bad selector \"%s\"", ARG(st, 1));
+		return;
+	}
+	set_str(&cur_dkim(pc)->selector, ARG(st, 1));
+	lower(cur_dkim(pc)->selector);
+}
+
+static void
+kw_dkim_key(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	get_path(pc, st, 1, &cur_dkim(pc)->key);
+}
+
+/* HEADER/BODY, each relaxed or simple; one word names both. */
+static void
+kw_dkim_canon(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	static const char *const names[] = { "relaxed", "simple", NULL };
+	const char *a = ARG(st, 1), *slash = strchr(a, '/');
+	size_t hl = slash != NULL ? (size_t)(slash - a) : strlen(a);
+	const char *b = slash != NULL ? slash + 1 : a;
+	int h = -1, bd = -1, i;
+
+	for (i = 0; names[i] != NULL; i++) {
+		if (strlen(names[i]) == hl && strncmp(a, names[i], hl) == 0)
+			h = i;
+		if (strcmp(b, names[i]) == 0)
+			bd = i;
+	}
+	if (h == -1 || bd == -1) {
+		aerr(pc, st, 1, "bad canonicalization \"%s\": expected "
+		    "HEADER/BODY, each relaxed or simple", a);
+		return;
+	}
+	cur_dkim(pc)->hcanon = h;
+	cur_dkim(pc)->bcanon = bd;
+}
+
+/* The fields to sign; From is always signed (RFC 6376 5.4). */
+static void
+kw_dkim_headers(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	struct mr_dkim *d = cur_dkim(pc);
+	const char *p;
+	size_t i;
+
+	for (i = 1; i < st->nargs; i++) {
+		for (p = ARG(st, i); *p > 32 && *p < 127 && *p != ':'; p++)
+			;
+		if (*p != '\0' || p == ARG(st, i)) {
+			aerr(pc, st, i, "bad header field name \"%s\"",
+			    ARG(st, i));
+			return;
+		}
+	}
+	for (i = 0; i < d->nheaders; i++)
+		free(d->headers[i]);
+	free(d->headers);
+	d->headers = mr_xcalloc(st->nargs + 1, sizeof(char *));
+	d->nheaders = 0;
+	for (i = 1; i < st->nargs; i++) {
+		d->headers[d->nheaders] = mr_xstrdup(ARG(st, i));
+		lower(d->headers[d->nheaders++]);
+	}
+	for (i = 0; i < d->nheaders; i++)
+		if (strcmp(d->headers[i], "from") == 0)
+			return;
+	d->headers[d->nheaders++] = mr_xstrdup("from");
+}
+
+static const struct kw dkim_kw[] = {
+	{ "selector", 1, 1, NOBLOCK, kw_dkim_selector },
+	{ "key", 1, 1, NOBLOCK, kw_dkim_key },
+	{ "canonicalization", 1, 1, NOBLOCK, kw_dkim_canon },
+	{ "headers", 1, MR_DKIM_HEADERS_MAX - 1, NOBLOCK, kw_dkim_headers },
+	{ NULL, 0, 0, 0, NULL }
+};
+
+static void
+kw_dkim(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	struct mr_server *s = cur_server(pc);
+	struct mr_dkim *d;
+	size_t i;
+
+	if (!valid_hostname(ARG(st, 1))) {
+		aerr(pc, st, 1, "bad domain name \"%s\"", ARG(st, 1));
+		return;
+	}
+	s->dkims = mr_xreallocarray(s->dkims, s->ndkims + 1,
+	    sizeof(*s->dkims));
+	d = &s->dkims[s->ndkims++];
+	memset(d, 0, sizeof(*d));
+	d->domain = mr_xstrdup(ARG(st, 1));
+	lower(d->domain);
+	d->line = st->line;
+	dispatch(pc, st->kids, st->nkids, dkim_kw, "in dkim block");
+	if (d->selector == NULL)
+		aerr(pc, st, 0, "dkim \"%s\" has no selector", d->domain);
+	if (d->key == NULL)
+		aerr(pc, st, 0, "dkim \"%s\" has no key", d->domain);
+	for (i = 0; d->selector != NULL && i + 1 < s->ndkims; i++)
+		if (strcmp(s->dkims[i].domain, d->domain) == 0 &&
+		    s->dkims[i].selector != NULL &&
+		    strcmp(s->dkims[i].selector, d->selector) == 0)
+			aerr(pc, st, 1, "duplicate dkim \"%s\" selector "
+			    "\"%s\" in server \"%s\" (first at line %d)",
+			    d->domain, d->selector, s->name, s->dkims[i].line);
+}
+
 /* ---- server ---- */
 
 static const struct kw server_kw[] = {
@@ -2129,6 +2253,7 @@ static const struct kw server_kw[] = {
 	{ "delivery", 0, 0, BLOCK, kw_delivery },
 	{ "log", 0, 0, BLOCK, kw_log },
 	{ "domain", 2, 3, OPTBLOCK, kw_domain },
+	{ "dkim", 1, 1, BLOCK, kw_dkim },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -2445,6 +2570,19 @@ domain_free(struct mr_domain *d)
 }
 
 static void
+dkim_free(struct mr_dkim *d)
+{
+	size_t i;
+
+	free(d->domain);
+	free(d->selector);
+	free(d->key);
+	for (i = 0; i < d->nheaders; i++)
+		free(d->headers[i]);
+	free(d->headers);
+}
+
+static void
 server_free(struct mr_server *s)
 {
 	size_t i;
@@ -2474,6 +2612,9 @@ server_free(struct mr_server *s)
 	for (i = 0; i < s->ndomains; i++)
 		domain_free(&s->domains[i]);
 	free(s->domains);
+	for (i = 0; i < s->ndkims; i++)
+		dkim_free(&s->dkims[i]);
+	free(s->dkims);
 }
 
 void

@@ -410,6 +410,25 @@ pr_domain(FILE *fp, const struct mr_domain *d)
 }
 
 static void
+pr_dkim(FILE *fp, const struct mr_dkim *d)
+{
+	static const char *const canon[] = { "relaxed", "simple" };
+
+	fputs("\tdkim ", fp);
+	pr_str(fp, d->domain);
+	fputs(" {\n", fp);
+	pr_kv(fp, 2, "selector", d->selector);
+	pr_kv(fp, 2, "key", d->key);
+	fprintf(fp, "\t\tcanonicalization %s/%s\n", canon[d->hcanon],
+	    canon[d->bcanon]);
+	if (d->headers != NULL) {
+		fputs("\t\t", fp);
+		pr_names(fp, "headers", d->headers, d->nheaders, "from");
+	}
+	fputs("\t}\n", fp);
+}
+
+static void
 pr_server(FILE *fp, const struct mr_server *s)
 {
 	const struct mr_listen *l;
@@ -451,6 +470,8 @@ pr_server(FILE *fp, const struct mr_server *s)
 	pr_log(fp, &s->log);
 	for (i = 0; i < s->ndomains; i++)
 		pr_domain(fp, &s->domains[i]);
+	for (i = 0; i < s->ndkims; i++)
+		pr_dkim(fp, &s->dkims[i]);
 	fputs("}\n", fp);
 }
 

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "dkim.h"
 #include "log.h"
 #include "table.h"
 #include "master.h"
@@ -59,6 +60,11 @@ load_config(const char *path, char **textp, size_t *lenp, int to_log)
 	if (errs == NULL)
 		mr_fatal("open_memstream: %s", strerror(errno));
 	cfg = mr_config_parse(path, text, len, errs);
+	/* a DKIM key that does not load is an error in the file */
+	if (cfg != NULL && mr_dkim_check(cfg, errs) == -1) {
+		mr_config_free(cfg);
+		cfg = NULL;
+	}
 	if (to_log) {
 		char *line, *nl;
 

@@ -4,7 +4,9 @@
  *
  * Commit order (a crash at any point loses nothing acknowledged and
  * delivers nothing twice beyond what SMTP itself allows): smtpd writes
- * the data straight into Queue/ID.eml; queued writes Queue/ID.env, whose
+ * the data straight into Queue/ID.eml; where the server has DKIM keys,
+ * the worker replaces it by a signed copy (dkim_sign.c: written in
+ * Queue/tmp, renamed over it); queued writes Queue/ID.env, whose
  * last line is "end" and which records the data's size; one syncfs makes
  * data, envelope and both directory entries durable; then each file is
  * flushed again through the descriptor that wrote it, which is what
@@ -224,6 +226,9 @@ struct commit {
 	void		*done_arg;	/* mailroot-sendmail's connection */
 	int		 failed;
 	char		 err[160];
+	struct dkim_set	*dkim;		/* the server's keys, or NULL */
+	int		 dkim_rc;	/* worker: dkim_sign's answer */
+	char		 dkim_note[160];
 };
 
 /* A queue file whose message is done. */
@@ -356,6 +361,23 @@ remove_claims(struct commit *b)
 	}
 }
 
+/* The DKIM signature (dkim_sign.c): the data file is replaced by its
+ * signed copy, whose descriptor the flushes below go through. */
+static void
+sign_data(struct commit *c)
+{
+	char path[4096], tmp[4096];
+
+	pending_path(c->p, "eml", path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s/%s.dkim", c->p->qs->tmp, c->p->id);
+	c->dkim_rc = dkim_sign(c->dkim, path, tmp, &c->p->fd, &c->m->size,
+	    c->dkim_note, sizeof(c->dkim_note));
+	if (c->dkim_rc == -1) {
+		c->failed = 1;
+		snprintf(c->err, sizeof(c->err), "%s", c->dkim_note);
+	}
+}
+
 /* The worker's half: everything that touches the disk. */
 static void
 commit_batch(struct commit *b)
@@ -363,9 +385,16 @@ commit_batch(struct commit *b)
 	struct commit *c;
 	char path[4096];
 
+	/* 0. signed once, before the envelope records the data's size */
+	for (c = b; c != NULL; c = c->next)
+		if (c->dkim != NULL)
+			sign_data(c);
 	/* 1. the envelopes beside their data (each one complete only
 	 * with its last line, "end") */
 	for (c = b; c != NULL; c = c->next) {
+		c->envfd = -1;
+		if (c->failed)
+			continue;
 		pending_path(c->p, "env", path, sizeof(path));
 		if ((c->envfd = env_create(path, c->m)) == -1)
 			commit_fail(c, "envelope");
@@ -465,6 +494,10 @@ finish_commit(struct commit *c)
 		pickup_done(c->m, c->failed);
 	free(c->claim);
 	c->claim = NULL;
+	dkim_unref(c->dkim);
+	c->dkim = NULL;
+	if (c->dkim_rc == 1 && !c->failed)
+		mr_info("%s: %s", c->m->id, c->dkim_note);
 	if (c->failed) {
 		mr_err("%s: commit failed: %s", c->p->id, c->err);
 		if (chan != NULL)
@@ -675,6 +708,7 @@ commit_commit(const unsigned char *data, size_t len)
 	cm->m = m;
 	cm->req = req.req;
 	cm->gen = gc.gen;
+	cm->dkim = dkim_ref(p->qs);
 	*gc.ctail = cm;
 	gc.ctail = &cm->next;
 	/* after this loop pass: every commit read meanwhile joins */
@@ -697,6 +731,7 @@ local_commit(struct qmsg *m, int fd, const char *claim)
 	cm->p = p;
 	cm->m = m;
 	cm->claim = claim != NULL ? mr_xstrdup(claim) : NULL;
+	cm->dkim = dkim_ref(p->qs);
 	*gc.ctail = cm;
 	gc.ctail = &cm->next;
 	if (!gc.busy)

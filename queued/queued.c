@@ -18,6 +18,9 @@
 
 #include <event2/event.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "buf.h"
 #include "child.h"
 #include "ipc.h"
@@ -119,6 +122,7 @@ reload(struct mr_config *cfg, int *fds, size_t nfds)
 		q->servers[i].srv = &cfg->servers[i];
 	mr_config_free(q->cfg);
 	q->cfg = cfg;
+	dkim_load(cfg);
 	return 0;
 }
 
@@ -261,8 +265,8 @@ setup_servers(void)
 
 /*
  * queued may touch its mailroots and Maildir trees, read the directories
- * that hold its tables and the files /etc/passwd and /etc/group, and
- * nothing else.  The directory, not the file: a table is
+ * that hold its tables and its DKIM keys and the files /etc/passwd and
+ * /etc/group, and nothing else.  The directory, not the file: a table is
  * replaced by renaming a new file over it (mailroot-makemap), and a rule
  * on the old file would not cover the new one.  A table added by a reload
  * in another directory cannot be read until queued restarts: its
@@ -294,6 +298,38 @@ rw_dirs(void)
 	return rw;
 }
 
+/* The directory of an absolute file path (a file in / gives "/"). */
+static char *
+dir_of(const char *path)
+{
+	char *d = mr_xstrdup(path);
+
+	*strrchr(d, '/') = '\0';
+	if (d[0] == '\0')
+		d[0] = '/';
+	return d;
+}
+
+/* The tables' directories and the DKIM keys' (dkim_sign.c: the keys are
+ * read after the sandbox, and again on reload); then two more slots. */
+static char **
+ro_dirs(size_t *np)
+{
+	char **ro;
+	size_t i, j, n = q->cfg->ntables + 3;
+
+	for (i = 0; i < q->nservers; i++)
+		n += q->cfg->servers[i].ndkims;
+	ro = mr_xcalloc(n, sizeof(char *));
+	for (n = 0, i = 0; i < q->cfg->ntables; i++)
+		ro[n++] = dir_of(q->cfg->tables[i].path);
+	for (i = 0; i < q->nservers; i++)
+		for (j = 0; j < q->cfg->servers[i].ndkims; j++)
+			ro[n++] = dir_of(q->cfg->servers[i].dkims[j].key);
+	*np = n;
+	return ro;
+}
+
 static void
 sandbox(void)
 {
@@ -301,13 +337,7 @@ sandbox(void)
 	size_t i;
 
 	rw = rw_dirs();
-	ro = mr_xcalloc(q->cfg->ntables + 3, sizeof(char *));
-	for (i = 0; i < q->cfg->ntables; i++) {
-		ro[i] = mr_xstrdup(q->cfg->tables[i].path);
-		*strrchr(ro[i], '/') = '\0';
-		if (ro[i][0] == '\0')
-			ro[i][0] = '/';	/* a table in / itself */
-	}
+	ro = ro_dirs(&i);
 	/* who a mailroot-sendmail peer is (passwd.c): these two files */
 	ro[i++] = mr_xstrdup("/etc/passwd");
 	ro[i++] = mr_xstrdup("/etc/group");
@@ -333,7 +363,13 @@ main(int argc, char *argv[])
 	setup_servers();
 	control_init();
 	w3clog_init();
+	/* OpenSSL reads its configuration and seeds its generator now,
+	 * while it may open files */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1 ||
+	    RAND_status() != 1)
+		mr_fatal("queued: OpenSSL cannot be initialised");
 	sandbox();
+	dkim_load(q->cfg);
 	commit_init();
 	auth_init();
 	clock_init();
@@ -359,6 +395,7 @@ main(int argc, char *argv[])
 	submit_shutdown();
 	auth_shutdown();
 	commit_shutdown();
+	dkim_shutdown();
 	w3clog_shutdown();
 	sessions_clear();
 	alias_shutdown();

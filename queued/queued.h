@@ -233,6 +233,16 @@ int	hdr_filter(const struct qmsg *, const char *data, size_t len,
 int	hdr_filter_fd(const struct qmsg *, int fd, char *text,
 	    size_t textlen);
 
+/* dkim_sign.c: DKIM signatures, made when a message is committed */
+struct dkim_set;
+void	dkim_load(const struct mr_config *);	/* start (sandboxed), reload */
+void	dkim_shutdown(void);
+struct dkim_set *dkim_ref(const struct qserver *);	/* NULL: no keys */
+void	dkim_unref(struct dkim_set *);
+/* in the commit worker: 1 signed, 0 unsigned, -1 failed (note: why) */
+int	dkim_sign(const struct dkim_set *, const char *path, const char *tmp,
+	    int *fd, uint64_t *size, char *note, size_t notelen);
+
 /* rcpt_check.c: MR_Q_RCPT_CHECK from smtpd */
 void	rcpt_check(struct mr_ipc *, const unsigned char *, size_t);
 

@@ -74,6 +74,8 @@ build fuzz_hdr_check "$c/hdr_check.c" "$c/table_regex.c" \
 build fuzz_ctl "$c/ctl_proto.c"
 build fuzz_masq_hdr "$c/masq_hdr.c" "$c/buf.c" "$c/log.c" $ev_libs
 
+build fuzz_dkim "$c/dkim_canon.c" "$c/buf.c" "$c/log.c"
+
 # the IPC payload decoders, one target per receiving process
 for r in queued smtpd deliverd master; do
 	echo "fuzz: building fuzz_msg_$r"
