@@ -17,6 +17,11 @@
  * ASCII becomes '+', as IIS wrote spaces, so no value can split a field
  * or a line, and an empty value is "-".  The directory is opened before
  * the sandbox and the files with openat and O_NOFOLLOW.
+ *
+ * Rotation by others (logrotate): the current file is compared with the
+ * name it was opened under at most once a second; once that name is gone
+ * or is another file, the next line goes to a new file of that name,
+ * opening with the directives.  So renaming a log away needs no signal.
  */
 #include "config.h"
 
@@ -48,6 +53,7 @@ struct wlog {
 	char		*dir;
 	int		 fd;		/* the current file, or -1 */
 	char		 name[32];	/* its name */
+	time_t		 checked;	/* when moved() last looked */
 	struct mr_buf	 pending;
 };
 
@@ -280,6 +286,23 @@ flush_all(void)
 		write_pending(&w.logs[i]);
 }
 
+/* l's file was renamed or removed since it was opened (logrotate);
+ * looked at once a second at most. */
+static int
+moved(struct wlog *l, time_t now)
+{
+	struct stat open_st, name_st;
+
+	if (l->fd == -1 || now == l->checked)
+		return 0;
+	l->checked = now;
+	if (fstat(l->fd, &open_st) == -1 ||
+	    fstatat(l->dfd, l->name, &name_st, AT_SYMLINK_NOFOLLOW) == -1)
+		return 1;
+	return open_st.st_ino != name_st.st_ino ||
+	    open_st.st_dev != name_st.st_dev;
+}
+
 /* MR_Q_LOG from smtpd: -1 if malformed (the caller drops smtpd). */
 int
 w3clog_add(const unsigned char *data, size_t len)
@@ -309,7 +332,7 @@ w3clog_add(const unsigned char *data, size_t len)
 		return 0;
 	}
 	file_name(lc->rotate, &tm, name, sizeof(name));
-	if (l->fd == -1 || strcmp(name, l->name) != 0)
+	if (l->fd == -1 || strcmp(name, l->name) != 0 || moved(l, now))
 		switch_file(l, name, lc, &tm);
 	start = l->pending.len;
 	for (i = 0; i < lc->nfields; i++)
