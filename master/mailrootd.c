@@ -120,6 +120,7 @@ on_sigterm(evutil_socket_t sig, short ev, void *arg)
 	if (m->stopping)
 		return;
 	mr_info("signal %d: stopping", (int)sig);
+	mr_notify("STOPPING=1");
 	mr_supervise_stop(m);
 }
 
@@ -131,19 +132,14 @@ same_str(const char *a, const char *b)
 }
 
 static void
-on_sighup(evutil_socket_t sig, short ev, void *arg)
+reload(struct mr_master *m)
 {
-	struct mr_master *m = arg;
 	struct mr_config *cfg, *old;
 	char *text;
 	size_t len;
 	int *oldfds;
 	size_t nold;
 
-	(void)sig;
-	(void)ev;
-	if (m->stopping)
-		return;
 	mr_info("SIGHUP: reloading %s", m->cfgpath);
 	cfg = load_config(m->cfgpath, &text, &len, 1);
 	if (cfg == NULL) {
@@ -189,6 +185,21 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 	free(oldfds);
 	mr_config_free(old);
 	mr_info("reloaded %s", m->cfgpath);
+}
+
+static void
+on_sighup(evutil_socket_t sig, short ev, void *arg)
+{
+	struct mr_master *m = arg;
+
+	(void)sig;
+	(void)ev;
+	if (m->stopping)
+		return;
+	/* the service manager sees the reload until it is done or refused */
+	mr_notify("RELOADING=1");
+	reload(m);
+	mr_notify("READY=1");
 }
 
 static void
@@ -261,6 +272,7 @@ main(int argc, char *argv[])
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	mr_notify_init();	/* before any child: none inherits it */
 	if (mr_pki_check(m.cfg) == -1)
 		mr_fatal("a certificate or key cannot be read; not starting");
 	if (mr_prepare_dirs(m.cfg, 1) == -1)
@@ -293,6 +305,8 @@ main(int argc, char *argv[])
 	mr_info("mailrootd: ready (%zu virtual server%s, %zu listener%s)",
 	    m.cfg->nservers, m.cfg->nservers == 1 ? "" : "s", m.nlfds,
 	    m.nlfds == 1 ? "" : "s");
+	/* the listeners are listening: a client is accepted from now on */
+	mr_notify("READY=1");
 	event_base_dispatch(m.base);
 	mr_info("mailrootd: stopped");
 	for (i = 0; evs[i] != NULL; i++)

@@ -51,6 +51,12 @@ int	mr_metrics_open(const struct mr_config *);
 int	mr_control_open(const struct mr_config *);
 void	mr_control_close(const struct mr_config *, int fd);
 
+/* notify.c: sd_notify(3)'s protocol without libsystemd.  init reads and
+ * removes $NOTIFY_SOCKET (before any child starts); mr_notify sends one
+ * state ("READY=1") to it, or nothing without one. */
+void	mr_notify_init(void);
+void	mr_notify(const char *state);
+
 /* supervise.c */
 /* pki.c: a sealed memfd with p's chain then its key; -1 (logged). */
 int	mr_pki_memfd(const struct mr_pki *p, uint32_t *certlen);

@@ -23,6 +23,11 @@
  * ASCII becomes '+', as IIS wrote spaces, so no value can split a field
  * or a line, and an empty value is "-".  The directory is opened before
  * the sandbox and the files with openat and O_NOFOLLOW.
+ *
+ * Rotation by others (logrotate): the current file is compared with the
+ * name it was opened under at most once a second; once that name is gone
+ * or is another file, the next line goes to a new file of that name,
+ * opening with the directives.  So renaming a log away needs no signal.
  */
 #include "config.h"
 
@@ -59,6 +64,7 @@ struct wlog {
 	uint64_t	 size;		/* its size, pending lines included */
 	unsigned	 seq;		/* rotate size: NN of the file, or 0 */
 	enum mr_log_format seq_format;	/* the format seq was found for */
+	time_t		 checked;	/* when moved() last looked */
 	struct mr_buf	 pending;
 };
 
@@ -260,12 +266,29 @@ switch_file(struct wlog *l, const char *name)
 		l->size = (uint64_t)st.st_size;
 }
 
+/* l's file was renamed or removed since it was opened (logrotate);
+ * looked at once a second at most. */
+static int
+moved(struct wlog *l, time_t now)
+{
+	struct stat open_st, name_st;
+
+	if (l->fd == -1 || now == l->checked)
+		return 0;
+	l->checked = now;
+	if (fstat(l->fd, &open_st) == -1 ||
+	    fstatat(l->dfd, l->name, &name_st, AT_SYMLINK_NOFOLLOW) == -1)
+		return 1;
+	return open_st.st_ino != name_st.st_ino ||
+	    open_st.st_dev != name_st.st_dev;
+}
+
 /* The file the next line (len bytes) goes in: a new name by the time,
- * or by size the next number when the line would not fit.  1 when a
- * file was opened. */
+ * or by size the next number when the line would not fit, or the same
+ * name again when the file was renamed away.  1 when a file was opened. */
 static int
 choose_file(struct wlog *l, const struct mr_logcfg *lc, const struct tm *tm,
-    size_t len)
+    size_t len, time_t now)
 {
 	char name[32];
 	int opened = 0;
@@ -276,7 +299,7 @@ choose_file(struct wlog *l, const struct mr_logcfg *lc, const struct tm *tm,
 		l->seq_format = lc->format;
 	}
 	file_name(lc, l->seq, tm, name, sizeof(name));
-	if (l->fd == -1 || strcmp(name, l->name) != 0) {
+	if (l->fd == -1 || strcmp(name, l->name) != 0 || moved(l, now)) {
 		switch_file(l, name);
 		opened = 1;
 	}
@@ -439,7 +462,7 @@ w3clog_add(const unsigned char *data, size_t len)
 	/* a W3C value went out after a space: the line starts without */
 	line = w.line.data + (lc->format == MR_LOG_W3C);
 	n = w.line.len - (lc->format == MR_LOG_W3C);
-	if (choose_file(l, lc, &tm, n) && lc->format == MR_LOG_W3C)
+	if (choose_file(l, lc, &tm, n, now) && lc->format == MR_LOG_W3C)
 		directives(l, lc, &tm);
 	mr_buf_add(&l->pending, line, n);
 	l->size += n;

@@ -342,3 +342,32 @@ def test_lost_directory_loses_lines_not_mail(start_mailroot, sink,
     m.wait_drop(1)
     assert mh.wait_until(lambda: "log lines are lost" in m.log_text(),
                          60.0, 0.1), m.log_text()
+
+
+def test_renamed_log_is_reopened(start_mailroot, sink, workdir):
+    """logrotate renames the current file away: the next lines go to a
+    new file of the same name, opening with the directives; the renamed
+    one keeps what it had."""
+    d = log_dir(workdir)
+    m = start_mailroot(sink=sink, server_extra=log_conf(d))
+    session(m.port, "one.example", ["NOOP", "QUIT"])
+    (path,) = wait_log(d, 3)
+    rotated = path.with_name(path.name + ".1")
+    os.rename(path, rotated)
+
+    # queued looks at the name once a second: sessions until it has
+    def reopened():
+        session(m.port, "two.example", ["QUIT"])
+        return path.exists() and path.stat().st_size > 0
+    assert mh.wait_until(reopened, 60.0, 0.2), m.log_text()
+    blocks = mh.wait_until(
+        lambda: [b for b in parse_w3c(path.read_bytes()) if b[1]], 60.0,
+        0.1)
+    assert blocks, path.read_bytes()
+    (head, entries), = blocks
+    assert head["Fields"].split() == DEFAULT_FIELDS
+    assert {e["cs-username"] for e in entries} == {"two.example"}
+    old = [e for _, es in parse_w3c(rotated.read_bytes()) for e in es]
+    assert [e["cs-username"] for e in old][:3] == ["one.example"] * 3
+    assert {e["cs-username"] for e in old} <= {"one.example",
+                                               "two.example"}
