@@ -644,6 +644,8 @@ t_err_tls_trust(void **state)
 	    "\n"), "t.conf:4:38: warning: esmtp no sends HELO, which cannot "
 	    "start TLS: with tls verify no mail under these outbound settings "
 	    "is ever delivered");
+}
+
 /* step timeouts and rate limits: outbound, and a remote domain's own */
 static void
 t_outbound_timeouts_and_rate(void **state)
