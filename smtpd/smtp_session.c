@@ -73,7 +73,6 @@ struct session {
 	const struct mr_server	*srv;
 	struct client		*client;	/* counted per address */
 	struct bufferevent	*bev;
-	enum state		 state;
 	struct sockaddr_storage	 peer;
 	char			 ip[INET6_ADDRSTRLEN];
 	char			 lip[INET6_ADDRSTRLEN];	/* ours, for the
@@ -91,7 +90,10 @@ struct session {
 	int			 errors;
 	int			 crlf_seen;	/* a command line ended in
 						 * CRLF (lf_client) */
+	enum state		 state;
 	uint64_t		 session_bytes;
+	time_t			 started;	/* for mailrootctl sessions */
+	char			 last_cmd[TL_METHOD_MAX + 1];
 	struct auth_state	 auth;		/* auth.c */
 
 	/* the transaction */
@@ -111,8 +113,8 @@ struct session {
 	int			 new_failed;	/* queued refused it */
 	unsigned		 news_out;	/* NEWs in flight, stale ones
 						 * included (RSET) */
-	struct mr_buf		 replies;	/* not yet handed to the socket */
 	int			 batching;	/* inside process_input */
+	struct mr_buf		 replies;	/* not yet handed to the socket */
 
 	/* DATA */
 	struct mr_dstream	 ds;
@@ -128,8 +130,6 @@ struct session {
 	struct mr_dsn_mail	 dsn;
 	struct mr_dsn_rcpt	*rdsn;
 	struct translog		 tl;		/* the command being answered */
-	time_t			 started;	/* for mailrootctl sessions */
-	char			 last_cmd[TL_METHOD_MAX + 1];
 };
 
 static struct session	*table[HASH_SIZE];

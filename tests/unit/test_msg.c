@@ -480,10 +480,12 @@ static int
 session(uint32_t op, uint32_t state, const char *helo, const char *cmd,
     int trailing, struct mr_m_session *m)
 {
-	struct mr_buf b;
+	/* the decoded strings point into the frame: it lives until the
+	 * next call (the last one stays reachable until exit) */
+	static struct mr_buf b;
 	const char *err;
-	int rc;
 
+	mr_buf_free(&b);
 	mr_buf_init(&b);
 	mr_buf_put_u32(&b, op);
 	mr_buf_put_u64(&b, 42);
@@ -498,9 +500,7 @@ session(uint32_t op, uint32_t state, const char *helo, const char *cmd,
 	mr_buf_put_u64(&b, 1800000000);
 	if (trailing)
 		mr_buf_add(&b, "x", 1);
-	rc = mr_msg_session((unsigned char *)b.data, b.len, m, &err);
-	mr_buf_free(&b);
-	return rc;
+	return mr_msg_session((unsigned char *)b.data, b.len, m, &err);
 }
 
 static void
