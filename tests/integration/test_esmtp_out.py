@@ -13,48 +13,30 @@ every command:
 """
 
 import re
-import socket
-import threading
 
 import pytest
 
 import mailroot_harness as mh
+from peer_server import PeerServer
 
 SENDER = "sender@local.test"
 WAIT = 90.0
 SIZE_LIMIT = 20000
 
 
-class Peer(threading.Thread):
+class Peer(PeerServer):
     """A receiver on 127.0.0.1 that answers EHLO with ehlo (a list of
     reply lines; the last is the final one) and every other command as
     an accepting server would.  log: each command as received, in order;
     messages: the subjects received."""
 
     def __init__(self, ehlo):
-        super().__init__(daemon=True)
+        super().__init__("127.0.0.1", mh.free_port(), 8)
         self.ehlo = ehlo
         self.log = []
         self.messages = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.port = mh.free_port()
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(8)
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def stop(self):
-        self.sock.close()
-
-    def _serve(self, c):
+    def serve(self, c):
         c.settimeout(60)
         try:
             with c, c.makefile("rb") as f:

@@ -6,12 +6,11 @@ order among equal preferences, implicit MX, null MX, NXDOMAIN, SERVFAIL,
 an IPv6-only MX, and a domain whose MX is mailroot itself.
 """
 
-import socket
-import threading
 
 import pytest
 
 import mailroot_harness as mh
+from peer_server import PeerServer
 from dns_server import DNSServer
 
 SENDER = "sender@local.test"
@@ -22,32 +21,20 @@ def message(subject):
                    % (SENDER, subject))
 
 
-class Busy(threading.Thread):
+class Busy(PeerServer):
     """Answers every connection with a 421 greeting and hangs up."""
 
     def __init__(self, host, port):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(8)
+        super().__init__(host, port, 8)
         self.connections = 0
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            try:
-                c.sendall(b"421 4.3.2 busy, try the next MX\r\n")
-            except OSError:
-                pass
-            c.close()
-
-    def stop(self):
-        self.sock.close()
+    def accepted(self, c):
+        self.connections += 1
+        try:
+            c.sendall(b"421 4.3.2 busy, try the next MX\r\n")
+        except OSError:
+            pass
+        c.close()
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ limit.  The receivers are small scripted SMTP servers on loopback that
 count connections and note when each transaction arrives.
 """
 
-import socket
 import threading
 import time
 
 import pytest
 
 import mailroot_harness as mh
+from peer_server import PeerServer
 
 SENDER = "sender@local.test"
 WAIT = 120.0
@@ -50,7 +50,7 @@ class Gate:
             self.now -= 1
 
 
-class Receiver:
+class Receiver(PeerServer):
     """A scripted SMTP server.  mode: "ok" (takes everything), "mute"
     (never says a word), "mute-dot" (no reply to the end of data),
     "trickle" (a multi-line greeting sent a byte at a time, forever),
@@ -66,31 +66,17 @@ class Receiver:
         self.closed = 0         # sessions the client ended
         self.transactions = []  # (connection number, [rcpts], time)
         self.mails = []         # monotonic time of each MAIL FROM
-        self.stopping = False
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__("127.0.0.1", 0, 64)
+        self.start()
 
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.now += 1
-                self.max = max(self.max, self.now)
-                n = self.connections
-            threading.Thread(target=self._serve, args=(c, n),
-                             daemon=True).start()
+    def accepted(self, c):
+        with self.lock:
+            self.connections += 1
+            self.now += 1
+            self.max = max(self.max, self.now)
+            n = self.connections
+        threading.Thread(target=self._serve, args=(c, n),
+                         daemon=True).start()
 
     def _serve(self, c, n):
         c.settimeout(60.0)

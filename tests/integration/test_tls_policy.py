@@ -27,7 +27,6 @@ import datetime
 import hashlib
 import ipaddress
 import re
-import socket
 import ssl
 import subprocess
 import threading
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import mailroot_harness as mh
+from peer_server import PeerServer
 from dns_server import DNSServer
 
 SENDER = "sender@local.test"
@@ -221,39 +221,23 @@ class LineReader:
         return b""
 
 
-class Scripted(threading.Thread):
+class Scripted(PeerServer):
     """STARTTLS done wrong, on ADDR[name]:port.  "broken": a 220, then
     bytes that are no TLS in answer to the client's hello.  "inject": the
     220 and a second reply in one write, then TLS with ctx.  log: (tls on,
     command) in order; messages: (subject, tls on)."""
 
     def __init__(self, name, port, ctx=None):
-        super().__init__(daemon=True)
+        super().__init__(ADDR[name], port)
         self.name = name
         self.ctx = ctx
         self.log = []
         self.messages = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ADDR[name], port))
-        self.sock.listen(16)
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def stop(self):
-        self.sock.close()
 
     def got(self, subject):
         return [m for m in self.messages if m[0] == subject]
 
-    def _serve(self, c):
+    def serve(self, c):
         c.settimeout(60)
         try:
             self._session(c)
