@@ -111,14 +111,48 @@ feed(struct mr_dstream *d, const char *p, size_t n, size_t split, int *done)
 	return split + used;
 }
 
+/* The same input fed whole (d2) and in two pieces (d1), lf_ends as given. */
+struct pair {
+	struct mr_dstream d1, d2;
+	struct sink s1, s2;
+	size_t used1, used2;
+	int done1, done2;
+};
+
+static void
+feed_pair(struct pair *r, const char *p, size_t n, size_t split, int lf_ends)
+{
+	size_t end;
+
+	r->s1.len = r->s2.len = 0;
+	r->s1.ends = r->s2.ends = 0;
+	mr_dstream_init(&r->d1, emit, &r->s1);
+	r->d1.hdr_end = hdr_end;
+	r->d1.lf_ends = lf_ends;
+	r->used1 = feed(&r->d1, p, n, split, &r->done1);
+	mr_dstream_init(&r->d2, emit, &r->s2);
+	r->d2.hdr_end = hdr_end;
+	r->d2.lf_ends = lf_ends;
+	r->used2 = mr_dstream_feed(&r->d2, p, n, &r->done2);
+
+	CHECK(r->used1 <= n && r->used2 <= n);
+	end = lf_ends ? expected_end_lf(p, n) : expected_end(p, n);
+	if (end != 0)
+		CHECK(r->done2 && r->used2 == end);
+	else
+		CHECK(!r->done2 && r->used2 == n);
+	check_output(&r->s2, r->used2);
+	CHECK(r->done1 == r->done2 && r->used1 == r->used2);
+	CHECK(r->s1.len == r->s2.len &&
+	    memcmp(r->s1.data, r->s2.data, r->s1.len) == 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct mr_dstream d1, d2;
-	struct sink s1, s2;
+	struct pair r;
 	const char *p;
-	size_t n, split, used1, used2, end;
-	int done1, done2;
+	size_t n, split;
 
 	if (size < 2)
 		return 0;
@@ -126,58 +160,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size - 2;
 	split = ((size_t)data[0] << 8 | data[1]) % (n + 1);
 
-	s1.cap = s2.cap = 2 * n + 3;
-	s1.len = s2.len = 0;
-	s1.ends = s2.ends = 0;
-	s1.data = malloc(s1.cap);
-	s2.data = malloc(s2.cap);
-	CHECK(s1.data != NULL && s2.data != NULL);
+	memset(&r, 0, sizeof(r));
+	r.s1.cap = r.s2.cap = 2 * n + 3;
+	r.s1.data = malloc(r.s1.cap);
+	r.s2.data = malloc(r.s2.cap);
+	CHECK(r.s1.data != NULL && r.s2.data != NULL);
 
-	mr_dstream_init(&d1, emit, &s1);
-	d1.hdr_end = hdr_end;
-	used1 = feed(&d1, p, n, split, &done1);
-	mr_dstream_init(&d2, emit, &s2);
-	d2.hdr_end = hdr_end;
-	used2 = mr_dstream_feed(&d2, p, n, &done2);
+	feed_pair(&r, p, n, split, 0);
+	CHECK(r.d1.st == r.d2.st && r.d1.in_headers == r.d2.in_headers);
+	CHECK(r.d1.received == r.d2.received && r.d1.hlen == r.d2.hlen);
+	CHECK(r.d1.hst == r.d2.hst && r.s1.ends == r.s2.ends);
+	CHECK(r.s2.ends == !r.d2.in_headers);
+	CHECK(r.d1.has_date == r.d2.has_date &&
+	    r.d1.has_msgid == r.d2.has_msgid);
+	CHECK(r.d1.nul == r.d2.nul &&
+	    r.d2.nul == (memchr(p, '\0', r.used2) != NULL));
 
-	CHECK(used1 <= n && used2 <= n);
-	end = expected_end(p, n);
-	if (end != 0)
-		CHECK(done2 && used2 == end);
-	else
-		CHECK(!done2 && used2 == n);
-	check_output(&s2, used2);
+	feed_pair(&r, p, n, split, 1);
 
-	CHECK(done1 == done2 && used1 == used2);
-	CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
-	CHECK(d1.st == d2.st && d1.in_headers == d2.in_headers);
-	CHECK(d1.received == d2.received && d1.hlen == d2.hlen);
-	CHECK(d1.hst == d2.hst && s1.ends == s2.ends);
-	CHECK(s2.ends == !d2.in_headers);
-	CHECK(d1.has_date == d2.has_date && d1.has_msgid == d2.has_msgid);
-	CHECK(d1.nul == d2.nul && d2.nul == (memchr(p, '\0', used2) != NULL));
-
-	/* lf_ends, in the two feedings */
-	s1.len = s2.len = 0;
-	s1.ends = s2.ends = 0;
-	mr_dstream_init(&d1, emit, &s1);
-	d1.hdr_end = hdr_end;
-	d1.lf_ends = 1;
-	used1 = feed(&d1, p, n, split, &done1);
-	mr_dstream_init(&d2, emit, &s2);
-	d2.hdr_end = hdr_end;
-	d2.lf_ends = 1;
-	used2 = mr_dstream_feed(&d2, p, n, &done2);
-	end = expected_end_lf(p, n);
-	if (end != 0)
-		CHECK(done2 && used2 == end);
-	else
-		CHECK(!done2 && used2 == n);
-	check_output(&s2, used2);
-	CHECK(done1 == done2 && used1 == used2);
-	CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
-
-	free(s1.data);
-	free(s2.data);
+	free(r.s1.data);
+	free(r.s2.data);
 	return 0;
 }
