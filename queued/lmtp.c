@@ -46,12 +46,11 @@
 #include "buf.h"
 #include "log.h"
 #include "queued.h"
+#include "smtp_reply.h"
 #include "util.h"
 
 #define LMTP_PORT	24
-#define REPLY_LINE_MAX	2048
-#define REPLY_LINES_MAX	64
-#define REPLY_TEXT_MAX	512
+#define REPLY_TEXT_MAX	(MR_REPLY_TEXT_MAX + 8)	/* "ddd " and the text */
 #define BODY_CHUNK	(64 * 1024)
 #define BODY_HIGH	(256 * 1024)
 
@@ -75,7 +74,8 @@ struct lmtp_sess {
 	size_t			 nacc, di;	/* count, next DATA reply */
 	int			 code;		/* reply being read */
 	unsigned		 nlines;
-	char			 text[REPLY_TEXT_MAX];
+	struct mr_buf		 reply;		/* its text so far */
+	char			 text[REPLY_TEXT_MAX];	/* the whole reply */
 };
 
 static void	sess_read(struct bufferevent *, void *);
@@ -138,6 +138,7 @@ sess_free(struct lmtp_sess *s)
 	free(s->idx);
 	free(s->done);
 	free(s->acc);
+	mr_buf_free(&s->reply);
 	free(s);
 }
 
@@ -228,49 +229,30 @@ out:
 	return rc;
 }
 
-/* Cleans the reply text of control bytes and keeps a bounded part. */
-static void
-keep_text(struct lmtp_sess *s, const char *line, size_t n)
-{
-	size_t have = strlen(s->text), i;
-
-	if (have > 0 && have + 1 < sizeof(s->text))
-		s->text[have++] = ' ';
-	for (i = 0; i < n && have + 1 < sizeof(s->text); i++) {
-		char c = line[i];
-
-		if ((unsigned char)c < 0x20 || c == 0x7f)
-			c = ' ';
-		s->text[have++] = c;
-	}
-	s->text[have] = '\0';
-}
-
 /*
- * One reply line: 1 when a whole reply is in s->code and s->text, 0
+ * One reply line, read by common/smtp_reply.c: 1 when a whole reply is in
+ * s->code and s->text ("ddd text", as a recipient's result keeps it), 0
  * when more lines follow, -1 when the line is not a reply.
  */
 static int
 reply_line(struct lmtp_sess *s, const char *l, size_t n)
 {
-	int code;
+	struct mr_reply r = { s->code, s->nlines, &s->reply };
+	int rc = mr_reply_line(&r, l, n);
 
-	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
-	    l[2] < '0' || l[2] > '9' || (n > 3 && l[3] != ' ' && l[3] != '-'))
-		return -1;
-	code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
-	if (s->nlines == 0) {
-		s->code = code;
-		s->text[0] = '\0';
-	} else if (code != s->code)
-		return -1;
-	if (++s->nlines > REPLY_LINES_MAX)
-		return -1;
-	keep_text(s, l, n);
-	if (n > 3 && l[3] == '-')
+	s->code = r.code;
+	s->nlines = r.nlines;
+	if (rc == 0)
 		return 0;
+	if (rc == 1)
+		snprintf(s->text, sizeof(s->text), "%d%s%s", s->code,
+		    s->reply.len > 0 ? " " : "",
+		    s->reply.len > 0 ? s->reply.data : "");
+	else
+		s->text[0] = '\0';
+	mr_buf_reset(&s->reply);
 	s->nlines = 0;
-	return 1;
+	return rc;
 }
 
 /*
@@ -448,7 +430,7 @@ sess_read(struct bufferevent *bev, void *arg)
 	int r;
 
 	while ((l = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) != NULL) {
-		r = n > REPLY_LINE_MAX ? -1 : reply_line(s, l, n);
+		r = reply_line(s, l, n);
 		free(l);
 		if (r == 0)
 			continue;
@@ -461,7 +443,7 @@ sess_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
-	if (evbuffer_get_length(in) > REPLY_LINE_MAX)
+	if (evbuffer_get_length(in) > MR_REPLY_LINE_MAX)
 		sess_end(s, "reply line too long");
 }
 
