@@ -81,20 +81,30 @@ class Receiver(PeerServer):
     def _serve(self, c, n):
         c.settimeout(60.0)
         f = c.makefile("rb")
+        left = []
         try:
             if self.gate is not None:
                 self.gate.enter()
-            self._talk(c, f, n)
+            self._talk(c, f, n, left)
         except OSError:
             pass
         finally:
-            if self.gate is not None:
-                self.gate.leave()
-            with self.lock:
-                self.now -= 1
-                self.closed += 1
+            self._leave(left)
             f.close()
             c.close()
+
+    def _leave(self, left):
+        """The session no longer counts as open.  At QUIT this comes
+        before the 221, after which the client may open the next
+        connection; at the end, for sessions that ended otherwise."""
+        if left:
+            return
+        left.append(True)
+        if self.gate is not None:
+            self.gate.leave()
+        with self.lock:
+            self.now -= 1
+            self.closed += 1
 
     def _quiet(self, c):
         """Says nothing until the client hangs up (or 60 s)."""
@@ -114,7 +124,7 @@ class Receiver(PeerServer):
             else:
                 c.sendall(b"220-and more\r\n" * 64)
 
-    def _talk(self, c, f, n):
+    def _talk(self, c, f, n, left):
         if self.mode == "mute":
             return self._quiet(c)
         if self.mode in ("trickle", "flood"):
@@ -147,6 +157,7 @@ class Receiver(PeerServer):
                     self.transactions.append((n, rcpts, time.monotonic()))
                 c.sendall(b"250 queued\r\n")
             elif verb == b"QUIT":
+                self._leave(left)
                 c.sendall(b"221 bye\r\n")
                 return
             else:
