@@ -10,7 +10,7 @@ import re
 import smtplib
 
 import mailroot_harness as mh
-from test_schedule import start_with_clock
+from test_schedule import envelope, start_with_clock
 
 HELD = "held@remote.test"
 CONF = "    delivery { delay-notify outbound 1h\n expire outbound 1d }"
@@ -18,6 +18,14 @@ CONF = "    delivery { delay-notify outbound 1h\n expire outbound 1d }"
 
 def queued_envs(d):
     return [p for p in d.dir("Queue").iterdir() if p.suffix == ".env"]
+
+
+def attempts(d, k):
+    """Waits until queued has recorded k attempts in the envelope: only
+    then is the next try scheduled, so the clock may move past it."""
+    assert mh.wait_until(lambda: (lambda e: e is not None and
+                                  int(e["attempts"]) >= k)(envelope(d)),
+                         60), (k, envelope(d), d.log_text())
 
 
 def created(d):
@@ -35,11 +43,13 @@ def test_one_delay_report_survives_restart(start_mailroot, sink, workdir):
     delivered = sink.wait_for(1)
     assert delivered[0].rcpt_tos == ["ok@remote.test"]
     assert mh.wait_until(lambda: sink.rejected.count(HELD) >= 1, 30)
+    attempts(d, 1)
     born = created(d)
     clock.reach(born + 1800)            # half an hour: nothing yet
     assert mh.wait_until(lambda: sink.rejected.count(HELD) >= 2, 30), \
         d.log_text()
     assert len(sink.messages) == 1
+    attempts(d, 2)
     clock.reach(born + 3600)            # one hour: the report
     got = sink.wait_for(2)
     report = got[1]
@@ -57,6 +67,7 @@ def test_one_delay_report_survives_restart(start_mailroot, sink, workdir):
     env = [e for e in queued_envs(d) if "delay-notified 1" in e.read_text()]
     assert len(env) == 1
     # more attempts, then a restart: no second report
+    attempts(d, 3)
     clock.reach(born + 3 * 3600)
     assert mh.wait_until(lambda: sink.rejected.count(HELD) >= 4, 30), \
         d.log_text()
