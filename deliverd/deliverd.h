@@ -197,7 +197,10 @@ struct mx_result {
 struct mx_query;
 typedef void	(*mx_cb)(struct mx_result *, void *arg);
 
+struct ub_ctx;
 int		 mx_init(struct event_base *, const char *resolver);
+/* resolv.conf and hosts into a context; either may be missing */
+int		 mx_system_resolver(struct ub_ctx *);
 void		 mx_fini(void);
 /* Never calls back before returning.  The callback owns the result
  * (mx_result_free) and the query is gone once it has run. */

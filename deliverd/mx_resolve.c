@@ -3,8 +3,8 @@
  * AAAA lookups with libunbound, turned into an ordered address list.
  *
  * Owns the resolver context.  It is created before privileges are dropped
- * (it reads /etc/resolv.conf and /etc/hosts) and driven from the libevent
- * loop through ub_fd().  Security: DNS answers are untrusted input; names
+ * (it reads /etc/resolv.conf and /etc/hosts, either of which may be
+ * missing) and driven from the libevent loop through ub_fd().  Security: DNS answers are untrusted input; names
  * in MX records are decoded with bounds checks and must look like host
  * names before they are used; host and address counts are capped.  A DNS
  * failure is a temporary failure; only NXDOMAIN and a null MX (RFC 7505)
@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +31,8 @@
 #include "proto.h"
 #include "deliverd.h"
 
+#define MX_RESOLV_CONF	"/etc/resolv.conf"
+#define MX_HOSTS_FILE	"/etc/hosts"
 #define MX_HOSTS_MAX	16	/* MX hosts tried per domain */
 #define MX_ADDRS_MAX	8	/* addresses per host and family */
 #define RR_A		1
@@ -105,7 +108,41 @@ mx_setopt(const char *opt, const char *val)
 }
 
 /*
- * "system": the forwarders of /etc/resolv.conf and /etc/hosts.
+ * The "system" resolver of a libunbound context: the nameservers of
+ * /etc/resolv.conf and the names of /etc/hosts.  Either file may be
+ * missing (a container, a minimal root): without resolv.conf the local
+ * nameserver is asked, as resolv.conf(5) says; without hosts, DNS alone
+ * answers.  That is said once per process.  Shared with ptr_resolve.c.
+ */
+int
+mx_system_resolver(struct ub_ctx *ctx)
+{
+	static int said_conf, said_hosts;
+	int rc;
+
+	errno = 0;
+	if ((rc = ub_ctx_resolvconf(ctx, MX_RESOLV_CONF)) == UB_READFILE &&
+	    errno == ENOENT) {
+		if (!said_conf++)
+			mr_warn("resolver: no %s: asking a nameserver on "
+			    "127.0.0.1", MX_RESOLV_CONF);
+		rc = ub_ctx_set_fwd(ctx, "127.0.0.1");
+	}
+	if (rc != 0)
+		return rc;
+	errno = 0;
+	if ((rc = ub_ctx_hosts(ctx, MX_HOSTS_FILE)) == UB_READFILE &&
+	    errno == ENOENT) {
+		if (!said_hosts++)
+			mr_warn("resolver: no %s: host names come from DNS "
+			    "alone", MX_HOSTS_FILE);
+		rc = 0;
+	}
+	return rc;
+}
+
+/*
+ * "system": the nameservers of /etc/resolv.conf and /etc/hosts.
  * "IP@PORT": that forwarder alone, no DNSSEC requirement.  Either may be
  * on loopback (a local cache, or a test's DNS server).
  */
@@ -133,9 +170,7 @@ mx_init(struct event_base *base, const char *resolver)
 	    mx_setopt("local-zone:", "home.arpa. transparent") == -1)
 		return -1;
 	if (resolver == NULL || strcmp(resolver, "system") == 0) {
-		if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0)
-			goto fail;
-		if ((rc = ub_ctx_hosts(ub, NULL)) != 0)
+		if ((rc = mx_system_resolver(ub)) != 0)
 			goto fail;
 	} else if ((rc = ub_ctx_set_fwd(ub, resolver)) != 0)
 		goto fail;

@@ -138,8 +138,7 @@ ptr_init(struct event_base *base, const char *resolver)
 	if ((rc = ptr_zones()) != 0)
 		goto fail;
 	if (resolver == NULL || strcmp(resolver, "system") == 0) {
-		if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0 ||
-		    (rc = ub_ctx_hosts(ub, NULL)) != 0)
+		if ((rc = mx_system_resolver(ub)) != 0)
 			goto fail;
 	} else if ((rc = ub_ctx_set_fwd(ub, resolver)) != 0)
 		goto fail;
