@@ -29,9 +29,11 @@ clean(char *out, size_t max, const char *s)
 {
 	size_t i;
 
-	for (i = 0; i < max && s[i] != '\0'; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ?
-		    '?' : s[i];
+	for (i = 0; i < max && s[i] != '\0'; i++) {
+		out[i] = s[i];
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			out[i] = '?';
+	}
 	out[i] = '\0';
 	return out;
 }

@@ -39,11 +39,11 @@ struct child {
 	int		 restart_now;	/* reload: no backoff */
 	int		 stop_asked;	/* MR_M_SHUTDOWN sent */
 	unsigned	 deaths;	/* recent deaths, for backoff */
+	uint32_t	 starts;	/* for the metrics: restarts are
+					 * the starts after the first */
 	uint64_t	 last_death;
 	uint64_t	 last_bad_restart; /* ms: last kill on a PEER_BAD */
 	struct event	*timer;		/* pending restart */
-	uint32_t	 starts;	/* for the metrics: restarts are
-					 * the starts after the first */
 };
 
 /* master, config, two peers, then smtpd's listeners */

@@ -190,11 +190,16 @@ outbound_clear(void)
 	nsess = 0;
 }
 
+/* One listed session (an array of these, not of bare pointers). */
+struct entry {
+	const struct osess	*s;
+};
+
 static int
 by_start(const void *a, const void *b)
 {
-	const struct osess *x = *(const struct osess *const *)a;
-	const struct osess *y = *(const struct osess *const *)b;
+	const struct osess *x = ((const struct entry *)a)->s;
+	const struct osess *y = ((const struct entry *)b)->s;
 
 	if (x->start != y->start)
 		return x->start < y->start ? -1 : 1;
@@ -203,19 +208,20 @@ by_start(const void *a, const void *b)
 
 /* The sessions of the server named (every one with ""), oldest first;
  * *np of them. */
-static const struct osess **
+static struct entry *
 listed(const char *server, size_t *np)
 {
-	const struct osess **v, *s;
+	struct entry *v;
+	const struct osess *s;
 	size_t i, n = 0;
 
-	v = mr_xcalloc(nsess + 1, sizeof(*v));
+	v = mr_xcalloc(nsess + 1, sizeof(struct entry));
 	for (i = 0; i < OSESS_HASH; i++)
 		for (s = table[i]; s != NULL; s = s->next)
 			if (server[0] == '\0' || strcmp(server,
 			    q->servers[s->server].srv->name) == 0)
-				v[n++] = s;
-	qsort(v, n, sizeof(*v), by_start);
+				v[n++].s = s;
+	qsort(v, n, sizeof(struct entry), by_start);
 	*np = n;
 	return v;
 }
@@ -259,14 +265,14 @@ osess_line(struct mr_buf *b, const struct osess *s, int wsrv)
 void
 outbound_verb(struct mr_buf *b, const char *server, int json)
 {
-	const struct osess **v;
+	struct entry *v;
 	size_t i, n;
 	time_t now = time(NULL);
 	int wsrv = 6;
 
 	v = listed(server, &n);
 	for (i = 0; i < n; i++) {
-		int w = (int)strlen(q->servers[v[i]->server].srv->name);
+		int w = (int)strlen(q->servers[v[i].s->server].srv->name);
 
 		if (w > wsrv)
 			wsrv = w;
@@ -281,9 +287,9 @@ outbound_verb(struct mr_buf *b, const char *server, int json)
 		if (json && i > 0)
 			mr_buf_adds(b, ",");
 		if (json)
-			osess_json(b, v[i], now);
+			osess_json(b, v[i].s, now);
 		else
-			osess_line(b, v[i], wsrv);
+			osess_line(b, v[i].s, wsrv);
 	}
 	if (json)
 		mr_buf_printf(b, "],\"outbound_count\":%zu", n);
