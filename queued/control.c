@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +38,8 @@
 #include "proto.h"
 #include "queued.h"
 #include "util.h"
+
+#define ANSWER_WRITE	(1024 * 1024)	/* bytes per write of an answer */
 
 #define CTL_TIMEOUT	30	/* seconds to send a request */
 #define CTL_CONNS	16
@@ -125,9 +128,20 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(arg);
 }
 
-/* Sends the answer; the connection closes once it is written. */
-void
-control_answer(struct conn *c, const char *err, const struct mr_buf *out)
+static void
+answer_sent(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)(uintptr_t)data);
+}
+
+/* Sends the answer; the connection closes once it is written.  With
+ * take, out's memory goes to the output as it is, not copied (a queue
+ * listing can be tens of megabytes), and out is left empty. */
+static void
+answer(struct conn *c, const char *err, const struct mr_buf *out,
+    struct mr_buf *take)
 {
 	struct evbuffer *o = bufferevent_get_output(c->bev);
 
@@ -137,12 +151,32 @@ control_answer(struct conn *c, const char *err, const struct mr_buf *out)
 		evbuffer_add(o, "ok\n", 3);
 		if (out != NULL && out->len > 0)
 			evbuffer_add(o, out->data, out->len);
+		if (take != NULL && take->len > 0 &&
+		    evbuffer_add_reference(o, take->data, take->len,
+		    answer_sent, NULL) == 0)
+			mr_buf_init(take);	/* the evbuffer frees it */
+		else if (take != NULL && take->len > 0)
+			evbuffer_add(o, take->data, take->len);
 	}
 	c->answered = 1;
+	/* a long answer in large writes, not libevent's 16 KiB ones */
+	(void)bufferevent_set_max_single_write(c->bev, ANSWER_WRITE);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void
+control_answer(struct conn *c, const char *err, const struct mr_buf *out)
+{
+	answer(c, err, out, NULL);
+}
+
+void
+control_answer_take(struct conn *c, struct mr_buf *out)
+{
+	answer(c, NULL, NULL, out);
 }
 
 static void
