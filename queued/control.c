@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -128,12 +127,14 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(arg);
 }
 
+/* The evbuffer is done with an answer's memory (arg: the same, not
+ * const). */
 static void
 answer_sent(const void *data, size_t len, void *arg)
 {
+	(void)data;
 	(void)len;
-	(void)arg;
-	free((void *)(uintptr_t)data);
+	free(arg);
 }
 
 /* Sends the answer; the connection closes once it is written.  With
@@ -153,7 +154,7 @@ answer(struct conn *c, const char *err, const struct mr_buf *out,
 			evbuffer_add(o, out->data, out->len);
 		if (take != NULL && take->len > 0 &&
 		    evbuffer_add_reference(o, take->data, take->len,
-		    answer_sent, NULL) == 0)
+		    answer_sent, take->data) == 0)
 			mr_buf_init(take);	/* the evbuffer frees it */
 		else if (take != NULL && take->len > 0)
 			evbuffer_add(o, take->data, take->len);
