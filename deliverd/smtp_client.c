@@ -1855,11 +1855,17 @@ sess_report(struct smtp_sess *s, uint32_t op)
 	struct osess_report r = {
 		.op = op, .id = s->rep_id, .srvidx = s->dest->srvidx,
 		.host = s->dest->name, .addr = "", .port = s->dest->port,
-		.state = report_state[s->state],
-		.command = report_verb[s->state], .sent = s->rep_sent,
+		.state = MR_OS_HELLO, .command = "", .sent = s->rep_sent,
 		.start = s->rep_start
 	};
 	char ip[INET6_ADDRSTRLEN];
+
+	/* a state added later without its entries is listed as "hello" */
+	if ((size_t)s->state < sizeof(report_verb) / sizeof(report_verb[0]) &&
+	    report_verb[s->state] != NULL) {
+		r.state = report_state[s->state];
+		r.command = report_verb[s->state];
+	}
 
 	if (s->state != S_RESOLVE && s->addrs != NULL &&
 	    s->ai < s->addrs->naddrs) {
