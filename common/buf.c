@@ -126,15 +126,20 @@ mr_buf_printf(struct mr_buf *b, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	/* one pass when it fits in the room left (the common case: a
+	 * buffer that grows by doubling), a second one when it does not */
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(b->data ? b->data + b->len : NULL,
+	    b->data ? b->cap - b->len : 0, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		mr_panic("mr_buf_printf: bad format");
-	mr_buf_reserve(b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if (b->data == NULL || (size_t)n >= b->cap - b->len) {
+		mr_buf_reserve(b, (size_t)n);
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	b->len += (size_t)n;
 }
 

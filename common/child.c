@@ -234,6 +234,10 @@ master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	case MR_M_PKI:
 		on_pki(msg);
 		break;
+	case MR_M_RESTARTS:
+		if (ops->restarts != NULL)
+			ops->restarts(msg->data, msg->len);
+		break;
 	default:
 		mr_warn("mailrootd: unexpected message type %u ignored",
 		    msg->type);

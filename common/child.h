@@ -24,8 +24,8 @@ struct mr_config	*mr_child_start(const char *proc, int argc,
  * callback's enable/disable pairs cost one epoll_ctl, not several. */
 struct event_base	*mr_child_loop(void);
 
-/* What differs between the children; every callback but pki is
- * required. */
+/* What differs between the children; every callback but pki and
+ * restarts is required. */
 struct mr_child_ops {
 	/* MR_M_SHUTDOWN or SIGTERM: finish the work in hand, then exit */
 	void	(*stop)(void);
@@ -43,6 +43,9 @@ struct mr_child_ops {
 	 * configuration (smtpd; NULL in the others).  Returns 0 when it
 	 * read fd (which stays the caller's), -1 when it refused it. */
 	int	(*pki)(uint32_t idx, uint32_t certlen, int fd);
+	/* MR_M_RESTARTS: the payload, decoded by the callee (queued's
+	 * metrics; NULL in the others: ignored) */
+	void	(*restarts)(const unsigned char *, size_t);
 };
 
 /* Opens the channel to mailrootd (MR_FD_MASTER) and the SIGTERM event in

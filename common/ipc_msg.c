@@ -668,3 +668,63 @@ mr_msg_session(const unsigned char *p, size_t len, struct mr_m_session *m,
 	}
 	return 0;
 }
+
+int
+mr_msg_osession(const unsigned char *p, size_t len,
+    struct mr_m_osession *m, const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	m->op = mr_rd_u32(&rd);
+	m->id = mr_rd_u64(&rd);
+	m->server = mr_rd_u32(&rd);
+	m->host = rd_clean(&rd, 255);
+	m->addr = rd_clean(&rd, 64);
+	m->port = mr_rd_u32(&rd);
+	m->state = mr_rd_u32(&rd);
+	m->command = rd_clean(&rd, MR_SESS_CMD_MAX);
+	m->sent = mr_rd_u32(&rd);
+	m->start = mr_rd_u64(&rd);
+	if (!mr_rd_done(&rd) || m->op > MR_SESS_BEGIN || m->port > 65535 ||
+	    m->state > MR_OS_MAX) {
+		*err = "malformed outbound SESSION";
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_dcount(const unsigned char *p, size_t len, struct mr_m_dcount *m,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	m->server = mr_rd_u32(&rd);
+	m->counter = mr_rd_u32(&rd);
+	m->amount = mr_rd_u64(&rd);
+	if (!mr_rd_done(&rd) || m->counter > MR_DC_MAX) {
+		*err = "malformed COUNT";
+		return -1;
+	}
+	return 0;
+}
+
+int
+mr_msg_restarts(const unsigned char *p, size_t len,
+    uint32_t restarts[MR_PROC_COUNT], const char **err)
+{
+	struct mr_rd rd;
+	size_t k;
+
+	mr_rd_init(&rd, p, len);
+	*err = "malformed RESTARTS";
+	if (mr_rd_u32(&rd) != MR_PROC_COUNT)
+		return -1;
+	for (k = 0; k < MR_PROC_COUNT; k++)
+		restarts[k] = mr_rd_u32(&rd);
+	if (!mr_rd_done(&rd) || restarts[MR_PROC_MASTER] != 0)
+		return -1;
+	return 0;
+}

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 /* MR_Q_NEW (smtpd -> queued) */
 struct mr_m_new {
 	uint64_t	 req;
@@ -244,5 +246,36 @@ struct mr_m_session {
 };
 int	mr_msg_session(const unsigned char *, size_t, struct mr_m_session *,
 	    const char **err);
+
+/* MR_D_SESSION (deliverd -> queued): an outbound session in progress, or
+ * its end; strings without control bytes, op and state known */
+struct mr_m_osession {
+	uint32_t	 op;		/* enum mr_sess_op */
+	uint64_t	 id;		/* deliverd's session number */
+	uint32_t	 server;	/* not checked against the servers */
+	const char	*host;		/* <= 255 */
+	const char	*addr;		/* <= 64 */
+	uint32_t	 port;		/* <= 65535 */
+	uint32_t	 state;		/* enum mr_osess_state */
+	const char	*command;	/* <= MR_SESS_CMD_MAX */
+	uint32_t	 sent;		/* messages accepted on it */
+	uint64_t	 start;		/* Unix seconds */
+};
+int	mr_msg_osession(const unsigned char *, size_t,
+	    struct mr_m_osession *, const char **err);
+
+/* MR_D_COUNT (deliverd -> queued): add amount to a counter of a server */
+struct mr_m_dcount {
+	uint32_t	 server;	/* not checked against the servers */
+	uint32_t	 counter;	/* enum mr_dcounter */
+	uint64_t	 amount;
+};
+int	mr_msg_dcount(const unsigned char *, size_t, struct mr_m_dcount *,
+	    const char **err);
+
+/* MR_M_RESTARTS (master -> queued): restarts[k] for each enum mr_proc k
+ * (restarts[MR_PROC_MASTER] is 0) */
+int	mr_msg_restarts(const unsigned char *, size_t,
+	    uint32_t restarts[MR_PROC_COUNT], const char **err);
 
 #endif

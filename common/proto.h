@@ -120,7 +120,47 @@ enum mr_msgtype {
 				 * str command, u64 start (Unix seconds);
 				 * strings without control bytes */
 
-	MR_MSG_MAX = MR_Q_SESSION
+	/* deliverd -> queued: its outbound sessions (mailrootctl sessions),
+	 * as smtpd reports its inbound ones (queued/outbound.c) */
+	MR_D_SESSION,		/* u32 op (enum mr_sess_op), u64 session,
+				 * u32 server index, str host (the next hop
+				 * being resolved, or the host connected
+				 * to), str address (numeric, "" before a
+				 * connection), u32 port, u32 state (enum
+				 * mr_osess_state), str command (the last
+				 * verb sent, "" = none), u32 messages the
+				 * next hop accepted on it, u64 start (Unix
+				 * seconds); strings without control bytes */
+	/* deliverd -> queued: counters for the metrics */
+	MR_D_COUNT,		/* u32 server index, u32 counter (enum
+				 * mr_dcounter), u64 amount to add */
+	/* master -> queued: how often each child was restarted (metrics) */
+	MR_M_RESTARTS,		/* u32 n (= MR_PROC_COUNT), n x u32 restarts
+				 * in enum mr_proc order (master's is 0) */
+
+	MR_MSG_MAX = MR_M_RESTARTS
+};
+
+/* What an outbound session is doing (MR_D_SESSION). */
+enum mr_osess_state {
+	MR_OS_RESOLVING = 0,	/* looking up the next hop */
+	MR_OS_CONNECTING = 1,
+	MR_OS_GREETING = 2,	/* waiting for the 220 */
+	MR_OS_HELLO = 3,	/* EHLO/HELO, STARTTLS, TLS, AUTH */
+	MR_OS_MAIL = 4,		/* RSET, MAIL, RCPT */
+	MR_OS_DATA = 5,		/* DATA, the message, its end */
+	MR_OS_IDLE = 6,		/* kept for the next message */
+	MR_OS_CLOSING = 7,	/* QUIT */
+	MR_OS_MAX = MR_OS_CLOSING
+};
+
+/* MR_D_COUNT: what deliverd counts for the metrics, per server. */
+enum mr_dcounter {
+	MR_DC_CONNECTIONS = 0,	/* outbound connections established */
+	MR_DC_BYTES_SENT = 1,	/* bytes of messages a next hop accepted */
+	MR_DC_DNS = 2,		/* next hops looked up in the DNS */
+	MR_DC_DNS_FAIL = 3,	/* of those, lookups that gave no address */
+	MR_DC_MAX = MR_DC_DNS_FAIL
 };
 
 /* MR_Q_SESSION: a session began (a new connection), is as the frame

@@ -1035,6 +1035,7 @@ queued_attach(int fd)
 	}
 	d.queued = mr_ipc_new(d.base, fd, "queued", MR_MSG_MAX, queued_cb,
 	    NULL);
+	smtp_report_all();	/* mailrootctl sessions, as smtpd does */
 	if (d.norphans == 0) {
 		replay_send(d.queued);
 		return;

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "conf.h"
 
@@ -219,6 +220,24 @@ void	replay_record(const char *qid, const char *rcpt, int status,
 	    const char *text, size_t textmax);
 void	replay_send(struct mr_ipc *);
 void	replay_free(void);
+
+/* sess_report.c: outbound sessions and counters, told to queued */
+struct osess_report {
+	uint32_t	 op;		/* enum mr_sess_op */
+	uint64_t	 id;
+	size_t		 srvidx;
+	const char	*host;
+	const char	*addr;		/* "" before a connection */
+	unsigned	 port;
+	uint32_t	 state;		/* enum mr_osess_state */
+	const char	*command;	/* "" = none */
+	uint32_t	 sent;		/* messages accepted on it */
+	time_t		 start;
+};
+void	report_session(const struct osess_report *);
+void	report_count(size_t srvidx, uint32_t counter, uint64_t amount);
+/* smtp_client.c: every open session again, to a new queued */
+void	smtp_report_all(void);
 
 /* masquerade.c: masquerade-domain on the envelope sender, and on the
  * From fields with masquerade-from */

@@ -145,10 +145,16 @@ struct smtp_sess {
 	int			 zombie;	/* ended; free when outermost */
 	int			 end_status;
 	char			*end_why;
+	/* ---- as mailrootctl sessions lists it (sess_report.c) ---- */
+	uint64_t		 rep_id;
+	time_t			 rep_start;
+	int			 rep_state;	/* last reported, -1 none */
+	unsigned		 rep_sent;	/* messages accepted */
 };
 
 static TAILQ_HEAD(, smtp_sess) sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static int	 finishing;
+static uint64_t	 last_id;	/* sessions numbered for mailrootctl */
 
 static void	sess_try_addr(struct smtp_sess *);
 static void	sess_host_fail(struct smtp_sess *, const char *);
@@ -169,6 +175,7 @@ smtp_init(void)
 }
 
 static void	sess_destroy(struct smtp_sess *);
+static void	sess_report(struct smtp_sess *, uint32_t op);
 
 void
 smtp_fini(void)
@@ -205,6 +212,7 @@ sess_destroy(struct smtp_sess *s)
 	char *why = s->end_why;
 
 	TAILQ_REMOVE(&sessions, s, entry);
+	sess_report(s, MR_SESS_GONE);
 	if (s->dlv != NULL)
 		s->dlv->sess = NULL;
 	mx_cancel(s->mxq);
@@ -248,6 +256,8 @@ sess_leave(struct smtp_sess *s)
 {
 	if (--s->inside == 0 && s->zombie)
 		sess_destroy(s);
+	else if (s->inside == 0 && s->rep_state != (int)s->state)
+		sess_report(s, MR_SESS_NOW);	/* as the callback left it */
 }
 
 static void
@@ -560,10 +570,10 @@ sess_cmd(struct smtp_sess *s, enum smtp_state next, const char *fmt, ...)
 
 /* ---- connecting ---- */
 
-static void
-sess_set_relay(struct smtp_sess *s, const struct mx_addr *a)
+/* a's numeric address into ip; returns its port. */
+static unsigned
+sess_addr_ip(const struct mx_addr *a, char *ip, size_t size)
 {
-	char ip[INET6_ADDRSTRLEN];
 	const void *p;
 	unsigned port;
 
@@ -578,8 +588,17 @@ sess_set_relay(struct smtp_sess *s, const struct mx_addr *a)
 		p = &sin->sin_addr;
 		port = ntohs(sin->sin_port);
 	}
-	if (inet_ntop(a->ss.ss_family, p, ip, sizeof(ip)) == NULL)
-		snprintf(ip, sizeof(ip), "?");
+	if (inet_ntop(a->ss.ss_family, p, ip, (socklen_t)size) == NULL)
+		snprintf(ip, size, "?");
+	return port;
+}
+
+static void
+sess_set_relay(struct smtp_sess *s, const struct mx_addr *a)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port = sess_addr_ip(a, ip, sizeof(ip));
+
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", a->host, ip, port);
 }
 
@@ -625,6 +644,7 @@ sess_try_addr(struct smtp_sess *s)
 	a = &s->addrs->addrs[s->ai];
 	sess_set_relay(s, a);
 	s->state = S_CONNECT;
+	s->rep_state = -1;	/* a new address: reported as we leave */
 	s->ehlo_failed = 0;
 	s->authed = 0;
 	s->need_rset = 0;
@@ -688,6 +708,10 @@ sess_resolved(struct mx_result *r, void *arg)
 
 	s->mxq = NULL;
 	sess_enter(s);
+	if (s->dest->kind != DEST_LITERAL) {
+		report_count(s->dest->srvidx, MR_DC_DNS, 1);
+		report_count(s->dest->srvidx, MR_DC_DNS_FAIL, r->status != 0);
+	}
 	if (r->status != 0) {
 		if (s->dlv != NULL) {
 			sess_set_rest(s, r->status, r->error, 0);
@@ -718,6 +742,9 @@ smtp_start(struct dest *dest, struct delivery *d)
 	if (s->defer == NULL || s->deadline == NULL)
 		mr_panic("smtp: event_new failed");
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	s->rep_id = ++last_id;
+	s->rep_start = time(NULL);
+	sess_report(s, MR_SESS_BEGIN);
 	s->mxq = mx_resolve(dest->kind, dest->name, dest->port,
 	    sess_resolved, s);
 	return s;
@@ -1548,6 +1575,19 @@ sess_reply_rcpt(struct smtp_sess *s)
 	sess_next_dlv(s);
 }
 
+/* The next hop accepted the message: counted for the metrics and the
+ * session list (the bytes of the message as it was stored). */
+static void
+sess_count_sent(struct smtp_sess *s)
+{
+	const struct job *j = sess_job(s);
+	off_t n = j->size - (off_t)j->head_skip + (off_t)j->head_len;
+
+	s->rep_sent++;
+	report_count(s->dest->srvidx, MR_DC_BYTES_SENT,
+	    n > 0 ? (uint64_t)n : 0);
+}
+
 static void
 sess_reply_data(struct smtp_sess *s)
 {
@@ -1579,6 +1619,8 @@ sess_reply_data(struct smtp_sess *s)
 	if (s->state == S_DATA && st == MR_DS_OK)
 		st = MR_DS_TEMP;	/* 2xx to DATA is no 354 */
 	sess_set_rest(s, st, b.data, 1);
+	if (s->state == S_DOT && st == MR_DS_OK)
+		sess_count_sent(s);
 	if (st == MR_DS_OK && !s->ext_dsn)
 		sess_relayed(s, b.data);
 	mr_buf_free(&b);
@@ -1775,6 +1817,7 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 			    TCP_NODELAY, &one, sizeof(one));
 			s->state = S_GREETING;
 			sess_timeouts(s, 1);
+			report_count(s->dest->srvidx, MR_DC_CONNECTIONS, 1);
 		} else if (s->state == S_TLS)
 			sess_tls_up(s);
 		goto out;
@@ -1783,4 +1826,66 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 out:
 	/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): sess_enter held s */
 	sess_leave(s);
+}
+
+/* ---- mailrootctl sessions (sess_report.c) ---- */
+
+static const uint32_t report_state[] = {
+	[S_RESOLVE] = MR_OS_RESOLVING, [S_CONNECT] = MR_OS_CONNECTING,
+	[S_GREETING] = MR_OS_GREETING, [S_EHLO] = MR_OS_HELLO,
+	[S_HELO] = MR_OS_HELLO, [S_STARTTLS] = MR_OS_HELLO,
+	[S_TLS] = MR_OS_HELLO, [S_AUTH] = MR_OS_HELLO, [S_RSET] = MR_OS_MAIL,
+	[S_MAIL] = MR_OS_MAIL, [S_RCPT] = MR_OS_MAIL, [S_DATA] = MR_OS_DATA,
+	[S_BODY] = MR_OS_DATA, [S_DOT] = MR_OS_DATA, [S_IDLE] = MR_OS_IDLE,
+	[S_QUIT] = MR_OS_CLOSING
+};
+
+/* The verb of the command a state waits on ("" before any). */
+static const char *const report_verb[] = {
+	[S_RESOLVE] = "", [S_CONNECT] = "", [S_GREETING] = "",
+	[S_EHLO] = "EHLO", [S_HELO] = "HELO", [S_STARTTLS] = "STARTTLS",
+	[S_TLS] = "STARTTLS", [S_AUTH] = "AUTH", [S_RSET] = "RSET",
+	[S_MAIL] = "MAIL", [S_RCPT] = "RCPT", [S_DATA] = "DATA",
+	[S_BODY] = "DATA", [S_DOT] = "DATA", [S_IDLE] = "", [S_QUIT] = "QUIT"
+};
+
+static void
+sess_report(struct smtp_sess *s, uint32_t op)
+{
+	struct osess_report r = {
+		.op = op, .id = s->rep_id, .srvidx = s->dest->srvidx,
+		.host = s->dest->name, .addr = "", .port = s->dest->port,
+		.state = MR_OS_HELLO, .command = "", .sent = s->rep_sent,
+		.start = s->rep_start
+	};
+	char ip[INET6_ADDRSTRLEN];
+
+	/* a state added later without its entries is listed as "hello" */
+	if ((size_t)s->state < sizeof(report_verb) / sizeof(report_verb[0]) &&
+	    report_verb[s->state] != NULL) {
+		r.state = report_state[s->state];
+		r.command = report_verb[s->state];
+	}
+
+	if (s->state != S_RESOLVE && s->addrs != NULL &&
+	    s->ai < s->addrs->naddrs) {
+		const struct mx_addr *a = &s->addrs->addrs[s->ai];
+
+		r.host = a->host;
+		r.port = sess_addr_ip(a, ip, sizeof(ip));
+		r.addr = ip;
+	}
+	s->rep_state = (int)s->state;
+	report_session(&r);
+}
+
+/* A new queued: every session still open, as it is now. */
+void
+smtp_report_all(void)
+{
+	struct smtp_sess *s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (!s->zombie)
+			sess_report(s, MR_SESS_NOW);
 }

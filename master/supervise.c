@@ -39,6 +39,8 @@ struct child {
 	int		 restart_now;	/* reload: no backoff */
 	int		 stop_asked;	/* MR_M_SHUTDOWN sent */
 	unsigned	 deaths;	/* recent deaths, for backoff */
+	uint32_t	 starts;	/* for the metrics: restarts are
+					 * the starts after the first */
 	uint64_t	 last_death;
 	uint64_t	 last_bad_restart; /* ms: last kill on a PEER_BAD */
 	struct event	*timer;		/* pending restart */
@@ -279,6 +281,30 @@ exec_child(enum mr_proc p, int *fds, size_t n)
 	_exit(127);
 }
 
+/*
+ * MR_M_RESTARTS: each child's restarts (for whatever reason: a crash, a
+ * misbehaving peer, a reload that needs one), to queued, whose metrics
+ * show them; after every start, so that a new queued learns them too.
+ */
+static void
+send_restarts(void)
+{
+	struct child *qd = &children[MR_PROC_QUEUED];
+	struct mr_buf b;
+	size_t k;
+
+	if (qd->chan == NULL)
+		return;
+	mr_buf_init(&b);
+	mr_buf_put_u32(&b, MR_PROC_COUNT);
+	mr_buf_put_u32(&b, 0);		/* mailrootd itself */
+	for (k = MR_PROC_SMTPD; k < MR_PROC_COUNT; k++)
+		mr_buf_put_u32(&b, children[k].starts > 0 ?
+		    children[k].starts - 1 : 0);
+	(void)mr_ipc_sendb(qd->chan, MR_M_RESTARTS, -1, &b);
+	mr_buf_free(&b);
+}
+
 static void
 spawn(enum mr_proc p)
 {
@@ -357,6 +383,8 @@ spawn(enum mr_proc p)
 	ch->chan = mr_ipc_new(master->base, mpair[0], ch->name, MR_MSG_MAX,
 	    master_chan_cb, ch);
 	mr_info("started %s (pid %ld)", ch->name, (long)pid);
+	ch->starts++;
+	send_restarts();
 }
 
 static void

@@ -38,6 +38,8 @@
 #include "queued.h"
 #include "util.h"
 
+#define ANSWER_WRITE	(1024 * 1024)	/* bytes per write of an answer */
+
 #define CTL_TIMEOUT	30	/* seconds to send a request */
 #define CTL_CONNS	16
 #define CTL_UIDS_MAX	256	/* members of control-group remembered */
@@ -125,9 +127,22 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(arg);
 }
 
-/* Sends the answer; the connection closes once it is written. */
-void
-control_answer(struct conn *c, const char *err, const struct mr_buf *out)
+/* The evbuffer is done with an answer's memory (arg: the same, not
+ * const). */
+static void
+answer_sent(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	free(arg);
+}
+
+/* Sends the answer; the connection closes once it is written.  With
+ * take, out's memory goes to the output as it is, not copied (a queue
+ * listing can be tens of megabytes), and out is left empty. */
+static void
+answer(struct conn *c, const char *err, const struct mr_buf *out,
+    struct mr_buf *take)
 {
 	struct evbuffer *o = bufferevent_get_output(c->bev);
 
@@ -137,12 +152,32 @@ control_answer(struct conn *c, const char *err, const struct mr_buf *out)
 		evbuffer_add(o, "ok\n", 3);
 		if (out != NULL && out->len > 0)
 			evbuffer_add(o, out->data, out->len);
+		if (take != NULL && take->len > 0 &&
+		    evbuffer_add_reference(o, take->data, take->len,
+		    answer_sent, take->data) == 0)
+			mr_buf_init(take);	/* the evbuffer frees it */
+		else if (take != NULL && take->len > 0)
+			evbuffer_add(o, take->data, take->len);
 	}
 	c->answered = 1;
+	/* a long answer in large writes, not libevent's 16 KiB ones */
+	(void)bufferevent_set_max_single_write(c->bev, ANSWER_WRITE);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void
+control_answer(struct conn *c, const char *err, const struct mr_buf *out)
+{
+	answer(c, err, out, NULL);
+}
+
+void
+control_answer_take(struct conn *c, struct mr_buf *out)
+{
+	answer(c, NULL, NULL, out);
 }
 
 static void

@@ -13,6 +13,8 @@ struct mr_ctl_req;
 
 /* Answers a request: err NULL for "ok" followed by out. */
 void	control_answer(struct conn *, const char *err, const struct mr_buf *);
+/* Answers "ok" and out, whose memory it takes (out is left empty). */
+void	control_answer_take(struct conn *, struct mr_buf *);
 /* Carries out a parsed request from uid and answers it. */
 void	control_do(struct conn *, uid_t, const struct mr_ctl_req *);
 

@@ -63,21 +63,37 @@ iso_time(time_t t, char *buf, size_t len)
 		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The bytes a JSON string may hold as they are, counted from s. */
+static size_t
+json_plain(const char *s)
+{
+	size_t n = 0;
+	unsigned char c;
+
+	while ((c = (unsigned char)s[n]) != '\0' && c >= 0x20 && c != 0x7f &&
+	    c != '"' && c != '\\')
+		n++;
+	return n;
+}
+
+/* s as a JSON string: the runs of plain bytes copied whole (a queue of
+ * 100 000 messages holds millions of them), the rest escaped. */
 static void
 json_str(struct mr_buf *b, const char *s)
 {
-	mr_buf_adds(b, "\"");
-	for (; s != NULL && *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
+	size_t n;
 
-		if (c == '"' || c == '\\')
-			mr_buf_printf(b, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			mr_buf_printf(b, "\\u%04x", c);
-		else
-			mr_buf_add(b, s, 1);
+	mr_buf_add(b, "\"", 1);
+	while (s != NULL && *s != '\0') {
+		n = json_plain(s);
+		mr_buf_add(b, s, n);
+		s += n;
+		if (*s == '"' || *s == '\\')
+			mr_buf_printf(b, "\\%c", *s++);
+		else if (*s != '\0')
+			mr_buf_printf(b, "\\u%04x", (unsigned char)*s++);
 	}
-	mr_buf_adds(b, "\"");
+	mr_buf_add(b, "\"", 1);
 }
 
 static int
@@ -255,7 +271,7 @@ verb_queue(struct conn *c, const struct mr_ctl_req *r)
 		mr_buf_printf(&b, "],\"count\":%zu}\n", n);
 	else
 		mr_buf_printf(&b, "%zu message%s\n", n, n == 1 ? "" : "s");
-	control_answer(c, NULL, &b);
+	control_answer_take(c, &b);
 	mr_buf_free(&b);
 }
 

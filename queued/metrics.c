@@ -11,7 +11,11 @@
  * non-delivery report is queued; badmail when a file goes to Badmail;
  * a retry each time an attempt leaves recipients pending; an inbound
  * connection when smtpd reports a new session (sessions.c), whose
- * table also gives the connections open now.  Two histograms: the size
+ * table also gives the connections open now.  deliverd counts what only
+ * it sees (MR_D_COUNT, outbound.c): outbound connections, the bytes of
+ * the messages next hops accepted, its DNS lookups and their failures;
+ * its session table gives the outbound connections open now.  mailrootd
+ * tells each child's restarts (MR_M_RESTARTS).  Two histograms: the size
  * of each committed message, and the delivery latency of each message
  * that leaves the queue with a recipient delivered -- from its commit,
  * by the monotonic clock (by its created time, in whole seconds, for a
@@ -40,6 +44,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "buf.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 #include "queued.h"
@@ -70,6 +75,14 @@ static const struct {
 	    "Attempts after which recipients stayed pending for a retry." },
 	[MC_CONNECTIONS] = { "mailroot_inbound_connections_total",
 	    "SMTP connections accepted." },
+	[MC_OUT_CONNECTIONS] = { "mailroot_outbound_connections_total",
+	    "Outbound SMTP connections established." },
+	[MC_BYTES_SENT] = { "mailroot_bytes_sent_total",
+	    "Bytes of the messages remote servers accepted." },
+	[MC_DNS_LOOKUPS] = { "mailroot_dns_lookups_total",
+	    "Next hops looked up in the DNS." },
+	[MC_DNS_FAILURES] = { "mailroot_dns_lookup_failures_total",
+	    "DNS lookups of a next hop that gave no address." },
 };
 
 /* The histograms, their upper bounds in base units (+Inf is implied). */
@@ -107,6 +120,7 @@ static struct {
 	struct srv_metrics *s;	/* by server index */
 	size_t		 n;
 	struct evhttp	*http;
+	uint32_t	 restarts[MR_PROC_COUNT];	/* MR_M_RESTARTS */
 } mt;
 
 /* Server qs's metrics, NULL if it is none of ours. */
@@ -285,11 +299,49 @@ static void
 put_connections(struct evbuffer *out)
 {
 	const char *name = "mailroot_inbound_connections";
+	const char *oname = "mailroot_outbound_connections";
 	size_t i;
 
 	put_head(out, name, "gauge", "SMTP connections open now.");
 	for (i = 0; i < q->nservers; i++)
 		put_sample(out, name, i, NULL, sessions_count(i));
+	put_head(out, oname, "gauge",
+	    "Outbound SMTP connections open now.");
+	for (i = 0; i < q->nservers; i++)
+		put_sample(out, oname, i, NULL, outbound_connections(i));
+}
+
+/* MR_M_RESTARTS: mailrootd's count of each child's restarts, sent after
+ * every start of a child.  A malformed frame is logged and ignored: the
+ * counts stay as they were. */
+void
+metrics_restarts(const unsigned char *data, size_t len)
+{
+	uint32_t r[MR_PROC_COUNT];
+	const char *err;
+
+	if (mr_msg_restarts(data, len, r, &err) == -1) {
+		mr_warn("mailrootd: %s ignored", err);
+		return;
+	}
+	memcpy(mt.restarts, r, sizeof(mt.restarts));
+}
+
+static void
+put_restarts(struct evbuffer *out)
+{
+	static const char *const names[MR_PROC_COUNT] = {
+		[MR_PROC_SMTPD] = "smtpd", [MR_PROC_QUEUED] = "queued",
+		[MR_PROC_DELIVERD] = "deliverd"
+	};
+	const char *name = "mailroot_process_restarts_total";
+	size_t k;
+
+	put_head(out, name, "counter",
+	    "Times mailrootd started a child process again.");
+	for (k = MR_PROC_SMTPD; k < MR_PROC_COUNT; k++)
+		evbuffer_add_printf(out, "%s{process=\"%s\"} %lu\n", name,
+		    names[k], (unsigned long)mt.restarts[k]);
 }
 
 /* Messages with a pending local, and a pending remote, recipient. */
@@ -351,6 +403,7 @@ serve(struct evhttp_request *req, void *arg)
 	put_hists(out);
 	put_connections(out);
 	put_queues(out);
+	put_restarts(out);
 	put_head(out, "mailroot_build_info", "gauge",
 	    "The running mailroot's version.");
 	evbuffer_add_printf(out, "mailroot_build_info{version=\"%s\"} 1\n",

@@ -55,6 +55,7 @@ set_peer(uint32_t kind, int fd)
 			q->deliverd = NULL;
 			sched_deliverd_lost();
 		}
+		outbound_clear();	/* the new deliverd reports its own */
 		q->deliverd = mr_ipc_new(q->base, fd, "deliverd", MR_MSG_MAX,
 		    deliverd_cb, NULL);
 		mr_info("connected to deliverd");
@@ -131,6 +132,7 @@ static const struct mr_child_ops child_ops = {
 	.orphaned = orphaned,
 	.peer = on_peer,
 	.reload = reload,
+	.restarts = metrics_restarts,
 };
 
 static void
@@ -199,12 +201,21 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 			if (ptr_relay_answer(msg->data, msg->len) == 0)
 				return;
 			break;
+		case MR_D_SESSION:
+			if (outbound_session(msg->data, msg->len) == 0)
+				return;
+			break;
+		case MR_D_COUNT:
+			if (outbound_count(msg->data, msg->len) == 0)
+				return;
+			break;
 		default:
 			break;
 		}
 	}
 	mr_ipc_peer_gone(c, msg, mr_child_master(), MR_PROC_DELIVERD);
 	q->deliverd = NULL;
+	outbound_clear();
 	sched_deliverd_lost();
 }
 
@@ -231,6 +242,7 @@ queued_drop_deliverd(void)
 	mr_ipc_report_bad(mr_child_master(), MR_PROC_DELIVERD);
 	mr_ipc_free(q->deliverd);
 	q->deliverd = NULL;
+	outbound_clear();
 	sched_deliverd_lost();
 }
 
@@ -398,6 +410,7 @@ main(int argc, char *argv[])
 	dkim_shutdown();
 	w3clog_shutdown();
 	sessions_clear();
+	outbound_clear();
 	alias_shutdown();
 	mr_child_end();
 	mr_info("queued: exiting");

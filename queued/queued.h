@@ -186,6 +186,16 @@ int	sessions_update(const unsigned char *, size_t);	/* -1: malformed */
 void	sessions_clear(void);		/* smtpd went away */
 size_t	sessions_count(size_t server);	/* in progress, for metrics */
 
+/* outbound.c: deliverd's outbound sessions (MR_D_SESSION) and counters
+ * (MR_D_COUNT); -1: malformed */
+struct mr_buf;
+int	outbound_session(const unsigned char *, size_t);
+int	outbound_count(const unsigned char *, size_t);
+void	outbound_clear(void);			/* deliverd went away */
+size_t	outbound_connections(size_t server);	/* open, for metrics */
+/* the outbound part of mailrootctl sessions, into b (JSON or columns) */
+void	outbound_verb(struct mr_buf *b, const char *server, int json);
+
 /* control.c: the control socket (mailrootctl) */
 void	control_init(void);	/* before the sandbox: group members */
 void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
@@ -193,7 +203,10 @@ void	control_start(void);	/* serves MR_FD_CONTROL if it is one */
 /* metrics.c: Prometheus counters ("metrics listen", MR_FD_METRICS) */
 enum mc_counter {
 	MC_RECEIVED, MC_DELIVERED, MC_SENT, MC_FAILED, MC_NDRS, MC_BADMAIL,
-	MC_BYTES, MC_RETRIES, MC_CONNECTIONS, MC_N
+	MC_BYTES, MC_RETRIES, MC_CONNECTIONS,
+	/* deliverd's (MR_D_COUNT, outbound.c) */
+	MC_OUT_CONNECTIONS, MC_BYTES_SENT, MC_DNS_LOOKUPS, MC_DNS_FAILURES,
+	MC_N
 };
 void	metrics_add(const struct qserver *, enum mc_counter, uint64_t);
 /* a committed message's size, in the size histogram */
@@ -201,6 +214,8 @@ void	metrics_size(const struct qserver *, uint64_t bytes);
 void	metrics_done(const struct qmsg *);	/* it leaves the queue */
 void	metrics_start(void);	/* serves MR_FD_METRICS if it is one */
 void	metrics_shutdown(void);
+/* MR_M_RESTARTS from mailrootd: each child's restarts */
+void	metrics_restarts(const unsigned char *, size_t);
 
 /* w3clog.c: the transaction logs (W3C Extended) */
 void	w3clog_init(void);		/* before the sandbox */

@@ -238,7 +238,8 @@ sess_line(struct mr_buf *b, const struct sess *s, int wsrv)
 	    s->helo[0] ? s->helo : "-");
 }
 
-/* mailrootctl sessions [--server NAME] */
+/* mailrootctl sessions [--server NAME]: the inbound sessions, then the
+ * outbound ones */
 void
 sessions_verb(struct conn *c, const struct mr_ctl_req *r)
 {
@@ -271,9 +272,13 @@ sessions_verb(struct conn *c, const struct mr_ctl_req *r)
 			sess_line(&b, v[i].s, wsrv);
 	}
 	if (r->json)
-		mr_buf_printf(&b, "],\"count\":%zu}\n", n);
+		mr_buf_printf(&b, "],\"count\":%zu", n);
 	else
-		mr_buf_printf(&b, "%zu session%s\n", n, n == 1 ? "" : "s");
+		mr_buf_printf(&b, "%zu inbound session%s\n", n,
+		    n == 1 ? "" : "s");
+	outbound_verb(&b, r->server, r->json);	/* deliverd's (outbound.c) */
+	if (r->json)
+		mr_buf_adds(&b, "}\n");
 	control_answer(c, NULL, &b);
 	mr_buf_free(&b);
 	free(v);

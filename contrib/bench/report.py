@@ -492,6 +492,12 @@ def main():
         if os.path.exists(prof):
             with open(prof) as f:
                 text = text.rstrip("\n") + "\n\n" + f.read()
+        # so is ctl-queue's figure (contrib/bench/CTL-QUEUE.md)
+        ctlq = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "CTL-QUEUE.md")
+        if os.path.exists(ctlq):
+            with open(ctlq) as f:
+                text = text.rstrip("\n") + "\n\n" + f.read()
     tmp = a.output + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

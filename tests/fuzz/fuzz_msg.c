@@ -33,7 +33,9 @@ static const uint32_t types[] = {
 	/* reverse DNS, relayed both ways */
 	MR_R_PTR, MR_R_PTR_ANSWER, MR_Q_LOG, MR_Q_ETRN,
 	/* mailrootctl sessions */
-	MR_Q_SESSION
+	MR_Q_SESSION,
+	/* deliverd's outbound sessions and counters, master's restarts */
+	MR_D_SESSION, MR_D_COUNT, MR_M_RESTARTS
 #elif defined(FUZZ_SMTPD)
 	MR_Q_NEW_OK, MR_Q_NEW_FAIL, MR_Q_COMMIT_OK, MR_Q_COMMIT_FAIL, MR_M_PEER,
 	MR_M_LISTEN, MR_M_CONFIG, MR_M_PKI, MR_Q_RCPT_VERDICT, MR_Q_COMMIT_REJECT,
@@ -373,6 +375,62 @@ fuzz_session(const uint8_t *p, size_t len, struct mr_buf *b)
 	check_same(b, p, len);
 }
 
+/* MR_D_SESSION: op and state known, strings clean and bounded, and the
+ * frame re-encodes. */
+static void
+fuzz_osession(const uint8_t *p, size_t len, struct mr_buf *b)
+{
+	struct mr_m_osession os;
+	const char *err;
+
+	if (mr_msg_osession(p, len, &os, &err) != 0)
+		return;
+	CHECK(os.op <= MR_SESS_BEGIN && os.state <= MR_OS_MAX);
+	check_str(os.host, 255, 1, 0);
+	check_str(os.addr, 64, 1, 0);
+	check_str(os.command, MR_SESS_CMD_MAX, 1, 0);
+	CHECK(os.port <= 65535);
+	mr_buf_put_u32(b, os.op);
+	mr_buf_put_u64(b, os.id);
+	mr_buf_put_u32(b, os.server);
+	mr_buf_put_str(b, os.host);
+	mr_buf_put_str(b, os.addr);
+	mr_buf_put_u32(b, os.port);
+	mr_buf_put_u32(b, os.state);
+	mr_buf_put_str(b, os.command);
+	mr_buf_put_u32(b, os.sent);
+	mr_buf_put_u64(b, os.start);
+	check_same(b, p, len);
+}
+
+/* MR_D_COUNT and MR_M_RESTARTS: known counters, the master never
+ * restarted, and the frame re-encodes. */
+static void
+fuzz_counts(uint32_t type, const uint8_t *p, size_t len, struct mr_buf *b)
+{
+	struct mr_m_dcount dc;
+	uint32_t r[MR_PROC_COUNT];
+	const char *err;
+	size_t k;
+
+	if (type == MR_D_COUNT) {
+		if (mr_msg_dcount(p, len, &dc, &err) != 0)
+			return;
+		CHECK(dc.counter <= MR_DC_MAX);
+		mr_buf_put_u32(b, dc.server);
+		mr_buf_put_u32(b, dc.counter);
+		mr_buf_put_u64(b, dc.amount);
+	} else {
+		if (mr_msg_restarts(p, len, r, &err) != 0)
+			return;
+		CHECK(r[MR_PROC_MASTER] == 0);
+		mr_buf_put_u32(b, MR_PROC_COUNT);
+		for (k = 0; k < MR_PROC_COUNT; k++)
+			mr_buf_put_u32(b, r[k]);
+	}
+	check_same(b, p, len);
+}
+
 /* The messages that decode to one string or number or two. */
 static void
 fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
@@ -441,6 +499,13 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 		break;
 	case MR_Q_SESSION:
 		fuzz_session(p, len, &b);
+		break;
+	case MR_D_SESSION:
+		fuzz_osession(p, len, &b);
+		break;
+	case MR_D_COUNT:
+	case MR_M_RESTARTS:
+		fuzz_counts(type, p, len, &b);
 		break;
 	case MR_M_CTL:
 		if (mr_msg_ctl(p, len, &kind, &idx, &err) == 0) {

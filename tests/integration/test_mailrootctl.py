@@ -311,3 +311,21 @@ def test_malformed_requests(env):
     # queued still serves, and nothing was changed
     assert sorted(ctl.messages()) == ids
     assert "sent a malformed" not in d.log_text()
+
+
+def test_queue_json_escapes(start_mailroot, sink, workdir):
+    """A next hop's reply with quotes and backslashes comes out of
+    mailrootctl queue --json as the same text (the JSON strings are
+    written a run of plain bytes at a time, the rest escaped)."""
+    text = '451 4.3.0 say "again" \\ later\\n (sink)'
+    sink.reject_rcpt(HELD, text)
+    rundir = workdir / "run"
+    rundir.mkdir(mode=0o755)
+    sock = rundir / "control"
+    d = start_mailroot(sink=sink, global_extra='control-socket "%s"\n'
+                       'control-group "mailroot"' % sock)
+    ctl = Ctl(sock)
+    mh.send(d.port, SENDER, [HELD], message("escapes"))
+    (m,) = wait_deferred(ctl, 1).values()
+    assert m["recipients"][0]["last_error"].endswith(text), m
+    assert m["sender"] == SENDER and m["server"] == "test"

@@ -301,3 +301,100 @@ def test_grafana_dashboard_queries_what_is_served(served):
     titles = " ".join(p["title"] for p in dash["panels"]).lower()
     for want in ("queue", "latency", "per second"):
         assert want in titles
+
+
+def labelled(snap, name, **labels):
+    return snap[(name, frozenset(labels.items()))]
+
+
+def test_outbound_dns_and_bytes_sent(start_mailroot, workdir):
+    """deliverd's counters (MR_D_COUNT): a next hop looked up in the DNS,
+    the connection to it, open while the receiver holds it at DATA, and
+    the bytes of the message it accepted; a domain that does not exist
+    is a failed lookup.  The local and remote queue lengths follow."""
+    from dns_server import DNSServer
+    from test_ctl_outbound import Staller
+    staller = Staller()
+    staller.start()
+    dns = DNSServer(workdir)
+    try:
+        dns.mx("ok.test", 10, "mx.ok.test").a("mx.ok.test", "127.0.0.1")
+        dns.zone("gone.test")
+        dns.start()
+        port = mh.free_port()
+        d = start_mailroot(
+            global_extra="resolver %s\nmetrics listen 127.0.0.1:%d"
+            % (dns.resolver, port),
+            server_extra="    delivery { outbound { port %d } }"
+            % staller.port)
+        assert mh.wait_until(lambda: mh.port_accepts(port), 30, 0.1)
+
+        def out(s):
+            return {k: labelled(s, "mailroot_" + k, server="test") for k in (
+                "outbound_connections_total", "outbound_connections",
+                "bytes_sent_total", "dns_lookups_total",
+                "dns_lookup_failures_total")}
+
+        def wait_out(want, what):
+            got = mh.wait_until(lambda: (lambda o: o if all(
+                o[k] == v for k, v in want.items()) else None)(
+                out(samples(port))), 60, 0.1)
+            assert got, "%s: %s" % (what, out(samples(port)))
+            return got
+        assert set(out(samples(port)).values()) == {0}
+
+        mh.send(d.port, SENDER, ["someone@ok.test"], message("to ok"))
+        wait_out({"dns_lookups_total": 1, "dns_lookup_failures_total": 0,
+                  "outbound_connections_total": 1,
+                  "outbound_connections": 1, "bytes_sent_total": 0},
+                 "held at DATA")
+        assert queue_len(samples(port), "remote") == 1
+        staller.data.set()
+        (body,) = mh.wait_until(lambda: staller.received, 60, 0.1)
+        # the message as it was stored: what came, less the final dot
+        got = wait_out({"bytes_sent_total": len(body) - 3}, "sent")
+        assert got["outbound_connections_total"] == 1
+        staller.quit.set()
+        wait_out({"outbound_connections": 0}, "closed")
+        assert counter(samples(port), "sent") == 1
+
+        # no such domain: a failed lookup, no connection, an NDR to Drop
+        mh.send(d.port, SENDER, ["someone@gone.test"], message("to gone"))
+        d.wait_drop(1)
+        got = wait_out({"dns_lookups_total": 2,
+                        "dns_lookup_failures_total": 1}, "NXDOMAIN")
+        assert got["outbound_connections_total"] == 1
+        snap = samples(port)
+        assert queue_len(snap, "remote") == 0
+        assert queue_len(snap, "local") == 0
+    finally:
+        staller.stop()
+        dns.stop()
+
+
+def test_process_restarts(served):
+    """mailrootd's count of each child's restarts (MR_M_RESTARTS), as a
+    new queued learns it too."""
+    d, port, _ = served
+
+    def restarts():
+        snap = samples(port)
+        return {p: labelled(snap, "mailroot_process_restarts_total",
+                            process=p) for p in ("smtpd", "queued",
+                                                 "deliverd")}
+    assert restarts() == {"smtpd": 0, "queued": 0, "deliverd": 0}
+    for proc, want in (("deliverd", {"smtpd": 0, "queued": 0,
+                                     "deliverd": 1}),
+                       ("queued", {"smtpd": 0, "queued": 1,
+                                   "deliverd": 1})):
+        old = mh.started_children(d.pid)[proc]
+        os.kill(old, signal.SIGKILL)
+        assert mh.wait_until(lambda: mh.children(d.pid).get(proc) not in
+                             (None, old), 60), d.log_text()
+
+        def seen(want=want):
+            try:
+                return restarts() == want
+            except OSError:
+                return False    # the new queued is not serving yet
+        assert mh.wait_until(seen, 60, 0.1), restarts()

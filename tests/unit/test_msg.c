@@ -532,10 +532,111 @@ t_session(void **state)
 	assert_int_equal(session(MR_SESS_NOW, 0, "", "", 1, &m), -1);
 }
 
+/* MR_D_SESSION: deliverd's outbound sessions. */
+static int
+osession(uint32_t op, uint32_t state, const char *host, uint32_t port,
+    int trailing, struct mr_m_osession *m)
+{
+	static struct mr_buf b;		/* as in session() */
+	const char *err;
+
+	mr_buf_free(&b);
+	mr_buf_init(&b);
+	mr_buf_put_u32(&b, op);
+	mr_buf_put_u64(&b, 7);
+	mr_buf_put_u32(&b, 1);
+	mr_buf_put_str(&b, host);
+	mr_buf_put_str(&b, "192.0.2.25");
+	mr_buf_put_u32(&b, port);
+	mr_buf_put_u32(&b, state);
+	mr_buf_put_str(&b, "DATA");
+	mr_buf_put_u32(&b, 3);
+	mr_buf_put_u64(&b, 1800000000);
+	if (trailing)
+		mr_buf_add(&b, "x", 1);
+	return mr_msg_osession((unsigned char *)b.data, b.len, m, &err);
+}
+
+static void
+t_osession(void **state)
+{
+	struct mr_m_osession m;
+
+	(void)state;
+	assert_int_equal(osession(MR_SESS_NOW, MR_OS_DATA, "mx.example", 25,
+	    0, &m), 0);
+	assert_int_equal(m.id, 7);
+	assert_int_equal(m.server, 1);
+	assert_int_equal(m.state, MR_OS_DATA);
+	assert_int_equal(m.sent, 3);
+	assert_int_equal(m.start, 1800000000);
+	assert_string_equal(m.host, "mx.example");
+	assert_string_equal(m.addr, "192.0.2.25");
+	assert_string_equal(m.command, "DATA");
+	assert_int_equal(osession(MR_SESS_BEGIN + 1, 0, "h", 25, 0, &m), -1);
+	assert_int_equal(osession(MR_SESS_NOW, MR_OS_MAX + 1, "h", 25, 0, &m),
+	    -1);
+	assert_int_equal(osession(MR_SESS_NOW, 0, "h\r\nX: y", 25, 0, &m),
+	    -1);
+	assert_int_equal(osession(MR_SESS_NOW, 0, "h", 65536, 0, &m), -1);
+	assert_int_equal(osession(MR_SESS_NOW, 0, "h", 25, 1, &m), -1);
+}
+
+/* MR_D_COUNT and MR_M_RESTARTS: the metrics' inputs. */
+static void
+t_counts(void **state)
+{
+	struct mr_m_dcount dc;
+	struct mr_buf b;
+	uint32_t r[MR_PROC_COUNT];
+	const char *err;
+
+	(void)state;
+	mr_buf_init(&b);
+	mr_buf_put_u32(&b, 2);
+	mr_buf_put_u32(&b, MR_DC_BYTES_SENT);
+	mr_buf_put_u64(&b, 1234);
+	assert_int_equal(mr_msg_dcount((unsigned char *)b.data, b.len, &dc,
+	    &err), 0);
+	assert_int_equal(dc.server, 2);
+	assert_int_equal(dc.counter, MR_DC_BYTES_SENT);
+	assert_int_equal(dc.amount, 1234);
+	mr_buf_reset(&b);
+	mr_buf_put_u32(&b, 0);
+	mr_buf_put_u32(&b, MR_DC_MAX + 1);
+	mr_buf_put_u64(&b, 1);
+	assert_int_equal(mr_msg_dcount((unsigned char *)b.data, b.len, &dc,
+	    &err), -1);
+	mr_buf_reset(&b);
+	mr_buf_put_u32(&b, MR_PROC_COUNT);
+	mr_buf_put_u32(&b, 0);
+	mr_buf_put_u32(&b, 1);
+	mr_buf_put_u32(&b, 2);
+	mr_buf_put_u32(&b, 3);
+	assert_int_equal(mr_msg_restarts((unsigned char *)b.data, b.len, r,
+	    &err), 0);
+	assert_int_equal(r[MR_PROC_SMTPD], 1);
+	assert_int_equal(r[MR_PROC_DELIVERD], 3);
+	/* a short frame, or a master said to have restarted */
+	assert_int_equal(mr_msg_restarts((unsigned char *)b.data, b.len - 1,
+	    r, &err), -1);
+	mr_buf_reset(&b);
+	mr_buf_put_u32(&b, MR_PROC_COUNT);
+	mr_buf_put_u32(&b, 1);
+	mr_buf_put_u32(&b, 0);
+	mr_buf_put_u32(&b, 0);
+	mr_buf_put_u32(&b, 0);
+	assert_int_equal(mr_msg_restarts((unsigned char *)b.data, b.len, r,
+	    &err), -1);
+	mr_buf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_osession),
+		cmocka_unit_test(t_counts),
 		cmocka_unit_test(t_commit_good),
 		cmocka_unit_test(t_commit_smtputf8),
 		cmocka_unit_test(t_commit_bad_dsn),
