@@ -286,7 +286,7 @@ tlsa_take(struct dane_sub *s, unsigned port, struct ub_result *res)
 	mr_buf_printf(&base, "_%u._tcp.%s", port, s->host);
 	s->tlsa = dane_tlsa_new(base.data);
 	mr_buf_free(&base);
-	for (i = 0; res->data[i] != NULL && i < 4 * DANE_TLSA_MAX; i++)
+	for (i = 0; i < 4 * DANE_TLSA_MAX && res->data[i] != NULL; i++)
 		if (res->len[i] >= 0)
 			(void)dane_tlsa_add(s->tlsa,
 			    (const unsigned char *)res->data[i],
@@ -413,9 +413,7 @@ fail:
 int
 dane_client_check(SSL *ssl, const struct mx_addr *a, struct mr_buf *why)
 {
-	long vr;
-
-	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) == X509_V_OK &&
+	if (ssl != NULL && SSL_get_verify_result(ssl) == X509_V_OK &&
 	    SSL_get0_dane_authority(ssl, NULL, NULL) >= 0)
 		return 0;
 	mr_buf_printf(why, "4.7.5 DANE: no TLSA record of %s matches the "
