@@ -28,7 +28,9 @@ enum mr_tls_out {		/* outbound "tls"; from REQUIRED on, no
 	MR_TLS_OUT_OPPORTUNISTIC,	/* default */
 	MR_TLS_OUT_REQUIRED,
 	MR_TLS_OUT_VERIFY,
-	MR_TLS_OUT_FINGERPRINT		/* pinned digests, tls-fingerprint */
+	MR_TLS_OUT_FINGERPRINT,		/* pinned digests, tls-fingerprint */
+	MR_TLS_OUT_DANE			/* not a setting: deliverd's policy for
+					 * an MX host with TLSA records */
 };
 
 /* A pinned SHA-256 digest (tls-fingerprint): of the server's certificate
@@ -127,6 +129,8 @@ struct mr_outbound {
 	unsigned		 rate_window;	/* 60 */
 	enum mr_tls_out		 tls;		/* opportunistic */
 	struct mr_tls_trust	 trust;		/* tls-ca-file, tls-fingerprint */
+	int			 dane;		/* 1: DANE (RFC 7672) for direct
+						 * MX delivery */
 	enum mr_out_auth	 auth;		/* none */
 	char			*auth_user;
 	char			*auth_password_file;	/* or token-file */
@@ -179,6 +183,7 @@ struct mr_domain {
 	int			 esmtp;		/* 1; 0 = "Send HELO" */
 	enum mr_tls_out		 tls;		/* inherits outbound tls */
 	struct mr_tls_trust	 trust;		/* inherits outbound's */
+	int			 dane;		/* inherits outbound dane */
 	enum mr_out_auth	 auth;
 	char			*auth_user;
 	char			*auth_password_file;	/* or token-file */
@@ -272,6 +277,9 @@ struct mr_table {
 	int			 line;
 };
 
+/* Debian's dns-root-data: the root zone's key-signing keys */
+#define MR_TRUST_ANCHOR_DEFAULT	"/usr/share/dns/root.key"
+
 struct mr_config {
 	char			*file;		/* as given to the parser */
 	char			*hostname;	/* default: the host's FQDN */
@@ -280,6 +288,8 @@ struct mr_config {
 	char			*deliver_user;	/* "mailroot-deliver" */
 	char			*chroot;	/* smtpd's empty root */
 	char			*resolver;	/* "system" or "IP@PORT" */
+	char			*trust_anchor;	/* DNSSEC trust anchor file, or
+						 * "none" (no validation) */
 	char			*control_group;	/* NULL = root only */
 	char			*control_socket;	/* NULL = none */
 	char			*metrics_listen;	/* NULL = off */

@@ -47,6 +47,7 @@
 struct dstate {
 	int	 tls_set, tls_line, tls_col;
 	int	 ca_set, pins_set;	/* tls-ca-file, tls-fingerprint */
+	int	 dane_set;
 	int	 alias_line, alias_col;
 };
 
@@ -885,6 +886,21 @@ bad:
 	aerr(pc, st, 1, "bad resolver \"%s\": expected system or IP@PORT", s);
 }
 
+/* dnssec-trust-anchor PATH | none: the anchors DNSSEC validation
+ * starts from (DANE, RFC 7672); none turns validation off. */
+static void
+kw_trust_anchor(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	const char *s = ARG(st, 1);
+
+	if (strcmp(s, "none") != 0 && s[0] != '/') {
+		aerr(pc, st, 1, "bad dnssec-trust-anchor \"%s\": expected an "
+		    "absolute path or none", s);
+		return;
+	}
+	set_str(&pc->cf->trust_anchor, s);
+}
+
 static void
 kw_metrics(struct pc *pc, const struct mr_cf_stmt *st)
 {
@@ -1605,6 +1621,8 @@ kw_outbound_set(struct pc *pc, const struct mr_cf_stmt *st)
 		get_uint(pc, st, 1, 1, 65535, &o->port);
 	else if (strcmp(k, "esmtp") == 0)
 		get_bool(pc, st, 1, &o->esmtp);
+	else if (strcmp(k, "dane") == 0)
+		get_bool(pc, st, 1, &o->dane);
 	else if (strcmp(k, "auth") == 0)
 		get_out_auth(pc, st, &o->auth, &o->auth_user,
 		    &o->auth_password_file);
@@ -1636,6 +1654,7 @@ static const struct kw outbound_kw[] = {
 	{ "tls-fingerprint", 1, MR_TLS_PINS_MAX, NOBLOCK, kw_outbound_set },
 	{ "auth", 1, 4, NOBLOCK, kw_outbound_set },
 	{ "esmtp", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "dane", 1, 1, NOBLOCK, kw_outbound_set },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -1941,7 +1960,10 @@ kw_remote_set(struct pc *pc, const struct mr_cf_stmt *st)
 		get_bool(pc, st, 1, &d->esmtp);
 	else if (strcmp(k, "hold-for-etrn") == 0)
 		get_bool(pc, st, 1, &d->hold_for_etrn);
-	else if (strcmp(k, "rate") == 0)
+	else if (strcmp(k, "dane") == 0) {
+		get_bool(pc, st, 1, &d->dane);
+		ds->dane_set = 1;
+	} else if (strcmp(k, "rate") == 0)
 		get_rate(pc, st, &d->rate, &d->rate_window);
 	else if (strcmp(k, "auth") == 0)
 		get_out_auth(pc, st, &d->auth, &d->auth_user,
@@ -1998,6 +2020,7 @@ static const struct kw remote_kw[] = {
 	{ "tls-fingerprint", 1, MR_TLS_PINS_MAX, NOBLOCK, kw_remote_set },
 	{ "auth", 1, 4, NOBLOCK, kw_remote_set },
 	{ "hold-for-etrn", 1, 1, NOBLOCK, kw_remote_set },
+	{ "dane", 1, 1, NOBLOCK, kw_remote_set },
 	{ "rate", 1, 3, NOBLOCK, kw_remote_set },
 	{ "etrn-allow", 1, -1, NOBLOCK, kw_etrn_allow },
 	{ NULL, 0, 0, 0, NULL }
@@ -2013,6 +2036,7 @@ domain_init(struct mr_domain *d, const char *name, int line)
 	d->deliver = MR_DELIVER_DROP;
 	d->esmtp = 1;
 	d->tls = MR_TLS_OUT_OPPORTUNISTIC;
+	d->dane = 1;
 	d->auth = MR_AUTH_OUT_NONE;
 }
 
@@ -2299,6 +2323,7 @@ server_init(struct mr_server *s)
 	dl->outbound.dot_timeout = 600;		/* 4.5.3.2.6 */
 	dl->outbound.rate_window = 60;
 	dl->outbound.tls = MR_TLS_OUT_OPPORTUNISTIC;
+	dl->outbound.dane = 1;
 	dl->outbound.auth = MR_AUTH_OUT_NONE;
 	dl->outbound.esmtp = 1;
 	s->log.format = MR_LOG_W3C;
@@ -2352,6 +2377,7 @@ static const struct kw global_kw[] = {
 	{ "submit-sender-users", 1, 64, NOBLOCK, kw_submit_users },
 	{ "control-socket", 1, 1, NOBLOCK, kw_control_socket },
 	{ "resolver", 1, 1, NOBLOCK, kw_resolver },
+	{ "dnssec-trust-anchor", 1, 1, NOBLOCK, kw_trust_anchor },
 	{ "metrics", 2, 2, NOBLOCK, kw_metrics },
 	{ "pki", 1, 1, BLOCK, kw_pki },
 	{ "table", 2, 2, NOBLOCK, kw_table },
@@ -2422,6 +2448,8 @@ global_defaults(struct mr_config *cf)
 		    "/lib/mailroot/empty");
 	if (cf->resolver == NULL)
 		cf->resolver = mr_xstrdup("system");
+	if (cf->trust_anchor == NULL)
+		cf->trust_anchor = mr_xstrdup(MR_TRUST_ANCHOR_DEFAULT);
 	if (cf->submit_socket == NULL)
 		cf->submit_socket = mr_xstrdup("/run/mailroot/submit");
 }
@@ -2504,6 +2532,8 @@ outbound_tls_finish(struct pc *pc, struct mr_server *s,
 			continue;
 		if (!ss->ds[i].tls_set)
 			d->tls = o->tls;
+		if (!ss->ds[i].dane_set)
+			d->dane = o->dane;
 		trust_copy(&d->trust, &o->trust, !ss->ds[i].ca_set,
 		    !ss->ds[i].pins_set);
 		if (d->tls == MR_TLS_OUT_FINGERPRINT && d->trust.npins == 0 &&
@@ -2646,6 +2676,7 @@ mr_config_free(struct mr_config *cf)
 	free(cf->deliver_user);
 	free(cf->chroot);
 	free(cf->resolver);
+	free(cf->trust_anchor);
 	free(cf->control_group);
 	free(cf->control_socket);
 	free(cf->metrics_listen);

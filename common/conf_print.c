@@ -279,6 +279,7 @@ pr_outbound(FILE *fp, const struct mr_outbound *o)
 	pr_timeout(fp, "dot-timeout", o->dot_timeout);
 	pr_rate(fp, 3, o->rate, o->rate_window);
 	pr_out_tls(fp, 3, o->tls, &o->trust);
+	pr_bool(fp, 3, "dane", o->dane);
 	pr_out_auth(fp, 3, o->auth, o->auth_user, o->auth_password_file);
 	pr_bool(fp, 3, "esmtp", o->esmtp);
 	fputs("\t\t}\n", fp);
@@ -353,6 +354,7 @@ pr_remote(FILE *fp, const struct mr_domain *d)
 		pr_word(fp, 2, "route", "dns");
 	pr_bool(fp, 2, "esmtp", d->esmtp);
 	pr_out_tls(fp, 2, d->tls, &d->trust);
+	pr_bool(fp, 2, "dane", d->dane);
 	pr_out_auth(fp, 2, d->auth, d->auth_user, d->auth_password_file);
 	pr_bool(fp, 2, "hold-for-etrn", d->hold_for_etrn);
 	pr_rate(fp, 2, d->rate, d->rate_window);
@@ -486,6 +488,7 @@ mr_config_print(const struct mr_config *cf, FILE *fp)
 	pr_kv(fp, 0, "deliver-user", cf->deliver_user);
 	pr_kv(fp, 0, "chroot", cf->chroot);
 	pr_kv(fp, 0, "resolver", cf->resolver);
+	pr_kv(fp, 0, "dnssec-trust-anchor", cf->trust_anchor);
 	if (cf->control_group != NULL)
 		pr_kv(fp, 0, "control-group", cf->control_group);
 	if (cf->control_socket != NULL)

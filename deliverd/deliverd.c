@@ -130,6 +130,7 @@ struct hop_opts {
 	const char	*pwfile;
 	unsigned	 rate;		/* 0: no rate limit */
 	unsigned	 rate_window;
+	int		 dane;
 };
 
 /* A remote domain's own rate, else the outbound block's. */
@@ -143,9 +144,9 @@ opts_of(const struct mr_outbound *ob, const struct mr_domain *dom)
 	if (dom != NULL)
 		return (struct hop_opts){ dom->esmtp, dom->tls, &dom->trust,
 		    dom->auth, dom->auth_user, dom->auth_password_file, rate,
-		    win };
+		    win, dom->dane };
 	return (struct hop_opts){ ob->esmtp, ob->tls, &ob->trust, ob->auth,
-	    ob->auth_user, ob->auth_password_file, rate, win };
+	    ob->auth_user, ob->auth_password_file, rate, win, ob->dane };
 }
 
 /* The TLS trust of a destination: the CA file and the pinned digests. */
@@ -180,10 +181,10 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
 	struct mr_buf key;
 
 	mr_buf_init(&key);
-	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d|%s|%s|%u/%u", srvidx,
+	mr_buf_printf(&key, "%zu|%d|%s|%u|%d|%d|%d|%s|%s|%u/%u|%d", srvidx,
 	    (int)kind, name, port, o->esmtp, (int)o->tls, (int)o->auth,
 	    o->user ? o->user : "", o->pwfile ? o->pwfile : "", o->rate,
-	    o->rate_window);
+	    o->rate_window, o->dane);
 	trust_key(&key, o->trust);
 	TAILQ_FOREACH(ds, &d.dests, entry)
 		if (strcmp(ds->key, key.data) == 0) {
@@ -205,6 +206,11 @@ dest_get(size_t srvidx, enum dest_kind kind, const char *name,
 	ds->auth_password_file = o->pwfile ? mr_xstrdup(o->pwfile) : NULL;
 	ds->rate = o->rate;
 	ds->rate_window = o->rate_window;
+	/* RFC 7672 on direct MX delivery; a configured tls none, verify or
+	 * fingerprint is the administrator's choice and stays */
+	ds->dane = kind == DEST_MX && o->dane &&
+	    (o->tls == MR_TLS_OUT_OPPORTUNISTIC ||
+	    o->tls == MR_TLS_OUT_REQUIRED);
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INSERT_TAIL(&d.dests, ds, entry);
 	return ds;
@@ -1121,7 +1127,8 @@ reload(struct mr_config *cfg, int *fds, size_t nfds)
 
 	(void)fds;
 	if (nfds != 0 || cfg->nservers != d.cfg->nservers ||
-	    strcmp(cfg->resolver, d.cfg->resolver) != 0) {
+	    strcmp(cfg->resolver, d.cfg->resolver) != 0 ||
+	    strcmp(cfg->trust_anchor, d.cfg->trust_anchor) != 0) {
 		mr_err("reload: the list of servers or the resolver changed; "
 		    "deliverd keeps the running configuration until it is "
 		    "restarted");
@@ -1248,7 +1255,7 @@ main(int argc, char *argv[])
 	if ((d.kick = event_new(d.base, -1, 0, kick_cb, NULL)) == NULL)
 		mr_fatal("deliverd: event_new failed");
 	/* before the drop: the resolver reads /etc/resolv.conf */
-	if (mx_init(d.base, d.cfg->resolver) == -1)
+	if (mx_init(d.base, d.cfg->resolver, d.cfg->trust_anchor) == -1)
 		mr_fatal("cannot set up the resolver");
 	if (ptr_init(d.base, d.cfg->resolver) == -1)
 		mr_fatal("cannot set up the reverse resolver");

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "dane.h"
 
 struct event_base;
 struct mr_ipc;
@@ -92,6 +93,7 @@ struct dest {
 	char			*auth_password_file;
 	unsigned		 rate;		/* messages per rate_window */
 	unsigned		 rate_window;	/* seconds */
+	int			 dane;		/* DANE may apply (dane.c) */
 	unsigned		 nconn;		/* sessions open */
 	TAILQ_HEAD(, delivery)	 queue;		/* waiting for a session */
 };
@@ -186,6 +188,10 @@ struct mx_addr {
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	char			*host;		/* MX or host name, or IP */
+	int			 dnssec;	/* DANE_SECURE: the MX and these
+						 * address records validated */
+	struct dane_tlsa	*tlsa;		/* its secure TLSA records, or
+						 * NULL (dane.c) */
 };
 
 struct mx_result {
@@ -199,19 +205,46 @@ struct mx_query;
 typedef void	(*mx_cb)(struct mx_result *, void *arg);
 
 struct ub_ctx;
-int		 mx_init(struct event_base *, const char *resolver);
+int		 mx_init(struct event_base *, const char *resolver,
+		    const char *trust_anchor);
 /* resolv.conf and hosts into a context; either may be missing */
 int		 mx_system_resolver(struct ub_ctx *);
 void		 mx_fini(void);
 /* Never calls back before returning.  The callback owns the result
  * (mx_result_free) and the query is gone once it has run. */
 struct mx_query	*mx_resolve(enum dest_kind, const char *name,
-		    unsigned port, mx_cb, void *arg);
+		    unsigned port, int dane, mx_cb, void *arg);
 void		 mx_cancel(struct mx_query *);
 void		 mx_result_free(struct mx_result *);
 /* "1.2.3.4", "IPv6:::1" or "::1" to an address; -1 if not an IP. */
 int		 mx_parse_ip(const char *, unsigned port,
 		    struct sockaddr_storage *, socklen_t *);
+
+/*
+ * dane.c: DANE for direct MX delivery (RFC 7672).  The SMTP client asks
+ * dane_tls_policy() which policy an address gets; MR_TLS_OUT_DANE means
+ * the session is dane_client_ssl()'s and its peer is judged by
+ * dane_client_check().  dane_applies() says whether DANE decides for an
+ * address (RFC 8461 2: DANE takes precedence over MTA-STS there).
+ */
+struct ub_ctx;
+struct dane_req;
+typedef void	(*dane_cb)(struct mx_result *, void *arg);
+int		 dane_init(struct ub_ctx *, const char *trust_anchor);
+void		 dane_fini(void);
+int		 dane_validating(void);
+/* TLSA lookups for the secure hosts of res; NULL when nothing is to
+ * be waited for (res is then complete), else cb gets res later. */
+struct dane_req	*dane_lookup(struct ub_ctx *, struct mx_result *res,
+		    unsigned port, dane_cb, void *arg);
+void		 dane_cancel(struct dane_req *);	/* frees res too */
+enum mr_tls_out	 dane_tls_policy(const struct dest *, const struct mx_addr *);
+int		 dane_applies(const struct mx_addr *);
+struct ssl_st	*dane_client_ssl(const struct mx_addr *, struct mr_buf *why);
+int		 dane_client_check(struct ssl_st *, const struct mx_addr *,
+		    struct mr_buf *why);
+void		 dane_client_error(struct ssl_st *, const struct mx_addr *,
+		    unsigned long e, char *buf, size_t size);
 
 struct mr_ipc;
 

@@ -8,7 +8,10 @@
  * in MX records are decoded with bounds checks and must look like host
  * names before they are used; host and address counts are capped.  A DNS
  * failure is a temporary failure; only NXDOMAIN and a null MX (RFC 7505)
- * of a recipient domain are permanent.
+ * of a recipient domain are permanent.  With DANE (dane.c), the DNSSEC
+ * verdicts of the MX and address answers are kept with each address, a
+ * bogus one is a temporary failure, and the TLSA lookups of the secure
+ * hosts complete the query.
  */
 #include "config.h"
 
@@ -55,6 +58,7 @@ struct mx_host {
 	unsigned	 pref;
 	uint32_t	 rnd;		/* shuffles equal preferences */
 	struct mx_sub	 sub[2];	/* A, AAAA */
+	int		 sec[2];	/* their enum dane_sec */
 	struct mx_addr	 addr[2][MX_ADDRS_MAX];
 	size_t		 naddr[2];
 };
@@ -68,6 +72,9 @@ struct mx_query {
 	int		 mxid;
 	int		 mxactive;
 	int		 implicit;	/* no MX: the domain is its own host */
+	int		 dane;		/* DANE may apply: keep the verdicts */
+	int		 mxsec;		/* enum dane_sec of the MX answer */
+	struct dane_req	*dr;		/* TLSA lookups under way */
 	struct mx_host	*hosts;
 	size_t		 nhosts;
 	unsigned	 pending;
@@ -147,7 +154,8 @@ mx_system_resolver(struct ub_ctx *ctx)
  * on loopback (a local cache, or a test's DNS server).
  */
 int
-mx_init(struct event_base *base, const char *resolver)
+mx_init(struct event_base *base, const char *resolver,
+    const char *trust_anchor)
 {
 	int rc;
 
@@ -174,6 +182,8 @@ mx_init(struct event_base *base, const char *resolver)
 			goto fail;
 	} else if ((rc = ub_ctx_set_fwd(ub, resolver)) != 0)
 		goto fail;
+	if (dane_init(ub, trust_anchor) == -1)
+		return -1;
 	ub_ev = event_new(base, ub_fd(ub), EV_READ | EV_PERSIST,
 	    mx_readable, NULL);
 	if (ub_ev == NULL || event_add(ub_ev, NULL) == -1) {
@@ -196,6 +206,7 @@ mx_fini(void)
 	if (ub != NULL)
 		ub_ctx_delete(ub);
 	ub = NULL;
+	dane_fini();
 }
 
 int
@@ -230,8 +241,10 @@ mx_result_free(struct mx_result *r)
 
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->naddrs; i++)
+	for (i = 0; i < r->naddrs; i++) {
 		free(r->addrs[i].host);
+		dane_tlsa_unref(r->addrs[i].tlsa);
+	}
 	free(r->addrs);
 	free(r->error);
 	free(r);
@@ -358,6 +371,27 @@ mx_finish(struct mx_query *q, struct mx_result *r)
 }
 
 static void
+mx_dane_done(struct mx_result *r, void *arg)
+{
+	struct mx_query *q = arg;
+
+	q->dr = NULL;
+	mx_finish(q, r);
+}
+
+/* Every address is known: the TLSA lookups of DANE, if any, then done. */
+static void
+mx_complete(struct mx_query *q)
+{
+	struct mx_result *r = mx_collect(q);
+
+	if (r->status == 0 && q->dane &&
+	    (q->dr = dane_lookup(ub, r, q->port, mx_dane_done, q)) != NULL)
+		return;
+	mx_finish(q, r);
+}
+
+static void
 mx_early_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct mx_query *q = arg;
@@ -441,14 +475,15 @@ mx_add_host(struct mx_query *q, const char *name, unsigned pref)
 }
 
 struct mx_query *
-mx_resolve(enum dest_kind kind, const char *name, unsigned port, mx_cb cb,
-    void *arg)
+mx_resolve(enum dest_kind kind, const char *name, unsigned port, int dane,
+    mx_cb cb, void *arg)
 {
 	struct mx_query *q = mr_xcalloc(1, sizeof(*q));
 	struct mx_result *r;
 	int rc;
 
 	q->kind = kind;
+	q->dane = dane && kind == DEST_MX && dane_validating();
 	q->name = mr_xstrdup(name);
 	q->port = port;
 	q->cb = cb;
@@ -498,6 +533,7 @@ mx_cancel(struct mx_query *q)
 
 	if (q == NULL)
 		return;
+	dane_cancel(q->dr);
 	if (q->mxactive)
 		(void)ub_cancel(ub, q->mxid);
 	for (i = 0; i < q->nhosts; i++)
@@ -601,6 +637,9 @@ mx_on_mx(void *arg, int err, struct ub_result *res)
 	if (err != 0)
 		r = mx_failf(MR_DS_TEMP, "DNS lookup of MX for", q->name,
 		    ub_strerror(err));
+	else if (q->dane && res->bogus)	/* RFC 7672 2.1.1 */
+		r = mx_failf(MR_DS_TEMP, "4.7.5 DNS lookup of MX for", q->name,
+		    "DNSSEC validation failed (bogus answer)");
 	else if (res->rcode == RCODE_NXDOMAIN)
 		r = mx_failf(MR_DS_PERM, "5.1.2 domain", q->name,
 		    "not found (NXDOMAIN)");
@@ -613,6 +652,8 @@ mx_on_mx(void *arg, int err, struct ub_result *res)
 		mx_add_host(q, q->name, 0);
 	} else
 		r = mx_parse_answer(q, res);
+	if (res != NULL && res->secure)
+		q->mxsec = DANE_SECURE;
 	ub_resolve_free(res);
 	if (r != NULL) {
 		mx_finish(q, r);
@@ -655,6 +696,8 @@ mx_take_addrs(struct mx_query *q, struct mx_host *h, int fam,
 		} else
 			continue;
 		a->host = mr_xstrdup(h->name);
+		a->dnssec = q->dane && q->mxsec == DANE_SECURE &&
+		    h->sec[fam] == DANE_SECURE ? DANE_SECURE : DANE_INSECURE;
 		h->naddr[fam]++;
 	}
 }
@@ -664,17 +707,23 @@ mx_on_addr(void *arg, int err, struct ub_result *res)
 {
 	struct mx_sub *s = arg;
 	struct mx_query *q = s->q;
+	int fam = s->rrtype == RR_A ? 0 : 1;
 
 	s->active = 0;
 	q->pending--;
 	if (err != 0)
 		mx_note_temp(q, s->h->name, ub_strerror(err));
+	else if (q->dane && res->bogus)
+		mx_note_temp(q, s->h->name, "4.7.5 DNSSEC validation failed "
+		    "(bogus answer)");
 	else if (res->rcode != 0 && res->rcode != RCODE_NXDOMAIN)
 		mx_note_temp(q, s->h->name, "server failure");
-	else if (res->havedata)
-		mx_take_addrs(q, s->h, s->rrtype == RR_A ? 0 : 1, res);
+	else if (res->havedata) {
+		s->h->sec[fam] = res->secure ? DANE_SECURE : DANE_INSECURE;
+		mx_take_addrs(q, s->h, fam, res);
+	}
 	if (res != NULL)
 		ub_resolve_free(res);
 	if (q->pending == 0)
-		mx_finish(q, mx_collect(q));
+		mx_complete(q);
 }

@@ -104,6 +104,8 @@ struct smtp_sess {
 	struct mx_result	*addrs;
 	size_t			 ai;		/* address being tried */
 	int			 notls;		/* retry of ai in plain text */
+	enum mr_tls_out		 tls;		/* the policy for ai (DANE's
+						 * or the destination's) */
 	struct bufferevent	*bev;
 	enum smtp_state		 state;
 	int			 tls_on;
@@ -643,6 +645,7 @@ sess_try_addr(struct smtp_sess *s)
 	}
 	a = &s->addrs->addrs[s->ai];
 	sess_set_relay(s, a);
+	s->tls = dane_tls_policy(s->dest, a);
 	s->state = S_CONNECT;
 	s->rep_state = -1;	/* a new address: reported as we leave */
 	s->ehlo_failed = 0;
@@ -745,17 +748,17 @@ smtp_start(struct dest *dest, struct delivery *d)
 	s->rep_id = ++last_id;
 	s->rep_start = time(NULL);
 	sess_report(s, MR_SESS_BEGIN);
-	s->mxq = mx_resolve(dest->kind, dest->name, dest->port,
+	s->mxq = mx_resolve(dest->kind, dest->name, dest->port, dest->dane,
 	    sess_resolved, s);
 	return s;
 }
 
 /* ---- TLS ---- */
 
-static const char *
-sess_tls_host(const struct smtp_sess *s)
+static const struct mx_addr *
+sess_addr(const struct smtp_sess *s)
 {
-	return s->addrs->addrs[s->ai].host;
+	return &s->addrs->addrs[s->ai];
 }
 
 /* A trust or set-up failure of TLS: the host fails (and says why). */
@@ -800,7 +803,9 @@ sess_starttls(struct smtp_sess *s)
 
 	sess_discard_early(s);
 	mr_buf_init(&why);
-	if ((ssl = tls_client_ssl(s->dest, sess_tls_host(s), &why)) == NULL) {
+	ssl = s->tls == MR_TLS_OUT_DANE ? dane_client_ssl(sess_addr(s), &why) :
+	    tls_client_ssl(s->dest, sess_addr(s)->host, &why);
+	if (ssl == NULL) {
 		sess_tls_refused(s, why.data);
 		mr_buf_free(&why);
 		return;
@@ -829,12 +834,16 @@ sess_tls_failed(struct smtp_sess *s)
 	char err[256];
 	struct mr_buf b;
 
-	tls_client_error(bufferevent_openssl_get_ssl(s->bev), s->dest, e, err,
-	    sizeof(err));
+	if (s->tls == MR_TLS_OUT_DANE)
+		dane_client_error(bufferevent_openssl_get_ssl(s->bev),
+		    sess_addr(s), e, err, sizeof(err));
+	else
+		tls_client_error(bufferevent_openssl_get_ssl(s->bev), s->dest,
+		    e, err, sizeof(err));
 	mr_buf_init(&b);
 	mr_buf_printf(&b, "TLS with %s failed: %s", s->relay, err);
 	/* opportunistic: the same address again, in plain text */
-	if (s->dest->tls == MR_TLS_OUT_OPPORTUNISTIC)
+	if (s->tls == MR_TLS_OUT_OPPORTUNISTIC)
 		s->notls = 1;
 	sess_host_fail(s, b.data);
 	mr_buf_free(&b);
@@ -845,11 +854,15 @@ sess_tls_failed(struct smtp_sess *s)
 static void
 sess_tls_up(struct smtp_sess *s)
 {
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 	struct mr_buf why;
+	int rc;
 
 	mr_buf_init(&why);
-	if (tls_client_check(bufferevent_openssl_get_ssl(s->bev), s->dest,
-	    &why) == -1) {
+	rc = s->tls == MR_TLS_OUT_DANE ?
+	    dane_client_check(ssl, sess_addr(s), &why) :
+	    tls_client_check(ssl, s->dest, &why);
+	if (rc == -1) {
 		sess_tls_refused(s, why.data);
 		mr_buf_free(&why);
 		return;
@@ -903,7 +916,7 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 static void
 sess_after_ehlo(struct smtp_sess *s)
 {
-	enum mr_tls_out tls = s->dest->tls;
+	enum mr_tls_out tls = s->tls;
 
 	if (!s->tls_on && tls != MR_TLS_OUT_NONE && !s->notls &&
 	    s->ext_starttls) {
@@ -915,8 +928,13 @@ sess_after_ehlo(struct smtp_sess *s)
 		struct mr_buf b;
 
 		mr_buf_init(&b);
-		mr_buf_printf(&b, "TLS required but not offered by %s",
-		    s->relay);
+		if (sess_addr(s)->tlsa != NULL)
+			mr_buf_printf(&b, "4.7.5 DANE: %s has TLSA records "
+			    "(%s) but did not offer STARTTLS", s->relay,
+			    sess_addr(s)->tlsa->base);
+		else
+			mr_buf_printf(&b, "TLS required but not offered by %s",
+			    s->relay);
 		sess_host_fail(s, b.data);
 		mr_buf_free(&b);
 		return;
@@ -1507,7 +1525,7 @@ sess_reply_starttls(struct smtp_sess *s)
 		sess_starttls(s);
 		return;
 	}
-	if (s->dest->tls == MR_TLS_OUT_OPPORTUNISTIC) {
+	if (s->tls == MR_TLS_OUT_OPPORTUNISTIC) {
 		s->notls = 1;
 		sess_after_ehlo(s);
 		return;

@@ -310,6 +310,7 @@ CONFIG = """
 hostname "harness.example"
 deliver-user nobody
 resolver {resolver}
+dnssec-trust-anchor none
 server "sink" {{
 	listen 127.0.0.1:{p0}
 	mailroot /tmp/x

@@ -560,6 +560,41 @@ t_remote_domain_inherits_tls(void **state)
 	mr_config_free(cf);
 }
 
+/* dane and dnssec-trust-anchor: defaults, inheritance, printed back */
+static void
+t_dane(void **state)
+{
+	struct mr_config *cf;
+
+	(void)state;
+	cf = parse_clean(SRV("\tdomain \"a.example\" remote { relay yes }\n"));
+	assert_string_equal(cf->trust_anchor, MR_TRUST_ANCHOR_DEFAULT);
+	assert_int_equal(cf->servers[0].delivery.outbound.dane, 1);
+	assert_int_equal(mr_config_domain(&cf->servers[0],
+	    "a.example")->dane, 1);
+	mr_config_free(cf);
+	cf = parse_clean("dnssec-trust-anchor \"/etc/ta.key\"\n"
+	    SRV("\tdomain \"a.example\" remote { relay yes }\n"
+	    "\tdomain \"b.example\" remote { dane yes }\n"
+	    "\tdelivery { outbound { dane no } }\n"));
+	assert_string_equal(cf->trust_anchor, "/etc/ta.key");
+	assert_int_equal(cf->servers[0].delivery.outbound.dane, 0);
+	assert_int_equal(mr_config_domain(&cf->servers[0],
+	    "a.example")->dane, 0);
+	assert_int_equal(mr_config_domain(&cf->servers[0],
+	    "b.example")->dane, 1);
+	check_roundtrip(cf);
+	mr_config_free(cf);
+	cf = parse_clean("dnssec-trust-anchor none\n" SRV(""));
+	assert_string_equal(cf->trust_anchor, "none");
+	mr_config_free(cf);
+	expect_error("dnssec-trust-anchor ta.key\n" SRV(""),
+	    "bad dnssec-trust-anchor \"ta.key\": expected an absolute path "
+	    "or none");
+	expect_error(SRV("\tdelivery { outbound { dane maybe } }\n"),
+	    "maybe");
+}
+
 #define PIN_A	"sha256:" \
 	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define PIN_B	"SHA256:" \
@@ -1322,6 +1357,7 @@ main(void)
 		cmocka_unit_test_teardown(t_outbound_xoauth2, teardown),
 		cmocka_unit_test_teardown(t_tls_trust, teardown),
 		cmocka_unit_test_teardown(t_err_tls_trust, teardown),
+		cmocka_unit_test_teardown(t_dane, teardown),
 		cmocka_unit_test_teardown(t_outbound_timeouts_and_rate,
 		    teardown),
 		cmocka_unit_test_teardown(t_remote_domain_inherits_tls,
