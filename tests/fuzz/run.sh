@@ -25,7 +25,8 @@ targets=${FUZZ_TARGETS:-"fuzz_addr fuzz_ipc fuzz_conf fuzz_smtp_cmd \
 fuzz_dstream fuzz_bdat fuzz_env fuzz_pickup fuzz_msg_queued fuzz_msg_smtpd \
 fuzz_msg_deliverd fuzz_msg_master fuzz_proxy fuzz_table_text \
 fuzz_table_regex fuzz_submit fuzz_hdr_check fuzz_sasl fuzz_ctl \
-fuzz_dovecot fuzz_xoauth2 fuzz_masq_hdr fuzz_smtp_reply fuzz_dkim"}
+fuzz_dovecot fuzz_xoauth2 fuzz_masq_hdr fuzz_smtp_reply fuzz_dkim \
+fuzz_mta_sts"}
 
 if [ $# -ge 2 ]; then
 	"$here/build.sh" "$2"
