@@ -131,6 +131,7 @@ struct mr_outbound {
 	char			*auth_user;
 	char			*auth_password_file;	/* or token-file */
 	int			 esmtp;		/* 1 */
+	int			 mta_sts;	/* 1: MTA-STS for MX delivery */
 };
 
 #define MR_RETRY_MAX	8
@@ -280,6 +281,7 @@ struct mr_config {
 	char			*deliver_user;	/* "mailroot-deliver" */
 	char			*chroot;	/* smtpd's empty root */
 	char			*resolver;	/* "system" or "IP@PORT" */
+	char			*mta_sts_cache;	/* deliverd's policy cache */
 	char			*control_group;	/* NULL = root only */
 	char			*control_socket;	/* NULL = none */
 	char			*metrics_listen;	/* NULL = off */

@@ -449,7 +449,8 @@ tell_child_stop(struct child *ch)
  *    server by its index, queued's Landlock rules cover its mailroots):
  *    all three, smtpd first (it finishes its sessions, new clients wait
  *    in the listen queue), then queued and deliverd, then all start;
- *  - a child's user, smtpd's chroot, deliverd's resolver: that child.
+ *  - a child's user, smtpd's chroot, deliverd's resolver and MTA-STS
+ *    cache (a Landlock rule): that child.
  */
 static int
 same_servers(const struct mr_config *a, const struct mr_config *b)
@@ -477,7 +478,8 @@ needs_restart(enum mr_proc p, const struct mr_config *o,
 		return strcmp(o->user, n->user) != 0;
 	case MR_PROC_DELIVERD:
 		return strcmp(o->deliver_user, n->deliver_user) != 0 ||
-		    strcmp(o->resolver, n->resolver) != 0;
+		    strcmp(o->resolver, n->resolver) != 0 ||
+		    strcmp(o->mta_sts_cache, n->mta_sts_cache) != 0;
 	default:
 		mr_panic("needs_restart: bad process %d", (int)p);
 	}
