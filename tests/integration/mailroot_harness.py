@@ -386,10 +386,12 @@ def files_under(directory):
 
 def config_text(port, mailroot, sink_port=None, relay_allow=("127.0.0.1",),
                 local_domains=("local.test",), chroot=None, server_extra="",
-                global_extra="", submit_socket=None):
+                global_extra="", submit_socket=None, mta_sts_cache=None):
     lines = ['hostname "mx.test.example"']
     if chroot:
         lines.append('chroot "%s"' % chroot)
+    if mta_sts_cache and "mta-sts-cache" not in global_extra:
+        lines.append('mta-sts-cache "%s"' % mta_sts_cache)
     if submit_socket and "submit-socket" not in global_extra:
         lines.append('submit-socket "%s"' % submit_socket)
     if global_extra:
@@ -419,6 +421,8 @@ class Mailroot:
         self.mailroot = self.workdir / name
         self.chroot = self.workdir / "empty"
         self.conf = self.workdir / ("%s.conf" % name)
+        # deliverd's MTA-STS policies: each daemon its own
+        self.mta_sts_cache = self.workdir / ("%s.mta-sts" % name)
         self.logfile = self.workdir / ("%s.log" % name)
         self.proc = None
         self.returncode = None
@@ -435,6 +439,7 @@ class Mailroot:
         self.conf.write_text(config_text(self.port, self.mailroot,
                                          chroot=self.chroot,
                                          submit_socket=self.submit_socket,
+                                         mta_sts_cache=self.mta_sts_cache,
                                          **conf))
 
     @property
