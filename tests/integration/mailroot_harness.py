@@ -390,8 +390,11 @@ def config_text(port, mailroot, sink_port=None, relay_allow=("127.0.0.1",),
     lines = ['hostname "mx.test.example"']
     if chroot:
         lines.append('chroot "%s"' % chroot)
-    if mta_sts_cache and "mta-sts-cache" not in global_extra:
-        lines.append('mta-sts-cache "%s"' % mta_sts_cache)
+    # deliverd's MTA-STS policies: beside the mailroot, so that every
+    # configuration written for one daemon (a reload's too) names the same
+    if "mta-sts-cache" not in global_extra:
+        lines.append('mta-sts-cache "%s"' % (mta_sts_cache or
+                                            "%s.mta-sts" % mailroot))
     if submit_socket and "submit-socket" not in global_extra:
         lines.append('submit-socket "%s"' % submit_socket)
     if global_extra:
@@ -419,10 +422,9 @@ class Mailroot:
         self.name = name
         self.port = free_port()
         self.mailroot = self.workdir / name
+        self.mta_sts_cache = Path("%s.mta-sts" % self.mailroot)
         self.chroot = self.workdir / "empty"
         self.conf = self.workdir / ("%s.conf" % name)
-        # deliverd's MTA-STS policies: each daemon its own
-        self.mta_sts_cache = self.workdir / ("%s.mta-sts" % name)
         self.logfile = self.workdir / ("%s.log" % name)
         self.proc = None
         self.returncode = None
@@ -439,7 +441,6 @@ class Mailroot:
         self.conf.write_text(config_text(self.port, self.mailroot,
                                          chroot=self.chroot,
                                          submit_socket=self.submit_socket,
-                                         mta_sts_cache=self.mta_sts_cache,
                                          **conf))
 
     @property
