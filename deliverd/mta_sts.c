@@ -119,8 +119,11 @@ entry_free(struct sts_entry *e)
 {
 	struct mta_sts_query *q;
 
-	while ((q = TAILQ_FIRST(&e->waiters)) != NULL)
+	while ((q = TAILQ_FIRST(&e->waiters)) != NULL) {
+		TAILQ_REMOVE(&e->waiters, q, entry);
+		q->waiting = 0;
 		query_free(q);
+	}
 	sts_fetch_cancel(e->fetch);
 	free(e);
 }
@@ -421,7 +424,7 @@ txt_id(int err, const struct ub_result *res, char *id)
 	size_t i, p, n, nsts = 0;
 	int rc, valid = 0;
 
-	if (err != 0 || res->rcode == RCODE_SERVFAIL)
+	if (err != 0 || res == NULL || res->rcode == RCODE_SERVFAIL)
 		return -1;
 	for (i = 0; res->havedata && res->data[i] != NULL; i++) {
 		const unsigned char *d = (const unsigned char *)res->data[i];
