@@ -135,6 +135,7 @@ struct mr_outbound {
 	char			*auth_user;
 	char			*auth_password_file;	/* or token-file */
 	int			 esmtp;		/* 1 */
+	int			 mta_sts;	/* 1: MTA-STS for MX delivery */
 };
 
 #define MR_RETRY_MAX	8
@@ -278,7 +279,7 @@ struct mr_table {
 };
 
 /* Debian's dns-root-data: the root zone's key-signing keys */
-#define MR_TRUST_ANCHOR_DEFAULT	"/usr/share/dns/root.key"
+#define MR_TRUST_ANCHOR_DEFAULT	"none"	/* see mailroot.conf(5) */
 
 struct mr_config {
 	char			*file;		/* as given to the parser */
@@ -290,6 +291,7 @@ struct mr_config {
 	char			*resolver;	/* "system" or "IP@PORT" */
 	char			*trust_anchor;	/* DNSSEC trust anchor file, or
 						 * "none" (no validation) */
+	char			*mta_sts_cache;	/* deliverd's policy cache */
 	char			*control_group;	/* NULL = root only */
 	char			*control_socket;	/* NULL = none */
 	char			*metrics_listen;	/* NULL = off */

@@ -861,6 +861,12 @@ kw_control_socket(struct pc *pc, const struct mr_cf_stmt *st)
 
 /* "system", "IP" or "IP@PORT": a forwarding resolver. */
 static void
+kw_mta_sts_cache(struct pc *pc, const struct mr_cf_stmt *st)
+{
+	get_path(pc, st, 1, &pc->cf->mta_sts_cache);
+}
+
+static void
 kw_resolver(struct pc *pc, const struct mr_cf_stmt *st)
 {
 	char ip[INET6_ADDRSTRLEN];
@@ -1623,6 +1629,8 @@ kw_outbound_set(struct pc *pc, const struct mr_cf_stmt *st)
 		get_bool(pc, st, 1, &o->esmtp);
 	else if (strcmp(k, "dane") == 0)
 		get_bool(pc, st, 1, &o->dane);
+	else if (strcmp(k, "mta-sts") == 0)
+		get_bool(pc, st, 1, &o->mta_sts);
 	else if (strcmp(k, "auth") == 0)
 		get_out_auth(pc, st, &o->auth, &o->auth_user,
 		    &o->auth_password_file);
@@ -1655,6 +1663,7 @@ static const struct kw outbound_kw[] = {
 	{ "auth", 1, 4, NOBLOCK, kw_outbound_set },
 	{ "esmtp", 1, 1, NOBLOCK, kw_outbound_set },
 	{ "dane", 1, 1, NOBLOCK, kw_outbound_set },
+	{ "mta-sts", 1, 1, NOBLOCK, kw_outbound_set },
 	{ NULL, 0, 0, 0, NULL }
 };
 
@@ -2326,6 +2335,7 @@ server_init(struct mr_server *s)
 	dl->outbound.dane = 1;
 	dl->outbound.auth = MR_AUTH_OUT_NONE;
 	dl->outbound.esmtp = 1;
+	dl->outbound.mta_sts = 1;
 	s->log.format = MR_LOG_W3C;
 	s->log.rotate = MR_ROTATE_DAILY;
 	s->log.nfields = sizeof(default_fields) / sizeof(default_fields[0]);
@@ -2378,6 +2388,7 @@ static const struct kw global_kw[] = {
 	{ "control-socket", 1, 1, NOBLOCK, kw_control_socket },
 	{ "resolver", 1, 1, NOBLOCK, kw_resolver },
 	{ "dnssec-trust-anchor", 1, 1, NOBLOCK, kw_trust_anchor },
+	{ "mta-sts-cache", 1, 1, NOBLOCK, kw_mta_sts_cache },
 	{ "metrics", 2, 2, NOBLOCK, kw_metrics },
 	{ "pki", 1, 1, BLOCK, kw_pki },
 	{ "table", 2, 2, NOBLOCK, kw_table },
@@ -2450,6 +2461,9 @@ global_defaults(struct mr_config *cf)
 		cf->resolver = mr_xstrdup("system");
 	if (cf->trust_anchor == NULL)
 		cf->trust_anchor = mr_xstrdup(MR_TRUST_ANCHOR_DEFAULT);
+	if (cf->mta_sts_cache == NULL)
+		cf->mta_sts_cache = mr_xstrdup(MR_LOCALSTATEDIR
+		    "/lib/mailroot/mta-sts");
 	if (cf->submit_socket == NULL)
 		cf->submit_socket = mr_xstrdup("/run/mailroot/submit");
 }
@@ -2677,6 +2691,7 @@ mr_config_free(struct mr_config *cf)
 	free(cf->chroot);
 	free(cf->resolver);
 	free(cf->trust_anchor);
+	free(cf->mta_sts_cache);
 	free(cf->control_group);
 	free(cf->control_socket);
 	free(cf->metrics_listen);

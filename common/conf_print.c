@@ -282,6 +282,7 @@ pr_outbound(FILE *fp, const struct mr_outbound *o)
 	pr_bool(fp, 3, "dane", o->dane);
 	pr_out_auth(fp, 3, o->auth, o->auth_user, o->auth_password_file);
 	pr_bool(fp, 3, "esmtp", o->esmtp);
+	pr_bool(fp, 3, "mta-sts", o->mta_sts);
 	fputs("\t\t}\n", fp);
 }
 
@@ -489,6 +490,7 @@ mr_config_print(const struct mr_config *cf, FILE *fp)
 	pr_kv(fp, 0, "chroot", cf->chroot);
 	pr_kv(fp, 0, "resolver", cf->resolver);
 	pr_kv(fp, 0, "dnssec-trust-anchor", cf->trust_anchor);
+	pr_kv(fp, 0, "mta-sts-cache", cf->mta_sts_cache);
 	if (cf->control_group != NULL)
 		pr_kv(fp, 0, "control-group", cf->control_group);
 	if (cf->control_socket != NULL)

@@ -76,11 +76,13 @@ static const char *const queued_calls[] = {
 };
 
 /* deliverd: outbound SMTP and DNS (libunbound's thread: UDP and TCP on
- * random ports), reading certificates and resolver files. */
+ * random ports), reading certificates and resolver files, writing its
+ * MTA-STS cache (write, fsync, rename). */
 static const char *const deliverd_calls[] = {
 	"connect", "bind", "sendmmsg", "recvmmsg", "sendfile",
 	"openat", "open", "getdents64", "fstatfs", "statfs", "access",
 	"faccessat", "faccessat2", "readlink",
+	"fsync", "rename", "renameat", "renameat2", "unlink", "unlinkat",
 	"set_robust_list", "rseq", "membarrier",
 	NULL
 };

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "child.h"
 #include "privdrop.h"
+#include "mta_sts.h"
 #include "sandbox.h"
 #include "proto.h"
 #include "util.h"
@@ -1163,6 +1164,7 @@ teardown(void)
 	for (i = 0; i < 4 && d.queued != NULL; i++)
 		(void)event_base_loop(d.base, EVLOOP_NONBLOCK);
 	smtp_fini();
+	mta_sts_fini();
 	rate_fini();
 	while ((j = TAILQ_FIRST(&d.jobs)) != NULL) {
 		TAILQ_REMOVE(&d.jobs, j, entry);
@@ -1201,6 +1203,20 @@ add_dir_of(char **ro, size_t *n, size_t max, const char *file)
 	ro[(*n)++] = dir;
 }
 
+/* Read-write: the MTA-STS cache, if mailrootd could make it (not as
+ * root, a demo may have none: the policies are kept in memory only). */
+static const char *const *
+sts_rw(void)
+{
+	static const char *rw[2];
+	struct stat st;
+
+	rw[0] = NULL;
+	if (stat(d.cfg->mta_sts_cache, &st) == 0 && S_ISDIR(st.st_mode))
+		rw[0] = d.cfg->mta_sts_cache;
+	return rw;
+}
+
 /*
  * Read-only: the resolver and CA certificates, and the directories of
  * the AUTH password files (read at each AUTH; Landlock cannot allow a
@@ -1235,7 +1251,7 @@ sandbox(void)
 			    srv->domains[k].trust.ca_file);
 		}
 	}
-	mr_sandbox_files("deliverd", (const char *const *)ro, NULL);
+	mr_sandbox_files("deliverd", (const char *const *)ro, sts_rw());
 	mr_sandbox_syscalls("deliverd", MR_PROC_DELIVERD);
 	for (i = 0; i < n; i++)
 		free(ro[i]);
@@ -1261,6 +1277,8 @@ main(int argc, char *argv[])
 		mr_fatal("cannot set up the reverse resolver");
 	if (smtp_init() == -1)
 		mr_fatal("cannot set up TLS");
+	if (mta_sts_init(d.cfg) == -1)
+		mr_fatal("cannot set up MTA-STS");
 	(void)mr_privdrop("deliverd", d.cfg->deliver_user, NULL);
 	sandbox();
 	mr_child_serve(d.base, &child_ops);

@@ -139,6 +139,10 @@ struct ssl_st	*tls_client_ssl(const struct dest *, const char *host,
  * why (tls fingerprint: no pinned digest matches). */
 int		 tls_client_check(struct ssl_st *, const struct dest *,
 		    struct mr_buf *why);
+/* The verifying context of a CA file (NULL: the system's store), for
+ * other clients of deliverd (the MTA-STS policy fetch); NULL with why. */
+struct ssl_ctx_st *tls_client_verify_ctx(const char *ca_file,
+		    struct mr_buf *why);
 /* Why a handshake failed, in words, into buf. */
 void		 tls_client_error(struct ssl_st *, const struct dest *,
 		    unsigned long e, char *buf, size_t size);
@@ -210,6 +214,8 @@ int		 mx_init(struct event_base *, const char *resolver,
 /* resolv.conf and hosts into a context; either may be missing */
 int		 mx_system_resolver(struct ub_ctx *);
 void		 mx_fini(void);
+struct ub_ctx;
+struct ub_ctx	*mx_ub(void);
 /* Never calls back before returning.  The callback owns the result
  * (mx_result_free) and the query is gone once it has run. */
 struct mx_query	*mx_resolve(enum dest_kind, const char *name,

@@ -197,6 +197,14 @@ fail:
 	return -1;
 }
 
+/* The resolver context, for the other lookups of deliverd (MTA-STS's
+ * TXT): their answers arrive through the same descriptor. */
+struct ub_ctx *
+mx_ub(void)
+{
+	return ub;
+}
+
 void
 mx_fini(void)
 {

@@ -50,6 +50,7 @@
 #include "smtp_reply.h"
 #include "xoauth2.h"
 #include "deliverd.h"
+#include "mta_sts.h"
 
 #define BODY_CHUNK	(64 * 1024)
 #define BODY_HIGH	(256 * 1024)	/* output kept queued while sending */
@@ -100,6 +101,10 @@ struct smtp_sess {
 	TAILQ_ENTRY(smtp_sess)	 entry;
 	struct dest		*dest;
 	struct delivery		*dlv;
+	struct mta_sts_query	*stsq;		/* MTA-STS lookup in flight */
+	struct mta_sts		*sts;		/* the domain's policy, NULL:
+						 * none (mta_sts.c) */
+	enum mta_sts_host	 sts_host;	/* what it asks of this host */
 	struct mx_query		*mxq;
 	struct mx_result	*addrs;
 	size_t			 ai;		/* address being tried */
@@ -217,6 +222,8 @@ sess_destroy(struct smtp_sess *s)
 	sess_report(s, MR_SESS_GONE);
 	if (s->dlv != NULL)
 		s->dlv->sess = NULL;
+	mta_sts_cancel(s->stsq);
+	free(s->sts);
 	mx_cancel(s->mxq);
 	mx_result_free(s->addrs);
 	sess_close(s);
@@ -457,6 +464,13 @@ sess_job(struct smtp_sess *s)
 	return s->dlv->job;
 }
 
+/* For log lines: the queue id of the message being sent, or "-". */
+static const char *
+sess_qid(const struct smtp_sess *s)
+{
+	return s->dlv != NULL ? s->dlv->job->qid : "-";
+}
+
 /* Sets the result of recipient i of the current delivery. */
 static void
 sess_set(struct smtp_sess *s, size_t i, int status, const char *text)
@@ -646,6 +660,9 @@ sess_try_addr(struct smtp_sess *s)
 	a = &s->addrs->addrs[s->ai];
 	sess_set_relay(s, a);
 	s->tls = dane_tls_policy(s->dest, a);
+	/* RFC 8461 2: DANE, where it applies, takes precedence */
+	s->sts_host = s->tls == MR_TLS_OUT_DANE ? MTA_STS_HOST_OFF :
+	    mta_sts_host(s->sts, s->dest, a->host);
 	s->state = S_CONNECT;
 	s->rep_state = -1;	/* a new address: reported as we leave */
 	s->ehlo_failed = 0;
@@ -704,6 +721,26 @@ sess_host_fail(struct smtp_sess *s, const char *why)
 	sess_defer(s, sess_try_addr);
 }
 
+/* enforce: only the MX hosts the policy lists; none left defers. */
+static int
+sess_sts_filter(struct smtp_sess *s, struct mx_result *r)
+{
+	struct mr_buf why;
+	mr_buf_init(&why);
+	if (mta_sts_filter(s->sts, s->dest, r, sess_qid(s), &why) == 0) {
+		mr_buf_free(&why);
+		return 0;
+	}
+	if (s->dlv != NULL) {
+		sess_set_rest(s, MR_DS_TEMP, why.data, 0);
+		sess_dlv_done(s);
+	}
+	sess_end(s, MR_DS_TEMP, why.data);
+	mr_buf_free(&why);
+	mx_result_free(r);
+	return -1;
+}
+
 static void
 sess_resolved(struct mx_result *r, void *arg)
 {
@@ -722,12 +759,26 @@ sess_resolved(struct mx_result *r, void *arg)
 		}
 		sess_end(s, r->status, r->error);
 		mx_result_free(r);
-	} else {
+	} else if (sess_sts_filter(s, r) == 0) {
 		s->addrs = r;
 		s->ai = 0;
 		sess_try_addr(s);
 	}
 	sess_leave(s);
+}
+
+static void
+sess_sts_known(const struct mta_sts *sts, void *arg)
+{
+	struct smtp_sess *s = arg;
+
+	s->stsq = NULL;
+	if (sts != NULL) {
+		s->sts = mr_xmalloc(sizeof(*s->sts));
+		memcpy(s->sts, sts, sizeof(*s->sts));
+	}
+	s->mxq = mx_resolve(s->dest->kind, s->dest->name, s->dest->port,
+	    s->dest->dane, sess_resolved, s);
 }
 
 struct smtp_sess *
@@ -748,12 +799,37 @@ smtp_start(struct dest *dest, struct delivery *d)
 	s->rep_id = ++last_id;
 	s->rep_start = time(NULL);
 	sess_report(s, MR_SESS_BEGIN);
-	s->mxq = mx_resolve(dest->kind, dest->name, dest->port, dest->dane,
-	    sess_resolved, s);
+	/* direct MX delivery asks for the domain's MTA-STS policy first */
+	if ((s->stsq = mta_sts_lookup(dest, sess_sts_known, s)) == NULL)
+		s->mxq = mx_resolve(dest->kind, dest->name, dest->port,
+		    dest->dane, sess_resolved, s);
 	return s;
 }
 
 /* ---- TLS ---- */
+
+/* The TLS policy for this host: DANE's where it applies, else the
+ * destination's, raised to verify by an MTA-STS policy in enforce mode. */
+static enum mr_tls_out
+sess_tls(const struct smtp_sess *s)
+{
+	if (s->tls != MR_TLS_OUT_DANE &&
+	    s->sts_host == MTA_STS_HOST_ENFORCE &&
+	    s->tls < MR_TLS_OUT_VERIFY)
+		return MR_TLS_OUT_VERIFY;
+	return s->tls;
+}
+
+/* "TLS with RELAY failed: WHY", the MTA-STS policy named first when it
+ * governs this host. */
+static void
+sess_tls_why(const struct smtp_sess *s, struct mr_buf *b, const char *why)
+{
+	if (s->sts_host != MTA_STS_HOST_OFF)
+		mta_sts_says(s->sts, b);
+	if (why != NULL)
+		mr_buf_printf(b, "TLS with %s failed: %s", s->relay, why);
+}
 
 static const struct mx_addr *
 sess_addr(const struct smtp_sess *s)
@@ -768,7 +844,7 @@ sess_tls_refused(struct smtp_sess *s, const char *why)
 	struct mr_buf b;
 
 	mr_buf_init(&b);
-	mr_buf_printf(&b, "TLS with %s failed: %s", s->relay, why);
+	sess_tls_why(s, &b, why);
 	sess_host_fail(s, b.data);
 	mr_buf_free(&b);
 }
@@ -803,8 +879,13 @@ sess_starttls(struct smtp_sess *s)
 
 	sess_discard_early(s);
 	mr_buf_init(&why);
-	ssl = s->tls == MR_TLS_OUT_DANE ? dane_client_ssl(sess_addr(s), &why) :
-	    tls_client_ssl(s->dest, sess_addr(s)->host, &why);
+	if (s->tls == MR_TLS_OUT_DANE)
+		ssl = dane_client_ssl(sess_addr(s), &why);
+	else if (s->sts_host != MTA_STS_HOST_OFF)
+		ssl = mta_sts_ssl(s->dest, sess_addr(s)->host, s->sts_host,
+		    &why);
+	else
+		ssl = tls_client_ssl(s->dest, sess_addr(s)->host, &why);
 	if (ssl == NULL) {
 		sess_tls_refused(s, why.data);
 		mr_buf_free(&why);
@@ -841,12 +922,48 @@ sess_tls_failed(struct smtp_sess *s)
 		tls_client_error(bufferevent_openssl_get_ssl(s->bev), s->dest,
 		    e, err, sizeof(err));
 	mr_buf_init(&b);
-	mr_buf_printf(&b, "TLS with %s failed: %s", s->relay, err);
+	if (s->sts_host != MTA_STS_HOST_OFF &&
+	    mta_sts_check(bufferevent_openssl_get_ssl(s->bev), &b) == -1) {
+		snprintf(err, sizeof(err), "%s", b.data);
+		mr_buf_reset(&b);
+	}
+	sess_tls_why(s, &b, err);
+	if (s->sts_host == MTA_STS_HOST_TESTING)
+		mr_warn("%s: %s; would not deliver under enforce (testing)",
+		    sess_qid(s), b.data);
 	/* opportunistic: the same address again, in plain text */
-	if (s->tls == MR_TLS_OUT_OPPORTUNISTIC)
+	if (sess_tls(s) == MR_TLS_OUT_OPPORTUNISTIC)
 		s->notls = 1;
 	sess_host_fail(s, b.data);
 	mr_buf_free(&b);
+}
+
+/* MTA-STS's verdict on the handshake: enforce refuses a certificate
+ * that does not verify; testing says so and goes on. */
+static int
+sess_sts_check(struct smtp_sess *s, struct mr_buf *why)
+{
+	struct mr_buf b;
+
+	if (s->sts_host == MTA_STS_HOST_OFF)
+		return 0;
+	mr_buf_init(&b);
+	if (mta_sts_check(bufferevent_openssl_get_ssl(s->bev), &b) == 0) {
+		mr_buf_free(&b);
+		return 0;
+	}
+	if (s->sts_host == MTA_STS_HOST_ENFORCE) {
+		mr_buf_adds(why, b.data);
+		mr_buf_free(&b);
+		return -1;
+	}
+	mr_buf_reset(why);
+	mta_sts_says(s->sts, why);
+	mr_warn("%s: %sTLS with %s: %s; would not deliver under enforce "
+	    "(testing)", sess_qid(s), why->data, s->relay, b.data);
+	mr_buf_reset(why);
+	mr_buf_free(&b);
+	return 0;
 }
 
 /* The handshake is done: the policy has its last word, then EHLO anew
@@ -862,7 +979,7 @@ sess_tls_up(struct smtp_sess *s)
 	rc = s->tls == MR_TLS_OUT_DANE ?
 	    dane_client_check(ssl, sess_addr(s), &why) :
 	    tls_client_check(ssl, s->dest, &why);
-	if (rc == -1) {
+	if (rc == -1 || sess_sts_check(s, &why) == -1) {
 		sess_tls_refused(s, why.data);
 		mr_buf_free(&why);
 		return;
@@ -916,7 +1033,7 @@ sess_ehlo_line(struct smtp_sess *s, const char *kw)
 static void
 sess_after_ehlo(struct smtp_sess *s)
 {
-	enum mr_tls_out tls = s->tls;
+	enum mr_tls_out tls = sess_tls(s);
 
 	if (!s->tls_on && tls != MR_TLS_OUT_NONE && !s->notls &&
 	    s->ext_starttls) {
@@ -925,19 +1042,26 @@ sess_after_ehlo(struct smtp_sess *s)
 	}
 	/* required, verify, fingerprint: never on in plain text */
 	if (!s->tls_on && tls >= MR_TLS_OUT_REQUIRED) {
-		struct mr_buf b;
-
 		mr_buf_init(&b);
 		if (sess_addr(s)->tlsa != NULL)
 			mr_buf_printf(&b, "4.7.5 DANE: %s has TLSA records "
 			    "(%s) but did not offer STARTTLS", s->relay,
 			    sess_addr(s)->tlsa->base);
-		else
+		else {
+			sess_tls_why(s, &b, NULL);
 			mr_buf_printf(&b, "TLS required but not offered by %s",
 			    s->relay);
+		}
 		sess_host_fail(s, b.data);
 		mr_buf_free(&b);
 		return;
+	}
+	if (!s->tls_on && s->sts_host == MTA_STS_HOST_TESTING) {
+		mr_buf_init(&b);
+		mta_sts_says(s->sts, &b);
+		mr_warn("%s: %s%s without TLS; would not deliver under "
+		    "enforce (testing)", sess_qid(s), b.data, s->relay);
+		mr_buf_free(&b);
 	}
 	if (s->dest->auth != MR_AUTH_OUT_NONE && !s->authed) {
 		sess_auth(s);
@@ -1525,7 +1649,7 @@ sess_reply_starttls(struct smtp_sess *s)
 		sess_starttls(s);
 		return;
 	}
-	if (s->tls == MR_TLS_OUT_OPPORTUNISTIC) {
+	if (sess_tls(s) == MR_TLS_OUT_OPPORTUNISTIC) {
 		s->notls = 1;
 		sess_after_ehlo(s);
 		return;

@@ -197,6 +197,12 @@ policy_ctx(const struct dest *ds, struct mr_buf *why)
 	}
 }
 
+SSL_CTX *
+tls_client_verify_ctx(const char *ca_file, struct mr_buf *why)
+{
+	return ca_file != NULL ? ca_ctx(ca_file, why) : ctx_system;
+}
+
 /* verify: the certificate must name host, or hold the address. */
 static int
 ssl_set_name(SSL *ssl, const char *host, int literal)

@@ -1,6 +1,7 @@
 /*
  * dirs.c - the folders mailrootd prepares as root: each mailroot with its
- * Queue, Queue/tmp, Pickup, Drop and Badmail, and smtpd's empty chroot.
+ * Queue, Queue/tmp, Pickup, Drop and Badmail, smtpd's empty chroot, and
+ * deliverd's MTA-STS policy cache (its user's alone, mode 0700).
  *
  * Security: a mailroot belongs to the queue user, so anything in it may
  * have been replaced by that user (or by whoever took over queued) with a
@@ -252,6 +253,46 @@ prepare_chroot(const char *dir)
 	return rc;
 }
 
+/*
+ * deliverd's MTA-STS cache: a folder of the deliver user's that nobody
+ * else can read or write, below parents only root can change (the same
+ * walk as a mailroot's).
+ */
+static int
+prepare_sts_cache(const struct mr_config *cfg, const struct owner *q)
+{
+	struct owner o = *q;
+	struct passwd *pw;
+	char buf[4096];
+	const char *last;
+	int parent, fd;
+
+	if (o.root) {
+		// cppcheck-suppress getpwnamCalled
+		if ((pw = getpwnam(cfg->deliver_user)) == NULL) {
+			mr_err("user \"%s\" does not exist",
+			    cfg->deliver_user);
+			return -1;
+		}
+		o.uid = pw->pw_uid;
+		o.gid = pw->pw_gid;
+	}
+	if ((parent = open_parent(cfg->mta_sts_cache, buf, sizeof(buf),
+	    &last)) == -1)
+		return -1;
+	fd = queue_dir(parent, last, 0700, &o, cfg->mta_sts_cache);
+	close(parent);
+	if (fd == -1)
+		return -1;
+	if (o.root && fchmod(fd, 0700) == -1) {
+		mr_err("chmod %s: %s", cfg->mta_sts_cache, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int
 mr_prepare_dirs(const struct mr_config *cfg, int at_start)
 {
@@ -278,6 +319,8 @@ mr_prepare_dirs(const struct mr_config *cfg, int at_start)
 		if (prepare_mailroot(cfg->servers[s].mailroot, &o) == -1)
 			return -1;
 	if (o.root && prepare_chroot(cfg->chroot) == -1)
+		return -1;
+	if (prepare_sts_cache(cfg, &o) == -1)
 		return -1;
 	return 0;
 }

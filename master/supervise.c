@@ -477,8 +477,8 @@ tell_child_stop(struct child *ch)
  *    server by its index, queued's Landlock rules cover its mailroots):
  *    all three, smtpd first (it finishes its sessions, new clients wait
  *    in the listen queue), then queued and deliverd, then all start;
- *  - a child's user, smtpd's chroot, deliverd's resolver and DNSSEC
- *    trust anchor: that child.
+ *  - a child's user, smtpd's chroot, deliverd's resolver, DNSSEC
+ *    trust anchor and MTA-STS cache (a Landlock rule): that child.
  */
 static int
 same_servers(const struct mr_config *a, const struct mr_config *b)
@@ -507,7 +507,8 @@ needs_restart(enum mr_proc p, const struct mr_config *o,
 	case MR_PROC_DELIVERD:
 		return strcmp(o->deliver_user, n->deliver_user) != 0 ||
 		    strcmp(o->resolver, n->resolver) != 0 ||
-		    strcmp(o->trust_anchor, n->trust_anchor) != 0;
+		    strcmp(o->trust_anchor, n->trust_anchor) != 0 ||
+		    strcmp(o->mta_sts_cache, n->mta_sts_cache) != 0;
 	default:
 		mr_panic("needs_restart: bad process %d", (int)p);
 	}

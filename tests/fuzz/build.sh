@@ -77,6 +77,7 @@ build fuzz_masq_hdr "$c/masq_hdr.c" "$c/buf.c" "$c/log.c" $ev_libs
 build fuzz_dkim "$c/dkim_canon.c" "$c/buf.c" "$c/log.c"
 build fuzz_tlsa -I"$top/deliverd" "$top/deliverd/dane_tlsa.c" "$c/buf.c" \
     "$c/log.c"
+build fuzz_mta_sts "$c/mta_sts_parse.c"
 
 # the IPC payload decoders, one target per receiving process
 for r in queued smtpd deliverd master; do

@@ -26,7 +26,7 @@ fuzz_dstream fuzz_bdat fuzz_env fuzz_pickup fuzz_msg_queued fuzz_msg_smtpd \
 fuzz_msg_deliverd fuzz_msg_master fuzz_proxy fuzz_table_text \
 fuzz_table_regex fuzz_submit fuzz_hdr_check fuzz_sasl fuzz_ctl \
 fuzz_dovecot fuzz_xoauth2 fuzz_masq_hdr fuzz_smtp_reply fuzz_dkim \
-fuzz_tlsa"}
+fuzz_tlsa fuzz_mta_sts"}
 
 if [ $# -ge 2 ]; then
 	"$here/build.sh" "$2"

@@ -14,10 +14,13 @@ other types is NODATA (an implicit MX for a domain with only an A).
     dns.aaaa("v6.example.test", "::1")
     dns.null_mx("nomail.test")          # MX 0 . (RFC 7505)
     dns.ptr("127.0.0.2", "mx1.example.test")
+    dns.txt("_mta-sts.example.test", "v=STSv1; id=1")
     dns.servfail("broken.test")         # every query under it: SERVFAIL
     dns.start()                         # records are fixed from here on
     conf = "resolver %s" % dns.resolver # "127.0.0.1@PORT"
     dns.query("example.test", "MX")     # -> (rcode, [rdata bytes])
+    dns.set_txt("_mta-sts.example.test", "v=STSv1; id=2")
+    dns.restart()                       # the same port, the new records
     dns.stop()
 
 Names under `test.` (RFC 6761) that the test did not declare are
@@ -160,6 +163,22 @@ class DNSServer:
         assert ipaddress.ip_address(ip).version == 6
         return self.record(name, "AAAA", ip)
 
+    def txt(self, name, text, ttl=0):
+        """One TXT record of one string (no double quote in text); TTL 0
+        by default, so that a changed record is seen at once."""
+        assert '"' not in text and len(text) < 256
+        return self.record(name, "TXT", '"%s"' % text, ttl=ttl)
+
+    def set_txt(self, name, text, ttl=0):
+        """Replaces name's TXT records (takes effect at restart())."""
+        prefix = "%s " % _fqdn(name)
+        self.records = [r for r in self.records
+                        if not (r.startswith(prefix) and " IN TXT " in r)]
+        saved, self.proc = self.proc, None
+        self.txt(name, text, ttl)
+        self.proc = saved
+        return self
+
     def ptr(self, ip, name):
         ipaddress.ip_address(ip)
         assert self.proc is None, "records are fixed once started"
@@ -213,7 +232,9 @@ class DNSServer:
         for z in sorted(self.zones):
             lines.append('  local-zone: %s static' % q(z))
         for r in self.records:
-            lines.append("  local-data: %s" % q(r))
+            # a TXT record's string is in double quotes: single outside
+            lines.append("  local-data: %s" % ("'%s'" % r if '"' in r
+                                                else q(r)))
         for ip, name in self.ptrs:
             lines.append("  local-data-ptr: %s" % q("%s %s" % (ip, name)))
         for z in self.failing:
@@ -223,11 +244,18 @@ class DNSServer:
                       "  stub-addr: 127.0.0.1@%d" % failing_port]
         return "\n".join(lines) + "\n"
 
-    def start(self):
+    def restart(self):
+        """Stops unbound and starts it again on the same port, with the
+        records as they are now (set_txt)."""
+        port = self.port
+        self.stop()
+        return self.start(port=port)
+
+    def start(self, port=None):
         assert Path(UNBOUND).exists(), \
             "unbound is not installed (contrib/setup installs it)"
         for _ in range(5):
-            self.port = _free_udp_tcp_port(self.host)
+            self.port = port or _free_udp_tcp_port(self.host)
             if self._failer is None:
                 self._failer = _Failing()
                 self._failer.start()

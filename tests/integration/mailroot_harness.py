@@ -386,10 +386,15 @@ def files_under(directory):
 
 def config_text(port, mailroot, sink_port=None, relay_allow=("127.0.0.1",),
                 local_domains=("local.test",), chroot=None, server_extra="",
-                global_extra="", submit_socket=None):
+                global_extra="", submit_socket=None, mta_sts_cache=None):
     lines = ['hostname "mx.test.example"']
     if chroot:
         lines.append('chroot "%s"' % chroot)
+    # deliverd's MTA-STS policies: beside the mailroot, so that every
+    # configuration written for one daemon (a reload's too) names the same
+    if "mta-sts-cache" not in global_extra:
+        lines.append('mta-sts-cache "%s"' % (mta_sts_cache or
+                                            "%s.mta-sts" % mailroot))
     if submit_socket and "submit-socket" not in global_extra:
         lines.append('submit-socket "%s"' % submit_socket)
     if global_extra:
@@ -421,6 +426,7 @@ class Mailroot:
         self.name = name
         self.port = free_port()
         self.mailroot = self.workdir / name
+        self.mta_sts_cache = Path("%s.mta-sts" % self.mailroot)
         self.chroot = self.workdir / "empty"
         self.conf = self.workdir / ("%s.conf" % name)
         self.logfile = self.workdir / ("%s.log" % name)

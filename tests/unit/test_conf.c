@@ -1336,10 +1336,36 @@ t_domain_lookup(void **state)
 	mr_config_free(cf);
 }
 
+/* MTA-STS: on by default for MX delivery, its cache where deliverd may
+ * write; both settable and printed back. */
+static void
+t_mta_sts(void **state)
+{
+	struct mr_config *cf;
+
+	(void)state;
+	cf = parse_clean("server \"s\" { listen 127.0.0.1:25; mailroot /m }\n");
+	assert_int_equal(cf->servers[0].delivery.outbound.mta_sts, 1);
+	assert_string_equal(cf->mta_sts_cache,
+	    MR_LOCALSTATEDIR "/lib/mailroot/mta-sts");
+	check_roundtrip(cf);
+	mr_config_free(cf);
+	cf = parse_clean("mta-sts-cache /var/cache/sts\n"
+	    "server \"s\" { listen 127.0.0.1:25; mailroot /m\n"
+	    "delivery { outbound { mta-sts no } } }\n");
+	assert_int_equal(cf->servers[0].delivery.outbound.mta_sts, 0);
+	assert_string_equal(cf->mta_sts_cache, "/var/cache/sts");
+	check_roundtrip(cf);
+	mr_config_free(cf);
+	expect_error("mta-sts-cache sts\n" SRV(""),
+	    "t.conf:1:15: mta-sts-cache path \"sts\" is not absolute\n");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest t[] = {
+		cmocka_unit_test_teardown(t_mta_sts, teardown),
 		cmocka_unit_test_teardown(t_add_missing_headers, teardown),
 		cmocka_unit_test_teardown(t_lex_tokens, teardown),
 		cmocka_unit_test_teardown(t_lex_unterminated, teardown),
