@@ -579,7 +579,7 @@ mta_sts_filter(const struct mta_sts *s, const struct dest *ds,
 	mr_buf_init(&out);
 	for (i = 0; i < r->naddrs; i++) {
 		if (mta_sts_mx_match(&s->pol, r->addrs[i].host) ||
-		    dane_applies(&r->addrs[i])) {	/* RFC 8461 2 */
+		    (ds->dane && dane_applies(&r->addrs[i]))) { /* RFC 8461 2 */
 			r->addrs[k++] = r->addrs[i];
 			continue;
 		}

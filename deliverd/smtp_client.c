@@ -1034,6 +1034,7 @@ static void
 sess_after_ehlo(struct smtp_sess *s)
 {
 	enum mr_tls_out tls = sess_tls(s);
+	struct mr_buf b;
 
 	if (!s->tls_on && tls != MR_TLS_OUT_NONE && !s->notls &&
 	    s->ext_starttls) {
