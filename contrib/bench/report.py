@@ -409,7 +409,10 @@ def full_report(a):
           "the other (Postfix first in odd rows, mailroot first in even ones), so that a host "
           "that speeds up or slows down during the run weighs on both alike; each MTA is "
           "started for its turn and stopped after it, every process gone, so that nothing one "
-          "leaves behind runs during the other's turn.  Each row: "
+          "leaves behind runs during the other's turn.  Rows `ss-…` and `dkim-…` use "
+          "Postfix's smtp-source and smtp-sink instead of relay-bench's Python pair, rows "
+          "`mrb-…`, `tls-…`, `fanout-…` and `backlog-…` contrib/bench/mrb-smtp (C, "
+          "libevent and OpenSSL), driven by contrib/bench/mrbrun.py.  Each row: "
           "%s after a discarded warmup, one message per connection, one recipient.  "
           "Ratios are mailroot / Postfix: above 1 is better for mailroot in the rates, below 1 "
           "is better in latency, memory and CPU.  Absolute numbers move with the host; compare "
@@ -421,7 +424,8 @@ def full_report(a):
     o += ["| | |", "|---|---|"]
     for k, v in machine():
         o.append("| %s | %s |" % (k, v))
-    for k, lab in (("load_start", "load average at start"), ("load_end", "load average at end")):
+    for k, lab in (("load_start", "load average at start"), ("load_end", "load average at end"),
+                   ("run_minutes", "length of the run, minutes"), ("rows", "rows (BENCH_ROWS)")):
         if meta.get(k):
             o.append("| %s | %s |" % (lab, meta[k]))
     o.append("")
@@ -655,9 +659,12 @@ def full_report(a):
           "directory.", ""]
     extra = sorted(f for f in os.listdir(res)
                    if f.startswith("mailroot-") and f.endswith(".conf"))
+    pextra = sorted(f for f in os.listdir(res)
+                    if f.startswith("postfix-main-") and f.endswith(".cf"))
     for fn, title in [("postfix-main.cf", "main.cf"),
-                      ("postfix-master.cf.line", "master.cf, the changed line"),
-                      ("mailroot.conf", "mailroot.conf")] + [
+                      ("postfix-master.cf.line", "master.cf, the changed line")] + [
+                          (f, "Postfix main.cf of row %s" % f[len("postfix-main-"):-len(".cf")])
+                          for f in pextra] + [("mailroot.conf", "mailroot.conf")] + [
                           (f, "mailroot.conf of row %s" % f[len("mailroot-"):-len(".conf")])
                           for f in extra]:
         try:
