@@ -12,10 +12,11 @@
  *	Answers every transaction with 250 and counts messages and
  *	recipients.  Commands on standard input, one per line:
  *	  reset       counters to zero
- *	  expect N    print "done T MSGS RCPTS SESSIONS TLS" when RCPTS
- *	              reaches N (T: CLOCK_MONOTONIC seconds; SESSIONS
- *	              greeted, TLS of them started TLS)
- *	  count       print "count T MSGS RCPTS SESSIONS TLS"
+ *	  expect N    print "done T MSGS RCPTS SESSIONS TLS TLSMSGS" when
+ *	              RCPTS reaches N (T: CLOCK_MONOTONIC seconds; SESSIONS
+ *	              greeted, TLS of them started TLS, TLSMSGS messages
+ *	              received over TLS)
+ *	  count       print "count T MSGS RCPTS SESSIONS TLS TLSMSGS"
  *	  down / up   greet new sessions with 421 and close / normally
  *	End of standard input stops it.
  *
@@ -119,15 +120,15 @@ struct sconn {
 	unsigned nrcpt;
 };
 
-static unsigned long s_msgs, s_rcpts, s_expect, s_sess, s_tls;
+static unsigned long s_msgs, s_rcpts, s_expect, s_sess, s_tls, s_tlsmsgs;
 static int s_down;
 
 static void
 s_check(void)
 {
 	if (s_expect && s_rcpts >= s_expect) {
-		printf("done %.6f %lu %lu %lu %lu\n", mono(), s_msgs, s_rcpts,
-		    s_sess, s_tls);
+		printf("done %.6f %lu %lu %lu %lu %lu\n", mono(), s_msgs,
+		    s_rcpts, s_sess, s_tls, s_tlsmsgs);
 		fflush(stdout);
 		s_expect = 0;
 	}
@@ -208,6 +209,8 @@ s_data(struct sconn *c, struct evbuffer *in)
 	evbuffer_drain(in, (size_t)p.pos + 5);
 	c->data = 0;
 	s_msgs++;
+	if (c->tls)
+		s_tlsmsgs++;
 	s_rcpts += c->nrcpt;
 	c->nrcpt = 0;
 	return 1;
@@ -330,13 +333,14 @@ s_stdin(evutil_socket_t fd, short what, void *arg)
 	while ((nl = strchr(buf, '\n')) != NULL) {
 		*nl = '\0';
 		if (!strcmp(buf, "reset"))
-			s_msgs = s_rcpts = s_expect = s_sess = s_tls = 0;
+			s_msgs = s_rcpts = s_expect = s_sess = s_tls =
+			    s_tlsmsgs = 0;
 		else if (!strncmp(buf, "expect ", 7)) {
 			s_expect = strtoul(buf + 7, NULL, 10);
 			s_check();
 		} else if (!strcmp(buf, "count")) {
-			printf("count %.6f %lu %lu %lu %lu\n", mono(), s_msgs,
-			    s_rcpts, s_sess, s_tls);
+			printf("count %.6f %lu %lu %lu %lu %lu\n", mono(),
+			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs);
 			fflush(stdout);
 		} else if (!strcmp(buf, "down"))
 			s_down = 1;

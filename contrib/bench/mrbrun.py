@@ -24,7 +24,6 @@ import json
 import os
 import select
 import subprocess
-import sys
 import threading
 import time
 
@@ -96,7 +95,7 @@ class Sink:
         cmd += a.sink
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True, bufsize=1)
-        self.sessions = self.tls_sessions = None
+        self.sessions = self.tls_sessions = self.tls_msgs = None
         if self.line(10) != "ready":
             raise SystemExit("mrbrun: the sink did not start on %s" % " ".join(a.sink))
 
@@ -119,6 +118,7 @@ class Sink:
             if ln and ln.startswith("done "):
                 f = ln.split()
                 self.sessions, self.tls_sessions = int(f[4]), int(f[5])
+                self.tls_msgs = int(f[6])
                 return float(f[1])
         return None
 
@@ -213,7 +213,8 @@ def one_run(a, sink, target, pid, warm=False):
            "client_cpu_s": round(c1.children_user + c1.children_system
                                  - c0.children_user - c0.children_system, 2),
            "sink_cpu_s": round(proc_cpu(sink.p.pid) - s0, 2),
-           "sink_sessions": sink.sessions, "sink_tls_sessions": sink.tls_sessions}
+           "sink_sessions": sink.sessions, "sink_tls_sessions": sink.tls_sessions,
+           "sink_tls_msgs": sink.tls_msgs}
     res.update(out)
     if pid:
         res.update({"mta_pid": pid, "rss_before": before["rss"], "pss_before": before["pss"],

@@ -558,9 +558,12 @@ def full_report(a):
         line("peak processes", g(p, "procs_peak"), g(m, "procs_peak"), "%d")
         line("MTA CPU s per 1000 messages", cpu_per_1000(p), cpu_per_1000(m), "%.2f")
         if (p or m or {}).get("sink_sessions") is not None:
-            o.append("| sessions at the sink (of them TLS) | %s | %s | |" % tuple(
+            o.append("| new sessions at the sink (of them TLS) | %s | %s | |" % tuple(
                 "%s (%s)" % (r.get("sink_sessions"), r.get("sink_tls_sessions"))
                 if r else "-" for r in (p, m)))
+        if (p or m or {}).get("sink_tls_msgs") is not None:
+            o.append("| messages that reached the sink over TLS | %s | %s | |" % tuple(
+                str(r.get("sink_tls_msgs")) if r else "-" for r in (p, m)))
         o.append("| accepted / delivered / failed | %s | %s | |" % tuple(
             ("%d / %d / %d%s%s" % (r["accepted"], r["delivered"], r.get("failed", 0),
                                    " DRAIN TIMEOUT" if r.get("drain_timeout") else "",
