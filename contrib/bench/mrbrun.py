@@ -13,8 +13,9 @@ Options: -n, -c, -s, -r, -D (recipient domains), --tls, --cert/--key (the
 sink's; with --tls), --sink ADDR (repeatable; default 127.0.0.1:2526),
 --repeat, --warmup, --label, --json, --drain-timeout, --timeout,
 --backlog (the sink answers 421 while the messages are sent, then comes
-up and --flush-cmd runs: accept rate during the outage, drain time, peak
-RSS per program).  Standard library only.
+up and --flush-cmd runs, again every 5 s until the last message is
+through: accept rate during the outage, drain time, peak RSS per
+program).  Standard library only.
 """
 
 import argparse
@@ -109,12 +110,16 @@ class Sink:
         self.p.stdin.write(text + "\n")
         self.p.stdin.flush()
 
-    def wait_done(self, n, timeout):
-        """CLOCK_MONOTONIC time when the sink had seen n recipients, or None."""
+    def wait_done(self, n, timeout, every=None, tick=None):
+        """CLOCK_MONOTONIC time when the sink had seen n recipients, or None;
+        tick() is called every `every` seconds meanwhile."""
         self.say("expect %d" % n)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ln = self.line(deadline - time.monotonic())
+            wait = deadline - time.monotonic()
+            ln = self.line(min(wait, every) if every else wait)
+            if ln is None and tick:
+                tick()
             if ln and ln.startswith("done "):
                 f = ln.split()
                 self.sessions, self.tls_sessions = int(f[4]), int(f[5])
@@ -159,6 +164,12 @@ def load(a, target, count):
 
 def one_run(a, sink, target, pid, warm=False):
     count = a.warmup if warm else a.count
+
+    def flush():
+        if a.flush_cmd:
+            subprocess.run(a.flush_cmd, shell=True, timeout=120,
+                           stdout=subprocess.DEVNULL)
+
     sink.say("reset")
     before = rb.tree_usage(pid, with_pss=True) if pid else None
     sampler = rb.TreeSampler(pid) if pid else None
@@ -180,10 +191,13 @@ def one_run(a, sink, target, pid, warm=False):
             out["backlog_rcpts_at_sink"] = sink.count()
             t_up = time.monotonic()
             sink.say("up")
-            if a.flush_cmd:
-                subprocess.run(a.flush_cmd, shell=True, timeout=120)
+            flush()
+        # the flush again every 5 s until the backlog is through: a
+        # message an MTA was still deferring when the first one came
+        # would otherwise wait for its next retry
         t_done = sink.wait_done(r["accepted"] * a.rcpts,
-                                min(a.drain_timeout, 30) if warm else a.drain_timeout)
+                                min(a.drain_timeout, 30) if warm else a.drain_timeout,
+                                5 if a.backlog and not warm else None, flush)
         if a.backlog and not warm:
             out["drain_s"] = round((t_done or time.monotonic()) - t_up, 4)
         after = rb.tree_usage(pid, with_pss=False) if pid else None

@@ -349,7 +349,8 @@ def backlog_section(med, runs):
     o = ["## Backlog: the next hop down while %d messages arrive, then up" % r0["count"], ""]
     o += ["contrib/bench/mrb-smtp sends %d messages of 4k over 20 sessions while its sink "
           "(the next hop) greets every connection with `421`; then the sink comes up and the "
-          "queue is flushed (`postqueue -f`; `mailrootctl flush`); the drain time runs from "
+          "queue is flushed (`postqueue -f`; `mailrootctl flush`), again every 5 s until the "
+          "last message is through; the drain time runs from "
           "then until the last message reached the sink.  One run per MTA.  Peak RSS per "
           "program: its largest process, and all its processes together." % r0["count"], ""]
     o += ["| | Postfix | mailroot | mailroot/Postfix |", "|---|---|---|---|"]
