@@ -156,22 +156,27 @@ port_free() {
 # mailroot's port: 2525, or 2527 when run measures it beside Postfix.
 mr_port=${MR_PORT:-2525}
 
-# write_mailroot_conf DIR [EXTRA-LIMITS]: the benchmark's mailroot.conf in
-# DIR/mailroot.conf, mailroot in DIR/mailroot, smtpd's chroot DIR/empty.
+# write_mailroot_conf DIR [EXTRA-LIMITS [SERVER-LINES [GLOBAL-LINES
+# [DELIVERY-LINES]]]]: the benchmark's mailroot.conf in DIR/mailroot.conf,
+# mailroot in DIR/mailroot, smtpd's chroot DIR/empty.  SERVER-LINES go at
+# the end of the server block (dkim, tls, domain routes), GLOBAL-LINES
+# before it (pki), DELIVERY-LINES into its delivery block (outbound).
 write_mailroot_conf() {
-	local d=$1 extra=${2:-}
+	local d=$1 extra=${2:-} srv=${3:-} glob=${4:-} dl=${5:-}
 	mkdir -p "$d/empty" "$d/mailroot"
 	chmod 755 "$d" "$d/empty"
 	cat >"$d/mailroot.conf" <<EOF
 hostname "bench-mailroot.invalid"
 chroot "$d/empty"
-
+$glob
 server "bench" {
 	listen 127.0.0.1:$mr_port
 	mailroot "$d/mailroot"
 	relay allow 127.0.0.0/8
 	limits { ${extra}message-size 20M; session-size 200M; messages-per-connection 1000 }
-	delivery { smart-host "[127.0.0.1]:2526" }
+	delivery { smart-host "[127.0.0.1]:2526"
+$dl }
+$srv
 }
 EOF
 	"$MAILROOT_BUILDDIR/master/mailrootd" -n -f "$d/mailroot.conf" ||

@@ -16,12 +16,22 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import time
 
 MTAS = ("postfix", "mailroot")
 NAMES = {"postfix": "Postfix", "mailroot": "mailroot"}
-ROWS = ["c1-4k", "c20-4k", "c100-4k", "c20-1k", "c20-1m"]
+SHAPES = ["c1-4k", "c20-4k", "c100-4k", "c20-1k", "c20-1m"]
+# relay-bench's Python pair, then Postfix's smtp-source and smtp-sink
+ROWS = SHAPES + ["ss-" + x for x in SHAPES] + ["mrb-c20-4k", "tls-c20-4k"]
+# rows with a section of their own: dkim-*, fanout-1000, backlog-c20-4k
+PAIRS = {"": ("builtin", "relay-bench's Python client and sink"),
+         "ss-": ("smtp-source", "Postfix's smtp-source and smtp-sink"),
+         "dkim-": ("smtp-source", "Postfix's smtp-source and smtp-sink"),
+         "mrb-": ("mrb-smtp", "contrib/bench/mrb-smtp (C) as client and sink, plain text"),
+         "tls-": ("mrb-smtp-tls", "contrib/bench/mrb-smtp (C) as client and sink, "
+                  "STARTTLS on both hops, TLS 1.3, ECDSA P-256")}
 IDLE_BEGIN = "<!-- idle sessions: begin (contrib/bench/idle) -->"
 IDLE_END = "<!-- idle sessions: end -->"
 MIB = 1048576.0
@@ -92,6 +102,41 @@ def ratio(m, p):
     if isinstance(m, (int, float)) and isinstance(p, (int, float)) and p:
         return "%.2f" % (m / p)
     return "-"
+
+
+def row_pair(row):
+    """(prefix, limit label suffix, description) of a row's client pair."""
+    for pre in ("ss-", "dkim-", "mrb-", "tls-"):
+        if row.startswith(pre):
+            return (pre,) + PAIRS[pre]
+    return ("",) + PAIRS[""]
+
+
+def row_shape(row):
+    """'c20-4k' of 'ss-c20-4k': sessions and size, the ceiling's key."""
+    m = re.search(r"c(\d+)-(\w+)$", row)
+    return ("c%s-%s" % m.groups()) if m else row
+
+
+def ceiling(lim_med, row):
+    """The direct client-to-sink median of the row's pair and shape."""
+    pre, pair, _ = row_pair(row)
+    shape = row_shape(row)
+    r = lim_med.get("limit %s %s" % (shape, pair))
+    if r is None and shape == "c20-4k":
+        r = lim_med.get("limit " + pair)      # results of older runs
+    return r
+
+
+def spread(rs, key="accept_rate"):
+    """'min–max (±p %)' of the runs of a row, p the largest distance from
+    the median in per cent of it; '-' for fewer than two runs."""
+    vals = [x[key] for x in rs if isinstance(x.get(key), (int, float))]
+    if len(vals) < 2:
+        return "-"
+    med = statistics.median(vals)
+    dev = max(abs(v - med) for v in vals) / med * 100.0 if med else 0.0
+    return "%.0f–%.0f (±%.0f %%)" % (min(vals), max(vals), dev)
 
 
 def cpu_per_1000(r):
@@ -206,6 +251,141 @@ def idle_section(res_dir):
     return out
 
 
+DKIM_ROWS = (("dkim-c20-4k", "RSA 2048"), ("dkim-ed-c20-4k", "Ed25519"))
+
+
+def dkim_section(med, runs, meta):
+    """mailroot with DKIM signing against itself and Postfix without."""
+    rows = [(lab, key) for lab, key in DKIM_ROWS if "mailroot " + lab in med["mailroot"]]
+    if not rows:
+        return []
+    base = "ss-c20-4k"
+    p = med["postfix"].get("postfix " + base)
+    m0 = med["mailroot"].get("mailroot " + base)
+    ms = lambda r: cpu_per_1000(r)     # CPU s per 1000 = ms per message
+    o = ["## DKIM signing (c20 4k, smtp-source and smtp-sink)", ""]
+    o += ["mailroot with `dkim \"client.invalid\"` in its server block (keys made at run "
+          "time with tools/mailroot-dkim-keygen, relaxed/relaxed, the default header list; "
+          "both clients write `From: <bench@client.invalid>`), against mailroot and "
+          "Postfix without signing in row ss-c20-4k of the same run.  Postfix has no "
+          "signer in its core (it would need OpenDKIM as a milter), so it is measured "
+          "without.  CPU is the MTA's whole process tree.", ""]
+    o += ["| | accept msg/s | e2e msg/s | MTA CPU ms per message | CPU / mailroot without "
+          "| CPU / Postfix without | accept / Postfix | spread | signature seen |",
+          "|---|---|---|---|---|---|---|---|---|"]
+
+    def line(name, r, lab, sig):
+        mta = "postfix" if name.startswith("Postfix") else "mailroot"
+        o.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt(r and r.get("accept_rate"), "%.0f"), fmt(r and r.get("e2e_rate"), "%.0f"),
+            fmt(ms(r), "%.2f"), ratio(ms(r), ms(m0)), ratio(ms(r), ms(p)),
+            ratio(r and r.get("accept_rate"), p and p.get("accept_rate")),
+            spread(runs[mta].get("%s %s" % (mta, lab), [])), sig))
+
+    line("Postfix, no signing", p, base, "-")
+    line("mailroot, no signing", m0, base, "-")
+    notes = []
+    for lab, key in rows:
+        r = med["mailroot"]["mailroot " + lab]
+        sig = meta.get("dkim_check_" + lab, "not checked")
+        line("mailroot, DKIM %s" % key, r, lab, sig.replace("|", "\\|"))
+        if ms(r) is not None and ms(m0):
+            cost = ms(r) - ms(m0)
+            notes.append("- %s: signing adds %.2f ms of CPU per message to %.2f ms for the "
+                         "rest of the path (%.0f %% of it; #16 asks for at most 100 %%)."
+                         % (key, cost, ms(m0), 100.0 * cost / ms(m0)))
+    o.append("")
+    if notes:
+        o += notes + [""]
+    return o
+
+
+def fanout_section(med, runs):
+    """One message to 1000 recipients in 100 domains."""
+    lab = "fanout-1000"
+    p = med["postfix"].get("postfix " + lab)
+    m = med["mailroot"].get("mailroot " + lab)
+    if not p and not m:
+        return []
+    o = ["## Fan-out: one message to 1000 recipients in 100 domains", ""]
+    o += ["contrib/bench/mrb-smtp sends one message with 1000 recipients, r<j>@d<j mod "
+          "100>.bench.invalid, and its sink listens on every loopback address; each domain "
+          "dN.bench.invalid is routed to its own [127.0.1.N]:2526 (mailroot: a `domain` "
+          "block with a `route`; Postfix: `transport_maps`), so each MTA delivers to 100 "
+          "destinations.  Time runs from the client's connection until the last recipient "
+          "reached the sink.  Each run is one message%s." % (
+              ", median of %d" % (p or m)["median_of"] if (p or m).get("median_of") else ""), ""]
+    o += ["| | Postfix | mailroot | mailroot/Postfix |", "|---|---|---|---|"]
+
+    def line(name, pv, mv, f="%.2f"):
+        o.append("| %s | %s | %s | %s |" % (name, fmt(pv, f), fmt(mv, f), ratio(mv, pv)))
+
+    g = lambda r, k: r.get(k) if r else None
+    rps = lambda r: (1000.0 * r["accepted"] / r["e2e_s"]) if r and r.get("e2e_s") \
+        and not r.get("drain_timeout") else None
+    line("accepted in s", g(p, "accept_s"), g(m, "accept_s"))
+    line("all 1000 recipients at the sinks in s", g(p, "e2e_s"), g(m, "e2e_s"))
+    line("recipients delivered per s", rps(p), rps(m), "%.0f")
+    line("sessions at the sinks", g(p, "sink_sessions"), g(m, "sink_sessions"), "%d")
+    line("MTA CPU s for the message", g(p, "mta_cpu_s"), g(m, "mta_cpu_s"))
+    line("peak RSS MiB", g(p, "rss_peak") and p["rss_peak"] / MIB,
+         g(m, "rss_peak") and m["rss_peak"] / MIB, "%.1f")
+    line("peak processes", g(p, "procs_peak"), g(m, "procs_peak"), "%d")
+    o.append("| spread of the time to the last recipient | %s | %s | |" % (
+        spread(runs["postfix"].get("postfix " + lab, []), "e2e_s"),
+        spread(runs["mailroot"].get("mailroot " + lab, []), "e2e_s")))
+    o.append("")
+    return o
+
+
+def backlog_section(med, runs):
+    """The next hop down while messages arrive, then up."""
+    lab = "backlog-c20-4k"
+    p = med["postfix"].get("postfix " + lab)
+    m = med["mailroot"].get("mailroot " + lab)
+    if not p and not m:
+        return []
+    r0 = p or m
+    o = ["## Backlog: the next hop down while %d messages arrive, then up" % r0["count"], ""]
+    o += ["contrib/bench/mrb-smtp sends %d messages of 4k over 20 sessions while its sink "
+          "(the next hop) greets every connection with `421`; then the sink comes up and the "
+          "queue is flushed (`postqueue -f`; `mailrootctl flush`), again every 5 s until the "
+          "last message is through; the drain time runs from "
+          "then until the last message reached the sink.  One run per MTA.  Peak RSS per "
+          "program: its largest process, and all its processes together." % r0["count"], ""]
+    o += ["| | Postfix | mailroot | mailroot/Postfix |", "|---|---|---|---|"]
+
+    def line(name, pv, mv, f="%.1f"):
+        o.append("| %s | %s | %s | %s |" % (name, fmt(pv, f), fmt(mv, f), ratio(mv, pv)))
+
+    g = lambda r, k: r.get(k) if r else None
+    mib = lambda v: v / MIB if isinstance(v, (int, float)) else None
+    line("accept msg/s during the outage", g(p, "accept_rate"), g(m, "accept_rate"), "%.0f")
+    line("outage s (sending)", g(p, "outage_s"), g(m, "outage_s"))
+    line("messages at the sink during the outage", g(p, "backlog_rcpts_at_sink"),
+         g(m, "backlog_rcpts_at_sink"), "%d")
+    line("drain s (up to last message)", g(p, "drain_s"), g(m, "drain_s"))
+    drate = lambda r: r["accepted"] / r["drain_s"] if r and r.get("drain_s") else None
+    line("drain msg/s", drate(p), drate(m), "%.0f")
+    line("peak RSS MiB (tree)", mib(g(p, "rss_peak")), mib(g(m, "rss_peak")))
+    line("peak PSS MiB (tree)", mib(g(p, "pss_peak")), mib(g(m, "pss_peak")))
+    line("MTA CPU ms per message (whole run)", cpu_per_1000(p), cpu_per_1000(m), "%.2f")
+    o.append("| accepted / delivered / failed | %s | %s | |" % tuple(
+        ("%d / %d / %d%s" % (r["accepted"], r["delivered"], r.get("failed", 0),
+                             " DRAIN TIMEOUT" if r.get("drain_timeout") else ""))
+        if r else "-" for r in (p, m)))
+    o.append("")
+    for r, name in ((p, "Postfix"), (m, "mailroot")):
+        progs = (r or {}).get("rss_by_program")
+        if not progs:
+            continue
+        o.append("%s, peak RSS per program (MiB, largest process / all of them): %s." % (
+            name, ", ".join("%s %.1f / %.1f" % (k, v[0] / MIB, v[1] / MIB)
+                            for k, v in sorted(progs.items(), key=lambda kv: -kv[1][1]))))
+        o.append("")
+    return o
+
+
 def full_report(a):
     res = a.results
     meta = read_env(os.path.join(res, "meta.env"))
@@ -230,7 +410,10 @@ def full_report(a):
           "the other (Postfix first in odd rows, mailroot first in even ones), so that a host "
           "that speeds up or slows down during the run weighs on both alike; each MTA is "
           "started for its turn and stopped after it, every process gone, so that nothing one "
-          "leaves behind runs during the other's turn.  Each row: "
+          "leaves behind runs during the other's turn.  Rows `ss-…` and `dkim-…` use "
+          "Postfix's smtp-source and smtp-sink instead of relay-bench's Python pair, rows "
+          "`mrb-…`, `tls-…`, `fanout-…` and `backlog-…` contrib/bench/mrb-smtp (C, "
+          "libevent and OpenSSL), driven by contrib/bench/mrbrun.py.  Each row: "
           "%s after a discarded warmup, one message per connection, one recipient.  "
           "Ratios are mailroot / Postfix: above 1 is better for mailroot in the rates, below 1 "
           "is better in latency, memory and CPU.  Absolute numbers move with the host; compare "
@@ -242,7 +425,8 @@ def full_report(a):
     o += ["| | |", "|---|---|"]
     for k, v in machine():
         o.append("| %s | %s |" % (k, v))
-    for k, lab in (("load_start", "load average at start"), ("load_end", "load average at end")):
+    for k, lab in (("load_start", "load average at start"), ("load_end", "load average at end"),
+                   ("run_minutes", "length of the run, minutes"), ("rows", "rows (BENCH_ROWS)")):
         if meta.get(k):
             o.append("| %s | %s |" % (lab, meta[k]))
     o.append("")
@@ -274,8 +458,15 @@ def full_report(a):
 
     # ------------------------------------------------------------------ summary
     o += ["## Summary (mailroot / Postfix)", ""]
+    o += ["Rows named `ss-…` use Postfix's smtp-source as client and smtp-sink as next "
+          "hop; `mrb-…` and `tls-…` contrib/bench/mrb-smtp, the benchmark's own client and "
+          "sink in C (`tls-…`: STARTTLS on both hops); the others relay-bench's Python pair.  `of ceiling` is mailroot's accept "
+          "rate as a share of the direct client-to-sink rate of the same pair and shape, "
+          "measured in this run; `spread` is the accept rate of each MTA's runs, lowest to "
+          "highest, and the largest distance from their median.", ""]
     o += ["| run | accept msg/s | e2e msg/s | latency p50 | latency p99 | peak RSS | peak PSS "
-          "| CPU per 1000 msg |", "|---|---|---|---|---|---|---|---|"]
+          "| CPU per 1000 msg | mailroot of ceiling | spread Postfix | spread mailroot |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in ROWS:
         p = med["postfix"].get("postfix " + row)
         m = med["mailroot"].get("mailroot " + row)
@@ -283,32 +474,45 @@ def full_report(a):
             continue
         g = lambda r, k: r.get(k) if r else None
         lat = lambda r, k: (r.get("latency_ms") or {}).get(k) if r else None
-        o.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lim = ceiling(lim_med, row)
+        share = "-"
+        if m and lim and lim.get("accept_rate"):
+            share = "%.0f %%" % (100.0 * m["accept_rate"] / lim["accept_rate"])
+        o.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             row, ratio(g(m, "accept_rate"), g(p, "accept_rate")),
             ratio(g(m, "e2e_rate"), g(p, "e2e_rate")),
             ratio(lat(m, "p50"), lat(p, "p50")), ratio(lat(m, "p99"), lat(p, "p99")),
             ratio(g(m, "rss_peak"), g(p, "rss_peak")), ratio(g(m, "pss_peak"), g(p, "pss_peak")),
-            ratio(cpu_per_1000(m), cpu_per_1000(p))))
+            ratio(cpu_per_1000(m), cpu_per_1000(p)), share,
+            spread(runs["postfix"].get("postfix " + row, [])),
+            spread(runs["mailroot"].get("mailroot " + row, []))))
     pi, mi = idle.get("postfix idle"), idle.get("mailroot idle")
     if pi and mi:
         o += ["", "Idle, before the first run: RSS %s, PSS %s (mailroot / Postfix)." % (
             ratio(mi["rss"], pi["rss"]), ratio(mi["pss"], pi["pss"]))]
     o.append("")
 
+    o += dkim_section(med, runs, meta)
+    o += fanout_section(med, runs)
+    o += backlog_section(med, runs)
+
     # ------------------------------------------------------------------ ceiling
-    o += ["## Loopback ceiling (relay-bench limit -c 20 -s 4k)", ""]
+    o += ["## Loopback ceilings (relay-bench limit)", ""]
     if lim_med:
-        o += ["No MTA: the client straight into the sink.  An MTA in between cannot beat "
-              "this.", ""]
-        o += ["| client → sink | n | accept msg/s | e2e msg/s | latency p50 / p99 ms |",
-              "|---|---|---|---|---|"]
+        o += ["No MTA: each client straight into its own sink, for every shape of the rows "
+              "measured (`builtin`: relay-bench's Python pair; `smtp-source`: Postfix's "
+              "smtp-source into smtp-sink).  An MTA in between cannot beat this.", ""]
+        o += ["| shape, client → sink | n | accept msg/s | e2e msg/s | latency p50 / p99 ms "
+              "| spread |", "|---|---|---|---|---|---|"]
+        _, lim_runs = series(read_jsonl(os.path.join(res, "limit.jsonl")))
         for label, r in lim_med.items():
             lat = r.get("latency_ms") or {}
-            o.append("| %s | %d | %s | %s | %s |" % (
+            o.append("| %s | %d | %s | %s | %s | %s |" % (
                 label.replace("limit ", ""), r["count"], fmt(r["accept_rate"], "%.0f"),
                 fmt(r["e2e_rate"], "%.0f"),
                 "%s / %s" % (fmt(lat.get("p50")), fmt(lat.get("p99")))
-                if lat.get("p50") is not None else "-"))
+                if lat.get("p50") is not None else "-",
+                spread(lim_runs.get(label, []))))
     else:
         o.append("Not measured.")
     o.append("")
@@ -330,10 +534,11 @@ def full_report(a):
         if not p and not m:
             continue
         r0 = p or m
-        o += ["### %s: %d messages of %s, %d parallel session%s%s" % (
-            row, r0["count"], row.split("-")[1], r0["sessions"],
+        o += ["### %s: %d messages of %s, %d parallel session%s%s; %s" % (
+            row, r0["count"], row_shape(row).split("-")[1], r0["sessions"],
             "" if r0["sessions"] == 1 else "s",
-            ", median of %d" % r0["median_of"] if r0.get("median_of") else ""), ""]
+            ", median of %d" % r0["median_of"] if r0.get("median_of") else "",
+            row_pair(row)[2]), ""]
         o += ["| | Postfix | mailroot | mailroot/Postfix |", "|---|---|---|---|"]
 
         def line(lab, pv, mv, f="%.1f"):
@@ -353,6 +558,13 @@ def full_report(a):
              mib((mi or {}).get("rss")))
         line("peak processes", g(p, "procs_peak"), g(m, "procs_peak"), "%d")
         line("MTA CPU s per 1000 messages", cpu_per_1000(p), cpu_per_1000(m), "%.2f")
+        if (p or m or {}).get("sink_sessions") is not None:
+            o.append("| new sessions at the sink (of them TLS) | %s | %s | |" % tuple(
+                "%s (%s)" % (r.get("sink_sessions"), r.get("sink_tls_sessions"))
+                if r else "-" for r in (p, m)))
+        if (p or m or {}).get("sink_tls_msgs") is not None:
+            o.append("| messages that reached the sink over TLS | %s | %s | |" % tuple(
+                str(r.get("sink_tls_msgs")) if r else "-" for r in (p, m)))
         o.append("| accepted / delivered / failed | %s | %s | |" % tuple(
             ("%d / %d / %d%s%s" % (r["accepted"], r["delivered"], r.get("failed", 0),
                                    " DRAIN TIMEOUT" if r.get("drain_timeout") else "",
@@ -364,6 +576,16 @@ def full_report(a):
             o.append("| accept msg/s of each run | %s | %s | |" % (
                 ", ".join(fmt(x["accept_rate"], "%.0f") for x in pr) or "-",
                 ", ".join(fmt(x["accept_rate"], "%.0f") for x in mr) or "-"))
+            o.append("| spread of accept msg/s (min–max, ± of median) | %s | %s | |" % (
+                spread(pr), spread(mr)))
+            o.append("| spread of e2e msg/s | %s | %s | |" % (
+                spread(pr, "e2e_rate"), spread(mr, "e2e_rate")))
+        lim = ceiling(lim_med, row)
+        if lim and lim.get("accept_rate"):
+            o.append("| share of the direct ceiling (%s msg/s) | %s | %s | |" % (
+                fmt(lim["accept_rate"], "%.0f"),
+                fmt(p and 100.0 * p["accept_rate"] / lim["accept_rate"], "%.0f %%"),
+                fmt(m and 100.0 * m["accept_rate"] / lim["accept_rate"], "%.0f %%")))
         o.append("")
 
     # ------------------------------------------------------------------ problems
@@ -439,9 +661,16 @@ def full_report(a):
           "shown.  The files the chrooted daemons need (/etc/services, resolv.conf, hosts, "
           "...) are copied into `$TMP/postfix/spool/etc` as Debian does for its own queue "
           "directory.", ""]
-    for fn, title in (("postfix-main.cf", "main.cf"),
-                      ("postfix-master.cf.line", "master.cf, the changed line"),
-                      ("mailroot.conf", "mailroot.conf")):
+    extra = sorted(f for f in os.listdir(res)
+                   if f.startswith("mailroot-") and f.endswith(".conf"))
+    pextra = sorted(f for f in os.listdir(res)
+                    if f.startswith("postfix-main-") and f.endswith(".cf"))
+    for fn, title in [("postfix-main.cf", "main.cf"),
+                      ("postfix-master.cf.line", "master.cf, the changed line")] + [
+                          (f, "Postfix main.cf of row %s" % f[len("postfix-main-"):-len(".cf")])
+                          for f in pextra] + [("mailroot.conf", "mailroot.conf")] + [
+                          (f, "mailroot.conf of row %s" % f[len("mailroot-"):-len(".conf")])
+                          for f in extra]:
         try:
             with open(os.path.join(res, fn)) as f:
                 text = f.read().rstrip("\n")
