@@ -51,6 +51,49 @@ mr_fsync_dir(const char *path)
 	return rc;
 }
 
+/*
+ * The bytes go to ".NAME.tmp" beside path (made anew, never through a
+ * link), are flushed and renamed over path: a reader sees no file or the
+ * whole one, never a part.
+ */
+int
+mr_write_file_atomic(const char *path, const void *data, size_t len,
+    mode_t mode)
+{
+	const char *slash = strrchr(path, '/');
+	char tmp[4096];
+	int fd, n, saved;
+
+	if (slash != NULL)
+		n = snprintf(tmp, sizeof(tmp), "%.*s/.%s.tmp",
+		    (int)(slash - path), path, slash + 1);
+	else
+		n = snprintf(tmp, sizeof(tmp), ".%s.tmp", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	(void)unlink(tmp);	/* left by a crash */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    mode);
+	if (fd == -1)
+		return -1;
+	if (mr_write_all(fd, data, len) == -1 || fsync(fd) == -1)
+		goto fail;
+	n = close(fd);
+	fd = -1;
+	if (n == -1 || rename(tmp, path) == -1)
+		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	(void)unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
 int
 mr_set_nonblock(int fd)
 {

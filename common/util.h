@@ -10,6 +10,10 @@
 
 int	 mr_write_all(int fd, const void *, size_t);	/* 0 or -1 */
 int	 mr_fsync_dir(const char *path);		/* 0 or -1 */
+/* path whole or not at all (a temporary name, flushed, renamed); the
+ * directory is the caller's to flush.  0, or -1 with errno. */
+int	 mr_write_file_atomic(const char *path, const void *, size_t,
+	    mode_t mode);
 int	 mr_set_nonblock(int fd);
 int	 mr_set_cloexec(int fd, int on);
 /* A queue id unique across hosts and restarts: 20 hex chars of time

@@ -279,9 +279,7 @@ to_badmail(const struct qmsg *m, int datafd)
 			mr_buf_printf(&b, "<%s>: %s\r\n", m->rcpts[i].addr,
 			    m->rcpts[i].text ? m->rcpts[i].text : "expired");
 	snprintf(reason, sizeof(reason), "%s/%s.BDR", m->qs->badmail, m->id);
-	fd = open(reason, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd != -1 && mr_write_all(fd, b.data, b.len) == 0 &&
-	    fsync(fd) == 0 && close(fd) == 0 &&
+	if (mr_write_file_atomic(reason, b.data, b.len, 0640) == 0 &&
 	    mr_fsync_dir(m->qs->badmail) == 0) {
 		metrics_add(m->qs, MC_BADMAIL, 1);
 		rc = 0;

@@ -117,19 +117,13 @@ write_reason(const struct qserver *qs, const char *id, const char *name,
 {
 	char path[4096];
 	struct mr_buf b;
-	int fd;
 
 	mr_buf_init(&b);
 	mr_buf_printf(&b, "Unable to deliver this message because the pickup "
 	    "file%s%s could not be sent: %s.\r\n", name ? " " : "",
 	    name ? name : "", reason);
 	snprintf(path, sizeof(path), "%s/%s.BDR", qs->badmail, id);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0640);
-	if (fd == -1 || mr_write_all(fd, b.data, b.len) == -1 ||
-	    fsync(fd) == -1)
-		mr_err("%s: %s", path, strerror(errno));
-	if (fd != -1 && close(fd) == -1)
+	if (mr_write_file_atomic(path, b.data, b.len, 0640) == -1)
 		mr_err("%s: %s", path, strerror(errno));
 	mr_buf_free(&b);
 }

@@ -660,7 +660,6 @@ static void
 quarantine(struct qserver *qs, const char *id, const char *reason)
 {
 	char from[4096], to[4096];
-	int fd;
 
 	snprintf(from, sizeof(from), "%s/%s.eml", qs->queue, id);
 	snprintf(to, sizeof(to), "%s/%s.BAD", qs->badmail, id);
@@ -671,11 +670,8 @@ quarantine(struct qserver *qs, const char *id, const char *reason)
 	if (rename(from, to) == -1)
 		mr_err("rename %s: %s", from, strerror(errno));
 	snprintf(to, sizeof(to), "%s/%s.BDR", qs->badmail, id);
-	fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd == -1 || mr_write_all(fd, reason, strlen(reason)) == -1)
+	if (mr_write_file_atomic(to, reason, strlen(reason), 0640) == -1)
 		mr_err("%s: %s", to, strerror(errno));
-	if (fd != -1)
-		close(fd);
 	mr_fsync_dir(qs->badmail);
 	mr_fsync_dir(qs->queue);
 	metrics_add(qs, MC_BADMAIL, 1);
