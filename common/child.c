@@ -238,6 +238,10 @@ master_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 		if (ops->restarts != NULL)
 			ops->restarts(msg->data, msg->len);
 		break;
+	case MR_M_STOPPING:
+		/* the peers that close next do so on purpose */
+		mr_ipc_stopping();
+		break;
 	default:
 		mr_warn("mailrootd: unexpected message type %u ignored",
 		    msg->type);

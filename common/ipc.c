@@ -483,8 +483,10 @@ mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
 		}
 		mr_ipc_report_bad(master, kind);
 	} else {
-		mr_log(ipc_stopping && !c->bad ? LOG_INFO : LOG_WARNING,
-		    "lost the channel to %s", c->peer);
+		if (ipc_stopping && !c->bad)
+			mr_info("%s closed its channel: stopping", c->peer);
+		else
+			mr_warn("lost the channel to %s", c->peer);
 		if (c->bad)
 			mr_ipc_report_bad(master, kind);
 	}

@@ -64,7 +64,8 @@ int		 mr_ipc_decode(const unsigned char *buf, size_t n, int truncated,
 /* 1 if fd is a SOCK_SEQPACKET socket (a channel), else 0: a child whose
  * peer is not running yet finds /dev/null in that slot. */
 int		 mr_ipc_is_channel(int fd);
-/* The process is stopping: a peer that goes away is expected, and is
+/* The process is stopping, or mailrootd said that every child is
+ * (MR_M_STOPPING): a peer that goes away is expected, and is
  * logged as information, not as a warning. */
 void		 mr_ipc_stopping(void);
 /*

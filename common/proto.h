@@ -137,8 +137,11 @@ enum mr_msgtype {
 	/* master -> queued: how often each child was restarted (metrics) */
 	MR_M_RESTARTS,		/* u32 n (= MR_PROC_COUNT), n x u32 restarts
 				 * in enum mr_proc order (master's is 0) */
+	/* master -> queued: every child is being stopped, smtpd and
+	 * deliverd first, so their channels close on purpose */
+	MR_M_STOPPING,		/* (empty) */
 
-	MR_MSG_MAX = MR_M_RESTARTS
+	MR_MSG_MAX = MR_M_STOPPING
 };
 
 /* What an outbound session is doing (MR_D_SESSION). */

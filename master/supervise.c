@@ -38,6 +38,7 @@ struct child {
 	struct mr_ipc	*chan;
 	int		 restart_now;	/* reload: no backoff */
 	int		 stop_asked;	/* MR_M_SHUTDOWN sent */
+	int		 stopping_told;	/* queued: MR_M_STOPPING sent */
 	unsigned	 deaths;	/* recent deaths, for backoff */
 	uint32_t	 starts;	/* for the metrics: restarts are
 					 * the starts after the first */
@@ -380,6 +381,7 @@ spawn(enum mr_proc p)
 	}
 	ch->pid = pid;
 	ch->stop_asked = 0;
+	ch->stopping_told = 0;
 	ch->chan = mr_ipc_new(master->base, mpair[0], ch->name, MR_MSG_MAX,
 	    master_chan_cb, ch);
 	mr_info("started %s (pid %ld)", ch->name, (long)pid);
@@ -589,6 +591,12 @@ stop_step(void)
 	struct child *q = &children[MR_PROC_QUEUED];
 	int p, others = 0;
 
+	/* queued sees smtpd and deliverd go: it is told why first, so
+	 * that it does not log their going as a loss */
+	if (q->pid > 0 && q->chan != NULL && !q->stopping_told) {
+		q->stopping_told = 1;
+		(void)mr_ipc_send(q->chan, MR_M_STOPPING, -1, NULL, 0);
+	}
 	for (p = MR_PROC_SMTPD; p < MR_PROC_COUNT; p++) {
 		if (p == MR_PROC_QUEUED || children[p].pid <= 0)
 			continue;

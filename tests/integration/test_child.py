@@ -35,3 +35,18 @@ def test_sigterm_stops_child_cleanly(start_mailroot, sink, name):
     mh.send(d.port, "a@client.test", ["rcpt@remote.test"],
             mh.crlf("Subject: after\n\nhello\n"))
     assert len(sink.wait_for(1, WAIT)) == 1
+
+
+def test_orderly_stop_is_not_a_loss(start_mailroot, sink):
+    """mailrootd stops smtpd and deliverd before queued and tells queued
+    so first (MR_M_STOPPING): their channels closing is then part of the
+    stop, logged as such, not the warning of a lost peer."""
+    d = start_mailroot(sink=sink)
+    mh.send(d.port, "a@client.test", ["rcpt@remote.test"],
+            mh.crlf("Subject: before the stop\n\nhello\n"))
+    assert len(sink.wait_for(1, WAIT)) == 1
+    assert d.stop() == []
+    log = d.log_text()
+    assert "smtpd closed its channel: stopping" in log
+    assert "deliverd closed its channel: stopping" in log
+    assert "lost the channel" not in log, log
