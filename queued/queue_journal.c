@@ -3,7 +3,9 @@
  * per Queue directory instead of a file per message.
  *
  * A committed message is Queue/ID.eml (its data, a plain RFC 5322 file)
- * and a record in the current journal, Queue/PID-SEQ.jnl: the same text
+ * and a record in the current journal, Queue/journal/PID-SEQ.jnl (a
+ * directory of its own, so that recovery reads no more than the
+ * journals, however large the Queue): the same text
  * an ID.env holds (queue_env.c), from "mailroot-envelope 1" to "end".
  * The commit worker appends a batch's records with one write; the batch's
  * one syncfs makes them durable with the data (queue_commit.c).  A
@@ -80,19 +82,24 @@ static struct event *jidle;	/* loop: closes journals left unneeded */
 void
 journal_init(void)
 {
+	char path[4096];
 	size_t i;
 
 	jw = mr_xcalloc(q->nservers, sizeof(*jw));
 	jnewest = mr_xcalloc(q->nservers, sizeof(*jnewest));
-	for (i = 0; i < q->nservers; i++)
+	for (i = 0; i < q->nservers; i++) {
 		jw[i].fd = -1;
+		snprintf(path, sizeof(path), "%s/journal", q->servers[i].queue);
+		if (mkdir(path, 0700) == -1 && errno != EEXIST)
+			mr_err("mkdir %s: %s", path, strerror(errno));
+	}
 	jidle = evtimer_new(q->base, journal_idle_cb, NULL);
 }
 
 static void
 journal_path(size_t server, uint32_t seq, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%ld-%u.jnl", q->servers[server].queue,
+	snprintf(buf, len, "%s/journal/%ld-%u.jnl", q->servers[server].queue,
 	    (long)getpid(), seq);
 }
 
@@ -377,26 +384,26 @@ sync_dir(const char *dir)
 	return rc;
 }
 
-/* Removes qs's journals once what they hold is in ID.env files. */
+/* Removes the journals in dir once what they hold is in ID.env files. */
 static void
-remove_journals(struct qserver *qs)
+remove_journals(const char *dir)
 {
-	char path[4096];
+	char path[4096 + 256];
 	struct dirent *de;
 	DIR *d;
 
-	if ((d = opendir(qs->queue)) == NULL)
+	if ((d = opendir(dir)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		if (!is_journal(de->d_name))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", qs->queue, de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) == -1)
 			mr_warn("unlink %s: %s", path, strerror(errno));
 	}
 	closedir(d);
-	if (mr_fsync_dir(qs->queue) == -1)
-		mr_err("%s: %s", qs->queue, strerror(errno));
+	if (mr_fsync_dir(dir) == -1)
+		mr_err("%s: %s", dir, strerror(errno));
 }
 
 /*
@@ -407,17 +414,18 @@ remove_journals(struct qserver *qs)
 void
 journal_recover(struct qserver *qs)
 {
-	char path[4096];
+	char dir[4096], path[4096 + 256];
 	struct dirent *de;
 	DIR *d;
 	int n = 0, failed = 0;
 
-	if ((d = opendir(qs->queue)) == NULL)
-		return;
+	snprintf(dir, sizeof(dir), "%s/journal", qs->queue);
+	if ((d = opendir(dir)) == NULL)
+		return;		/* none yet */
 	while ((de = readdir(d)) != NULL) {
 		if (!is_journal(de->d_name))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", qs->queue, de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (recover_journal(qs, path) == -1)
 			failed = 1;
 		n++;
@@ -430,5 +438,5 @@ journal_recover(struct qserver *qs)
 		    failed ? "one could not be read" : strerror(errno));
 		return;
 	}
-	remove_journals(qs);
+	remove_journals(dir);
 }
