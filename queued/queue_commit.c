@@ -15,9 +15,10 @@
  * (below); only then 250.
  * Recovery treats Queue/ID.eml without a complete envelope (record or
  * ID.env) as never acknowledged (a crash came before the syncfs
- * finished) and removes it.  Data of another size than the envelope records is checked when
- * the message is tried (queue_sched.c): smtpd, which wrote it, might
- * have kept its descriptor, so the size is checked at every attempt.
+ * finished) and removes it.  Data of another size than the envelope
+ * records is checked when the message is tried (queue_sched.c): smtpd,
+ * which wrote it, might have kept its descriptor, so the size is
+ * checked at every attempt.
  * Nothing is renamed and no directory is flushed on its own: one flush
  * per batch, where write-fsync-rename-fsync costs two.
  *
