@@ -6,16 +6,19 @@
  * delivers nothing twice beyond what SMTP itself allows): smtpd writes
  * the data straight into Queue/ID.eml; where the server has DKIM keys,
  * the worker replaces it by a signed copy (dkim_sign.c: written in
- * Queue/tmp, renamed over it); queued writes Queue/ID.env, whose
- * last line is "end" and which records the data's size; one syncfs makes
- * data, envelope and both directory entries durable; then each file is
- * flushed again through the descriptor that wrote it, which is what
- * reports its write errors (below); only then 250.
- * Recovery treats Queue/ID.eml without a complete Queue/ID.env as never
- * acknowledged (a crash came before the syncfs finished) and removes both
- * files.  Data of another size than the envelope records is checked when
- * the message is tried (queue_sched.c): smtpd, which wrote it, might
- * have kept its descriptor, so the size is checked at every attempt.
+ * Queue/tmp, renamed over it); queued appends the envelope, whose
+ * last line is "end" and which records the data's size, to the Queue's
+ * journal (queue_journal.c; one write per batch; a held message gets
+ * Queue/ID.env instead); one syncfs makes data, envelopes and directory
+ * entries durable; then each file is flushed again through the
+ * descriptor that wrote it, which is what reports its write errors
+ * (below); only then 250.
+ * Recovery treats Queue/ID.eml without a complete envelope (record or
+ * ID.env) as never acknowledged (a crash came before the syncfs
+ * finished) and removes it.  Data of another size than the envelope
+ * records is checked when the message is tried (queue_sched.c): smtpd,
+ * which wrote it, might have kept its descriptor, so the size is
+ * checked at every attempt.
  * Nothing is renamed and no directory is flushed on its own: one flush
  * per batch, where write-fsync-rename-fsync costs two.
  *
@@ -220,7 +223,10 @@ struct commit {
 	struct qmsg	*m;
 	uint64_t	 req;
 	unsigned	 gen;		/* smtpd channel generation */
-	int		 envfd;		/* worker only: the new envelope */
+	int		 envfd;		/* worker only: a held message's
+					 * envelope */
+	uint32_t	 jseq;		/* worker: the journal of its
+					 * envelope (queue_journal.c) */
 	char		*claim;		/* Pickup: removed once durable */
 	void		(*done)(const struct qmsg *, int, void *);
 	void		*done_arg;	/* mailroot-sendmail's connection */
@@ -378,30 +384,85 @@ sign_data(struct commit *c)
 	}
 }
 
+static size_t
+server_of(const struct commit *c)
+{
+	return (size_t)(c->p->qs - q->servers);
+}
+
+/* The envelopes of server's messages in b, appended to its journal with
+ * one write (a held message, which waits, gets its own ID.env). */
+static void
+journal_server(struct commit *b, size_t server)
+{
+	struct mr_buf buf;
+	struct commit *c;
+	uint32_t seq;
+
+	mr_buf_init(&buf);
+	for (c = b; c != NULL; c = c->next)
+		if (!c->failed && server_of(c) == server && !c->m->hold)
+			env_format(c->m, &buf);
+	if (buf.len > 0) {
+		seq = journal_append(server, &buf);
+		for (c = b; c != NULL; c = c->next)
+			if (!c->failed && server_of(c) == server &&
+			    !c->m->hold) {
+				if (seq == 0)
+					commit_fail(c, "journal");
+				c->jseq = seq;
+			}
+	}
+	mr_buf_free(&buf);
+}
+
+/* After the flush: the journals' own write errors. */
+static void
+journal_errors(struct commit *b)
+{
+	struct commit *c;
+	size_t i;
+
+	for (i = 0; i < q->nservers; i++) {
+		for (c = b; c != NULL && (c->jseq == 0 || server_of(c) != i);
+		    c = c->next)
+			;
+		if (c == NULL || journal_check(i) == 0)
+			continue;
+		for (; c != NULL; c = c->next)
+			if (c->jseq != 0 && server_of(c) == i && !c->failed)
+				commit_fail(c, "journal");
+	}
+}
+
 /* The worker's half: everything that touches the disk. */
 static void
 commit_batch(struct commit *b)
 {
 	struct commit *c;
 	char path[4096];
+	size_t i;
 
 	/* 0. signed once, before the envelope records the data's size */
 	for (c = b; c != NULL; c = c->next)
 		if (c->dkim != NULL)
 			sign_data(c);
-	/* 1. the envelopes beside their data (each one complete only
-	 * with its last line, "end") */
+	/* 1. the envelopes: journal records; a held message's beside its
+	 * data (complete only with its last line, "end") */
 	for (c = b; c != NULL; c = c->next) {
 		c->envfd = -1;
-		if (c->failed)
+		if (c->failed || !c->m->hold)
 			continue;
 		pending_path(c->p, "env", path, sizeof(path));
 		if ((c->envfd = env_create(path, c->m)) == -1)
 			commit_fail(c, "envelope");
 	}
+	for (i = 0; i < q->nservers; i++)
+		journal_server(b, i);
 	/* 2. one flush for data, envelopes and names of the whole batch */
 	sync_queues(b);
 	/* 3. each file's own errors */
+	journal_errors(b);
 	for (c = b; c != NULL; c = c->next)
 		check_files(c);
 	/* 4. Pickup's claims, now that their messages are durable */
@@ -488,6 +549,7 @@ finish_commit(struct commit *c)
 	int local = c->claim != NULL || c->done != NULL;	/* not smtpd's */
 	struct mr_ipc *chan = gc.gen == c->gen && !local ? q->smtpd : NULL;
 
+	journal_hold(c->failed ? NULL : c->m, server_of(c), c->jseq);
 	if (c->done != NULL)
 		c->done(c->m, c->failed, c->done_arg);
 	else if (local)
@@ -570,6 +632,7 @@ commit_init(void)
 {
 	gc.ctail = &gc.collecting;
 	gc.ttail = &gc.trash;
+	journal_init();
 	if ((gc.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
 		mr_fatal("queued: eventfd: %s", strerror(errno));
 	pthread_mutex_init(&gc.lock, NULL);

@@ -15,9 +15,11 @@
  * Every value is xtext-encoded (RFC 3461 section 4: bytes outside
  * "!".."~", "+" and "=" become "+XX"), so no value can start a new line or
  * field; the file stores data, never a command.
- * The last line is "end": a file without it was cut short.  The first
- * version is written in place at commit (queue_commit.c); changes are
- * written to Queue/tmp, flushed and renamed over the old file.
+ * The last line is "end": a file without it was cut short.  A new
+ * message's first envelope is a record in the Queue's journal
+ * (queue_journal.c; a held message's is written in place at commit,
+ * queue_commit.c); ID.env is written when its state changes: to
+ * Queue/tmp, flushed and renamed over the old file.
  */
 #include "config.h"
 
@@ -278,7 +280,7 @@ env_write_file(const char *path, const struct qmsg *m, int sync)
 }
 
 int
-env_write(const struct qmsg *m)
+env_write(struct qmsg *m)
 {
 	char tmp[4096], path[4096];
 	int saved;
@@ -293,7 +295,10 @@ env_write(const struct qmsg *m)
 		errno = saved;
 		return -1;
 	}
-	return mr_fsync_dir(m->qs->queue);
+	if (mr_fsync_dir(m->qs->queue) == -1)
+		return -1;
+	journal_release(m);	/* its own envelope is durable */
+	return 0;
 }
 
 static int

@@ -175,10 +175,13 @@ finish(struct qmsg *m)
 {
 	char path[4096];
 
-	msg_path(m, "env", path, sizeof(path));
-	commit_unlink(path);
+	if (m->jnl == 0) {	/* else it never had its own envelope */
+		msg_path(m, "env", path, sizeof(path));
+		commit_unlink(path);
+	}
 	msg_path(m, "eml", path, sizeof(path));
 	commit_unlink(path);
+	journal_release(m);	/* after the data: removed after it */
 	list_del(m);
 	msg_free(m);
 }
@@ -726,6 +729,7 @@ recover_server(struct qserver *qs)
 	DIR *d;
 
 	clean_tmp(qs);
+	journal_recover(qs);	/* queue_journal.c: records to ID.env */
 	if ((d = opendir(qs->queue)) == NULL) {
 		mr_err("opendir %s: %s", qs->queue, strerror(errno));
 		return;

@@ -79,6 +79,9 @@ struct qmsg {
 					 * in the envelope */
 	struct lmtp_sess *lmtp;		/* non-NULL while at an LMTP server */
 	int		 delay_notified;	/* delay.c: report sent */
+	uint32_t	 jnl;		/* queue_journal.c: the journal
+					 * holding its envelope, 0 = its
+					 * own ID.env */
 };
 
 struct queued {
@@ -131,7 +134,7 @@ void	pickup_init(void);
 void	pickup_done(const struct qmsg *, int failed);
 
 /* queue_env.c: the envelope file beside each message */
-int	 env_write(const struct qmsg *);	/* durable, atomic */
+int	 env_write(struct qmsg *);	/* durable, atomic */
 void	 env_format(const struct qmsg *, struct mr_buf *);
 /* writes the envelope to path (fsynced when sync) */
 int	 env_write_file(const char *path, const struct qmsg *, int sync);
@@ -141,6 +144,14 @@ struct qmsg *env_read(struct qserver *, const char *id, int *torn);
 int	 env_parse(struct qmsg *, char *text, size_t len);
 void	 msg_free(struct qmsg *);
 void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
+
+/* queue_journal.c: the envelopes of new messages, per Queue */
+void	 journal_init(void);
+uint32_t journal_append(size_t server, const struct mr_buf *);	/* worker */
+int	 journal_check(size_t server);			/* worker */
+void	 journal_hold(struct qmsg *, size_t server, uint32_t seq);
+void	 journal_release(struct qmsg *);
+void	 journal_recover(struct qserver *);
 
 /* queue_clock.c: the time the queue runs by (a test may shift it) */
 time_t	q_now(void);

@@ -94,6 +94,7 @@ struct session {
 	uint64_t		 session_bytes;
 	time_t			 started;	/* for mailrootctl sessions */
 	char			 last_cmd[TL_METHOD_MAX + 1];
+	int			 report_due;	/* a NOW report waits */
 	struct auth_state	 auth;		/* auth.c */
 
 	/* the transaction */
@@ -255,6 +256,46 @@ report(const struct session *s, enum mr_sess_op op)
 	ss.command = s->last_cmd;
 	ss.start = s->started > 0 ? (uint64_t)s->started : 0;
 	translog_session(&ss, &x);
+}
+
+/*
+ * Where a session is after each command reaches queued at most
+ * REPORT_DELAY_MS later, for all sessions in one pass: a session that
+ * ends before sends its start and its end only (two frames, not one per
+ * command).  mailrootctl sessions shows the state that late.
+ */
+#define REPORT_DELAY_MS	200
+
+static struct event	*report_ev;
+
+static void
+report_due_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct session *s;
+	size_t i;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	for (i = 0; i < HASH_SIZE; i++)
+		for (s = table[i]; s != NULL; s = s->hnext)
+			if (s->report_due) {
+				s->report_due = 0;
+				report(s, MR_SESS_NOW);
+			}
+}
+
+static void
+report_later(struct session *s)
+{
+	struct timeval tv = { 0, REPORT_DELAY_MS * 1000 };
+
+	s->report_due = 1;
+	if (report_ev == NULL &&
+	    (report_ev = evtimer_new(smtpd->base, report_due_cb, NULL)) == NULL)
+		mr_panic("smtpd: evtimer_new failed");
+	if (!evtimer_pending(report_ev, NULL))
+		evtimer_add(report_ev, &tv);
 }
 
 /* A new queued (it restarted, or smtpd reconnected) hears of every
@@ -1316,7 +1357,7 @@ dispatch(struct session *s, const char *line, size_t len)
 		close_after_reply(s);
 	}
 	memcpy(s->last_cmd, s->tl.method, sizeof(s->last_cmd));
-	report(s, MR_SESS_NOW);
+	report_later(s);
 }
 
 /* ---- DATA ---- */

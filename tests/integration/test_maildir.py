@@ -106,9 +106,13 @@ def test_maildir_unwritable_is_retried(start_mailroot, workdir, sink):
                    message("retry")) == {}
     assert mh.wait_until(lambda: "Maildir delivery to" in mr.log_text(),
                          60.0, 0.1), mr.log_text()
-    env = [mr.dir("Queue") / f for f in mr.queue_files()
-           if f.suffix == ".env" and str(f.parent) == "."]
-    assert len(env) == 1
+
+    def envelopes():
+        return [mr.dir("Queue") / f for f in mr.queue_files()
+                if f.suffix == ".env" and str(f.parent) == "."]
+    # its own envelope is written after the attempt
+    assert mh.wait_until(lambda: len(envelopes()) == 1, 60.0, 0.1)
+    env = envelopes()
     assert mh.wait_until(lambda: b"4.3.0" in env[0].read_bytes(), 60.0, 0.1)
     assert sink.messages == []
     if os.geteuid() != 0:
