@@ -1,16 +1,22 @@
 """
-TLS session resumption and where it must not happen.
+TLS session resumption, both ways, and where it must not happen.
 
 Inbound: smtpd gives a TLS 1.3 session ticket with each handshake; a client
 that offers it back resumes (Python's ssl as the client, on the implicit
 TLS port and after STARTTLS), also after a reload; a ticket one server gave
 does not resume at another server with another certificate (SNI on a
 shared address).
+
+Outbound: a scripted TLS peer (Python's ssl server, which issues tickets)
+sees deliverd resume the session of its last handshake with it under the
+same policy, and not one made under another policy (tls required, then
+tls fingerprint pinning the peer's certificate, to the same address).
 """
 
 import os
 import re
 import signal
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -18,6 +24,7 @@ import subprocess
 import pytest
 
 import mailroot_harness as mh
+from peer_server import PeerServer
 
 WAIT = 90.0
 FQDN = "mx.test.example"
@@ -156,3 +163,96 @@ def test_inbound_ticket_survives_reload(inbound):
         r"smtpd.*(configuration|reload)", inbound.log_text()[since:]), WAIT)
     assert mh.wait_until(lambda: implicit(inbound.tls_port, ctx, sess)[0],
                          WAIT, interval=0.2)
+
+
+# ---- outbound ----
+
+class TLSPeer(PeerServer):
+    """SMTP with STARTTLS on 127.0.0.1; records (subject, reused) per
+    message received over TLS."""
+
+    def __init__(self, crt, key):
+        super().__init__("127.0.0.1", 0)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(crt), str(key))
+        self.messages = []
+
+    def serve(self, c):
+        c.settimeout(60)
+        try:
+            self._session(c)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            c.close()
+
+    def _session(self, c):
+        f, reused = c.makefile("rb"), None
+        c.sendall(b"220 peer ESMTP\r\n")
+        for _ in range(100):
+            line = f.readline()
+            if not line:
+                return
+            verb = line.split(b" ")[0].split(b":")[0].strip().upper()
+            if verb == b"EHLO":
+                c.sendall(b"250-peer\r\n" + (b"250-STARTTLS\r\n" if reused
+                          is None else b"") + b"250 8BITMIME\r\n")
+            elif verb == b"STARTTLS":
+                c.sendall(b"220 2.0.0 go ahead\r\n")
+                c = self.ctx.wrap_socket(c, server_side=True)
+                f, reused = c.makefile("rb"), c.session_reused
+            elif verb == b"DATA":
+                c.sendall(b"354 go\r\n")
+                data = b""
+                while not data.endswith(b"\r\n.\r\n"):
+                    line = f.readline()
+                    if not line:
+                        return
+                    data += line
+                m = re.search(rb"^Subject: (\S+)", data, re.M)
+                self.messages.append((m.group(1).decode(), reused))
+                c.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 2.0.0 Ok\r\n")
+
+
+def cert_pin(crt):
+    out = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout",
+                          "-fingerprint", "-sha256"], check=True,
+                         capture_output=True, text=True).stdout
+    return "sha256:" + out.strip().split("=", 1)[1]
+
+
+def test_outbound_resumes_per_policy(start_mailroot, workdir):
+    crt, key = make_cert(workdir, "peer", cn="peer.test")
+    peer = TLSPeer(crt, key)
+    peer.start()
+    try:
+        route = 'route "[127.0.0.1]:%d"' % peer.port
+        d = start_mailroot(server_extra=(
+            '    limits { messages-per-connection 1 }\n'
+            '    domain "req.test" remote { %s; tls required }\n'
+            '    domain "pin.test" remote { %s; tls fingerprint; '
+            'tls-fingerprint %s }\n' % (route, route, cert_pin(crt))))
+
+        def relay(n, domain):
+            subject = "m%d-%s" % (n, domain)
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=WAIT) as c:
+                c.sendmail("a@client.test", ["u@%s" % domain],
+                           mh.crlf("From: a@client.test\nSubject: %s\n\n"
+                                   "hello\n" % subject))
+            assert mh.wait_until(lambda: any(
+                m[0] == subject for m in peer.messages), WAIT), peer.messages
+            return [m[1] for m in peer.messages if m[0] == subject][0]
+
+        assert relay(1, "req.test") is False
+        assert relay(2, "req.test") is True
+        # required's session does not satisfy the fingerprint policy
+        assert relay(3, "pin.test") is False
+        assert relay(4, "pin.test") is True
+        assert relay(5, "req.test") is True
+    finally:
+        peer.stop()
