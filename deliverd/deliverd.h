@@ -135,8 +135,8 @@ void		 tls_client_fini(void);
 /* A client SSL for a's host (SNI, the name to verify), offering a
  * session to resume (tls_sess.c); NULL with why. */
 struct mx_addr;
-struct ssl_st	*tls_client_ssl(const struct dest *, const struct mx_addr *a,
-		    struct mr_buf *why);
+struct ssl_st	*tls_client_ssl(const struct dest *,
+		    const struct mx_addr *a, struct mr_buf *why);
 /* After the handshake: does the peer pass the policy?  0, or -1 with
  * why (tls fingerprint: no pinned digest matches). */
 int		 tls_client_check(struct ssl_st *, const struct dest *,

@@ -19,8 +19,9 @@
  * never sent as a name.  A handshake resumes a session the same server
  * gave under the same policy where tls_sess.c has one; the checks below
  * run on a resumed session alike (it keeps the peer's certificate and
- * the verdict it was verified with).  Session with smtp_client.c: the policy decides
- * whether STARTTLS may be skipped; this file, whether a peer is trusted.
+ * the verdict it was verified with).  Session with smtp_client.c: the
+ * policy decides whether STARTTLS may be skipped; this file, whether a
+ * peer is trusted.
  *
  * Security: the server's certificate is untrusted input; OpenSSL parses
  * and checks it, and nothing of it but its digests and OpenSSL's verdict

@@ -41,9 +41,9 @@
 
 struct sess_ent {
 	char		*key;
-	SSL_CTX		*ctx;		/* the context it was made with */
+	SSL_CTX		*ctx;		/* the context it came from */
 	SSL_SESSION	*sess;
-	unsigned long	 used;		/* for least recently filed */
+	unsigned long	 used;		/* when filed (LRU) */
 };
 
 /* What an SSL of the cache carries (SSL ex_data). */

@@ -54,7 +54,7 @@
 #include "util.h"
 
 #define PEM_MAX		(1 << 20)	/* a chain and a key */
-#define TICKET_KEY_LIFE	3600		/* seconds a ticket key seals */
+#define TICKET_KEY_LIFE	3600		/* seconds a key seals */
 #define TICKET_NAME_LEN	16
 
 struct ticket_key {

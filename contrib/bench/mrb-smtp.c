@@ -372,7 +372,8 @@ s_stdin(evutil_socket_t fd, short what, void *arg)
 			s_check();
 		} else if (!strcmp(buf, "count")) {
 			printf("count %.6f %lu %lu %lu %lu %lu %lu\n", mono(),
-			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs, s_tlsres);
+			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs,
+			    s_tlsres);
 			fflush(stdout);
 		} else if (!strcmp(buf, "down"))
 			s_down = 1;
@@ -548,7 +549,7 @@ l_handshake(struct lconn *c)
 
 	if (ssl == NULL)
 		die("SSL_new failed");
-	if (last_sess != NULL) {	/* a copy each: a handshake writes to it */
+	if (last_sess != NULL) {	/* a copy each: handshakes write */
 		SSL_SESSION *copy = SSL_SESSION_dup(last_sess);
 
 		if (copy == NULL || SSL_set_session(ssl, copy) != 1)
