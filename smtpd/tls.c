@@ -164,15 +164,16 @@ tkey_rotate(time_t now)
 }
 
 static int
-tkey_use(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *c,
+tkey_use(struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *c,
     EVP_MAC_CTX *h, int enc)
 {
+	static char digest[] = "SHA256";
 	OSSL_PARAM p[3];
 
-	p[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
-	    (void *)(uintptr_t)k->hmac, sizeof(k->hmac));
-	p[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    (char *)(uintptr_t)"SHA256", 0);
+	p[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k->hmac,
+	    sizeof(k->hmac));
+	p[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest,
+	    0);
 	p[2] = OSSL_PARAM_construct_end();
 	if (EVP_MAC_CTX_set_params(h, p) != 1)
 		return -1;
