@@ -132,9 +132,11 @@ struct mr_buf;
 struct ssl_st;
 int		 tls_client_init(void);
 void		 tls_client_fini(void);
-/* A client SSL for host (SNI, the name to verify); NULL with why. */
-struct ssl_st	*tls_client_ssl(const struct dest *, const char *host,
-		    struct mr_buf *why);
+/* A client SSL for a's host (SNI, the name to verify), offering a
+ * session to resume (tls_sess.c); NULL with why. */
+struct mx_addr;
+struct ssl_st	*tls_client_ssl(const struct dest *,
+		    const struct mx_addr *a, struct mr_buf *why);
 /* After the handshake: does the peer pass the policy?  0, or -1 with
  * why (tls fingerprint: no pinned digest matches). */
 int		 tls_client_check(struct ssl_st *, const struct dest *,
@@ -146,6 +148,17 @@ struct ssl_ctx_st *tls_client_verify_ctx(const char *ca_file,
 /* Why a handshake failed, in words, into buf. */
 void		 tls_client_error(struct ssl_st *, const struct dest *,
 		    unsigned long e, char *buf, size_t size);
+
+/* tls_sess.c: the outbound session cache */
+/* Makes ctx file the sessions of the SSLs tls_sess_offer tagged. */
+int		 tls_sess_init(struct ssl_ctx_st *);
+/* Tags ssl with its cache key, offering a session filed under it. */
+int		 tls_sess_offer(struct ssl_st *, const struct dest *,
+		    const struct mx_addr *);
+/* The policy accepted ssl's peer: its sessions may be filed. */
+void		 tls_sess_checked(struct ssl_st *);
+/* Forgets the sessions made with a context (NULL: all). */
+void		 tls_sess_flush(struct ssl_ctx_st *);
 
 /* deliverd.c: what the SMTP client calls back. */
 void		 deliverd_done(struct delivery *, const char *relay);

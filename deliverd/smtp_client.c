@@ -885,7 +885,7 @@ sess_starttls(struct smtp_sess *s)
 		ssl = mta_sts_ssl(s->dest, sess_addr(s)->host, s->sts_host,
 		    &why);
 	else
-		ssl = tls_client_ssl(s->dest, sess_addr(s)->host, &why);
+		ssl = tls_client_ssl(s->dest, sess_addr(s), &why);
 	if (ssl == NULL) {
 		sess_tls_refused(s, why.data);
 		mr_buf_free(&why);

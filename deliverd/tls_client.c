@@ -16,8 +16,12 @@
  *                  DANE-EE, RFC 7671 5.1); TLS 1.2 or later
  *
  * SNI (RFC 6066 3) names the host under every policy; an address is
- * never sent as a name.  Session with smtp_client.c: the policy decides
- * whether STARTTLS may be skipped; this file, whether a peer is trusted.
+ * never sent as a name.  A handshake resumes a session the same server
+ * gave under the same policy where tls_sess.c has one; the checks below
+ * run on a resumed session alike (it keeps the peer's certificate and
+ * the verdict it was verified with).  Session with smtp_client.c: the
+ * policy decides whether STARTTLS may be skipped; this file, whether a
+ * peer is trusted.
  *
  * Security: the server's certificate is untrusted input; OpenSSL parses
  * and checks it, and nothing of it but its digests and OpenSSL's verdict
@@ -44,6 +48,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "tls_tune.h"
 #include "deliverd.h"
 
 #define CA_CACHE_MAX	16	/* distinct tls-ca-files kept loaded */
@@ -73,8 +78,9 @@ ctx_new(int verify, int modern)
 		return NULL;
 	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
 	    NULL);
-	if (modern &&
-	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+	if ((modern &&
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) ||
+	    mr_tls_tune(ctx, 0) == -1 || tls_sess_init(ctx) == -1) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -102,6 +108,8 @@ static void
 ca_clear(struct ca_ctx *c)
 {
 	free(c->path);
+	if (c->ctx != NULL)
+		tls_sess_flush(c->ctx);
 	SSL_CTX_free(c->ctx);	/* connections using it hold references */
 	memset(c, 0, sizeof(*c));
 }
@@ -111,6 +119,7 @@ tls_client_fini(void)
 {
 	size_t i;
 
+	tls_sess_flush(NULL);
 	for (i = 0; i < CA_CACHE_MAX; i++)
 		ca_clear(&cas[i]);
 	SSL_CTX_free(ctx_plain);
@@ -220,9 +229,11 @@ ssl_set_name(SSL *ssl, const char *host, int literal)
 }
 
 SSL *
-tls_client_ssl(const struct dest *ds, const char *host, struct mr_buf *why)
+tls_client_ssl(const struct dest *ds, const struct mx_addr *a,
+    struct mr_buf *why)
 {
 	struct sockaddr_storage ss;
+	const char *host = a->host;
 	socklen_t len;
 	SSL_CTX *ctx;
 	SSL *ssl = NULL;
@@ -238,6 +249,8 @@ tls_client_ssl(const struct dest *ds, const char *host, struct mr_buf *why)
 		goto fail;
 	if (ds->tls == MR_TLS_OUT_VERIFY &&
 	    ssl_set_name(ssl, host, literal) == -1)
+		goto fail;
+	if (tls_sess_offer(ssl, ds, a) == -1)
 		goto fail;
 	return ssl;
 fail:
@@ -328,8 +341,8 @@ check_pins(SSL *ssl, const struct dest *ds, struct mr_buf *why)
 	return rc;
 }
 
-int
-tls_client_check(SSL *ssl, const struct dest *ds, struct mr_buf *why)
+static int
+policy_check(SSL *ssl, const struct dest *ds, struct mr_buf *why)
 {
 	long vr;
 
@@ -349,6 +362,15 @@ tls_client_check(SSL *ssl, const struct dest *ds, struct mr_buf *why)
 	default:
 		return 0;
 	}
+}
+
+int
+tls_client_check(SSL *ssl, const struct dest *ds, struct mr_buf *why)
+{
+	if (policy_check(ssl, ds, why) == -1)
+		return -1;
+	tls_sess_checked(ssl);	/* its sessions may be resumed now */
+	return 0;
 }
 
 void

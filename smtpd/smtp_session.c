@@ -557,8 +557,9 @@ tls_established(struct session *s)
 	snprintf(s->tls_info, sizeof(s->tls_info), "%s with cipher %s "
 	    "(%d/%d bits)", SSL_get_version(ssl), SSL_CIPHER_get_name(c),
 	    bits, alg);
-	mr_info("session %llu [%s]: TLS established: %s",
-	    (unsigned long long)s->id, s->ip, s->tls_info);
+	mr_info("session %llu [%s]: TLS established: %s%s",
+	    (unsigned long long)s->id, s->ip, s->tls_info,
+	    SSL_session_reused(ssl) ? " (session resumed)" : "");
 	s->tls = 1;
 	if (s->sni != NULL) {		/* same generation: same hold */
 		smtpd->conns[s->srv->index]--;
@@ -597,6 +598,53 @@ session_sni(SSL *ssl, int *alert, void *arg)
 	if (SSL_set_SSL_CTX(ssl, l->tls) != NULL)
 		s->sni = l;
 	return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * The host name of the ClientHello's server_name extension (RFC 6066 3:
+ * a list length, then a type, a length and the name), into name; -1 if
+ * there is none or it is malformed (the handshake then judges it).
+ */
+static int
+hello_sni(SSL *ssl, char *name, size_t size)
+{
+	const unsigned char *p;
+	size_t len, n;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
+	    &len) != 1 || len < 5 || ((size_t)p[0] << 8 | p[1]) != len - 2 ||
+	    p[2] != TLSEXT_NAMETYPE_host_name)
+		return -1;
+	n = (size_t)p[3] << 8 | p[4];
+	if (n == 0 || n > len - 5 || n >= size || memchr(p + 5, '\0', n))
+		return -1;
+	memcpy(name, p + 5, n);
+	name[n] = '\0';
+	return 0;
+}
+
+/*
+ * The ClientHello callback: SNI chooses the server before anything else
+ * of the hello is looked at, so that a session ticket is judged by the
+ * context of the server chosen (its session id context: a ticket given
+ * under one certificate does not resume under another).
+ */
+int
+session_hello(SSL *ssl, int *alert, void *arg)
+{
+	struct session *s = SSL_get_app_data(ssl);
+	struct listener *l;
+	char name[256];
+
+	(void)alert;
+	(void)arg;
+	if (s == NULL || !s->l->lcfg->tls ||
+	    hello_sni(ssl, name, sizeof(name)) == -1 ||
+	    (l = smtpd_sni_listener(s->l, name)) == NULL || l == s->l)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	if (SSL_set_SSL_CTX(ssl, l->tls) != NULL)
+		s->sni = l;
+	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 static void

@@ -136,8 +136,10 @@ listener_start(struct gen *g, struct listener *l, int fd)
 {
 	size_t i;
 
-	if (l->tls != NULL)
+	if (l->tls != NULL) {
+		SSL_CTX_set_client_hello_cb(l->tls, session_hello, NULL);
 		SSL_CTX_set_tlsext_servername_callback(l->tls, session_sni);
+	}
 	for (i = 0; i < g->nlisteners; i++)
 		if (strcmp(g->listeners[i].lcfg->text, l->lcfg->text) == 0)
 			return 0;

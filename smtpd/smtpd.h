@@ -45,6 +45,9 @@ extern struct smtpd *smtpd;
 /* The TLS servername callback: SNI may choose another server sharing
  * an implicit TLS address. */
 int	session_sni(struct ssl_st *, int *alert, void *);
+/* The ClientHello callback: SNI chooses the server (and the session
+ * id context a ticket must match) before the ticket is looked at. */
+int	session_hello(struct ssl_st *, int *alert, void *);
 void	session_accept(struct listener *, int fd, struct sockaddr *, int len);
 /* A reply from queued for the session with request id req. */
 void	session_new_ok(uint64_t req, const char *id, int fd);

@@ -13,25 +13,59 @@
  * not load, or a key that does not match its certificate, refuses the
  * configuration (at start: smtpd exits; on reload: the running one stays).
  * Only TLS 1.2 and 1.3 are offered; renegotiation is off.
+ *
+ * Resumption (RFC 8446 2.2, RFC 5077): each handshake issues one
+ * stateless session ticket, sealed (AES-256-CBC, HMAC-SHA256) with a
+ * ticket key that lives in this process's memory only: made at random at
+ * the first handshake, replaced every TICKET_KEY_LIFE seconds, the one
+ * before still opening tickets (and renewing them) for one more period,
+ * then forgotten; every context of every configuration generation uses
+ * the same keys, so a reload does not cost the clients a full handshake.
+ * A ticket resumes only at a context with the same certificate (the
+ * session id context is its SHA-256): a session one virtual server gave
+ * never resumes at another with a different certificate.  A resumed TLS
+ * 1.3 handshake still makes a fresh ephemeral key exchange (no psk_ke
+ * only resumption, so forward secrecy stays); there is no early data.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/opensslv.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#endif
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "buf.h"
 #include "conf.h"
 #include "log.h"
 #include "tls.h"
+#include "tls_tune.h"
 #include "util.h"
 
 #define PEM_MAX		(1 << 20)	/* a chain and a key */
+#define TICKET_KEY_LIFE	3600		/* seconds a key seals */
+#define TICKET_NAME_LEN	16
+
+struct ticket_key {
+	unsigned char	 name[TICKET_NAME_LEN];
+	unsigned char	 aes[32];
+	unsigned char	 hmac[32];
+	time_t		 born;		/* 0: no key */
+};
+
+/* [0] seals new tickets, [1] (the one before) only opens them */
+static struct ticket_key tkeys[2];
 
 struct pending {
 	char		*pem;		/* chain then key */
@@ -109,6 +143,114 @@ fail:
 	return rc;
 }
 
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/* A new sealing key when the current one is older than its life. */
+static int
+tkey_rotate(time_t now)
+{
+	struct ticket_key *k = &tkeys[0];
+
+	if (k->born != 0 && now >= k->born && now - k->born < TICKET_KEY_LIFE)
+		return 0;
+	tkeys[1] = tkeys[0];
+	if (RAND_bytes(k->name, sizeof(k->name)) != 1 ||
+	    RAND_priv_bytes(k->aes, sizeof(k->aes)) != 1 ||
+	    RAND_priv_bytes(k->hmac, sizeof(k->hmac)) != 1) {
+		OPENSSL_cleanse(tkeys, sizeof(tkeys));
+		return -1;
+	}
+	k->born = now;
+	return 0;
+}
+
+static int
+tkey_use(struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *c,
+    EVP_MAC_CTX *h, int enc)
+{
+	static char digest[] = "SHA256";
+	OSSL_PARAM p[3];
+
+	p[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k->hmac,
+	    sizeof(k->hmac));
+	p[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest,
+	    0);
+	p[2] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_CTX_set_params(h, p) != 1)
+		return -1;
+	if (enc)
+		return EVP_EncryptInit_ex(c, EVP_aes_256_cbc(), NULL, k->aes,
+		    iv) == 1 ? 0 : -1;
+	return EVP_DecryptInit_ex(c, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ?
+	    0 : -1;
+}
+
+/*
+ * OpenSSL's ticket callback: enc seals with the current key (1, or -1);
+ * else the key named opens it: 1 the current, 2 the previous (a new
+ * ticket is issued), 0 none (a full handshake).
+ */
+static int
+ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
+    EVP_CIPHER_CTX *c, EVP_MAC_CTX *h, int enc)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	(void)ssl;
+	if (tkey_rotate(now) == -1)
+		return enc ? -1 : 0;
+	if (enc) {
+		memcpy(name, tkeys[0].name, TICKET_NAME_LEN);
+		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1 ||
+		    tkey_use(&tkeys[0], iv, c, h, 1) == -1)
+			return -1;
+		return 1;
+	}
+	for (i = 0; i < 2; i++) {
+		if (tkeys[i].born == 0 ||
+		    now - tkeys[i].born >= (time_t)(i + 1) * TICKET_KEY_LIFE ||
+		    CRYPTO_memcmp(name, tkeys[i].name, TICKET_NAME_LEN) != 0)
+			continue;
+		if (tkey_use(&tkeys[i], iv, c, h, 0) == -1)
+			return -1;
+		return i == 0 ? 1 : 2;
+	}
+	return 0;
+}
+
+/* Tickets sealed with the process's keys, resumable only where the
+ * certificate is the same (the session id context). */
+static int
+ctx_tickets(SSL_CTX *ctx, const char *name)
+{
+	unsigned char sid[SSL_MAX_SID_CTX_LENGTH];
+	unsigned n = 0;
+	X509 *crt;
+
+	if ((crt = SSL_CTX_get0_certificate(ctx)) == NULL ||
+	    X509_digest(crt, EVP_sha256(), sid, &n) != 1 ||
+	    n != sizeof(sid) ||
+	    SSL_CTX_set_session_id_context(ctx, sid, n) != 1 ||
+	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1) {
+		log_ssl_error(name, "session tickets");
+		return -1;
+	}
+	SSL_CTX_set_timeout(ctx, TICKET_KEY_LIFE);
+	SSL_CTX_set_num_tickets(ctx, 1);
+	return 0;
+}
+
+#else
+/* Before OpenSSL 3.0 (no ticket key callback for EVP_MAC): no tickets. */
+static int
+ctx_tickets(SSL_CTX *ctx, const char *name)
+{
+	(void)name;
+	SSL_CTX_set_num_tickets(ctx, 0);
+	return 0;
+}
+#endif
+
 static SSL_CTX *
 ctx_new(const char *name, const char *pem, size_t certlen, size_t len)
 {
@@ -124,10 +266,15 @@ ctx_new(const char *name, const char *pem, size_t certlen, size_t len)
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	/* tickets only: no session cache held in the server */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_num_tickets(ctx, 0);
+	if (mr_tls_tune(ctx, 1) == -1) {
+		log_ssl_error(name, "cipher suites");
+		goto fail;
+	}
 	if (load_chain(ctx, name, pem, certlen) == -1 ||
-	    load_key(ctx, name, pem + certlen, len - certlen) == -1)
+	    load_key(ctx, name, pem + certlen, len - certlen) == -1 ||
+	    ctx_tickets(ctx, name) == -1)
 		goto fail;
 	return ctx;
 fail:

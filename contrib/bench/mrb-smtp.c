@@ -12,18 +12,21 @@
  *	Answers every transaction with 250 and counts messages and
  *	recipients.  Commands on standard input, one per line:
  *	  reset       counters to zero
- *	  expect N    print "done T MSGS RCPTS SESSIONS TLS TLSMSGS" when
- *	              RCPTS reaches N (T: CLOCK_MONOTONIC seconds; SESSIONS
- *	              greeted, TLS of them started TLS, TLSMSGS messages
- *	              received over TLS)
- *	  count       print "count T MSGS RCPTS SESSIONS TLS TLSMSGS"
+ *	  expect N    print "done T MSGS RCPTS SESSIONS TLS TLSMSGS RESUMED"
+ *	              when RCPTS reaches N (T: CLOCK_MONOTONIC seconds;
+ *	              SESSIONS greeted, TLS of them started TLS, TLSMSGS
+ *	              messages received over TLS, RESUMED TLS sessions that
+ *	              resumed one and carried a message)
+ *	  count       print "count T MSGS RCPTS SESSIONS TLS TLSMSGS RESUMED"
  *	  down / up   greet new sessions with 421 and close / normally
  *	End of standard input stops it.
  *
- *   mrb-smtp load [-T] [-c SESSIONS] [-n COUNT] [-s SIZE] [-r RCPTS]
+ *   mrb-smtp load [-T [-N]] [-c SESSIONS] [-n COUNT] [-s SIZE] [-r RCPTS]
  *	[-D DOMAINS] [-k MSGS-PER-CONNECTION] [-t TIMEOUT] ADDR:PORT
  *	Sends COUNT messages of SIZE bytes over SESSIONS parallel
- *	sessions, MAIL/RCPT/DATA pipelined; -T: STARTTLS first.  With -D,
+ *	sessions, MAIL/RCPT/DATA pipelined; -T: STARTTLS first, resuming
+ *	the TLS session (ticket) the server gave last, as a client pool
+ *	does (-N: never, every handshake in full).  With -D,
  *	recipient j of a message is in domain d(j mod DOMAINS).bench.invalid.
  *	Prints one JSON line: accepted, failed, times, errors.
  */
@@ -56,6 +59,8 @@
 
 static struct event_base *base;
 static SSL_CTX *ctx;
+static SSL_SESSION *last_sess;	/* load: the newest session to resume */
+static int no_resume;
 
 static double
 mono(void)
@@ -97,6 +102,21 @@ parse_addr(const char *s, struct sockaddr_in *sin)
 	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
 }
 
+/* A copy: the connection's own is spoilt when it ends without a TLS
+ * shutdown (as sessions here end after QUIT). */
+static int
+new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	SSL_SESSION *copy = SSL_SESSION_dup(sess);
+
+	(void)ssl;
+	if (copy != NULL) {
+		SSL_SESSION_free(last_sess);
+		last_sess = copy;
+	}
+	return 0;
+}
+
 static SSL_CTX *
 tls_ctx(int server, const char *cert, const char *key)
 {
@@ -109,6 +129,11 @@ tls_ctx(int server, const char *cert, const char *key)
 	if (server && (SSL_CTX_use_certificate_chain_file(c, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1))
 		die("cannot load %s / %s", cert, key);
+	if (!server && !no_resume) {
+		SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(c, new_session);
+	}
 	return c;
 }
 
@@ -116,19 +141,20 @@ tls_ctx(int server, const char *cert, const char *key)
 
 struct sconn {
 	struct bufferevent *bev;
-	int data, tls, quit;
+	int data, tls, quit, counted;
 	unsigned nrcpt;
 };
 
-static unsigned long s_msgs, s_rcpts, s_expect, s_sess, s_tls, s_tlsmsgs;
+static unsigned long s_msgs, s_rcpts, s_expect, s_sess, s_tls, s_tlsmsgs,
+    s_tlsres;
 static int s_down;
 
 static void
 s_check(void)
 {
 	if (s_expect && s_rcpts >= s_expect) {
-		printf("done %.6f %lu %lu %lu %lu %lu\n", mono(), s_msgs,
-		    s_rcpts, s_sess, s_tls, s_tlsmsgs);
+		printf("done %.6f %lu %lu %lu %lu %lu %lu\n", mono(), s_msgs,
+		    s_rcpts, s_sess, s_tls, s_tlsmsgs, s_tlsres);
 		fflush(stdout);
 		s_expect = 0;
 	}
@@ -211,6 +237,12 @@ s_data(struct sconn *c, struct evbuffer *in)
 	s_msgs++;
 	if (c->tls)
 		s_tlsmsgs++;
+	/* a TLS session that resumed one, counted at its first message */
+	if (c->tls == 1 && !c->counted) {
+		c->counted = 1;
+		if (SSL_session_reused(bufferevent_openssl_get_ssl(c->bev)))
+			s_tlsres++;
+	}
 	s_rcpts += c->nrcpt;
 	c->nrcpt = 0;
 	return 1;
@@ -334,13 +366,14 @@ s_stdin(evutil_socket_t fd, short what, void *arg)
 		*nl = '\0';
 		if (!strcmp(buf, "reset"))
 			s_msgs = s_rcpts = s_expect = s_sess = s_tls =
-			    s_tlsmsgs = 0;
+			    s_tlsmsgs = s_tlsres = 0;
 		else if (!strncmp(buf, "expect ", 7)) {
 			s_expect = strtoul(buf + 7, NULL, 10);
 			s_check();
 		} else if (!strcmp(buf, "count")) {
-			printf("count %.6f %lu %lu %lu %lu %lu\n", mono(),
-			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs);
+			printf("count %.6f %lu %lu %lu %lu %lu %lu\n", mono(),
+			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs,
+			    s_tlsres);
 			fflush(stdout);
 		} else if (!strcmp(buf, "down"))
 			s_down = 1;
@@ -404,7 +437,7 @@ static struct {
 	struct sockaddr_in sin;
 	int tls, sessions, active;
 	unsigned long count, next, accepted, failed, cfail, rcpts, domains,
-	    perconn;
+	    perconn, handshakes, resumed;
 	size_t size;
 	int timeout;
 	double t0, t_last;
@@ -516,6 +549,13 @@ l_handshake(struct lconn *c)
 
 	if (ssl == NULL)
 		die("SSL_new failed");
+	if (last_sess != NULL) {	/* a copy each: handshakes write */
+		SSL_SESSION *copy = SSL_SESSION_dup(last_sess);
+
+		if (copy == NULL || SSL_set_session(ssl, copy) != 1)
+			die("SSL_set_session failed");
+		SSL_SESSION_free(copy);
+	}
 	f = bufferevent_openssl_filter_new(base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL)
@@ -624,6 +664,10 @@ l_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->st == L_HANDSHAKE) {
+			L.handshakes++;
+			if (SSL_session_reused(bufferevent_openssl_get_ssl(
+			    c->bev)))
+				L.resumed++;
 			evbuffer_add_printf(bufferevent_get_output(c->bev),
 			    "EHLO client.invalid\r\n");
 			c->st = L_EHLO2;
@@ -692,9 +736,10 @@ load_main(int argc, char **argv)
 	L.rcpts = 1;
 	L.perconn = 1;
 	L.timeout = 300;
-	while ((ch = getopt(argc, argv, "Tc:n:s:r:D:k:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "TNc:n:s:r:D:k:t:")) != -1) {
 		switch (ch) {
 		case 'T': L.tls = 1; break;
+		case 'N': no_resume = 1; break;
 		case 'c': L.sessions = atoi(optarg); break;
 		case 'n': L.count = strtoul(optarg, NULL, 10); break;
 		case 's': L.size = strtoul(optarg, NULL, 10); break;
@@ -702,7 +747,7 @@ load_main(int argc, char **argv)
 		case 'D': L.domains = strtoul(optarg, NULL, 10); break;
 		case 'k': L.perconn = strtoul(optarg, NULL, 10); break;
 		case 't': L.timeout = atoi(optarg); break;
-		default: die("usage: mrb-smtp load [-T] [-c sessions] [-n count] "
+		default: die("usage: mrb-smtp load [-T [-N]] [-c sessions] [-n count] "
 		    "[-s size] [-r rcpts] [-D domains] [-k per-conn] addr:port");
 		}
 	}
@@ -721,8 +766,9 @@ load_main(int argc, char **argv)
 	if (L.active > 0 && event_base_dispatch(base) == -1)
 		die("event loop failed");
 	printf("{\"accepted\": %lu, \"failed\": %lu, \"t_start\": %.6f, "
-	    "\"t_last_accept\": %.6f, \"t_end\": %.6f, \"errors\": {",
-	    L.accepted, L.failed, L.t0, L.t_last, mono());
+	    "\"t_last_accept\": %.6f, \"t_end\": %.6f, \"tls_handshakes\": "
+	    "%lu, \"tls_resumed\": %lu, \"errors\": {", L.accepted, L.failed,
+	    L.t0, L.t_last, mono(), L.handshakes, L.resumed);
 	for (i = 0; i < NERR && L.err[i].n; i++)
 		printf("%s\"%s\": %lu", i ? ", " : "", L.err[i].what, L.err[i].n);
 	printf("}}\n");

@@ -9,8 +9,9 @@ already does: the process-tree sampler (RSS, PSS, CPU), the median line.
     mrbrun.py run --prog P --target HOST:PORT --pidfile F [options]
     mrbrun.py limit --prog P [options]          (client straight into sink)
 
-Options: -n, -c, -s, -r, -D (recipient domains), --tls, --cert/--key (the
-sink's; with --tls), --sink ADDR (repeatable; default 127.0.0.1:2526),
+Options: -n, -c, -s, -r, -D (recipient domains), --tls, --no-resume (with
+--tls: the client never resumes a session), --cert/--key (the sink's; with
+--tls), --sink ADDR (repeatable; default 127.0.0.1:2526),
 --repeat, --warmup, --label, --json, --drain-timeout, --timeout,
 --backlog (the sink answers 421 while the messages are sent, then comes
 up and --flush-cmd runs, again every 5 s until the last message is
@@ -97,6 +98,7 @@ class Sink:
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True, bufsize=1)
         self.sessions = self.tls_sessions = self.tls_msgs = None
+        self.tls_resumed = None
         if self.line(10) != "ready":
             raise SystemExit("mrbrun: the sink did not start on %s" % " ".join(a.sink))
 
@@ -124,6 +126,7 @@ class Sink:
                 f = ln.split()
                 self.sessions, self.tls_sessions = int(f[4]), int(f[5])
                 self.tls_msgs = int(f[6])
+                self.tls_resumed = int(f[7]) if len(f) > 7 else None
                 return float(f[1])
         return None
 
@@ -151,6 +154,8 @@ def load(a, target, count):
         cmd += ["-D", str(a.domains)]
     if a.tls:
         cmd.append("-T")
+        if a.no_resume:
+            cmd.append("-N")
     cmd.append(target)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
     try:
@@ -214,7 +219,10 @@ def one_run(a, sink, target, pid, warm=False):
     res = {"label": a.label, "mode": "relay" if pid else "direct", "count": count,
            "size": a.size, "sessions": a.sessions, "rcpts": a.rcpts,
            "domains": a.domains, "msgs_per_conn": 1, "client": "mrb-smtp",
-           "sink": "mrb-smtp", "tls": bool(a.tls), "accepted": acc,
+           "sink": "mrb-smtp", "tls": bool(a.tls),
+           "tls_resume": bool(a.tls and not a.no_resume),
+           "client_tls_handshakes": r.get("tls_handshakes"),
+           "client_tls_resumed": r.get("tls_resumed"), "accepted": acc,
            "failed": r.get("failed", 0), "errors": r.get("errors", {}),
            "accept_s": round(r["t_last_accept"] - t0, 4),
            "accept_rate": round(acc / max(1e-9, r["t_last_accept"] - t0), 1),
@@ -228,7 +236,7 @@ def one_run(a, sink, target, pid, warm=False):
                                  - c0.children_user - c0.children_system, 2),
            "sink_cpu_s": round(proc_cpu(sink.p.pid) - s0, 2),
            "sink_sessions": sink.sessions, "sink_tls_sessions": sink.tls_sessions,
-           "sink_tls_msgs": sink.tls_msgs}
+           "sink_tls_msgs": sink.tls_msgs, "sink_tls_resumed": sink.tls_resumed}
     res.update(out)
     if pid:
         res.update({"mta_pid": pid, "rss_before": before["rss"], "pss_before": before["pss"],
@@ -259,6 +267,8 @@ def main():
     p.add_argument("-r", "--rcpts", type=int, default=1)
     p.add_argument("-D", "--domains", type=int, default=0)
     p.add_argument("--tls", action="store_true")
+    p.add_argument("--no-resume", action="store_true",
+                   help="with --tls: every client handshake in full")
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--sink", action="append")
