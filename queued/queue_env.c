@@ -53,10 +53,7 @@ msg_free(struct qmsg *m)
 
 	if (m == NULL)
 		return;
-	if (m->timer != NULL)
-		event_free(m->timer);
-	if (m->expiry != NULL)
-		event_free(m->expiry);
+	sched_forget(m);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].text);

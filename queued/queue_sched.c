@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -69,28 +70,108 @@ list_del(struct qmsg *m)
 	index_del(m);
 }
 
-static void
-timer_cb(evutil_socket_t fd, short ev, void *arg)
+/*
+ * Every message's next attempt and its expiry are nodes in two heaps
+ * (qheap.c) under one libevent timer, set for the earliest of both.  When
+ * it fires, at most SCHED_BATCH due nodes are handled before the loop
+ * turns again (a timer of zero): a flush or a restart that makes a
+ * million messages due at once does not keep new mail from being read.
+ */
+#define SCHED_BATCH	256
+
+static struct {
+	struct qheap	 timers;	/* qmsg.tnode: next attempt */
+	struct qheap	 expiries;	/* qmsg.xnode: expiry, delay notice */
+	struct event	*ev;
+	time_t		 ev_at;		/* when ev fires; -1: not armed */
+} sc = { .ev_at = -1 };
+
+static void	sched_cb(evutil_socket_t, short, void *);
+static void	expiry_due(struct qmsg *);
+
+/* The earliest node of both heaps; *is_timer says which heap. */
+static struct qheap_node *
+earliest(int *is_timer)
 {
+	struct qheap_node *t = qheap_top(&sc.timers);
+	struct qheap_node *x = qheap_top(&sc.expiries);
+
+	*is_timer = t != NULL && (x == NULL || qheap_before(t, x));
+	return *is_timer ? t : x;
+}
+
+/* Sets the one libevent timer for the earliest node (force: again even
+ * if it is already set for that moment, as after a clock change). */
+static void
+rearm(int force)
+{
+	struct qheap_node *n;
+	struct timeval tv = { 0, 0 };
+	time_t now = q_now();
+	int is_timer;
+
+	if (sc.ev == NULL)
+		sc.ev = evtimer_new(q->base, sched_cb, NULL);
+	if ((n = earliest(&is_timer)) == NULL) {
+		evtimer_del(sc.ev);
+		sc.ev_at = -1;
+		return;
+	}
+	if (!force && sc.ev_at != -1 && sc.ev_at <= n->at)
+		return;		/* fires first; sched_cb sets it again */
+	tv.tv_sec = n->at > now ? n->at - now : 0;
+	sc.ev_at = n->at > now ? n->at : now;
+	evtimer_add(sc.ev, &tv);
+}
+
+static void
+sched_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qheap_node *n;
+	struct qmsg *m;
+	time_t now = q_now();
+	int is_timer, i;
+
 	(void)fd;
 	(void)ev;
-	attempt(arg);
+	(void)arg;
+	sc.ev_at = -1;
+	for (i = 0; i < SCHED_BATCH; i++) {
+		if ((n = earliest(&is_timer)) == NULL || n->at > now)
+			break;
+		if (is_timer) {
+			m = (struct qmsg *)((char *)qheap_pop(&sc.timers) -
+			    offsetof(struct qmsg, tnode));
+			attempt(m);
+		} else {
+			m = (struct qmsg *)((char *)qheap_pop(&sc.expiries) -
+			    offsetof(struct qmsg, xnode));
+			expiry_due(m);
+		}
+	}
+	rearm(1);
 }
 
 static void
 set_timer(struct qmsg *m, time_t at)
 {
-	struct timeval tv;
-	time_t now = q_now();
-
 	if (m->hold)		/* header checks: waits to be released */
 		return;
-	if (m->timer == NULL)
-		m->timer = evtimer_new(q->base, timer_cb, m);
-	m->timer_at = at;
-	tv.tv_sec = at > now ? at - now : 0;
-	tv.tv_usec = 0;
-	evtimer_add(m->timer, &tv);
+	qheap_set(&sc.timers, &m->tnode, at);
+	rearm(0);
+}
+
+static void
+del_timer(struct qmsg *m)
+{
+	qheap_del(&sc.timers, &m->tnode);
+}
+
+void
+sched_forget(struct qmsg *m)
+{
+	qheap_del(&sc.timers, &m->tnode);
+	qheap_del(&sc.expiries, &m->xnode);
 }
 
 /* When m expires: its pending recipients decide which limit applies. */
@@ -111,20 +192,16 @@ static void	settle(struct qmsg *);
 /* Expiry has its own timer: a message expires on time even when its
  * next attempt is hours away. */
 static void
-expiry_cb(evutil_socket_t fd, short ev, void *arg)
+expiry_due(struct qmsg *m)
 {
-	struct qmsg *m = arg;
-
-	(void)fd;
-	(void)ev;
 	/* a job in flight settles (and expires) m when its result comes;
 	 * a held queue arms the timers again when it is released */
 	if (m->job != 0 || m->lmtp != NULL || q->held || m->ctl_hold)
 		return;
 	/* an attempt due now comes first (a message just released is
 	 * tried once before it expires; settle expires it after) */
-	if (m->timer != NULL && evtimer_pending(m->timer, NULL) &&
-	    m->timer_at <= q_now() && q_now() >= expire_at(m)) {
+	if (qheap_pending(&m->tnode) && m->tnode.at <= q_now() &&
+	    q_now() >= expire_at(m)) {
 		arm_expiry(m);
 		return;
 	}
@@ -133,8 +210,7 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 		arm_expiry(m);
 		return;
 	}
-	if (m->timer != NULL)
-		evtimer_del(m->timer);
+	del_timer(m);
 	settle(m);
 }
 
@@ -142,17 +218,14 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 arm_expiry(struct qmsg *m)
 {
-	struct timeval tv = { 0, 0 };
 	time_t at = expire_at(m), now = q_now(), notify = delay_at(m);
 
 	if (m->hold)		/* a held message does not expire */
 		return;
 	if (notify != 0 && notify < at)
 		at = notify;
-	if (m->expiry == NULL)
-		m->expiry = evtimer_new(q->base, expiry_cb, m);
-	tv.tv_sec = at > now ? at - now : 0;
-	evtimer_add(m->expiry, &tv);
+	qheap_set(&sc.expiries, &m->xnode, at > now ? at : now);
+	rearm(0);
 }
 
 static void
@@ -523,8 +596,7 @@ sched_now(struct qmsg *m)
 	}
 	/* recovery holds the queue: sched_release sets the timer of every
 	 * message without one, for its next try, now */
-	if (m->timer != NULL)
-		evtimer_del(m->timer);
+	del_timer(m);
 	m->next_try = q_now();
 }
 
@@ -813,8 +885,7 @@ sched_release(void)
 	q->held = 0;
 	evtimer_del(q->hold_timer);
 	for (m = q->msgs; m != NULL; m = m->next) {
-		if (m->job == 0 && (m->timer == NULL ||
-		    !evtimer_pending(m->timer, NULL)))
+		if (m->job == 0 && !qheap_pending(&m->tnode))
 			set_timer(m, m->next_try);
 		arm_expiry(m);
 	}
@@ -827,12 +898,10 @@ sched_clock_changed(void)
 {
 	struct qmsg *m;
 
-	for (m = q->msgs; m != NULL; m = m->next) {
-		if (m->timer != NULL && evtimer_pending(m->timer, NULL))
-			set_timer(m, m->timer_at);
-		if (m->expiry != NULL && evtimer_pending(m->expiry, NULL))
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (qheap_pending(&m->xnode))
 			arm_expiry(m);
-	}
+	rearm(1);
 }
 
 /* Applies one replayed result; 1 if it changed the message. */
@@ -907,10 +976,7 @@ void
 sched_hold(struct qmsg *m, int on, int was_checked)
 {
 	if (on) {
-		if (m->timer != NULL)
-			evtimer_del(m->timer);
-		if (m->expiry != NULL)
-			evtimer_del(m->expiry);
+		sched_forget(m);
 		wait_del(m);
 		return;
 	}
@@ -935,8 +1001,7 @@ sched_return(struct qmsg *m, const char *reason)
 	size_t i;
 
 	wait_del(m);
-	if (m->timer != NULL)
-		evtimer_del(m->timer);
+	del_timer(m);
 	for (i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state == R_PENDING) {
 			m->rcpts[i].state = R_FAILED;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "qheap.h"
 
 struct event;
 struct event_base;
@@ -64,9 +65,8 @@ struct qmsg {
 	char		*auth;		/* AUTH user at smtpd, NULL = none */
 	uint32_t	 ret;		/* enum mr_dsn_ret (dsn_param.h) */
 	char		*envid;		/* xtext, or NULL */
-	struct event	*timer;
-	time_t		 timer_at;	/* when timer fires (q_now time) */
-	struct event	*expiry;	/* fires at expiry (sched_expiry) */
+	struct qheap_node tnode;	/* next attempt (queue_sched.c) */
+	struct qheap_node xnode;	/* expiry or delay notice */
 	uint64_t	 job;		/* non-zero while at deliverd */
 	struct qmsg	*id_next;	/* queue_index.c: hash chains */
 	struct qmsg	*job_next;
@@ -168,6 +168,7 @@ void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
 void	sched_clock_changed(void);	/* re-arms every timer */
 void	sched_now(struct qmsg *);	/* tries m from the loop, now */
+void	sched_forget(struct qmsg *);	/* m is freed: off the timers */
 
 /* etrn.c: hold-for-etrn */
 int	etrn_held(const struct qmsg *, size_t rcpt);
