@@ -71,7 +71,7 @@ struct qmsg {
 	struct qmsg	*id_next;	/* queue_index.c: hash chains */
 	struct qmsg	*job_next;
 	struct qmsg	*wnext, *wprev;	/* waiting for room at deliverd */
-	int		 waiting;
+	int		 waiting;	/* 1: new mail, 2: a retry (queue_index.c) */
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
 	int		 ctl_hold;	/* "mailrootctl hold": not tried
