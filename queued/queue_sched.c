@@ -787,14 +787,136 @@ drop_unacked(struct qserver *qs, const char *id, const char *why)
 		mr_warn("unlink %s: %s", path, strerror(errno));
 }
 
+/* What became of one message at recovery. */
+enum recovered {
+	RC_QUEUED,	/* in the queue again */
+	RC_GONE,	/* its envelope was there: dropped or quarantined */
+	RC_NOENV	/* data without envelope: never acknowledged */
+};
+
+#define RECOVER_ENV_MAX	(4 << 20)
+
+/* Reads Queue/ID.env through the queue's descriptor: its text, or NULL
+ * (errno) with *torn for a file cut short.  One read for the usual
+ * envelope of less than 4 KiB. */
+static char *
+recover_text(int dfd, const char *id, size_t *lenp, int *torn)
+{
+	static const char end[] = "\nend\n";
+	char name[MR_ID_MAX + 8], *text;
+	size_t len = 0;
+	ssize_t n;
+	int fd, saved;
+
+	*torn = 0;
+	snprintf(name, sizeof(name), "%s.env", id);
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	text = mr_xmalloc(4096);
+	while ((n = pread(fd, text, 4095, 0)) == -1 && errno == EINTR)
+		continue;
+	if (n >= 0 && n < 4095) {
+		text[n] = '\0';
+		len = (size_t)n;
+	} else {
+		free(text);
+		text = n == -1 ? NULL : mr_read_fd(fd, RECOVER_ENV_MAX, &len);
+	}
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (text != NULL && (len < sizeof(end) - 1 || memcmp(text + len -
+	    (sizeof(end) - 1), end, sizeof(end) - 1) != 0)) {
+		*torn = 1;
+		free(text);
+		return NULL;
+	}
+	*lenp = len;
+	return text;
+}
+
+static enum recovered
+recover_one(struct qserver *qs, int dfd, const char *id)
+{
+	struct qmsg *m;
+	char *text;
+	size_t len = 0;
+	int torn;
+
+	if ((text = recover_text(dfd, id, &len, &torn)) == NULL && !torn &&
+	    errno == ENOENT)
+		return RC_NOENV;
+	if (torn) {
+		drop_unacked(qs, id, "envelope cut short");
+		return RC_GONE;
+	}
+	m = mr_xcalloc(1, sizeof(*m));
+	m->qs = qs;
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	if (text == NULL || env_parse(m, text, len) == -1) {
+		if (text == NULL)	/* unreadable: kept, as malformed */
+			mr_err("%s/%s.env: %s", qs->queue, id,
+			    strerror(errno));
+		else
+			mr_err("%s/%s.env: malformed envelope", qs->queue, id);
+		free(text);
+		msg_free(m);
+		quarantine(qs, id, BDR_ENVELOPE);
+		mr_warn("%s: malformed envelope; moved to Badmail", id);
+		return RC_GONE;
+	}
+	free(text);
+	/* its size is checked when it is tried (check_data) */
+	mark_local(m);
+	list_add(m);
+	return RC_QUEUED;	/* tried after sched_release */
+}
+
+/* The name's queue id, if it is ID.ext (ext: "env" or "eml"). */
+static int
+queue_name(const char *name, const char *ext, char *id)
+{
+	size_t len = strlen(name);
+
+	if (len < 5 || len - 4 > MR_ID_MAX || name[len - 4] != '.' ||
+	    strcmp(name + len - 3, ext) != 0)
+		return 0;
+	memcpy(id, name, len - 4);
+	id[len - 4] = '\0';
+	return 1;
+}
+
+/* Envelopes whose data is gone, found in a second pass only when there
+ * are more envelopes than messages that had one (rare: a stop between
+ * the removal of a finished message's two files). */
+static void
+drop_lone_envs(struct qserver *qs, DIR *d)
+{
+	char id[MR_ID_MAX + 1];
+	struct dirent *de;
+	struct qmsg *m;
+
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (!queue_name(de->d_name, "env", id))
+			continue;
+		if ((m = index_find(id)) != NULL && m->qs == qs)
+			continue;
+		drop_lone_env(qs, de->d_name, strlen(id));
+	}
+}
+
+/*
+ * One pass over Queue: each ID.eml's envelope is read (openat, one read)
+ * and the message queued; no other look-up per message, so a million
+ * messages cost a directory read and three system calls each.
+ */
 static void
 recover_server(struct qserver *qs)
 {
-	char path[4096], id[MR_ID_MAX + 1];
+	char id[MR_ID_MAX + 1];
 	struct dirent *de;
-	struct qmsg *m;
-	size_t len, n = 0;
-	int torn;
+	size_t n = 0, nenv = 0, had_env = 0;
 	DIR *d;
 
 	clean_tmp(qs);
@@ -803,40 +925,29 @@ recover_server(struct qserver *qs)
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len >= 5 && len - 4 <= MR_ID_MAX &&
-		    strcmp(de->d_name + len - 4, ".env") == 0) {
-			drop_lone_env(qs, de->d_name, len - 4);
+		if (queue_name(de->d_name, "env", id)) {
+			nenv++;
 			continue;
 		}
-		if (len < 5 || len - 4 > MR_ID_MAX ||
-		    strcmp(de->d_name + len - 4, ".eml") != 0)
+		if (!queue_name(de->d_name, "eml", id))
 			continue;
-		memcpy(id, de->d_name, len - 4);
-		id[len - 4] = '\0';
-		snprintf(path, sizeof(path), "%s/%s.env", qs->queue, id);
-		if (access(path, F_OK) == -1) {
+		switch (recover_one(qs, dirfd(d), id)) {
+		case RC_QUEUED:
+			n++;
+			/* FALLTHROUGH */
+		case RC_GONE:
+			had_env++;
+			break;
+		case RC_NOENV:
 			/* data without envelope: never acknowledged */
-			snprintf(path, sizeof(path), "%s/%s", qs->queue,
-			    de->d_name);
-			unlink(path);
-			continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) == -1)
+				mr_warn("unlink %s/%s: %s", qs->queue,
+				    de->d_name, strerror(errno));
+			break;
 		}
-		if ((m = env_read(qs, id, &torn)) == NULL) {
-			if (torn)
-				drop_unacked(qs, id, "envelope cut short");
-			else {
-				quarantine(qs, id, BDR_ENVELOPE);
-				mr_warn("%s: malformed envelope; moved to "
-				    "Badmail", id);
-			}
-			continue;
-		}
-		/* its size is checked when it is tried (check_data) */
-		mark_local(m);
-		list_add(m);
-		n++;		/* tried after sched_release */
 	}
+	if (nenv > had_env)
+		drop_lone_envs(qs, d);
 	closedir(d);
 	if (n > 0)
 		mr_info("%s: recovered %zu queued message%s", qs->queue, n,
