@@ -77,7 +77,8 @@ qheap_set(struct qheap *h, struct qheap_node *n, time_t at)
 	qheap_del(h, n);
 	if (h->n == h->cap) {
 		h->cap = h->cap ? h->cap * 2 : 64;
-		h->v = mr_xreallocarray(h->v, h->cap, sizeof(*h->v));
+		h->v = mr_xreallocarray(h->v, h->cap,
+		    sizeof(struct qheap_node *));
 	}
 	n->at = at;
 	n->seq = h->seq++;
