@@ -1066,13 +1066,16 @@ sched_replay(const unsigned char *data, size_t len)
 
 /* ---- the control socket's verbs (control_verbs.c) ---- */
 
-/* "retry ID", "flush": the next attempt now, its schedule unchanged. */
+/* "retry ID", "flush": the next attempt now, its schedule unchanged.
+ * Due at the present time rather than at 0, the time new mail is set
+ * for (sched_add): a flush of a deep queue goes behind what arrives
+ * while the heap hands its due messages out, SCHED_BATCH a turn. */
 int
 sched_retry(struct qmsg *m)
 {
 	if (m->job != 0 || m->ctl_hold || m->hold)
 		return -1;
-	set_timer(m, 0);
+	set_timer(m, q_now());
 	return 0;
 }
 
