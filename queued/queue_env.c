@@ -55,10 +55,7 @@ msg_free(struct qmsg *m)
 
 	if (m == NULL)
 		return;
-	if (m->timer != NULL)
-		event_free(m->timer);
-	if (m->expiry != NULL)
-		event_free(m->expiry);
+	sched_forget(m);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].text);
@@ -100,39 +97,36 @@ hexval(int c)
 	return -1;
 }
 
-/* Decodes xtext; NULL on a bad escape or an encoded NUL. */
+/* Decodes xtext; NULL on a bad escape or an encoded NUL.  The result is
+ * allocated at the size of the text (never shorter than what it decodes
+ * to): a million queued messages keep these strings in memory. */
 static char *
 get_xtext(const char *s)
 {
-	struct mr_buf b;
+	char *out = mr_xmalloc(strlen(s) + 1), *o = out;
 	int hi, lo;
-	char c;
 
-	mr_buf_init(&b);
-	mr_buf_add(&b, "", 0);		/* "" decodes to "", terminated */
-	mr_buf_reserve(&b, strlen(s));
 	for (; *s != '\0'; s++) {
 		if (*s != '+') {
 			/* xtext is printable ASCII; anything else is damage */
-			if (*s < '!' || *s > '~') {
-				mr_buf_free(&b);
-				return NULL;
-			}
-			mr_buf_add(&b, s, 1);
+			if (*s < '!' || *s > '~')
+				goto fail;
+			*o++ = *s;
 			continue;
 		}
 		/* values are single-line text: no control bytes at all
 		 * (addresses go back on the wire in RCPT TO) */
 		if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 ||
-		    (hi << 4 | lo) < 0x20 || (hi << 4 | lo) == 0x7f) {
-			mr_buf_free(&b);
-			return NULL;
-		}
-		c = (char)(hi << 4 | lo);
-		mr_buf_add(&b, &c, 1);
+		    (hi << 4 | lo) < 0x20 || (hi << 4 | lo) == 0x7f)
+			goto fail;
+		*o++ = (char)(hi << 4 | lo);
 		s += 2;
 	}
-	return b.data;
+	*o = '\0';
+	return out;
+fail:
+	free(out);
+	return NULL;
 }
 
 static int	parse_num(const char *, long long *);

@@ -7,7 +7,8 @@
  * deliverd takes at once.  A message that is due while the set is full
  * waits, in arrival order, for a result to make room (Postfix's active
  * queue): it is tried as soon as deliverd can take it, and no attempt is
- * counted against it meanwhile.
+ * counted against it meanwhile.  Messages never tried and retries wait
+ * in two lines; new mail goes first, with a share kept for retries.
  *
  * Security: keys are queue ids queued made and job numbers it counts;
  * replays carry ids from deliverd, which are only looked up (a chain is
@@ -29,7 +30,10 @@ static struct {
 	struct qmsg	*ids[ID_BUCKETS];
 	struct qmsg	*jobs[JOB_BUCKETS];
 	size_t		 active;	/* jobs at deliverd */
-	struct qmsg	*whead, *wtail;	/* waiting for room */
+	struct wline {
+		struct qmsg	*head, *tail;
+	}		 lines[2];	/* waiting for room: new mail, retries */
+	unsigned	 turn;		/* pops while both lines wait */
 } ix;
 
 static size_t
@@ -124,44 +128,67 @@ job_room(void)
 	return ix.active < MR_JOBS_MAX;
 }
 
+/* The line m waits in: never tried, or a retry. */
+static struct wline *
+line_of(const struct qmsg *m)
+{
+	return &ix.lines[m->waiting == 1 ? 0 : 1];
+}
+
 void
 wait_push(struct qmsg *m)
 {
+	struct wline *l;
+
 	if (m->waiting)
 		return;
-	m->waiting = 1;
+	m->waiting = m->attempts == 0 ? 1 : 2;
+	l = line_of(m);
 	m->wnext = NULL;
-	m->wprev = ix.wtail;
-	if (ix.wtail != NULL)
-		ix.wtail->wnext = m;
+	m->wprev = l->tail;
+	if (l->tail != NULL)
+		l->tail->wnext = m;
 	else
-		ix.whead = m;
-	ix.wtail = m;
+		l->head = m;
+	l->tail = m;
 }
 
 void
 wait_del(struct qmsg *m)
 {
+	struct wline *l;
+
 	if (!m->waiting)
 		return;
+	l = line_of(m);
 	if (m->wprev != NULL)
 		m->wprev->wnext = m->wnext;
 	else
-		ix.whead = m->wnext;
+		l->head = m->wnext;
 	if (m->wnext != NULL)
 		m->wnext->wprev = m->wprev;
 	else
-		ix.wtail = m->wprev;
+		l->tail = m->wprev;
 	m->waiting = 0;
 	m->wnext = m->wprev = NULL;
 }
 
-/* The message that has waited longest, taken out of the line. */
+/*
+ * The next message for deliverd, taken out of its line: new mail first,
+ * so that a retry pass over a big queue (a flush, a restart) does not
+ * hold up what arrives meanwhile; but one in every RETRY_SHARE comes
+ * from the retries while both lines wait, so retries never starve.
+ */
+#define RETRY_SHARE	4
+
 struct qmsg *
 wait_pop(void)
 {
-	struct qmsg *m = ix.whead;
+	struct qmsg *m = ix.lines[0].head;
 
+	if (m == NULL || (ix.lines[1].head != NULL &&
+	    ++ix.turn % RETRY_SHARE == 0))
+		m = ix.lines[1].head;
 	if (m != NULL)
 		wait_del(m);
 	return m;

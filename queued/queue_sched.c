@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -69,28 +70,108 @@ list_del(struct qmsg *m)
 	index_del(m);
 }
 
-static void
-timer_cb(evutil_socket_t fd, short ev, void *arg)
+/*
+ * Every message's next attempt and its expiry are nodes in two heaps
+ * (qheap.c) under one libevent timer, set for the earliest of both.  When
+ * it fires, at most SCHED_BATCH due nodes are handled before the loop
+ * turns again (a timer of zero): a flush or a restart that makes a
+ * million messages due at once does not keep new mail from being read.
+ */
+#define SCHED_BATCH	256
+
+static struct {
+	struct qheap	 timers;	/* qmsg.tnode: next attempt */
+	struct qheap	 expiries;	/* qmsg.xnode: expiry, delay notice */
+	struct event	*ev;
+	time_t		 ev_at;		/* when ev fires; -1: not armed */
+} sc = { .ev_at = -1 };
+
+static void	sched_cb(evutil_socket_t, short, void *);
+static void	expiry_due(struct qmsg *);
+
+/* The earliest node of both heaps; *is_timer says which heap. */
+static struct qheap_node *
+earliest(int *is_timer)
 {
+	struct qheap_node *t = qheap_top(&sc.timers);
+	struct qheap_node *x = qheap_top(&sc.expiries);
+
+	*is_timer = t != NULL && (x == NULL || qheap_before(t, x));
+	return *is_timer ? t : x;
+}
+
+/* Sets the one libevent timer for the earliest node (force: again even
+ * if it is already set for that moment, as after a clock change). */
+static void
+rearm(int force)
+{
+	struct qheap_node *n;
+	struct timeval tv = { 0, 0 };
+	time_t now = q_now();
+	int is_timer;
+
+	if (sc.ev == NULL)
+		sc.ev = evtimer_new(q->base, sched_cb, NULL);
+	if ((n = earliest(&is_timer)) == NULL) {
+		evtimer_del(sc.ev);
+		sc.ev_at = -1;
+		return;
+	}
+	if (!force && sc.ev_at != -1 && sc.ev_at <= n->at)
+		return;		/* fires first; sched_cb sets it again */
+	tv.tv_sec = n->at > now ? n->at - now : 0;
+	sc.ev_at = n->at > now ? n->at : now;
+	evtimer_add(sc.ev, &tv);
+}
+
+static void
+sched_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qheap_node *n;
+	struct qmsg *m;
+	time_t now = q_now();
+	int is_timer, i;
+
 	(void)fd;
 	(void)ev;
-	attempt(arg);
+	(void)arg;
+	sc.ev_at = -1;
+	for (i = 0; i < SCHED_BATCH; i++) {
+		if ((n = earliest(&is_timer)) == NULL || n->at > now)
+			break;
+		if (is_timer) {
+			m = (struct qmsg *)((char *)qheap_pop(&sc.timers) -
+			    offsetof(struct qmsg, tnode));
+			attempt(m);
+		} else {
+			m = (struct qmsg *)((char *)qheap_pop(&sc.expiries) -
+			    offsetof(struct qmsg, xnode));
+			expiry_due(m);
+		}
+	}
+	rearm(1);
 }
 
 static void
 set_timer(struct qmsg *m, time_t at)
 {
-	struct timeval tv;
-	time_t now = q_now();
-
 	if (m->hold)		/* header checks: waits to be released */
 		return;
-	if (m->timer == NULL)
-		m->timer = evtimer_new(q->base, timer_cb, m);
-	m->timer_at = at;
-	tv.tv_sec = at > now ? at - now : 0;
-	tv.tv_usec = 0;
-	evtimer_add(m->timer, &tv);
+	qheap_set(&sc.timers, &m->tnode, at);
+	rearm(0);
+}
+
+static void
+del_timer(struct qmsg *m)
+{
+	qheap_del(&sc.timers, &m->tnode);
+}
+
+void
+sched_forget(struct qmsg *m)
+{
+	qheap_del(&sc.timers, &m->tnode);
+	qheap_del(&sc.expiries, &m->xnode);
 }
 
 /* When m expires: its pending recipients decide which limit applies. */
@@ -111,20 +192,16 @@ static void	settle(struct qmsg *);
 /* Expiry has its own timer: a message expires on time even when its
  * next attempt is hours away. */
 static void
-expiry_cb(evutil_socket_t fd, short ev, void *arg)
+expiry_due(struct qmsg *m)
 {
-	struct qmsg *m = arg;
-
-	(void)fd;
-	(void)ev;
 	/* a job in flight settles (and expires) m when its result comes;
 	 * a held queue arms the timers again when it is released */
 	if (m->job != 0 || m->lmtp != NULL || q->held || m->ctl_hold)
 		return;
 	/* an attempt due now comes first (a message just released is
 	 * tried once before it expires; settle expires it after) */
-	if (m->timer != NULL && evtimer_pending(m->timer, NULL) &&
-	    m->timer_at <= q_now() && q_now() >= expire_at(m)) {
+	if (qheap_pending(&m->tnode) && m->tnode.at <= q_now() &&
+	    q_now() >= expire_at(m)) {
 		arm_expiry(m);
 		return;
 	}
@@ -133,8 +210,7 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 		arm_expiry(m);
 		return;
 	}
-	if (m->timer != NULL)
-		evtimer_del(m->timer);
+	del_timer(m);
 	settle(m);
 }
 
@@ -142,17 +218,14 @@ expiry_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 arm_expiry(struct qmsg *m)
 {
-	struct timeval tv = { 0, 0 };
 	time_t at = expire_at(m), now = q_now(), notify = delay_at(m);
 
 	if (m->hold)		/* a held message does not expire */
 		return;
 	if (notify != 0 && notify < at)
 		at = notify;
-	if (m->expiry == NULL)
-		m->expiry = evtimer_new(q->base, expiry_cb, m);
-	tv.tv_sec = at > now ? at - now : 0;
-	evtimer_add(m->expiry, &tv);
+	qheap_set(&sc.expiries, &m->xnode, at > now ? at : now);
+	rearm(0);
 }
 
 static void
@@ -526,8 +599,7 @@ sched_now(struct qmsg *m)
 	}
 	/* recovery holds the queue: sched_release sets the timer of every
 	 * message without one, for its next try, now */
-	if (m->timer != NULL)
-		evtimer_del(m->timer);
+	del_timer(m);
 	m->next_try = q_now();
 }
 
@@ -718,14 +790,142 @@ drop_unacked(struct qserver *qs, const char *id, const char *why)
 		mr_warn("unlink %s: %s", path, strerror(errno));
 }
 
+/* What became of one message at recovery. */
+enum recovered {
+	RC_QUEUED,	/* in the queue again */
+	RC_GONE,	/* its envelope was there: dropped or quarantined */
+	RC_NOENV	/* data without envelope: never acknowledged */
+};
+
+#define RECOVER_ENV_MAX	(4 << 20)
+
+/* Reads Queue/ID.env through the queue's descriptor: its text, or NULL
+ * (errno) with *torn for a file cut short.  One read for the usual
+ * envelope of less than 4 KiB. */
+static char *
+recover_text(int dfd, const char *id, size_t *lenp, int *torn)
+{
+	static const char end[] = "\nend\n";
+	char name[MR_ID_MAX + 8], *text;
+	size_t len = 0;
+	ssize_t n;
+	int fd, saved;
+
+	*torn = 0;
+	snprintf(name, sizeof(name), "%s.env", id);
+	/* without an access time: a million envelopes read once at start
+	 * would otherwise dirty a million inodes (relatime updates the
+	 * access time of a file not read since it was written) */
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd == -1 && errno == EPERM)		/* not the file's owner */
+		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return NULL;
+	text = mr_xmalloc(4096);
+	while ((n = pread(fd, text, 4095, 0)) == -1 && errno == EINTR)
+		continue;
+	if (n >= 0 && n < 4095) {
+		text[n] = '\0';
+		len = (size_t)n;
+	} else {
+		free(text);
+		text = n == -1 ? NULL : mr_read_fd(fd, RECOVER_ENV_MAX, &len);
+	}
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (text != NULL && (len < sizeof(end) - 1 || memcmp(text + len -
+	    (sizeof(end) - 1), end, sizeof(end) - 1) != 0)) {
+		*torn = 1;
+		free(text);
+		return NULL;
+	}
+	*lenp = len;
+	return text;
+}
+
+static enum recovered
+recover_one(struct qserver *qs, int dfd, const char *id)
+{
+	struct qmsg *m;
+	char *text;
+	size_t len = 0;
+	int torn;
+
+	if ((text = recover_text(dfd, id, &len, &torn)) == NULL && !torn &&
+	    errno == ENOENT)
+		return RC_NOENV;
+	if (torn) {
+		drop_unacked(qs, id, "envelope cut short");
+		return RC_GONE;
+	}
+	m = mr_xcalloc(1, sizeof(*m));
+	m->qs = qs;
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	if (text == NULL || env_parse(m, text, len) == -1) {
+		if (text == NULL)	/* unreadable: kept, as malformed */
+			mr_err("%s/%s.env: %s", qs->queue, id,
+			    strerror(errno));
+		else
+			mr_err("%s/%s.env: malformed envelope", qs->queue, id);
+		free(text);
+		msg_free(m);
+		quarantine(qs, id, BDR_ENVELOPE);
+		mr_warn("%s: malformed envelope; moved to Badmail", id);
+		return RC_GONE;
+	}
+	free(text);
+	/* its size is checked when it is tried (check_data) */
+	mark_local(m);
+	list_add(m);
+	return RC_QUEUED;	/* tried after sched_release */
+}
+
+/* The name's queue id, if it is ID.ext (ext: "env" or "eml"). */
+static int
+queue_name(const char *name, const char *ext, char *id)
+{
+	size_t len = strlen(name);
+
+	if (len < 5 || len - 4 > MR_ID_MAX || name[len - 4] != '.' ||
+	    strcmp(name + len - 3, ext) != 0)
+		return 0;
+	memcpy(id, name, len - 4);
+	id[len - 4] = '\0';
+	return 1;
+}
+
+/* Envelopes whose data is gone, found in a second pass only when there
+ * are more envelopes than messages that had one (rare: a stop between
+ * the removal of a finished message's two files). */
+static void
+drop_lone_envs(struct qserver *qs, DIR *d)
+{
+	char id[MR_ID_MAX + 1];
+	struct dirent *de;
+	struct qmsg *m;
+
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (!queue_name(de->d_name, "env", id))
+			continue;
+		if ((m = index_find(id)) != NULL && m->qs == qs)
+			continue;
+		drop_lone_env(qs, de->d_name, strlen(id));
+	}
+}
+
+/*
+ * One pass over Queue: each ID.eml's envelope is read (openat, one read)
+ * and the message queued; no other look-up per message, so a million
+ * messages cost a directory read and three system calls each.
+ */
 static void
 recover_server(struct qserver *qs)
 {
-	char path[4096], id[MR_ID_MAX + 1];
+	char id[MR_ID_MAX + 1];
 	struct dirent *de;
-	struct qmsg *m;
-	size_t len, n = 0;
-	int torn;
+	size_t n = 0, nenv = 0, had_env = 0;
 	DIR *d;
 
 	clean_tmp(qs);
@@ -735,40 +935,29 @@ recover_server(struct qserver *qs)
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len >= 5 && len - 4 <= MR_ID_MAX &&
-		    strcmp(de->d_name + len - 4, ".env") == 0) {
-			drop_lone_env(qs, de->d_name, len - 4);
+		if (queue_name(de->d_name, "env", id)) {
+			nenv++;
 			continue;
 		}
-		if (len < 5 || len - 4 > MR_ID_MAX ||
-		    strcmp(de->d_name + len - 4, ".eml") != 0)
+		if (!queue_name(de->d_name, "eml", id))
 			continue;
-		memcpy(id, de->d_name, len - 4);
-		id[len - 4] = '\0';
-		snprintf(path, sizeof(path), "%s/%s.env", qs->queue, id);
-		if (access(path, F_OK) == -1) {
+		switch (recover_one(qs, dirfd(d), id)) {
+		case RC_QUEUED:
+			n++;
+			/* FALLTHROUGH */
+		case RC_GONE:
+			had_env++;
+			break;
+		case RC_NOENV:
 			/* data without envelope: never acknowledged */
-			snprintf(path, sizeof(path), "%s/%s", qs->queue,
-			    de->d_name);
-			unlink(path);
-			continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) == -1)
+				mr_warn("unlink %s/%s: %s", qs->queue,
+				    de->d_name, strerror(errno));
+			break;
 		}
-		if ((m = env_read(qs, id, &torn)) == NULL) {
-			if (torn)
-				drop_unacked(qs, id, "envelope cut short");
-			else {
-				quarantine(qs, id, BDR_ENVELOPE);
-				mr_warn("%s: malformed envelope; moved to "
-				    "Badmail", id);
-			}
-			continue;
-		}
-		/* its size is checked when it is tried (check_data) */
-		mark_local(m);
-		list_add(m);
-		n++;		/* tried after sched_release */
 	}
+	if (nenv > had_env)
+		drop_lone_envs(qs, d);
 	closedir(d);
 	if (n > 0)
 		mr_info("%s: recovered %zu queued message%s", qs->queue, n,
@@ -817,8 +1006,7 @@ sched_release(void)
 	q->held = 0;
 	evtimer_del(q->hold_timer);
 	for (m = q->msgs; m != NULL; m = m->next) {
-		if (m->job == 0 && (m->timer == NULL ||
-		    !evtimer_pending(m->timer, NULL)))
+		if (m->job == 0 && !qheap_pending(&m->tnode))
 			set_timer(m, m->next_try);
 		arm_expiry(m);
 	}
@@ -831,12 +1019,10 @@ sched_clock_changed(void)
 {
 	struct qmsg *m;
 
-	for (m = q->msgs; m != NULL; m = m->next) {
-		if (m->timer != NULL && evtimer_pending(m->timer, NULL))
-			set_timer(m, m->timer_at);
-		if (m->expiry != NULL && evtimer_pending(m->expiry, NULL))
+	for (m = q->msgs; m != NULL; m = m->next)
+		if (qheap_pending(&m->xnode))
 			arm_expiry(m);
-	}
+	rearm(1);
 }
 
 /* Applies one replayed result; 1 if it changed the message. */
@@ -890,13 +1076,16 @@ sched_replay(const unsigned char *data, size_t len)
 
 /* ---- the control socket's verbs (control_verbs.c) ---- */
 
-/* "retry ID", "flush": the next attempt now, its schedule unchanged. */
+/* "retry ID", "flush": the next attempt now, its schedule unchanged.
+ * Due at the present time rather than at 0, the time new mail is set
+ * for (sched_add): a flush of a deep queue goes behind what arrives
+ * while the heap hands its due messages out, SCHED_BATCH a turn. */
 int
 sched_retry(struct qmsg *m)
 {
 	if (m->job != 0 || m->ctl_hold || m->hold)
 		return -1;
-	set_timer(m, 0);
+	set_timer(m, q_now());
 	return 0;
 }
 
@@ -911,10 +1100,7 @@ void
 sched_hold(struct qmsg *m, int on, int was_checked)
 {
 	if (on) {
-		if (m->timer != NULL)
-			evtimer_del(m->timer);
-		if (m->expiry != NULL)
-			evtimer_del(m->expiry);
+		sched_forget(m);
 		wait_del(m);
 		return;
 	}
@@ -939,8 +1125,7 @@ sched_return(struct qmsg *m, const char *reason)
 	size_t i;
 
 	wait_del(m);
-	if (m->timer != NULL)
-		evtimer_del(m->timer);
+	del_timer(m);
 	for (i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state == R_PENDING) {
 			m->rcpts[i].state = R_FAILED;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "qheap.h"
 
 struct event;
 struct event_base;
@@ -20,17 +21,17 @@ struct mr_tbl;
 
 enum rcpt_state { R_PENDING = 0, R_SENT, R_FAILED };
 
+/* one recipient of a queued message (packed: one per queued message) */
 struct qrcpt {
 	char		*addr;
-	enum rcpt_state	 state;
-	int		 local;		/* delivered to Drop */
 	char		*text;		/* last result, for logs and NDRs */
-	/* DSN (RFC 3461) */
-	unsigned	 notify;	/* MR_NOTIFY_* bits; 0: not given */
-	char		*orcpt;		/* "type;xtext" or NULL */
-	int		 relayed;	/* sent to a next hop without DSN */
-	int		 tried;		/* by LMTP in this attempt */
-	int		 etrn;		/* released by ETRN (etrn.c) */
+	char		*orcpt;		/* DSN: "type;xtext" or NULL */
+	enum rcpt_state	 state;
+	unsigned	 notify;	/* DSN: MR_NOTIFY_* bits; 0: not given */
+	uint8_t		 local;		/* delivered to Drop */
+	uint8_t		 relayed;	/* sent to a next hop without DSN */
+	uint8_t		 tried;		/* by LMTP in this attempt */
+	uint8_t		 etrn;		/* released by ETRN (etrn.c) */
 };
 
 struct qserver {
@@ -42,10 +43,13 @@ struct qserver {
 	char			*pickup;
 };
 
+/*
+ * A queued message.  A million of them can wait in memory at once, so the
+ * fields are ordered by size (no padding) and the flags are bytes.
+ */
 struct qmsg {
 	struct qmsg	*next, *prev;
 	struct qserver	*qs;
-	char		 id[64 + 1];
 	char		*sender;	/* "" = null sender */
 	char		*client;
 	char		*helo;
@@ -55,33 +59,34 @@ struct qmsg {
 	uint64_t	 accepted_ms;	/* mr_now_ms() at commit; 0 if it
 					 * was queued before queued started */
 	time_t		 next_try;
-	unsigned	 attempts;
 	uint64_t	 size;
-	uint32_t	 body;		/* enum mr_body (proto.h) */
-	uint32_t	 smtputf8;	/* 0/1: MAIL SMTPUTF8 (RFC 6531) */
-	int		 hold;		/* a header check holds it: not
-					 * delivered until released */
 	char		*auth;		/* AUTH user at smtpd, NULL = none */
-	uint32_t	 ret;		/* enum mr_dsn_ret (dsn_param.h) */
 	char		*envid;		/* xtext, or NULL */
-	struct event	*timer;
-	time_t		 timer_at;	/* when timer fires (q_now time) */
-	struct event	*expiry;	/* fires at expiry (sched_expiry) */
 	uint64_t	 job;		/* non-zero while at deliverd */
 	struct qmsg	*id_next;	/* queue_index.c: hash chains */
 	struct qmsg	*job_next;
 	struct qmsg	*wnext, *wprev;	/* waiting for room at deliverd */
-	int		 waiting;
 	size_t		*job_idx;	/* recipients in the job */
 	size_t		 job_n;
-	int		 ctl_hold;	/* "mailrootctl hold": not tried
-					 * and not expired until released;
-					 * in the envelope */
 	struct lmtp_sess *lmtp;		/* non-NULL while at an LMTP server */
-	int		 delay_notified;	/* delay.c: report sent */
+	struct qheap_node tnode;	/* next attempt (queue_sched.c) */
+	struct qheap_node xnode;	/* expiry or delay notice */
+	unsigned	 attempts;
+	uint32_t	 body;		/* enum mr_body (proto.h) */
+	uint32_t	 smtputf8;	/* 0/1: MAIL SMTPUTF8 (RFC 6531) */
+	uint32_t	 ret;		/* enum mr_dsn_ret (dsn_param.h) */
 	uint32_t	 jnl;		/* queue_journal.c: the journal
 					 * holding its envelope, 0 = its
 					 * own ID.env */
+	uint8_t		 hold;		/* a header check holds it: not
+					 * delivered until released */
+	uint8_t		 ctl_hold;	/* "mailrootctl hold": not tried
+					 * and not expired until released;
+					 * in the envelope */
+	uint8_t		 waiting;	/* 1: new mail, 2: a retry
+					 * (queue_index.c) */
+	uint8_t		 delay_notified;	/* delay.c: report sent */
+	char		 id[64 + 1];
 };
 
 struct queued {
@@ -179,6 +184,7 @@ void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
 void	sched_clock_changed(void);	/* re-arms every timer */
 void	sched_now(struct qmsg *);	/* tries m from the loop, now */
+void	sched_forget(struct qmsg *);	/* m is freed: off the timers */
 
 /* etrn.c: hold-for-etrn */
 int	etrn_held(const struct qmsg *, size_t rcpt);

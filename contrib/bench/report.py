@@ -386,6 +386,47 @@ def backlog_section(med, runs):
     return o
 
 
+def qscale_section(res_dir):
+    """contrib/bench/queue-scale: a big queue at start (mailroot only)."""
+    path = os.path.join(res_dir, "qscale.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        r = json.load(f)
+    ps = r.get("pass") or {}
+    o = ["## Queue scale: %d messages in the queue at start" % r["n"], ""]
+    o += ["contrib/bench/queue-scale writes the messages as queue files in the format "
+          "queued recovers (contrib/bench/qfiles.py; not through SMTP), one recipient each, "
+          "tried once and deferred a day, one of them due now; then starts mailrootd.  "
+          "Postfix is not measured in this row yet.  Load average %.1f at the start, "
+          "%.1f at the end." % (r.get("load_start", 0), r.get("load_end", 0)), ""]
+    o += ["| | mailroot |", "|---|---|"]
+    o.append("| start to first delivery (whole queue recovered) | %.2f s |"
+             % r["first_delivery_s"])
+    o.append("| queued RSS with the queue / empty | %.1f / %.1f MiB |" % (
+        r["rss_full"] / MIB, r["rss_empty"] / MIB))
+    o.append("| queued RSS per queued message | %.0f bytes |" % r["rss_per_msg"])
+    o.append("| `mailrootctl queue` (output read whole) | %.2f s, queued CPU %.2f s |" % (
+        r["ctl_s"], r["ctl_queued_cpu_s"]))
+    tried = max(ps.get("tried", 0), 1)
+    cpu = ps.get("cpu_s", {})
+    o.append("| retry pass (`mailrootctl flush`, next hop 451): tried | %d of %d in %.0f s%s |"
+             % (ps.get("tried", 0), r["n"] - 1, ps.get("wall_s", 0),
+                "" if ps.get("complete") else " (cut at the time limit)"))
+    o.append("| retry pass CPU per message: queued / deliverd | %.0f / %.0f µs |" % (
+        1e6 * cpu.get("queued", 0) / tried, 1e6 * cpu.get("deliverd", 0) / tried))
+    acc = [p["accept_s"] for p in ps.get("probes", []) if p.get("accept_s") is not None]
+    lat = [p["delivered_s"] for p in ps.get("probes", []) if p.get("delivered_s") is not None]
+    if acc:
+        o.append("| new mail during the pass: 250 after (median / max) | %.2f / %.2f s |"
+                 % (statistics.median(acc), max(acc)))
+    o.append("| new mail during the pass: delivered %d of %d, after (median / max) | %s |" % (
+        len(lat), len(ps.get("probes", [])),
+        "%.2f / %.2f s" % (statistics.median(lat), max(lat)) if lat else "-"))
+    o.append("")
+    return o
+
+
 def full_report(a):
     res = a.results
     meta = read_env(os.path.join(res, "meta.env"))
@@ -495,6 +536,7 @@ def full_report(a):
     o += dkim_section(med, runs, meta)
     o += fanout_section(med, runs)
     o += backlog_section(med, runs)
+    o += qscale_section(res)
 
     # ------------------------------------------------------------------ ceiling
     o += ["## Loopback ceilings (relay-bench limit)", ""]
