@@ -16,7 +16,8 @@
  *	              RCPTS reaches N (T: CLOCK_MONOTONIC seconds; SESSIONS
  *	              greeted, TLS of them started TLS, TLSMSGS messages
  *	              received over TLS)
- *	  count       print "count T MSGS RCPTS SESSIONS TLS TLSMSGS"
+ *	  count       print "count T MSGS RCPTS SESSIONS TLS TLSMSGS DOWN"
+ *	              (DOWN: connections greeted with 421 while down)
  *	  down / up   greet new sessions with 421 and close / normally
  *	End of standard input stops it.
  *
@@ -121,6 +122,7 @@ struct sconn {
 };
 
 static unsigned long s_msgs, s_rcpts, s_expect, s_sess, s_tls, s_tlsmsgs;
+static unsigned long s_downconns;
 static int s_down;
 
 static void
@@ -185,6 +187,7 @@ s_command(struct sconn *c, const char *l, struct evbuffer *out)
 		evbuffer_add_printf(out, "250 ok\r\n");
 	} else if (!strncasecmp(l, "QUIT", 4)) {
 		c->quit = 1;
+		s_downconns++;
 		evbuffer_add_printf(out, "221 bye\r\n");
 	} else if (!strncasecmp(l, "STARTTLS", 8) && ctx != NULL && !c->tls) {
 		evbuffer_add_printf(out, "220 go ahead\r\n");
@@ -305,6 +308,7 @@ s_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (s_down) {
 		c->quit = 1;
+		s_downconns++;
 		evbuffer_add_printf(bufferevent_get_output(c->bev),
 		    "421 4.3.2 down for the benchmark\r\n");
 		return;
@@ -334,13 +338,14 @@ s_stdin(evutil_socket_t fd, short what, void *arg)
 		*nl = '\0';
 		if (!strcmp(buf, "reset"))
 			s_msgs = s_rcpts = s_expect = s_sess = s_tls =
-			    s_tlsmsgs = 0;
+			    s_tlsmsgs = s_downconns = 0;
 		else if (!strncmp(buf, "expect ", 7)) {
 			s_expect = strtoul(buf + 7, NULL, 10);
 			s_check();
 		} else if (!strcmp(buf, "count")) {
-			printf("count %.6f %lu %lu %lu %lu %lu\n", mono(),
-			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs);
+			printf("count %.6f %lu %lu %lu %lu %lu %lu\n", mono(),
+			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs,
+			    s_downconns);
 			fflush(stdout);
 		} else if (!strcmp(buf, "down"))
 			s_down = 1;
