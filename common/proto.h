@@ -137,8 +137,14 @@ enum mr_msgtype {
 	/* master -> queued: how often each child was restarted (metrics) */
 	MR_M_RESTARTS,		/* u32 n (= MR_PROC_COUNT), n x u32 restarts
 				 * in enum mr_proc order (master's is 0) */
+	/* queued -> deliverd: the administrator flushed (mailrootctl flush,
+	 * ETRN, mailroot-sendmail -q): next hops marked down are tried again
+	 * (deliverd/dest_down.c) */
+	MR_D_FLUSH,		/* u32 server index (MR_FLUSH_ALL: every
+				 * server), str domain ("" = every
+				 * destination); no control bytes */
 
-	MR_MSG_MAX = MR_M_RESTARTS
+	MR_MSG_MAX = MR_D_FLUSH
 };
 
 /* What an outbound session is doing (MR_D_SESSION). */
