@@ -225,3 +225,26 @@ def test_mark_ends_after_the_first_retry_interval(start_mailroot, workdir):
             d.log_text()
     finally:
         hop.stop()
+
+
+def test_reload_lifts_the_mark(start_mailroot, workdir):
+    from test_reload import hup
+    hop = Hop(down=True)
+    try:
+        d, ctl = start(start_mailroot, workdir, hop)
+        send_many(d.port, 1, "first")
+        all_deferred(ctl, 1)
+        send_many(d.port, 1, "second")
+        all_deferred(ctl, 2)
+        assert hop.connections == 1, d.log_text()
+        hop.down = False
+        assert hup(d) == "reloaded"
+        assert mh.wait_until(lambda: "no longer suspended (reloaded)" in
+                             d.log_text(), WAIT), d.log_text()
+        # new mail goes out at once; the deferred waits for its retry
+        send_many(d.port, 1, "third")
+        assert mh.wait_until(lambda: hop.subjects == ["third 0"], WAIT), \
+            d.log_text()
+        assert hop.connections == 2
+    finally:
+        hop.stop()
