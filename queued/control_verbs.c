@@ -353,18 +353,26 @@ flush_tell(const char *target)
 	queued_flush_deliverd(MR_FLUSH_ALL, target);
 }
 
-/* "retry ID": the message's domains are tried, even a next hop down. */
+/* "retry ID": the message's domains are tried, even a next hop down;
+ * beyond RETRY_TELL_MAX pending recipients, every hop of its server. */
+#define RETRY_TELL_MAX	8
 static void
 retry_tell(const struct qmsg *m)
 {
+	uint32_t si = (uint32_t)(m->qs - q->servers);
 	const char *at;
-	size_t i;
+	size_t i, n = 0;
 
+	for (i = 0; i < m->nrcpts; i++)
+		n += m->rcpts[i].state == R_PENDING;
+	if (n > RETRY_TELL_MAX) {
+		queued_flush_deliverd(si, "");
+		return;
+	}
 	for (i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state == R_PENDING &&
 		    (at = strrchr(m->rcpts[i].addr, '@')) != NULL)
-			queued_flush_deliverd((uint32_t)(m->qs - q->servers),
-			    at + 1);
+			queued_flush_deliverd(si, at + 1);
 }
 
 static void

@@ -248,3 +248,20 @@ def test_reload_lifts_the_mark(start_mailroot, workdir):
         assert hop.connections == 2
     finally:
         hop.stop()
+
+
+def test_retry_of_one_message_tries_the_hop(start_mailroot, workdir):
+    """mailrootctl retry ID lifts the mark of the message's next hop."""
+    hop = Hop(down=True)
+    try:
+        d, ctl = start(start_mailroot, workdir, hop)
+        send_many(d.port, 1, "first")
+        msgs = all_deferred(ctl, 1)
+        hop.down = False
+        ctl.run("retry", msgs[0]["id"])
+        assert mh.wait_until(lambda: hop.subjects == ["first 0"], WAIT), \
+            d.log_text()
+        assert "no longer suspended (flushed)" in d.log_text()
+        assert hop.connections == 2
+    finally:
+        hop.stop()
