@@ -219,6 +219,22 @@ mr_msg_etrn(const unsigned char *p, size_t len, struct mr_m_etrn *out,
 }
 
 int
+mr_msg_flush(const unsigned char *p, size_t len, struct mr_m_flush *out,
+    const char **err)
+{
+	struct mr_rd rd;
+
+	mr_rd_init(&rd, p, len);
+	out->server = mr_rd_u32(&rd);
+	out->domain = mr_rd_str(&rd, 255, NULL);
+	if (!mr_rd_done(&rd) || !mr_msg_clean(out->domain)) {
+		*err = "malformed FLUSH";
+		return -1;
+	}
+	return 0;
+}
+
+int
 mr_msg_abort(const unsigned char *p, size_t len, struct mr_m_abort *out,
     const char **err)
 {

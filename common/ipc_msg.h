@@ -136,6 +136,17 @@ struct mr_m_etrn {
 
 int	mr_msg_etrn(const unsigned char *, size_t, struct mr_m_etrn *,
 	    const char **err);
+
+/* MR_D_FLUSH (queued -> deliverd) */
+#define MR_FLUSH_ALL	0xffffffffU	/* every server */
+struct mr_m_flush {
+	uint32_t	 server;	/* index, or MR_FLUSH_ALL */
+	const char	*domain;	/* "" = every destination; clean,
+					 * <= 255 bytes */
+};
+
+int	mr_msg_flush(const unsigned char *, size_t, struct mr_m_flush *,
+	    const char **err);
 int	mr_msg_new(const unsigned char *, size_t, struct mr_m_new *,
 	    const char **err);
 int	mr_msg_commit(const unsigned char *, size_t, struct mr_m_commit *,

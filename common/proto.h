@@ -140,8 +140,14 @@ enum mr_msgtype {
 	/* master -> queued: every child is being stopped, smtpd and
 	 * deliverd first, so their channels close on purpose */
 	MR_M_STOPPING,		/* (empty) */
+	/* queued -> deliverd: the administrator flushed (mailrootctl flush,
+	 * ETRN, mailroot-sendmail -q): next hops marked down are tried again
+	 * (deliverd/dest_down.c) */
+	MR_D_FLUSH,		/* u32 server index (MR_FLUSH_ALL: every
+				 * server), str domain ("" = every
+				 * destination); no control bytes */
 
-	MR_MSG_MAX = MR_M_STOPPING
+	MR_MSG_MAX = MR_D_FLUSH
 };
 
 /* What an outbound session is doing (MR_D_SESSION). */

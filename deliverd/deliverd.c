@@ -111,13 +111,15 @@ dest_free(struct dest *ds)
 	free(ds->auth_password_file);
 	free(ds->trust.ca_file);
 	free(ds->trust.pins);
+	free(ds->down_why);
 	free(ds);
 }
 
+/* A destination marked down is kept while the mark holds: it remembers. */
 static void
 dest_gc(struct dest *ds)
 {
-	if (ds->nconn == 0 && TAILQ_EMPTY(&ds->queue))
+	if (ds->nconn == 0 && TAILQ_EMPTY(&ds->queue) && !dest_is_down(ds))
 		dest_free(ds);
 }
 
@@ -385,6 +387,21 @@ dlv_rate_ok(struct delivery *dl)
 	return 0;
 }
 
+/* ds is down: its waiting deliveries are deferred, no connection made. */
+static void
+dest_suspend(struct dest *ds)
+{
+	struct delivery *dl;
+	struct mr_buf why;
+
+	mr_buf_init(&why);
+	dest_down_text(ds, &why);
+	/* a next part of a message joins the queue as its part ends */
+	while ((dl = TAILQ_FIRST(&ds->queue)) != NULL)
+		delivery_fail(dl, MR_DS_TEMP, why.data);
+	mr_buf_free(&why);
+}
+
 /* Starts sessions for waiting deliveries, within the limits. */
 static void
 dest_kick(struct dest *ds)
@@ -392,6 +409,10 @@ dest_kick(struct dest *ds)
 	unsigned per = ds->srv->delivery.outbound.per_domain;
 	struct delivery *dl;
 
+	if (!d.abandoning && !TAILQ_EMPTY(&ds->queue) && dest_is_down(ds)) {
+		dest_suspend(ds);
+		return;
+	}
 	/* connections kept idle first, then new ones within the limits */
 	while (!d.abandoning && (dl = TAILQ_FIRST(&ds->queue)) != NULL) {
 		TAILQ_REMOVE(&ds->queue, dl, entry);
@@ -562,6 +583,7 @@ deliverd_done(struct delivery *dl, const char *relay)
 	struct job *j = dl->job;
 	struct rcpt *r;
 	size_t i;
+	int got_through = 0;
 
 	if (dl->done)
 		mr_panic("delivery of %s finished twice", j->qid);
@@ -574,6 +596,13 @@ deliverd_done(struct delivery *dl, const char *relay)
 			    "no result");
 		mr_info("%s: to=<%s>, relay=%s, status=%s (%s)", j->qid,
 		    r->addr, relay, status_word(r->status), r->text);
+		if (r->status == MR_DS_OK || r->status == MR_DS_RELAYED)
+			got_through = 1;
+	}
+	if (got_through) {
+		/* the next hop took a message: it is up */
+		dl->dest->nsent++;
+		dest_lift(dl->dest, "a message got through");
 	}
 	delivery_next_hop(dl);
 	part_next(dl);
@@ -615,6 +644,19 @@ deliverd_requeue(struct delivery *dl)
 	dl->queued = 1;
 }
 
+/*
+ * The rule for "down": one session that failed at every address, while
+ * no message got through to the destination on any other session.  Its
+ * concurrent sessions were started before the mark and run their course.
+ */
+void
+deliverd_dest_failed(struct dest *ds, uint64_t sent_at_start,
+    const char *why)
+{
+	if (ds->nsent == sent_at_start)
+		dest_mark_down(ds, why);
+}
+
 void
 deliverd_sess_end(struct dest *ds, int status, const char *why)
 {
@@ -624,6 +666,8 @@ deliverd_sess_end(struct dest *ds, int status, const char *why)
 	d.srvconns[ds->srvidx]--;
 	/* every address failed or the name does not resolve: the deliveries
 	 * waiting for the same destination share that fate now */
+	if (status != 0 && dest_is_down(ds))
+		dest_suspend(ds);
 	while (status != 0 && (dl = TAILQ_FIRST(&ds->queue)) != NULL)
 		delivery_fail(dl, status, why);
 	kick_all();
@@ -1004,6 +1048,23 @@ queued_drop(const char *why)
 	maybe_exit();
 }
 
+/* MR_D_FLUSH: the administrator wants the queue tried now. */
+static void
+on_flush(const struct mr_ipc_msg *m)
+{
+	struct mr_m_flush f;
+	struct dest *ds;
+	const char *err;
+
+	if (mr_msg_flush(m->data, m->len, &f, &err) == -1) {
+		queued_drop(err);
+		return;
+	}
+	TAILQ_FOREACH(ds, &d.dests, entry)
+		if (dest_flush_match(ds, f.server, f.domain))
+			dest_lift(ds, "flushed");
+}
+
 static void
 queued_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
 {
@@ -1020,6 +1081,10 @@ queued_cb(struct mr_ipc *c, struct mr_ipc_msg *m, void *arg)
 	if (m->type == MR_R_PTR && m->fd < 0) {
 		if (ptr_request(m->data, m->len) == -1)
 			queued_drop("malformed PTR request");
+		return;
+	}
+	if (m->type == MR_D_FLUSH && m->fd < 0) {
+		on_flush(m);
 		return;
 	}
 	if (m->type != MR_D_JOB) {
@@ -1135,8 +1200,10 @@ reload(struct mr_config *cfg, int *fds, size_t nfds)
 		    "restarted");
 		return -1;
 	}
-	TAILQ_FOREACH(ds, &d.dests, entry)
+	TAILQ_FOREACH(ds, &d.dests, entry) {
 		ds->srv = &cfg->servers[ds->srvidx];
+		dest_lift(ds, "reloaded");
+	}
 	TAILQ_FOREACH(j, &d.jobs, entry)
 		j->srv = &cfg->servers[j->srvidx];
 	mr_config_free(d.cfg);
@@ -1233,7 +1300,7 @@ sandbox(void)
 	size_t i, k, n = 0, nb = sizeof(base) / sizeof(base[0]), max;
 	char **ro;
 
-	max = nb + 1;
+	max = nb + 2;
 	for (i = 0; i < d.cfg->nservers; i++)
 		max += 2 * (1 + d.cfg->servers[i].ndomains);
 	ro = mr_xcalloc(max, sizeof(*ro));
@@ -1251,6 +1318,8 @@ sandbox(void)
 			    srv->domains[k].trust.ca_file);
 		}
 	}
+	/* the tests' clock (dest_down.c), where the environment names it */
+	add_dir_of(ro, &n, max - 1, dest_clock_file());
 	mr_sandbox_files("deliverd", (const char *const *)ro, sts_rw());
 	mr_sandbox_syscalls("deliverd", MR_PROC_DELIVERD);
 	for (i = 0; i < n; i++)

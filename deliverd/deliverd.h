@@ -96,6 +96,11 @@ struct dest {
 	int			 dane;		/* DANE may apply (dane.c) */
 	unsigned		 nconn;		/* sessions open */
 	TAILQ_HEAD(, delivery)	 queue;		/* waiting for a session */
+	/* down (deliverd.c, "next hop down"): deliveries are deferred at
+	 * once, without a connection, until down_until on dest_clock() */
+	uint64_t		 down_until;	/* 0: not marked down */
+	char			*down_why;	/* the failure that marked it */
+	uint64_t		 nsent;		/* deliveries that got through */
 };
 
 /* One SMTP transaction: a job's recipients that share a destination. */
@@ -169,6 +174,10 @@ int		 deliverd_may_keep(const struct dest *, unsigned sent);
 void		 deliverd_requeue(struct delivery *);
 /* status != 0: every delivery still waiting for dest ends so too */
 void		 deliverd_sess_end(struct dest *, int status,
+		    const char *why);
+/* A session failed at every address of dest; since it started, nsent
+ * was sent_at_start: marks dest down if nothing got through meanwhile. */
+void		 deliverd_dest_failed(struct dest *, uint64_t sent_at_start,
 		    const char *why);
 void		 deliverd_set(struct delivery *, size_t i, int status,
 		    const char *text);
@@ -290,6 +299,16 @@ void	report_session(const struct osess_report *);
 void	report_count(size_t srvidx, uint32_t counter, uint64_t amount);
 /* smtp_client.c: every open session again, to a new queued */
 void	smtp_report_all(void);
+
+/* dest_down.c: next hops marked down */
+uint64_t	 dest_clock(void);		/* seconds */
+const char	*dest_clock_file(void);
+int		 dest_is_down(struct dest *);	/* lifts an expired mark */
+void		 dest_mark_down(struct dest *, const char *why);
+void		 dest_lift(struct dest *, const char *how);
+void		 dest_down_text(const struct dest *, struct mr_buf *);
+int		 dest_flush_match(const struct dest *, uint32_t si,
+		    const char *domain);
 
 /* masquerade.c: masquerade-domain on the envelope sender, and on the
  * From fields with masquerade-from */

@@ -145,6 +145,7 @@ struct smtp_sess {
 	int			 evicted;	/* idle, told to QUIT for room */
 	unsigned		 sent;		/* transactions on this connection */
 	char			*lasterr;	/* why the last address failed */
+	uint64_t		 dest_sent;	/* dest->nsent at the start */
 	struct event		*defer;		/* runs the next step */
 	struct event		*deadline;	/* the awaited reply is late */
 	void			(*deferred)(struct smtp_sess *);
@@ -625,6 +626,8 @@ sess_all_failed(struct smtp_sess *s)
 	const char *why = s->lasterr ? s->lasterr :
 	    "no address could be reached";
 
+	deliverd_dest_failed(s->dest, s->dest_sent, why);
+
 	if (s->dlv != NULL) {
 		sess_set_rest(s, MR_DS_TEMP, why, 0);
 		sess_dlv_done(s);
@@ -787,6 +790,7 @@ smtp_start(struct dest *dest, struct delivery *d)
 	struct smtp_sess *s = mr_xcalloc(1, sizeof(*s));
 
 	s->dest = dest;
+	s->dest_sent = dest->nsent;
 	s->dlv = d;
 	d->sess = s;
 	mr_buf_init(&s->reply);

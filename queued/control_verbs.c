@@ -24,6 +24,7 @@
 #include "control.h"
 #include "ctl_proto.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
 #include "queued.h"
@@ -337,6 +338,43 @@ flush_match(const struct qmsg *m, const char *target)
 	    has_domain(m, target);
 }
 
+/* deliverd lifts the marks of next hops down (MR_D_FLUSH) before the
+ * flushed messages reach it: all, a server's, or a domain's. */
+static void
+flush_tell(const char *target)
+{
+	size_t i;
+
+	for (i = 0; target[0] != '\0' && i < q->nservers; i++)
+		if (strcmp(q->servers[i].srv->name, target) == 0) {
+			queued_flush_deliverd((uint32_t)i, "");
+			return;
+		}
+	queued_flush_deliverd(MR_FLUSH_ALL, target);
+}
+
+/* "retry ID": the message's domains are tried, even a next hop down;
+ * beyond RETRY_TELL_MAX pending recipients, every hop of its server. */
+#define RETRY_TELL_MAX	8
+static void
+retry_tell(const struct qmsg *m)
+{
+	uint32_t si = (uint32_t)(m->qs - q->servers);
+	const char *at;
+	size_t i, n = 0;
+
+	for (i = 0; i < m->nrcpts; i++)
+		n += m->rcpts[i].state == R_PENDING;
+	if (n > RETRY_TELL_MAX) {
+		queued_flush_deliverd(si, "");
+		return;
+	}
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == R_PENDING &&
+		    (at = strrchr(m->rcpts[i].addr, '@')) != NULL)
+			queued_flush_deliverd(si, at + 1);
+}
+
 static void
 verb_flush(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 {
@@ -344,6 +382,7 @@ verb_flush(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 	struct qmsg *m;
 	size_t n = 0;
 
+	flush_tell(r->target);
 	for (m = q->msgs; m != NULL; m = m->next)
 		if (flush_match(m, r->target) && has_rcpt_state(m, R_PENDING)
 		    && sched_retry(m) == 0)
@@ -441,10 +480,12 @@ verb_one(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 		return;
 	}
 	if (r->verb == MR_CTL_RETRY) {
-		if (sched_retry(m) == -1) {
+		if (m->ctl_hold || m->hold) {
 			control_answer(c, "the message is held", NULL);
 			return;
 		}
+		retry_tell(m);
+		(void)sched_retry(m);
 		mr_info("%s: retry by uid %ld (mailrootctl)", m->id,
 		    (long)uid);
 		done(c, r, "to be tried now");

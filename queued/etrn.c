@@ -72,6 +72,8 @@ etrn_release(size_t si, const char *domain)
 
 	if (held_domain(q->servers[si].srv, domain) == NULL)
 		return -1;
+	/* first, so that deliverd has lifted a mark when the jobs come */
+	queued_flush_deliverd((uint32_t)si, domain);
 	for (m = q->msgs; m != NULL; m = m->next)
 		if (m->qs == &q->servers[si] && release(m, domain)) {
 			sched_now(m);

@@ -21,9 +21,11 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "child.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "log.h"
 #include "privdrop.h"
 #include "sandbox.h"
@@ -230,6 +232,23 @@ queued_drop_smtpd(void)
 	commit_drop_all();
 	sessions_clear();
 	mr_ipc_report_bad(mr_child_master(), MR_PROC_SMTPD);
+}
+
+void
+queued_flush_deliverd(uint32_t si, const char *domain)
+{
+	struct mr_buf b;
+
+	if (q->deliverd == NULL)
+		return;		/* a new deliverd has no marks */
+	if (strlen(domain) > MR_DOMAIN_MAX || !mr_msg_clean(domain))
+		domain = "";	/* not a domain: every next hop */
+	mr_buf_init(&b);
+	mr_buf_put_u32(&b, si);
+	mr_buf_put_str(&b, domain);
+	if (mr_ipc_sendb(q->deliverd, MR_D_FLUSH, -1, &b) == -1)
+		mr_warn("flush not told to deliverd: the channel failed");
+	mr_buf_free(&b);
 }
 
 /* Called by sched_result on a malformed result: the peer is dropped. */

@@ -110,6 +110,9 @@ extern struct queued *q;
 /* queued.c */
 void	queued_drop_smtpd(void);
 void	queued_drop_deliverd(void);
+/* Tells deliverd of a flush (MR_D_FLUSH): server index or MR_FLUSH_ALL,
+ * domain or "" for every next hop; it lifts the marks of hops down. */
+void	queued_flush_deliverd(uint32_t si, const char *domain);
 
 /* ptr_relay.c: reverse DNS lookups, smtpd -> deliverd and back; -1 when
  * the frame does not decode (drop the sender) */

@@ -17,7 +17,8 @@
  *	              SESSIONS greeted, TLS of them started TLS, TLSMSGS
  *	              messages received over TLS, RESUMED TLS sessions that
  *	              resumed one and carried a message)
- *	  count       print "count T MSGS RCPTS SESSIONS TLS TLSMSGS RESUMED"
+ *	  count       print "count T MSGS RCPTS SESSIONS TLS TLSMSGS RESUMED
+ *	              DOWN" (DOWN: connections greeted with 421 while down)
  *	  down / up   greet new sessions with 421 and close / normally
  *	End of standard input stops it.
  *
@@ -147,6 +148,7 @@ struct sconn {
 
 static unsigned long s_msgs, s_rcpts, s_expect, s_sess, s_tls, s_tlsmsgs,
     s_tlsres;
+static unsigned long s_downconns;
 static int s_down;
 
 static void
@@ -211,6 +213,7 @@ s_command(struct sconn *c, const char *l, struct evbuffer *out)
 		evbuffer_add_printf(out, "250 ok\r\n");
 	} else if (!strncasecmp(l, "QUIT", 4)) {
 		c->quit = 1;
+		s_downconns++;
 		evbuffer_add_printf(out, "221 bye\r\n");
 	} else if (!strncasecmp(l, "STARTTLS", 8) && ctx != NULL && !c->tls) {
 		evbuffer_add_printf(out, "220 go ahead\r\n");
@@ -337,6 +340,7 @@ s_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (s_down) {
 		c->quit = 1;
+		s_downconns++;
 		evbuffer_add_printf(bufferevent_get_output(c->bev),
 		    "421 4.3.2 down for the benchmark\r\n");
 		return;
@@ -366,14 +370,14 @@ s_stdin(evutil_socket_t fd, short what, void *arg)
 		*nl = '\0';
 		if (!strcmp(buf, "reset"))
 			s_msgs = s_rcpts = s_expect = s_sess = s_tls =
-			    s_tlsmsgs = s_tlsres = 0;
+			    s_tlsmsgs = s_tlsres = s_downconns = 0;
 		else if (!strncmp(buf, "expect ", 7)) {
 			s_expect = strtoul(buf + 7, NULL, 10);
 			s_check();
 		} else if (!strcmp(buf, "count")) {
-			printf("count %.6f %lu %lu %lu %lu %lu %lu\n", mono(),
-			    s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs,
-			    s_tlsres);
+			printf("count %.6f %lu %lu %lu %lu %lu %lu %lu\n",
+			    mono(), s_msgs, s_rcpts, s_sess, s_tls, s_tlsmsgs,
+			    s_tlsres, s_downconns);
 			fflush(stdout);
 		} else if (!strcmp(buf, "down"))
 			s_down = 1;

@@ -130,12 +130,15 @@ class Sink:
                 return float(f[1])
         return None
 
-    def count(self):
+    def count(self, field=3):
+        """A field of the sink's count line: 3 recipients, 8 connections
+        it greeted with 421 while down."""
         self.say("count")
         for _ in range(10):
             ln = self.line(10)
             if ln and ln.startswith("count "):
-                return int(ln.split()[3])
+                f = ln.split()
+                return int(f[field]) if len(f) > field else 0
         return 0
 
     def close(self):
@@ -194,6 +197,7 @@ def one_run(a, sink, target, pid, warm=False):
         if a.backlog and not warm:
             out["outage_s"] = round(time.monotonic() - r["t_start"], 4)
             out["backlog_rcpts_at_sink"] = sink.count()
+            out["backlog_conns_down"] = sink.count(8)
             t_up = time.monotonic()
             sink.say("up")
             flush()

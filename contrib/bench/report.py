@@ -364,6 +364,8 @@ def backlog_section(med, runs):
     line("outage s (sending)", g(p, "outage_s"), g(m, "outage_s"))
     line("messages at the sink during the outage", g(p, "backlog_rcpts_at_sink"),
          g(m, "backlog_rcpts_at_sink"), "%d")
+    line("connections to the sink during the outage (421)",
+         g(p, "backlog_conns_down"), g(m, "backlog_conns_down"), "%d")
     line("drain s (up to last message)", g(p, "drain_s"), g(m, "drain_s"))
     drate = lambda r: r["accepted"] / r["drain_s"] if r and r.get("drain_s") else None
     line("drain msg/s", drate(p), drate(m), "%.0f")

@@ -45,7 +45,9 @@ static const uint32_t types[] = {
 #elif defined(FUZZ_DELIVERD)
 	MR_D_JOB, MR_M_PEER, MR_M_CONFIG,
 	/* reverse DNS */
-	MR_R_PTR
+	MR_R_PTR,
+	/* a flush lifts the marks of next hops that are down */
+	MR_D_FLUSH
 #elif defined(FUZZ_MASTER)
 	MR_M_PEER_BAD, MR_M_CTL
 #else
@@ -438,6 +440,7 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 	struct mr_m_new nw;
 	struct mr_m_abort ab;
 	struct mr_m_etrn et;
+	struct mr_m_flush fl;
 	struct mr_m_reply rp;
 	struct mr_buf b;
 	const char *err = NULL;
@@ -458,6 +461,14 @@ fuzz_small(uint32_t type, uint32_t reporter, const uint8_t *p, size_t len)
 			check_str(et.domain, 255, 1, 1);
 			mr_buf_put_u32(&b, et.server);
 			mr_buf_put_str(&b, et.domain);
+			check_same(&b, p, len);
+		}
+		break;
+	case MR_D_FLUSH:
+		if (mr_msg_flush(p, len, &fl, &err) == 0) {
+			check_str(fl.domain, 255, 1, 0);
+			mr_buf_put_u32(&b, fl.server);
+			mr_buf_put_str(&b, fl.domain);
 			check_same(&b, p, len);
 		}
 		break;
