@@ -35,7 +35,9 @@ def test_bp_and_q_over_the_control_socket(start_mailroot, sink, workdir):
     assert mh.send(d.port, "app@client.test", [HELD],
                    mh.crlf("Subject: waits\n\nbody\n")) == {}
     assert mh.wait_until(lambda: sink.rejected.count(HELD) >= 1, WAIT)
-    qid = [p.stem for p in d.dir("Queue").iterdir() if p.suffix == ".env"]
+    # the data file names the message (its envelope may still be only a
+    # journal record while the deferral is being written)
+    qid = [p.stem for p in d.dir("Queue").iterdir() if p.suffix == ".eml"]
     assert len(qid) == 1
 
     # -bp with -C: the control-socket named by the configuration
