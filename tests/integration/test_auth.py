@@ -341,6 +341,7 @@ def test_auth_name_reaches_next_hop(start_mailroot, workdir):
         sink.stop()
 
 
+@pytest.mark.call_timeout(400)     # a private Postfix starts slowly
 def test_postfix_authenticates_over_tls(start_mailroot, sink, workdir):
     """A private Postfix relays a LAN's mail through mailroot as an
     authenticated client (smtp_sasl_auth_enable, TLS required): mailroot

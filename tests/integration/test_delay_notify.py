@@ -29,8 +29,11 @@ def attempts(d, k):
 
 
 def created(d):
+    # the envelope file appears once the first attempt's result is
+    # recorded (before that the envelope is a journal record)
+    assert mh.wait_until(lambda: len(queued_envs(d)) == 1, 60), \
+        queued_envs(d)
     env = queued_envs(d)
-    assert len(env) == 1, env
     return int(re.search(r"(?m)^created (\d+)$", env[0].read_text())[1])
 
 
@@ -124,8 +127,10 @@ def test_notify_decides_the_delay_report(start_mailroot, sink, workdir):
                 [(HELD, "DELAY"), (held2, "FAILURE")], "asks")
     assert mh.wait_until(lambda: sink.rejected.count(held2) >= 2, 30), \
         d.log_text()
+    # both envelope files exist once both deferrals are recorded
+    assert mh.wait_until(lambda: len(queued_envs(d)) == 2, 60), \
+        queued_envs(d)
     envs = queued_envs(d)
-    assert len(envs) == 2
     born = max(int(re.search(r"(?m)^created (\d+)$", e.read_text())[1])
                for e in envs)
     # both messages pass the delay time at the same step of the clock,
