@@ -29,8 +29,10 @@ def attempts(d, k):
 
 
 def created(d):
+    # a deferral's envelope is written in the commit worker's next batch
+    assert mh.wait_until(lambda: len(queued_envs(d)) == 1, 60), \
+        queued_envs(d)
     env = queued_envs(d)
-    assert len(env) == 1, env
     return int(re.search(r"(?m)^created (\d+)$", env[0].read_text())[1])
 
 

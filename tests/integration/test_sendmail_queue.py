@@ -35,8 +35,12 @@ def test_bp_and_q_over_the_control_socket(start_mailroot, sink, workdir):
     assert mh.send(d.port, "app@client.test", [HELD],
                    mh.crlf("Subject: waits\n\nbody\n")) == {}
     assert mh.wait_until(lambda: sink.rejected.count(HELD) >= 1, WAIT)
-    qid = [p.stem for p in d.dir("Queue").iterdir() if p.suffix == ".env"]
-    assert len(qid) == 1
+    # a deferral's envelope is written in the commit worker's next batch
+    def envs():
+        return [p.stem for p in d.dir("Queue").iterdir()
+                if p.suffix == ".env"]
+    assert mh.wait_until(lambda: len(envs()) == 1, WAIT), envs()
+    qid = envs()
 
     # -bp with -C: the control-socket named by the configuration
     p = run(["-C", str(d.conf), "-bp"])
