@@ -345,36 +345,59 @@ put_restarts(struct evbuffer *out)
 }
 
 /* Messages with a pending local, and a pending remote, recipient. */
+/*
+ * mailroot_queue_messages, kept as messages enter the queue, change and
+ * leave it (metrics_queue), so that a scrape costs nothing per message:
+ * per server, the messages with a pending local and a pending remote
+ * recipient.  qmsg.qbits is what each message counts for now.
+ */
+static uint64_t	(*qcount)[2];
+
+static uint8_t
+queue_bits(const struct qmsg *m)
+{
+	uint8_t bits = 0;
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == R_PENDING)
+			bits |= m->rcpts[i].local ? 1 : 2;
+	return bits;
+}
+
+/* m is in the queue (in) and may have changed, or leaves it (!in). */
+void
+metrics_queue(struct qmsg *m, int in)
+{
+	uint8_t bits = in ? queue_bits(m) : 0, diff = bits ^ m->qbits;
+	size_t s = (size_t)(m->qs - q->servers), k;
+
+	if (qcount == NULL)
+		qcount = mr_xcalloc(q->nservers, sizeof(*qcount));
+	for (k = 0; k < 2; k++)
+		if (diff & (1 << k)) {
+			if (bits & (1 << k))
+				qcount[s][k]++;
+			else
+				qcount[s][k]--;
+		}
+	m->qbits = bits;
+}
+
 static void
 put_queues(struct evbuffer *out)
 {
 	const char *name = "mailroot_queue_messages";
-	uint64_t (*n)[2];
-	const struct qmsg *m;
-	size_t i, s;
-	int l, r;
+	size_t s;
 
-	n = mr_xcalloc(q->nservers, sizeof(*n));
-	for (m = q->msgs; m != NULL; m = m->next) {
-		for (i = 0, l = r = 0; i < m->nrcpts; i++) {
-			if (m->rcpts[i].state != R_PENDING)
-				continue;
-			if (m->rcpts[i].local)
-				l = 1;
-			else
-				r = 1;
-		}
-		s = (size_t)(m->qs - q->servers);
-		n[s][0] += (uint64_t)l;
-		n[s][1] += (uint64_t)r;
-	}
 	put_head(out, name, "gauge",
 	    "Messages in the queue with a pending local or remote recipient.");
 	for (s = 0; s < q->nservers; s++) {
-		put_sample(out, name, s, "local", n[s][0]);
-		put_sample(out, name, s, "remote", n[s][1]);
+		put_sample(out, name, s, "local",
+		    qcount != NULL ? qcount[s][0] : 0);
+		put_sample(out, name, s, "remote",
+		    qcount != NULL ? qcount[s][1] : 0);
 	}
-	free(n);
 }
 
 static void

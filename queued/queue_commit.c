@@ -237,6 +237,25 @@ struct commit {
 	char		 dkim_note[160];
 };
 
+/*
+ * A deferral's envelope rewrite (queue_env.c says why it may be late):
+ * the loop formats the text; the worker writes it to Queue/tmp/ID.envw
+ * before the batch's one syncfs, then renames it over Queue/ID.env and
+ * flushes each Queue directory once.  A crash before that leaves the
+ * older envelope, never a torn one; the message lets go of its journal
+ * record only once the new name is durable.
+ */
+struct envw {
+	struct envw	*next;
+	struct qmsg	*m;		/* loop only; NULL once it is freed */
+	struct qserver	*qs;
+	char		 id[MR_ID_MAX + 1];
+	struct mr_buf	 text;
+	int		 fd;		/* worker */
+	int		 failed;	/* worker */
+	char		 err[160];	/* worker */
+};
+
 /* A queue file whose message is done. */
 struct trash {
 	struct trash	*next;
@@ -252,6 +271,11 @@ static struct {
 	struct commit	*work;		/* handed to the worker */
 	struct trash	*trash, **ttail;	/* files to remove, in order */
 	struct commit	*done;		/* handed back */
+	struct envw	*envq, **etail;	/* loop only: the next rewrites */
+	struct envw	*env_work;	/* handed to the worker */
+	struct envw	*env_flight;	/* loop: the same, until done */
+	int		 finished;	/* the batch out is done */
+	pthread_cond_t	 done_cond;	/* finished was set */
 	int		 busy;		/* loop only: a batch is out */
 	int		 quit;		/* the threads end when idle */
 	int		 efd;		/* eventfd: a batch is done */
@@ -263,6 +287,10 @@ static struct {
 /* Finished files wait this long so that the trash thread wakes once for
  * many of them, not twice per message. */
 #define TRASH_DELAY_MS	50
+
+/* Rewrites per batch, at most: new mail committed meanwhile waits for
+ * one batch, never for a whole retry pass's rewrites. */
+#define ENV_BATCH	64
 
 static void
 empty_trash(struct trash *t)
@@ -306,25 +334,94 @@ sync_queue(const struct qserver *qs)
 	return rc;
 }
 
+static void
+env_fail(struct envw *e, const char *what)
+{
+	e->failed = 1;
+	snprintf(e->err, sizeof(e->err), "%s: %s", what, strerror(errno));
+}
+
 /* One flush for every Queue directory of the batch, however many. */
 static void
-sync_queues(struct commit *b)
+sync_queues(struct commit *b, struct envw *ev)
 {
-	unsigned char *done = mr_xcalloc(q->nservers, 1);
-	struct commit *c, *o;
+	unsigned char *want = mr_xcalloc(q->nservers, 1);
+	struct commit *c;
+	struct envw *e;
 	size_t i;
 
-	for (c = b; c != NULL; c = c->next) {
-		i = (size_t)(c->p->qs - q->servers);
-		if (done[i])
+	for (c = b; c != NULL; c = c->next)
+		want[c->p->qs - q->servers] = 1;
+	for (e = ev; e != NULL; e = e->next)
+		want[e->qs - q->servers] |= !e->failed;
+	for (i = 0; i < q->nservers; i++) {
+		if (!want[i] || sync_queue(&q->servers[i]) == 0)
 			continue;
-		done[i] = 1;
-		if (sync_queue(c->p->qs) == -1)
-			for (o = c; o != NULL; o = o->next)
-				if (o->p->qs == c->p->qs && !o->failed)
-					commit_fail(o, "syncfs");
+		for (c = b; c != NULL; c = c->next)
+			if (c->p->qs == &q->servers[i] && !c->failed)
+				commit_fail(c, "syncfs");
+		for (e = ev; e != NULL; e = e->next)
+			if (e->qs == &q->servers[i] && !e->failed)
+				env_fail(e, "syncfs");
 	}
-	free(done);
+	free(want);
+}
+
+static void
+envw_tmp(const struct envw *e, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s.envw", e->qs->tmp, e->id);
+}
+
+/* Worker, before the flush: each rewrite's text in its temporary file. */
+static void
+env_prepare(struct envw *ev)
+{
+	struct envw *e;
+	char tmp[4096];
+
+	for (e = ev; e != NULL; e = e->next) {
+		envw_tmp(e, tmp, sizeof(tmp));
+		e->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0640);
+		if (e->fd == -1)
+			env_fail(e, "create");
+		else if (mr_write_all(e->fd, e->text.data, e->text.len) == -1)
+			env_fail(e, "write");
+	}
+}
+
+/* Worker, after the flush: each file's own errors, then the new names,
+ * made durable with one flush per Queue directory. */
+static void
+env_install(struct envw *ev)
+{
+	unsigned char *want = mr_xcalloc(q->nservers, 1);
+	char tmp[4096], path[4096];
+	struct envw *e;
+	size_t i;
+
+	for (e = ev; e != NULL; e = e->next) {
+		if (e->fd != -1 && !e->failed && fsync(e->fd) == -1)
+			env_fail(e, "fsync");
+		if (e->fd != -1 && close(e->fd) == -1 && !e->failed)
+			env_fail(e, "close");
+		e->fd = -1;
+		envw_tmp(e, tmp, sizeof(tmp));
+		snprintf(path, sizeof(path), "%s/%s.env", e->qs->queue, e->id);
+		if (!e->failed && rename(tmp, path) == -1)
+			env_fail(e, "rename");
+		if (e->failed)
+			(void)unlink(tmp);
+		else
+			want[e->qs - q->servers] = 1;
+	}
+	for (i = 0; i < q->nservers; i++)
+		if (want[i] && mr_fsync_dir(q->servers[i].queue) == -1)
+			for (e = ev; e != NULL; e = e->next)
+				if (e->qs == &q->servers[i] && !e->failed)
+					env_fail(e, "directory");
+	free(want);
 }
 
 /* The errors of c's own files, through the descriptors that wrote them;
@@ -437,7 +534,7 @@ journal_errors(struct commit *b)
 
 /* The worker's half: everything that touches the disk. */
 static void
-commit_batch(struct commit *b)
+commit_batch(struct commit *b, struct envw *ev)
 {
 	struct commit *c;
 	char path[4096];
@@ -459,35 +556,43 @@ commit_batch(struct commit *b)
 	}
 	for (i = 0; i < q->nservers; i++)
 		journal_server(b, i);
+	env_prepare(ev);	/* the deferrals' rewrites */
 	/* 2. one flush for data, envelopes and names of the whole batch */
-	sync_queues(b);
+	sync_queues(b, ev);
 	/* 3. each file's own errors */
 	journal_errors(b);
 	for (c = b; c != NULL; c = c->next)
 		check_files(c);
 	/* 4. Pickup's claims, now that their messages are durable */
 	remove_claims(b);
+	/* 5. the rewrites take their names */
+	env_install(ev);
 }
 
 static void *
 commit_worker(void *arg)
 {
 	struct commit *b;
+	struct envw *ev;
 	uint64_t one = 1;
 
 	(void)arg;
 	pthread_mutex_lock(&gc.lock);
 	for (;;) {
-		while (gc.work == NULL && !gc.quit)
+		while (gc.work == NULL && gc.env_work == NULL && !gc.quit)
 			pthread_cond_wait(&gc.cond, &gc.lock);
-		if (gc.work == NULL)
+		if (gc.work == NULL && gc.env_work == NULL)
 			break;		/* told to quit, and nothing left */
 		b = gc.work;
+		ev = gc.env_work;
 		gc.work = NULL;
+		gc.env_work = NULL;
 		pthread_mutex_unlock(&gc.lock);
-		commit_batch(b);
+		commit_batch(b, ev);
 		pthread_mutex_lock(&gc.lock);
 		gc.done = b;
+		gc.finished = 1;
+		pthread_cond_broadcast(&gc.done_cond);
 		pthread_mutex_unlock(&gc.lock);
 		if (write(gc.efd, &one, sizeof(one)) != sizeof(one))
 			mr_panic("commit: eventfd write: %s", strerror(errno));
@@ -520,14 +625,36 @@ trash_worker(void *arg)
 	return NULL;
 }
 
+/* Takes at most ENV_BATCH rewrites off the line for the next batch. */
+static struct envw *
+env_take(void)
+{
+	struct envw *first = gc.envq, *e = NULL;
+	size_t n;
+
+	for (n = 0; n < ENV_BATCH && gc.envq != NULL; n++) {
+		e = gc.envq;
+		e->m->envw = (e->m->envw & ~ENVW_QUEUED) | ENVW_FLIGHT;
+		gc.envq = e->next;
+	}
+	if (e != NULL)
+		e->next = NULL;
+	if (gc.envq == NULL)
+		gc.etail = &gc.envq;
+	return first == gc.envq ? NULL : first;
+}
+
 static void
 start_batch(void)
 {
-	if (gc.busy || gc.collecting == NULL)
+	if (gc.busy || (gc.collecting == NULL && gc.envq == NULL))
 		return;
 	gc.busy = 1;
+	gc.env_flight = env_take();
 	pthread_mutex_lock(&gc.lock);
 	gc.work = gc.collecting;
+	gc.env_work = gc.env_flight;
+	gc.finished = 0;
 	pthread_cond_signal(&gc.cond);
 	pthread_mutex_unlock(&gc.lock);
 	gc.collecting = NULL;
@@ -583,6 +710,27 @@ finish_commit(struct commit *c)
 	sched_add(c->m);
 }
 
+/* Loop: the batch's rewrites are done; the messages let go of their
+ * journal records where the new envelope is durable. */
+static void
+env_done(struct envw *ev)
+{
+	struct envw *e, *next;
+
+	for (e = ev; e != NULL; e = next) {
+		next = e->next;
+		if (e->failed)
+			mr_err("%s: updating envelope: %s", e->id, e->err);
+		if (e->m != NULL) {
+			e->m->envw &= (uint8_t)~ENVW_FLIGHT;
+			if (!e->failed)
+				journal_release(e->m);
+		}
+		mr_buf_free(&e->text);
+		free(e);
+	}
+}
+
 static void
 done_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -602,6 +750,8 @@ done_cb(evutil_socket_t fd, short ev, void *arg)
 		finish_commit(b);
 		free(b);
 	}
+	env_done(gc.env_flight);
+	gc.env_flight = NULL;
 	gc.busy = 0;
 	start_batch();
 	if (q->stopping && commit_idle())
@@ -612,7 +762,7 @@ done_cb(evutil_socket_t fd, short ev, void *arg)
 int
 commit_idle(void)
 {
-	return !gc.busy && gc.collecting == NULL;
+	return !gc.busy && gc.collecting == NULL && gc.envq == NULL;
 }
 
 static void
@@ -632,12 +782,14 @@ commit_init(void)
 {
 	gc.ctail = &gc.collecting;
 	gc.ttail = &gc.trash;
+	gc.etail = &gc.envq;
 	journal_init();
 	if ((gc.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
 		mr_fatal("queued: eventfd: %s", strerror(errno));
 	pthread_mutex_init(&gc.lock, NULL);
 	pthread_cond_init(&gc.cond, NULL);
 	pthread_cond_init(&gc.trash_cond, NULL);
+	pthread_cond_init(&gc.done_cond, NULL);
 	gc.ev_done = event_new(q->base, gc.efd, EV_READ | EV_PERSIST, done_cb,
 	    NULL);
 	gc.ev_kick = evtimer_new(q->base, kick_cb, NULL);
@@ -816,4 +968,85 @@ commit_local_cb(struct qmsg *m, int fd,
 
 	cm->done = done;
 	cm->done_arg = arg;
+}
+
+/* Loop: m's envelope rewritten in the next batch, without waiting for
+ * it (a deferral: a crash may lose it at no cost, queue_env.c).  A
+ * rewrite still waiting takes the newer text. */
+void
+commit_env_later(struct qmsg *m)
+{
+	struct timeval zero = { 0, 0 };
+	struct envw *e = NULL;
+
+	if (m->envw & ENVW_QUEUED)
+		for (e = gc.envq; e != NULL && e->m != m; e = e->next)
+			;
+	if (e == NULL) {
+		e = mr_xcalloc(1, sizeof(*e));
+		e->m = m;
+		e->qs = m->qs;
+		e->fd = -1;
+		snprintf(e->id, sizeof(e->id), "%s", m->id);
+		mr_buf_init(&e->text);
+		*gc.etail = e;
+		gc.etail = &e->next;
+		m->envw |= ENVW_QUEUED;
+	}
+	mr_buf_reset(&e->text);
+	env_format(m, &e->text);
+	if (!gc.busy)
+		evtimer_add(gc.ev_kick, &zero);
+}
+
+/* Drops m's rewrite that waits for the next batch. */
+static void
+env_unqueue(struct qmsg *m)
+{
+	struct envw **pe, *e;
+
+	for (pe = &gc.envq; (e = *pe) != NULL; pe = &e->next)
+		if (e->m == m) {
+			*pe = e->next;
+			if (gc.etail == &e->next)
+				gc.etail = pe;
+			mr_buf_free(&e->text);
+			free(e);
+			break;
+		}
+	m->envw &= (uint8_t)~ENVW_QUEUED;
+}
+
+/*
+ * Loop, before m's envelope is written or removed otherwise: a rewrite
+ * still waiting is dropped (the caller's state is newer), and one in the
+ * worker's batch is waited for, so that it cannot land after the
+ * caller's.  Rare (a message changed again within one batch), and
+ * bounded by one batch.
+ */
+void
+commit_env_wait(struct qmsg *m)
+{
+	if (m->envw & ENVW_QUEUED)
+		env_unqueue(m);
+	if (!(m->envw & ENVW_FLIGHT))
+		return;
+	pthread_mutex_lock(&gc.lock);
+	while (!gc.finished)
+		pthread_cond_wait(&gc.done_cond, &gc.lock);
+	pthread_mutex_unlock(&gc.lock);
+}
+
+/* Loop: m is freed; its rewrites forget it. */
+void
+commit_env_forget(struct qmsg *m)
+{
+	struct envw *e;
+
+	if (m->envw & ENVW_QUEUED)
+		env_unqueue(m);
+	for (e = gc.env_flight; e != NULL; e = e->next)
+		if (e->m == m)
+			e->m = NULL;
+	m->envw = 0;
 }

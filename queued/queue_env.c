@@ -19,7 +19,11 @@
  * message's first envelope is a record in the Queue's journal
  * (queue_journal.c; a held message's is written in place at commit,
  * queue_commit.c); ID.env is written when its state changes: to
- * Queue/tmp, flushed and renamed over the old file.
+ * Queue/tmp, flushed and renamed over the old file.  A deferral's
+ * rewrite, which a crash may lose at no cost (the message is tried again
+ * sooner), goes the same way in the commit worker's batch
+ * (commit_env_later), one flush for many; env_write waits for such a
+ * rewrite in flight, so that the newer state lands last.
  */
 #include "config.h"
 
@@ -56,6 +60,8 @@ msg_free(struct qmsg *m)
 	if (m == NULL)
 		return;
 	sched_forget(m);
+	if (m->envw != 0)
+		commit_env_forget(m);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].text);
@@ -279,6 +285,9 @@ env_write(struct qmsg *m)
 	char tmp[4096], path[4096];
 	int saved;
 
+	/* this state is newer than a batched rewrite (queue_commit.c) */
+	if (m->envw != 0)
+		commit_env_wait(m);
 	snprintf(tmp, sizeof(tmp), "%s/%s.env", m->qs->tmp, m->id);
 	msg_path(m, "env", path, sizeof(path));
 	if (env_write_file(tmp, m, 1) == -1)

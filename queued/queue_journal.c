@@ -10,8 +10,9 @@
  * The commit worker appends a batch's records with one write; the batch's
  * one syncfs makes them durable with the data (queue_commit.c).  A
  * message gets its own ID.env only when its state must change (a retry,
- * a hold, a delay report): env_write makes it durable, then the message
- * lets go of its journal.  A message finished at its first attempt never
+ * a hold, a delay report): env_write makes it durable (a retry's, the
+ * commit worker's next batch: commit_env_later), then the message lets
+ * go of its journal.  A message finished at its first attempt never
  * has one: one file created and removed per message, not two.  A journal
  * is removed once it is no longer written to and none of its messages is
  * left that has no ID.env.

@@ -55,6 +55,7 @@ list_add(struct qmsg *m)
 	q->msgs = m;
 	q->nmsgs++;
 	index_add(m);
+	metrics_queue(m, 1);
 }
 
 static void
@@ -68,6 +69,7 @@ list_del(struct qmsg *m)
 		m->next->prev = m->prev;
 	q->nmsgs--;
 	index_del(m);
+	metrics_queue(m, 0);
 }
 
 /*
@@ -188,6 +190,7 @@ expire_at(const struct qmsg *m)
 }
 
 static void	settle(struct qmsg *);
+static void	settle_how(struct qmsg *, int lazy);
 
 /* Expiry has its own timer: a message expires on time even when its
  * next attempt is hours away. */
@@ -247,8 +250,13 @@ static void
 finish(struct qmsg *m)
 {
 	char path[4096];
+	int flight;
 
-	if (m->jnl == 0) {	/* else it never had its own envelope */
+	/* a rewrite in the commit worker lands before the removal */
+	if (m->envw != 0)
+		commit_env_wait(m);
+	flight = (m->envw & ENVW_FLIGHT) != 0;
+	if (m->jnl == 0 || flight) {	/* else it never had its own */
 		msg_path(m, "env", path, sizeof(path));
 		commit_unlink(path);
 	}
@@ -263,10 +271,21 @@ finish(struct qmsg *m)
 static void
 settle(struct qmsg *m)
 {
+	settle_how(m, 0);
+}
+
+/* lazy: no recipient's state changed, so the new envelope (attempts,
+ * next try, reply texts) may be written in the commit worker's next
+ * batch rather than now: lost in a crash, the message is merely tried
+ * again sooner. */
+static void
+settle_how(struct qmsg *m, int lazy)
+{
 	const struct mr_delivery *d = &m->qs->srv->delivery;
 	time_t now = q_now();
 	size_t i, pending = 0;
 
+	metrics_queue(m, 1);	/* the attempt's states */
 	for (i = 0; i < m->nrcpts; i++)
 		pending += m->rcpts[i].state == R_PENDING;
 	if (pending > 0 && now >= expire_at(m)) {
@@ -295,7 +314,9 @@ settle(struct qmsg *m)
 	metrics_add(m->qs, MC_RETRIES, 1);
 	i = m->attempts - 1 < d->nretry ? m->attempts - 1 : d->nretry - 1;
 	m->next_try = now + (time_t)d->retry[i];
-	if (env_write(m) == -1)
+	if (lazy)
+		commit_env_later(m);
+	else if (env_write(m) == -1)
 		mr_err("%s: updating envelope: %s", m->id, strerror(errno));
 	set_timer(m, m->next_try);
 	arm_expiry(m);
@@ -533,6 +554,7 @@ attempt_rest(struct qmsg *m, int fd)
 	size_t i;
 
 	deliver_local(m, fd);
+	metrics_queue(m, 1);
 	if (deliver_remote(m, fd)) {
 		close(fd);
 		return;		/* settled when the result comes */
@@ -579,6 +601,7 @@ sched_lmtp_done(struct qmsg *m)
 {
 	int fd;
 
+	metrics_queue(m, 1);	/* the session's results */
 	if ((fd = open_data(m)) == -1)
 		return;
 	if (lmtp_start(m, fd)) {
@@ -632,7 +655,7 @@ sched_result(const unsigned char *data, size_t len)
 	struct mr_m_results res;
 	struct qmsg *m;
 	const char *err;
-	size_t i, tried = 0;
+	size_t i, tried = 0, final = 0;
 
 	if (mr_msg_result(data, len, &res, &err) == -1) {
 		queued_drop_deliverd();
@@ -643,8 +666,11 @@ sched_result(const unsigned char *data, size_t len)
 		queued_drop_deliverd();
 		return;
 	}
-	for (i = 0; i < res.n; i++)
+	for (i = 0; i < res.n; i++) {
 		tried += res.r[i].status != MR_DS_AGAIN;
+		final += res.r[i].status != MR_DS_AGAIN &&
+		    res.r[i].status != MR_DS_TEMP;
+	}
 	if (tried == 0) {
 		/* deliverd did not try (stopping, or full): no attempt is
 		 * counted and the envelope stays as it is; offered again
@@ -673,7 +699,11 @@ sched_result(const unsigned char *data, size_t len)
 	}
 	mr_msg_results_free(&res);
 	job_end(m);
-	settle(m);
+	/* only deferrals: the envelope may follow in the next batch (not
+	 * where a local delivery of this attempt changed a state) */
+	for (i = 0; i < m->nrcpts && final == 0; i++)
+		final += m->rcpts[i].local;
+	settle_how(m, final == 0);
 	feed();
 }
 
@@ -1068,6 +1098,7 @@ sched_replay(const unsigned char *data, size_t len)
 		if ((m = index_find(st->id)) == NULL || m->job != 0 ||
 		    m->lmtp != NULL || !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
+		metrics_queue(m, 1);
 		if (!q->held)
 			settle(m);
 	}

@@ -86,6 +86,9 @@ struct qmsg {
 	uint8_t		 waiting;	/* 1: new mail, 2: a retry
 					 * (queue_index.c) */
 	uint8_t		 delay_notified;	/* delay.c: report sent */
+	uint8_t		 envw;		/* queue_commit.c: ENVW_* */
+	uint8_t		 qbits;		/* metrics.c: counted as pending
+					 * local (1), remote (2) */
 	char		 id[64 + 1];
 };
 
@@ -128,6 +131,12 @@ void	commit_init(void);
 void	commit_new_channel(void);
 int	commit_idle(void);
 void	commit_unlink(const char *path);
+/* queue_commit.c: envelope rewrites batched in the commit worker */
+#define ENVW_QUEUED	1	/* waiting for the next batch */
+#define ENVW_FLIGHT	2	/* in the worker's batch */
+void	commit_env_later(struct qmsg *);
+void	commit_env_wait(struct qmsg *);
+void	commit_env_forget(struct qmsg *);
 void	commit_shutdown(void);
 /* a message queued wrote itself (Pickup) into Queue/ID.eml through fd:
  * committed like smtpd's, then claim is removed before it is scheduled */
@@ -232,6 +241,7 @@ void	metrics_add(const struct qserver *, enum mc_counter, uint64_t);
 /* a committed message's size, in the size histogram */
 void	metrics_size(const struct qserver *, uint64_t bytes);
 void	metrics_done(const struct qmsg *);	/* it leaves the queue */
+void	metrics_queue(struct qmsg *, int in);	/* queue counts */
 void	metrics_start(void);	/* serves MR_FD_METRICS if it is one */
 void	metrics_shutdown(void);
 /* MR_M_RESTARTS from mailrootd: each child's restarts */

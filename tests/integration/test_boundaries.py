@@ -327,7 +327,8 @@ def test_smtpd_cannot_change_accepted_data(start_mailroot, sink, change):
         bad = d.dir("Badmail") / (mid + ".BAD")
         assert mh.wait_until(bad.exists, 15), d.log_text()
         assert bad.stat().st_size == 10
-        assert (d.dir("Badmail") / (mid + ".BDR")).exists()
+        assert mh.wait_until((d.dir("Badmail") / (mid + ".BDR")).exists,
+                             15)
         assert sink.messages == []
     d.wait_queue_empty()
 

@@ -116,6 +116,8 @@ def test_counters_move_with_mail(served):
     assert len(sink.wait_for(1)) == 1
     d.wait_drop(1)
     snap = wait_counts(port, {"received": 2, "delivered": 1, "sent": 1})
+    # the queue counts go down again as the messages leave
+    assert queue_len(snap, "local") == 0 and queue_len(snap, "remote") == 0
     assert counter(snap, "bytes_received") == sum(sizes(d)) > 0
     assert len(sizes(d)) == 2
     for k in ("failed", "ndrs", "badmail", "delivery_retries"):
