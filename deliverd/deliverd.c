@@ -1227,10 +1227,12 @@ teardown(void)
 	struct dest *ds;
 	int i;
 
-	/* let queued results still in the channel go out */
+	/* counters not sent yet, then queued results still in the channel */
+	report_flush();
 	for (i = 0; i < 4 && d.queued != NULL; i++)
 		(void)event_base_loop(d.base, EVLOOP_NONBLOCK);
 	smtp_fini();
+	report_fini();
 	mta_sts_fini();
 	rate_fini();
 	while ((j = TAILQ_FIRST(&d.jobs)) != NULL) {

@@ -297,8 +297,13 @@ struct osess_report {
 };
 void	report_session(const struct osess_report *);
 void	report_count(size_t srvidx, uint32_t counter, uint64_t amount);
+void	report_later(void);	/* a pass at most 200 ms from now */
+void	report_flush(void);	/* the counters' sums, now */
+void	report_fini(void);
 /* smtp_client.c: every open session again, to a new queued */
 void	smtp_report_all(void);
+/* smtp_client.c: sessions whose state changed since they were reported */
+void	smtp_report_due(void);
 
 /* dest_down.c: next hops marked down */
 uint64_t	 dest_clock(void);		/* seconds */

@@ -157,6 +157,7 @@ struct smtp_sess {
 	uint64_t		 rep_id;
 	time_t			 rep_start;
 	int			 rep_state;	/* last reported, -1 none */
+	int			 rep_due;	/* a state waits for the pass */
 	unsigned		 rep_sent;	/* messages accepted */
 };
 
@@ -220,6 +221,7 @@ sess_destroy(struct smtp_sess *s)
 	char *why = s->end_why;
 
 	TAILQ_REMOVE(&sessions, s, entry);
+	report_flush();		/* its counters before its end */
 	sess_report(s, MR_SESS_GONE);
 	if (s->dlv != NULL)
 		s->dlv->sess = NULL;
@@ -266,8 +268,10 @@ sess_leave(struct smtp_sess *s)
 {
 	if (--s->inside == 0 && s->zombie)
 		sess_destroy(s);
-	else if (s->inside == 0 && s->rep_state != (int)s->state)
-		sess_report(s, MR_SESS_NOW);	/* as the callback left it */
+	else if (s->inside == 0 && s->rep_state != (int)s->state) {
+		s->rep_due = 1;		/* as the callback left it, */
+		report_later();		/* at the next pass */
+	}
 }
 
 static void
@@ -2023,7 +2027,19 @@ sess_report(struct smtp_sess *s, uint32_t op)
 		r.addr = ip;
 	}
 	s->rep_state = (int)s->state;
+	s->rep_due = 0;
 	report_session(&r);
+}
+
+/* The pass: each session as it is now, if it changed since its report. */
+void
+smtp_report_due(void)
+{
+	struct smtp_sess *s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (s->rep_due && !s->zombie)
+			sess_report(s, MR_SESS_NOW);
 }
 
 /* A new queued: every session still open, as it is now. */
