@@ -51,6 +51,26 @@ mr_fsync_dir(const char *path)
 	return rc;
 }
 
+int
+mr_syncfs_dir(const char *path)
+{
+	int fd, rc, saved;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+#ifdef HAVE_SYNCFS
+	rc = syncfs(fd);
+#else
+	sync();
+	rc = 0;
+#endif
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 /*
  * The bytes go to ".NAME.tmp" beside path (made anew, never through a
  * link), are flushed and renamed over path: a reader sees no file or the

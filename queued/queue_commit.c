@@ -312,27 +312,6 @@ commit_fail(struct commit *c, const char *what)
 	snprintf(c->err, sizeof(c->err), "%s: %s", what, strerror(errno));
 }
 
-/* Flushes the file system that holds qs's Queue: data, envelopes and
- * directory entries alike. */
-static int
-sync_queue(const struct qserver *qs)
-{
-	int fd, rc, saved;
-
-	fd = open(qs->queue, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
-#ifdef HAVE_SYNCFS
-	rc = syncfs(fd);
-#else
-	sync();
-	rc = 0;
-#endif
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}
 
 static void
 env_fail(struct envw *e, const char *what)
@@ -355,7 +334,7 @@ sync_queues(struct commit *b, struct envw *ev)
 	for (e = ev; e != NULL; e = e->next)
 		want[e->qs - q->servers] |= !e->failed;
 	for (i = 0; i < q->nservers; i++) {
-		if (!want[i] || sync_queue(&q->servers[i]) == 0)
+		if (!want[i] || mr_syncfs_dir(q->servers[i].queue) == 0)
 			continue;
 		for (c = b; c != NULL; c = c->next)
 			if (c->p->qs == &q->servers[i] && !c->failed)

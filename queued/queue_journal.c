@@ -366,25 +366,6 @@ is_journal(const char *name)
 	return len > 4 && name[0] != '.' && strcmp(name + len - 4, ".jnl") == 0;
 }
 
-static int
-sync_dir(const char *dir)
-{
-	int fd, rc, saved;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-#ifdef HAVE_SYNCFS
-	rc = syncfs(fd);
-#else
-	sync();
-	rc = 0;
-#endif
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}
-
 /* Removes the journals in dir once what they hold is in ID.env files. */
 static void
 remove_journals(const char *dir)
@@ -434,7 +415,7 @@ journal_recover(struct qserver *qs)
 	closedir(d);
 	if (n == 0)
 		return;
-	if (failed || sync_dir(qs->queue) == -1) {
+	if (failed || mr_syncfs_dir(qs->queue) == -1) {
 		mr_err("%s: journals kept: %s", qs->queue,
 		    failed ? "one could not be read" : strerror(errno));
 		return;

@@ -25,26 +25,10 @@ import pytest
 
 import mailroot_harness as mh
 from peer_server import PeerServer
+from test_tls import make_cert, pki
 
 WAIT = 90.0
 FQDN = "mx.test.example"
-
-
-def make_cert(directory, name, cn=FQDN):
-    crt = directory / ("%s.crt" % name)
-    key = directory / ("%s.key" % name)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(key), "-out", str(crt), "-days", "2",
-                    "-subj", "/CN=%s" % cn], check=True,
-                   capture_output=True, timeout=60)
-    os.chmod(key, 0o600)
-    return crt, key
-
-
-def pki(crt, key, name="mx"):
-    return 'pki "%s" {\n    certificate "%s"\n    key "%s"\n}\n' % (
-        name, crt, key)
 
 
 def client_ctx():
