@@ -483,10 +483,15 @@ mr_ipc_peer_gone(struct mr_ipc *c, struct mr_ipc_msg *msg,
 		}
 		mr_ipc_report_bad(master, kind);
 	} else {
-		if (ipc_stopping && !c->bad)
-			mr_info("%s closed its channel: stopping", c->peer);
-		else
+		/* a clean close is information: mailrootd, which sees the
+		 * peer end, logs how it ended (and a crash as a warning);
+		 * the order in which the stop and the close arrive on two
+		 * channels is not fixed, so the stop is only noted */
+		if (c->bad)
 			mr_warn("lost the channel to %s", c->peer);
+		else
+			mr_info("%s closed its channel%s", c->peer,
+			    ipc_stopping ? ": stopping" : "");
 		if (c->bad)
 			mr_ipc_report_bad(master, kind);
 	}

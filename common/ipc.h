@@ -65,8 +65,8 @@ int		 mr_ipc_decode(const unsigned char *buf, size_t n, int truncated,
  * peer is not running yet finds /dev/null in that slot. */
 int		 mr_ipc_is_channel(int fd);
 /* The process is stopping, or mailrootd said that every child is
- * (MR_M_STOPPING): a peer that goes away is expected, and is
- * logged as information, not as a warning. */
+ * (MR_M_STOPPING): a peer that closes its channel is logged as part of
+ * the stop. */
 void		 mr_ipc_stopping(void);
 /*
  * The end of a peer channel c, from its callback: msg is the unexpected

@@ -47,6 +47,9 @@ def test_orderly_stop_is_not_a_loss(start_mailroot, sink):
     assert len(sink.wait_for(1, WAIT)) == 1
     assert d.stop() == []
     log = d.log_text()
-    assert "smtpd closed its channel: stopping" in log
-    assert "deliverd closed its channel: stopping" in log
+    # MR_M_STOPPING and a peer's close come on two channels, in either
+    # order: the stop is noted when it came first, the close is never a
+    # warning of a lost peer
+    assert "smtpd closed its channel" in log
+    assert "deliverd closed its channel" in log
     assert "lost the channel" not in log, log
