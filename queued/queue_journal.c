@@ -272,6 +272,41 @@ journal_release(struct qmsg *m)
 	m->jnl = 0;
 }
 
+/*
+ * At exit, after the commit worker and the trash thread have ended (so the
+ * data files of finished messages are gone first): closes the journals
+ * being written and removes those no queued message needs, so that a
+ * queue stopped right after its last delivery holds no journal.
+ */
+void
+journal_shutdown(void)
+{
+	struct jl *j, *next;
+	char path[4096];
+	size_t i;
+
+	for (i = 0; jw != NULL && i < q->nservers; i++)
+		if (jw[i].fd != -1) {
+			close(jw[i].fd);
+			jw[i].fd = -1;
+		}
+	for (j = jl; j != NULL; j = next) {
+		next = j->next;
+		if (j->refs == 0) {
+			journal_path(j->server, j->seq, path, sizeof(path));
+			if (unlink(path) == -1 && errno != ENOENT)
+				mr_warn("unlink %s: %s", path,
+				    strerror(errno));
+		}
+		free(j);
+	}
+	jl = NULL;
+	if (jidle != NULL) {
+		event_free(jidle);
+		jidle = NULL;
+	}
+}
+
 /* A queue id fit to be a file name: letters, digits, '-', '_' and '.'
  * (not first), at most MR_ID_MAX. */
 static int

@@ -426,6 +426,7 @@ main(int argc, char *argv[])
 	submit_shutdown();
 	auth_shutdown();
 	commit_shutdown();
+	journal_shutdown();
 	dkim_shutdown();
 	w3clog_shutdown();
 	sessions_clear();

@@ -169,6 +169,7 @@ int	 journal_check(size_t server);			/* worker */
 void	 journal_hold(struct qmsg *, size_t server, uint32_t seq);
 void	 journal_release(struct qmsg *);
 void	 journal_recover(struct qserver *);
+void	 journal_shutdown(void);	/* after commit_shutdown */
 
 /* queue_clock.c: the time the queue runs by (a test may shift it) */
 time_t	q_now(void);

@@ -128,3 +128,18 @@ def test_killed_during_first_attempt(start_mailroot, sink, workdir):
     d.wait_queue_empty()
     assert arrivals(sink, "now@remote.test") == 1
     assert arrivals(sink, "later@remote.test") == 1
+
+
+def test_stop_right_after_delivery_leaves_no_journal(start_mailroot, sink):
+    # the journal of a queue whose messages are all finished is removed
+    # at the stop, not only after a second of idleness
+    d = start_mailroot(sink=sink)
+    for i in range(5):
+        assert mh.send(d.port, "a@client.test", ["x%d@remote.test" % i],
+                       mh.crlf("Subject: %d\n\nbody\n" % i)) == {}
+    assert len(sink.wait_for(5)) == 5
+    # every result is in: the messages' files are gone
+    assert mh.wait_until(lambda: not names(d, ".eml"), 60)
+    assert d.stop() == []
+    assert names(d, ".jnl") == []
+    assert names(d, ".eml") == []
