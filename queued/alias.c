@@ -144,7 +144,7 @@ add_out(struct expand *x, const char *addr, const char *fail)
 	x->out[x->n].addr = mr_xstrdup(addr);
 	if (fail != NULL) {
 		x->out[x->n].state = R_FAILED;
-		x->out[x->n].text = mr_xstrdup(fail);
+		x->out[x->n].text = qstr_get(fail);
 		mr_info("%s: to=<%s> status=bounced (%s)", x->id, addr, fail);
 	}
 	x->n++;
@@ -330,7 +330,7 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 	if (rc == -1) {
 		for (i = 0; i < x.n; i++) {
 			free(x.out[i].addr);
-			free(x.out[i].text);
+			qstr_put(x.out[i].text);
 		}
 		free(x.out);
 		return -1;
@@ -338,6 +338,7 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 	keep_dsn(m, x.out, x.n);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
+		qstr_put(m->rcpts[i].text);
 		free(m->rcpts[i].orcpt);
 	}
 	free(m->rcpts);

@@ -116,8 +116,7 @@ set_result(struct lmtp_sess *s, size_t j, int code, const char *text)
 	struct qrcpt *rc = &s->m->rcpts[s->idx[j]];
 
 	s->done[j] = 1;
-	free(rc->text);
-	rc->text = mr_xstrdup(text);
+	qstr_set(&rc->text, text);
 	if (code >= 200 && code < 300)
 		rc->state = R_SENT;
 	else if (code >= 500 && code < 600)

@@ -248,12 +248,10 @@ make_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 	struct qmsg *m;
 	size_t i;
 
-	m = mr_xcalloc(1, sizeof(*m));
-	m->qs = qs;
-	snprintf(m->id, sizeof(m->id), "%s", id);
-	m->sender = mr_xstrdup(pm->sender);
-	m->client = mr_xstrdup("");
-	m->helo = mr_xstrdup("");
+	m = msg_new(qs, id);
+	m->sender = qstr_get(pm->sender);
+	m->client = qstr_get("");
+	m->helo = qstr_get("");
 	m->rcpts = mr_xcalloc(pm->nrcpts, sizeof(struct qrcpt));
 	for (i = 0; i < pm->nrcpts; i++)
 		m->rcpts[i].addr = mr_xstrdup(pm->rcpts[i]);

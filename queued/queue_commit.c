@@ -179,13 +179,13 @@ commit_drop_all(void)
 
 /* The message a decoded COMMIT describes; takes over its recipients. */
 static struct qmsg *
-commit_msg(struct mr_m_commit *c)
+commit_msg(struct mr_m_commit *c, const struct pending *p)
 {
 	struct qmsg *m;
 	size_t i;
 
-	m = mr_xcalloc(1, sizeof(*m));
-	m->sender = mr_xstrdup(c->sender);
+	m = msg_new(p->qs, p->id);
+	m->sender = qstr_get(c->sender);
 	m->rcpts = mr_xcalloc(c->nrcpts, sizeof(struct qrcpt));
 	for (i = 0; i < c->nrcpts; i++) {
 		m->rcpts[i].addr = c->rcpts[i];
@@ -199,8 +199,8 @@ commit_msg(struct mr_m_commit *c)
 		m->envid = mr_xstrdup(c->dsn.envid);
 	m->nrcpts = c->nrcpts;
 	m->size = c->size;
-	m->client = mr_xstrdup(c->client);
-	m->helo = mr_xstrdup(c->helo);
+	m->client = qstr_get(c->client);
+	m->helo = qstr_get(c->helo);
 	m->body = c->body;
 	m->smtputf8 = c->smtputf8;
 	m->auth = c->auth[0] != '\0' ? mr_xstrdup(c->auth) : NULL;
@@ -887,9 +887,7 @@ commit_commit(const unsigned char *data, size_t len)
 		queued_drop_smtpd();
 		return;
 	}
-	m = commit_msg(&req);
-	m->qs = p->qs;
-	snprintf(m->id, sizeof(m->id), "%s", p->id);
+	m = commit_msg(&req, p);
 	if (commit_aliases(m, p, req.req) == -1 ||
 	    commit_checks(m, p, req.req) == -1)
 		return;

@@ -342,8 +342,7 @@ drop_rcpt(const struct qmsg *m, size_t i)
 static void
 local_failed(struct qrcpt *r, const char *err, int perm)
 {
-	free(r->text);
-	r->text = mr_xstrdup(err);
+	qstr_set(&r->text, err);
 	if (perm) {
 		r->state = R_FAILED;
 		mr_info("%s", err);
@@ -636,17 +635,18 @@ sched_add(struct qmsg *m)
 	arm_expiry(m);
 }
 
-/* A reply text as one printable line (it goes into the envelope, logs
- * and DSNs): control bytes become spaces. */
-static char *
-one_line(const char *text)
+/* Sets field to a reply text as one printable line (it goes into the
+ * envelope, logs and DSNs): control bytes become spaces. */
+static void
+set_line(const char **field, const char *text)
 {
 	char *t = mr_xstrdup(text), *p;
 
 	for (p = t; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
-	return t;
+	qstr_set(field, t);
+	free(t);
 }
 
 void
@@ -687,8 +687,7 @@ sched_result(const unsigned char *data, size_t len)
 
 		if (res.r[i].status == MR_DS_AGAIN)
 			continue;	/* pending, as before the job */
-		free(r->text);
-		r->text = one_line(res.r[i].text);
+		set_line(&r->text, res.r[i].text);
 		if (res.r[i].status == MR_DS_OK ||
 		    res.r[i].status == MR_DS_RELAYED) {
 			r->state = R_SENT;
@@ -889,9 +888,7 @@ recover_one(struct qserver *qs, int dfd, const char *id)
 		drop_unacked(qs, id, "envelope cut short");
 		return RC_GONE;
 	}
-	m = mr_xcalloc(1, sizeof(*m));
-	m->qs = qs;
-	snprintf(m->id, sizeof(m->id), "%s", id);
+	m = msg_new(qs, id);
 	if (text == NULL || env_parse(m, text, len) == -1) {
 		if (text == NULL)	/* unreadable: kept, as malformed */
 			mr_err("%s/%s.env: %s", qs->queue, id,
@@ -1067,8 +1064,7 @@ apply_replay(struct qmsg *m, const char *rcpt, uint32_t st, const char *text)
 		if (r->local || r->state != R_PENDING ||
 		    strcmp(r->addr, rcpt) != 0)
 			continue;
-		free(r->text);
-		r->text = one_line(text);
+		set_line(&r->text, text);
 		r->state = st == MR_DS_PERM ? R_FAILED : R_SENT;
 		r->relayed = st == MR_DS_RELAYED;
 		mr_info("%s: to=<%s> status=%s (replayed by deliverd: %s)",
@@ -1160,8 +1156,7 @@ sched_return(struct qmsg *m, const char *reason)
 	for (i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state == R_PENDING) {
 			m->rcpts[i].state = R_FAILED;
-			free(m->rcpts[i].text);
-			m->rcpts[i].text = mr_xstrdup(reason);
+			qstr_set(&m->rcpts[i].text, reason);
 			mr_info("%s: to=<%s> status=returned (%s)", m->id,
 			    m->rcpts[i].addr, reason);
 		}

@@ -24,10 +24,11 @@ enum rcpt_state { R_PENDING = 0, R_SENT, R_FAILED };
 /* one recipient of a queued message (packed: one per queued message) */
 struct qrcpt {
 	char		*addr;
-	char		*text;		/* last result, for logs and NDRs */
+	const char	*text;		/* last result, for logs and NDRs
+					 * (qstr.c: shared) */
 	char		*orcpt;		/* DSN: "type;xtext" or NULL */
-	enum rcpt_state	 state;
-	unsigned	 notify;	/* DSN: MR_NOTIFY_* bits; 0: not given */
+	uint8_t		 state;		/* enum rcpt_state */
+	uint8_t		 notify;	/* DSN: MR_NOTIFY_* bits; 0: not given */
 	uint8_t		 local;		/* delivered to Drop */
 	uint8_t		 relayed;	/* sent to a next hop without DSN */
 	uint8_t		 tried;		/* by LMTP in this attempt */
@@ -50,9 +51,9 @@ struct qserver {
 struct qmsg {
 	struct qmsg	*next, *prev;
 	struct qserver	*qs;
-	char		*sender;	/* "" = null sender */
-	char		*client;
-	char		*helo;
+	const char	*sender;	/* "" = null sender; these three */
+	const char	*client;	/* are shared (qstr.c) */
+	const char	*helo;
 	struct qrcpt	*rcpts;
 	size_t		 nrcpts;
 	time_t		 created;
@@ -89,7 +90,7 @@ struct qmsg {
 	uint8_t		 envw;		/* queue_commit.c: ENVW_* */
 	uint8_t		 qbits;		/* metrics.c: counted as pending
 					 * local (1), remote (2) */
-	char		 id[64 + 1];
+	char		 id[];		/* allocated at its length */
 };
 
 struct queued {
@@ -159,6 +160,7 @@ int	 env_write_file(const char *path, const struct qmsg *, int sync);
 int	 env_create(const char *path, const struct qmsg *);
 struct qmsg *env_read(struct qserver *, const char *id, int *torn);
 int	 env_parse(struct qmsg *, char *text, size_t len);
+struct qmsg *msg_new(struct qserver *, const char *id);	/* zeroed */
 void	 msg_free(struct qmsg *);
 void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
 
@@ -169,6 +171,12 @@ int	 journal_check(size_t server);			/* worker */
 void	 journal_hold(struct qmsg *, size_t server, uint32_t seq);
 void	 journal_release(struct qmsg *);
 void	 journal_recover(struct qserver *);
+
+/* qstr.c: shared strings (sender, client, HELO, reply texts); NULL is
+ * taken and given back as NULL */
+const char *qstr_get(const char *);		/* a reference */
+void	qstr_put(const char *);			/* drops one */
+void	qstr_set(const char **field, const char *);	/* replaces */
 
 /* queue_clock.c: the time the queue runs by (a test may shift it) */
 time_t	q_now(void);
