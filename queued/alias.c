@@ -328,22 +328,13 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 		free(x.nodes[i].addr);
 	free(x.nodes);
 	if (rc == -1) {
-		for (i = 0; i < x.n; i++) {
-			free(x.out[i].addr);
-			qstr_put(x.out[i].text);
-		}
-		free(x.out);
+		rcpts_free(x.out, x.n);
 		return -1;
 	}
 	keep_dsn(m, x.out, x.n);
-	for (i = 0; i < m->nrcpts; i++) {
-		free(m->rcpts[i].addr);
-		qstr_put(m->rcpts[i].text);
-		free(m->rcpts[i].orcpt);
-	}
-	free(m->rcpts);
+	rcpts_free(m->rcpts, m->nrcpts);
 	m->rcpts = x.out;
-	m->nrcpts = x.n;
+	m->nrcpts = (uint32_t)x.n;
 	return 0;
 }
 

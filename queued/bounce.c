@@ -223,7 +223,7 @@ dsn_enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data,
 	n->rcpts[0].addr = mr_xstrdup(m->sender);
 	if (nr == 2)
 		n->rcpts[1].addr = mr_xstrdup(m->qs->srv->ndr_copy_to);
-	n->nrcpts = (size_t)nr;
+	n->nrcpts = (uint32_t)nr;
 	n->created = q_now();
 	n->size = data->len;
 	snprintf(tmp, sizeof(tmp), "%s/%s.eml", n->qs->tmp, n->id);

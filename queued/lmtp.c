@@ -159,7 +159,8 @@ sess_end(struct lmtp_sess *s, const char *why)
 			if (!s->done[i])
 				set_result(s, i, 451, text);
 	}
-	m->lmtp = NULL;
+	m->act->lmtp = NULL;
+	act_put(m);
 	sess_free(s);
 	sched_lmtp_done(m);
 }
@@ -524,7 +525,7 @@ lmtp_start(struct qmsg *m, int datafd)
 	}
 	if (s == NULL)
 		return 0;
-	m->lmtp = s;
+	act_get(m)->lmtp = s;
 	tv.tv_sec = m->qs->srv->delivery.outbound.timeout;
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);

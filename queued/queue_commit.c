@@ -197,7 +197,7 @@ commit_msg(struct mr_m_commit *c, const struct pending *p)
 	m->ret = c->dsn.ret;
 	if (c->dsn.envid[0] != '\0')
 		m->envid = mr_xstrdup(c->dsn.envid);
-	m->nrcpts = c->nrcpts;
+	m->nrcpts = (uint32_t)c->nrcpts;
 	m->size = c->size;
 	m->client = qstr_get(c->client);
 	m->helo = qstr_get(c->helo);
@@ -680,7 +680,7 @@ finish_commit(struct commit *c)
 	if (!local)
 		mr_info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]",
 		    c->m->id, c->m->sender, (unsigned long long)c->m->size,
-		    c->m->nrcpts, c->m->client);
+		    (size_t)c->m->nrcpts, c->m->client);
 	metrics_add(c->m->qs, MC_RECEIVED, 1);
 	metrics_add(c->m->qs, MC_BYTES, c->m->size);
 	metrics_size(c->m->qs, c->m->size);
@@ -858,7 +858,7 @@ commit_checks(struct qmsg *m, struct pending *p, uint64_t req)
 		    text : "header checks unavailable", -1);
 	if (a == MR_HC_DISCARD)
 		mr_info("%s: discarded by a header check: from=<%s> "
-		    "nrcpt=%zu", m->id, m->sender, m->nrcpts);
+		    "nrcpt=%zu", m->id, m->sender, (size_t)m->nrcpts);
 	pending_discard(p);
 	msg_free(m);
 	return -1;

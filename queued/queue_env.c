@@ -67,28 +67,71 @@ msg_new(struct qserver *qs, const char *id)
 	return m;
 }
 
+/* Frees n recipients and their array. */
 void
-msg_free(struct qmsg *m)
+rcpts_free(struct qrcpt *v, size_t n)
 {
 	size_t i;
 
+	for (i = 0; i < n; i++) {
+		if (!v[i].addr_in)
+			free(v[i].addr);
+		qstr_put(v[i].text);
+		free(v[i].orcpt);
+	}
+	free(v);
+}
+
+/*
+ * Moves the recipients' addresses into the allocation of their array:
+ * one allocation instead of one more per recipient, for the messages read
+ * from their envelopes (a million at start, most with one recipient).
+ * The addresses of a parsed envelope are not replaced afterwards (only a
+ * new message's, by its aliases).
+ */
+static void
+rcpts_pack(struct qmsg *m)
+{
+	size_t i, len, sz = m->nrcpts * sizeof(struct qrcpt);
+	struct qrcpt *v;
+	char *p;
+
+	for (i = 0; i < m->nrcpts; i++)
+		sz += strlen(m->rcpts[i].addr) + 1;
+	v = mr_xmalloc(sz);
+	memcpy(v, m->rcpts, m->nrcpts * sizeof(struct qrcpt));
+	p = (char *)(v + m->nrcpts);
+	for (i = 0; i < m->nrcpts; i++) {
+		len = strlen(v[i].addr) + 1;
+		memcpy(p, v[i].addr, len);
+		if (!v[i].addr_in)
+			free(v[i].addr);
+		v[i].addr = p;
+		v[i].addr_in = 1;
+		p += len;
+	}
+	free(m->rcpts);
+	m->rcpts = v;
+}
+
+void
+msg_free(struct qmsg *m)
+{
 	if (m == NULL)
 		return;
 	sched_forget(m);
 	if (m->envw != 0)
 		commit_env_forget(m);
-	for (i = 0; i < m->nrcpts; i++) {
-		free(m->rcpts[i].addr);
-		qstr_put(m->rcpts[i].text);
-		free(m->rcpts[i].orcpt);
-	}
-	free(m->rcpts);
+	rcpts_free(m->rcpts, m->nrcpts);
 	free(m->envid);
 	qstr_put(m->sender);
 	qstr_put(m->client);
 	qstr_put(m->helo);
 	free(m->auth);
-	free(m->job_idx);
+	if (m->act != NULL) {	/* index_del has ended its job */
+		free(m->act->job_idx);
+		free(m->act);
+	}
 	free(m);
 }
 
@@ -456,6 +499,7 @@ env_parse(struct qmsg *m, char *text, size_t len)
 		m->client = qstr_get("");
 	if (m->helo == NULL)
 		m->helo = qstr_get("");
+	rcpts_pack(m);
 	return 0;
 }
 
