@@ -144,7 +144,7 @@ add_out(struct expand *x, const char *addr, const char *fail)
 	x->out[x->n].addr = mr_xstrdup(addr);
 	if (fail != NULL) {
 		x->out[x->n].state = R_FAILED;
-		x->out[x->n].text = mr_xstrdup(fail);
+		x->out[x->n].text = qstr_get(fail);
 		mr_info("%s: to=<%s> status=bounced (%s)", x->id, addr, fail);
 	}
 	x->n++;
@@ -328,21 +328,13 @@ alias_expand(struct qmsg *m, char *err, size_t errlen)
 		free(x.nodes[i].addr);
 	free(x.nodes);
 	if (rc == -1) {
-		for (i = 0; i < x.n; i++) {
-			free(x.out[i].addr);
-			free(x.out[i].text);
-		}
-		free(x.out);
+		rcpts_free(x.out, x.n);
 		return -1;
 	}
 	keep_dsn(m, x.out, x.n);
-	for (i = 0; i < m->nrcpts; i++) {
-		free(m->rcpts[i].addr);
-		free(m->rcpts[i].orcpt);
-	}
-	free(m->rcpts);
+	rcpts_free(m->rcpts, m->nrcpts);
 	m->rcpts = x.out;
-	m->nrcpts = x.n;
+	m->nrcpts = (uint32_t)x.n;
 	return 0;
 }
 

@@ -214,18 +214,16 @@ dsn_enqueue(const struct qmsg *m, const char *nid, const struct mr_buf *data,
 	char tmp[4096], path[4096];
 	int fd, nr;
 
-	n = mr_xcalloc(1, sizeof(*n));
-	n->qs = m->qs;
-	snprintf(n->id, sizeof(n->id), "%s", nid);
-	n->sender = mr_xstrdup("");
-	n->client = mr_xstrdup("");
-	n->helo = mr_xstrdup("");
+	n = msg_new(m->qs, nid);
+	n->sender = qstr_get("");
+	n->client = qstr_get("");
+	n->helo = qstr_get("");
 	nr = m->qs->srv->ndr_copy_to && copy ? 2 : 1;
 	n->rcpts = mr_xcalloc((size_t)nr, sizeof(struct qrcpt));
 	n->rcpts[0].addr = mr_xstrdup(m->sender);
 	if (nr == 2)
 		n->rcpts[1].addr = mr_xstrdup(m->qs->srv->ndr_copy_to);
-	n->nrcpts = (size_t)nr;
+	n->nrcpts = (uint32_t)nr;
 	n->created = q_now();
 	n->size = data->len;
 	snprintf(tmp, sizeof(tmp), "%s/%s.eml", n->qs->tmp, n->id);

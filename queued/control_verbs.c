@@ -48,7 +48,7 @@ msg_state(const struct qmsg *m)
 {
 	if (held(m))
 		return "held";
-	if (m->job != 0)
+	if (msg_job(m) != 0)
 		return "active";
 	return m->attempts > 0 ? "deferred" : "queued";
 }
@@ -474,7 +474,7 @@ verb_one(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 		verb_hold(c, r, m, uid);
 		return;
 	}
-	if (m->job != 0) {
+	if (msg_job(m) != 0) {
 		control_answer(c, "the message is being delivered now; "
 		    "try again in a moment", NULL);
 		return;
@@ -608,8 +608,8 @@ count(struct tally *t, const struct qmsg *m)
 	for (i = 0; i < m->nrcpts; i++)
 		t->rcpts += m->rcpts[i].state == R_PENDING;
 	t->held += held(m);
-	t->active += m->job != 0;
-	t->deferred += !held(m) && m->job == 0 && m->attempts > 0;
+	t->active += msg_job(m) != 0;
+	t->deferred += !held(m) && msg_job(m) == 0 && m->attempts > 0;
 }
 
 static void

@@ -20,7 +20,7 @@
  *
  * Security: the report holds the recipients' addresses and reply texts
  * from the envelope, single-line and free of control bytes (queue_env.c,
- * queue_sched.c one_line), and the original header section, as the
+ * queue_sched.c set_line), and the original header section, as the
  * failure report does (bounce.c).
  */
 #include "config.h"

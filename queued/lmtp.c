@@ -116,8 +116,7 @@ set_result(struct lmtp_sess *s, size_t j, int code, const char *text)
 	struct qrcpt *rc = &s->m->rcpts[s->idx[j]];
 
 	s->done[j] = 1;
-	free(rc->text);
-	rc->text = mr_xstrdup(text);
+	qstr_set(&rc->text, text);
 	if (code >= 200 && code < 300)
 		rc->state = R_SENT;
 	else if (code >= 500 && code < 600)
@@ -160,7 +159,8 @@ sess_end(struct lmtp_sess *s, const char *why)
 			if (!s->done[i])
 				set_result(s, i, 451, text);
 	}
-	m->lmtp = NULL;
+	m->act->lmtp = NULL;
+	act_put(m);
 	sess_free(s);
 	sched_lmtp_done(m);
 }
@@ -525,7 +525,7 @@ lmtp_start(struct qmsg *m, int datafd)
 	}
 	if (s == NULL)
 		return 0;
-	m->lmtp = s;
+	act_get(m)->lmtp = s;
 	tv.tv_sec = m->qs->srv->delivery.outbound.timeout;
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);

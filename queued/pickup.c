@@ -170,7 +170,7 @@ discard(struct qserver *qs, const struct qmsg *m, const char *name)
 		mr_err("%s: %s", qs->queue, strerror(errno));
 	mr_info("%s: pickup file%s%s discarded by a header check: "
 	    "from=<%s> nrcpt=%zu", m->id, name ? " " : "", name ? name : "",
-	    m->sender, m->nrcpts);
+	    m->sender, (size_t)m->nrcpts);
 }
 
 /* The server's header checks on a parsed file: 0 to queue m (held if a
@@ -248,16 +248,14 @@ make_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 	struct qmsg *m;
 	size_t i;
 
-	m = mr_xcalloc(1, sizeof(*m));
-	m->qs = qs;
-	snprintf(m->id, sizeof(m->id), "%s", id);
-	m->sender = mr_xstrdup(pm->sender);
-	m->client = mr_xstrdup("");
-	m->helo = mr_xstrdup("");
+	m = msg_new(qs, id);
+	m->sender = qstr_get(pm->sender);
+	m->client = qstr_get("");
+	m->helo = qstr_get("");
 	m->rcpts = mr_xcalloc(pm->nrcpts, sizeof(struct qrcpt));
 	for (i = 0; i < pm->nrcpts; i++)
 		m->rcpts[i].addr = mr_xstrdup(pm->rcpts[i]);
-	m->nrcpts = pm->nrcpts;
+	m->nrcpts = (uint32_t)pm->nrcpts;
 	m->size = pm->data.len;
 	m->body = pm->eightbit ? MR_BODY_8BITMIME : MR_BODY_7BIT;
 	m->created = q_now();
@@ -521,7 +519,8 @@ pickup_done(const struct qmsg *m, int failed)
 		    m->id);
 	else
 		mr_info("%s: from=<%s> size=%llu nrcpt=%zu origin=pickup",
-		    m->id, m->sender, (unsigned long long)m->size, m->nrcpts);
+		    m->id, m->sender, (unsigned long long)m->size,
+		    (size_t)m->nrcpts);
 	if (pk.rescan && pk.head == NULL && pk.inflight == 0)
 		scan_all();
 	work_kick();

@@ -179,13 +179,13 @@ commit_drop_all(void)
 
 /* The message a decoded COMMIT describes; takes over its recipients. */
 static struct qmsg *
-commit_msg(struct mr_m_commit *c)
+commit_msg(struct mr_m_commit *c, const struct pending *p)
 {
 	struct qmsg *m;
 	size_t i;
 
-	m = mr_xcalloc(1, sizeof(*m));
-	m->sender = mr_xstrdup(c->sender);
+	m = msg_new(p->qs, p->id);
+	m->sender = qstr_get(c->sender);
 	m->rcpts = mr_xcalloc(c->nrcpts, sizeof(struct qrcpt));
 	for (i = 0; i < c->nrcpts; i++) {
 		m->rcpts[i].addr = c->rcpts[i];
@@ -197,10 +197,10 @@ commit_msg(struct mr_m_commit *c)
 	m->ret = c->dsn.ret;
 	if (c->dsn.envid[0] != '\0')
 		m->envid = mr_xstrdup(c->dsn.envid);
-	m->nrcpts = c->nrcpts;
+	m->nrcpts = (uint32_t)c->nrcpts;
 	m->size = c->size;
-	m->client = mr_xstrdup(c->client);
-	m->helo = mr_xstrdup(c->helo);
+	m->client = qstr_get(c->client);
+	m->helo = qstr_get(c->helo);
 	m->body = c->body;
 	m->smtputf8 = c->smtputf8;
 	m->auth = c->auth[0] != '\0' ? mr_xstrdup(c->auth) : NULL;
@@ -680,7 +680,7 @@ finish_commit(struct commit *c)
 	if (!local)
 		mr_info("%s: from=<%s> size=%llu nrcpt=%zu client=[%s]",
 		    c->m->id, c->m->sender, (unsigned long long)c->m->size,
-		    c->m->nrcpts, c->m->client);
+		    (size_t)c->m->nrcpts, c->m->client);
 	metrics_add(c->m->qs, MC_RECEIVED, 1);
 	metrics_add(c->m->qs, MC_BYTES, c->m->size);
 	metrics_size(c->m->qs, c->m->size);
@@ -858,7 +858,7 @@ commit_checks(struct qmsg *m, struct pending *p, uint64_t req)
 		    text : "header checks unavailable", -1);
 	if (a == MR_HC_DISCARD)
 		mr_info("%s: discarded by a header check: from=<%s> "
-		    "nrcpt=%zu", m->id, m->sender, m->nrcpts);
+		    "nrcpt=%zu", m->id, m->sender, (size_t)m->nrcpts);
 	pending_discard(p);
 	msg_free(m);
 	return -1;
@@ -887,9 +887,7 @@ commit_commit(const unsigned char *data, size_t len)
 		queued_drop_smtpd();
 		return;
 	}
-	m = commit_msg(&req);
-	m->qs = p->qs;
-	snprintf(m->id, sizeof(m->id), "%s", p->id);
+	m = commit_msg(&req, p);
 	if (commit_aliases(m, p, req.req) == -1 ||
 	    commit_checks(m, p, req.req) == -1)
 		return;

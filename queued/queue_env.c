@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,28 +53,85 @@ msg_path(const struct qmsg *m, const char *ext, char *buf, size_t len)
 	snprintf(buf, len, "%s/%s.%s", m->qs->queue, m->id, ext);
 }
 
+/* A zeroed message of qs with its id, allocated at the id's length: a
+ * million of them can wait in memory. */
+struct qmsg *
+msg_new(struct qserver *qs, const char *id)
+{
+	size_t len = strlen(id);
+	struct qmsg *m;
+
+	m = mr_xcalloc(1, offsetof(struct qmsg, id) + len + 1);
+	m->qs = qs;
+	memcpy(m->id, id, len + 1);
+	return m;
+}
+
+/* Frees n recipients and their array. */
 void
-msg_free(struct qmsg *m)
+rcpts_free(struct qrcpt *v, size_t n)
 {
 	size_t i;
 
+	for (i = 0; i < n; i++) {
+		if (!v[i].addr_in)
+			free(v[i].addr);
+		qstr_put(v[i].text);
+		free(v[i].orcpt);
+	}
+	free(v);
+}
+
+/*
+ * Moves the recipients' addresses into the allocation of their array:
+ * one allocation instead of one more per recipient, for the messages read
+ * from their envelopes (a million at start, most with one recipient).
+ * The addresses of a parsed envelope are not replaced afterwards (only a
+ * new message's, by its aliases).
+ */
+static void
+rcpts_pack(struct qmsg *m)
+{
+	size_t i, len, sz = m->nrcpts * sizeof(struct qrcpt);
+	struct qrcpt *v;
+	char *p;
+
+	for (i = 0; i < m->nrcpts; i++)
+		sz += strlen(m->rcpts[i].addr) + 1;
+	v = mr_xmalloc(sz);
+	memcpy(v, m->rcpts, m->nrcpts * sizeof(struct qrcpt));
+	p = (char *)(v + m->nrcpts);
+	for (i = 0; i < m->nrcpts; i++) {
+		len = strlen(v[i].addr) + 1;
+		memcpy(p, v[i].addr, len);
+		if (!v[i].addr_in)
+			free(v[i].addr);
+		v[i].addr = p;
+		v[i].addr_in = 1;
+		p += len;
+	}
+	free(m->rcpts);
+	m->rcpts = v;
+}
+
+void
+msg_free(struct qmsg *m)
+{
 	if (m == NULL)
 		return;
 	sched_forget(m);
 	if (m->envw != 0)
 		commit_env_forget(m);
-	for (i = 0; i < m->nrcpts; i++) {
-		free(m->rcpts[i].addr);
-		free(m->rcpts[i].text);
-		free(m->rcpts[i].orcpt);
-	}
-	free(m->rcpts);
+	rcpts_free(m->rcpts, m->nrcpts);
 	free(m->envid);
-	free(m->sender);
-	free(m->client);
-	free(m->helo);
+	qstr_put(m->sender);
+	qstr_put(m->client);
+	qstr_put(m->helo);
 	free(m->auth);
-	free(m->job_idx);
+	if (m->act != NULL) {	/* index_del has ended its job */
+		free(m->act->job_idx);
+		free(m->act);
+	}
 	free(m);
 }
 
@@ -135,6 +193,17 @@ fail:
 	return NULL;
 }
 
+/* Decodes xtext into a shared string (qstr.c); NULL as get_xtext. */
+static const char *
+get_xtext_shared(const char *s)
+{
+	char *t = get_xtext(s);
+	const char *r = qstr_get(t);
+
+	free(t);
+	return r;
+}
+
 static int	parse_num(const char *, long long *);
 
 static const char state_char[] = { 'P', 'S', 'F' };
@@ -180,7 +249,7 @@ env_dsn_line(struct qmsg *m, const char *key, const char *val)
 		if (parse_num(val, &v) == -1 || v <= 0 || v >= 16 ||
 		    !mr_dsn_notify_valid((unsigned)v))
 			return -1;
-		r->notify = (unsigned)v;
+		r->notify = (uint8_t)v;
 		return 0;
 	}
 	if (strcmp(key, "orcpt") == 0 && r->orcpt == NULL) {
@@ -349,9 +418,9 @@ env_line(struct qmsg *m, char *line)
 	if (strcmp(line, "control-hold") == 0)
 		return strcmp(val, "yes") == 0 ? (m->ctl_hold = 1, 0) : -1;
 	if (strcmp(line, "client") == 0 && m->client == NULL)
-		return (m->client = get_xtext(val)) ? 0 : -1;
+		return (m->client = get_xtext_shared(val)) ? 0 : -1;
 	if (strcmp(line, "helo") == 0 && m->helo == NULL)
-		return (m->helo = get_xtext(val)) ? 0 : -1;
+		return (m->helo = get_xtext_shared(val)) ? 0 : -1;
 	if (strcmp(line, "auth") == 0 && m->auth == NULL)
 		return (m->auth = get_xtext(val)) ? 0 : -1;
 	if (strcmp(line, "body") == 0) {
@@ -380,7 +449,7 @@ env_line(struct qmsg *m, char *line)
 		return 0;
 	}
 	if (strcmp(line, "sender") == 0 && m->sender == NULL)
-		return (m->sender = get_xtext(val)) ? 0 : -1;
+		return (m->sender = get_xtext_shared(val)) ? 0 : -1;
 	if (strcmp(line, "rcpt") == 0) {
 		struct qrcpt *r;
 		char *text;
@@ -393,10 +462,10 @@ env_line(struct qmsg *m, char *line)
 		    sizeof(*m->rcpts));
 		r = &m->rcpts[m->nrcpts++];
 		memset(r, 0, sizeof(*r));
-		r->state = (enum rcpt_state)(st - "PSF");
+		r->state = (uint8_t)(st - "PSF");
 		if ((text = strchr(val + 2, ' ')) != NULL) {
 			*text++ = '\0';
-			if ((r->text = get_xtext(text)) == NULL)
+			if ((r->text = get_xtext_shared(text)) == NULL)
 				return -1;
 		}
 		return (r->addr = get_xtext(val + 2)) ? 0 : -1;
@@ -427,9 +496,10 @@ env_parse(struct qmsg *m, char *text, size_t len)
 	if (rc != 1 || m->sender == NULL || m->nrcpts == 0)
 		return -1;
 	if (m->client == NULL)
-		m->client = mr_xstrdup("");
+		m->client = qstr_get("");
 	if (m->helo == NULL)
-		m->helo = mr_xstrdup("");
+		m->helo = qstr_get("");
+	rcpts_pack(m);
 	return 0;
 }
 
@@ -448,9 +518,7 @@ env_read(struct qserver *qs, const char *id, int *torn)
 	size_t len;
 
 	*torn = 0;
-	m = mr_xcalloc(1, sizeof(*m));
-	m->qs = qs;
-	snprintf(m->id, sizeof(m->id), "%s", id);
+	m = msg_new(qs, id);
 	msg_path(m, "env", path, sizeof(path));
 	if ((text = mr_read_file(path, ENV_MAX, &len)) == NULL) {
 		mr_err("%s: %s", path, strerror(errno));

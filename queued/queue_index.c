@@ -18,8 +18,10 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "proto.h"
 #include "queued.h"
 
@@ -66,7 +68,7 @@ index_del(struct qmsg *m)
 			*pp = m->id_next;
 			break;
 		}
-	if (m->job != 0)
+	if (msg_job(m) != 0)
 		job_end(m);
 	wait_del(m);
 }
@@ -82,14 +84,44 @@ index_find(const char *id)
 	return NULL;
 }
 
+/* m's delivery state, made at its first use. */
+struct qact *
+act_get(struct qmsg *m)
+{
+	if (m->act == NULL)
+		m->act = mr_xcalloc(1, sizeof(*m->act));
+	return m->act;
+}
+
+/* Frees m's delivery state once it is neither waiting, nor at deliverd,
+ * nor at an LMTP server; the recipients of a job that is over go. */
+void
+act_put(struct qmsg *m)
+{
+	struct qact *a = m->act;
+
+	if (a == NULL)
+		return;
+	if (a->job == 0) {
+		free(a->job_idx);
+		a->job_idx = NULL;
+		a->job_n = 0;
+	}
+	if (a->job == 0 && !m->waiting && a->lmtp == NULL) {
+		free(a);
+		m->act = NULL;
+	}
+}
+
 /* m goes to deliverd as job number job. */
 void
 job_start(struct qmsg *m, uint64_t job)
 {
 	size_t b = job & (JOB_BUCKETS - 1);
+	struct qact *a = act_get(m);
 
-	m->job = job;
-	m->job_next = ix.jobs[b];
+	a->job = job;
+	a->job_next = ix.jobs[b];
 	ix.jobs[b] = m;
 	ix.active++;
 }
@@ -97,17 +129,21 @@ job_start(struct qmsg *m, uint64_t job)
 void
 job_end(struct qmsg *m)
 {
+	struct qact *a = m->act;
 	struct qmsg **pp;
 
-	for (pp = &ix.jobs[m->job & (JOB_BUCKETS - 1)]; *pp != NULL;
-	    pp = &(*pp)->job_next)
+	if (a == NULL)
+		return;
+	for (pp = &ix.jobs[a->job & (JOB_BUCKETS - 1)]; *pp != NULL;
+	    pp = &(*pp)->act->job_next)
 		if (*pp == m) {
-			*pp = m->job_next;
+			*pp = a->job_next;
 			ix.active--;
 			break;
 		}
-	m->job = 0;
-	m->job_next = NULL;
+	a->job = 0;
+	a->job_next = NULL;
+	act_put(m);
 }
 
 struct qmsg *
@@ -115,8 +151,9 @@ job_find(uint64_t job)
 {
 	struct qmsg *m;
 
-	for (m = ix.jobs[job & (JOB_BUCKETS - 1)]; m != NULL; m = m->job_next)
-		if (m->job == job)
+	for (m = ix.jobs[job & (JOB_BUCKETS - 1)]; m != NULL;
+	    m = m->act->job_next)
+		if (m->act->job == job)
 			return m;
 	return NULL;
 }
@@ -139,15 +176,17 @@ void
 wait_push(struct qmsg *m)
 {
 	struct wline *l;
+	struct qact *a;
 
 	if (m->waiting)
 		return;
+	a = act_get(m);
 	m->waiting = m->attempts == 0 ? 1 : 2;
 	l = line_of(m);
-	m->wnext = NULL;
-	m->wprev = l->tail;
+	a->wnext = NULL;
+	a->wprev = l->tail;
 	if (l->tail != NULL)
-		l->tail->wnext = m;
+		l->tail->act->wnext = m;
 	else
 		l->head = m;
 	l->tail = m;
@@ -157,20 +196,22 @@ void
 wait_del(struct qmsg *m)
 {
 	struct wline *l;
+	struct qact *a = m->act;
 
 	if (!m->waiting)
 		return;
 	l = line_of(m);
-	if (m->wprev != NULL)
-		m->wprev->wnext = m->wnext;
+	if (a->wprev != NULL)
+		a->wprev->act->wnext = a->wnext;
 	else
-		l->head = m->wnext;
-	if (m->wnext != NULL)
-		m->wnext->wprev = m->wprev;
+		l->head = a->wnext;
+	if (a->wnext != NULL)
+		a->wnext->act->wprev = a->wprev;
 	else
-		l->tail = m->wprev;
+		l->tail = a->wprev;
 	m->waiting = 0;
-	m->wnext = m->wprev = NULL;
+	a->wnext = a->wprev = NULL;
+	act_put(m);
 }
 
 /*

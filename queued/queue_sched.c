@@ -199,7 +199,7 @@ expiry_due(struct qmsg *m)
 {
 	/* a job in flight settles (and expires) m when its result comes;
 	 * a held queue arms the timers again when it is released */
-	if (m->job != 0 || m->lmtp != NULL || q->held || m->ctl_hold)
+	if (msg_job(m) != 0 || msg_lmtp(m) != NULL || q->held || m->ctl_hold)
 		return;
 	/* an attempt due now comes first (a message just released is
 	 * tried once before it expires; settle expires it after) */
@@ -342,8 +342,7 @@ drop_rcpt(const struct qmsg *m, size_t i)
 static void
 local_failed(struct qrcpt *r, const char *err, int perm)
 {
-	free(r->text);
-	r->text = mr_xstrdup(err);
+	qstr_set(&r->text, err);
 	if (perm) {
 		r->state = R_FAILED;
 		mr_info("%s", err);
@@ -412,6 +411,7 @@ remote_rcpt(const struct qmsg *m, size_t i)
 static int
 deliver_remote(struct qmsg *m, int datafd)
 {
+	struct qact *a;
 	struct mr_buf b;
 	uint64_t job;
 	size_t i, n = 0;
@@ -421,9 +421,10 @@ deliver_remote(struct qmsg *m, int datafd)
 		n += remote_rcpt(m, i);
 	if (n == 0 || q->deliverd == NULL)
 		return 0;
-	free(m->job_idx);
-	m->job_idx = mr_xcalloc(n, sizeof(size_t));
-	m->job_n = 0;
+	a = act_get(m);
+	free(a->job_idx);
+	a->job_idx = mr_xcalloc(n, sizeof(size_t));
+	a->job_n = 0;
 	job = ++q->next_job;
 	mr_buf_init(&b);
 	mr_buf_put_u64(&b, job);
@@ -434,23 +435,25 @@ deliver_remote(struct qmsg *m, int datafd)
 	for (i = 0; i < m->nrcpts; i++)
 		if (remote_rcpt(m, i)) {
 			mr_buf_put_str(&b, m->rcpts[i].addr);
-			m->job_idx[m->job_n++] = i;
+			a->job_idx[a->job_n++] = i;
 		}
 	mr_buf_put_u32(&b, m->body);
 	mr_buf_put_str(&b, m->auth != NULL ? m->auth : "");
 	/* ---- DSN (RFC 3461) ---- */
 	mr_buf_put_u32(&b, m->ret);
 	mr_buf_put_str(&b, m->envid ? m->envid : "");
-	mr_buf_put_u32(&b, (uint32_t)m->job_n);
-	for (i = 0; i < m->job_n; i++) {
-		mr_buf_put_u32(&b, m->rcpts[m->job_idx[i]].notify);
-		mr_buf_put_str(&b, m->rcpts[m->job_idx[i]].orcpt ?
-		    m->rcpts[m->job_idx[i]].orcpt : "");
+	mr_buf_put_u32(&b, (uint32_t)a->job_n);
+	for (i = 0; i < a->job_n; i++) {
+		mr_buf_put_u32(&b, m->rcpts[a->job_idx[i]].notify);
+		mr_buf_put_str(&b, m->rcpts[a->job_idx[i]].orcpt ?
+		    m->rcpts[a->job_idx[i]].orcpt : "");
 	}
 	mr_buf_put_u32(&b, m->smtputf8);	/* RFC 6531 */
 	sent = mr_ipc_sendb(q->deliverd, MR_D_JOB, datafd, &b) == 0;
 	if (sent)
 		job_start(m, job);
+	else
+		act_put(m);
 	mr_buf_free(&b);
 	return sent;
 }
@@ -576,7 +579,7 @@ attempt(struct qmsg *m)
 	size_t i;
 	int fd;
 
-	if (m->job != 0 || m->lmtp != NULL || m->ctl_hold)
+	if (msg_job(m) != 0 || msg_lmtp(m) != NULL || m->ctl_hold)
 		return;
 	/* deliverd has no room: wait in line, no attempt counted */
 	wait_del(m);
@@ -614,7 +617,7 @@ sched_lmtp_done(struct qmsg *m)
 void
 sched_now(struct qmsg *m)
 {
-	if (m->job != 0 || m->lmtp != NULL)
+	if (msg_job(m) != 0 || msg_lmtp(m) != NULL)
 		return;
 	if (!q->held) {
 		set_timer(m, 0);
@@ -636,17 +639,18 @@ sched_add(struct qmsg *m)
 	arm_expiry(m);
 }
 
-/* A reply text as one printable line (it goes into the envelope, logs
- * and DSNs): control bytes become spaces. */
-static char *
-one_line(const char *text)
+/* Sets field to a reply text as one printable line (it goes into the
+ * envelope, logs and DSNs): control bytes become spaces. */
+static void
+set_line(const char **field, const char *text)
 {
 	char *t = mr_xstrdup(text), *p;
 
 	for (p = t; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
-	return t;
+	qstr_set(field, t);
+	free(t);
 }
 
 void
@@ -661,7 +665,7 @@ sched_result(const unsigned char *data, size_t len)
 		queued_drop_deliverd();
 		return;
 	}
-	if ((m = job_find(res.job)) == NULL || res.n != m->job_n) {
+	if ((m = job_find(res.job)) == NULL || res.n != m->act->job_n) {
 		mr_msg_results_free(&res);
 		queued_drop_deliverd();
 		return;
@@ -683,12 +687,11 @@ sched_result(const unsigned char *data, size_t len)
 		return;
 	}
 	for (i = 0; i < res.n; i++) {
-		struct qrcpt *r = &m->rcpts[m->job_idx[i]];
+		struct qrcpt *r = &m->rcpts[m->act->job_idx[i]];
 
 		if (res.r[i].status == MR_DS_AGAIN)
 			continue;	/* pending, as before the job */
-		free(r->text);
-		r->text = one_line(res.r[i].text);
+		set_line(&r->text, res.r[i].text);
 		if (res.r[i].status == MR_DS_OK ||
 		    res.r[i].status == MR_DS_RELAYED) {
 			r->state = R_SENT;
@@ -714,7 +717,7 @@ sched_deliverd_lost(void)
 
 	/* jobs in flight are offered again when deliverd is back */
 	for (m = q->msgs; m != NULL; m = m->next)
-		if (m->job != 0) {
+		if (msg_job(m) != 0) {
 			job_end(m);
 			m->next_try = q_now();
 		}
@@ -731,7 +734,7 @@ sched_deliverd_up(void)
 	feed();
 	for (m = q->msgs; m != NULL; m = next) {
 		next = m->next;
-		if (m->job == 0 && !m->waiting && m->next_try <= now)
+		if (msg_job(m) == 0 && !m->waiting && m->next_try <= now)
 			attempt(m);
 	}
 }
@@ -889,9 +892,7 @@ recover_one(struct qserver *qs, int dfd, const char *id)
 		drop_unacked(qs, id, "envelope cut short");
 		return RC_GONE;
 	}
-	m = mr_xcalloc(1, sizeof(*m));
-	m->qs = qs;
-	snprintf(m->id, sizeof(m->id), "%s", id);
+	m = msg_new(qs, id);
 	if (text == NULL || env_parse(m, text, len) == -1) {
 		if (text == NULL)	/* unreadable: kept, as malformed */
 			mr_err("%s/%s.env: %s", qs->queue, id,
@@ -1036,7 +1037,7 @@ sched_release(void)
 	q->held = 0;
 	evtimer_del(q->hold_timer);
 	for (m = q->msgs; m != NULL; m = m->next) {
-		if (m->job == 0 && !qheap_pending(&m->tnode))
+		if (msg_job(m) == 0 && !qheap_pending(&m->tnode))
 			set_timer(m, m->next_try);
 		arm_expiry(m);
 	}
@@ -1067,8 +1068,7 @@ apply_replay(struct qmsg *m, const char *rcpt, uint32_t st, const char *text)
 		if (r->local || r->state != R_PENDING ||
 		    strcmp(r->addr, rcpt) != 0)
 			continue;
-		free(r->text);
-		r->text = one_line(text);
+		set_line(&r->text, text);
 		r->state = st == MR_DS_PERM ? R_FAILED : R_SENT;
 		r->relayed = st == MR_DS_RELAYED;
 		mr_info("%s: to=<%s> status=%s (replayed by deliverd: %s)",
@@ -1095,8 +1095,8 @@ sched_replay(const unsigned char *data, size_t len)
 		const struct mr_m_status *st = &res.r[i];
 
 		/* a message being delivered now is left to its job */
-		if ((m = index_find(st->id)) == NULL || m->job != 0 ||
-		    m->lmtp != NULL || !apply_replay(m, st->rcpt, st->status, st->text))
+		if ((m = index_find(st->id)) == NULL || msg_job(m) != 0 ||
+		    msg_lmtp(m) != NULL || !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
 		metrics_queue(m, 1);
 		if (!q->held)
@@ -1114,7 +1114,7 @@ sched_replay(const unsigned char *data, size_t len)
 int
 sched_retry(struct qmsg *m)
 {
-	if (m->job != 0 || m->ctl_hold || m->hold)
+	if (msg_job(m) != 0 || m->ctl_hold || m->hold)
 		return -1;
 	set_timer(m, q_now());
 	return 0;
@@ -1160,8 +1160,7 @@ sched_return(struct qmsg *m, const char *reason)
 	for (i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state == R_PENDING) {
 			m->rcpts[i].state = R_FAILED;
-			free(m->rcpts[i].text);
-			m->rcpts[i].text = mr_xstrdup(reason);
+			qstr_set(&m->rcpts[i].text, reason);
 			mr_info("%s: to=<%s> status=returned (%s)", m->id,
 			    m->rcpts[i].addr, reason);
 		}

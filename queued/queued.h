@@ -24,14 +24,17 @@ enum rcpt_state { R_PENDING = 0, R_SENT, R_FAILED };
 /* one recipient of a queued message (packed: one per queued message) */
 struct qrcpt {
 	char		*addr;
-	char		*text;		/* last result, for logs and NDRs */
+	const char	*text;		/* last result, for logs and NDRs
+					 * (qstr.c: shared) */
 	char		*orcpt;		/* DSN: "type;xtext" or NULL */
-	enum rcpt_state	 state;
-	unsigned	 notify;	/* DSN: MR_NOTIFY_* bits; 0: not given */
+	uint8_t		 state;		/* enum rcpt_state */
+	uint8_t		 notify;	/* DSN: MR_NOTIFY_* bits; 0: not given */
 	uint8_t		 local;		/* delivered to Drop */
 	uint8_t		 relayed;	/* sent to a next hop without DSN */
 	uint8_t		 tried;		/* by LMTP in this attempt */
 	uint8_t		 etrn;		/* released by ETRN (etrn.c) */
+	uint8_t		 addr_in;	/* addr is in the rcpts allocation
+					 * (queue_env.c msg_pack) */
 };
 
 struct qserver {
@@ -44,17 +47,32 @@ struct qserver {
 };
 
 /*
+ * What only a message that is due or being delivered needs: made when it
+ * waits for room at deliverd, goes to deliverd or to an LMTP server, and
+ * freed when none of these holds any more (queue_index.c act_get,
+ * act_put), so that the million messages that wait for their next try
+ * do not carry it.
+ */
+struct qact {
+	uint64_t	 job;		/* non-zero while at deliverd */
+	struct qmsg	*job_next;	/* queue_index.c: hash chains */
+	struct qmsg	*wnext, *wprev;	/* waiting for room at deliverd */
+	size_t		*job_idx;	/* recipients in the job */
+	size_t		 job_n;
+	struct lmtp_sess *lmtp;		/* non-NULL while at an LMTP server */
+};
+
+/*
  * A queued message.  A million of them can wait in memory at once, so the
  * fields are ordered by size (no padding) and the flags are bytes.
  */
 struct qmsg {
 	struct qmsg	*next, *prev;
 	struct qserver	*qs;
-	char		*sender;	/* "" = null sender */
-	char		*client;
-	char		*helo;
+	const char	*sender;	/* "" = null sender; these three */
+	const char	*client;	/* are shared (qstr.c) */
+	const char	*helo;
 	struct qrcpt	*rcpts;
-	size_t		 nrcpts;
 	time_t		 created;
 	uint64_t	 accepted_ms;	/* mr_now_ms() at commit; 0 if it
 					 * was queued before queued started */
@@ -62,22 +80,18 @@ struct qmsg {
 	uint64_t	 size;
 	char		*auth;		/* AUTH user at smtpd, NULL = none */
 	char		*envid;		/* xtext, or NULL */
-	uint64_t	 job;		/* non-zero while at deliverd */
 	struct qmsg	*id_next;	/* queue_index.c: hash chains */
-	struct qmsg	*job_next;
-	struct qmsg	*wnext, *wprev;	/* waiting for room at deliverd */
-	size_t		*job_idx;	/* recipients in the job */
-	size_t		 job_n;
-	struct lmtp_sess *lmtp;		/* non-NULL while at an LMTP server */
+	struct qact	*act;		/* while due or being delivered */
 	struct qheap_node tnode;	/* next attempt (queue_sched.c) */
 	struct qheap_node xnode;	/* expiry or delay notice */
+	uint32_t	 nrcpts;
 	unsigned	 attempts;
-	uint32_t	 body;		/* enum mr_body (proto.h) */
-	uint32_t	 smtputf8;	/* 0/1: MAIL SMTPUTF8 (RFC 6531) */
-	uint32_t	 ret;		/* enum mr_dsn_ret (dsn_param.h) */
 	uint32_t	 jnl;		/* queue_journal.c: the journal
 					 * holding its envelope, 0 = its
 					 * own ID.env */
+	uint8_t		 body;		/* enum mr_body (proto.h) */
+	uint8_t		 smtputf8;	/* 0/1: MAIL SMTPUTF8 (RFC 6531) */
+	uint8_t		 ret;		/* enum mr_dsn_ret (dsn_param.h) */
 	uint8_t		 hold;		/* a header check holds it: not
 					 * delivered until released */
 	uint8_t		 ctl_hold;	/* "mailrootctl hold": not tried
@@ -89,7 +103,7 @@ struct qmsg {
 	uint8_t		 envw;		/* queue_commit.c: ENVW_* */
 	uint8_t		 qbits;		/* metrics.c: counted as pending
 					 * local (1), remote (2) */
-	char		 id[64 + 1];
+	char		 id[];		/* allocated at its length */
 };
 
 struct queued {
@@ -109,6 +123,20 @@ struct queued {
 };
 
 extern struct queued *q;
+
+/* m's job at deliverd, 0 if none */
+static inline uint64_t
+msg_job(const struct qmsg *m)
+{
+	return m->act != NULL ? m->act->job : 0;
+}
+
+/* m's LMTP session, NULL if none */
+static inline struct lmtp_sess *
+msg_lmtp(const struct qmsg *m)
+{
+	return m->act != NULL ? m->act->lmtp : NULL;
+}
 
 /* queued.c */
 void	queued_drop_smtpd(void);
@@ -159,7 +187,9 @@ int	 env_write_file(const char *path, const struct qmsg *, int sync);
 int	 env_create(const char *path, const struct qmsg *);
 struct qmsg *env_read(struct qserver *, const char *id, int *torn);
 int	 env_parse(struct qmsg *, char *text, size_t len);
+struct qmsg *msg_new(struct qserver *, const char *id);	/* zeroed */
 void	 msg_free(struct qmsg *);
+void	 rcpts_free(struct qrcpt *, size_t n);	/* and the array */
 void	 msg_path(const struct qmsg *, const char *ext, char *, size_t);
 
 /* queue_journal.c: the envelopes of new messages, per Queue */
@@ -171,6 +201,12 @@ void	 journal_release(struct qmsg *);
 void	 journal_recover(struct qserver *);
 void	 journal_shutdown(void);	/* after commit_shutdown */
 
+/* qstr.c: shared strings (sender, client, HELO, reply texts); NULL is
+ * taken and given back as NULL */
+const char *qstr_get(const char *);		/* a reference */
+void	qstr_put(const char *);			/* drops one */
+void	qstr_set(const char **field, const char *);	/* replaces */
+
 /* queue_clock.c: the time the queue runs by (a test may shift it) */
 time_t	q_now(void);
 void	clock_init(void);
@@ -179,6 +215,8 @@ void	clock_init(void);
 void	index_add(struct qmsg *);
 void	index_del(struct qmsg *);
 struct qmsg *index_find(const char *id);
+struct qact *act_get(struct qmsg *);	/* made if m has none */
+void	act_put(struct qmsg *);		/* freed if nothing uses it */
 void	job_start(struct qmsg *, uint64_t job);
 void	job_end(struct qmsg *);
 struct qmsg *job_find(uint64_t job);

@@ -223,16 +223,14 @@ make_msg(struct qserver *qs, const char *id, struct pickup_msg *pm)
 	struct qmsg *m;
 	size_t i;
 
-	m = mr_xcalloc(1, sizeof(*m));
-	m->qs = qs;
-	snprintf(m->id, sizeof(m->id), "%s", id);
-	m->sender = mr_xstrdup(pm->sender);
-	m->client = mr_xstrdup("");
-	m->helo = mr_xstrdup("");
+	m = msg_new(qs, id);
+	m->sender = qstr_get(pm->sender);
+	m->client = qstr_get("");
+	m->helo = qstr_get("");
 	m->rcpts = mr_xcalloc(pm->nrcpts, sizeof(struct qrcpt));
 	for (i = 0; i < pm->nrcpts; i++)
 		m->rcpts[i].addr = mr_xstrdup(pm->rcpts[i]);
-	m->nrcpts = pm->nrcpts;
+	m->nrcpts = (uint32_t)pm->nrcpts;
 	m->size = pm->data.len;
 	m->body = pm->eightbit ? MR_BODY_8BITMIME : MR_BODY_7BIT;
 	m->created = q_now();
@@ -250,7 +248,7 @@ committed(const struct qmsg *m, int failed, void *arg)
 		return;
 	}
 	mr_info("%s: from=<%s> size=%llu nrcpt=%zu origin=sendmail uid=%u",
-	    m->id, m->sender, (unsigned long long)m->size, m->nrcpts,
+	    m->id, m->sender, (unsigned long long)m->size, (size_t)m->nrcpts,
 	    (unsigned)c->uid);
 	snprintf(text, sizeof(text), "queued as %s", m->id);
 	reply(c, EX_OK, text);
@@ -271,7 +269,8 @@ checked(struct sconn *c, struct qmsg *m, const struct pickup_msg *pm)
 	}
 	if (a == MR_HC_DISCARD)
 		mr_info("%s: discarded by a header check: from=<%s> "
-		    "nrcpt=%zu origin=sendmail", m->id, m->sender, m->nrcpts);
+		    "nrcpt=%zu origin=sendmail", m->id, m->sender,
+		    (size_t)m->nrcpts);
 	snprintf(msg, sizeof(msg), "message refused: %s", text);
 	reply(c, a == MR_HC_DISCARD ? EX_OK : a == MR_HC_REJECT ?
 	    EX_DATAERR : EX_TEMPFAIL, a == MR_HC_DISCARD ? "accepted" :

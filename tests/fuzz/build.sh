@@ -53,7 +53,7 @@ build fuzz_sasl "$c/sasl.c"
 build fuzz_dovecot "$c/dovecot_auth.c" "$c/sasl.c"
 build fuzz_xoauth2 "$c/xoauth2.c" "$c/sasl.c"
 build fuzz_smtp_reply "$c/smtp_reply.c" "$c/buf.c" "$c/log.c" $ev_libs
-build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$c/dsn_param.c" \
+build fuzz_env -I"$top/queued" "$top/queued/queue_env.c" "$top/queued/qstr.c" "$c/dsn_param.c" \
     "$c/buf.c" "$c/log.c" "$c/util.c" $ev_libs
 build fuzz_table_text "$c/table_inline.c" "$c/buf.c" "$c/log.c" "$c/util.c" \
     $ev_libs

@@ -47,11 +47,7 @@ commit_env_forget(struct qmsg *m)
 static struct qmsg *
 new_msg(void)
 {
-	struct qmsg *m;
-
-	m = mr_xcalloc(1, sizeof(*m));
-	snprintf(m->id, sizeof(m->id), "%s", ENV_ID);
-	return m;
+	return msg_new(NULL, ENV_ID);
 }
 
 static char *
