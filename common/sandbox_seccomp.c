@@ -66,7 +66,8 @@ static const char *const smtpd_calls[] = {
 static const char *const queued_calls[] = {
 	"openat", "open", "mkdir", "mkdirat", "rename", "renameat",
 	"renameat2", "unlink", "unlinkat", "link", "linkat", "rmdir",
-	"fsync", "fdatasync", "syncfs", "ftruncate", "fallocate",
+	"fsync", "fdatasync", "syncfs", "sync_file_range", "ftruncate",
+	"fallocate",
 	"getdents64", "flock", "fchmod", "fstatfs", "statfs", "access",
 	"faccessat", "faccessat2", "readlink", "umask", "getcwd",
 	"set_robust_list", "rseq", "membarrier",

@@ -72,6 +72,25 @@ mr_syncfs_dir(const char *path)
 }
 
 /*
+ * Linux reports a file's writeback errors to every descriptor opened
+ * before them, through fsync, fdatasync and the waiting half of
+ * sync_file_range alike; only the last leaves the device's write cache
+ * alone.  An fdatasync on a file the flush of its file system left
+ * clean still flushes that cache (ext4 does so on every call), which
+ * costs as much as the flush itself, once per file.
+ */
+int
+mr_write_errors(int fd)
+{
+#ifdef HAVE_SYNC_FILE_RANGE
+	return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
+	    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+#else
+	return fdatasync(fd);
+#endif
+}
+
+/*
  * The bytes go to ".NAME.tmp" beside path (made anew, never through a
  * link), are flushed and renamed over path: a reader sees no file or the
  * whole one, never a part.

@@ -13,6 +13,10 @@ int	 mr_fsync_dir(const char *path);		/* 0 or -1 */
 /* everything written on path's filesystem flushed (syncfs; sync where
  * there is none): 0, or -1 with errno */
 int	 mr_syncfs_dir(const char *path);
+/* The write errors of fd's data since it was last asked, without
+ * flushing the device's cache (fdatasync where the system has no other
+ * way): 0, or -1 with errno */
+int	 mr_write_errors(int fd);
 /* path whole or not at all (a temporary name, flushed, renamed); the
  * directory is the caller's to flush.  0, or -1 with errno. */
 int	 mr_write_file_atomic(const char *path, const void *, size_t,

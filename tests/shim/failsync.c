@@ -6,7 +6,9 @@
  * whose presence means "writeback under the prefix failed" and whose text
  * is the time of that failure in nanoseconds (CLOCK_REALTIME).  As the
  * kernel does, the failure is reported
- *   - by fsync/fdatasync once to each descriptor opened before it;
+ *   - by fsync/fdatasync, and by sync_file_range when it waits
+ *     (SYNC_FILE_RANGE_WAIT_AFTER), once to each descriptor opened
+ *     before it;
  *   - by syncfs only through a descriptor opened before it;
  * and never to a descriptor opened after it.  Removing the toggle clears
  * the fault.  Descriptors are known by the open/openat calls that made
@@ -101,6 +103,7 @@ failed(int fd, int once)
 
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*sync_fn)(int);
+typedef int (*range_fn)(int, off_t, off_t, unsigned int);
 
 #define REAL(name, type) \
 	static type real; \
@@ -163,4 +166,14 @@ syncfs(int fd)
 	REAL("syncfs", sync_fn);
 
 	return failed(fd, 0) ? -1 : real(fd);
+}
+
+int
+sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
+{
+	REAL("sync_file_range", range_fn);
+
+	if ((flags & SYNC_FILE_RANGE_WAIT_AFTER) && failed(fd, 1))
+		return -1;
+	return real(fd, off, n, flags);
 }
