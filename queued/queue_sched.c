@@ -35,6 +35,7 @@ static void	attempt(struct qmsg *);
 static void	arm_expiry(struct qmsg *);
 static void	quarantine(struct qserver *, const char *id,
 		    const char *reason);
+static void	recovered(struct qmsg *);
 
 /* a job deliverd did not try is offered again after this (seconds) */
 #define AGAIN_DELAY	5
@@ -908,7 +909,8 @@ recover_one(struct qserver *qs, int dfd, const char *id)
 	/* its size is checked when it is tried (check_data) */
 	mark_local(m);
 	list_add(m);
-	return RC_QUEUED;	/* tried after sched_release */
+	recovered(m);
+	return RC_QUEUED;
 }
 
 /* The name's queue id, if it is ID.ext (ext: "env" or "eml"). */
@@ -927,15 +929,20 @@ queue_name(const char *name, const char *ext, char *id)
 
 /* Envelopes whose data is gone, found in a second pass only when there
  * are more envelopes than messages that had one (rare: a stop between
- * the removal of a finished message's two files). */
+ * the removal of a finished message's two files).  Messages committed
+ * since the start have their ID.eml: drop_lone_env leaves them. */
 static void
-drop_lone_envs(struct qserver *qs, DIR *d)
+drop_lone_envs(struct qserver *qs)
 {
 	char id[MR_ID_MAX + 1];
 	struct dirent *de;
 	struct qmsg *m;
+	DIR *d;
 
-	rewinddir(d);
+	if ((d = opendir(qs->queue)) == NULL) {
+		mr_err("opendir %s: %s", qs->queue, strerror(errno));
+		return;
+	}
 	while ((de = readdir(d)) != NULL) {
 		if (!queue_name(de->d_name, "env", id))
 			continue;
@@ -943,55 +950,334 @@ drop_lone_envs(struct qserver *qs, DIR *d)
 			continue;
 		drop_lone_env(qs, de->d_name, strlen(id));
 	}
+	closedir(d);
 }
 
 /*
- * One pass over Queue: each ID.eml's envelope is read (openat, one read)
- * and the message queued; no other look-up per message, so a million
- * messages cost a directory read and three system calls each.
+ * Recovery at start.  Reading a million envelopes takes a random read
+ * each on a cold cache (minutes), so only the directories are listed
+ * before the loop starts (names and inode numbers: no file is opened);
+ * the envelopes are then read from the loop, RECOVER_SLICE_MS at a
+ * time, in inode order: the order of ext4's inode tables and, for files
+ * written one after the other, of their blocks, so that a cold disk
+ * reads on instead of seeking.  Each message is scheduled as it is read:
+ * one that is due goes out while the rest is still being read, and new
+ * mail is taken between slices.
+ *
+ * The listing is complete before queued takes any message, so every
+ * name in it belongs to an earlier run: a message committed since
+ * (smtpd streams DATA into its ID.eml before it has an envelope) is
+ * never taken for one whose envelope was lost, nor read twice.  While
+ * the rest is read (q->recovering): deliverd's replays for a message not
+ * read yet wait for it in a stash (they must apply before it is tried);
+ * an ETRN is remembered and applied to each message read after it
+ * (etrn.c); the control verbs that act on the whole queue answer that it
+ * is being recovered (control_verbs.c); Pickup starts once the queue is
+ * read (its claims are matched against the queue).  Nothing is written
+ * for a message before it is read, so a crash in the middle leaves what
+ * a crash before the start would: the next start reads it all again.
  */
+#define RECOVER_SLICE_MS	10
+#define STASH_BUCKETS		1024		/* power of two */
+#define STASH_MAX		65536		/* deliverd keeps 8192 */
+
+struct rname {
+	uint64_t	 ino;
+	uint32_t	 off;		/* of the ID.eml name in rc.names */
+	uint32_t	 server;
+};
+
+/* a replayed result for a message not read yet */
+struct rstash {
+	struct rstash	*next;
+	char		*id, *rcpt, *text;
+	uint32_t	 status;
+};
+
+static struct {
+	struct rname	*v;
+	size_t		 n, cap, next;
+	struct mr_buf	 names;
+	int		*dfd;		/* per server: its Queue */
+	size_t		*nenv, *had_env, *queued;	/* per server */
+	struct event	*ev;
+	uint64_t	 t0;		/* mr_now_ms() at the start */
+	unsigned	 pace_ms;	/* tests: one message per pace_ms */
+	struct rstash	*stash[STASH_BUCKETS];
+	size_t		 nstash;
+} rc;
+
+static size_t
+stash_hash(const char *id)
+{
+	uint32_t h = 2166136261U;	/* FNV-1a */
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619U;
+	return h & (STASH_BUCKETS - 1);
+}
+
 static void
-recover_server(struct qserver *qs)
+stash_add(const struct mr_m_status *st)
+{
+	struct rstash *e;
+	size_t b = stash_hash(st->id);
+
+	if (rc.nstash >= STASH_MAX) {
+		mr_warn("%s: replay for a message not read yet dropped (%d "
+		    "waiting): it may be delivered again", st->id, STASH_MAX);
+		return;
+	}
+	e = mr_xcalloc(1, sizeof(*e));
+	e->id = mr_xstrdup(st->id);
+	e->rcpt = mr_xstrdup(st->rcpt);
+	e->text = mr_xstrdup(st->text);
+	e->status = st->status;
+	e->next = rc.stash[b];
+	rc.stash[b] = e;
+	rc.nstash++;
+}
+
+static int	apply_replay(struct qmsg *, const char *rcpt, uint32_t st,
+		    const char *text);
+
+/* The stashed replays of m, applied and dropped; 1 if one changed it. */
+static int
+stash_apply(struct qmsg *m)
+{
+	struct rstash **pp, *e;
+	int changed = 0;
+
+	if (rc.nstash == 0)
+		return 0;
+	for (pp = &rc.stash[stash_hash(m->id)]; (e = *pp) != NULL;) {
+		if (strcmp(e->id, m->id) != 0) {
+			pp = &e->next;
+			continue;
+		}
+		changed |= apply_replay(m, e->rcpt, e->status, e->text);
+		*pp = e->next;
+		free(e->id);
+		free(e->rcpt);
+		free(e->text);
+		free(e);
+		rc.nstash--;
+	}
+	return changed;
+}
+
+static void
+stash_free(void)
+{
+	struct rstash *e;
+	size_t b;
+
+	for (b = 0; b < STASH_BUCKETS; b++)
+		while ((e = rc.stash[b]) != NULL) {
+			rc.stash[b] = e->next;
+			free(e->id);
+			free(e->rcpt);
+			free(e->text);
+			free(e);
+		}
+	rc.nstash = 0;
+}
+
+/* m was just read: what happened while it waited, then its timers (once
+ * the queue is released; sched_release sets them until then). */
+static void
+recovered(struct qmsg *m)
+{
+	int replayed;
+
+	if (!q->recovering)
+		return;		/* the first slice, before the loop */
+	replayed = stash_apply(m);
+	if (replayed)
+		metrics_queue(m, 1);
+	etrn_recovered(m);
+	if (q->held)
+		return;
+	if (replayed) {
+		settle(m);
+		return;
+	}
+	if (m->job == 0 && !qheap_pending(&m->tnode))
+		set_timer(m, m->next_try);
+	arm_expiry(m);
+}
+
+static void
+list_name(size_t si, const struct dirent *de)
 {
 	char id[MR_ID_MAX + 1];
+
+	if (queue_name(de->d_name, "env", id)) {
+		rc.nenv[si]++;
+		return;
+	}
+	if (!queue_name(de->d_name, "eml", id))
+		return;
+	if (rc.n == rc.cap) {
+		rc.cap = rc.cap ? rc.cap * 2 : 1024;
+		rc.v = mr_xreallocarray(rc.v, rc.cap, sizeof(*rc.v));
+	}
+	if (rc.names.len > UINT32_MAX - MR_ID_MAX - 8)
+		mr_fatal("queued: more queue names than recovery can list");
+	rc.v[rc.n].ino = (uint64_t)de->d_ino;
+	rc.v[rc.n].off = (uint32_t)rc.names.len;
+	rc.v[rc.n].server = (uint32_t)si;
+	rc.n++;
+	mr_buf_add(&rc.names, de->d_name, strlen(de->d_name) + 1);
+}
+
+/* Lists server si's Queue: its messages' names, its envelopes counted. */
+static void
+list_server(size_t si)
+{
+	struct qserver *qs = &q->servers[si];
 	struct dirent *de;
-	size_t n = 0, nenv = 0, had_env = 0;
 	DIR *d;
 
 	clean_tmp(qs);
 	journal_recover(qs);	/* queue_journal.c: records to ID.env */
+	rc.dfd[si] = -1;
 	if ((d = opendir(qs->queue)) == NULL) {
 		mr_err("opendir %s: %s", qs->queue, strerror(errno));
 		return;
 	}
-	while ((de = readdir(d)) != NULL) {
-		if (queue_name(de->d_name, "env", id)) {
-			nenv++;
-			continue;
-		}
-		if (!queue_name(de->d_name, "eml", id))
-			continue;
-		switch (recover_one(qs, dirfd(d), id)) {
-		case RC_QUEUED:
-			n++;
-			/* FALLTHROUGH */
-		case RC_GONE:
-			had_env++;
-			break;
-		case RC_NOENV:
-			/* data without envelope: never acknowledged */
-			if (unlinkat(dirfd(d), de->d_name, 0) == -1)
-				mr_warn("unlink %s/%s: %s", qs->queue,
-				    de->d_name, strerror(errno));
-			break;
-		}
-	}
-	if (nenv > had_env)
-		drop_lone_envs(qs, d);
+	while ((de = readdir(d)) != NULL)
+		list_name(si, de);
+	rc.dfd[si] = fcntl(dirfd(d), F_DUPFD_CLOEXEC, 0);
+	if (rc.dfd[si] == -1)
+		mr_err("%s: %s", qs->queue, strerror(errno));
 	closedir(d);
-	if (n > 0)
-		mr_info("%s: recovered %zu queued message%s", qs->queue, n,
-		    n == 1 ? "" : "s");
+}
+
+static int
+by_inode(const void *a, const void *b)
+{
+	const struct rname *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* One name of the listing: its message read and scheduled. */
+static void
+recover_name(const struct rname *e)
+{
+	struct qserver *qs = &q->servers[e->server];
+	const char *name = rc.names.data + e->off;
+	char id[MR_ID_MAX + 1];
+	int dfd = rc.dfd[e->server];
+
+	if (dfd == -1 || !queue_name(name, "eml", id))
+		return;
+	switch (recover_one(qs, dfd, id)) {
+	case RC_QUEUED:
+		rc.queued[e->server]++;
+		/* FALLTHROUGH */
+	case RC_GONE:
+		rc.had_env[e->server]++;
+		break;
+	case RC_NOENV:
+		/* data without envelope: never acknowledged */
+		if (unlinkat(dfd, name, 0) == -1)
+			mr_warn("unlink %s/%s: %s", qs->queue, name,
+			    strerror(errno));
+		break;
+	}
+}
+
+static void
+recover_end(void)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < q->nservers; i++) {
+		struct qserver *qs = &q->servers[i];
+
+		if (rc.nenv[i] > rc.had_env[i])
+			drop_lone_envs(qs);
+		if (rc.dfd[i] != -1)
+			close(rc.dfd[i]);
+		n += rc.queued[i];
+		if (rc.queued[i] > 0)
+			mr_info("%s: recovered %zu queued message%s",
+			    qs->queue, rc.queued[i],
+			    rc.queued[i] == 1 ? "" : "s");
+	}
+	if (q->recovering)
+		mr_info("queue recovered: %zu message%s read in %.1f s", n,
+		    n == 1 ? "" : "s", (double)(mr_now_ms() - rc.t0) / 1000);
+	q->recovering = 0;
+	stash_free();
+	free(rc.v);
+	mr_buf_free(&rc.names);
+	free(rc.dfd);
+	free(rc.nenv);
+	free(rc.had_env);
+	free(rc.queued);
+	if (rc.ev != NULL)
+		event_free(rc.ev);
+	memset(&rc, 0, sizeof(rc));
+	pickup_init();
+}
+
+/* A slice of the listing; the next one in the next turn of the loop. */
+static void
+recover_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval tv = { 0, 0 };
+	uint64_t t0 = mr_now_ms();
+	size_t k;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	for (k = 0; rc.next < rc.n; k++) {
+		if (rc.pace_ms > 0 ? k == 1 : (k % 64 == 63 &&
+		    mr_now_ms() - t0 >= RECOVER_SLICE_MS))
+			break;
+		recover_name(&rc.v[rc.next++]);
+	}
+	if (rc.next == rc.n) {
+		recover_end();
+		return;
+	}
+	q->recovering = 1;
+	if (rc.ev == NULL)
+		rc.ev = evtimer_new(q->base, recover_cb, NULL);
+	tv.tv_usec = (suseconds_t)rc.pace_ms * 1000;
+	evtimer_add(rc.ev, &tv);
+}
+
+/* For the tests only: MAILROOT_TEST_RECOVER_PACE=MS reads one message
+ * every MS milliseconds, so that a test can stop queued halfway. */
+static void
+recover_pace(void)
+{
+	const char *s = getenv("MAILROOT_TEST_RECOVER_PACE");
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s == '\0')
+		return;
+	v = strtoul(s, &end, 10);
+	if (*end != '\0' || v == 0 || v > 10000)
+		return;
+	rc.pace_ms = (unsigned)v;
+	mr_warn("test recovery pace in use (MAILROOT_TEST_RECOVER_PACE=%lu "
+	    "ms a message): not for production", v);
+}
+
+/* "recovering N of M": 1 while the queue is still being read. */
+int
+sched_recovering(size_t *done, size_t *total)
+{
+	*done = rc.next;
+	*total = rc.n;
+	return q->recovering;
 }
 
 static void
@@ -1009,7 +1295,9 @@ hold_timeout(evutil_socket_t fd, short ev, void *arg)
  * Recovered messages are held until deliverd has replayed the results
  * of the last minute (a previous queued may have died before reading
  * them; deliverd first lets that queued's deliveries finish, for up to
- * 10 seconds) or for at most HOLD_MAX seconds.
+ * 10 seconds) or for at most HOLD_MAX seconds.  A small queue is read
+ * whole before the loop starts (the first slice); a big one goes on
+ * from the loop.
  */
 #define HOLD_MAX	15
 
@@ -1019,11 +1307,24 @@ sched_recover(void)
 	struct timeval tv = { HOLD_MAX, 0 };
 	size_t i;
 
-	for (i = 0; i < q->nservers; i++)
-		recover_server(&q->servers[i]);
 	q->held = 1;
 	q->hold_timer = evtimer_new(q->base, hold_timeout, NULL);
 	evtimer_add(q->hold_timer, &tv);
+	rc.t0 = mr_now_ms();
+	recover_pace();
+	rc.dfd = mr_xcalloc(q->nservers, sizeof(int));
+	rc.nenv = mr_xcalloc(q->nservers, sizeof(size_t));
+	rc.had_env = mr_xcalloc(q->nservers, sizeof(size_t));
+	rc.queued = mr_xcalloc(q->nservers, sizeof(size_t));
+	mr_buf_init(&rc.names);
+	for (i = 0; i < q->nservers; i++)
+		list_server(i);
+	if (rc.n > 1)
+		qsort(rc.v, rc.n, sizeof(*rc.v), by_inode);
+	if (rc.n > 0)
+		mr_info("queue listed: %zu message%s to read", rc.n,
+		    rc.n == 1 ? "" : "s");
+	recover_cb(-1, 0, NULL);
 }
 
 void
@@ -1094,8 +1395,13 @@ sched_replay(const unsigned char *data, size_t len)
 	for (i = 0; i < res.n; i++) {
 		const struct mr_m_status *st = &res.r[i];
 
+		/* not read yet: applied when it is (before it is tried) */
+		if ((m = index_find(st->id)) == NULL && q->recovering) {
+			stash_add(st);
+			continue;
+		}
 		/* a message being delivered now is left to its job */
-		if ((m = index_find(st->id)) == NULL || m->job != 0 ||
+		if (m == NULL || m->job != 0 ||
 		    m->lmtp != NULL || !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
 		metrics_queue(m, 1);
