@@ -830,19 +830,16 @@ enum recovered {
 
 #define RECOVER_ENV_MAX	(4 << 20)
 
-/* Reads Queue/ID.env through the queue's descriptor: its text, or NULL
- * (errno) with *torn for a file cut short.  One read for the usual
- * envelope of less than 4 KiB. */
-static char *
-recover_text(int dfd, const char *id, size_t *lenp, int *torn)
+/* Opens Queue/ID.env through the queue's descriptor and asks the kernel
+ * to read it ahead (recovery opens RECOVER_AHEAD envelopes before it
+ * reads them, so that a cold disk has many reads to serve at once
+ * instead of one at a time): the descriptor, or -1 (errno). */
+static int
+recover_open(int dfd, const char *id)
 {
-	static const char end[] = "\nend\n";
-	char name[MR_ID_MAX + 8], *text;
-	size_t len = 0;
-	ssize_t n;
-	int fd, saved;
+	char name[MR_ID_MAX + 8];
+	int fd;
 
-	*torn = 0;
 	snprintf(name, sizeof(name), "%s.env", id);
 	/* without an access time: a million envelopes read once at start
 	 * would otherwise dirty a million inodes (relatime updates the
@@ -850,8 +847,24 @@ recover_text(int dfd, const char *id, size_t *lenp, int *torn)
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOATIME);
 	if (fd == -1 && errno == EPERM)		/* not the file's owner */
 		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return NULL;
+	if (fd != -1)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	return fd;
+}
+
+/* Reads the envelope open at fd and closes it: its text, or NULL
+ * (errno) with *torn for a file cut short.  One read for the usual
+ * envelope of less than 4 KiB. */
+static char *
+recover_text(int fd, size_t *lenp, int *torn)
+{
+	static const char end[] = "\nend\n";
+	char *text;
+	size_t len = 0;
+	ssize_t n;
+	int saved;
+
+	*torn = 0;
 	text = mr_xmalloc(4096);
 	while ((n = pread(fd, text, 4095, 0)) == -1 && errno == EINTR)
 		continue;
@@ -875,17 +888,19 @@ recover_text(int dfd, const char *id, size_t *lenp, int *torn)
 	return text;
 }
 
+/* The message whose envelope recover_open gave (fd, or -1 and errno). */
 static enum recovered
-recover_one(struct qserver *qs, int dfd, const char *id)
+recover_one(struct qserver *qs, int fd, const char *id)
 {
 	struct qmsg *m;
-	char *text;
+	char *text = NULL;
 	size_t len = 0;
-	int torn;
+	int torn = 0;
 
-	if ((text = recover_text(dfd, id, &len, &torn)) == NULL && !torn &&
-	    errno == ENOENT)
+	if (fd == -1 && errno == ENOENT)
 		return RC_NOENV;
+	if (fd != -1)
+		text = recover_text(fd, &len, &torn);
 	if (torn) {
 		drop_unacked(qs, id, "envelope cut short");
 		return RC_GONE;
@@ -978,6 +993,7 @@ drop_lone_envs(struct qserver *qs)
  * a crash before the start would: the next start reads it all again.
  */
 #define RECOVER_SLICE_MS	10
+#define RECOVER_AHEAD		64		/* envelopes opened ahead */
 #define STASH_BUCKETS		1024		/* power of two */
 #define STASH_MAX		65536		/* deliverd keeps 8192 */
 
@@ -997,6 +1013,11 @@ struct rstash {
 static struct {
 	struct rname	*v;
 	size_t		 n, cap, next;
+	size_t		 opened;	/* v[next..opened-1] are in ahead */
+	struct ahead {
+		int	 fd;
+		int	 err;
+	}		 ahead[RECOVER_AHEAD];	/* by index % RECOVER_AHEAD */
 	struct mr_buf	 names;
 	int		*dfd;		/* per server: its Queue */
 	size_t		*nenv, *had_env, *queued;	/* per server */
@@ -1162,18 +1183,48 @@ by_inode(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-/* One name of the listing: its message read and scheduled. */
+/* The envelopes of the names up to RECOVER_AHEAD past the next one
+ * opened, and their reads started. */
 static void
-recover_name(const struct rname *e)
+recover_ahead(void)
 {
+	char id[MR_ID_MAX + 1];
+	struct ahead *a;
+
+	if (rc.opened < rc.next)
+		rc.opened = rc.next;
+	for (; rc.opened < rc.n && rc.opened < rc.next + RECOVER_AHEAD;
+	    rc.opened++) {
+		const struct rname *e = &rc.v[rc.opened];
+
+		a = &rc.ahead[rc.opened % RECOVER_AHEAD];
+		a->fd = -1;
+		a->err = EBADF;
+		if (rc.dfd[e->server] == -1 ||
+		    !queue_name(rc.names.data + e->off, "eml", id))
+			continue;
+		if ((a->fd = recover_open(rc.dfd[e->server], id)) == -1)
+			a->err = errno;
+	}
+}
+
+/* The next name of the listing: its message read and scheduled. */
+static void
+recover_name(void)
+{
+	const struct rname *e = &rc.v[rc.next];
 	struct qserver *qs = &q->servers[e->server];
 	const char *name = rc.names.data + e->off;
+	struct ahead *a = &rc.ahead[rc.next % RECOVER_AHEAD];
 	char id[MR_ID_MAX + 1];
 	int dfd = rc.dfd[e->server];
 
+	recover_ahead();
+	rc.next++;
 	if (dfd == -1 || !queue_name(name, "eml", id))
 		return;
-	switch (recover_one(qs, dfd, id)) {
+	errno = a->err;
+	switch (recover_one(qs, a->fd, id)) {
 	case RC_QUEUED:
 		rc.queued[e->server]++;
 		/* FALLTHROUGH */
@@ -1239,7 +1290,7 @@ recover_cb(evutil_socket_t fd, short ev, void *arg)
 		if (rc.pace_ms > 0 ? k == 1 : (k % 64 == 63 &&
 		    mr_now_ms() - t0 >= RECOVER_SLICE_MS))
 			break;
-		recover_name(&rc.v[rc.next++]);
+		recover_name();
 	}
 	if (rc.next == rc.n) {
 		recover_end();
