@@ -17,9 +17,12 @@ after it.
 import collections
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 import threading
+
+import pytest
 
 import mailroot_harness as mh
 
@@ -40,8 +43,8 @@ def fill(d, n, domain):
     """n messages due now, one recipient each (due<i>@domain)."""
     assert d.stop() == []
     d.returncode = None
-    qfiles.fill(d.dir("Queue"), n, mh.USERS["queued"] if mh.IS_ROOT else
-                os.environ.get("USER", "root"), due=n, due_domain=domain)
+    qfiles.fill(d.dir("Queue"), n, mh.USERS["queued"], due=n,
+                due_domain=domain)
 
 
 def arrivals(sink):
@@ -64,7 +67,6 @@ def control_conf(workdir):
 
 def test_killed_halfway_through_recovery(start_mailroot, sink, workdir):
     if not mh.IS_ROOT:
-        import pytest
         pytest.skip("the queue files are written as the queue user")
     d = start_mailroot(sink=sink, env=paced())
     fill(d, N, "due.test")
@@ -96,7 +98,6 @@ def test_killed_halfway_through_recovery(start_mailroot, sink, workdir):
 
 def test_control_and_etrn_during_recovery(start_mailroot, sink, workdir):
     if not mh.IS_ROOT:
-        import pytest
         pytest.skip("the queue files are written as the queue user")
     sock, extra = control_conf(workdir)
     d = start_mailroot(sink=sink, env=paced(), global_extra=extra,
@@ -112,7 +113,6 @@ def test_control_and_etrn_during_recovery(start_mailroot, sink, workdir):
     assert p.returncode != 0 and "being recovered" in p.stderr + p.stdout
     assert DONE not in d.log_text()
     # an ETRN now releases what is read and what is read after it
-    import smtplib
     with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as c:
         c.ehlo("client.test")
         code, text = c.docmd("ETRN", "held.test")
