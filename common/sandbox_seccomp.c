@@ -73,6 +73,7 @@ static const char *const queued_calls[] = {
 	"set_robust_list", "rseq", "membarrier",
 	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
 	"accept", "accept4",	/* submit-socket (submit.c), control socket */
+	"fadvise64",		/* recovery's reads ahead (queue_sched.c) */
 	NULL
 };
 

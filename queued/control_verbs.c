@@ -457,11 +457,33 @@ verb_hold(struct conn *c, const struct mr_ctl_req *r, struct qmsg *m,
 	done(c, r, on ? "held" : "released");
 }
 
+/*
+ * While a big queue is still being read at start (queue_sched.c), a verb
+ * over the whole queue would see and change only the part read so far,
+ * and a message not read yet is not found: the answer says so instead
+ * (bounded: the queue is read at some thousands of messages a second).
+ */
+static int
+recovering(struct conn *c)
+{
+	char why[160];
+	size_t done, total;
+
+	if (!sched_recovering(&done, &total))
+		return 0;
+	snprintf(why, sizeof(why), "the queue is being recovered (%zu of "
+	    "%zu messages read); try again in a moment", done, total);
+	control_answer(c, why, NULL);
+	return 1;
+}
+
 static void
 verb_one(struct conn *c, const struct mr_ctl_req *r, uid_t uid)
 {
 	struct qmsg *m = index_find(r->id);
 
+	if (m == NULL && recovering(c))
+		return;
 	if (m == NULL) {
 		control_answer(c, "no such message in the queue", NULL);
 		return;
@@ -695,6 +717,22 @@ control_iso_time(time_t t, char *buf, size_t len)
 void
 control_do(struct conn *c, uid_t uid, const struct mr_ctl_req *r)
 {
+	switch (r->verb) {
+	case MR_CTL_QUEUE:
+	case MR_CTL_FLUSH:
+	case MR_CTL_STATS:
+	case MR_CTL_ETRN:
+		if (recovering(c))
+			return;
+		break;
+	case MR_CTL_HOLD:
+	case MR_CTL_RELEASE:
+		if (r->target[0] != '\0' && recovering(c))
+			return;
+		break;
+	default:
+		break;
+	}
 	switch (r->verb) {
 	case MR_CTL_SESSIONS:
 		sessions_verb(c, r);

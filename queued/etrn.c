@@ -6,7 +6,10 @@
  * messages is released and tried at once, and from then on like any
  * other (retried on the schedule if the next hop is still away).  Mail
  * that arrives later waits for the next ETRN.  The release lives in
- * memory: after a restart of queued the mail is held again.
+ * memory: after a restart of queued the mail is held again.  An ETRN
+ * while the queue is still being read at start (queue_sched.c) is
+ * remembered and applied to each message read after it, as if the
+ * message had been read first.
  * "mailrootctl etrn DOMAIN" (control_verbs.c) releases the same way.
  *
  * Security: the frame is decoded by mr_msg_etrn (length, clean text);
@@ -19,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "conf.h"
 #include "ipc_msg.h"
 #include "log.h"
@@ -62,6 +66,48 @@ release(struct qmsg *m, const char *domain)
 	return any;
 }
 
+/* the ETRNs made while the queue is being read (the first ones only:
+ * beyond that, messages not read yet wait for the next ETRN) */
+#define EARLY_MAX	64
+
+static struct early {
+	size_t	 server;
+	char	*domain;
+} early[EARLY_MAX];
+static size_t nearly;
+
+static void
+remember(size_t si, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < nearly; i++)
+		if (early[i].server == si &&
+		    strcasecmp(early[i].domain, domain) == 0)
+			return;
+	if (nearly == EARLY_MAX) {
+		mr_warn("ETRN %s during recovery: too many; messages not "
+		    "read yet wait for the next ETRN", domain);
+		return;
+	}
+	early[nearly].server = si;
+	early[nearly].domain = mr_xstrdup(domain);
+	nearly++;
+}
+
+void
+etrn_recovered(struct qmsg *m)
+{
+	size_t i;
+	int any = 0;
+
+	for (i = 0; i < nearly; i++)
+		if (m->qs == &q->servers[early[i].server])
+			any |= release(m, early[i].domain);
+	if (any)
+		sched_now(m);
+}
+
 /* Releases domain's mail on server si: the number of messages, or -1
  * if the domain is not held for ETRN there. */
 long
@@ -79,6 +125,8 @@ etrn_release(size_t si, const char *domain)
 			sched_now(m);
 			n++;
 		}
+	if (q->recovering)
+		remember(si, domain);
 	return n;
 }
 

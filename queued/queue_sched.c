@@ -35,6 +35,7 @@ static void	attempt(struct qmsg *);
 static void	arm_expiry(struct qmsg *);
 static void	quarantine(struct qserver *, const char *id,
 		    const char *reason);
+static void	recovered(struct qmsg *);
 
 /* a job deliverd did not try is offered again after this (seconds) */
 #define AGAIN_DELAY	5
@@ -832,19 +833,16 @@ enum recovered {
 
 #define RECOVER_ENV_MAX	(4 << 20)
 
-/* Reads Queue/ID.env through the queue's descriptor: its text, or NULL
- * (errno) with *torn for a file cut short.  One read for the usual
- * envelope of less than 4 KiB. */
-static char *
-recover_text(int dfd, const char *id, size_t *lenp, int *torn)
+/* Opens Queue/ID.env through the queue's descriptor and asks the kernel
+ * to read it ahead (recovery opens RECOVER_AHEAD envelopes before it
+ * reads them, so that a cold disk has many reads to serve at once
+ * instead of one at a time): the descriptor, or -1 (errno). */
+static int
+recover_open(int dfd, const char *id)
 {
-	static const char end[] = "\nend\n";
-	char name[MR_ID_MAX + 8], *text;
-	size_t len = 0;
-	ssize_t n;
-	int fd, saved;
+	char name[MR_ID_MAX + 8];
+	int fd;
 
-	*torn = 0;
 	snprintf(name, sizeof(name), "%s.env", id);
 	/* without an access time: a million envelopes read once at start
 	 * would otherwise dirty a million inodes (relatime updates the
@@ -852,8 +850,24 @@ recover_text(int dfd, const char *id, size_t *lenp, int *torn)
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOATIME);
 	if (fd == -1 && errno == EPERM)		/* not the file's owner */
 		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return NULL;
+	if (fd != -1)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	return fd;
+}
+
+/* Reads the envelope open at fd and closes it: its text, or NULL
+ * (errno) with *torn for a file cut short.  One read for the usual
+ * envelope of less than 4 KiB. */
+static char *
+recover_text(int fd, size_t *lenp, int *torn)
+{
+	static const char end[] = "\nend\n";
+	char *text;
+	size_t len = 0;
+	ssize_t n;
+	int saved;
+
+	*torn = 0;
 	text = mr_xmalloc(4096);
 	while ((n = pread(fd, text, 4095, 0)) == -1 && errno == EINTR)
 		continue;
@@ -877,17 +891,19 @@ recover_text(int dfd, const char *id, size_t *lenp, int *torn)
 	return text;
 }
 
+/* The message whose envelope recover_open gave (fd, or -1 and errno). */
 static enum recovered
-recover_one(struct qserver *qs, int dfd, const char *id)
+recover_one(struct qserver *qs, int fd, const char *id)
 {
 	struct qmsg *m;
-	char *text;
+	char *text = NULL;
 	size_t len = 0;
-	int torn;
+	int torn = 0;
 
-	if ((text = recover_text(dfd, id, &len, &torn)) == NULL && !torn &&
-	    errno == ENOENT)
+	if (fd == -1 && errno == ENOENT)
 		return RC_NOENV;
+	if (fd != -1)
+		text = recover_text(fd, &len, &torn);
 	if (torn) {
 		drop_unacked(qs, id, "envelope cut short");
 		return RC_GONE;
@@ -909,7 +925,8 @@ recover_one(struct qserver *qs, int dfd, const char *id)
 	/* its size is checked when it is tried (check_data) */
 	mark_local(m);
 	list_add(m);
-	return RC_QUEUED;	/* tried after sched_release */
+	recovered(m);
+	return RC_QUEUED;
 }
 
 /* The name's queue id, if it is ID.ext (ext: "env" or "eml"). */
@@ -928,15 +945,20 @@ queue_name(const char *name, const char *ext, char *id)
 
 /* Envelopes whose data is gone, found in a second pass only when there
  * are more envelopes than messages that had one (rare: a stop between
- * the removal of a finished message's two files). */
+ * the removal of a finished message's two files).  Messages committed
+ * since the start have their ID.eml: drop_lone_env leaves them. */
 static void
-drop_lone_envs(struct qserver *qs, DIR *d)
+drop_lone_envs(struct qserver *qs)
 {
 	char id[MR_ID_MAX + 1];
 	struct dirent *de;
 	struct qmsg *m;
+	DIR *d;
 
-	rewinddir(d);
+	if ((d = opendir(qs->queue)) == NULL) {
+		mr_err("opendir %s: %s", qs->queue, strerror(errno));
+		return;
+	}
 	while ((de = readdir(d)) != NULL) {
 		if (!queue_name(de->d_name, "env", id))
 			continue;
@@ -944,55 +966,370 @@ drop_lone_envs(struct qserver *qs, DIR *d)
 			continue;
 		drop_lone_env(qs, de->d_name, strlen(id));
 	}
+	closedir(d);
 }
 
 /*
- * One pass over Queue: each ID.eml's envelope is read (openat, one read)
- * and the message queued; no other look-up per message, so a million
- * messages cost a directory read and three system calls each.
+ * Recovery at start.  Reading a million envelopes takes a random read
+ * each on a cold cache (minutes), so only the directories are listed
+ * before the loop starts (names and inode numbers: no file is opened);
+ * the envelopes are then read from the loop, RECOVER_SLICE_MS at a
+ * time, in inode order: the order of ext4's inode tables and, for files
+ * written one after the other, of their blocks, so that a cold disk
+ * reads on instead of seeking.  Each message is scheduled as it is read:
+ * one that is due goes out while the rest is still being read, and new
+ * mail is taken between slices.
+ *
+ * The listing is complete before queued takes any message, so every
+ * name in it belongs to an earlier run: a message committed since
+ * (smtpd streams DATA into its ID.eml before it has an envelope) is
+ * never taken for one whose envelope was lost, nor read twice.  While
+ * the rest is read (q->recovering): deliverd's replays for a message not
+ * read yet wait for it in a stash (they must apply before it is tried);
+ * an ETRN is remembered and applied to each message read after it
+ * (etrn.c); the control verbs that act on the whole queue answer that it
+ * is being recovered (control_verbs.c); Pickup starts once the queue is
+ * read (its claims are matched against the queue).  Nothing is written
+ * for a message before it is read, so a crash in the middle leaves what
+ * a crash before the start would: the next start reads it all again.
  */
+#define RECOVER_SLICE_MS	10
+#define RECOVER_AHEAD		64		/* envelopes opened ahead */
+#define STASH_BUCKETS		1024		/* power of two */
+#define STASH_MAX		65536		/* deliverd keeps 8192 */
+
+struct rname {
+	uint64_t	 ino;
+	uint32_t	 off;		/* of the ID.eml name in rc.names */
+	uint32_t	 server;
+};
+
+/* a replayed result for a message not read yet */
+struct rstash {
+	struct rstash	*next;
+	char		*id, *rcpt, *text;
+	uint32_t	 status;
+};
+
+static struct {
+	struct rname	*v;
+	size_t		 n, cap, next;
+	size_t		 opened;	/* v[next..opened-1] are in ahead */
+	struct ahead {
+		int	 fd;
+		int	 err;
+	}		 ahead[RECOVER_AHEAD];	/* by index % RECOVER_AHEAD */
+	struct mr_buf	 names;
+	int		*dfd;		/* per server: its Queue */
+	size_t		*nenv, *had_env, *queued;	/* per server */
+	struct event	*ev;
+	uint64_t	 t0;		/* mr_now_ms() at the start */
+	unsigned	 pace_ms;	/* tests: one message per pace_ms */
+	struct rstash	*stash[STASH_BUCKETS];
+	size_t		 nstash;
+} rc;
+
+static size_t
+stash_hash(const char *id)
+{
+	uint32_t h = 2166136261U;	/* FNV-1a */
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619U;
+	return h & (STASH_BUCKETS - 1);
+}
+
 static void
-recover_server(struct qserver *qs)
+stash_add(const struct mr_m_status *st)
+{
+	struct rstash *e;
+	size_t b = stash_hash(st->id);
+
+	if (rc.nstash >= STASH_MAX) {
+		mr_warn("%s: replay for a message not read yet dropped (%d "
+		    "waiting): it may be delivered again", st->id, STASH_MAX);
+		return;
+	}
+	e = mr_xcalloc(1, sizeof(*e));
+	e->id = mr_xstrdup(st->id);
+	e->rcpt = mr_xstrdup(st->rcpt);
+	e->text = mr_xstrdup(st->text);
+	e->status = st->status;
+	e->next = rc.stash[b];
+	rc.stash[b] = e;
+	rc.nstash++;
+}
+
+static int	apply_replay(struct qmsg *, const char *rcpt, uint32_t st,
+		    const char *text);
+
+/* The stashed replays of m, applied and dropped; 1 if one changed it. */
+static int
+stash_apply(struct qmsg *m)
+{
+	struct rstash **pp, *e;
+	int changed = 0;
+
+	if (rc.nstash == 0)
+		return 0;
+	for (pp = &rc.stash[stash_hash(m->id)]; (e = *pp) != NULL;) {
+		if (strcmp(e->id, m->id) != 0) {
+			pp = &e->next;
+			continue;
+		}
+		changed |= apply_replay(m, e->rcpt, e->status, e->text);
+		*pp = e->next;
+		free(e->id);
+		free(e->rcpt);
+		free(e->text);
+		free(e);
+		rc.nstash--;
+	}
+	return changed;
+}
+
+static void
+stash_free(void)
+{
+	struct rstash *e;
+	size_t b;
+
+	for (b = 0; b < STASH_BUCKETS; b++)
+		while ((e = rc.stash[b]) != NULL) {
+			rc.stash[b] = e->next;
+			free(e->id);
+			free(e->rcpt);
+			free(e->text);
+			free(e);
+		}
+	rc.nstash = 0;
+}
+
+/* m was just read: what happened while it waited, then its timers (once
+ * the queue is released; sched_release sets them until then). */
+static void
+recovered(struct qmsg *m)
+{
+	int replayed;
+
+	if (!q->recovering)
+		return;		/* the first slice, before the loop */
+	replayed = stash_apply(m);
+	if (replayed)
+		metrics_queue(m, 1);
+	etrn_recovered(m);
+	if (q->held)
+		return;
+	if (replayed) {
+		settle(m);
+		return;
+	}
+	if (msg_job(m) == 0 && !qheap_pending(&m->tnode))
+		set_timer(m, m->next_try);
+	arm_expiry(m);
+}
+
+static void
+list_name(size_t si, const struct dirent *de)
 {
 	char id[MR_ID_MAX + 1];
+
+	if (queue_name(de->d_name, "env", id)) {
+		rc.nenv[si]++;
+		return;
+	}
+	if (!queue_name(de->d_name, "eml", id))
+		return;
+	if (rc.n == rc.cap) {
+		rc.cap = rc.cap ? rc.cap * 2 : 1024;
+		rc.v = mr_xreallocarray(rc.v, rc.cap, sizeof(*rc.v));
+	}
+	if (rc.names.len > UINT32_MAX - MR_ID_MAX - 8)
+		mr_fatal("queued: more queue names than recovery can list");
+	rc.v[rc.n].ino = (uint64_t)de->d_ino;
+	rc.v[rc.n].off = (uint32_t)rc.names.len;
+	rc.v[rc.n].server = (uint32_t)si;
+	rc.n++;
+	mr_buf_add(&rc.names, de->d_name, strlen(de->d_name) + 1);
+}
+
+/* Lists server si's Queue: its messages' names, its envelopes counted. */
+static void
+list_server(size_t si)
+{
+	struct qserver *qs = &q->servers[si];
 	struct dirent *de;
-	size_t n = 0, nenv = 0, had_env = 0;
 	DIR *d;
 
 	clean_tmp(qs);
 	journal_recover(qs);	/* queue_journal.c: records to ID.env */
+	rc.dfd[si] = -1;
 	if ((d = opendir(qs->queue)) == NULL) {
 		mr_err("opendir %s: %s", qs->queue, strerror(errno));
 		return;
 	}
-	while ((de = readdir(d)) != NULL) {
-		if (queue_name(de->d_name, "env", id)) {
-			nenv++;
-			continue;
-		}
-		if (!queue_name(de->d_name, "eml", id))
-			continue;
-		switch (recover_one(qs, dirfd(d), id)) {
-		case RC_QUEUED:
-			n++;
-			/* FALLTHROUGH */
-		case RC_GONE:
-			had_env++;
-			break;
-		case RC_NOENV:
-			/* data without envelope: never acknowledged */
-			if (unlinkat(dirfd(d), de->d_name, 0) == -1)
-				mr_warn("unlink %s/%s: %s", qs->queue,
-				    de->d_name, strerror(errno));
-			break;
-		}
-	}
-	if (nenv > had_env)
-		drop_lone_envs(qs, d);
+	while ((de = readdir(d)) != NULL)
+		list_name(si, de);
+	rc.dfd[si] = fcntl(dirfd(d), F_DUPFD_CLOEXEC, 0);
+	if (rc.dfd[si] == -1)
+		mr_err("%s: %s", qs->queue, strerror(errno));
 	closedir(d);
-	if (n > 0)
-		mr_info("%s: recovered %zu queued message%s", qs->queue, n,
-		    n == 1 ? "" : "s");
+}
+
+static int
+by_inode(const void *a, const void *b)
+{
+	const struct rname *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* The envelopes of the names up to RECOVER_AHEAD past the next one
+ * opened, and their reads started. */
+static void
+recover_ahead(void)
+{
+	char id[MR_ID_MAX + 1];
+	struct ahead *a;
+
+	if (rc.opened < rc.next)
+		rc.opened = rc.next;
+	for (; rc.opened < rc.n && rc.opened < rc.next + RECOVER_AHEAD;
+	    rc.opened++) {
+		const struct rname *e = &rc.v[rc.opened];
+
+		a = &rc.ahead[rc.opened % RECOVER_AHEAD];
+		a->fd = -1;
+		a->err = EBADF;
+		if (rc.dfd[e->server] == -1 ||
+		    !queue_name(rc.names.data + e->off, "eml", id))
+			continue;
+		if ((a->fd = recover_open(rc.dfd[e->server], id)) == -1)
+			a->err = errno;
+	}
+}
+
+/* The next name of the listing: its message read and scheduled. */
+static void
+recover_name(void)
+{
+	const struct rname *e = &rc.v[rc.next];
+	struct qserver *qs = &q->servers[e->server];
+	const char *name = rc.names.data + e->off;
+	struct ahead *a = &rc.ahead[rc.next % RECOVER_AHEAD];
+	char id[MR_ID_MAX + 1];
+	int dfd = rc.dfd[e->server];
+
+	recover_ahead();
+	rc.next++;
+	if (dfd == -1 || !queue_name(name, "eml", id))
+		return;
+	errno = a->err;
+	switch (recover_one(qs, a->fd, id)) {
+	case RC_QUEUED:
+		rc.queued[e->server]++;
+		/* FALLTHROUGH */
+	case RC_GONE:
+		rc.had_env[e->server]++;
+		break;
+	case RC_NOENV:
+		/* data without envelope: never acknowledged */
+		if (unlinkat(dfd, name, 0) == -1)
+			mr_warn("unlink %s/%s: %s", qs->queue, name,
+			    strerror(errno));
+		break;
+	}
+}
+
+static void
+recover_end(void)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < q->nservers; i++) {
+		struct qserver *qs = &q->servers[i];
+
+		if (rc.nenv[i] > rc.had_env[i])
+			drop_lone_envs(qs);
+		if (rc.dfd[i] != -1)
+			close(rc.dfd[i]);
+		n += rc.queued[i];
+		if (rc.queued[i] > 0)
+			mr_info("%s: recovered %zu queued message%s",
+			    qs->queue, rc.queued[i],
+			    rc.queued[i] == 1 ? "" : "s");
+	}
+	if (q->recovering)
+		mr_info("queue recovered: %zu message%s read in %.1f s", n,
+		    n == 1 ? "" : "s", (double)(mr_now_ms() - rc.t0) / 1000);
+	q->recovering = 0;
+	stash_free();
+	free(rc.v);
+	mr_buf_free(&rc.names);
+	free(rc.dfd);
+	free(rc.nenv);
+	free(rc.had_env);
+	free(rc.queued);
+	if (rc.ev != NULL)
+		event_free(rc.ev);
+	memset(&rc, 0, sizeof(rc));
+	pickup_init();
+}
+
+/* A slice of the listing; the next one in the next turn of the loop. */
+static void
+recover_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval tv = { 0, 0 };
+	uint64_t t0 = mr_now_ms();
+	size_t k;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	for (k = 0; rc.next < rc.n; k++) {
+		if (rc.pace_ms > 0 ? k == 1 : (k % 64 == 63 &&
+		    mr_now_ms() - t0 >= RECOVER_SLICE_MS))
+			break;
+		recover_name();
+	}
+	if (rc.next == rc.n) {
+		recover_end();
+		return;
+	}
+	q->recovering = 1;
+	if (rc.ev == NULL)
+		rc.ev = evtimer_new(q->base, recover_cb, NULL);
+	tv.tv_usec = (suseconds_t)rc.pace_ms * 1000;
+	evtimer_add(rc.ev, &tv);
+}
+
+/* For the tests only: MAILROOT_TEST_RECOVER_PACE=MS reads one message
+ * every MS milliseconds, so that a test can stop queued halfway. */
+static void
+recover_pace(void)
+{
+	const char *s = getenv("MAILROOT_TEST_RECOVER_PACE");
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s == '\0')
+		return;
+	v = strtoul(s, &end, 10);
+	if (*end != '\0' || v == 0 || v > 10000)
+		return;
+	rc.pace_ms = (unsigned)v;
+	mr_warn("test recovery pace in use (MAILROOT_TEST_RECOVER_PACE=%lu "
+	    "ms a message): not for production", v);
+}
+
+/* "recovering N of M": 1 while the queue is still being read. */
+int
+sched_recovering(size_t *done, size_t *total)
+{
+	*done = rc.next;
+	*total = rc.n;
+	return q->recovering;
 }
 
 static void
@@ -1010,7 +1347,9 @@ hold_timeout(evutil_socket_t fd, short ev, void *arg)
  * Recovered messages are held until deliverd has replayed the results
  * of the last minute (a previous queued may have died before reading
  * them; deliverd first lets that queued's deliveries finish, for up to
- * 10 seconds) or for at most HOLD_MAX seconds.
+ * 10 seconds) or for at most HOLD_MAX seconds.  A small queue is read
+ * whole before the loop starts (the first slice); a big one goes on
+ * from the loop.
  */
 #define HOLD_MAX	15
 
@@ -1020,11 +1359,24 @@ sched_recover(void)
 	struct timeval tv = { HOLD_MAX, 0 };
 	size_t i;
 
-	for (i = 0; i < q->nservers; i++)
-		recover_server(&q->servers[i]);
 	q->held = 1;
 	q->hold_timer = evtimer_new(q->base, hold_timeout, NULL);
 	evtimer_add(q->hold_timer, &tv);
+	rc.t0 = mr_now_ms();
+	recover_pace();
+	rc.dfd = mr_xcalloc(q->nservers, sizeof(int));
+	rc.nenv = mr_xcalloc(q->nservers, sizeof(size_t));
+	rc.had_env = mr_xcalloc(q->nservers, sizeof(size_t));
+	rc.queued = mr_xcalloc(q->nservers, sizeof(size_t));
+	mr_buf_init(&rc.names);
+	for (i = 0; i < q->nservers; i++)
+		list_server(i);
+	if (rc.n > 1)
+		qsort(rc.v, rc.n, sizeof(*rc.v), by_inode);
+	if (rc.n > 0)
+		mr_info("queue listed: %zu message%s to read", rc.n,
+		    rc.n == 1 ? "" : "s");
+	recover_cb(-1, 0, NULL);
 }
 
 void
@@ -1094,8 +1446,13 @@ sched_replay(const unsigned char *data, size_t len)
 	for (i = 0; i < res.n; i++) {
 		const struct mr_m_status *st = &res.r[i];
 
+		/* not read yet: applied when it is (before it is tried) */
+		if ((m = index_find(st->id)) == NULL && q->recovering) {
+			stash_add(st);
+			continue;
+		}
 		/* a message being delivered now is left to its job */
-		if ((m = index_find(st->id)) == NULL || msg_job(m) != 0 ||
+		if (m == NULL || msg_job(m) != 0 ||
 		    msg_lmtp(m) != NULL || !apply_replay(m, st->rcpt, st->status, st->text))
 			continue;
 		metrics_queue(m, 1);

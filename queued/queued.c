@@ -416,8 +416,7 @@ main(int argc, char *argv[])
 		    MR_MSG_MAX, deliverd_cb, NULL);
 	else
 		close(MR_FD_PEER2);
-	sched_recover();
-	pickup_init();
+	sched_recover();	/* starts Pickup once the queue is read */
 	submit_init();
 	control_start();
 	metrics_start();

@@ -118,6 +118,8 @@ struct queued {
 	uint64_t		 next_job;
 	int			 held;		/* recovered messages wait for
 						 * deliverd's replays */
+	int			 recovering;	/* the queue is still being
+						 * read (queue_sched.c) */
 	struct event		*hold_timer;
 	int			 stopping;
 };
@@ -175,7 +177,7 @@ void	commit_local_cb(struct qmsg *, int fd,
 	    void (*done)(const struct qmsg *, int failed, void *), void *arg);
 
 /* pickup.c: the Pickup folders */
-void	pickup_init(void);
+void	pickup_init(void);	/* once the queue is recovered */
 void	pickup_done(const struct qmsg *, int failed);
 
 /* queue_env.c: the envelope file beside each message */
@@ -226,7 +228,8 @@ void	wait_del(struct qmsg *);
 struct qmsg *wait_pop(void);
 
 /* queue_sched.c: delivery scheduling and results */
-void	sched_recover(void);
+void	sched_recover(void);	/* lists the queue, reads it in slices */
+int	sched_recovering(size_t *done, size_t *total);
 void	sched_add(struct qmsg *);	/* a committed message */
 void	sched_result(const unsigned char *, size_t);
 void	sched_replay(const unsigned char *, size_t);
@@ -242,6 +245,8 @@ int	etrn_held(const struct qmsg *, size_t rcpt);
 void	etrn_request(const unsigned char *, size_t);	/* MR_Q_ETRN */
 /* releases domain's mail on a server: messages, -1 if not held there */
 long	etrn_release(size_t server, const char *domain);
+/* m was read by recovery: the releases made before are applied to it */
+void	etrn_recovered(struct qmsg *);
 
 /* queue_sched.c: what the control socket does to one message */
 int	sched_retry(struct qmsg *);	/* try now; -1 if at deliverd */
