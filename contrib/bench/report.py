@@ -389,42 +389,130 @@ def backlog_section(med, runs):
 
 
 def qscale_section(res_dir):
-    """contrib/bench/queue-scale: a big queue at start (mailroot only)."""
+    """contrib/bench/queue-scale: a big queue at start, mailroot and
+    Postfix (its "postfix" member) one after the other."""
     path = os.path.join(res_dir, "qscale.json")
     if not os.path.exists(path):
         return []
     with open(path) as f:
         r = json.load(f)
-    ps = r.get("pass") or {}
+    m = r if "first_delivery_s" in r else None
+    p = r.get("postfix")
     o = ["## Queue scale: %d messages in the queue at start" % r["n"], ""]
-    o += ["contrib/bench/queue-scale writes the messages as queue files in the format "
-          "queued recovers (contrib/bench/qfiles.py; not through SMTP), one recipient each, "
-          "tried once and deferred a day, one of them due now; then starts mailrootd.  "
-          "Postfix is not measured in this row yet.  Load average %.1f at the start, "
-          "%.1f at the end." % (r.get("load_start", 0), r.get("load_end", 0)), ""]
-    o += ["| | mailroot |", "|---|---|"]
-    o.append("| start to first delivery (whole queue recovered) | %.2f s |"
-             % r["first_delivery_s"])
-    o.append("| queued RSS with the queue / empty | %.1f / %.1f MiB |" % (
-        r["rss_full"] / MIB, r["rss_empty"] / MIB))
-    o.append("| queued RSS per queued message | %.0f bytes |" % r["rss_per_msg"])
-    o.append("| `mailrootctl queue` (output read whole) | %.2f s, queued CPU %.2f s |" % (
-        r["ctl_s"], r["ctl_queued_cpu_s"]))
-    tried = max(ps.get("tried", 0), 1)
-    cpu = ps.get("cpu_s", {})
-    o.append("| retry pass (`mailrootctl flush`, next hop 451): tried | %d of %d in %.0f s%s |"
-             % (ps.get("tried", 0), r["n"] - 1, ps.get("wall_s", 0),
-                "" if ps.get("complete") else " (cut at the time limit)"))
-    o.append("| retry pass CPU per message: queued / deliverd | %.0f / %.0f µs |" % (
-        1e6 * cpu.get("queued", 0) / tried, 1e6 * cpu.get("deliverd", 0) / tried))
-    acc = [p["accept_s"] for p in ps.get("probes", []) if p.get("accept_s") is not None]
-    lat = [p["delivered_s"] for p in ps.get("probes", []) if p.get("delivered_s") is not None]
-    if acc:
-        o.append("| new mail during the pass: 250 after (median / max) | %.2f / %.2f s |"
-                 % (statistics.median(acc), max(acc)))
-    o.append("| new mail during the pass: delivered %d of %d, after (median / max) | %s |" % (
-        len(lat), len(ps.get("probes", [])),
-        "%.2f / %.2f s" % (statistics.median(lat), max(lat)) if lat else "-"))
+    o += ["contrib/bench/queue-scale fills each MTA's queue with the same messages written "
+          "as files, not through SMTP: for mailroot in the format queued recovers "
+          "(contrib/bench/qfiles.py); for Postfix (contrib/bench/pfqueue.py) one real "
+          "message is sent through the instance to a next hop that answers 4xx, and its "
+          "deferred queue file and defer log are cloned under queue IDs made as Postfix "
+          "makes them (microseconds and inode number, hashed directories).  One recipient "
+          "each, tried once and deferred a day, one message due now; then the MTA is "
+          "started.  mailroot first, then Postfix, each stopped and its queue removed "
+          "before the other starts.  Postfix's qmgr keeps deferred messages on disk and "
+          "reads at most qmgr_message_active_limit (%s) into memory, while mailroot's "
+          "queued holds every queued message in memory.  The retry pass is `mailrootctl "
+          "flush` / `postqueue -f` with the next hop answering 4xx to RCPT (smtp-sink -r "
+          "RCPT); its CPU is queued's and deliverd's for mailroot, every Postfix process's "
+          "(qmgr, smtp, bounce writing the defer logs, postlogd, ...) for Postfix.  "
+          "Ratios are mailroot / Postfix.  Load average %s." % (
+              (p or {}).get("active_limit", "-"),
+              "; ".join("%s %.1f at the start, %.1f at the end" % (
+                  name, x.get("load_start", 0), x.get("load_end", 0))
+                  for name, x in (("mailroot", m), ("Postfix", p)) if x)), ""]
+
+    def g(x, *keys):
+        for k in keys:
+            if not isinstance(x, dict):
+                return None
+            x = x.get(k)
+        return x
+
+    def per_msg(x, cpu):
+        t = g(x, "pass", "tried")
+        return 1e6 * cpu / t if cpu is not None and t else None
+
+    def probes(x):
+        ps = g(x, "pass", "probes") or []
+        acc = [q["accept_s"] for q in ps if q.get("accept_s") is not None]
+        lat = [q["delivered_s"] for q in ps if q.get("delivered_s") is not None]
+        return ps, acc, lat
+
+    def tried(x):
+        if not x:
+            return "-"
+        ps = x.get("pass", {})
+        return "%d of %d in %.0f s%s" % (ps.get("tried", 0), x["n"] - 1,
+                                         ps.get("wall_s", 0),
+                                         "" if ps.get("complete") else " (cut)")
+
+    mcpu = None
+    if m:
+        mcpu = sum((g(m, "pass", "cpu_s") or {}).values())
+    pcpu = g(p, "pass", "cpu_s", "postfix")
+    rows = [
+        ("queue written (files)", g(m, "write_s"), g(p, "write_s"), "%.1f s"),
+        ("start to first delivery", g(m, "first_delivery_s"),
+         g(p, "first_delivery_s"), "%.2f s"),
+        ("queue manager CPU at start (queued's recovery / qmgr's scan)",
+         g(m, "queued_cpu_recovery_s"), g(p, "qmgr_cpu_start_s"), "%.2f s"),
+        ("queue manager RSS, full queue (queued / qmgr)", g(m, "rss_full") and g(m, "rss_full") / MIB,
+         g(p, "qmgr_rss_full") and g(p, "qmgr_rss_full") / MIB, "%.1f MiB"),
+        ("queue manager RSS, empty queue", g(m, "rss_empty") and g(m, "rss_empty") / MIB,
+         g(p, "qmgr_rss_empty") and g(p, "qmgr_rss_empty") / MIB, "%.1f MiB"),
+        ("queue manager RSS per queued message", g(m, "rss_per_msg"),
+         g(p, "rss_per_msg"), "%.0f bytes"),
+        ("`mailrootctl queue` / `postqueue -p`, output read whole", g(m, "ctl_s"),
+         g(p, "ctl_s"), "%.2f s"),
+        ("the same: CPU of queued / of every Postfix process (showq)", g(m, "ctl_queued_cpu_s"),
+         g(p, "ctl_cpu_s"), "%.2f s"),
+        ("the same: output", g(m, "ctl_bytes") and g(m, "ctl_bytes") / 1e6,
+         g(p, "ctl_bytes") and g(p, "ctl_bytes") / 1e6, "%.1f MB"),
+    ]
+    o += ["| | mailroot | Postfix | ratio |", "|---|---|---|---|"]
+    for lab, mv, pv, f in rows:
+        # qmgr's growth per message is within a page or two of none: no
+        # ratio on noise
+        rt = "-" if f == "%.0f bytes" and (pv or 0) < 16 else ratio(mv, pv)
+        o.append("| %s | %s | %s | %s |" % (lab, fmt(mv, f), fmt(pv, f), rt))
+    mt, pt = g(m, "pass", "tried"), g(p, "pass", "tried")
+    mw, pw = g(m, "pass", "wall_s"), g(p, "pass", "wall_s")
+    o.append("| retry pass: tried | %s | %s | - |" % (tried(m), tried(p)))
+    o.append("| retry pass: messages tried per second | %s | %s | %s |" % (
+        fmt(mt / mw if mt and mw else None, "%.0f"),
+        fmt(pt / pw if pt and pw else None, "%.0f"),
+        ratio(mt / mw if mt and mw else None, pt / pw if pt and pw else None)))
+    mc, pc = per_msg(m, mcpu), per_msg(p, pcpu)
+    o.append("| retry pass: CPU per message tried | %s | %s | %s |" % (
+        fmt(mc, "%.0f µs"), fmt(pc, "%.0f µs"), ratio(mc, pc)))
+    acc_cells, lat_cells = [], []
+    for x in (m, p):
+        ps, acc, lat = probes(x)
+        acc_cells.append("%.2f / %.2f s" % (statistics.median(acc), max(acc))
+                         if acc else "-")
+        lat_cells.append("%d of %d, %s" % (
+            len(lat), len(ps), "%.2f / %.2f s" % (statistics.median(lat), max(lat))
+            if lat else "-") if x else "-")
+    o.append("| new mail during the pass: 250 after (median / max) | %s | %s | - |"
+             % tuple(acc_cells))
+    o.append("| new mail during the pass: delivered, after (median / max) | %s | %s | - |"
+             % tuple(lat_cells))
+    o.append("")
+    by = g(p, "pass", "cpu_by_program")
+    if m and g(m, "pass", "cpu_s"):
+        o.append("mailroot's retry pass CPU: %s." % ", ".join(
+            "%s %.1f s" % kv for kv in sorted(m["pass"]["cpu_s"].items())))
+    if by:
+        o.append("Postfix's retry pass CPU by program (processes alive at its end; the "
+                 "total includes those that exited): %s." % ", ".join(
+                     "%s %.1f s" % kv for kv in sorted(by.items(), key=lambda kv: -kv[1])
+                     if kv[1] >= 0.05))
+    if p:
+        o.append("`postfix start` returned after %.2f s (it runs postfix-script's "
+                 "check-warn, a find over the whole queue, before master); every Postfix "
+                 "process's RSS together: %.1f MiB with the full queue." % (
+                     p.get("start_cmd_s", 0), p.get("rss_all_full", 0) / MIB))
+        if p.get("problems"):
+            o.append("Postfix's maillog had %d warning lines, the first: `%s`." % (
+                len(p["problems"]), p["problems"][0].split(": ", 1)[-1]))
     o.append("")
     return o
 
