@@ -291,3 +291,13 @@ mr_split_hostport(const char *s, unsigned def_port, char **host,
 	}
 	return 0;
 }
+
+uint32_t
+mr_hash_str(const char *s)
+{
+	uint32_t h = 2166136261U;	/* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619U;
+	return h;
+}

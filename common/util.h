@@ -28,6 +28,8 @@ int	 mr_set_cloexec(int fd, int on);
 #define MR_QID_LEN	24
 void	 mr_queue_id(char *buf);
 uint64_t mr_now_ms(void);		/* CLOCK_MONOTONIC */
+/* FNV-1a of a NUL-terminated string, for the daemons' hash tables */
+uint32_t mr_hash_str(const char *);
 /* Reads a whole file (<= max bytes) into a malloc'd NUL-terminated
  * buffer; NULL with errno on failure. */
 char	*mr_read_file(const char *path, size_t max, size_t *lenp);

@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "log.h"
 #include "queued.h"
+#include "util.h"
 
 struct qstr {
 	struct qstr	*next;
@@ -39,16 +40,6 @@ static struct {
 	size_t		  nb;	/* buckets, a power of two (or 0) */
 	size_t		  n;	/* distinct strings */
 } tab;
-
-static uint32_t
-str_hash(const char *s)
-{
-	uint32_t h = 2166136261U;	/* FNV-1a */
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619U;
-	return h;
-}
 
 static void
 grow(void)
@@ -77,7 +68,7 @@ qstr_get(const char *s)
 
 	if (s == NULL)
 		return NULL;
-	h = str_hash(s);
+	h = mr_hash_str(s);
 	if (tab.nb != 0)
 		for (e = tab.b[h & (tab.nb - 1)]; e != NULL; e = e->next)
 			if (e->hash == h && strcmp(e->s, s) == 0) {

@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "proto.h"
 #include "queued.h"
+#include "util.h"
 
 #define ID_BUCKETS	65536		/* power of two */
 #define JOB_BUCKETS	4096		/* power of two */
@@ -41,11 +42,7 @@ static struct {
 static size_t
 id_hash(const char *id)
 {
-	uint32_t h = 2166136261U;	/* FNV-1a */
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 16777619U;
-	return h & (ID_BUCKETS - 1);
+	return mr_hash_str(id) & (ID_BUCKETS - 1);
 }
 
 void

@@ -1032,11 +1032,7 @@ static struct {
 static size_t
 stash_hash(const char *id)
 {
-	uint32_t h = 2166136261U;	/* FNV-1a */
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 16777619U;
-	return h & (STASH_BUCKETS - 1);
+	return mr_hash_str(id) & (STASH_BUCKETS - 1);
 }
 
 static void
