@@ -30,8 +30,13 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"
+                       / "integration"))
+import postfix_instance  # noqa: E402
 
 RCPT = "user000@remote.test"
 DUE = "due0@due.test"
@@ -52,42 +57,11 @@ class Postfix:
 
     def __init__(self, base, port, hop_port, sink_port, wait_until):
         self.dir = Path(base) / "postfix"
-        self.etc = self.dir / "etc"
-        self.spool = self.dir / "spool"
-        self.maillog = self.dir / "maillog"
         self.port, self.hop_port, self.sink_port = port, hop_port, sink_port
         self.wait_until = wait_until
-        for d in (self.etc, self.spool, self.dir / "data"):
-            d.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        (self.etc / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-myhostname = bench-postfix.invalid
-mydestination =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:{hop_port}
-transport_maps = hash:{self.etc}/transport
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-alias_maps =
-alias_database =
-local_recipient_maps =
-queue_directory = {self.spool}
-data_directory = {self.dir}/data
-maillog_file = {self.maillog}
-maillog_file_prefixes = {self.dir}
-""")
-        lines = []
-        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
-            if line.split()[:2] == ["smtp", "inet"]:
-                line = "127.0.0.1:%d inet n - n - - smtpd" % port
-            lines.append(line)
-        (self.etc / "master.cf").write_text("\n".join(lines) + "\n")
+        self.etc, self.spool, self.maillog = postfix_instance.write_config(
+            self.dir, "bench-postfix.invalid", port, hop_port,
+            "transport_maps = hash:%s/transport\n" % (self.dir / "etc"))
         # the files chrooted daemons need, as Debian copies them
         (self.spool / "etc").mkdir(exist_ok=True)
         for f in ("localtime", "host.conf", "hosts", "nsswitch.conf",

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import mailroot_harness as mh
+import postfix_instance
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("postfix") is None,
@@ -48,42 +49,9 @@ class Postfix:
             (Path(workdir) / "postfix").symlink_to(self.dir)
         except OSError:
             pass
-        self.etc = self.dir / "etc"
-        self.spool = self.dir / "spool"
         self.port = mh.free_port()
-        self.maillog = self.dir / "maillog"
-        for d in (self.etc, self.spool, self.dir / "data"):
-            d.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        (self.etc / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-myhostname = peer-postfix.test
-mydestination =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:{relay_port}
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-alias_maps =
-alias_database =
-local_recipient_maps =
-queue_directory = {self.spool}
-data_directory = {self.dir}/data
-maillog_file = {self.maillog}
-maillog_file_prefixes = {self.dir}
-""")
-        lines = []
-        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
-            if line.split()[:2] == ["smtp", "inet"]:
-                line = "127.0.0.1:%d inet n - n - - smtpd" % self.port
-            lines.append(line)
-        (self.etc / "master.cf").write_text("\n".join(lines) + "\n")
-        assert any(line.startswith("127.0.0.1:%d " % self.port)
-                   for line in lines), "no smtp inet line in master.cf"
+        self.etc, self.spool, self.maillog = postfix_instance.write_config(
+            self.dir, "peer-postfix.test", self.port, relay_port)
 
     def postfix(self, *args):
         return subprocess.run(["postfix", "-c", str(self.etc)] + list(args),
