@@ -284,8 +284,8 @@ report_due_cb(evutil_socket_t fd, short ev, void *arg)
 		for (s = table[i]; s != NULL; s = s->hnext)
 			if (s->report_due) {
 				s->report_due = 0;
-				report(s, s->reported ? MR_SESS_NOW :
-				    MR_SESS_BEGIN);
+				report(s,
+				    s->reported ? MR_SESS_NOW : MR_SESS_BEGIN);
 				s->reported = 1;
 			}
 }
