@@ -293,7 +293,9 @@ sess_pushable(const struct smtp_sess *s)
  * Once the output is empty the write event the bufferevent added in
  * this pass is removed before the loop applies it (libevent's epoll
  * change list then makes no call).  What cannot go at once (a full
- * socket, an error) stays for the bufferevent, which reports it.  TLS,
+ * socket, an error, or an evbuffer_write that refuses, as where a newer
+ * libevent keeps a bufferevent's output frozen) stays for the
+ * bufferevent, which writes it or reports the error as before.  TLS,
  * the connect and a message's body in progress keep the usual path:
  * they need the write callback.
  */
