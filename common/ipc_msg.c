@@ -677,7 +677,7 @@ mr_msg_session(const unsigned char *p, size_t len, struct mr_m_session *m,
 	m->user = rd_clean(&rd, MR_ADDR_MAX);
 	m->command = rd_clean(&rd, MR_SESS_CMD_MAX);
 	m->start = mr_rd_u64(&rd);
-	if (!mr_rd_done(&rd) || m->op > MR_SESS_BEGIN ||
+	if (!mr_rd_done(&rd) || m->op > MR_SESS_ONCE ||
 	    m->server_port > 65535 || m->state > MR_SS_MAX) {
 		*err = "malformed SESSION";
 		return -1;

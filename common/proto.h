@@ -174,11 +174,14 @@ enum mr_dcounter {
 
 /* MR_Q_SESSION: a session began (a new connection), is as the frame
  * says (after a command, or reported again to a new queued), or ended
- * (only the session number counts).  All of it is sent each time. */
+ * (only the session number counts); or it began and ended before it was
+ * reported (MR_SESS_ONCE: counted as a connection, never listed; smtpd
+ * only).  All of it is sent each time. */
 enum mr_sess_op {
 	MR_SESS_GONE = 0,
 	MR_SESS_NOW = 1,
-	MR_SESS_BEGIN = 2
+	MR_SESS_BEGIN = 2,
+	MR_SESS_ONCE = 3
 };
 
 /* What a session is doing, as mailrootctl sessions shows it. */

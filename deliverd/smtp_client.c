@@ -40,6 +40,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <openssl/ssl.h>
 
 #include "buf.h"
@@ -263,9 +264,62 @@ sess_enter(struct smtp_sess *s)
 	s->inside++;
 }
 
+/* States whose output is complete when a callback leaves: the session
+ * then waits for a reply, and nothing needs the write callback. */
+static int
+sess_pushable(const struct smtp_sess *s)
+{
+	switch (s->state) {
+	case S_EHLO:
+	case S_HELO:
+	case S_RSET:
+	case S_MAIL:
+	case S_RCPT:
+	case S_DATA:
+	case S_DOT:
+	case S_QUIT:
+		return !s->tls_on && s->bev != NULL &&
+		    bufferevent_get_underlying(s->bev) == NULL;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Writes what a callback queued before it returns, as smtpd writes its
+ * replies.  Left to the bufferevent, every batch of commands or small
+ * message would add the write event for EPOLLOUT, wait a pass of the
+ * loop, write, and remove it: two epoll_ctl calls and a wake-up each.
+ * Once the output is empty the write event the bufferevent added in
+ * this pass is removed before the loop applies it (libevent's epoll
+ * change list then makes no call).  What cannot go at once (a full
+ * socket, an error, or an evbuffer_write that refuses, as where a newer
+ * libevent keeps a bufferevent's output frozen) stays for the
+ * bufferevent, which writes it or reports the error as before.  TLS,
+ * the connect and a message's body in progress keep the usual path:
+ * they need the write callback.
+ */
+static void
+sess_push(struct smtp_sess *s)
+{
+	struct evbuffer *out;
+	evutil_socket_t fd;
+
+	if (!sess_pushable(s))
+		return;
+	out = bufferevent_get_output(s->bev);
+	if (evbuffer_get_length(out) == 0 ||
+	    (fd = bufferevent_getfd(s->bev)) < 0)
+		return;
+	if (evbuffer_write(out, fd) > 0 && evbuffer_get_length(out) == 0)
+		event_del(&s->bev->ev_write);
+}
+
 static void
 sess_leave(struct smtp_sess *s)
 {
+	if (s->inside == 1 && !s->zombie)
+		sess_push(s);
 	if (--s->inside == 0 && s->zombie)
 		sess_destroy(s);
 	else if (s->inside == 0 && s->rep_state != (int)s->state) {

@@ -120,8 +120,10 @@ sessions_update(const unsigned char *data, size_t len)
 		    "SESSION for no server" : err);
 		return -1;
 	}
-	if (m.op == MR_SESS_BEGIN)	/* a new connection */
+	if (m.op == MR_SESS_BEGIN || m.op == MR_SESS_ONCE)
 		metrics_add(&q->servers[m.server], MC_CONNECTIONS, 1);
+	if (m.op == MR_SESS_ONCE)	/* over before it could be listed */
+		return 0;
 	pp = find(m.id);
 	if (m.op == MR_SESS_GONE) {
 		if ((s = *pp) != NULL) {

@@ -94,7 +94,8 @@ struct session {
 	uint64_t		 session_bytes;
 	time_t			 started;	/* for mailrootctl sessions */
 	char			 last_cmd[TL_METHOD_MAX + 1];
-	int			 report_due;	/* a NOW report waits */
+	int			 report_due;	/* a report waits for the pass */
+	int			 reported;	/* queued has had its BEGIN */
 	struct auth_state	 auth;		/* auth.c */
 
 	/* the transaction */
@@ -260,9 +261,11 @@ report(const struct session *s, enum mr_sess_op op)
 
 /*
  * Where a session is after each command reaches queued at most
- * REPORT_DELAY_MS later, for all sessions in one pass: a session that
- * ends before sends its start and its end only (two frames, not one per
- * command).  mailrootctl sessions shows the state that late.
+ * REPORT_DELAY_MS later, for all sessions in one pass, its start
+ * included: a session that ends before the pass sends one frame
+ * (MR_SESS_ONCE, which queued counts as a connection), not a start, an
+ * end and one per command.  mailrootctl sessions shows the state, and a
+ * new session, that late.
  */
 #define REPORT_DELAY_MS	200
 
@@ -281,7 +284,9 @@ report_due_cb(evutil_socket_t fd, short ev, void *arg)
 		for (s = table[i]; s != NULL; s = s->hnext)
 			if (s->report_due) {
 				s->report_due = 0;
-				report(s, MR_SESS_NOW);
+				report(s,
+				    s->reported ? MR_SESS_NOW : MR_SESS_BEGIN);
+				s->reported = 1;
 			}
 }
 
@@ -307,8 +312,10 @@ session_report_all(void)
 	size_t i;
 
 	for (i = 0; i < HASH_SIZE; i++)
-		for (s = table[i]; s != NULL; s = s->hnext)
-			report(s, MR_SESS_NOW);
+		for (s = table[i]; s != NULL; s = s->hnext) {
+			report(s, s->reported ? MR_SESS_NOW : MR_SESS_BEGIN);
+			s->reported = 1;
+		}
 }
 
 static void
@@ -404,7 +411,7 @@ session_free(struct session *s)
 {
 	struct session **pp;
 
-	report(s, MR_SESS_GONE);
+	report(s, s->reported ? MR_SESS_GONE : MR_SESS_ONCE);
 	reset_transaction(s);
 	auth_reset(&s->auth);
 	rdns_cancel(s->rdns_wait);
@@ -833,7 +840,7 @@ session_accept(struct listener *l, int fd, struct sockaddr *sa, int len)
 	mr_debug("session %llu: connect from [%s] to %s",
 	    (unsigned long long)s->id, s->ip, l->lcfg->text);
 	s->started = time(NULL);
-	report(s, MR_SESS_BEGIN);
+	report_later(s);	/* its start goes with the next pass */
 	(void)rdns_wait_for(s);	/* under way while TLS starts */
 	if (!l->lcfg->tls)
 		greet(s);
