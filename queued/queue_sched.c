@@ -253,7 +253,7 @@ finish(struct qmsg *m)
 	char path[4096];
 	int flight;
 
-	/* a rewrite in the commit worker lands before the removal */
+	/* a rewrite in the rewrite worker lands before the removal */
 	if (m->envw != 0)
 		commit_env_wait(m);
 	flight = (m->envw & ENVW_FLIGHT) != 0;
@@ -276,7 +276,7 @@ settle(struct qmsg *m)
 }
 
 /* lazy: no recipient's state changed, so the new envelope (attempts,
- * next try, reply texts) may be written in the commit worker's next
+ * next try, reply texts) may be written in the rewrite worker's next
  * batch rather than now: lost in a crash, the message is merely tried
  * again sooner. */
 static void

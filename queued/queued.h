@@ -161,9 +161,9 @@ void	commit_init(void);
 void	commit_new_channel(void);
 int	commit_idle(void);
 void	commit_unlink(const char *path);
-/* queue_commit.c: envelope rewrites batched in the commit worker */
+/* queue_commit.c: envelope rewrites batched in the rewrite worker */
 #define ENVW_QUEUED	1	/* waiting for the next batch */
-#define ENVW_FLIGHT	2	/* in the worker's batch */
+#define ENVW_FLIGHT	2	/* in the rewrite worker's batch */
 void	commit_env_later(struct qmsg *);
 void	commit_env_wait(struct qmsg *);
 void	commit_env_forget(struct qmsg *);
