@@ -282,6 +282,7 @@ static struct {
 	struct trash	*trash, **ttail;	/* files to remove, in order */
 	struct commit	*done;		/* handed back */
 	struct envw	*envq, **etail;	/* loop only: the next rewrites */
+	size_t		 nenvq;		/* loop only: how many */
 	struct envw	*env_work;	/* handed to the rewrite worker */
 	struct envw	*env_flight;	/* loop: the same, until done */
 	int		 env_finished;	/* the rewrites out are done */
@@ -304,6 +305,10 @@ static struct {
 /* Rewrites per batch, at most: the loop waits for one batch where a
  * message changes again while its rewrite is out (commit_env_wait). */
 #define ENV_BATCH	64
+
+/* Rewrites waiting, at most, before retries wait for them
+ * (commit_env_behind): 16 batches, 1-2 MB of envelopes. */
+#define ENV_BEHIND	(16 * ENV_BATCH)
 
 static void
 empty_trash(struct trash *t)
@@ -687,6 +692,7 @@ env_take(void)
 		e = gc.envq;
 		e->m->envw = (e->m->envw & ~ENVW_QUEUED) | ENVW_FLIGHT;
 		gc.envq = e->next;
+		gc.nenvq--;
 	}
 	if (e != NULL)
 		e->next = NULL;
@@ -832,6 +838,8 @@ env_done_cb(evutil_socket_t fd, short ev, void *arg)
 	gc.env_flight = NULL;
 	gc.env_busy = 0;
 	start_rewrites();
+	if (!commit_env_behind())
+		sched_feed();	/* the retries that waited for this */
 	if (q->stopping && commit_idle())
 		event_base_loopexit(q->base, NULL);
 }
@@ -1092,6 +1100,7 @@ commit_env_later(struct qmsg *m)
 		mr_buf_init(&e->text);
 		*gc.etail = e;
 		gc.etail = &e->next;
+		gc.nenvq++;
 		m->envw |= ENVW_QUEUED;
 	}
 	mr_buf_reset(&e->text);
@@ -1113,9 +1122,17 @@ env_unqueue(struct qmsg *m)
 				gc.etail = pe;
 			mr_buf_free(&e->text);
 			free(e);
+			gc.nenvq--;
 			break;
 		}
 	m->envw &= (uint8_t)~ENVW_QUEUED;
+}
+
+/* 1 while so many rewrites wait that retries should wait for them. */
+int
+commit_env_behind(void)
+{
+	return gc.nenvq >= ENV_BEHIND;
 }
 
 /*
