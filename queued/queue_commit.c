@@ -307,7 +307,7 @@ static struct {
 #define ENV_BATCH	64
 
 /* Rewrites waiting, at most, before retries wait for them
- * (commit_env_behind): 16 batches, 1-2 MB of envelopes. */
+ * (commit_env_behind): 16 batches, some 600 KB of envelopes. */
 #define ENV_BEHIND	(16 * ENV_BATCH)
 
 static void
