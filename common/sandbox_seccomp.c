@@ -74,6 +74,7 @@ static const char *const queued_calls[] = {
 	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
 	"accept", "accept4",	/* submit-socket (submit.c), control socket */
 	"fadvise64",		/* recovery's reads ahead (queue_sched.c) */
+	"utimensat",		/* an envelope's mtime: its next try */
 	NULL
 };
 

@@ -260,6 +260,7 @@ struct envw {
 	struct qserver	*qs;
 	char		 id[MR_ID_MAX + 1];
 	struct mr_buf	 text;
+	time_t		 next_try;	/* the text's: the file's mtime */
 	int		 fd;		/* worker */
 	int		 failed;	/* worker */
 	char		 err[160];	/* worker */
@@ -385,6 +386,8 @@ env_prepare(struct envw *ev)
 			env_fail(e, "create");
 		else if (mr_write_all(e->fd, e->text.data, e->text.len) == -1)
 			env_fail(e, "write");
+		else	/* a hint (recovery's order): no failure */
+			(void)env_stamp(e->fd, e->next_try);
 	}
 }
 
@@ -1105,6 +1108,7 @@ commit_env_later(struct qmsg *m)
 	}
 	mr_buf_reset(&e->text);
 	env_format(m, &e->text);
+	e->next_try = m->next_try;
 	if (!gc.env_busy)
 		evtimer_add(gc.ev_kick, &zero);
 }

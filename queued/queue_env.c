@@ -24,8 +24,16 @@
  * sooner), goes the same way in a batch of the rewrite worker
  * (commit_env_later), one flush for many; env_write waits for such a
  * rewrite in flight, so that the newer state lands last.
+ * Every ID.env queued writes has the message's next try as its mtime
+ * (env_stamp): recovery finds the messages due at start by a stat of
+ * each envelope, without reading them (queue_sched.c).  A hint only: the
+ * "next-try" line decides; a wrong mtime (a file written by an older
+ * queued, by hand, or a journal record made an ID.env) changes the order
+ * envelopes are read in at start, nothing else.
  */
 #include "config.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -308,6 +316,20 @@ env_format(const struct qmsg *m, struct mr_buf *b)
 	mr_buf_adds(b, "end\n");
 }
 
+/* The envelope open at fd gets next_try as its mtime (the access time is
+ * left alone); thread-safe: the commit worker calls it too. */
+int
+env_stamp(int fd, time_t next_try)
+{
+	struct timespec ts[2];
+
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1].tv_sec = next_try;
+	ts[1].tv_nsec = 0;
+	return futimens(fd, ts);
+}
+
 int
 env_create(const char *path, const struct qmsg *m)
 {
@@ -324,6 +346,10 @@ env_create(const char *path, const struct qmsg *m)
 		errno = saved;
 		fd = -1;
 	}
+	/* after the write, which sets the mtime; a hint (recovery's order):
+	 * the envelope stands without it */
+	if (fd != -1 && env_stamp(fd, m->next_try) == -1)
+		mr_warn("%s: mtime: %s", path, strerror(errno));
 	mr_buf_free(&b);
 	return fd;
 }

@@ -1001,6 +1001,15 @@ drop_lone_envs(struct qserver *qs)
  * one that is due goes out while the rest is still being read, and new
  * mail is taken between slices.
  *
+ * The due messages first, wherever they sit: a first pass (the due scan,
+ * recover_scan) only stats each ID.env in inode order, whose mtime is
+ * its next try (queue_env.c env_stamp), and reads at once the envelopes
+ * due by that (mtime not after now; no ID.env, or one that cannot be
+ * stat'ed, counts as due: read as before).  The second pass reads the
+ * rest in inode order.  The mtime is a hint: every envelope is still
+ * read and its "next-try" line decides; a wrong mtime only moves a
+ * message from one pass to the other.
+ *
  * The listing is complete before queued takes any message, so every
  * name in it belongs to an earlier run: a message committed since
  * (smtpd streams DATA into its ID.eml before it has an envelope) is
@@ -1016,13 +1025,15 @@ drop_lone_envs(struct qserver *qs)
  */
 #define RECOVER_SLICE_MS	10
 #define RECOVER_AHEAD		64		/* envelopes opened ahead */
+#define SCAN_BATCH		64		/* stats per step of the scan */
 #define STASH_BUCKETS		1024		/* power of two */
 #define STASH_MAX		65536		/* deliverd keeps 8192 */
 
 struct rname {
 	uint64_t	 ino;
 	uint32_t	 off;		/* of the ID.eml name in rc.names */
-	uint32_t	 server;
+	uint32_t	 server : 31;
+	uint32_t	 early : 1;	/* read by the due scan */
 };
 
 /* a replayed result for a message not read yet */
@@ -1040,6 +1051,14 @@ static struct {
 		int	 fd;
 		int	 err;
 	}		 ahead[RECOVER_AHEAD];	/* by index % RECOVER_AHEAD */
+	size_t		 scanned;	/* the due scan: v[0..scanned-1] */
+	size_t		 ndue;		/* found due by the scan */
+	struct {
+		size_t		 i;	/* in v */
+		struct ahead	 a;
+	}		 due[RECOVER_AHEAD];	/* opened, not read yet */
+	size_t		 due_head, due_n;
+	size_t		 nread;		/* names done, both passes */
 	struct mr_buf	 names;
 	int		*dfd;		/* per server: its Queue */
 	size_t		*nenv, *had_env, *queued;	/* per server */
@@ -1165,7 +1184,8 @@ list_name(size_t si, const struct dirent *de)
 		mr_fatal("queued: more queue names than recovery can list");
 	rc.v[rc.n].ino = (uint64_t)de->d_ino;
 	rc.v[rc.n].off = (uint32_t)rc.names.len;
-	rc.v[rc.n].server = (uint32_t)si;
+	rc.v[rc.n].server = (uint32_t)si & 0x7fffffffU;
+	rc.v[rc.n].early = 0;
 	rc.n++;
 	mr_buf_add(&rc.names, de->d_name, strlen(de->d_name) + 1);
 }
@@ -1201,44 +1221,53 @@ by_inode(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
+/* Opens the envelope of v[i] into a (the read started), if it has one. */
+static void
+recover_open_name(size_t i, struct ahead *a)
+{
+	const struct rname *e = &rc.v[i];
+	char id[MR_ID_MAX + 1];
+
+	a->fd = -1;
+	a->err = EBADF;
+	if (rc.dfd[e->server] == -1 ||
+	    !queue_name(rc.names.data + e->off, "eml", id))
+		return;
+	if ((a->fd = recover_open(rc.dfd[e->server], id)) == -1)
+		a->err = errno;
+}
+
 /* The envelopes of the names up to RECOVER_AHEAD past the next one
- * opened, and their reads started. */
+ * opened, and their reads started; those the due scan read are passed
+ * over. */
 static void
 recover_ahead(void)
 {
-	char id[MR_ID_MAX + 1];
 	struct ahead *a;
 
 	if (rc.opened < rc.next)
 		rc.opened = rc.next;
 	for (; rc.opened < rc.n && rc.opened < rc.next + RECOVER_AHEAD;
 	    rc.opened++) {
-		const struct rname *e = &rc.v[rc.opened];
-
 		a = &rc.ahead[rc.opened % RECOVER_AHEAD];
 		a->fd = -1;
 		a->err = EBADF;
-		if (rc.dfd[e->server] == -1 ||
-		    !queue_name(rc.names.data + e->off, "eml", id))
-			continue;
-		if ((a->fd = recover_open(rc.dfd[e->server], id)) == -1)
-			a->err = errno;
+		if (!rc.v[rc.opened].early)
+			recover_open_name(rc.opened, a);
 	}
 }
 
-/* The next name of the listing: its message read and scheduled. */
+/* v[i], its envelope opened into a: its message read and scheduled. */
 static void
-recover_name(void)
+recover_read(size_t i, struct ahead *a)
 {
-	const struct rname *e = &rc.v[rc.next];
+	const struct rname *e = &rc.v[i];
 	struct qserver *qs = &q->servers[e->server];
 	const char *name = rc.names.data + e->off;
-	struct ahead *a = &rc.ahead[rc.next % RECOVER_AHEAD];
 	char id[MR_ID_MAX + 1];
 	int dfd = rc.dfd[e->server];
 
-	recover_ahead();
-	rc.next++;
+	rc.nread++;
 	if (dfd == -1 || !queue_name(name, "eml", id))
 		return;
 	errno = a->err;
@@ -1256,6 +1285,96 @@ recover_name(void)
 			    strerror(errno));
 		break;
 	}
+}
+
+/* The next name of the second pass, unless the due scan read it. */
+static void
+recover_name(void)
+{
+	size_t i = rc.next;
+
+	recover_ahead();
+	rc.next++;
+	if (!rc.v[i].early)
+		recover_read(i, &rc.ahead[i % RECOVER_AHEAD]);
+}
+
+/* Whether v[i]'s message is due by its envelope's mtime (its next try,
+ * queue_env.c): a hint only.  No envelope, or one that cannot be
+ * stat'ed: due (read now, as it would be later). */
+static int
+recover_due(size_t i, time_t now)
+{
+	const struct rname *e = &rc.v[i];
+	const char *name = rc.names.data + e->off;
+	char env[MR_ID_MAX + 8];
+	struct stat st;
+	size_t len = strlen(name);
+
+	if (rc.dfd[e->server] == -1 || len < 4 || len > MR_ID_MAX + 4)
+		return 0;	/* recover_read passes it over */
+	snprintf(env, sizeof(env), "%.*s.env", (int)(len - 4), name);
+	if (fstatat(rc.dfd[e->server], env, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return 1;
+	return st.st_mtime <= now;
+}
+
+/* The due scan's next SCAN_BATCH names stat'ed; the due ones opened
+ * (their reads started) for recover_due_read, as many as it has room
+ * for. */
+static void
+recover_scan(void)
+{
+	time_t now = q_now();
+	size_t k, slot;
+
+	for (k = 0; k < SCAN_BATCH && rc.scanned < rc.n &&
+	    rc.due_n < RECOVER_AHEAD; k++, rc.scanned++) {
+		if (!recover_due(rc.scanned, now))
+			continue;
+		slot = (rc.due_head + rc.due_n++) % RECOVER_AHEAD;
+		rc.due[slot].i = rc.scanned;
+		recover_open_name(rc.scanned, &rc.due[slot].a);
+		rc.v[rc.scanned].early = 1;
+		rc.ndue++;
+	}
+	if (rc.scanned == rc.n)
+		mr_info("queue scanned: %zu of %zu message%s due by their "
+		    "envelopes' mtime, in %.1f s", rc.ndue, rc.n,
+		    rc.n == 1 ? "" : "s",
+		    (double)(mr_now_ms() - rc.t0) / 1000);
+}
+
+/* The oldest due envelope the scan opened: read and scheduled. */
+static void
+recover_due_read(void)
+{
+	size_t slot = rc.due_head;
+
+	rc.due_head = (rc.due_head + 1) % RECOVER_AHEAD;
+	rc.due_n--;
+	recover_read(rc.due[slot].i, &rc.due[slot].a);
+}
+
+/* One step of recovery: 1 if it read a name, 0 if it scanned, -1 when
+ * there is nothing left to do.  The due envelopes opened come first,
+ * then the scan, then the second pass. */
+static int
+recover_step(void)
+{
+	if (rc.due_n > 0) {
+		recover_due_read();
+		return 1;
+	}
+	if (rc.scanned < rc.n) {
+		recover_scan();
+		return 0;
+	}
+	if (rc.next < rc.n) {
+		recover_name();
+		return 1;
+	}
+	return -1;
 }
 
 static void
@@ -1299,18 +1418,17 @@ recover_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct timeval tv = { 0, 0 };
 	uint64_t t0 = mr_now_ms();
-	size_t k;
+	int step = 0;
 
 	(void)fd;
 	(void)ev;
 	(void)arg;
-	for (k = 0; rc.next < rc.n; k++) {
-		if (rc.pace_ms > 0 ? k == 1 : (k % 64 == 63 &&
-		    mr_now_ms() - t0 >= RECOVER_SLICE_MS))
+	/* paced (tests): one message read a slice, the scan unpaced */
+	while ((step = recover_step()) != -1)
+		if (rc.pace_ms > 0 ? step == 1 :
+		    mr_now_ms() - t0 >= RECOVER_SLICE_MS)
 			break;
-		recover_name();
-	}
-	if (rc.next == rc.n) {
+	if (step == -1) {
 		recover_end();
 		return;
 	}
@@ -1344,7 +1462,7 @@ recover_pace(void)
 int
 sched_recovering(size_t *done, size_t *total)
 {
-	*done = rc.next;
+	*done = rc.nread;
 	*total = rc.n;
 	return q->recovering;
 }

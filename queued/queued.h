@@ -188,6 +188,7 @@ void	 env_format(const struct qmsg *, struct mr_buf *);
 int	 env_write_file(const char *path, const struct qmsg *, int sync);
 /* writes the envelope to path, unflushed: the descriptor, or -1 */
 int	 env_create(const char *path, const struct qmsg *);
+int	 env_stamp(int fd, time_t next_try);	/* mtime = next try */
 struct qmsg *env_read(struct qserver *, const char *id, int *torn);
 int	 env_parse(struct qmsg *, char *text, size_t len);
 struct qmsg *msg_new(struct qserver *, const char *id);	/* zeroed */
