@@ -356,7 +356,7 @@ fuzz_session(const uint8_t *p, size_t len, struct mr_buf *b)
 
 	if (mr_msg_session(p, len, &ss, &err) != 0)
 		return;
-	CHECK(ss.op <= MR_SESS_BEGIN && ss.state <= MR_SS_MAX);
+	CHECK(ss.op <= MR_SESS_ONCE && ss.state <= MR_SS_MAX);
 	check_str(ss.client_ip, 64, 1, 0);
 	check_str(ss.server_ip, 64, 1, 0);
 	check_str(ss.helo, 255, 1, 0);
