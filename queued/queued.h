@@ -161,12 +161,11 @@ void	commit_init(void);
 void	commit_new_channel(void);
 int	commit_idle(void);
 void	commit_unlink(const char *path);
-/* queue_commit.c: envelope rewrites batched in the rewrite worker */
+/* queue_commit.c: envelope rewrites batched in the commit worker */
 #define ENVW_QUEUED	1	/* waiting for the next batch */
-#define ENVW_FLIGHT	2	/* in the rewrite worker's batch */
+#define ENVW_FLIGHT	2	/* in the worker's batch */
 void	commit_env_later(struct qmsg *);
 void	commit_env_wait(struct qmsg *);
-int	commit_env_behind(void);	/* too many rewrites wait */
 void	commit_env_forget(struct qmsg *);
 void	commit_shutdown(void);
 /* a message queued wrote itself (Pickup) into Queue/ID.eml through fd:
@@ -227,7 +226,7 @@ struct qmsg *job_find(uint64_t job);
 int	job_room(void);
 void	wait_push(struct qmsg *);
 void	wait_del(struct qmsg *);
-struct qmsg *wait_pop(int retries);
+struct qmsg *wait_pop(void);
 
 /* queue_sched.c: delivery scheduling and results */
 void	sched_recover(void);	/* lists the queue, reads it in slices */
@@ -240,7 +239,6 @@ void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
 void	sched_clock_changed(void);	/* re-arms every timer */
 void	sched_now(struct qmsg *);	/* tries m from the loop, now */
-void	sched_feed(void);	/* room for retries again (queue_commit.c) */
 void	sched_forget(struct qmsg *);	/* m is freed: off the timers */
 
 /* etrn.c: hold-for-etrn */
