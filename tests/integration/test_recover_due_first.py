@@ -17,13 +17,13 @@ import json
 import os
 import re
 import smtplib
-import subprocess
 import sys
 import time
 
 import pytest
 
 import mailroot_harness as mh
+from test_recover_slices import control_conf, ctl
 
 sys.path.insert(0, str(mh.SRCDIR / "contrib" / "bench"))
 import qfiles  # noqa: E402
@@ -32,19 +32,6 @@ CTL = mh.BUILDDIR / "tools" / "mailrootctl"
 DEFERRED = 3000
 PACE_MS = 20
 DUE = "due0@due.test"
-
-
-def ctl(sock, *args):
-    return subprocess.run([str(CTL), "-s", str(sock), *args],
-                          capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
-
-
-def control_conf(workdir):
-    rundir = workdir / "run"
-    rundir.mkdir(mode=0o755, exist_ok=True)
-    sock = rundir / "control"
-    return sock, ('control-socket "%s"\ncontrol-group "mailroot"' % sock)
 
 
 def queued_count(sock):
