@@ -20,12 +20,14 @@
  *     claim's rename durable), the files' own flushes;
  *  3. in that same batch, after the flush, the claim is unlinked and
  *     Queue is flushed again; only then is the message scheduled.
- * Recovery (pickup_recover, after the queue's): a claim whose ID has a
- * complete envelope was committed (a crash came between 2 and 3): the
- * claim is removed, the message is not queued again.  A claim without
- * one was never committed (the queue's recovery has removed its partial
- * files): it is parsed and committed again under the same ID.  A file
- * still in Pickup was never claimed.  So every file is queued once.
+ * Recovery: a claim whose ID has a complete envelope was committed (a
+ * crash came between 2 and 3): the queue's recovery removes the claim
+ * when it reads that envelope, before the message can be tried
+ * (queue_sched.c claim_committed), and the message is not queued again.
+ * A claim left once the queue is read (recover_claims) was never
+ * committed (the queue's recovery has removed its partial files): it is
+ * parsed and committed again under the same ID.  A file still in Pickup
+ * was never claimed.  So every file is queued once.
  *
  * What cannot be sent (unparsable, no recipient, too big, unreadable, not
  * a regular file, more than one hard link) goes to Badmail as ID.BAD with

@@ -997,8 +997,9 @@ drop_lone_envs(struct qserver *qs)
  * read yet wait for it in a stash (they must apply before it is tried);
  * an ETRN is remembered and applied to each message read after it
  * (etrn.c); the control verbs that act on the whole queue answer that it
- * is being recovered (control_verbs.c); Pickup starts once the queue is
- * read (its claims are matched against the queue).  Nothing is written
+ * is being recovered (control_verbs.c); a Pickup claim is removed when
+ * its message is read (claim_committed), and Pickup starts once the
+ * queue is read (it takes the claims left again).  Nothing is written
  * for a message before it is read, so a crash in the middle leaves what
  * a crash before the start would: the next start reads it all again.
  */
@@ -1013,6 +1014,13 @@ struct rname {
 	uint32_t	 off;		/* of the ID.eml name in rc.names */
 	uint32_t	 server : 31;
 	uint32_t	 early : 1;	/* read by the due scan */
+};
+
+/* a Pickup claim (pickup.c) listed in a Queue */
+struct rclaim {
+	uint32_t	 server;
+	uint32_t	 gone;		/* removed: its message was read */
+	char		 id[MR_ID_MAX + 1];
 };
 
 /* a replayed result for a message not read yet */
@@ -1046,6 +1054,9 @@ static struct {
 	unsigned	 pace_ms;	/* tests: one message per pace_ms */
 	struct rstash	*stash[STASH_BUCKETS];
 	size_t		 nstash;
+	struct rclaim	*claims;	/* sorted by id once listed */
+	size_t		 nclaims, capclaims;
+	unsigned char	*claims_dirty;	/* per server: a claim removed */
 } rc;
 
 static size_t
@@ -1144,6 +1155,85 @@ recovered(struct qmsg *m)
 	arm_expiry(m);
 }
 
+/*
+ * Pickup's claims (Queue/ID.pkp, pickup.c): a claim whose message was
+ * committed is removed here, when its envelope is read, before the
+ * message can be tried; those left (never committed) are taken again
+ * by Pickup once the queue is read.  Matching them only then against
+ * the queue's index would take again a claim whose message went out
+ * and left the queue while the rest was read: delivered twice.
+ */
+static void
+claim_add(size_t si, const char *id)
+{
+	struct rclaim *c;
+
+	if (rc.nclaims == rc.capclaims) {
+		rc.capclaims = rc.capclaims ? rc.capclaims * 2 : 64;
+		rc.claims = mr_xreallocarray(rc.claims, rc.capclaims,
+		    sizeof(*rc.claims));
+	}
+	c = &rc.claims[rc.nclaims++];
+	c->server = (uint32_t)si;
+	c->gone = 0;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+}
+
+static int
+by_claim(const void *a, const void *b)
+{
+	const struct rclaim *x = a, *y = b;
+	int d = strcmp(x->id, y->id);
+
+	return d != 0 ? d : (x->server > y->server) - (x->server < y->server);
+}
+
+/* Message id of server si was read: its claim, if any, removed. */
+static void
+claim_committed(size_t si, int dfd, const char *id)
+{
+	struct rclaim key, *c;
+	char name[MR_ID_MAX + 8];
+
+	if (rc.nclaims == 0)
+		return;
+	key.server = (uint32_t)si;
+	key.gone = 0;
+	snprintf(key.id, sizeof(key.id), "%s", id);
+	c = bsearch(&key, rc.claims, rc.nclaims, sizeof(*c), by_claim);
+	if (c == NULL || c->gone)
+		return;
+	snprintf(name, sizeof(name), "%s.pkp", id);
+	if (unlinkat(dfd, name, 0) == -1) {
+		mr_err("unlink %s/%s: %s", q->servers[si].queue, name,
+		    strerror(errno));
+		return;
+	}
+	c->gone = 1;
+	rc.claims_dirty[si] = 1;
+	mr_info("%s: pickup file was queued before a restart; its claim is "
+	    "removed", id);
+}
+
+/* The claims removed in this slice made durable before the loop may
+ * try their messages (a claim back after a crash, its message gone,
+ * would be taken again). */
+static void
+claims_flush(void)
+{
+	size_t i;
+
+	if (rc.claims_dirty == NULL)
+		return;
+	for (i = 0; i < q->nservers; i++) {
+		if (!rc.claims_dirty[i])
+			continue;
+		rc.claims_dirty[i] = 0;
+		if (rc.dfd[i] != -1 && fsync(rc.dfd[i]) == -1)
+			mr_err("%s: %s", q->servers[i].queue, strerror(errno));
+	}
+}
+
 static void
 list_name(size_t si, const struct dirent *de)
 {
@@ -1151,6 +1241,10 @@ list_name(size_t si, const struct dirent *de)
 
 	if (queue_name(de->d_name, "env", id)) {
 		rc.nenv[si]++;
+		return;
+	}
+	if (queue_name(de->d_name, "pkp", id)) {
+		claim_add(si, id);
 		return;
 	}
 	if (!queue_name(de->d_name, "eml", id))
@@ -1253,6 +1347,7 @@ recover_read(size_t i, struct ahead *a)
 	switch (recover_one(qs, a->fd, id)) {
 	case RC_QUEUED:
 		rc.queued[e->server]++;
+		claim_committed(e->server, dfd, id);
 		/* FALLTHROUGH */
 	case RC_GONE:
 		rc.had_env[e->server]++;
@@ -1385,6 +1480,8 @@ recover_end(void)
 	free(rc.nenv);
 	free(rc.had_env);
 	free(rc.queued);
+	free(rc.claims);
+	free(rc.claims_dirty);
 	if (rc.ev != NULL)
 		event_free(rc.ev);
 	memset(&rc, 0, sizeof(rc));
@@ -1407,6 +1504,7 @@ recover_cb(evutil_socket_t fd, short ev, void *arg)
 		if (rc.pace_ms > 0 ? step == 1 :
 		    mr_now_ms() - t0 >= RECOVER_SLICE_MS)
 			break;
+	claims_flush();
 	if (step == -1) {
 		recover_end();
 		return;
@@ -1482,11 +1580,14 @@ sched_recover(void)
 	rc.nenv = mr_xcalloc(q->nservers, sizeof(size_t));
 	rc.had_env = mr_xcalloc(q->nservers, sizeof(size_t));
 	rc.queued = mr_xcalloc(q->nservers, sizeof(size_t));
+	rc.claims_dirty = mr_xcalloc(q->nservers, 1);
 	mr_buf_init(&rc.names);
 	for (i = 0; i < q->nservers; i++)
 		list_server(i);
 	if (rc.n > 1)
 		qsort(rc.v, rc.n, sizeof(*rc.v), by_inode);
+	if (rc.nclaims > 1)
+		qsort(rc.claims, rc.nclaims, sizeof(*rc.claims), by_claim);
 	if (rc.n > 0)
 		mr_info("queue listed: %zu message%s to read", rc.n,
 		    rc.n == 1 ? "" : "s");

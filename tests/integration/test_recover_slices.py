@@ -12,10 +12,16 @@ the next hop exactly once (deliverd's replays apply to a message read
 after they came).  Meanwhile the control verbs over the whole queue say
 that it is being recovered, and an ETRN is applied to the messages read
 after it.
+
+A Pickup claim (Queue/ID.pkp) whose message was committed before a crash
+is removed when that message is read, before it can go out: matched
+against the queue only once it is read whole, a claim whose message went
+out meanwhile would be taken again and delivered twice.
 """
 
 import collections
 import os
+import pwd
 import signal
 import smtplib
 import subprocess
@@ -125,3 +131,36 @@ def test_control_and_etrn_during_recovery(start_mailroot, sink, workdir):
     d.wait_queue_empty()
     assert all(k == 1 for k in arrivals(sink).values())
     assert set(arrivals(sink)) == {"due%d@held.test" % i for i in range(N)}
+
+
+def test_claims_of_committed_messages_are_not_taken_again(start_mailroot,
+                                                          sink, workdir):
+    if not mh.IS_ROOT:
+        pytest.skip("the queue files are written as the queue user")
+    n = 40
+    d = start_mailroot(sink=sink, env=paced())
+    fill(d, n, "due.test")
+    # each message's Pickup claim is still there, as after a crash
+    # between the commit and the claim's removal
+    pw = pwd.getpwnam(mh.USERS["queued"])
+    ids = sorted(f.stem for f in d.queue_files() if f.suffix == ".env")
+    assert len(ids) == n
+    for k, qid in enumerate(ids):
+        path = d.dir("Queue") / (qid + ".pkp")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        os.write(fd, mh.crlf("x-sender: claim@client.test\n"
+                             "x-receiver: claim%d@claim.test\n\n"
+                             "claim %d\n" % (k, k)))
+        os.fchown(fd, pw.pw_uid, pw.pw_gid)
+        os.close(fd)
+    d.start()
+    assert mh.wait_until(lambda: len(arrivals(sink)) >= n, 120, 0.1), \
+        (len(arrivals(sink)), d.log_text()[-3000:])
+    assert mh.wait_until(lambda: "Pickup: watching" in d.log_text(), 60), \
+        d.log_text()[-3000:]
+    d.wait_queue_empty()
+    assert d.log_text().count("its claim is removed") == n, \
+        d.log_text()[-3000:]
+    assert "taking it again" not in d.log_text()
+    assert not [f for f in d.queue_files() if f.suffix == ".pkp"]
+    assert arrivals(sink) == {"due%d@due.test" % i: 1 for i in range(n)}
