@@ -24,6 +24,7 @@
 #include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
+#include "util.h"
 
 struct frame {
 	struct frame	*next;
@@ -42,6 +43,7 @@ struct mr_ipc {
 	struct frame	*head, **tail;
 	int		 dead;
 	int		 bad;		/* died of a malformed frame */
+	int		 reset;		/* ECONNRESET seen: read on to the end */
 	int		*freed;		/* set when freed inside a callback */
 	unsigned char	*rbuf;
 };
@@ -377,8 +379,14 @@ ipc_read(evutil_socket_t fd, short ev, void *arg)
 		    &rfd, &nfds, &trunc);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
+		/* a peer that exits with frames unread resets the channel:
+		 * the error is reported once, before the frames it sent
+		 * (deliverd's last results), which are read on to the end */
+		if (n == -1 && errno == ECONNRESET && !c->reset) {
+			c->reset = 1;
+			continue;
+		}
 		if (n == -1) {
-			/* a peer that exits with frames unread resets */
 			if (errno != ECONNRESET)
 				mr_warn("ipc %s: receive: %s", c->peer,
 				    strerror(errno));
@@ -432,6 +440,31 @@ ipc_flush(struct mr_ipc *c)
 	}
 }
 
+/* Writes the frames waiting, waiting up to timeout_ms for room: 0 once
+ * none is left, -1 if the channel failed or the time ran out.  For a
+ * process about to exit, whose loop no longer runs. */
+int
+mr_ipc_drain(struct mr_ipc *c, int timeout_ms)
+{
+	uint64_t end = mr_now_ms() + (uint64_t)timeout_ms, now;
+	struct pollfd p;
+
+	for (;;) {
+		if (c->dead)
+			return -1;
+		ipc_flush(c);
+		if (c->head == NULL)
+			return 0;
+		if (c->dead || (now = mr_now_ms()) >= end)
+			return -1;
+		p.fd = c->fd;
+		p.events = POLLOUT;
+		p.revents = 0;
+		if (poll(&p, 1, (int)(end - now)) == -1 && errno != EINTR)
+			return -1;
+	}
+}
+
 static void
 ipc_write(evutil_socket_t fd, short ev, void *arg)
 {
@@ -476,6 +509,12 @@ void
 mr_ipc_stopping(void)
 {
 	ipc_stopping = 1;
+}
+
+int
+mr_ipc_is_stopping(void)
+{
+	return ipc_stopping;
 }
 
 void

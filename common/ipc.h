@@ -45,6 +45,9 @@ int		 mr_ipc_was_bad(const struct mr_ipc *);
  * Returns 0, or -1 when the channel is already dead. */
 int		 mr_ipc_send(struct mr_ipc *, uint32_t type, int fd,
 		    const void *data, size_t len);
+/* Before an exit: the frames waiting written, waiting up to timeout_ms
+ * for room; 0 once none is left. */
+int		 mr_ipc_drain(struct mr_ipc *, int timeout_ms);
 int		 mr_ipc_sendb(struct mr_ipc *, uint32_t type, int fd,
 		    const struct mr_buf *payload);
 /* Blocking send on a bare descriptor (start-up, before a loop exists). */
@@ -68,6 +71,8 @@ int		 mr_ipc_is_channel(int fd);
  * (MR_M_STOPPING): a peer that closes its channel is logged as part of
  * the stop. */
 void		 mr_ipc_stopping(void);
+/* 1 once mr_ipc_stopping was called. */
+int		 mr_ipc_is_stopping(void);
 /*
  * The end of a peer channel c, from its callback: msg is the unexpected
  * message (NULL when the channel closed or sent a malformed frame).  Logs

@@ -60,6 +60,7 @@ static struct {
 } d;
 
 #define ORPHAN_WAIT		10	/* seconds a replay waits for orphans */
+#define DRAIN_WAIT		10	/* seconds queued has to take the last results */
 
 static void	job_finish(struct job *);
 static void	dest_kick(struct dest *);
@@ -1227,10 +1228,16 @@ teardown(void)
 	struct dest *ds;
 	int i;
 
-	/* counters not sent yet, then queued results still in the channel */
+	/* counters not sent yet, then every result still waiting for room
+	 * in the channel: queued may be behind on a backlog's results, and
+	 * one lost here leaves a delivered message queued, to be sent again
+	 * at the next start (queued reads on until this end closes) */
 	report_flush();
 	for (i = 0; i < 4 && d.queued != NULL; i++)
 		(void)event_base_loop(d.base, EVLOOP_NONBLOCK);
+	if (d.queued != NULL && mr_ipc_drain(d.queued, DRAIN_WAIT * 1000) == -1)
+		mr_warn("shutdown: queued did not take every result within %d "
+		    "s; those messages may be delivered again", DRAIN_WAIT);
 	smtp_fini();
 	report_fini();
 	mta_sts_fini();

@@ -694,6 +694,10 @@ mr_supervise_reap(struct mr_master *m)
 		event_base_loopexit(m->base, NULL);
 }
 
+/* Seconds a stop takes at most: deliverd's 10 for the deliveries under
+ * way and 10 to hand their results to queued, then queued's own. */
+#define STOP_WAIT	25
+
 static void
 stop_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -713,7 +717,7 @@ stop_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 void
 mr_supervise_stop(struct mr_master *m)
 {
-	struct timeval tv = { 10, 0 };
+	struct timeval tv = { STOP_WAIT, 0 };
 	int p;
 
 	m->stopping = 1;

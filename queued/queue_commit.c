@@ -745,8 +745,7 @@ done_cb(evutil_socket_t fd, short ev, void *arg)
 	gc.env_flight = NULL;
 	gc.busy = 0;
 	start_batch();
-	if (q->stopping && commit_idle())
-		event_base_loopexit(q->base, NULL);
+	queued_stop_step();
 }
 
 /* No commit in flight or waiting: stopping loses no answer. */

@@ -65,17 +65,54 @@ set_peer(uint32_t kind, int fd)
 	}
 }
 
+/* Seconds a stop waits for deliverd's channel to end (mailrootd's own
+ * stop timer ends it sooner). */
+#define DELIVERD_END_WAIT	30
+
+/* Exits the loop once stopping loses nothing: the commits in flight
+ * answered and, in a stop of every child, deliverd's last results read
+ * (it exits before queued is told to stop, and the frames it sent
+ * before are read to its channel's end). */
+void
+queued_stop_step(void)
+{
+	if (q->stopping && commit_idle() &&
+	    (!q->await_deliverd || q->deliverd == NULL))
+		event_base_loopexit(q->base, NULL);
+}
+
+static void
+deliverd_end_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	mr_warn("stopping: deliverd's channel did not end; not waiting");
+	q->await_deliverd = 0;
+	queued_stop_step();
+}
+
 static void
 begin_stop(void)
 {
+	struct timeval tv = { DELIVERD_END_WAIT, 0 };
+
 	if (q->stopping)
 		return;
 	q->stopping = 1;
+	/* mailrootd said every child stops (MR_M_STOPPING): deliverd goes
+	 * first; when queued alone restarts, deliverd lives on and replays
+	 * its results to the next queued */
+	if (mr_ipc_is_stopping() && q->deliverd != NULL) {
+		q->await_deliverd = 1;
+		if (event_base_once(q->base, -1, EV_TIMEOUT,
+		    deliverd_end_timeout, NULL, &tv) == -1)
+			q->await_deliverd = 0;
+	}
 	mr_ipc_stopping();
 	/* nothing acknowledged lives only in memory: stopping is safe once
 	 * the commits in flight have been answered */
-	if (commit_idle())
-		event_base_loopexit(q->base, NULL);
+	queued_stop_step();
 }
 
 /* mailrootd is gone: stop as on SIGTERM, nothing acknowledged is lost */
@@ -219,6 +256,7 @@ deliverd_cb(struct mr_ipc *c, struct mr_ipc_msg *msg, void *arg)
 	q->deliverd = NULL;
 	outbound_clear();
 	sched_deliverd_lost();
+	queued_stop_step();
 }
 
 /* A malformed request from smtpd: the peer is dropped and reported. */

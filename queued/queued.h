@@ -122,6 +122,7 @@ struct queued {
 						 * read (queue_sched.c) */
 	struct event		*hold_timer;
 	int			 stopping;
+	int			 await_deliverd; /* stopping: its last results */
 };
 
 extern struct queued *q;
@@ -141,6 +142,7 @@ msg_lmtp(const struct qmsg *m)
 }
 
 /* queued.c */
+void	queued_stop_step(void);	/* stopping: exits the loop once safe */
 void	queued_drop_smtpd(void);
 void	queued_drop_deliverd(void);
 /* Tells deliverd of a flush (MR_D_FLUSH): server index or MR_FLUSH_ALL,
