@@ -284,8 +284,11 @@ static struct {
 	int		 busy;		/* loop only: a batch is out */
 	int		 quit;		/* the threads end when idle */
 	int		 efd;		/* eventfd: a batch is done */
-	struct event	*ev_done, *ev_kick, *ev_trash;
+	struct event	*ev_done, *ev_kick, *ev_trash, *ev_trash_low;
 	int		 trash_armed;	/* loop only: ev_trash pending */
+	size_t		 ntrash;	/* files handed, not removed yet */
+	int		 trash_behind;	/* the loop waits for ntrash to fall */
+	int		 trash_efd;	/* eventfd: it fell */
 	unsigned	 gen;
 } gc;
 
@@ -293,21 +296,59 @@ static struct {
  * many of them, not twice per message. */
 #define TRASH_DELAY_MS	50
 
+/*
+ * Files waiting for the trash thread, at most, before deliverd is handed
+ * more (commit_trash_behind); it is handed more again below half.  An
+ * unlink can take a tenth of a millisecond (a discard on the device),
+ * and a backlog drained at thousands of messages a second outran it by
+ * tens of thousands of files: held in memory, finished but not removed,
+ * and a stop had to wait for them all (or lose them to mailrootd's stop
+ * timer, and the next start delivered them again).
+ */
+#define TRASH_BEHIND	8192
+#define TRASH_STEP	64	/* files removed per count update */
+
 /* Rewrites per batch, at most: new mail committed meanwhile waits for
  * one batch, never for a whole retry pass's rewrites. */
 #define ENV_BATCH	64
+
+/* Trash thread: n more files removed; the loop told when the count falls
+ * below half the mark it waits on. */
+static void
+trash_removed(size_t n)
+{
+	uint64_t one = 1;
+	int wake = 0;
+
+	pthread_mutex_lock(&gc.lock);
+	gc.ntrash -= n;
+	if (gc.trash_behind && gc.ntrash < TRASH_BEHIND / 2) {
+		gc.trash_behind = 0;
+		wake = 1;
+	}
+	pthread_mutex_unlock(&gc.lock);
+	if (wake && write(gc.trash_efd, &one, sizeof(one)) != sizeof(one))
+		mr_panic("commit: eventfd write: %s", strerror(errno));
+}
 
 static void
 empty_trash(struct trash *t)
 {
 	struct trash *next;
+	size_t n = 0;
 
 	for (; t != NULL; t = next) {
 		next = t->next;
 		if (unlink(t->path) == -1 && errno != ENOENT)
 			mr_err("unlink %s: %s", t->path, strerror(errno));
 		free(t);
+		if (++n == TRASH_STEP) {
+			trash_removed(n);
+			n = 0;
+		}
 	}
+	if (n > 0)
+		trash_removed(n);
 }
 
 static void
@@ -755,6 +796,34 @@ commit_idle(void)
 	return !gc.busy && gc.collecting == NULL && gc.envq == NULL;
 }
 
+/* 1 while so many finished files wait for the trash thread that
+ * deliverd should not be handed more (sched_room); sched_feed is called
+ * once they fall below half. */
+int
+commit_trash_behind(void)
+{
+	int behind;
+
+	pthread_mutex_lock(&gc.lock);
+	behind = gc.ntrash >= TRASH_BEHIND;
+	if (behind)
+		gc.trash_behind = 1;
+	pthread_mutex_unlock(&gc.lock);
+	return behind;
+}
+
+static void
+trash_low_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	uint64_t v;
+
+	(void)ev;
+	(void)arg;
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	sched_feed();
+}
+
 static void
 trash_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -774,7 +843,8 @@ commit_init(void)
 	gc.ttail = &gc.trash;
 	gc.etail = &gc.envq;
 	journal_init();
-	if ((gc.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
+	if ((gc.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1 ||
+	    (gc.trash_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
 		mr_fatal("queued: eventfd: %s", strerror(errno));
 	pthread_mutex_init(&gc.lock, NULL);
 	pthread_cond_init(&gc.cond, NULL);
@@ -784,7 +854,10 @@ commit_init(void)
 	    NULL);
 	gc.ev_kick = evtimer_new(q->base, kick_cb, NULL);
 	gc.ev_trash = evtimer_new(q->base, trash_cb, NULL);
+	gc.ev_trash_low = event_new(q->base, gc.trash_efd, EV_READ |
+	    EV_PERSIST, trash_low_cb, NULL);
 	event_add(gc.ev_done, NULL);
+	event_add(gc.ev_trash_low, NULL);
 	if (pthread_create(&gc.thread, NULL, commit_worker, NULL) != 0 ||
 	    pthread_create(&gc.trash_thread, NULL, trash_worker, NULL) != 0)
 		mr_fatal("queued: cannot start the commit threads");
@@ -805,6 +878,7 @@ commit_unlink(const char *path)
 	pthread_mutex_lock(&gc.lock);
 	*gc.ttail = t;
 	gc.ttail = &t->next;
+	gc.ntrash++;
 	pthread_mutex_unlock(&gc.lock);
 	if (!gc.trash_armed) {
 		gc.trash_armed = 1;

@@ -470,13 +470,30 @@ remote_pending(const struct qmsg *m)
 	return 0;
 }
 
+static void	feed(void);
+
+/* Room came (the trash thread caught up): the messages waiting for it. */
+void
+sched_feed(void)
+{
+	feed();
+}
+
+/* Room for a delivery: deliverd's, and the trash thread's for the files
+ * of messages it finishes (commit_trash_behind). */
+static int
+sched_room(void)
+{
+	return job_room() && !commit_trash_behind();
+}
+
 /* Tries the messages that wait for room at deliverd, oldest first. */
 static void
 feed(void)
 {
 	struct qmsg *m;
 
-	while (q->deliverd != NULL && !q->held && job_room() &&
+	while (q->deliverd != NULL && !q->held && sched_room() &&
 	    (m = wait_pop()) != NULL)
 		attempt(m);
 }
@@ -584,7 +601,7 @@ attempt(struct qmsg *m)
 		return;
 	/* deliverd has no room: wait in line, no attempt counted */
 	wait_del(m);
-	if (q->deliverd != NULL && !job_room() && remote_pending(m)) {
+	if (q->deliverd != NULL && !sched_room() && remote_pending(m)) {
 		wait_push(m);
 		return;
 	}

@@ -163,6 +163,7 @@ void	commit_init(void);
 void	commit_new_channel(void);
 int	commit_idle(void);
 void	commit_unlink(const char *path);
+int	commit_trash_behind(void);
 /* queue_commit.c: envelope rewrites batched in the commit worker */
 #define ENVW_QUEUED	1	/* waiting for the next batch */
 #define ENVW_FLIGHT	2	/* in the worker's batch */
@@ -239,6 +240,7 @@ void	sched_replay(const unsigned char *, size_t);
 void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
+void	sched_feed(void);	/* room came: tries what waits for it */
 void	sched_clock_changed(void);	/* re-arms every timer */
 void	sched_now(struct qmsg *);	/* tries m from the loop, now */
 void	sched_forget(struct qmsg *);	/* m is freed: off the timers */
