@@ -21,7 +21,7 @@
  * queue_commit.c); ID.env is written when its state changes: to
  * Queue/tmp, flushed and renamed over the old file.  A deferral's
  * rewrite, which a crash may lose at no cost (the message is tried again
- * sooner), goes the same way in the commit worker's batch
+ * sooner), goes the same way in a batch of the rewrite worker
  * (commit_env_later), one flush for many; env_write waits for such a
  * rewrite in flight, so that the newer state lands last.
  * Every ID.env queued writes has the message's next try as its mtime

@@ -216,16 +216,18 @@ wait_del(struct qmsg *m)
  * so that a retry pass over a big queue (a flush, a restart) does not
  * hold up what arrives meanwhile; but one in every RETRY_SHARE comes
  * from the retries while both lines wait, so retries never starve.
+ * None from the retries when retries is 0 (their envelopes' rewrites
+ * are behind: queue_sched.c feed).
  */
 #define RETRY_SHARE	4
 
 struct qmsg *
-wait_pop(void)
+wait_pop(int retries)
 {
 	struct qmsg *m = ix.lines[0].head;
 
-	if (m == NULL || (ix.lines[1].head != NULL &&
-	    ++ix.turn % RETRY_SHARE == 0))
+	if (retries && (m == NULL || (ix.lines[1].head != NULL &&
+	    ++ix.turn % RETRY_SHARE == 0)))
 		m = ix.lines[1].head;
 	if (m != NULL)
 		wait_del(m);

@@ -253,7 +253,7 @@ finish(struct qmsg *m)
 	char path[4096];
 	int flight;
 
-	/* a rewrite in the commit worker lands before the removal */
+	/* a rewrite in the rewrite worker lands before the removal */
 	if (m->envw != 0)
 		commit_env_wait(m);
 	flight = (m->envw & ENVW_FLIGHT) != 0;
@@ -276,7 +276,7 @@ settle(struct qmsg *m)
 }
 
 /* lazy: no recipient's state changed, so the new envelope (attempts,
- * next try, reply texts) may be written in the commit worker's next
+ * next try, reply texts) may be written in the rewrite worker's next
  * batch rather than now: lost in a crash, the message is merely tried
  * again sooner. */
 static void
@@ -472,7 +472,8 @@ remote_pending(const struct qmsg *m)
 
 static void	feed(void);
 
-/* Room came (the trash thread caught up): the messages waiting for it. */
+/* Room came (the trash thread or the rewrites caught up): the messages
+ * waiting for it. */
 void
 sched_feed(void)
 {
@@ -487,15 +488,29 @@ sched_room(void)
 	return job_room() && !commit_trash_behind();
 }
 
-/* Tries the messages that wait for room at deliverd, oldest first. */
+/* Tries the messages that wait for room at deliverd, oldest first;
+ * the retries only while their envelopes' rewrites keep up (paced). */
 static void
 feed(void)
 {
 	struct qmsg *m;
 
 	while (q->deliverd != NULL && !q->held && sched_room() &&
-	    (m = wait_pop()) != NULL)
+	    (m = wait_pop(!commit_env_behind())) != NULL)
 		attempt(m);
+}
+
+/*
+ * A retry waits in line, as for room at deliverd, while the deferrals'
+ * envelope rewrites are behind (commit_env_behind): a pass over a big
+ * queue goes at the pace the disk writes its results, instead of
+ * holding every formatted envelope in memory for minutes, and the disk
+ * and the CPU it leaves free serve new mail, which never waits for this.
+ */
+static int
+paced(const struct qmsg *m)
+{
+	return m->attempts > 0 && commit_env_behind();
 }
 
 /*
@@ -601,7 +616,8 @@ attempt(struct qmsg *m)
 		return;
 	/* deliverd has no room: wait in line, no attempt counted */
 	wait_del(m);
-	if (q->deliverd != NULL && !sched_room() && remote_pending(m)) {
+	if (q->deliverd != NULL && (!sched_room() || paced(m)) &&
+	    remote_pending(m)) {
 		wait_push(m);
 		return;
 	}

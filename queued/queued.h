@@ -164,11 +164,12 @@ void	commit_new_channel(void);
 int	commit_idle(void);
 void	commit_unlink(const char *path);
 int	commit_trash_behind(void);
-/* queue_commit.c: envelope rewrites batched in the commit worker */
+/* queue_commit.c: envelope rewrites batched in the rewrite worker */
 #define ENVW_QUEUED	1	/* waiting for the next batch */
-#define ENVW_FLIGHT	2	/* in the worker's batch */
+#define ENVW_FLIGHT	2	/* in the rewrite worker's batch */
 void	commit_env_later(struct qmsg *);
 void	commit_env_wait(struct qmsg *);
+int	commit_env_behind(void);	/* too many rewrites wait */
 void	commit_env_forget(struct qmsg *);
 void	commit_shutdown(void);
 /* a message queued wrote itself (Pickup) into Queue/ID.eml through fd:
@@ -229,7 +230,7 @@ struct qmsg *job_find(uint64_t job);
 int	job_room(void);
 void	wait_push(struct qmsg *);
 void	wait_del(struct qmsg *);
-struct qmsg *wait_pop(void);
+struct qmsg *wait_pop(int retries);
 
 /* queue_sched.c: delivery scheduling and results */
 void	sched_recover(void);	/* lists the queue, reads it in slices */
@@ -240,9 +241,9 @@ void	sched_replay(const unsigned char *, size_t);
 void	sched_release(void);	/* recovered messages may now be tried */
 void	sched_deliverd_up(void);
 void	sched_deliverd_lost(void);
-void	sched_feed(void);	/* room came: tries what waits for it */
 void	sched_clock_changed(void);	/* re-arms every timer */
 void	sched_now(struct qmsg *);	/* tries m from the loop, now */
+void	sched_feed(void);	/* room came (queue_commit.c): tries what waits */
 void	sched_forget(struct qmsg *);	/* m is freed: off the timers */
 
 /* etrn.c: hold-for-etrn */
