@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -24,7 +25,6 @@
 #include "ipc_msg.h"
 #include "log.h"
 #include "proto.h"
-#include "util.h"
 
 struct frame {
 	struct frame	*next;
@@ -443,10 +443,19 @@ ipc_flush(struct mr_ipc *c)
 /* Writes the frames waiting, waiting up to timeout_ms for room: 0 once
  * none is left, -1 if the channel failed or the time ran out.  For a
  * process about to exit, whose loop no longer runs. */
+static uint64_t
+ipc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int
 mr_ipc_drain(struct mr_ipc *c, int timeout_ms)
 {
-	uint64_t end = mr_now_ms() + (uint64_t)timeout_ms, now;
+	uint64_t end = ipc_now_ms() + (uint64_t)timeout_ms, now;
 	struct pollfd p;
 
 	for (;;) {
@@ -455,7 +464,7 @@ mr_ipc_drain(struct mr_ipc *c, int timeout_ms)
 		ipc_flush(c);
 		if (c->head == NULL)
 			return 0;
-		if (c->dead || (now = mr_now_ms()) >= end)
+		if (c->dead || (now = ipc_now_ms()) >= end)
 			return -1;
 		p.fd = c->fd;
 		p.events = POLLOUT;

@@ -6,7 +6,7 @@ it exits, and queued reads every report deliverd sent before it went,
 so that a message delivered during the stop leaves Queue.  A report lost
 there would leave a delivered message queued, to be delivered again at
 the next start.  The second test stops queued (SIGSTOP) while deliverd
-finishes a few hundred deliveries, so that their results wait in the
+finishes hundreds of deliveries, so that their results wait in the
 channel when deliverd exits and queued is told to stop.
 """
 
@@ -16,6 +16,8 @@ import re
 import signal
 import smtplib
 import threading
+
+import pytest
 
 import mailroot_harness as mh
 from test_recover_slices import control_conf, ctl
@@ -57,9 +59,17 @@ def active(sock):
     return json.loads(p.stdout)["total"]["active"]
 
 
+# queued let go on once deliverd has exited (200 results: the channel
+# holds them all; queued must read them before it exits), or once it is
+# stopping (1000: more than the channel holds; deliverd must wait for
+# room to write the rest before it exits)
+EXITED = re.compile(r"deliverd \(pid \d+\) exited")
+
+
+@pytest.mark.parametrize("k, cont_after", [(200, EXITED), (1000, STOPPING)],
+                         ids=["read-to-the-end", "deliverd-drains"])
 def test_results_waiting_in_the_channel_are_read(start_mailroot, sink,
-                                                 workdir):
-    k = 1000
+                                                 workdir, k, cont_after):
     sock, extra = control_conf(workdir)
     d = start_mailroot(sink=sink, global_extra=extra)
     sink.hold = threading.Event()
@@ -79,9 +89,8 @@ def test_results_waiting_in_the_channel_are_read(start_mailroot, sink,
         assert mh.wait_until(lambda: d.log_text().count("status=sent") >= k,
                              120, 0.1), d.log_text()[-3000:]
         d.proc.send_signal(signal.SIGTERM)
-        assert mh.wait_until(lambda: re.search(
-            r"deliverd \(pid \d+\) exited", d.log_text()), 60, 0.1), \
-            d.log_text()[-3000:]
+        assert mh.wait_until(lambda: cont_after.search(d.log_text()), 60,
+                             0.05), d.log_text()[-3000:]
     finally:
         os.kill(queued, signal.SIGCONT)
     assert d.stop() == [], d.log_text()[-3000:]
