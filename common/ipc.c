@@ -440,9 +440,6 @@ ipc_flush(struct mr_ipc *c)
 	}
 }
 
-/* Writes the frames waiting, waiting up to timeout_ms for room: 0 once
- * none is left, -1 if the channel failed or the time ran out.  For a
- * process about to exit, whose loop no longer runs. */
 static uint64_t
 ipc_now_ms(void)
 {
@@ -452,6 +449,10 @@ ipc_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Writes the frames waiting, waiting up to timeout_ms for room: 0 once
+ * none is left, -1 if the channel failed (its owner was told, and may
+ * have freed it) or the time ran out.  For a process about to exit,
+ * whose loop no longer runs. */
 int
 mr_ipc_drain(struct mr_ipc *c, int timeout_ms)
 {
@@ -459,9 +460,17 @@ mr_ipc_drain(struct mr_ipc *c, int timeout_ms)
 	struct pollfd p;
 
 	for (;;) {
+		int freed = 0;
+
 		if (c->dead)
 			return -1;
+		/* a failed send reports the death to the owner, which may
+		 * free c from that callback */
+		c->freed = &freed;
 		ipc_flush(c);
+		if (freed)
+			return -1;
+		c->freed = NULL;
 		if (c->head == NULL)
 			return 0;
 		if (c->dead || (now = ipc_now_ms()) >= end)
