@@ -415,22 +415,16 @@ ipc_read(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
-static void
-ipc_flush(struct mr_ipc *c)
+/* Sends the frames waiting, in order: 0 once none is left, -1 (errno)
+ * at the first that cannot go. */
+static int
+ipc_send_waiting(struct mr_ipc *c)
 {
 	struct frame *f;
 
 	while ((f = c->head) != NULL) {
-		if (ipc_sendmsg(c->fd, f->fd, f->data, f->len) == -1) {
-			if (errno == EAGAIN || errno == ENOBUFS ||
-			    errno == EINTR) {
-				event_add(c->wev, NULL);
-				return;
-			}
-			mr_warn("ipc %s: send: %s", c->peer, strerror(errno));
-			ipc_fail(c);
-			return;
-		}
+		if (ipc_sendmsg(c->fd, f->fd, f->data, f->len) == -1)
+			return -1;
 		c->head = f->next;
 		if (c->head == NULL)
 			c->tail = &c->head;
@@ -438,6 +432,26 @@ ipc_flush(struct mr_ipc *c)
 			close(f->fd);
 		free(f);
 	}
+	return 0;
+}
+
+static int
+ipc_full(int err)
+{
+	return err == EAGAIN || err == ENOBUFS || err == EINTR;
+}
+
+static void
+ipc_flush(struct mr_ipc *c)
+{
+	if (ipc_send_waiting(c) == 0)
+		return;
+	if (ipc_full(errno)) {
+		event_add(c->wev, NULL);
+		return;
+	}
+	mr_warn("ipc %s: send: %s", c->peer, strerror(errno));
+	ipc_fail(c);
 }
 
 static uint64_t
@@ -450,9 +464,9 @@ ipc_now_ms(void)
 }
 
 /* Writes the frames waiting, waiting up to timeout_ms for room: 0 once
- * none is left, -1 if the channel failed (its owner was told, and may
- * have freed it) or the time ran out.  For a process about to exit,
- * whose loop no longer runs. */
+ * none is left, -1 if the channel failed or the time ran out (the owner
+ * is not called back: the process is about to exit, and its loop no
+ * longer runs). */
 int
 mr_ipc_drain(struct mr_ipc *c, int timeout_ms)
 {
@@ -460,20 +474,11 @@ mr_ipc_drain(struct mr_ipc *c, int timeout_ms)
 	struct pollfd p;
 
 	for (;;) {
-		int freed = 0;
-
 		if (c->dead)
 			return -1;
-		/* a failed send reports the death to the owner, which may
-		 * free c from that callback */
-		c->freed = &freed;
-		ipc_flush(c);
-		if (freed)
-			return -1;
-		c->freed = NULL;
-		if (c->head == NULL)
+		if (ipc_send_waiting(c) == 0)
 			return 0;
-		if (c->dead || (now = ipc_now_ms()) >= end)
+		if (!ipc_full(errno) || (now = ipc_now_ms()) >= end)
 			return -1;
 		p.fd = c->fd;
 		p.events = POLLOUT;
