@@ -629,34 +629,6 @@ commit_batch(struct commit *b, struct envw *ev)
 	env_install(ev);
 }
 
-static void *
-commit_worker(void *arg)
-{
-	struct commit *b;
-	uint64_t one = 1;
-
-	(void)arg;
-	pthread_mutex_lock(&gc.lock);
-	for (;;) {
-		while (gc.work == NULL && !gc.quit)
-			pthread_cond_wait(&gc.cond, &gc.lock);
-		if (gc.work == NULL)
-			break;		/* told to quit, and nothing left */
-		b = gc.work;
-		gc.work = NULL;
-		pthread_mutex_unlock(&gc.lock);
-		commit_batch(b, NULL);
-		pthread_mutex_lock(&gc.lock);
-		gc.done = b;
-		pthread_mutex_unlock(&gc.lock);
-		if (write(gc.efd, &one, sizeof(one)) != sizeof(one))
-			mr_panic("commit: eventfd write: %s", strerror(errno));
-		pthread_mutex_lock(&gc.lock);
-	}
-	pthread_mutex_unlock(&gc.lock);
-	return NULL;
-}
-
 /* Rewrite worker, tests only: the batch waits while the file env_gate
  * names exists, or until queued stops (lock held, let go meanwhile). */
 static void
@@ -673,29 +645,46 @@ env_gate_wait(void)
 	}
 }
 
+/* The commit's worker (arg NULL) and the rewrites' (arg non-NULL): each
+ * takes its whole line of work, writes it with commit_batch and wakes
+ * the loop through its eventfd. */
 static void *
-env_worker(void *arg)
+batch_worker(void *arg)
 {
+	int env = arg != NULL;
+	pthread_cond_t *cond = env ? &gc.env_cond : &gc.cond;
+	struct commit *b;
 	struct envw *ev;
 	uint64_t one = 1;
 
-	(void)arg;
 	pthread_mutex_lock(&gc.lock);
 	for (;;) {
-		while (gc.env_work == NULL && !gc.quit)
-			pthread_cond_wait(&gc.env_cond, &gc.lock);
-		if (gc.env_work == NULL)
+		while ((env ? gc.env_work == NULL : gc.work == NULL) &&
+		    !gc.quit)
+			pthread_cond_wait(cond, &gc.lock);
+		if (env ? gc.env_work == NULL : gc.work == NULL)
 			break;		/* told to quit, and nothing left */
-		env_gate_wait();
-		ev = gc.env_work;
-		gc.env_work = NULL;
+		b = NULL;
+		ev = NULL;
+		if (env) {
+			env_gate_wait();
+			ev = gc.env_work;
+			gc.env_work = NULL;
+		} else {
+			b = gc.work;
+			gc.work = NULL;
+		}
 		pthread_mutex_unlock(&gc.lock);
-		commit_batch(NULL, ev);
+		commit_batch(b, ev);
 		pthread_mutex_lock(&gc.lock);
-		gc.env_finished = 1;
-		pthread_cond_broadcast(&gc.done_cond);
+		if (env) {
+			gc.env_finished = 1;
+			pthread_cond_broadcast(&gc.done_cond);
+		} else
+			gc.done = b;
 		pthread_mutex_unlock(&gc.lock);
-		if (write(gc.env_efd, &one, sizeof(one)) != sizeof(one))
+		if (write(env ? gc.env_efd : gc.efd, &one, sizeof(one)) !=
+		    sizeof(one))
 			mr_panic("commit: eventfd write: %s", strerror(errno));
 		pthread_mutex_lock(&gc.lock);
 	}
@@ -978,8 +967,8 @@ commit_init(void)
 	event_add(gc.ev_done, NULL);
 	event_add(gc.ev_env_done, NULL);
 	event_add(gc.ev_trash_low, NULL);
-	if (pthread_create(&gc.thread, NULL, commit_worker, NULL) != 0 ||
-	    pthread_create(&gc.env_thread, NULL, env_worker, NULL) != 0 ||
+	if (pthread_create(&gc.thread, NULL, batch_worker, NULL) != 0 ||
+	    pthread_create(&gc.env_thread, NULL, batch_worker, &gc) != 0 ||
 	    pthread_create(&gc.trash_thread, NULL, trash_worker, NULL) != 0)
 		mr_fatal("queued: cannot start the commit threads");
 }
