@@ -520,23 +520,28 @@ def qscale_section(res_dir):
 # Why a target of issue 17 may be missed, and where the profile shows it;
 # printed only beside a target this run did not meet.
 TARGET_WHY = {
-    "c1": "c1 waits for each commit in turn: the batch of one message needs the "
-          "file system's flush (syncfs) and the journal's fsync, two cache flushes of "
-          "about 2.3 ms of a 3.3 ms cycle on this disk (\"Where a c20 session waits\"); "
-          "what was tried: one flush per batch instead of one per file (b017ed7).",
-    "ceiling": "the ceiling is smtp-source straight into smtp-sink, which needs none of "
-               "the relay's work; with the MTA between them the same two cores also carry "
-               "mailroot's 0.45-0.7 ms of CPU per message, two TCP sessions instead of one "
-               "and the file system's inode allocation and discard for one file per "
-               "message (\"Less CPU per relayed message\", \"CPU budget at c20 4k\"); "
-               "reusing queue files would save most of the file system's share but would "
-               "let smtpd write into other clients' committed messages, so it stays "
-               "rejected.",
+    "c1": "c1 is bound by latency, and the row most sensitive to a loaded host: each "
+          "message waits for its own commit, a syncfs and the journal's fsync, two cache "
+          "flushes; on the idle host it measured 2.75x (\"The idle host, and the last "
+          "levers tried\").  Tried: one flush per batch instead of one per file "
+          "(b017ed7); one fsync of the data file for a batch of one message, slower on "
+          "this file system, not made.",
+    "ceiling": "the row is CPU-bound (both cores 81-94 % busy, two thirds of it system "
+               "time), and the ceiling is smtp-source straight into smtp-sink, which needs "
+               "none of the relay's work: at 75 % two cores would leave about 0.21 ms per "
+               "message for the MTA, kernel included, a second TCP session and one file "
+               "created, flushed and removed, where the file system's part alone is "
+               "0.18-0.30 ms on this disk (\"Why 75 % of the ceiling is out of reach\", "
+               "\"Less CPU per relayed message\").  Reusing queue files would save most of "
+               "that part but would let smtpd write into other clients' committed "
+               "messages, so it stays rejected.",
     "spread": "the spread follows the file system's history: ext4 without a journal "
               "skips inodes deleted in the last minute or more when it allocates "
               "(`recently_deleted`), so a run right after one that removed 5000 files "
-              "pays more per file (\"The ext4 finding, checked\": 5.7 % against 1.5 % of "
-              "the samples in two back-to-back runs of the same tree).",
+              "pays more per file (\"The ext4 finding, checked\"; back-to-back runs of one "
+              "binary fell from 1627 to 1122 msg/s).  Tried: a journaled ext4 on a loop "
+              "device, which measured the loop device instead (\"Lever tried for the "
+              "spread\").",
 }
 
 
